@@ -1,0 +1,16 @@
+//! Types shared by `herdd` and `herdctl`.
+//!
+//! # Layout
+//! - [`names`]    — unit and instance names (`web`, `web@2`) and how they are matched
+//! - [`state`]    — states and exit statuses, spelled as SPEC.md spells them
+//! - [`protocol`] — the versioned JSON-lines control protocol (requests, replies, error codes)
+//! - [`client`]   — a small blocking client for the control socket
+//! - [`paths`]    — default locations of the config file and the socket
+//! - [`signals`]  — signal names and numbers
+
+pub mod client;
+pub mod names;
+pub mod paths;
+pub mod protocol;
+pub mod signals;
+pub mod state;

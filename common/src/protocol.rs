@@ -1,0 +1,345 @@
+//! The control protocol, version 1 (see `docs/protocol.md`).
+//!
+//! One JSON object per line in each direction. A request is
+//! `{"v": 1, "cmd": "<verb>", ...arguments}`; a reply is `{"ok": <payload>}` or
+//! `{"error": {"code": "<code>", "message": "<text>"}}`.
+
+use crate::state::{Exit, State};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// Longest request line the daemon accepts, newline included. Longer lines
+/// get a `too_large` error and the connection is closed.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A request from a client. Serialised with the verb in `cmd`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Units and instances; all of them when `names` is empty.
+    Status {
+        #[serde(default)]
+        names: Vec<String>,
+    },
+    /// Start units or instances; with `wait`, reply once every one is settled
+    /// (running, exited, failed, or blocked by a failed dependency).
+    Start {
+        names: Vec<String>,
+        #[serde(default = "default_true")]
+        wait: bool,
+    },
+    /// Stop units or instances; with `wait`, reply once every process is gone.
+    Stop {
+        names: Vec<String>,
+        #[serde(default = "default_true")]
+        wait: bool,
+    },
+    /// Stop, then start again; with `wait`, reply once every one is settled.
+    Restart {
+        names: Vec<String>,
+        #[serde(default = "default_true")]
+        wait: bool,
+    },
+    /// Send `signal` (a name like `SIGHUP` or `HUP`, or a number) to the
+    /// process group of every running instance.
+    Kill { names: Vec<String>, signal: String },
+    /// Change the number of instances of a service.
+    Scale { name: String, instances: u32 },
+    /// Stop everything (daemon/join semantics), then herdd exits.
+    Shutdown,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Machine-readable error codes; each maps to one herdctl exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, not an object, a missing or wrong argument.
+    BadRequest,
+    /// `v` is missing or not a version this daemon speaks.
+    UnsupportedVersion,
+    /// `cmd` names no verb this daemon knows.
+    UnknownCommand,
+    /// The request line is longer than [`MAX_REQUEST_BYTES`].
+    TooLarge,
+    /// A name matched no unit or instance.
+    NoSuchUnit,
+    /// The caller may not do this.
+    PermissionDenied,
+    /// The operation was carried out and did not succeed (e.g. a unit failed to start).
+    Failed,
+    /// herdd is shutting down and takes no new work.
+    ShuttingDown,
+}
+
+impl ErrorCode {
+    /// herdctl's exit code for this error (SPEC.md: 1 failed, 2 usage,
+    /// 4 no such unit, 5 permission denied).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorCode::NoSuchUnit => 4,
+            ErrorCode::PermissionDenied => 5,
+            ErrorCode::BadRequest
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::UnknownCommand
+            | ErrorCode::TooLarge => 2,
+            ErrorCode::Failed | ErrorCode::ShuttingDown => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::UnknownCommand => "unknown_command",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::NoSuchUnit => "no_such_unit",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::Failed => "failed",
+            ErrorCode::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// The body of an error reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One reply line: `{"ok": payload}` or `{"error": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reply {
+    Ok(serde_json::Value),
+    Error(ErrorBody),
+}
+
+impl Reply {
+    /// An `ok` reply carrying `payload`.
+    pub fn ok(payload: impl Serialize) -> Reply {
+        match serde_json::to_value(payload) {
+            Ok(value) => Reply::Ok(value),
+            Err(err) => Reply::error(ErrorCode::Failed, format!("cannot encode reply: {err}")),
+        }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Reply {
+        Reply::Error(ErrorBody::new(code, message))
+    }
+
+    /// The reply as one line of JSON, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"error":{"code":"failed","message":"cannot encode reply"}}"#.to_string()
+        });
+        line.push('\n');
+        line
+    }
+}
+
+/// Decodes one request line. Every failure is an error body ready to send back.
+pub fn decode_request(line: &[u8]) -> Result<Request, ErrorBody> {
+    let value: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|err| ErrorBody::new(ErrorCode::BadRequest, format!("not JSON: {err}")))?;
+    let serde_json::Value::Object(mut object) = value else {
+        return Err(ErrorBody::new(
+            ErrorCode::BadRequest,
+            "a request must be a JSON object",
+        ));
+    };
+    match object.remove("v") {
+        Some(v) if v.as_u64() == Some(PROTOCOL_VERSION) => {}
+        Some(v) => {
+            return Err(ErrorBody::new(
+                ErrorCode::UnsupportedVersion,
+                format!("protocol version {v} is not supported (this herdd speaks {PROTOCOL_VERSION})"),
+            ))
+        }
+        None => {
+            return Err(ErrorBody::new(
+                ErrorCode::UnsupportedVersion,
+                format!("missing \"v\": every request carries the protocol version ({PROTOCOL_VERSION})"),
+            ))
+        }
+    }
+    let verb = match object.get("cmd") {
+        Some(serde_json::Value::String(verb)) => verb.clone(),
+        Some(_) => return Err(ErrorBody::new(ErrorCode::BadRequest, "\"cmd\" must be a string")),
+        None => return Err(ErrorBody::new(ErrorCode::BadRequest, "missing \"cmd\"")),
+    };
+    if !KNOWN_VERBS.contains(&verb.as_str()) {
+        return Err(ErrorBody::new(
+            ErrorCode::UnknownCommand,
+            format!("unknown command {verb:?}"),
+        ));
+    }
+    serde_json::from_value(serde_json::Value::Object(object)).map_err(|err| {
+        ErrorBody::new(ErrorCode::BadRequest, format!("bad arguments for {verb:?}: {err}"))
+    })
+}
+
+/// Encodes a request as one line (with `v`), newline included.
+pub fn encode_request(request: &Request) -> String {
+    let mut value = serde_json::to_value(request).expect("requests always serialise");
+    if let serde_json::Value::Object(object) = &mut value {
+        object.insert("v".into(), PROTOCOL_VERSION.into());
+    }
+    let mut line = value.to_string();
+    line.push('\n');
+    line
+}
+
+/// Every `cmd` this version knows, so an unknown verb is told apart from bad arguments.
+pub const KNOWN_VERBS: &[&str] = &[
+    "status", "start", "stop", "restart", "kill", "scale", "shutdown",
+];
+
+/// Kind of unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitKind {
+    Service,
+    Task,
+}
+
+/// Payload of `status` (and of `start`/`stop`/`restart`/`scale`, for the units they touched).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub units: Vec<UnitStatus>,
+}
+
+/// One unit as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitStatus {
+    pub name: String,
+    pub kind: UnitKind,
+    /// The unit's overall state: the "least settled" of its instances.
+    pub state: State,
+    pub command: Vec<String>,
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// One instance as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    /// `web@2` for a pool's instance, `db` for a single service or task.
+    pub name: String,
+    pub state: State,
+    pub pid: Option<u32>,
+    /// Milliseconds since the current process was spawned.
+    pub uptime_ms: Option<u64>,
+    /// How many times herd restarted this instance after it exited.
+    pub restarts: u32,
+    pub last_exit: Option<Exit>,
+    /// Why the instance is waiting, backing off or failed, or what its exec error was.
+    pub reason: Option<String>,
+}
+
+/// Payload of `kill`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillReport {
+    /// Instances whose process group was signalled.
+    pub signalled: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip() {
+        let requests = [
+            Request::Status { names: vec![] },
+            Request::Start { names: vec!["web".into()], wait: false },
+            Request::Kill { names: vec!["web@1".into()], signal: "HUP".into() },
+            Request::Scale { name: "web".into(), instances: 3 },
+            Request::Shutdown,
+        ];
+        for request in requests {
+            let line = encode_request(&request);
+            assert!(line.ends_with('\n'));
+            assert!(line.contains("\"v\":1"));
+            assert_eq!(decode_request(line.trim_end().as_bytes()).unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let request = decode_request(br#"{"v":1,"cmd":"start","names":["a"]}"#).unwrap();
+        assert_eq!(request, Request::Start { names: vec!["a".into()], wait: true });
+        let request = decode_request(br#"{"v":1,"cmd":"status"}"#).unwrap();
+        assert_eq!(request, Request::Status { names: vec![] });
+    }
+
+    #[test]
+    fn malformed_requests_get_the_right_code() {
+        let cases: [(&[u8], ErrorCode); 8] = [
+            (b"garbage", ErrorCode::BadRequest),
+            (b"[1,2]", ErrorCode::BadRequest),
+            (br#"{"cmd":"status"}"#, ErrorCode::UnsupportedVersion),
+            (br#"{"v":2,"cmd":"status"}"#, ErrorCode::UnsupportedVersion),
+            (br#"{"v":1}"#, ErrorCode::BadRequest),
+            (br#"{"v":1,"cmd":"fly"}"#, ErrorCode::UnknownCommand),
+            (br#"{"v":1,"cmd":"scale","name":"web"}"#, ErrorCode::BadRequest),
+            (br#"{"v":1,"cmd":"status","bogus":1}"#, ErrorCode::BadRequest),
+        ];
+        for (line, code) in cases {
+            let err = decode_request(line).unwrap_err();
+            assert_eq!(err.code, code, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn known_verbs_match_the_request_enum() {
+        // One request of every variant: each verb must be listed, and nothing else.
+        let every_variant = [
+            Request::Status { names: vec![] },
+            Request::Start { names: vec![], wait: true },
+            Request::Stop { names: vec![], wait: true },
+            Request::Restart { names: vec![], wait: true },
+            Request::Kill { names: vec![], signal: "TERM".into() },
+            Request::Scale { name: "a".into(), instances: 1 },
+            Request::Shutdown,
+        ];
+        let mut verbs: Vec<String> = every_variant
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap()["cmd"].as_str().unwrap().to_string())
+            .collect();
+        verbs.sort();
+        let mut known: Vec<&str> = KNOWN_VERBS.to_vec();
+        known.sort();
+        assert_eq!(verbs, known);
+    }
+
+    #[test]
+    fn reply_shapes() {
+        assert_eq!(Reply::ok(serde_json::json!({})).to_line(), "{\"ok\":{}}\n");
+        let line = Reply::error(ErrorCode::NoSuchUnit, "no unit \"x\"").to_line();
+        assert_eq!(line, "{\"error\":{\"code\":\"no_such_unit\",\"message\":\"no unit \\\"x\\\"\"}}\n");
+        let back: Reply = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(back, Reply::error(ErrorCode::NoSuchUnit, "no unit \"x\""));
+    }
+}

@@ -1,0 +1,118 @@
+//! The validated configuration model: what herdd runs on. Every value here has
+//! passed validation; defaults are filled in.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole configuration: `[herd]` plus every unit, includes merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was loaded from (includes are resolved relative to it).
+    pub path: PathBuf,
+    pub herd: HerdSettings,
+    /// Services and tasks, in name order. Names are unique across both kinds.
+    pub units: Vec<UnitConfig>,
+}
+
+/// `[herd]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HerdSettings {
+    /// Control socket; default from `herd_common::paths::default_socket()`.
+    pub socket: PathBuf,
+    pub log_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// `"off"` (default), `"system"`, `"session"` or a bus address.
+    pub dbus: String,
+    /// How long shutdown joins `daemon = false` processes. Default 30s.
+    pub shutdown_timeout: Duration,
+    /// Members may control herd; others read only. Default none.
+    pub control_group: Option<String>,
+}
+
+/// Whether a unit is a long-running service or a one-shot task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitKind {
+    Service,
+    Task,
+}
+
+/// `[service.NAME]` or `[task.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitConfig {
+    pub name: String,
+    pub kind: UnitKind,
+    /// argv; never empty. May contain `{instance}`.
+    pub command: Vec<String>,
+    /// Replicas; `None` when the key is absent (a single instance named like
+    /// the unit). Services only; tasks always have one.
+    pub instances: Option<u32>,
+    /// Values may contain `{instance}`.
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// e.g. `umask = "027"` (an octal string).
+    pub umask: Option<u32>,
+    /// `rlimits = { nofile = 1024, core = 0 }`: soft = hard = the value.
+    pub rlimits: BTreeMap<Rlimit, u64>,
+    /// Units that must be satisfied before this one starts.
+    pub after: Vec<String>,
+    pub ready: Ready,
+    /// Default: `on-failure` for services, `never` for tasks.
+    pub restart: RestartPolicy,
+    /// Default 100ms.
+    pub restart_delay: Duration,
+    /// Default 30s.
+    pub restart_delay_max: Duration,
+    /// Default 5.
+    pub start_limit: u32,
+    /// Default 10s.
+    pub start_interval: Duration,
+    /// Signal number; default SIGTERM.
+    pub stop_signal: i32,
+    /// Default 10s.
+    pub stop_timeout: Duration,
+    /// Default `true` for services, `false` for tasks.
+    pub daemon: bool,
+    /// Whether to start it when herdd starts. Default true. (`autostart = false`
+    /// leaves it inactive until `herdctl start`.)
+    pub autostart: bool,
+}
+
+/// `ready = ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// Ready as soon as it is spawned (default).
+    Started,
+    /// Ready once it has stayed up this long.
+    After(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// The resource limits `rlimits` accepts, by their key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rlimit {
+    /// `nofile` — RLIMIT_NOFILE
+    Nofile,
+    /// `nproc` — RLIMIT_NPROC
+    Nproc,
+    /// `core` — RLIMIT_CORE
+    Core,
+    /// `memlock` — RLIMIT_MEMLOCK
+    Memlock,
+    /// `stack` — RLIMIT_STACK
+    Stack,
+    /// `as` — RLIMIT_AS
+    As,
+    /// `fsize` — RLIMIT_FSIZE
+    Fsize,
+    /// `cpu` — RLIMIT_CPU (seconds)
+    Cpu,
+}
