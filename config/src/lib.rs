@@ -1,1 +1,60 @@
+//! herd's configuration: TOML files in, a validated [`Config`] out.
+//!
+//! [`load`] reads the main file and everything it includes; [`parse`] does
+//! the same for text already in memory. Either returns a complete model with
+//! every default filled in, or *every* problem found, each with its file,
+//! line, column and key (`herd.toml:12:11: service.web.restart: ...`), so that
+//! `herdd --check-config` and a refused reload can show them all at once.
+//!
+//! # Layout
+//! - [`model`]      — the validated model the daemon runs on
+//! - `loader`       — reading files and includes, top-level keys
+//! - `include`      — expanding `include` globs
+//! - `herd`         — the `[herd]` table
+//! - `unit`         — `[service.NAME]` and `[task.NAME]`
+//! - `validate`     — checks across units: duplicates, `after` targets, cycles
+//! - `value`        — typed reading of TOML values, with type errors
+//! - `duration`     — `"10s"`-style durations
+//! - `paths`        — resolving relative paths against the config's directory
+//! - `source`, `errors` — positions and error reporting
 
+mod duration;
+mod errors;
+mod herd;
+mod include;
+mod loader;
+pub mod model;
+mod paths;
+mod source;
+mod unit;
+mod validate;
+mod value;
+
+use std::path::Path;
+
+pub use errors::{ConfigError, ConfigErrors};
+pub use model::*;
+
+use loader::Loader;
+
+/// Reads and validates the config file at `path` and the files it includes.
+///
+/// A file that cannot be read is reported as an error at its line 1,
+/// column 1, with an empty key.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let mut loader = Loader::new(path);
+    loader.read_file(path);
+    loader.finish()
+}
+
+/// Validates `text` as the content of the config file `path`. Includes are
+/// still read from disk, relative to `path`'s directory, and relative paths in
+/// `[herd]` and `cwd` are resolved against it.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let mut loader = Loader::new(path);
+    loader.read_text(path, text);
+    loader.finish()
+}
+
+#[cfg(test)]
+mod tests;

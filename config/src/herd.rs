@@ -1,0 +1,91 @@
+//! `[herd]`: settings of the daemon itself. Only the main config file may
+//! have it (the caller enforces that), so there is exactly one place to look.
+
+use std::path::{Path, PathBuf};
+
+use herd_common::paths::{default_log_dir, default_socket, default_state_dir};
+
+use crate::model::HerdSettings;
+use crate::paths::resolve;
+use crate::value::{key_path, unknown_key, Cx, Value};
+
+const KEYS: &[&str] = &[
+    "socket",
+    "log_dir",
+    "state_dir",
+    "dbus",
+    "shutdown_timeout",
+    "control_group",
+];
+
+/// The settings used when `[herd]` (or one of its keys) is absent.
+pub(crate) fn defaults() -> HerdSettings {
+    HerdSettings {
+        socket: default_socket(),
+        log_dir: default_log_dir(),
+        state_dir: default_state_dir(),
+        dbus: "off".to_string(),
+        shutdown_timeout: std::time::Duration::from_secs(30),
+        control_group: None,
+    }
+}
+
+/// Reads `[herd]`; relative paths are resolved against `base`, the main
+/// config file's directory.
+pub(crate) fn parse(cx: &mut Cx, value: &Value, base: &Path) -> HerdSettings {
+    let mut settings = defaults();
+    let Some(table) = cx.table("herd", value) else {
+        return settings;
+    };
+    for (key, value) in table.iter() {
+        let name: &str = key.get_ref();
+        let path = key_path("herd", name);
+        match name {
+            "socket" => set(&mut settings.socket, dir_or_file(cx, &path, value, base)),
+            "log_dir" => set(&mut settings.log_dir, dir_or_file(cx, &path, value, base)),
+            "state_dir" => set(&mut settings.state_dir, dir_or_file(cx, &path, value, base)),
+            "dbus" => set(&mut settings.dbus, dbus(cx, &path, value)),
+            "shutdown_timeout" => set(&mut settings.shutdown_timeout, cx.duration(&path, value)),
+            "control_group" => {
+                let group = cx.non_empty_string(&path, value);
+                set(
+                    &mut settings.control_group,
+                    group.map(|g| Some(g.to_string())),
+                );
+            }
+            _ => cx.error(key.span(), &path, unknown_key(name, KEYS)),
+        }
+    }
+    settings
+}
+
+/// Overwrites a default only when the value was valid.
+pub(crate) fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
+
+fn dir_or_file(cx: &mut Cx, key: &str, value: &Value, base: &Path) -> Option<PathBuf> {
+    cx.non_empty_string(key, value)
+        .map(|text| resolve(base, text))
+}
+
+/// `"off"`, `"system"`, `"session"`, or something that looks like a D-Bus
+/// address (`unix:path=...`); the address itself is checked when connecting.
+fn dbus(cx: &mut Cx, key: &str, value: &Value) -> Option<String> {
+    let text = cx.string(key, value)?;
+    let known = matches!(text, "off" | "system" | "session");
+    if known || text.contains([':', '=']) {
+        return Some(text.to_string());
+    }
+    cx.error(
+        value.span(),
+        key,
+        format!(
+            "invalid dbus setting `{text}` (expected \"off\", \"system\", \"session\" \
+             or a bus address like \"unix:path=/run/dbus/system_bus_socket\")"
+        ),
+    );
+    None
+}

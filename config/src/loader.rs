@@ -1,0 +1,164 @@
+//! Reading the main file and everything it includes, one file at a time.
+//!
+//! Each file is parsed and checked on its own, its units are kept, and only
+//! then are its includes read (depth first, in order). Cross-unit checks run in
+//! `validate.rs` once every file is in.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use toml::de::DeTable;
+
+use crate::errors::{ConfigErrors, Errors, Location};
+use crate::model::{Config, HerdSettings, UnitKind};
+use crate::paths::directory_of;
+use crate::source::Source;
+use crate::unit::{parse_units, ParsedUnit};
+use crate::value::{not_supported_yet, unknown_key, Cx};
+use crate::{herd, include, validate};
+
+const TOP_LEVEL_KEYS: &[&str] = &["include", "herd", "service", "task"];
+
+/// Top-level tables from SPEC.md that a later release will implement.
+const NOT_YET_SUPPORTED: &[&str] = &["pool", "semaphore", "event"];
+
+/// Everything read so far.
+pub(crate) struct Loader {
+    main: PathBuf,
+    errors: Errors,
+    /// Files in the order they were read, as they are named in errors.
+    files: Vec<PathBuf>,
+    /// Canonical paths of files already read: a file included twice (or an
+    /// include loop) is read once.
+    seen: HashSet<PathBuf>,
+    units: Vec<ParsedUnit>,
+    herd: Option<HerdSettings>,
+    /// False once a file could not be read or parsed: its units are unknown,
+    /// so "unknown unit" errors about them would be false alarms.
+    complete: bool,
+}
+
+/// What one file contributes.
+#[derive(Default)]
+struct FileContents {
+    herd: Option<HerdSettings>,
+    units: Vec<ParsedUnit>,
+    includes: Vec<PathBuf>,
+}
+
+impl Loader {
+    pub fn new(main: &Path) -> Loader {
+        Loader {
+            main: main.to_path_buf(),
+            errors: Errors::default(),
+            files: Vec::new(),
+            seen: HashSet::new(),
+            units: Vec::new(),
+            herd: None,
+            complete: true,
+        }
+    }
+
+    /// Reads `path` from disk, unless it has been read already.
+    pub fn read_file(&mut self, path: &Path) {
+        if !self.first_visit(path) {
+            return;
+        }
+        match fs::read_to_string(path) {
+            Ok(text) => self.read_text(path, &text),
+            Err(error) => {
+                self.files.push(path.to_path_buf());
+                let message = format!("cannot read file: {error}");
+                self.errors.push(&Location::start_of(path), "", message);
+                self.complete = false;
+            }
+        }
+    }
+
+    /// Reads a file whose text is already at hand, then its includes.
+    pub fn read_text(&mut self, path: &Path, text: &str) {
+        self.first_visit(path);
+        self.files.push(path.to_path_buf());
+        let source = Source { path, text };
+        let root = match DeTable::parse(text) {
+            Ok(root) => root,
+            Err(error) => {
+                let at = error
+                    .span()
+                    .map_or_else(|| Location::start_of(path), |span| source.locate(span));
+                self.errors.push(&at, "", error.message().trim_end());
+                self.complete = false;
+                return;
+            }
+        };
+        let is_main = path == self.main;
+        let mut cx = Cx {
+            source,
+            errors: &mut self.errors,
+        };
+        let contents = read_root(&mut cx, root.get_ref(), is_main);
+        if contents.herd.is_some() {
+            self.herd = contents.herd;
+        }
+        self.units.extend(contents.units);
+        for included in &contents.includes {
+            self.read_file(included);
+        }
+    }
+
+    /// The validated config, or every error found in every file.
+    pub fn finish(mut self) -> Result<Config, ConfigErrors> {
+        validate::check_units(&self.units, self.complete, &mut self.errors);
+        if !self.errors.is_empty() {
+            return Err(self.errors.into_sorted(&self.files));
+        }
+        let mut units: Vec<_> = self.units.into_iter().map(|unit| unit.config).collect();
+        units.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Config {
+            path: self.main,
+            herd: self.herd.unwrap_or_else(herd::defaults),
+            units,
+        })
+    }
+
+    /// Records `path` as read; false if it had been already.
+    fn first_visit(&mut self, path: &Path) -> bool {
+        let identity = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.seen.insert(identity)
+    }
+}
+
+/// Dispatches the top-level keys of one file.
+fn read_root(cx: &mut Cx, root: &DeTable, is_main: bool) -> FileContents {
+    let dir = directory_of(cx.source.path);
+    let mut contents = FileContents::default();
+    for (key, value) in root.iter() {
+        let name: &str = key.get_ref();
+        match name {
+            "include" => contents.includes = include::expand(cx, value),
+            "herd" if is_main => contents.herd = Some(herd::parse(cx, value, &dir)),
+            "herd" => cx.error(
+                key.span(),
+                name,
+                "`[herd]` is only allowed in the main config file, not in an included one",
+            ),
+            "service" => contents
+                .units
+                .extend(parse_units(cx, UnitKind::Service, value, &dir)),
+            "task" => contents
+                .units
+                .extend(parse_units(cx, UnitKind::Task, value, &dir)),
+            _ if NOT_YET_SUPPORTED.contains(&name) => {
+                cx.error(key.span(), name, not_supported_yet(&format!("`[{name}]`")));
+            }
+            _ => cx.error(key.span(), name, unknown_key(name, TOP_LEVEL_KEYS)),
+        }
+    }
+    // Tables are stored by key; restore the order of the file so that
+    // "defined twice" errors point at the later definition.
+    contents
+        .units
+        .sort_by_key(|unit| (unit.at.line, unit.at.column));
+    contents
+}

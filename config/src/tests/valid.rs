@@ -1,0 +1,191 @@
+//! Valid configs parse into the expected model, defaults filled in.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use herd_common::paths::{default_log_dir, default_socket, default_state_dir};
+
+use herd_common::signals::parse_signal;
+
+use super::MAIN;
+use crate::*;
+
+/// SPEC.md's example, minus what this release does not support yet.
+const FULL: &str = r#"
+[herd]
+socket = "/run/herd/herd.sock"
+log_dir = "log"
+state_dir = "/var/lib/herd"
+dbus = "system"
+shutdown_timeout = "1m30s"
+control_group = "herd"
+
+[task.migrate]
+command = ["/usr/bin/migrate", "--up"]
+
+[service.db]
+command = ["/usr/bin/postgres", "-D", "/var/lib/pg"]
+after = ["migrate"]
+ready = "2s"
+restart = "always"
+stop_signal = "SIGINT"
+stop_timeout = "10s"
+
+[service.web]
+command = ["/usr/bin/app", "--port", "80{instance}"]
+instances = 4
+after = ["db"]
+daemon = true
+user = "www-data"
+group = "www-data"
+cwd = "srv"
+env = { APP_ENV = "prod", PORT = "80{instance}" }
+umask = "027"
+rlimits = { nofile = 4096, core = 0, as = "infinity" }
+restart_delay = "0s"
+restart_delay_max = "30s"
+start_limit = 5
+start_interval = "60s"
+autostart = false
+"#;
+
+fn sig(name: &str) -> i32 {
+    parse_signal(name).expect("a known signal")
+}
+
+fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
+    let service = kind == UnitKind::Service;
+    UnitConfig {
+        name: name.to_string(),
+        kind,
+        command: command.iter().map(|word| word.to_string()).collect(),
+        instances: None,
+        env: BTreeMap::new(),
+        cwd: None,
+        user: None,
+        group: None,
+        umask: None,
+        rlimits: BTreeMap::new(),
+        after: Vec::new(),
+        ready: Ready::Started,
+        restart: if service {
+            RestartPolicy::OnFailure
+        } else {
+            RestartPolicy::Never
+        },
+        restart_delay: Duration::from_millis(100),
+        restart_delay_max: Duration::from_secs(30),
+        start_limit: 5,
+        start_interval: Duration::from_secs(10),
+        stop_signal: sig("SIGTERM"),
+        stop_timeout: Duration::from_secs(10),
+        daemon: service,
+        autostart: true,
+    }
+}
+
+#[test]
+fn full_config() {
+    let config = parse(Path::new(MAIN), FULL).unwrap_or_else(|errors| panic!("{errors}"));
+    let herd = HerdSettings {
+        socket: PathBuf::from("/run/herd/herd.sock"),
+        log_dir: PathBuf::from("/etc/herd/log"),
+        state_dir: PathBuf::from("/var/lib/herd"),
+        dbus: "system".to_string(),
+        shutdown_timeout: Duration::from_secs(90),
+        control_group: Some("herd".to_string()),
+    };
+    let migrate = unit("migrate", UnitKind::Task, &["/usr/bin/migrate", "--up"]);
+    let db = UnitConfig {
+        after: vec!["migrate".to_string()],
+        ready: Ready::After(Duration::from_secs(2)),
+        restart: RestartPolicy::Always,
+        stop_signal: sig("SIGINT"),
+        ..unit("db", UnitKind::Service, &["/usr/bin/postgres", "-D", "/var/lib/pg"])
+    };
+    let web = UnitConfig {
+        instances: Some(4),
+        after: vec!["db".to_string()],
+        user: Some("www-data".to_string()),
+        group: Some("www-data".to_string()),
+        cwd: Some(PathBuf::from("/etc/herd/srv")),
+        env: BTreeMap::from([
+            ("APP_ENV".to_string(), "prod".to_string()),
+            ("PORT".to_string(), "80{instance}".to_string()),
+        ]),
+        umask: Some(0o027),
+        rlimits: BTreeMap::from([(Rlimit::Nofile, 4096), (Rlimit::Core, 0), (Rlimit::As, u64::MAX)]),
+        restart_delay: Duration::ZERO,
+        start_interval: Duration::from_secs(60),
+        autostart: false,
+        ..unit("web", UnitKind::Service, &["/usr/bin/app", "--port", "80{instance}"])
+    };
+    let expected = Config {
+        path: PathBuf::from(MAIN),
+        herd,
+        units: vec![db, migrate, web],
+    };
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn defaults() {
+    let text = "[service.a]\ncommand = [\"a\"]\n[task.b]\ncommand = [\"b\"]\n";
+    let config = parse(Path::new(MAIN), text).unwrap_or_else(|errors| panic!("{errors}"));
+    let herd = HerdSettings {
+        socket: default_socket(),
+        log_dir: default_log_dir(),
+        state_dir: default_state_dir(),
+        dbus: "off".to_string(),
+        shutdown_timeout: Duration::from_secs(30),
+        control_group: None,
+    };
+    assert_eq!(config.herd, herd);
+    assert_eq!(
+        config.units,
+        [unit("a", UnitKind::Service, &["a"]), unit("b", UnitKind::Task, &["b"])]
+    );
+}
+
+#[test]
+fn an_empty_file_is_a_valid_config() {
+    let config = parse(Path::new(MAIN), "").unwrap_or_else(|errors| panic!("{errors}"));
+    assert!(config.units.is_empty());
+}
+
+/// Alternative spellings that must all be accepted, each checked on one field.
+#[test]
+fn accepted_spellings() {
+    let cases: &[(&str, fn(&UnitConfig) -> bool)] = &[
+        ("stop_signal = \"INT\"", |u| u.stop_signal == sig("SIGINT")),
+        ("stop_signal = \"sigkill\"", |u| u.stop_signal == sig("SIGKILL")),
+        ("stop_signal = 9", |u| u.stop_signal == 9),
+        ("umask = \"0027\"", |u| u.umask == Some(0o027)),
+        ("umask = \"0\"", |u| u.umask == Some(0)),
+        ("ready = \"started\"", |u| u.ready == Ready::Started),
+        ("ready = \"1m30s\"", |u| u.ready == Ready::After(Duration::from_secs(90))),
+        ("restart = \"never\"", |u| u.restart == RestartPolicy::Never),
+        ("instances = 0", |u| u.instances == Some(0)),
+        ("instances = 10_000", |u| u.instances == Some(10_000)),
+        ("start_limit = 0x10", |u| u.start_limit == 16),
+        ("cwd = \"/srv\"", |u| u.cwd.as_deref() == Some(Path::new("/srv"))),
+        ("after = [\"b\", \"b\"]", |u| u.after == ["b"]),
+        ("env = {}", |u| u.env.is_empty()),
+        ("daemon = false", |u| !u.daemon),
+    ];
+    for (line, check) in cases {
+        let text = format!("[service.a]\ncommand = [\"a\"]\n{line}\n[task.b]\ncommand = [\"b\"]\n");
+        let config = parse(Path::new(MAIN), &text).unwrap_or_else(|errors| panic!("{line}: {errors}"));
+        assert!(check(&config.units[0]), "{line}: {:#?}", config.units[0]);
+    }
+}
+
+#[test]
+fn dbus_addresses() {
+    for dbus in ["off", "session", "unix:path=/run/dbus/system_bus_socket", "tcp:host=x"] {
+        let text = format!("[herd]\ndbus = \"{dbus}\"\n");
+        let config = parse(Path::new(MAIN), &text).unwrap_or_else(|errors| panic!("{errors}"));
+        assert_eq!(config.herd.dbus, dbus);
+    }
+}

@@ -1,0 +1,77 @@
+//! One module per verb, each with an `exec` (as cargo's
+//! `src/bin/cargo/commands/`). A verb prints its own output and returns an
+//! [`Outcome`]; failures to talk to herdd are returned as [`Error`]s and
+//! reported by `main`.
+
+mod completions;
+mod kill;
+mod lifecycle;
+mod scale;
+mod shutdown;
+mod status;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+use crate::output;
+use herd_common::client::{Client, ClientError};
+use herd_common::protocol::Request;
+use serde::de::DeserializeOwned;
+use std::path::PathBuf;
+
+/// How a verb that did its job ended; `main` turns it into the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for happened.
+    Success,
+    /// The request was carried out and did not succeed (a unit failed to
+    /// start, nothing to signal). The verb has already said why.
+    Failed,
+    /// `status NAME`: a named unit is not running (as `systemctl status`).
+    NotRunning,
+}
+
+/// What every verb needs from the global flags.
+#[derive(Debug)]
+pub struct Context {
+    /// The control socket to connect to.
+    pub socket: PathBuf,
+    /// `--json`: print one JSON document instead of human output.
+    pub json: bool,
+    /// Whether human output may be coloured (stdout is a terminal).
+    pub colour: bool,
+}
+
+impl Context {
+    /// Sends one request over a fresh connection and decodes the `ok`
+    /// payload as `T`. A payload of the wrong shape means herdd and herdctl
+    /// disagree on the protocol, which is reported as a protocol error.
+    pub fn call<T: DeserializeOwned>(&self, request: &Request) -> Result<T, Error> {
+        let payload = Client::connect(&self.socket)?.call(request)?;
+        serde_json::from_value(payload).map_err(|err| {
+            Error::Client(ClientError::Protocol(format!(
+                "unexpected reply from herdd: {err}"
+            )))
+        })
+    }
+}
+
+/// Runs the verb `cli` asks for.
+pub fn exec(cli: Cli) -> Result<Outcome, Error> {
+    let ctx = Context {
+        socket: cli
+            .socket
+            .unwrap_or_else(herd_common::paths::default_socket),
+        json: cli.json,
+        colour: output::use_colour(),
+    };
+    match cli.command {
+        Command::Status(args) => status::exec(&ctx, args),
+        Command::Start(args) => lifecycle::exec(&ctx, lifecycle::Verb::Start, args),
+        Command::Stop(args) => lifecycle::exec(&ctx, lifecycle::Verb::Stop, args),
+        Command::Restart(args) => lifecycle::exec(&ctx, lifecycle::Verb::Restart, args),
+        Command::Kill(args) => kill::exec(&ctx, args),
+        Command::Scale(args) => scale::exec(&ctx, args),
+        Command::Shutdown => shutdown::exec(&ctx),
+        Command::Completions(args) => completions::exec(args),
+    }
+}

@@ -1,0 +1,391 @@
+//! `herdctl status [NAME...]`: a table of every instance, or a
+//! `systemctl status`-like block per named unit.
+
+use super::{Context, Outcome};
+use crate::cli::StatusArgs;
+use crate::error::Error;
+use crate::output::{self, format_command, format_duration, format_exit, Cell, Paint, Table};
+use herd_common::protocol::{InstanceStatus, Request, StatusReport, UnitKind, UnitStatus};
+use herd_common::state::State;
+use std::fmt::Write as _;
+
+pub fn exec(ctx: &Context, args: StatusArgs) -> Result<Outcome, Error> {
+    let named = !args.names.is_empty();
+    let report: StatusReport = ctx.call(&Request::Status { names: args.names })?;
+    if ctx.json {
+        output::print_json(&report)?;
+    } else if named {
+        output::print_text(&render_blocks(&report, ctx.colour))?;
+    } else {
+        output::print_text(&render_table(&report, ctx.colour))?;
+    }
+    Ok(outcome(named, &report))
+}
+
+/// Exit 3 when a named unit is not running, as `systemctl status` does for
+/// anything not active. Judged on the instances herdd returned, so that
+/// `status web@2` is about `web@2` only; a unit scaled to zero is not running.
+fn outcome(named: bool, report: &StatusReport) -> Outcome {
+    let all_running = !report.units.is_empty()
+        && report.units.iter().all(|unit| {
+            !unit.instances.is_empty() && unit.instances.iter().all(|i| i.state == State::Running)
+        });
+    if named && !all_running {
+        Outcome::NotRunning
+    } else {
+        Outcome::Success
+    }
+}
+
+/// One row per instance; a unit without instances (scaled to zero) still
+/// gets a row so it never silently disappears. The REASON column only
+/// appears when some instance has a reason.
+pub fn render_table(report: &StatusReport, colour: bool) -> String {
+    let with_reason = report
+        .units
+        .iter()
+        .flat_map(|unit| &unit.instances)
+        .any(|instance| instance.reason.is_some());
+    let mut header = vec!["UNIT", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"];
+    if with_reason {
+        header.push("REASON");
+    }
+    let mut table = Table::new(&header);
+    for unit in &report.units {
+        if unit.instances.is_empty() {
+            table.push(vec![
+                Cell::new(&unit.name),
+                Cell::painted(unit.state.as_str(), Paint::for_state(unit.state)),
+            ]);
+        }
+        for instance in &unit.instances {
+            let mut row = vec![
+                Cell::new(&instance.name),
+                Cell::painted(instance.state.as_str(), Paint::for_state(instance.state)),
+                Cell::new(
+                    instance
+                        .pid
+                        .map_or_else(|| "-".into(), |pid| pid.to_string()),
+                ),
+                Cell::new(
+                    instance
+                        .uptime_ms
+                        .map_or_else(|| "-".into(), format_duration),
+                ),
+                Cell::new(instance.restarts.to_string()),
+                Cell::new(format_exit(instance.last_exit.as_ref())),
+            ];
+            if with_reason {
+                row.push(Cell::new(instance.reason.as_deref().unwrap_or("")));
+            }
+            table.push(row);
+        }
+    }
+    table.render(colour)
+}
+
+/// How far the shortest label of a status block is indented.
+const INDENT: usize = 4;
+
+/// A block per unit, separated by blank lines, like `systemctl status`.
+pub fn render_blocks(report: &StatusReport, colour: bool) -> String {
+    report
+        .units
+        .iter()
+        .map(|unit| render_block(unit, colour))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// ```text
+/// ● web - service, 2 instances
+///       State: running
+///     Command: /usr/bin/app --port 80{instance}
+///       web@0: running, pid 1240, up 5m10s, 2 restarts, last exit code 1
+/// ```
+/// Labels are right-aligned so the colons line up, whatever the instance names.
+fn render_block(unit: &UnitStatus, colour: bool) -> String {
+    let paint = Paint::for_state(unit.state);
+    let count = unit.instances.len();
+    let mut lines = vec![(
+        "State".to_string(),
+        paint.apply(unit.state.as_str(), colour),
+    )];
+    lines.push(("Command".to_string(), format_command(&unit.command)));
+    for instance in &unit.instances {
+        lines.push((instance.name.clone(), describe_instance(instance, colour)));
+    }
+    let longest_label = lines.iter().map(|(label, _)| label.chars().count()).max();
+    let label_width = INDENT + longest_label.unwrap_or(0);
+
+    let mut out = format!(
+        "{} {} - {}, {count} {}\n",
+        paint.apply("●", colour),
+        unit.name,
+        kind_name(unit.kind),
+        if count == 1 { "instance" } else { "instances" },
+    );
+    for (label, value) in lines {
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "{label:>label_width$}: {value}");
+    }
+    out
+}
+
+/// `running, pid 1240, up 5m10s, 2 restarts, last exit code 1`, or
+/// `failed (start limit hit), 5 restarts, last exit SIGKILL`: the reason
+/// follows the state it explains, as in systemctl's `failed (Result: ...)`.
+fn describe_instance(instance: &InstanceStatus, colour: bool) -> String {
+    let state = Paint::for_state(instance.state).apply(instance.state.as_str(), colour);
+    let mut parts = vec![match &instance.reason {
+        Some(reason) => format!("{state} ({reason})"),
+        None => state,
+    }];
+    if let Some(pid) = instance.pid {
+        parts.push(format!("pid {pid}"));
+    }
+    if let Some(uptime) = instance.uptime_ms {
+        parts.push(format!("up {}", format_duration(uptime)));
+    }
+    parts.push(match instance.restarts {
+        1 => "1 restart".to_string(),
+        n => format!("{n} restarts"),
+    });
+    if let Some(exit) = &instance.last_exit {
+        parts.push(format!("last exit {}", format_exit(Some(exit))));
+    }
+    parts.join(", ")
+}
+
+fn kind_name(kind: UnitKind) -> &'static str {
+    match kind {
+        UnitKind::Service => "service",
+        UnitKind::Task => "task",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herd_common::state::Exit;
+
+    fn instance(name: &str, state: State) -> InstanceStatus {
+        InstanceStatus {
+            name: name.into(),
+            state,
+            pid: None,
+            uptime_ms: None,
+            restarts: 0,
+            last_exit: None,
+            reason: None,
+        }
+    }
+
+    fn running(name: &str, pid: u32, uptime_ms: u64) -> InstanceStatus {
+        InstanceStatus {
+            pid: Some(pid),
+            uptime_ms: Some(uptime_ms),
+            ..instance(name, State::Running)
+        }
+    }
+
+    fn unit(
+        name: &str,
+        kind: UnitKind,
+        state: State,
+        instances: Vec<InstanceStatus>,
+    ) -> UnitStatus {
+        UnitStatus {
+            name: name.into(),
+            kind,
+            state,
+            command: vec![
+                "/usr/bin/app".into(),
+                "--port".into(),
+                "80{instance}".into(),
+            ],
+            instances,
+        }
+    }
+
+    /// A pool with one healthy, one backing-off and one broken instance, a
+    /// single service, a finished task and a pool scaled to zero.
+    fn sample() -> StatusReport {
+        StatusReport {
+            units: vec![
+                unit(
+                    "web",
+                    UnitKind::Service,
+                    State::Failed,
+                    vec![
+                        InstanceStatus {
+                            restarts: 2,
+                            last_exit: Some(Exit::Code(1)),
+                            ..running("web@0", 1240, 310_000)
+                        },
+                        InstanceStatus {
+                            restarts: 3,
+                            last_exit: Some(Exit::Signal("SIGKILL".into())),
+                            reason: Some("restarting in 400ms".into()),
+                            ..instance("web@1", State::Backoff)
+                        },
+                        InstanceStatus {
+                            reason: Some("exec /no/such: No such file or directory".into()),
+                            ..instance("web@2", State::Failed)
+                        },
+                    ],
+                ),
+                unit(
+                    "db",
+                    UnitKind::Service,
+                    State::Running,
+                    vec![running("db", 1234, 2 * 3_600_000 + 3 * 60_000)],
+                ),
+                unit(
+                    "migrate",
+                    UnitKind::Task,
+                    State::Exited,
+                    vec![InstanceStatus {
+                        last_exit: Some(Exit::Code(0)),
+                        ..instance("migrate", State::Exited)
+                    }],
+                ),
+                unit("idle", UnitKind::Service, State::Inactive, vec![]),
+            ],
+        }
+    }
+
+    #[test]
+    fn table() {
+        let expected = "\
+UNIT     STATE     PID   UPTIME  RESTARTS  LAST EXIT  REASON
+web@0    running   1240  5m10s   2         code 1
+web@1    backoff   -     -       3         SIGKILL    restarting in 400ms
+web@2    failed    -     -       0         -          exec /no/such: No such file or directory
+db       running   1234  2h3m    0         -
+migrate  exited    -     -       0         code 0
+idle     inactive
+";
+        assert_eq!(render_table(&sample(), false), expected);
+    }
+
+    #[test]
+    fn table_without_reasons_has_no_reason_column() {
+        let report = StatusReport {
+            units: vec![unit(
+                "db",
+                UnitKind::Service,
+                State::Running,
+                vec![running("db", 7, 3_000)],
+            )],
+        };
+        let expected = "\
+UNIT  STATE    PID  UPTIME  RESTARTS  LAST EXIT
+db    running  7    3s      0         -
+";
+        assert_eq!(render_table(&report, false), expected);
+        let empty = StatusReport { units: vec![] };
+        assert_eq!(
+            render_table(&empty, false),
+            "UNIT  STATE  PID  UPTIME  RESTARTS  LAST EXIT\n"
+        );
+    }
+
+    #[test]
+    fn blocks() {
+        let expected = "\
+● web - service, 3 instances
+      State: failed
+    Command: /usr/bin/app --port 80{instance}
+      web@0: running, pid 1240, up 5m10s, 2 restarts, last exit code 1
+      web@1: backoff (restarting in 400ms), 3 restarts, last exit SIGKILL
+      web@2: failed (exec /no/such: No such file or directory), 0 restarts
+
+● db - service, 1 instance
+      State: running
+    Command: /usr/bin/app --port 80{instance}
+         db: running, pid 1234, up 2h3m, 0 restarts
+
+● migrate - task, 1 instance
+      State: exited
+    Command: /usr/bin/app --port 80{instance}
+    migrate: exited, 0 restarts, last exit code 0
+
+● idle - service, 0 instances
+      State: inactive
+    Command: /usr/bin/app --port 80{instance}
+";
+        assert_eq!(render_blocks(&sample(), false), expected);
+    }
+
+    #[test]
+    fn long_instance_names_push_the_labels() {
+        let report = StatusReport {
+            units: vec![unit(
+                "frontend",
+                UnitKind::Service,
+                State::Running,
+                vec![running("frontend@10", 9, 1)],
+            )],
+        };
+        let expected = "\
+● frontend - service, 1 instance
+          State: running
+        Command: /usr/bin/app --port 80{instance}
+    frontend@10: running, pid 9, up 1ms, 0 restarts
+";
+        assert_eq!(render_blocks(&report, false), expected);
+    }
+
+    #[test]
+    fn coloured_block_paints_dot_and_states() {
+        let report = StatusReport {
+            units: vec![unit(
+                "db",
+                UnitKind::Service,
+                State::Failed,
+                vec![instance("db", State::Failed)],
+            )],
+        };
+        let block = render_blocks(&report, true);
+        assert!(
+            block.starts_with("\x1b[1;31m●\x1b[0m db - service"),
+            "{block:?}"
+        );
+        assert!(
+            block.contains("State: \x1b[1;31mfailed\x1b[0m\n"),
+            "{block:?}"
+        );
+    }
+
+    #[test]
+    fn exit_3_only_for_named_units_that_are_not_running() {
+        let up = StatusReport {
+            units: vec![unit(
+                "db",
+                UnitKind::Service,
+                State::Running,
+                vec![running("db", 7, 3_000)],
+            )],
+        };
+        assert_eq!(outcome(true, &up), Outcome::Success);
+        assert_eq!(outcome(false, &sample()), Outcome::Success);
+        assert_eq!(outcome(true, &sample()), Outcome::NotRunning);
+
+        for state in [
+            State::Exited,
+            State::Starting,
+            State::Backoff,
+            State::Inactive,
+        ] {
+            let report = StatusReport {
+                units: vec![unit("t", UnitKind::Task, state, vec![instance("t", state)])],
+            };
+            assert_eq!(outcome(true, &report), Outcome::NotRunning, "{state}");
+        }
+        let scaled_to_zero = StatusReport {
+            units: vec![unit("web", UnitKind::Service, State::Inactive, vec![])],
+        };
+        assert_eq!(outcome(true, &scaled_to_zero), Outcome::NotRunning);
+    }
+}

@@ -1,0 +1,3 @@
+//! How clients reach the core.
+
+pub mod socket;

@@ -1,0 +1,36 @@
+//! What the core asks the shell to do.
+
+use super::lifecycle::Lifecycle;
+use super::{InstanceId, RequestId};
+use herd_common::protocol::Reply;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Fork/exec a process in its own process group; answer with
+    /// `Input::Spawned` or `Input::SpawnFailed`.
+    Spawn { instance: InstanceId, spec: SpawnSpec },
+    /// Send `signal` to the process group led by `pid`.
+    Signal { pid: u32, signal: i32 },
+    /// Answer request `id`.
+    Reply { id: RequestId, reply: Reply },
+    /// Something happened that logs (and later the event stream) should show.
+    Publish(Lifecycle),
+}
+
+/// Everything the shell needs to start one process, `{instance}` already substituted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpawnSpec {
+    pub argv: Vec<String>,
+    /// Added to herdd's own environment (including `HERD_UNIT` and `HERD_INSTANCE`).
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub umask: Option<u32>,
+    /// `(resource, limit)` pairs; soft = hard = limit.
+    pub rlimits: Vec<(herd_config::Rlimit, u64)>,
+    /// Dies with herdd (parent-death signal) when true.
+    pub daemon: bool,
+}

@@ -1,0 +1,26 @@
+//! What the shell feeds into the core.
+
+use super::InstanceId;
+use herd_common::protocol::Request;
+use herd_common::state::Exit;
+
+/// Identifies one pending request so its reply finds its way back to the client.
+pub type RequestId = u64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// herdd has started: start every `autostart` unit.
+    Boot,
+    /// A client request.
+    Request { id: RequestId, request: Request },
+    /// The shell carried out [`super::Action::Spawn`] and the process exists.
+    Spawned { instance: InstanceId, pid: u32 },
+    /// The shell could not spawn: exec error, missing cwd, unknown user.
+    SpawnFailed { instance: InstanceId, error: String },
+    /// `waitpid` reported a child's end. Unknown pids (re-parented orphans) are ignored.
+    Exited { pid: u32, exit: Exit },
+    /// The earliest deadline from [`super::Supervisor::next_deadline`] has passed.
+    Tick,
+    /// SIGTERM/SIGINT: shut down gracefully. A second one stops joined processes at once.
+    Shutdown,
+}

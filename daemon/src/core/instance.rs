@@ -1,0 +1,384 @@
+//! One process slot of a unit and its state machine.
+//!
+//! Every transition is an exhaustive `match` on the state: adding a state
+//! forces a decision in each of them.
+
+use super::action::Action;
+use super::backoff::{Backoff, StartLimit};
+use super::lifecycle::Lifecycle;
+use super::unit::spawn_spec;
+use super::InstanceId;
+use herd_common::signals::signal_name;
+use herd_common::state::{Exit, State};
+use herd_config::{Ready, RestartPolicy, UnitConfig, UnitKind};
+use std::time::{Duration, Instant};
+
+/// Whether the units this one is `after` allow it to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deps {
+    Satisfied,
+    /// Not yet: the reason says what it waits for.
+    Pending(String),
+    /// A dependency failed: waits until someone fixes and starts it.
+    Blocked(String),
+}
+
+/// Everything a transition may read or emit besides the instance itself.
+pub struct Ctx<'a> {
+    pub now: Instant,
+    pub id: InstanceId,
+    /// `web@2` or `db`.
+    pub name: String,
+    pub config: &'a UnitConfig,
+    pub deps: Deps,
+    /// During shutdown nothing is (re)started.
+    pub shutting_down: bool,
+    pub out: &'a mut Vec<Action>,
+}
+
+/// What to do once the current process has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterStop {
+    /// Stay down (`stop`).
+    Stay,
+    /// Start again (`restart`, or `start` while stopping).
+    Start,
+    /// The instance is being scaled away: drop it.
+    Remove,
+}
+
+/// Returned by [`Instance::on_exit`] so the unit can drop scaled-away instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Keep,
+    Remove,
+}
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub index: u32,
+    pub state: State,
+    pub pid: Option<u32>,
+    /// When the current process was spawned (uptime, stable-run detection).
+    pub spawned_at: Option<Instant>,
+    /// The one timer of this instance: readiness (`starting`), the restart
+    /// (`backoff`) or the SIGKILL (`stopping`).
+    pub deadline: Option<Instant>,
+    pub restarts: u32,
+    pub last_exit: Option<Exit>,
+    /// Why it is waiting, backing off or failed (exec errors included).
+    pub reason: Option<String>,
+    pub after_stop: AfterStop,
+    /// SIGKILL already sent while stopping.
+    killed: bool,
+    backoff: Backoff,
+    starts: StartLimit,
+}
+
+impl Instance {
+    pub fn new(index: u32, config: &UnitConfig) -> Self {
+        Instance {
+            index,
+            state: State::Inactive,
+            pid: None,
+            spawned_at: None,
+            deadline: None,
+            restarts: 0,
+            last_exit: None,
+            reason: None,
+            after_stop: AfterStop::Stay,
+            killed: false,
+            backoff: Backoff::new(config.restart_delay),
+            starts: StartLimit::default(),
+        }
+    }
+
+    /// Whether the instance is marked to disappear once stopped.
+    pub fn is_leaving(&self) -> bool {
+        self.after_stop == AfterStop::Remove
+    }
+
+    /// `herdctl start`, boot, or a scale-up.
+    pub fn start(&mut self, ctx: &mut Ctx) {
+        match self.state {
+            State::Inactive | State::Exited | State::Failed => {
+                // A user start forgives earlier failures, as `systemctl start` does.
+                self.starts.reset();
+                self.backoff.reset(ctx.config.restart_delay);
+                self.launch(ctx);
+            }
+            State::Waiting | State::Backoff => self.launch(ctx),
+            State::Stopping => self.after_stop = AfterStop::Start,
+            State::Starting | State::Running => {}
+        }
+    }
+
+    /// `herdctl stop`, or shutdown.
+    pub fn stop(&mut self, ctx: &mut Ctx) {
+        self.stop_then(AfterStop::Stay, ctx);
+    }
+
+    /// `herdctl restart`: stop if running, then start.
+    pub fn restart(&mut self, ctx: &mut Ctx) {
+        match self.state {
+            State::Starting | State::Running | State::Stopping => {
+                self.starts.reset();
+                self.stop_then(AfterStop::Start, ctx);
+            }
+            State::Inactive
+            | State::Waiting
+            | State::Exited
+            | State::Failed
+            | State::Backoff => self.start(ctx),
+        }
+    }
+
+    /// Scale-down: stop, then drop. Returns [`Fate::Remove`] when there is no process to wait for.
+    pub fn remove(&mut self, ctx: &mut Ctx) -> Fate {
+        self.stop_then(AfterStop::Remove, ctx);
+        match self.pid {
+            Some(_) => Fate::Keep,
+            None => Fate::Remove,
+        }
+    }
+
+    fn stop_then(&mut self, after: AfterStop, ctx: &mut Ctx) {
+        self.after_stop = after;
+        match self.state {
+            State::Starting | State::Running => self.send_stop_signal(ctx),
+            State::Waiting | State::Backoff => {
+                self.state = State::Inactive;
+                self.deadline = None;
+                self.reason = None;
+            }
+            // Already stopping (the new `after` applies when it exits), or nothing runs.
+            State::Stopping | State::Inactive | State::Exited | State::Failed => {}
+        }
+    }
+
+    fn send_stop_signal(&mut self, ctx: &mut Ctx) {
+        let Some(pid) = self.pid else {
+            // Spawn requested but not yet confirmed: cannot happen, the shell
+            // answers a spawn before any other input. Stay consistent anyway.
+            self.state = State::Inactive;
+            return;
+        };
+        let signal = ctx.config.stop_signal;
+        self.state = State::Stopping;
+        self.killed = false;
+        self.deadline = Some(ctx.now + ctx.config.stop_timeout);
+        ctx.out.push(Action::Signal { pid, signal });
+        ctx.out.push(Action::Publish(Lifecycle::Stopping {
+            instance: ctx.name.clone(),
+            pid,
+            signal: signal_name(signal),
+        }));
+    }
+
+    /// Spawn now if the dependencies allow, otherwise wait for them.
+    pub fn launch(&mut self, ctx: &mut Ctx) {
+        if ctx.shutting_down {
+            self.state = State::Inactive;
+            self.deadline = None;
+            return;
+        }
+        match &ctx.deps {
+            Deps::Satisfied => self.spawn(ctx),
+            Deps::Pending(reason) | Deps::Blocked(reason) => {
+                self.state = State::Waiting;
+                self.deadline = None;
+                self.reason = Some(reason.clone());
+            }
+        }
+    }
+
+    fn spawn(&mut self, ctx: &mut Ctx) {
+        self.state = State::Starting;
+        self.reason = None;
+        self.deadline = None;
+        self.after_stop = AfterStop::Stay;
+        self.starts.record(ctx.now);
+        self.spawned_at = Some(ctx.now);
+        ctx.out.push(Action::Spawn {
+            instance: ctx.id.clone(),
+            spec: spawn_spec(ctx.config, self.index),
+        });
+    }
+
+    /// The shell reports the spawned pid.
+    pub fn on_spawned(&mut self, pid: u32, ctx: &mut Ctx) {
+        self.pid = Some(pid);
+        self.spawned_at = Some(ctx.now);
+        ctx.out.push(Action::Publish(Lifecycle::Started {
+            instance: ctx.name.clone(),
+            pid,
+        }));
+        match ctx.config.ready {
+            Ready::Started => self.become_ready(ctx),
+            Ready::After(delay) => self.deadline = Some(ctx.now + delay),
+        }
+    }
+
+    /// The shell could not spawn. Exec errors do not heal by retrying, so
+    /// the instance fails at once with the error as its reason.
+    pub fn on_spawn_failed(&mut self, error: String, ctx: &mut Ctx) {
+        self.pid = None;
+        self.spawned_at = None;
+        self.fail(error, ctx);
+    }
+
+    fn become_ready(&mut self, ctx: &mut Ctx) {
+        self.state = State::Running;
+        self.deadline = None;
+        ctx.out.push(Action::Publish(Lifecycle::Ready {
+            instance: ctx.name.clone(),
+        }));
+    }
+
+    fn fail(&mut self, reason: String, ctx: &mut Ctx) {
+        self.state = State::Failed;
+        self.deadline = None;
+        self.reason = Some(reason.clone());
+        ctx.out.push(Action::Publish(Lifecycle::Failed {
+            instance: ctx.name.clone(),
+            reason,
+        }));
+    }
+
+    /// Its process ended (reaped by the shell).
+    pub fn on_exit(&mut self, exit: Exit, ctx: &mut Ctx) -> Fate {
+        let pid = self.pid.take().unwrap_or(0);
+        let run = self
+            .spawned_at
+            .take()
+            .map(|at| ctx.now.saturating_duration_since(at))
+            .unwrap_or_default();
+        self.last_exit = Some(exit.clone());
+        ctx.out.push(Action::Publish(Lifecycle::Exited {
+            instance: ctx.name.clone(),
+            pid,
+            exit: exit.clone(),
+        }));
+        match self.state {
+            State::Stopping => self.stopped(ctx),
+            State::Starting | State::Running => {
+                self.crashed(exit, run, ctx);
+                Fate::Keep
+            }
+            // No process is tracked in these states; nothing to update.
+            State::Inactive
+            | State::Waiting
+            | State::Exited
+            | State::Failed
+            | State::Backoff => Fate::Keep,
+        }
+    }
+
+    fn stopped(&mut self, ctx: &mut Ctx) -> Fate {
+        self.deadline = None;
+        self.state = State::Inactive;
+        match self.after_stop {
+            AfterStop::Stay => Fate::Keep,
+            AfterStop::Start => {
+                self.launch(ctx);
+                Fate::Keep
+            }
+            AfterStop::Remove => Fate::Remove,
+        }
+    }
+
+    /// It ended on its own: apply the restart policy, back-off and start limit.
+    fn crashed(&mut self, exit: Exit, run: Duration, ctx: &mut Ctx) {
+        let success = exit.is_success();
+        let policy_restarts = match ctx.config.restart {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::Never => false,
+        };
+        if !policy_restarts || ctx.shutting_down {
+            self.deadline = None;
+            if success {
+                self.state = State::Exited;
+                self.reason = None;
+            } else if ctx.shutting_down {
+                self.state = State::Inactive;
+            } else {
+                let what = match ctx.config.kind {
+                    UnitKind::Task => "task",
+                    UnitKind::Service => "process",
+                };
+                self.fail(format!("{what} ended with {exit}"), ctx);
+            }
+            return;
+        }
+        let config = ctx.config;
+        if self
+            .starts
+            .exhausted(ctx.now, config.start_limit, config.start_interval)
+        {
+            let reason = format!(
+                "start limit hit: {} starts within {:?}; last {}",
+                config.start_limit, config.start_interval, exit
+            );
+            self.fail(reason, ctx);
+            return;
+        }
+        let delay = self
+            .backoff
+            .next_delay(run, config.restart_delay, config.restart_delay_max);
+        self.restarts += 1;
+        ctx.out.push(Action::Publish(Lifecycle::Restarting {
+            instance: ctx.name.clone(),
+            delay,
+        }));
+        if delay.is_zero() {
+            self.launch(ctx);
+        } else {
+            self.state = State::Backoff;
+            self.reason = Some(format!("{exit}; restarting in {delay:?}"));
+            self.deadline = Some(ctx.now + delay);
+        }
+    }
+
+    /// Its deadline has passed.
+    pub fn on_deadline(&mut self, ctx: &mut Ctx) {
+        self.deadline = None;
+        match self.state {
+            State::Starting => self.become_ready(ctx),
+            State::Backoff => self.launch(ctx),
+            State::Stopping => {
+                if let (Some(pid), false) = (self.pid, self.killed) {
+                    self.killed = true;
+                    ctx.out.push(Action::Signal {
+                        pid,
+                        signal: libc::SIGKILL,
+                    });
+                    ctx.out.push(Action::Publish(Lifecycle::Stopping {
+                        instance: ctx.name.clone(),
+                        pid,
+                        signal: "SIGKILL".into(),
+                    }));
+                }
+            }
+            State::Inactive
+            | State::Waiting
+            | State::Running
+            | State::Exited
+            | State::Failed => {}
+        }
+    }
+
+    /// For `start --wait`: has this instance reached a state the caller can act on?
+    pub fn start_settled(&self, deps: &Deps) -> bool {
+        match self.state {
+            State::Running | State::Exited | State::Failed | State::Inactive => true,
+            State::Waiting => matches!(deps, Deps::Blocked(_)),
+            State::Starting | State::Stopping | State::Backoff => false,
+        }
+    }
+
+    /// For `stop --wait`: is its process gone?
+    pub fn stop_settled(&self) -> bool {
+        self.pid.is_none() && self.state != State::Starting
+    }
+}

@@ -1,0 +1,143 @@
+//! The one event loop: signals, the control socket and the core's deadline
+//! become inputs; the core's actions become syscalls. herdd wakes only for a
+//! signal, a connection or a deadline: no polling, zero CPU when idle.
+
+use super::{reaper, spawn};
+use crate::control::socket::{self, Incoming};
+use crate::core::{Action, Input, RequestId, Supervisor};
+use herd_common::protocol::Reply;
+use herd_config::Config;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// Builds the single-threaded runtime and runs herdd until shutdown completes.
+pub fn start(config: Config) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(config))
+}
+
+/// Runs the supervisor until a shutdown has stopped every process.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Register SIGCHLD before the first spawn so no exit goes unnoticed.
+    let mut child_signals = signal(SignalKind::child())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    reaper::become_subreaper();
+    let control = socket::Control::bind(&config.herd.socket)?;
+    info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");
+
+    let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
+    let mut shell = Shell {
+        core: Supervisor::new(&config),
+        pending: HashMap::new(),
+        next_request: 0,
+    };
+    shell.feed(Input::Boot);
+    while !shell.core.is_finished() {
+        let deadline = shell.core.next_deadline();
+        tokio::select! {
+            _ = child_signals.recv() => shell.reap(),
+            _ = terminate.recv() => shell.shutdown("SIGTERM"),
+            _ = interrupt.recv() => shell.shutdown("SIGINT"),
+            Some(incoming) = requests.recv() => shell.request(incoming),
+            accepted = control.listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(socket::serve(stream, requests_tx.clone()));
+                }
+                Err(err) => warn!(error = %err, "accept failed"),
+            },
+            _ = sleep_until(deadline), if deadline.is_some() => shell.feed(Input::Tick),
+        }
+    }
+    // Collect any orphan that ended during the last step.
+    reaper::reap_all();
+    info!("herdd stopped: every process has exited");
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+/// The core plus what the shell must remember to carry out its actions.
+struct Shell {
+    core: Supervisor,
+    /// Where to send the reply of each request the core has not answered yet.
+    pending: HashMap<RequestId, oneshot::Sender<Reply>>,
+    next_request: RequestId,
+}
+
+impl Shell {
+    fn request(&mut self, incoming: Incoming) {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.pending.insert(id, incoming.reply);
+        self.feed(Input::Request {
+            id,
+            request: incoming.request,
+        });
+    }
+
+    fn shutdown(&mut self, why: &str) {
+        info!(signal = why, "shutting down");
+        self.feed(Input::Shutdown);
+    }
+
+    fn reap(&mut self) {
+        for (pid, exit) in reaper::reap_all() {
+            self.feed(Input::Exited { pid, exit });
+        }
+    }
+
+    /// Hands `input` to the core and carries out its actions; spawn results go
+    /// back in as inputs until nothing is left to do.
+    fn feed(&mut self, input: Input) {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            for action in self.core.handle(Instant::now(), input) {
+                if let Some(next) = self.carry_out(action) {
+                    inputs.push_back(next);
+                }
+            }
+        }
+    }
+
+    fn carry_out(&mut self, action: Action) -> Option<Input> {
+        match action {
+            Action::Spawn { instance, spec } => Some(match spawn::spawn(&spec) {
+                Ok(pid) => Input::Spawned { instance, pid },
+                Err(error) => Input::SpawnFailed { instance, error },
+            }),
+            Action::Signal { pid, signal } => {
+                let result = Signal::try_from(signal)
+                    .map_err(|err| err.into())
+                    .and_then(|signal| killpg(Pid::from_raw(pid as i32), signal));
+                if let Err(err) = result {
+                    // ESRCH: the group is already gone; its exit is on the way.
+                    debug!(pid, signal, error = %err, "signal not delivered");
+                }
+                None
+            }
+            Action::Reply { id, reply } => {
+                if let Some(sender) = self.pending.remove(&id) {
+                    // The client may have gone; its loss is not ours.
+                    let _ = sender.send(reply);
+                }
+                None
+            }
+            Action::Publish(notice) => {
+                info!("{notice}");
+                None
+            }
+        }
+    }
+}

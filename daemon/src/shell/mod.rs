@@ -1,0 +1,6 @@
+//! The I/O shell around the pure core: the only code that makes syscalls.
+
+pub mod event_loop;
+pub mod logging;
+pub mod reaper;
+pub mod spawn;

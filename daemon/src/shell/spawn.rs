@@ -1,0 +1,191 @@
+//! fork/exec of one process, as `SpawnSpec` describes it.
+//!
+//! std's `Command` does the fork/exec and reports exec errors synchronously.
+//! Everything the child does between fork and exec (`pre_exec`) must be
+//! async-signal-safe: only raw syscalls, no allocation, no locks.
+
+use crate::core::SpawnSpec;
+use herd_config::Rlimit;
+use nix::errno::Errno;
+use nix::unistd::{Group, User};
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+/// Spawns the process in its own process group; returns its pid, or a message
+/// for `status` such as `exec /no/such: No such file or directory`.
+pub fn spawn(spec: &SpawnSpec) -> Result<u32, String> {
+    let (program, args) = spec.argv.split_first().ok_or("empty command")?;
+    if let Some(cwd) = &spec.cwd {
+        // exec reports a missing cwd as ENOENT, indistinguishable from a missing binary.
+        if let Err(err) = std::fs::read_dir(cwd) {
+            return Err(format!("cwd {}: {}", cwd.display(), describe(&err)));
+        }
+    }
+    let credentials = Credentials::resolve(spec)?;
+    let setup = ChildSetup {
+        parent: std::process::id() as libc::pid_t,
+        die_with_parent: spec.daemon,
+        umask: spec.umask,
+        rlimits: spec.rlimits.iter().map(|(r, v)| (resource(*r), *v)).collect(),
+        credentials,
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(&spec.env)
+        .stdin(Stdio::null())
+        .process_group(0);
+    if let Some(cwd) = &spec.cwd {
+        command.current_dir(cwd);
+    }
+    if setup.is_needed() {
+        // SAFETY: `ChildSetup::apply` only makes async-signal-safe syscalls on
+        // data prepared before the fork.
+        unsafe { command.pre_exec(move || setup.apply()) };
+    }
+    match command.spawn() {
+        // Dropping `Child` neither waits nor kills: the reaper collects it.
+        Ok(child) => Ok(child.id()),
+        Err(err) => Err(format!("exec {program}: {}", describe(&err))),
+    }
+}
+
+/// "No such file or directory" rather than "No such file or directory (os error 2)".
+fn describe(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => Errno::from_raw(code).desc().to_string(),
+        None => err.to_string(),
+    }
+}
+
+/// Who the child runs as, looked up before the fork (lookups are not async-signal-safe).
+struct Credentials {
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
+}
+
+impl Credentials {
+    fn resolve(spec: &SpawnSpec) -> Result<Option<Credentials>, String> {
+        if spec.user.is_none() && spec.group.is_none() {
+            return Ok(None);
+        }
+        let user = match &spec.user {
+            Some(name) => Some(
+                User::from_name(name)
+                    .map_err(|err| format!("user {name}: {}", err.desc()))?
+                    .ok_or_else(|| format!("user {name}: no such user"))?,
+            ),
+            None => None,
+        };
+        let group = match &spec.group {
+            Some(name) => Some(
+                Group::from_name(name)
+                    .map_err(|err| format!("group {name}: {}", err.desc()))?
+                    .ok_or_else(|| format!("group {name}: no such group"))?,
+            ),
+            None => None,
+        };
+        // SAFETY: no preconditions.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let uid = user.as_ref().map_or(euid, |u| u.uid.as_raw());
+        let gid = group
+            .as_ref()
+            .map(|g| g.gid.as_raw())
+            .or(user.as_ref().map(|u| u.gid.as_raw()))
+            .unwrap_or(egid);
+        if euid != 0 {
+            if uid == euid && gid == egid {
+                return Ok(None); // already who we should be
+            }
+            return Err("switching user or group needs herdd to run as root".into());
+        }
+        let groups = match &user {
+            Some(user) => {
+                let name = std::ffi::CString::new(user.name.as_str())
+                    .map_err(|_| format!("user {}: bad name", user.name))?;
+                nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(gid))
+                    .map_err(|err| format!("user {}: groups: {}", user.name, err.desc()))?
+                    .into_iter()
+                    .map(|g| g.as_raw())
+                    .collect()
+            }
+            None => vec![gid],
+        };
+        Ok(Some(Credentials { uid, gid, groups }))
+    }
+}
+
+/// What the child does between fork and exec.
+struct ChildSetup {
+    parent: libc::pid_t,
+    die_with_parent: bool,
+    umask: Option<u32>,
+    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    credentials: Option<Credentials>,
+}
+
+impl ChildSetup {
+    fn is_needed(&self) -> bool {
+        self.die_with_parent
+            || self.umask.is_some()
+            || !self.rlimits.is_empty()
+            || self.credentials.is_some()
+    }
+
+    /// Runs in the forked child: async-signal-safe syscalls only.
+    fn apply(&self) -> io::Result<()> {
+        // SAFETY (whole function): plain syscalls on memory owned by `self`,
+        // which the fork copied; no allocation, no locks.
+        unsafe {
+            if self.die_with_parent {
+                check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+                // herdd may have died before prctl: then nobody would kill us.
+                if libc::getppid() != self.parent {
+                    libc::_exit(1);
+                }
+            }
+            if let Some(mask) = self.umask {
+                libc::umask(mask as libc::mode_t);
+            }
+            for (resource, value) in &self.rlimits {
+                let limit = libc::rlimit {
+                    rlim_cur: *value as libc::rlim_t,
+                    rlim_max: *value as libc::rlim_t,
+                };
+                check(libc::setrlimit(*resource, &limit))?;
+            }
+            if let Some(credentials) = &self.credentials {
+                check(libc::setgroups(
+                    credentials.groups.len(),
+                    credentials.groups.as_ptr(),
+                ))?;
+                check(libc::setgid(credentials.gid))?;
+                check(libc::setuid(credentials.uid))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check(result: libc::c_int) -> io::Result<()> {
+    if result == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn resource(limit: Rlimit) -> libc::__rlimit_resource_t {
+    match limit {
+        Rlimit::Nofile => libc::RLIMIT_NOFILE,
+        Rlimit::Nproc => libc::RLIMIT_NPROC,
+        Rlimit::Core => libc::RLIMIT_CORE,
+        Rlimit::Memlock => libc::RLIMIT_MEMLOCK,
+        Rlimit::Stack => libc::RLIMIT_STACK,
+        Rlimit::As => libc::RLIMIT_AS,
+        Rlimit::Fsize => libc::RLIMIT_FSIZE,
+        Rlimit::Cpu => libc::RLIMIT_CPU,
+    }
+}
