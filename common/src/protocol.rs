@@ -175,19 +175,26 @@ pub fn decode_request(line: &[u8]) -> Result<Request, ErrorBody> {
         Some(v) => {
             return Err(ErrorBody::new(
                 ErrorCode::UnsupportedVersion,
-                format!("protocol version {v} is not supported (this herdd speaks {PROTOCOL_VERSION})"),
+                format!(
+                    "protocol version {v} is not supported (this herdd speaks {PROTOCOL_VERSION})"
+                ),
             ))
         }
-        None => {
-            return Err(ErrorBody::new(
-                ErrorCode::UnsupportedVersion,
-                format!("missing \"v\": every request carries the protocol version ({PROTOCOL_VERSION})"),
-            ))
-        }
+        None => return Err(ErrorBody::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "missing \"v\": every request carries the protocol version ({PROTOCOL_VERSION})"
+            ),
+        )),
     }
     let verb = match object.get("cmd") {
         Some(serde_json::Value::String(verb)) => verb.clone(),
-        Some(_) => return Err(ErrorBody::new(ErrorCode::BadRequest, "\"cmd\" must be a string")),
+        Some(_) => {
+            return Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                "\"cmd\" must be a string",
+            ))
+        }
         None => return Err(ErrorBody::new(ErrorCode::BadRequest, "missing \"cmd\"")),
     };
     if !KNOWN_VERBS.contains(&verb.as_str()) {
@@ -197,7 +204,10 @@ pub fn decode_request(line: &[u8]) -> Result<Request, ErrorBody> {
         ));
     }
     serde_json::from_value(serde_json::Value::Object(object)).map_err(|err| {
-        ErrorBody::new(ErrorCode::BadRequest, format!("bad arguments for {verb:?}: {err}"))
+        ErrorBody::new(
+            ErrorCode::BadRequest,
+            format!("bad arguments for {verb:?}: {err}"),
+        )
     })
 }
 
@@ -273,9 +283,18 @@ mod tests {
     fn request_round_trip() {
         let requests = [
             Request::Status { names: vec![] },
-            Request::Start { names: vec!["web".into()], wait: false },
-            Request::Kill { names: vec!["web@1".into()], signal: "HUP".into() },
-            Request::Scale { name: "web".into(), instances: 3 },
+            Request::Start {
+                names: vec!["web".into()],
+                wait: false,
+            },
+            Request::Kill {
+                names: vec!["web@1".into()],
+                signal: "HUP".into(),
+            },
+            Request::Scale {
+                name: "web".into(),
+                instances: 3,
+            },
             Request::Shutdown,
         ];
         for request in requests {
@@ -289,7 +308,13 @@ mod tests {
     #[test]
     fn defaults_apply() {
         let request = decode_request(br#"{"v":1,"cmd":"start","names":["a"]}"#).unwrap();
-        assert_eq!(request, Request::Start { names: vec!["a".into()], wait: true });
+        assert_eq!(
+            request,
+            Request::Start {
+                names: vec!["a".into()],
+                wait: true
+            }
+        );
         let request = decode_request(br#"{"v":1,"cmd":"status"}"#).unwrap();
         assert_eq!(request, Request::Status { names: vec![] });
     }
@@ -303,8 +328,14 @@ mod tests {
             (br#"{"v":2,"cmd":"status"}"#, ErrorCode::UnsupportedVersion),
             (br#"{"v":1}"#, ErrorCode::BadRequest),
             (br#"{"v":1,"cmd":"fly"}"#, ErrorCode::UnknownCommand),
-            (br#"{"v":1,"cmd":"scale","name":"web"}"#, ErrorCode::BadRequest),
-            (br#"{"v":1,"cmd":"status","bogus":1}"#, ErrorCode::BadRequest),
+            (
+                br#"{"v":1,"cmd":"scale","name":"web"}"#,
+                ErrorCode::BadRequest,
+            ),
+            (
+                br#"{"v":1,"cmd":"status","bogus":1}"#,
+                ErrorCode::BadRequest,
+            ),
         ];
         for (line, code) in cases {
             let err = decode_request(line).unwrap_err();
@@ -317,16 +348,36 @@ mod tests {
         // One request of every variant: each verb must be listed, and nothing else.
         let every_variant = [
             Request::Status { names: vec![] },
-            Request::Start { names: vec![], wait: true },
-            Request::Stop { names: vec![], wait: true },
-            Request::Restart { names: vec![], wait: true },
-            Request::Kill { names: vec![], signal: "TERM".into() },
-            Request::Scale { name: "a".into(), instances: 1 },
+            Request::Start {
+                names: vec![],
+                wait: true,
+            },
+            Request::Stop {
+                names: vec![],
+                wait: true,
+            },
+            Request::Restart {
+                names: vec![],
+                wait: true,
+            },
+            Request::Kill {
+                names: vec![],
+                signal: "TERM".into(),
+            },
+            Request::Scale {
+                name: "a".into(),
+                instances: 1,
+            },
             Request::Shutdown,
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()
-            .map(|r| serde_json::to_value(r).unwrap()["cmd"].as_str().unwrap().to_string())
+            .map(|r| {
+                serde_json::to_value(r).unwrap()["cmd"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         verbs.sort();
         let mut known: Vec<&str> = KNOWN_VERBS.to_vec();
@@ -338,7 +389,10 @@ mod tests {
     fn reply_shapes() {
         assert_eq!(Reply::ok(serde_json::json!({})).to_line(), "{\"ok\":{}}\n");
         let line = Reply::error(ErrorCode::NoSuchUnit, "no unit \"x\"").to_line();
-        assert_eq!(line, "{\"error\":{\"code\":\"no_such_unit\",\"message\":\"no unit \\\"x\\\"\"}}\n");
+        assert_eq!(
+            line,
+            "{\"error\":{\"code\":\"no_such_unit\",\"message\":\"no unit \\\"x\\\"\"}}\n"
+        );
         let back: Reply = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(back, Reply::error(ErrorCode::NoSuchUnit, "no unit \"x\""));
     }

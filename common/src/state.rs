@@ -89,14 +89,20 @@ mod tests {
             (State::Backoff, "backoff"),
         ];
         for (state, text) in all {
-            assert_eq!(serde_json::to_string(&state).unwrap(), format!("\"{text}\""));
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{text}\"")
+            );
             assert_eq!(state.to_string(), text);
         }
     }
 
     #[test]
     fn exit_json_shape() {
-        assert_eq!(serde_json::to_string(&Exit::Code(3)).unwrap(), r#"{"code":3}"#);
+        assert_eq!(
+            serde_json::to_string(&Exit::Code(3)).unwrap(),
+            r#"{"code":3}"#
+        );
         assert_eq!(
             serde_json::to_string(&Exit::Signal("SIGKILL".into())).unwrap(),
             r#"{"signal":"SIGKILL"}"#

@@ -21,17 +21,16 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// `file:line:column: key: message`, or `file:line:column: message` when the
+/// key is empty (rather than a dangling `: :`).
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.key,
-            self.message
-        )
+        let file = self.file.display();
+        write!(f, "{file}:{}:{}: ", self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
     }
 }
 

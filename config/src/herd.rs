@@ -7,7 +7,7 @@ use herd_common::paths::{default_log_dir, default_socket, default_state_dir};
 
 use crate::model::HerdSettings;
 use crate::paths::resolve;
-use crate::value::{key_path, unknown_key, Cx, Value};
+use crate::value::{key_path, set, unknown_key, Cx, Value};
 
 const KEYS: &[&str] = &[
     "socket",
@@ -57,13 +57,6 @@ pub(crate) fn parse(cx: &mut Cx, value: &Value, base: &Path) -> HerdSettings {
         }
     }
     settings
-}
-
-/// Overwrites a default only when the value was valid.
-pub(crate) fn set<T>(field: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *field = value;
-    }
 }
 
 fn dir_or_file(cx: &mut Cx, key: &str, value: &Value, base: &Path) -> Option<PathBuf> {

@@ -12,6 +12,7 @@
 //! - `include`      — expanding `include` globs
 //! - `herd`         — the `[herd]` table
 //! - `unit`         — `[service.NAME]` and `[task.NAME]`
+//! - `fields`       — unit keys with their own syntax (command, env, rlimits, ...)
 //! - `validate`     — checks across units: duplicates, `after` targets, cycles
 //! - `value`        — typed reading of TOML values, with type errors
 //! - `duration`     — `"10s"`-style durations
@@ -20,6 +21,7 @@
 
 mod duration;
 mod errors;
+mod fields;
 mod herd;
 mod include;
 mod loader;

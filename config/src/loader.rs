@@ -78,6 +78,8 @@ impl Loader {
 
     /// Reads a file whose text is already at hand, then its includes.
     pub fn read_text(&mut self, path: &Path, text: &str) {
+        // Already recorded when called from `read_file`; for `parse`, this
+        // keeps an include of the main file from reading it again.
         self.first_visit(path);
         self.files.push(path.to_path_buf());
         let source = Source { path, text };

@@ -3,7 +3,7 @@
 //! in the cycle waiting forever).
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::errors::Errors;
 use crate::unit::{table_name, ParsedUnit};
@@ -80,50 +80,61 @@ enum Mark {
     Done,
 }
 
-/// Depth-first search for back edges; each one closes a cycle, reported once
-/// at the `after` entry of the cycle's alphabetically first unit. Iterative,
-/// so a long chain of units cannot overflow the stack.
+/// Reports each dependency cycle once, at the `after` entry of the cycle's
+/// alphabetically first unit.
 fn check_cycles(units: &[ParsedUnit], by_name: &HashMap<&str, usize>, errors: &mut Errors) {
     let graph = edges(units, by_name);
     let mut marks = vec![Mark::Unvisited; units.len()];
-    let mut reported: HashSet<Vec<usize>> = HashSet::new();
-    for start in by_name
-        .values()
-        .copied()
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        if marks[start] != Mark::Unvisited {
-            continue;
+    let mut cycles = Vec::new();
+    // In read order, so which cycles a tangle reports does not depend on hashing.
+    let starts: BTreeSet<usize> = by_name.values().copied().collect();
+    for start in starts {
+        if marks[start] == Mark::Unvisited {
+            find_cycles_from(start, &graph, &mut marks, &mut cycles);
         }
-        // The current path: (unit, index of the next edge to follow).
-        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
-        marks[start] = Mark::OnPath;
-        while let Some((node, next)) = path.last_mut() {
-            let node = *node;
-            let Some(&(target, _)) = graph[node].get(*next) else {
-                marks[node] = Mark::Done;
-                path.pop();
-                continue;
-            };
-            *next += 1;
-            match marks[target] {
-                Mark::Unvisited => {
-                    marks[target] = Mark::OnPath;
-                    path.push((target, 0));
-                }
-                Mark::OnPath => {
-                    let from = path
-                        .iter()
-                        .position(|(on_path, _)| *on_path == target)
-                        .unwrap_or(0);
-                    let cycle: Vec<usize> = path[from..].iter().map(|(unit, _)| *unit).collect();
-                    let cycle = rotate_to_first_name(units, cycle);
-                    if reported.insert(cycle.clone()) {
-                        report_cycle(units, &graph, &cycle, errors);
-                    }
-                }
-                Mark::Done => {}
+    }
+    let mut reported = HashSet::new();
+    for cycle in cycles {
+        let cycle = rotate_to_first_name(units, cycle);
+        if reported.insert(cycle.clone()) {
+            report_cycle(units, &graph, &cycle, errors);
+        }
+    }
+}
+
+/// Depth-first search from `start`; every back edge closes a cycle, pushed
+/// onto `cycles` as the units along it. Iterative, so a long chain of units
+/// cannot overflow the stack.
+fn find_cycles_from(
+    start: usize,
+    graph: &[Vec<(usize, usize)>],
+    marks: &mut [Mark],
+    cycles: &mut Vec<Vec<usize>>,
+) {
+    // The current path: (unit, index of the next edge to follow).
+    let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+    marks[start] = Mark::OnPath;
+    while let Some((node, next)) = path.last_mut() {
+        let node = *node;
+        let Some(&(target, _)) = graph[node].get(*next) else {
+            marks[node] = Mark::Done;
+            path.pop();
+            continue;
+        };
+        *next += 1;
+        match marks[target] {
+            Mark::Unvisited => {
+                marks[target] = Mark::OnPath;
+                path.push((target, 0));
             }
+            Mark::OnPath => {
+                let from = path
+                    .iter()
+                    .position(|(on_path, _)| *on_path == target)
+                    .unwrap_or(0);
+                cycles.push(path[from..].iter().map(|(unit, _)| *unit).collect());
+            }
+            Mark::Done => {}
         }
     }
 }

@@ -163,6 +163,14 @@ impl Cx<'_> {
     }
 }
 
+/// Overwrites a default only when the value was valid (readers return `None`
+/// after reporting an error).
+pub(crate) fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
+
 /// "a string", "an integer", ...: the found type in type errors.
 pub(crate) fn describe(value: &DeValue) -> &'static str {
     match value {

@@ -37,10 +37,17 @@ pub enum Command {
     Kill(KillArgs),
     /// Change the number of instances of a service at run time
     Scale(ScaleArgs),
-    /// Stop everything gracefully, then herdd exits
-    Shutdown,
+    /// Stop everything gracefully (daemon/join semantics); waits until herdd has exited
+    Shutdown(ShutdownArgs),
     /// Print a shell completion script on stdout
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShutdownArgs {
+    /// Return as soon as the shutdown has begun instead of waiting for herdd to exit
+    #[arg(long)]
+    pub no_block: bool,
 }
 
 #[derive(Debug, Args)]
@@ -136,7 +143,10 @@ mod tests {
 
         let cli = parse(&["--json", "shutdown"]).unwrap();
         assert!(cli.json);
-        assert!(matches!(cli.command, Command::Shutdown));
+        assert!(matches!(
+            cli.command,
+            Command::Shutdown(ShutdownArgs { no_block: false })
+        ));
     }
 
     #[test]

@@ -19,7 +19,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     herdd::shell::logging::init();
-    let path = args.config.unwrap_or_else(herd_common::paths::default_config);
+    let path = args
+        .config
+        .unwrap_or_else(herd_common::paths::default_config);
     let config = match herd_config::load(&path) {
         Ok(config) => config,
         Err(errors) => {

@@ -26,7 +26,9 @@ fn assert_single_errors(cases: &[(&str, &str)]) {
         let got = errors_of(text);
         let expected = format!("{MAIN}:{expected}");
         if got != [expected.clone()] {
-            failures.push(format!("config:\n{text}\nexpected: {expected}\n     got: {got:#?}\n"));
+            failures.push(format!(
+                "config:\n{text}\nexpected: {expected}\n     got: {got:#?}\n"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

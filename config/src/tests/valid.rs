@@ -12,7 +12,7 @@ use super::MAIN;
 use crate::*;
 
 /// SPEC.md's example, minus what this release does not support yet.
-const FULL: &str = r#"
+pub(super) const FULL: &str = r#"
 [herd]
 socket = "/run/herd/herd.sock"
 log_dir = "log"
@@ -102,7 +102,11 @@ fn full_config() {
         ready: Ready::After(Duration::from_secs(2)),
         restart: RestartPolicy::Always,
         stop_signal: sig("SIGINT"),
-        ..unit("db", UnitKind::Service, &["/usr/bin/postgres", "-D", "/var/lib/pg"])
+        ..unit(
+            "db",
+            UnitKind::Service,
+            &["/usr/bin/postgres", "-D", "/var/lib/pg"],
+        )
     };
     let web = UnitConfig {
         instances: Some(4),
@@ -115,11 +119,19 @@ fn full_config() {
             ("PORT".to_string(), "80{instance}".to_string()),
         ]),
         umask: Some(0o027),
-        rlimits: BTreeMap::from([(Rlimit::Nofile, 4096), (Rlimit::Core, 0), (Rlimit::As, u64::MAX)]),
+        rlimits: BTreeMap::from([
+            (Rlimit::Nofile, 4096),
+            (Rlimit::Core, 0),
+            (Rlimit::As, u64::MAX),
+        ]),
         restart_delay: Duration::ZERO,
         start_interval: Duration::from_secs(60),
         autostart: false,
-        ..unit("web", UnitKind::Service, &["/usr/bin/app", "--port", "80{instance}"])
+        ..unit(
+            "web",
+            UnitKind::Service,
+            &["/usr/bin/app", "--port", "80{instance}"],
+        )
     };
     let expected = Config {
         path: PathBuf::from(MAIN),
@@ -144,7 +156,10 @@ fn defaults() {
     assert_eq!(config.herd, herd);
     assert_eq!(
         config.units,
-        [unit("a", UnitKind::Service, &["a"]), unit("b", UnitKind::Task, &["b"])]
+        [
+            unit("a", UnitKind::Service, &["a"]),
+            unit("b", UnitKind::Task, &["b"])
+        ]
     );
 }
 
@@ -157,33 +172,46 @@ fn an_empty_file_is_a_valid_config() {
 /// Alternative spellings that must all be accepted, each checked on one field.
 #[test]
 fn accepted_spellings() {
-    let cases: &[(&str, fn(&UnitConfig) -> bool)] = &[
+    type Check = fn(&UnitConfig) -> bool;
+    let cases: &[(&str, Check)] = &[
         ("stop_signal = \"INT\"", |u| u.stop_signal == sig("SIGINT")),
-        ("stop_signal = \"sigkill\"", |u| u.stop_signal == sig("SIGKILL")),
+        ("stop_signal = \"sigkill\"", |u| {
+            u.stop_signal == sig("SIGKILL")
+        }),
         ("stop_signal = 9", |u| u.stop_signal == 9),
         ("umask = \"0027\"", |u| u.umask == Some(0o027)),
         ("umask = \"0\"", |u| u.umask == Some(0)),
         ("ready = \"started\"", |u| u.ready == Ready::Started),
-        ("ready = \"1m30s\"", |u| u.ready == Ready::After(Duration::from_secs(90))),
+        ("ready = \"1m30s\"", |u| {
+            u.ready == Ready::After(Duration::from_secs(90))
+        }),
         ("restart = \"never\"", |u| u.restart == RestartPolicy::Never),
         ("instances = 0", |u| u.instances == Some(0)),
         ("instances = 10_000", |u| u.instances == Some(10_000)),
         ("start_limit = 0x10", |u| u.start_limit == 16),
-        ("cwd = \"/srv\"", |u| u.cwd.as_deref() == Some(Path::new("/srv"))),
+        ("cwd = \"/srv\"", |u| {
+            u.cwd.as_deref() == Some(Path::new("/srv"))
+        }),
         ("after = [\"b\", \"b\"]", |u| u.after == ["b"]),
         ("env = {}", |u| u.env.is_empty()),
         ("daemon = false", |u| !u.daemon),
     ];
     for (line, check) in cases {
         let text = format!("[service.a]\ncommand = [\"a\"]\n{line}\n[task.b]\ncommand = [\"b\"]\n");
-        let config = parse(Path::new(MAIN), &text).unwrap_or_else(|errors| panic!("{line}: {errors}"));
+        let config =
+            parse(Path::new(MAIN), &text).unwrap_or_else(|errors| panic!("{line}: {errors}"));
         assert!(check(&config.units[0]), "{line}: {:#?}", config.units[0]);
     }
 }
 
 #[test]
 fn dbus_addresses() {
-    for dbus in ["off", "session", "unix:path=/run/dbus/system_bus_socket", "tcp:host=x"] {
+    for dbus in [
+        "off",
+        "session",
+        "unix:path=/run/dbus/system_bus_socket",
+        "tcp:host=x",
+    ] {
         let text = format!("[herd]\ndbus = \"{dbus}\"\n");
         let config = parse(Path::new(MAIN), &text).unwrap_or_else(|errors| panic!("{errors}"));
         assert_eq!(config.herd.dbus, dbus);

@@ -71,7 +71,7 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Restart(args) => lifecycle::exec(&ctx, lifecycle::Verb::Restart, args),
         Command::Kill(args) => kill::exec(&ctx, args),
         Command::Scale(args) => scale::exec(&ctx, args),
-        Command::Shutdown => shutdown::exec(&ctx),
+        Command::Shutdown(args) => shutdown::exec(&ctx, args.no_block),
         Command::Completions(args) => completions::exec(args),
     }
 }

@@ -12,7 +12,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// A decoded request on its way to the core, with where its reply goes.
 pub struct Incoming {
@@ -38,7 +38,10 @@ impl Control {
         // We hold the lock, so whatever is at `path` was left by a dead herdd.
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
-            Ok(_) => anyhow::bail!("{} exists and is not a socket; refusing to replace it", path.display()),
+            Ok(_) => anyhow::bail!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => anyhow::bail!("{}: {err}", path.display()),
         }
@@ -81,14 +84,23 @@ fn take_lock(socket: &Path) -> anyhow::Result<File> {
     Ok(lock)
 }
 
-/// Serves one connection until the client closes it or misbehaves.
-pub async fn serve(stream: UnixStream, core: mpsc::UnboundedSender<Incoming>) {
+/// Serves one connection until the client closes it, misbehaves, or herdd
+/// exits (`closing` turns true; a request in progress is still answered).
+pub async fn serve(
+    stream: UnixStream,
+    core: mpsc::UnboundedSender<Incoming>,
+    mut closing: watch::Receiver<bool>,
+) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
         line.clear();
-        let reply = match read_line(&mut reader, &mut line).await {
+        let read = tokio::select! {
+            read = read_line(&mut reader, &mut line) => read,
+            _ = closing.wait_for(|closing| *closing) => return,
+        };
+        let reply = match read {
             Ok(Line::Complete) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(Line::Complete) => match decode_request(&line) {
                 Ok(request) => ask_core(&core, request).await,
@@ -127,12 +139,19 @@ enum Line {
 }
 
 /// Reads up to a newline, never buffering more than [`MAX_REQUEST_BYTES`].
-async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), line: &mut Vec<u8>) -> io::Result<Line> {
+async fn read_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+) -> io::Result<Line> {
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
             // A last line without newline still counts (e.g. `printf '...' | socat`).
-            return Ok(if line.is_empty() { Line::End } else { Line::Complete });
+            return Ok(if line.is_empty() {
+                Line::End
+            } else {
+                Line::Complete
+            });
         }
         let (chunk, found) = match available.iter().position(|b| *b == b'\n') {
             Some(end) => (&available[..end], true),

@@ -10,9 +10,15 @@ use std::path::PathBuf;
 pub enum Action {
     /// Fork/exec a process in its own process group; answer with
     /// `Input::Spawned` or `Input::SpawnFailed`.
-    Spawn { instance: InstanceId, spec: SpawnSpec },
+    Spawn {
+        instance: InstanceId,
+        spec: SpawnSpec,
+    },
     /// Send `signal` to the process group led by `pid`.
     Signal { pid: u32, signal: i32 },
+    /// SIGKILL whatever is left in the process group of `pgid`, whose leader
+    /// has just exited, so no stray process outlives its instance.
+    KillLeftovers { pgid: u32 },
     /// Answer request `id`.
     Reply { id: RequestId, reply: Reply },
     /// Something happened that logs (and later the event stream) should show.

@@ -91,7 +91,10 @@ mod tests {
     fn zero_delay_stays_zero() {
         let mut backoff = Backoff::new(Duration::ZERO);
         for _ in 0..3 {
-            assert_eq!(backoff.next_delay(MS, Duration::ZERO, 30_000 * MS), Duration::ZERO);
+            assert_eq!(
+                backoff.next_delay(MS, Duration::ZERO, 30_000 * MS),
+                Duration::ZERO
+            );
         }
     }
 

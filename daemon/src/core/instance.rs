@@ -125,11 +125,9 @@ impl Instance {
                 self.starts.reset();
                 self.stop_then(AfterStop::Start, ctx);
             }
-            State::Inactive
-            | State::Waiting
-            | State::Exited
-            | State::Failed
-            | State::Backoff => self.start(ctx),
+            State::Inactive | State::Waiting | State::Exited | State::Failed | State::Backoff => {
+                self.start(ctx)
+            }
         }
     }
 
@@ -259,6 +257,7 @@ impl Instance {
             pid,
             exit: exit.clone(),
         }));
+        ctx.out.push(Action::KillLeftovers { pgid: pid });
         match self.state {
             State::Stopping => self.stopped(ctx),
             State::Starting | State::Running => {
@@ -266,11 +265,9 @@ impl Instance {
                 Fate::Keep
             }
             // No process is tracked in these states; nothing to update.
-            State::Inactive
-            | State::Waiting
-            | State::Exited
-            | State::Failed
-            | State::Backoff => Fate::Keep,
+            State::Inactive | State::Waiting | State::Exited | State::Failed | State::Backoff => {
+                Fate::Keep
+            }
         }
     }
 
@@ -360,11 +357,7 @@ impl Instance {
                     }));
                 }
             }
-            State::Inactive
-            | State::Waiting
-            | State::Running
-            | State::Exited
-            | State::Failed => {}
+            State::Inactive | State::Waiting | State::Running | State::Exited | State::Failed => {}
         }
     }
 

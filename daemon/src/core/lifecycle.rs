@@ -7,12 +7,31 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lifecycle {
-    Started { instance: String, pid: u32 },
-    Ready { instance: String },
-    Exited { instance: String, pid: u32, exit: Exit },
-    Restarting { instance: String, delay: Duration },
-    Stopping { instance: String, pid: u32, signal: String },
-    Failed { instance: String, reason: String },
+    Started {
+        instance: String,
+        pid: u32,
+    },
+    Ready {
+        instance: String,
+    },
+    Exited {
+        instance: String,
+        pid: u32,
+        exit: Exit,
+    },
+    Restarting {
+        instance: String,
+        delay: Duration,
+    },
+    Stopping {
+        instance: String,
+        pid: u32,
+        signal: String,
+    },
+    Failed {
+        instance: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for Lifecycle {
@@ -20,7 +39,11 @@ impl fmt::Display for Lifecycle {
         match self {
             Lifecycle::Started { instance, pid } => write!(f, "{instance}: started (pid {pid})"),
             Lifecycle::Ready { instance } => write!(f, "{instance}: ready"),
-            Lifecycle::Exited { instance, pid, exit } => {
+            Lifecycle::Exited {
+                instance,
+                pid,
+                exit,
+            } => {
                 write!(f, "{instance}: pid {pid} exited ({exit})")
             }
             Lifecycle::Restarting { instance, delay } => {

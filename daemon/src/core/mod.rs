@@ -102,7 +102,8 @@ impl Supervisor {
             Input::Exited { pid, exit } => {
                 // Unknown pids are re-parented orphans: reaped, nothing to update.
                 if let Some(id) = self.pids.remove(&pid) {
-                    let fate = self.with_instance(now, &id, &mut out, |i, ctx| i.on_exit(exit, ctx));
+                    let fate =
+                        self.with_instance(now, &id, &mut out, |i, ctx| i.on_exit(exit, ctx));
                     if fate == Some(Fate::Remove) {
                         self.drop_instance(&id);
                     }

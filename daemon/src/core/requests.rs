@@ -141,9 +141,18 @@ impl Supervisor {
     }
 
     /// Adds or removes the highest-numbered instances; the others are untouched.
-    fn scale(&mut self, now: Instant, name: &str, count: u32, out: &mut Vec<Action>) -> Option<Reply> {
+    fn scale(
+        &mut self,
+        now: Instant,
+        name: &str,
+        count: u32,
+        out: &mut Vec<Action>,
+    ) -> Option<Reply> {
         if self.shutdown.is_some() {
-            return Some(Reply::error(ErrorCode::ShuttingDown, "herdd is shutting down"));
+            return Some(Reply::error(
+                ErrorCode::ShuttingDown,
+                "herdd is shutting down",
+            ));
         }
         let Some(unit) = self.units.get_mut(name) else {
             return Some(Reply::Error(no_such_unit(name)));
@@ -176,7 +185,10 @@ impl Supervisor {
                 .filter(|index| *index >= count)
                 .collect();
             for index in leaving {
-                let id = InstanceId { unit: name.to_string(), index };
+                let id = InstanceId {
+                    unit: name.to_string(),
+                    index,
+                };
                 if self.with_instance(now, &id, out, Instance::remove) == Some(Fate::Remove) {
                     self.drop_instance(&id);
                 }
@@ -193,18 +205,32 @@ impl Supervisor {
     }
 
     /// Brings instance `index` (back) into the unit and starts it if the unit is wanted.
-    fn add_instance(&mut self, now: Instant, name: &str, index: u32, out: &mut Vec<Action>) -> InstanceId {
-        let unit = self.units.get_mut(name).expect("caller checked the unit exists");
+    fn add_instance(
+        &mut self,
+        now: Instant,
+        name: &str,
+        index: u32,
+        out: &mut Vec<Action>,
+    ) -> InstanceId {
+        let unit = self
+            .units
+            .get_mut(name)
+            .expect("caller checked the unit exists");
         match unit.position(index) {
             // Still draining from an earlier scale-down: keep it, start it again once stopped.
-            Some(position) => unit.instances[position].after_stop = super::instance::AfterStop::Start,
+            Some(position) => {
+                unit.instances[position].after_stop = super::instance::AfterStop::Start
+            }
             None => {
                 let instance = Instance::new(index, &unit.config);
                 let position = unit.instances.partition_point(|i| i.index < index);
                 unit.instances.insert(position, instance);
             }
         }
-        let id = InstanceId { unit: name.to_string(), index };
+        let id = InstanceId {
+            unit: name.to_string(),
+            index,
+        };
         if unit.wanted {
             self.with_instance(now, &id, out, Instance::start);
         }
@@ -250,13 +276,19 @@ impl Supervisor {
                 } else {
                     Err(error(
                         ErrorCode::NoSuchUnit,
-                        format!("no instance {name}: {unit} has {} instance(s)", found.target_count()),
+                        format!(
+                            "no instance {name}: {unit} has {} instance(s)",
+                            found.target_count()
+                        ),
                     ))
                 }
             }
             Selector::Glob(pattern) => {
                 let glob = glob::Pattern::new(&pattern).map_err(|err| {
-                    error(ErrorCode::BadRequest, format!("bad pattern {pattern:?}: {err}"))
+                    error(
+                        ErrorCode::BadRequest,
+                        format!("bad pattern {pattern:?}: {err}"),
+                    )
                 })?;
                 let matches_instances = pattern.contains(herd_common::names::INSTANCE_SEPARATOR);
                 let mut found = Vec::new();
@@ -272,7 +304,10 @@ impl Supervisor {
                     }
                 }
                 if found.is_empty() {
-                    Err(error(ErrorCode::NoSuchUnit, format!("no unit matches {pattern:?}")))
+                    Err(error(
+                        ErrorCode::NoSuchUnit,
+                        format!("no unit matches {pattern:?}"),
+                    ))
                 } else {
                     Ok(found)
                 }

@@ -97,8 +97,14 @@ impl Harness {
                             });
                         } else {
                             self.next_pid += 1;
-                            seen.push(Action::Spawn { instance: instance.clone(), spec });
-                            inputs.push(Input::Spawned { instance, pid: self.next_pid });
+                            seen.push(Action::Spawn {
+                                instance: instance.clone(),
+                                spec,
+                            });
+                            inputs.push(Input::Spawned {
+                                instance,
+                                pid: self.next_pid,
+                            });
                         }
                     }
                     other => seen.push(other),
@@ -187,7 +193,10 @@ fn boot_spawns_every_instance_with_substitution() {
     let mut h = Harness::new(vec![pool("web", 3), service("db")]);
     let spawned = spawns(&h.boot());
     assert_eq!(spawned.len(), 4);
-    let (id, spec) = &spawned.iter().find(|(id, _)| id.unit == "web" && id.index == 2).unwrap();
+    let (id, spec) = &spawned
+        .iter()
+        .find(|(id, _)| id.unit == "web" && id.index == 2)
+        .unwrap();
     assert_eq!(id.index, 2);
     assert_eq!(spec.argv, ["/bin/sleep", "200"]);
     assert_eq!(spec.env["PORT"], "802");
@@ -195,19 +204,29 @@ fn boot_spawns_every_instance_with_substitution() {
     assert_eq!(spec.env["HERD_UNIT"], "web");
     assert_eq!(h.state("web@2"), State::Running);
     assert_eq!(h.state("db"), State::Running);
-    assert_eq!(h.core.next_deadline(), None, "nothing to wake up for when all run");
+    assert_eq!(
+        h.core.next_deadline(),
+        None,
+        "nothing to wake up for when all run"
+    );
 }
 
 #[test]
 fn autostart_false_stays_inactive() {
-    let mut h = Harness::new(vec![UnitConfig { autostart: false, ..service("db") }]);
+    let mut h = Harness::new(vec![UnitConfig {
+        autostart: false,
+        ..service("db")
+    }]);
     assert!(spawns(&h.boot()).is_empty());
     assert_eq!(h.state("db"), State::Inactive);
 }
 
 #[test]
 fn ready_after_a_delay() {
-    let mut h = Harness::new(vec![UnitConfig { ready: Ready::After(2000 * MS), ..service("db") }]);
+    let mut h = Harness::new(vec![UnitConfig {
+        ready: Ready::After(2000 * MS),
+        ..service("db")
+    }]);
     h.boot();
     assert_eq!(h.state("db"), State::Starting);
     assert_eq!(h.core.next_deadline(), Some(h.now + 2000 * MS));
@@ -219,7 +238,10 @@ fn ready_after_a_delay() {
 
 #[test]
 fn an_exit_before_ready_is_a_crash() {
-    let mut h = Harness::new(vec![UnitConfig { ready: Ready::After(2000 * MS), ..service("db") }]);
+    let mut h = Harness::new(vec![UnitConfig {
+        ready: Ready::After(2000 * MS),
+        ..service("db")
+    }]);
     h.boot();
     h.exit("db", Exit::Code(1));
     assert_eq!(h.state("db"), State::Backoff);
@@ -241,12 +263,19 @@ fn crash_backs_off_then_restarts_with_growing_delays() {
     assert_eq!((db.state, db.restarts), (State::Running, 1));
     assert_ne!(db.pid, first_pid);
     h.exit("db", Exit::Code(3));
-    assert_eq!(h.core.next_deadline(), Some(h.now + 200 * MS), "delay doubles");
+    assert_eq!(
+        h.core.next_deadline(),
+        Some(h.now + 200 * MS),
+        "delay doubles"
+    );
 }
 
 #[test]
 fn zero_delay_restarts_in_the_same_step() {
-    let mut h = Harness::new(vec![UnitConfig { restart_delay: Duration::ZERO, ..service("db") }]);
+    let mut h = Harness::new(vec![UnitConfig {
+        restart_delay: Duration::ZERO,
+        ..service("db")
+    }]);
     h.boot();
     let actions = h.exit("db", Exit::Signal("SIGKILL".into()));
     assert_eq!(spawns(&actions).len(), 1);
@@ -258,14 +287,21 @@ fn restart_policies_decide_on_exit() {
     let cases = [
         (RestartPolicy::OnFailure, Exit::Code(0), State::Exited),
         (RestartPolicy::OnFailure, Exit::Code(1), State::Backoff),
-        (RestartPolicy::OnFailure, Exit::Signal("SIGSEGV".into()), State::Backoff),
+        (
+            RestartPolicy::OnFailure,
+            Exit::Signal("SIGSEGV".into()),
+            State::Backoff,
+        ),
         (RestartPolicy::Always, Exit::Code(0), State::Backoff),
         (RestartPolicy::Always, Exit::Code(2), State::Backoff),
         (RestartPolicy::Never, Exit::Code(0), State::Exited),
         (RestartPolicy::Never, Exit::Code(2), State::Failed),
     ];
     for (restart, exit, expected) in cases {
-        let mut h = Harness::new(vec![UnitConfig { restart, ..service("db") }]);
+        let mut h = Harness::new(vec![UnitConfig {
+            restart,
+            ..service("db")
+        }]);
         h.boot();
         h.exit("db", exit.clone());
         assert_eq!(h.state("db"), expected, "{restart:?} after {exit}");
@@ -274,7 +310,10 @@ fn restart_policies_decide_on_exit() {
 
 #[test]
 fn a_crash_loop_ends_failed_at_the_start_limit() {
-    let mut h = Harness::new(vec![UnitConfig { start_limit: 3, ..service("db") }]);
+    let mut h = Harness::new(vec![UnitConfig {
+        start_limit: 3,
+        ..service("db")
+    }]);
     h.boot(); // start 1
     for _ in 0..2 {
         h.exit("db", Exit::Code(1));
@@ -285,16 +324,24 @@ fn a_crash_loop_ends_failed_at_the_start_limit() {
     let db = h.instance("db");
     assert_eq!(db.state, State::Failed);
     assert!(db.reason.unwrap().contains("start limit"));
-    assert!(actions.iter().any(|a| matches!(a, Action::Publish(Lifecycle::Failed { .. }))));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Publish(Lifecycle::Failed { .. }))));
     assert_eq!(h.core.next_deadline(), None, "no more restarts");
     // A user start forgives: it runs again.
-    h.request(Request::Start { names: names(&["db"]), wait: false });
+    h.request(Request::Start {
+        names: names(&["db"]),
+        wait: false,
+    });
     assert_eq!(h.state("db"), State::Running);
 }
 
 #[test]
 fn starts_outside_the_interval_do_not_count() {
-    let mut h = Harness::new(vec![UnitConfig { start_limit: 2, ..service("db") }]);
+    let mut h = Harness::new(vec![UnitConfig {
+        start_limit: 2,
+        ..service("db")
+    }]);
     h.boot();
     for _ in 0..5 {
         h.now += 20_000 * MS; // longer than start_interval
@@ -314,7 +361,10 @@ fn exec_failure_fails_at_once_with_the_message() {
     h.boot();
     let db = h.instance("db");
     assert_eq!(db.state, State::Failed);
-    assert_eq!(db.reason.as_deref(), Some("exec /no/such: No such file or directory"));
+    assert_eq!(
+        db.reason.as_deref(),
+        Some("exec /no/such: No such file or directory")
+    );
     assert_eq!(db.pid, None);
     assert_eq!(h.core.next_deadline(), None);
 }
@@ -324,35 +374,60 @@ fn stop_signals_the_group_then_kills_after_the_timeout() {
     let mut h = Harness::new(vec![service("db")]);
     h.boot();
     let pid = h.instance("db").pid.unwrap();
-    let (id, actions) = h.request(Request::Stop { names: names(&["db"]), wait: true });
+    let (id, actions) = h.request(Request::Stop {
+        names: names(&["db"]),
+        wait: true,
+    });
     assert_eq!(signals(&actions), [(pid, libc::SIGTERM)]);
     assert!(reply_to(id, &actions).is_none(), "waits for the exit");
     assert_eq!(h.state("db"), State::Stopping);
     assert!(signals(&h.advance(499 * MS)).is_empty());
     assert_eq!(signals(&h.advance(MS)), [(pid, libc::SIGKILL)]);
-    assert!(signals(&h.advance(10_000 * MS)).is_empty(), "SIGKILL only once");
+    assert!(
+        signals(&h.advance(10_000 * MS)).is_empty(),
+        "SIGKILL only once"
+    );
     let actions = h.exit("db", Exit::Signal("SIGKILL".into()));
     assert!(matches!(reply_to(id, &actions), Some(Reply::Ok(_))));
     assert_eq!(h.state("db"), State::Inactive);
-    assert!(spawns(&actions).is_empty(), "a stopped unit is not restarted");
+    assert!(
+        spawns(&actions).is_empty(),
+        "a stopped unit is not restarted"
+    );
 }
 
 #[test]
 fn restart_stops_then_starts() {
-    let mut h = Harness::new(vec![UnitConfig { stop_signal: libc::SIGINT, ..service("db") }]);
+    let mut h = Harness::new(vec![UnitConfig {
+        stop_signal: libc::SIGINT,
+        ..service("db")
+    }]);
     h.boot();
     let pid = h.instance("db").pid.unwrap();
-    let (id, actions) = h.request(Request::Restart { names: names(&["db"]), wait: true });
+    let (id, actions) = h.request(Request::Restart {
+        names: names(&["db"]),
+        wait: true,
+    });
     assert_eq!(signals(&actions), [(pid, libc::SIGINT)]);
     let actions = h.exit("db", Exit::Signal("SIGINT".into()));
     assert_eq!(spawns(&actions).len(), 1);
     assert!(matches!(reply_to(id, &actions), Some(Reply::Ok(_))));
-    assert_eq!(h.instance("db").restarts, 0, "a requested restart is not a crash");
+    assert_eq!(
+        h.instance("db").restarts,
+        0,
+        "a requested restart is not a crash"
+    );
 }
 
 #[test]
 fn after_waits_for_a_task_to_exit_zero() {
-    let mut h = Harness::new(vec![task("migrate"), UnitConfig { after: names(&["migrate"]), ..service("db") }]);
+    let mut h = Harness::new(vec![
+        task("migrate"),
+        UnitConfig {
+            after: names(&["migrate"]),
+            ..service("db")
+        },
+    ]);
     let actions = h.boot();
     assert_eq!(spawns(&actions).len(), 1);
     let db = h.instance("db");
@@ -368,10 +443,17 @@ fn after_waits_for_a_task_to_exit_zero() {
 fn a_failed_dependency_blocks_and_settles_a_waiting_start() {
     let mut h = Harness::new(vec![
         task("migrate"),
-        UnitConfig { after: names(&["migrate"]), autostart: false, ..service("db") },
+        UnitConfig {
+            after: names(&["migrate"]),
+            autostart: false,
+            ..service("db")
+        },
     ]);
     h.boot();
-    let (id, actions) = h.request(Request::Start { names: names(&["db"]), wait: true });
+    let (id, actions) = h.request(Request::Start {
+        names: names(&["db"]),
+        wait: true,
+    });
     assert!(reply_to(id, &actions).is_none());
     let actions = h.exit("migrate", Exit::Code(2));
     assert!(spawns(&actions).is_empty());
@@ -379,14 +461,23 @@ fn a_failed_dependency_blocks_and_settles_a_waiting_start() {
     let db = h.instance("db");
     assert_eq!(db.state, State::Waiting);
     assert_eq!(db.reason.as_deref(), Some("dependency migrate failed"));
-    assert!(matches!(reply_to(id, &actions), Some(Reply::Ok(_))), "start settles on a blocked dependency");
+    assert!(
+        matches!(reply_to(id, &actions), Some(Reply::Ok(_))),
+        "start settles on a blocked dependency"
+    );
 }
 
 #[test]
 fn a_service_dependency_is_satisfied_when_all_instances_run() {
     let mut h = Harness::new(vec![
-        UnitConfig { ready: Ready::After(1000 * MS), ..pool("db", 2) },
-        UnitConfig { after: names(&["db"]), ..service("web") },
+        UnitConfig {
+            ready: Ready::After(1000 * MS),
+            ..pool("db", 2)
+        },
+        UnitConfig {
+            after: names(&["db"]),
+            ..service("web")
+        },
     ]);
     h.boot();
     assert_eq!(h.state("web"), State::Waiting);
@@ -401,14 +492,25 @@ fn shutdown_stops_daemons_now_and_joins_the_others() {
     let web = h.instance("web").pid.unwrap();
     let backup = h.instance("backup").pid.unwrap();
     let actions = h.feed(Input::Shutdown);
-    assert_eq!(signals(&actions), [(web, libc::SIGTERM)], "only the daemon is signalled");
+    assert_eq!(
+        signals(&actions),
+        [(web, libc::SIGTERM)],
+        "only the daemon is signalled"
+    );
     h.exit("web", Exit::Signal("SIGTERM".into()));
     assert!(!h.core.is_finished(), "backup is still joined");
     assert_eq!(h.core.next_deadline(), Some(h.now + 3000 * MS));
     let actions = h.advance(3000 * MS);
-    assert_eq!(signals(&actions), [(backup, libc::SIGTERM)], "joined until shutdown_timeout");
+    assert_eq!(
+        signals(&actions),
+        [(backup, libc::SIGTERM)],
+        "joined until shutdown_timeout"
+    );
     let actions = h.exit("backup", Exit::Signal("SIGTERM".into()));
-    assert!(spawns(&actions).is_empty(), "nothing restarts during shutdown");
+    assert!(
+        spawns(&actions).is_empty(),
+        "nothing restarts during shutdown"
+    );
     assert!(h.core.is_finished());
 }
 
@@ -420,8 +522,13 @@ fn a_joined_task_that_finishes_in_time_ends_the_shutdown() {
     let actions = h.exit("backup", Exit::Code(0));
     assert!(signals(&actions).is_empty());
     assert!(h.core.is_finished());
-    let (id, actions) = h.request(Request::Start { names: names(&["backup"]), wait: true });
-    assert!(matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::ShuttingDown));
+    let (id, actions) = h.request(Request::Start {
+        names: names(&["backup"]),
+        wait: true,
+    });
+    assert!(
+        matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::ShuttingDown)
+    );
 }
 
 #[test]
@@ -437,19 +544,34 @@ fn a_second_shutdown_stops_joined_processes_at_once() {
 fn scale_touches_only_the_highest_instances() {
     let mut h = Harness::new(vec![pool("web", 5)]);
     h.boot();
-    let before: Vec<_> = (0..5).map(|i| h.instance(&format!("web@{i}")).pid.unwrap()).collect();
-    let (_, actions) = h.request(Request::Scale { name: "web".into(), instances: 3 });
-    assert_eq!(signals(&actions), [(before[3], libc::SIGTERM), (before[4], libc::SIGTERM)]);
+    let before: Vec<_> = (0..5)
+        .map(|i| h.instance(&format!("web@{i}")).pid.unwrap())
+        .collect();
+    let (_, actions) = h.request(Request::Scale {
+        name: "web".into(),
+        instances: 3,
+    });
+    assert_eq!(
+        signals(&actions),
+        [(before[3], libc::SIGTERM), (before[4], libc::SIGTERM)]
+    );
     h.exit("web@3", Exit::Signal("SIGTERM".into()));
     h.exit("web@4", Exit::Signal("SIGTERM".into()));
     let web = h.status().units.remove(0);
     assert_eq!(web.instances.len(), 3);
-    let (_, actions) = h.request(Request::Scale { name: "web".into(), instances: 4 });
+    let (_, actions) = h.request(Request::Scale {
+        name: "web".into(),
+        instances: 4,
+    });
     let spawned = spawns(&actions);
     assert_eq!(spawned.len(), 1);
     assert_eq!(spawned[0].0.index, 3);
     for (i, pid) in before.iter().take(3).enumerate() {
-        assert_eq!(h.instance(&format!("web@{i}")).pid, Some(*pid), "web@{i} untouched");
+        assert_eq!(
+            h.instance(&format!("web@{i}")).pid,
+            Some(*pid),
+            "web@{i} untouched"
+        );
     }
 }
 
@@ -457,8 +579,14 @@ fn scale_touches_only_the_highest_instances() {
 fn scale_up_while_draining_reuses_the_instance() {
     let mut h = Harness::new(vec![pool("web", 2)]);
     h.boot();
-    h.request(Request::Scale { name: "web".into(), instances: 1 });
-    h.request(Request::Scale { name: "web".into(), instances: 2 });
+    h.request(Request::Scale {
+        name: "web".into(),
+        instances: 1,
+    });
+    h.request(Request::Scale {
+        name: "web".into(),
+        instances: 2,
+    });
     let actions = h.exit("web@1", Exit::Signal("SIGTERM".into()));
     assert_eq!(spawns(&actions).len(), 1, "comes back after draining");
     assert_eq!(h.state("web@1"), State::Running);
@@ -467,22 +595,45 @@ fn scale_up_while_draining_reuses_the_instance() {
 #[test]
 fn scale_refuses_tasks_and_unknown_units() {
     let mut h = Harness::new(vec![task("migrate")]);
-    let (id, actions) = h.request(Request::Scale { name: "migrate".into(), instances: 2 });
-    assert!(matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::BadRequest));
-    let (id, actions) = h.request(Request::Scale { name: "nope".into(), instances: 2 });
-    assert!(matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::NoSuchUnit));
+    let (id, actions) = h.request(Request::Scale {
+        name: "migrate".into(),
+        instances: 2,
+    });
+    assert!(
+        matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::BadRequest)
+    );
+    let (id, actions) = h.request(Request::Scale {
+        name: "nope".into(),
+        instances: 2,
+    });
+    assert!(
+        matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::NoSuchUnit)
+    );
 }
 
 #[test]
 fn kill_signals_every_running_instance() {
     let mut h = Harness::new(vec![pool("web", 2)]);
     h.boot();
-    let pids: Vec<u32> = (0..2).map(|i| h.instance(&format!("web@{i}")).pid.unwrap()).collect();
-    let (id, actions) = h.request(Request::Kill { names: names(&["web"]), signal: "HUP".into() });
-    assert_eq!(signals(&actions), [(pids[0], libc::SIGHUP), (pids[1], libc::SIGHUP)]);
+    let pids: Vec<u32> = (0..2)
+        .map(|i| h.instance(&format!("web@{i}")).pid.unwrap())
+        .collect();
+    let (id, actions) = h.request(Request::Kill {
+        names: names(&["web"]),
+        signal: "HUP".into(),
+    });
+    assert_eq!(
+        signals(&actions),
+        [(pids[0], libc::SIGHUP), (pids[1], libc::SIGHUP)]
+    );
     assert!(matches!(reply_to(id, &actions), Some(Reply::Ok(_))));
-    let (id, actions) = h.request(Request::Kill { names: names(&["web"]), signal: "NOPE".into() });
-    assert!(matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::BadRequest));
+    let (id, actions) = h.request(Request::Kill {
+        names: names(&["web"]),
+        signal: "NOPE".into(),
+    });
+    assert!(
+        matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::BadRequest)
+    );
 }
 
 #[test]
@@ -490,22 +641,47 @@ fn names_resolve_to_units_instances_and_globs() {
     let h = Harness::new(vec![pool("web", 3), service("webhook"), service("db")]);
     let resolve = |list: &[&str]| h.core.resolve(&names(list));
     assert_eq!(resolve(&["web"]).unwrap().len(), 3);
-    assert_eq!(resolve(&["web@1"]).unwrap(), [InstanceId { unit: "web".into(), index: 1 }]);
+    assert_eq!(
+        resolve(&["web@1"]).unwrap(),
+        [InstanceId {
+            unit: "web".into(),
+            index: 1
+        }]
+    );
     assert_eq!(resolve(&["web*"]).unwrap().len(), 4);
     assert_eq!(resolve(&["web@[01]"]).unwrap().len(), 2);
-    assert_eq!(resolve(&["web", "web@1"]).unwrap().len(), 3, "no duplicates");
+    assert_eq!(
+        resolve(&["web", "web@1"]).unwrap().len(),
+        3,
+        "no duplicates"
+    );
     for bad in [&["nope"][..], &["web@3"], &["x*"], &[]] {
         let err = resolve(bad).unwrap_err();
-        assert!(matches!(err.code, ErrorCode::NoSuchUnit | ErrorCode::BadRequest), "{bad:?}");
+        assert!(
+            matches!(err.code, ErrorCode::NoSuchUnit | ErrorCode::BadRequest),
+            "{bad:?}"
+        );
     }
     assert_eq!(resolve(&["web@3"]).unwrap_err().code, ErrorCode::NoSuchUnit);
+}
+
+#[test]
+fn an_exit_kills_what_is_left_of_the_process_group() {
+    let mut h = Harness::new(vec![service("db")]);
+    h.boot();
+    let pid = h.instance("db").pid.unwrap();
+    let actions = h.exit("db", Exit::Code(1));
+    assert!(actions.contains(&Action::KillLeftovers { pgid: pid }));
 }
 
 #[test]
 fn exits_of_unknown_pids_are_ignored() {
     let mut h = Harness::new(vec![service("db")]);
     h.boot();
-    let actions = h.feed(Input::Exited { pid: 999_999, exit: Exit::Code(0) });
+    let actions = h.feed(Input::Exited {
+        pid: 999_999,
+        exit: Exit::Code(0),
+    });
     assert!(actions.is_empty());
     assert_eq!(h.state("db"), State::Running);
 }
@@ -565,9 +741,18 @@ fn state_by_operation_table() {
         let mut h = reach(from);
         assert_eq!(h.state("svc"), from, "setting up {from}");
         match op {
-            Op::Start => drop(h.request(Request::Start { names: names(&["svc"]), wait: false })),
-            Op::Stop => drop(h.request(Request::Stop { names: names(&["svc"]), wait: false })),
-            Op::Restart => drop(h.request(Request::Restart { names: names(&["svc"]), wait: false })),
+            Op::Start => drop(h.request(Request::Start {
+                names: names(&["svc"]),
+                wait: false,
+            })),
+            Op::Stop => drop(h.request(Request::Stop {
+                names: names(&["svc"]),
+                wait: false,
+            })),
+            Op::Restart => drop(h.request(Request::Restart {
+                names: names(&["svc"]),
+                wait: false,
+            })),
             Op::Exit => drop(h.exit("svc", Exit::Code(1))),
             Op::Deadline => {
                 let deadline = h.core.next_deadline().unwrap_or(h.now);
@@ -582,13 +767,25 @@ fn state_by_operation_table() {
 /// A harness whose unit `svc` is in `state`. `Failed` is reached via a task that
 /// exits 1 (so that `start` can run it again); `Waiting` via a dependency that never runs.
 fn reach(state: State) -> Harness {
-    let svc = UnitConfig { ready: Ready::After(1000 * MS), ..service("svc") };
+    let svc = UnitConfig {
+        ready: Ready::After(1000 * MS),
+        ..service("svc")
+    };
     let mut h = match state {
         State::Waiting => Harness::new(vec![
-            UnitConfig { after: names(&["dep"]), ..svc },
-            UnitConfig { autostart: false, ..service("dep") },
+            UnitConfig {
+                after: names(&["dep"]),
+                ..svc
+            },
+            UnitConfig {
+                autostart: false,
+                ..service("dep")
+            },
         ]),
-        State::Inactive => Harness::new(vec![UnitConfig { autostart: false, ..svc }]),
+        State::Inactive => Harness::new(vec![UnitConfig {
+            autostart: false,
+            ..svc
+        }]),
         State::Exited | State::Failed => Harness::new(vec![UnitConfig {
             restart: RestartPolicy::Never,
             ready: Ready::Started,
@@ -600,7 +797,10 @@ fn reach(state: State) -> Harness {
     match state {
         State::Inactive | State::Waiting | State::Starting => {}
         State::Running => drop(h.advance(1000 * MS)),
-        State::Stopping => drop(h.request(Request::Stop { names: names(&["svc"]), wait: false })),
+        State::Stopping => drop(h.request(Request::Stop {
+            names: names(&["svc"]),
+            wait: false,
+        })),
         State::Exited => drop(h.exit("svc", Exit::Code(0))),
         State::Failed => drop(h.exit("svc", Exit::Code(1))),
         State::Backoff => drop(h.exit("svc", Exit::Code(1))),

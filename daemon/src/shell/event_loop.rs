@@ -10,10 +10,14 @@ use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
+
+/// How long exiting herdd waits for clients to take their last replies.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Builds the single-threaded runtime and runs herdd until shutdown completes.
 pub fn start(config: Config) -> anyhow::Result<()> {
@@ -34,6 +38,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");
 
     let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
+    // Tells connection tasks to finish once their reply is written.
+    let (closing_tx, closing) = watch::channel(false);
+    let mut connections = JoinSet::new();
     let mut shell = Shell {
         core: Supervisor::new(&config),
         pending: HashMap::new(),
@@ -49,12 +56,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Some(incoming) = requests.recv() => shell.request(incoming),
             accepted = control.listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(socket::serve(stream, requests_tx.clone()));
+                    connections.spawn(socket::serve(stream, requests_tx.clone(), closing.clone()));
                 }
                 Err(err) => warn!(error = %err, "accept failed"),
             },
             _ = sleep_until(deadline), if deadline.is_some() => shell.feed(Input::Tick),
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+    }
+    // Let every connection write its last reply (e.g. to `shutdown`), then close.
+    let _ = closing_tx.send(true);
+    drop(requests);
+    let flushed = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(FLUSH_TIMEOUT, flushed).await.is_err() {
+        warn!("some clients did not take their last reply");
     }
     // Collect any orphan that ended during the last step.
     reaper::reap_all();
@@ -125,6 +140,11 @@ impl Shell {
                     // ESRCH: the group is already gone; its exit is on the way.
                     debug!(pid, signal, error = %err, "signal not delivered");
                 }
+                None
+            }
+            Action::KillLeftovers { pgid } => {
+                // ESRCH (the usual case) means the group died with its leader.
+                let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
                 None
             }
             Action::Reply { id, reply } => {

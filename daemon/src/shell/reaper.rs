@@ -13,10 +13,13 @@ pub fn reap_all() -> Vec<(u32, Exit)> {
     let mut exits = Vec::new();
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => exits.push((pid.as_raw() as u32, Exit::Code(code))),
-            Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                exits.push((pid.as_raw() as u32, Exit::Signal(signal_name(signal as i32))))
+            Ok(WaitStatus::Exited(pid, code)) => {
+                exits.push((pid.as_raw() as u32, Exit::Code(code)))
             }
+            Ok(WaitStatus::Signaled(pid, signal, _)) => exits.push((
+                pid.as_raw() as u32,
+                Exit::Signal(signal_name(signal as i32)),
+            )),
             Ok(WaitStatus::StillAlive) => break,
             // Stopped/continued are not asked for (no WUNTRACED); keep draining.
             Ok(_) => continue,

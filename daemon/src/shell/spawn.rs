@@ -27,7 +27,11 @@ pub fn spawn(spec: &SpawnSpec) -> Result<u32, String> {
         parent: std::process::id() as libc::pid_t,
         die_with_parent: spec.daemon,
         umask: spec.umask,
-        rlimits: spec.rlimits.iter().map(|(r, v)| (resource(*r), *v)).collect(),
+        rlimits: spec
+            .rlimits
+            .iter()
+            .map(|(r, v)| (resource(*r), *v))
+            .collect(),
         credentials,
     };
     let mut command = Command::new(program);

@@ -1,0 +1,178 @@
+/*
+ * bare_spawn: the raw baselines for herd's benchmark (bench/run compiles it
+ * with gcc into a temp dir at run time).
+ *
+ *   bare_spawn spawn N [--confirm] -- PROG ARGS...
+ *       fork+execv N children in a loop and print, on stdout, the nanoseconds
+ *       from before the first fork until the last fork returned in the parent.
+ *       With --confirm the parent also waits, per child, until its exec
+ *       succeeded (a CLOEXEC pipe reaching EOF) -- which is what Rust's
+ *       std::process::Command::spawn (used by herdd) does.
+ *       Then SIGKILLs every child and reaps them all (not timed).
+ *
+ *   bare_spawn time N -- PROG ARGS...
+ *       run PROG N times one after another (stdin/stdout/stderr on /dev/null),
+ *       printing one line per run: "<ns> <exit status>", the wall time from
+ *       before fork until waitpid returned.
+ *
+ *   bare_spawn supervise -- PROG ARGS...
+ *       a minimal supervisor: fork+exec PROG (with PR_SET_PDEATHSIG, as herdd
+ *       does for daemon services), block in waitpid, and restart it at once
+ *       whenever it exits. SIGTERM/SIGINT: kill the child, reap it, exit 0.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void die(const char *what) {
+    perror(what);
+    exit(111);
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: bare_spawn spawn N [--confirm] -- PROG ARGS...\n"
+            "       bare_spawn time N -- PROG ARGS...\n"
+            "       bare_spawn supervise -- PROG ARGS...\n");
+    exit(2);
+}
+
+/* Index of the argument after "--", or usage error. */
+static int after_dashes(int argc, char **argv, int from) {
+    for (int i = from; i < argc; i++)
+        if (strcmp(argv[i], "--") == 0) {
+            if (i + 1 >= argc) usage();
+            return i + 1;
+        }
+    usage();
+    return -1;
+}
+
+static int spawn_mode(int argc, char **argv) {
+    if (argc < 3) usage();
+    int n = atoi(argv[2]);
+    int confirm = 0;
+    for (int i = 3; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--confirm") == 0) confirm = 1;
+    int cmd = after_dashes(argc, argv, 3);
+    char **child_argv = argv + cmd;
+    pid_t *pids = calloc((size_t)n, sizeof *pids);
+    if (!pids) die("calloc");
+
+    long long t0 = now_ns();
+    for (int i = 0; i < n; i++) {
+        int fds[2] = {-1, -1};
+        if (confirm && pipe2(fds, O_CLOEXEC) < 0) die("pipe2");
+        pid_t pid = fork();
+        if (pid < 0) die("fork");
+        if (pid == 0) {
+            execv(child_argv[0], child_argv);
+            _exit(127);
+        }
+        pids[i] = pid;
+        if (confirm) {
+            close(fds[1]);
+            char c;
+            while (read(fds[0], &c, 1) < 0 && errno == EINTR) {
+            }
+            close(fds[0]);
+        }
+    }
+    long long t1 = now_ns();
+    printf("%lld\n", t1 - t0);
+    fflush(stdout);
+
+    for (int i = 0; i < n; i++) kill(pids[i], SIGKILL);
+    for (int i = 0; i < n; i++)
+        while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR) {
+        }
+    return 0;
+}
+
+static int time_mode(int argc, char **argv) {
+    if (argc < 3) usage();
+    int n = atoi(argv[2]);
+    int cmd = after_dashes(argc, argv, 3);
+    char **child_argv = argv + cmd;
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) die("/dev/null");
+    for (int i = 0; i < n; i++) {
+        long long t0 = now_ns();
+        pid_t pid = fork();
+        if (pid < 0) die("fork");
+        if (pid == 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            execvp(child_argv[0], child_argv);
+            _exit(127);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+            if (errno != EINTR) die("waitpid");
+        long long t1 = now_ns();
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        printf("%lld %d\n", t1 - t0, code);
+    }
+    return 0;
+}
+
+static volatile sig_atomic_t stopping = 0;
+static void on_stop(int sig) {
+    (void)sig;
+    stopping = 1;
+}
+
+static int supervise_mode(int argc, char **argv) {
+    int cmd = after_dashes(argc, argv, 2);
+    char **child_argv = argv + cmd;
+    pid_t parent = getpid();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop; /* no SA_RESTART: waitpid returns EINTR */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    pid_t child = -1;
+    while (!stopping) {
+        if (child < 0) {
+            child = fork();
+            if (child < 0) die("fork");
+            if (child == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                if (getppid() != parent) _exit(1);
+                execv(child_argv[0], child_argv);
+                _exit(127);
+            }
+        }
+        if (waitpid(child, NULL, 0) == child) child = -1;
+    }
+    if (child > 0) {
+        kill(child, SIGKILL);
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) usage();
+    if (strcmp(argv[1], "spawn") == 0) return spawn_mode(argc, argv);
+    if (strcmp(argv[1], "time") == 0) return time_mode(argc, argv);
+    if (strcmp(argv[1], "supervise") == 0) return supervise_mode(argc, argv);
+    usage();
+    return 2;
+}

@@ -1,0 +1,376 @@
+//! Each kind of error, with its exact `line:column: key: message`.
+
+use super::{assert_single_errors, errors_of, MAIN};
+
+const UNIT_KEYS: &str = "command, instances, env, cwd, user, group, umask, rlimits, after, \
+     ready, restart, restart_delay, restart_delay_max, start_limit, start_interval, \
+     stop_signal, stop_timeout, daemon, autostart";
+
+#[test]
+fn unknown_keys() {
+    let service =
+        format!("3:1: service.web.restat: unknown key `restat` (expected one of: {UNIT_KEYS})");
+    let task_keys = UNIT_KEYS.replace("instances, ", "");
+    let task = format!("3:1: task.t.restat: unknown key `restat` (expected one of: {task_keys})");
+    assert_single_errors(&[
+        (
+            "[service.web]\ncommand = [\"a\"]\nrestat = \"always\"\n",
+            &service,
+        ),
+        ("[task.t]\ncommand = [\"a\"]\nrestat = \"always\"\n", &task),
+        (
+            "[services.web]\ncommand = [\"a\"]\n",
+            "1:2: services: unknown key `services` (expected one of: include, herd, service, task)",
+        ),
+        (
+            "[herd]\nsockets = \"/x\"\n",
+            "2:1: herd.sockets: unknown key `sockets` (expected one of: socket, log_dir, \
+             state_dir, dbus, shutdown_timeout, control_group)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nrlimits = { nofiles = 1 }\n",
+            "3:13: service.web.rlimits.nofiles: unknown key `nofiles` (expected one of: \
+             nofile, nproc, core, memlock, stack, as, fsize, cpu)",
+        ),
+    ]);
+}
+
+#[test]
+fn not_yet_supported() {
+    assert_single_errors(&[
+        (
+            "[pool.convert]\nsize = 2\n",
+            "1:2: pool: `[pool]` is not supported by this version of herd yet",
+        ),
+        (
+            "[semaphore.db]\ncapacity = 2\n",
+            "1:2: semaphore: `[semaphore]` is not supported by this version of herd yet",
+        ),
+        (
+            "[event.db-ready]\nset = false\n",
+            "1:2: event: `[event]` is not supported by this version of herd yet",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nsemaphores = [\"db\"]\n",
+            "3:1: service.web.semaphores: `semaphores` is not supported by this version of herd yet",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nwait_events = [\"db\"]\n",
+            "3:1: service.web.wait_events: `wait_events` is not supported by this version of herd yet",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nsets_event = \"db\"\n",
+            "3:1: service.web.sets_event: `sets_event` is not supported by this version of herd yet",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nready = \"notify\"\n",
+            "3:9: service.web.ready: `ready = \"notify\"` is not supported by this version of herd yet",
+        ),
+    ]);
+}
+
+#[test]
+fn wrong_types() {
+    assert_single_errors(&[
+        ("service = 1\n", "1:11: service: expected a table, found an integer"),
+        ("herd = 1\n", "1:8: herd: expected a table, found an integer"),
+        ("[[service.web]]\ncommand = [\"a\"]\n", "1:1: service.web: expected a table, found an array"),
+        (
+            "include = \"conf.d/*.toml\"\n",
+            "1:11: include: expected an array of strings, found a string",
+        ),
+        (
+            "[service.web]\ncommand = \"a b\"\n",
+            "2:11: service.web.command: expected an array of strings, found a string",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\", 1]\n",
+            "2:17: service.web.command: expected an array of strings, but this element is an integer",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nafter = \"db\"\n",
+            "3:9: service.web.after: expected an array of strings, found a string",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\ndaemon = \"yes\"\n",
+            "3:10: service.web.daemon: expected a boolean (true or false), found a string",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\ncwd = 1\n",
+            "3:7: service.web.cwd: expected a string, found an integer",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nenv = [\"A=1\"]\n",
+            "3:7: service.web.env: expected a table, found an array",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nenv = { A = 1 }\n",
+            "3:13: service.web.env.A: expected a string, found an integer",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\numask = 27\n",
+            "3:9: service.web.umask: expected an octal string like \"027\", found an integer",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nstop_timeout = true\n",
+            "3:16: service.web.stop_timeout: expected a duration string like \"10s\", found a boolean",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\ninstances = \"4\"\n",
+            "3:13: service.web.instances: expected an integer, found a string",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nstop_signal = [15]\n",
+            "3:15: service.web.stop_signal: expected a signal name like \"SIGTERM\" or a number, \
+             found an array",
+        ),
+    ]);
+}
+
+#[test]
+fn durations() {
+    let needs_unit = "durations need a unit (ms, s, m or h), e.g. \"10s\"";
+    assert_single_errors(&[
+        (
+            "[service.web]\ncommand = [\"a\"]\nstop_timeout = 10\n",
+            &format!("3:16: service.web.stop_timeout: {needs_unit}"),
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nstop_timeout = \"10\"\n",
+            &format!("3:16: service.web.stop_timeout: {needs_unit}"),
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nstop_timeout = 1.5\n",
+            &format!("3:16: service.web.stop_timeout: {needs_unit}"),
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nready = 2\n",
+            &format!("3:9: service.web.ready: {needs_unit}"),
+        ),
+        (
+            "[herd]\nshutdown_timeout = 30\n",
+            &format!("2:20: herd.shutdown_timeout: {needs_unit}"),
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nrestart_delay = \"5x\"\n",
+            "3:17: service.web.restart_delay: unknown unit `x` in `5x`; use ms, s, m or h, e.g. \"10s\"",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nready = \"soon\"\n",
+            "3:9: service.web.ready: invalid ready `soon` (expected \"started\" or a duration like \"2s\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nrestart_delay = \"2s\"\nrestart_delay_max = \"1s\"\n",
+            "4:21: service.web.restart_delay_max: restart_delay_max (1s) must not be less than \
+             restart_delay (2s)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nrestart_delay = \"1m\"\n",
+            "3:17: service.web.restart_delay: restart_delay_max (30s) must not be less than \
+             restart_delay (1m)",
+        ),
+    ]);
+}
+
+#[test]
+fn bad_values() {
+    let name_rule =
+        "use at most 128 ASCII letters, digits, '-', '_' and '.', not starting with '-' or '.'";
+    assert_single_errors(&[
+        ("[service.web]\nrestart = \"always\"\n", "1:10: service.web: missing required key `command`"),
+        (
+            "[service.web]\ncommand = []\n",
+            "2:11: service.web.command: must not be empty (give at least the program, e.g. [\"/usr/bin/app\"])",
+        ),
+        (
+            "[service.web]\ncommand = [\"\"]\n",
+            "2:12: service.web.command: the program (first element) must not be empty",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\", \"b\\u0000\"]\n",
+            "2:17: service.web.command: must not contain a NUL character",
+        ),
+        (
+            "[service.\"web@2\"]\ncommand = [\"a\"]\n",
+            &format!("1:10: service.\"web@2\": invalid unit name `web@2` ({name_rule})"),
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nrestart = \"sometimes\"\n",
+            "3:11: service.web.restart: invalid restart policy `sometimes` (expected \"always\", \
+             \"on-failure\" or \"never\")",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\ninstances = 2\n",
+            "3:1: task.t.instances: only services have instances",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\ninstances = 10001\n",
+            "3:13: service.web.instances: must be at most 10000 (got 10001)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\ninstances = -1\n",
+            "3:13: service.web.instances: must be at least 0 (got -1)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nstart_limit = 0\n",
+            "3:15: service.web.start_limit: must be at least 1 (got 0)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nstop_signal = \"SIGFOO\"\n",
+            "3:15: service.web.stop_signal: unknown signal `SIGFOO` (expected a name like \
+             \"SIGTERM\" or \"TERM\", or a number from 1 to 64)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nstop_signal = 0\n",
+            "3:15: service.web.stop_signal: unknown signal `0` (expected a name like \
+             \"SIGTERM\" or \"TERM\", or a number from 1 to 64)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\numask = \"089\"\n",
+            "3:9: service.web.umask: invalid umask `089` (expected an octal string from \"000\" \
+             to \"777\", like \"027\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\numask = \"1000\"\n",
+            "3:9: service.web.umask: invalid umask `1000` (expected an octal string from \"000\" \
+             to \"777\", like \"027\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nenv = { \"A=B\" = \"x\" }\n",
+            "3:9: service.web.env.\"A=B\": invalid environment variable name `A=B` (must not \
+             contain '=' or NUL)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nrlimits = { core = -1 }\n",
+            "3:20: service.web.rlimits.core: expected a non-negative integer or \"infinity\" (got -1)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nrlimits = { core = \"unlimited\" }\n",
+            "3:20: service.web.rlimits.core: expected a non-negative integer or \"infinity\" \
+             (got \"unlimited\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nuser = \"\"\n",
+            "3:8: service.web.user: must not be empty",
+        ),
+        ("[herd]\nsocket = \"\"\n", "2:10: herd.socket: must not be empty"),
+        (
+            "[herd]\ndbus = \"maybe\"\n",
+            "2:8: herd.dbus: invalid dbus setting `maybe` (expected \"off\", \"system\", \
+             \"session\" or a bus address like \"unix:path=/run/dbus/system_bus_socket\")",
+        ),
+    ]);
+}
+
+#[test]
+fn toml_syntax_errors() {
+    assert_single_errors(&[
+        (
+            "[service.web\ncommand = [\"a\"]\n",
+            "1:13: unclosed table, expected `]`",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"\n",
+            "2:15: unclosed array, expected `]`",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\ncommand = [\"b\"]\n",
+            "3:1: duplicate key",
+        ),
+    ]);
+}
+
+/// Truncating a valid config anywhere, or feeding it odd bytes, must give
+/// errors or a config, never a panic.
+#[test]
+fn never_panics() {
+    let text = super::valid::FULL;
+    let mut cut = 0;
+    while cut < text.len() {
+        let _ = crate::parse(std::path::Path::new(MAIN), &text[..cut]);
+        cut += text[cut..].chars().next().map_or(1, char::len_utf8);
+    }
+    let odd = [
+        "\u{feff}[service.a]",
+        "[service.\"\"]\ncommand=[\"\"]",
+        "service.a.after = [\"a\", \"a\"]",
+        "[service.a]\ninstances = 99999999999999999999",
+        "[service.a]\ncommand = [[\"x\"]]\nenv = { \"\" = \"\" }\nrlimits = 5",
+        "[service.é]\ncommand = [\"x\"]\nafter = [\"é\", \"\"]",
+    ];
+    for text in odd {
+        let _ = crate::parse(std::path::Path::new(MAIN), text);
+    }
+}
+
+#[test]
+fn cross_unit_errors() {
+    assert_single_errors(&[
+        (
+            "[service.x]\ncommand = [\"a\"]\n[task.x]\ncommand = [\"b\"]\n",
+            &format!("3:7: task.x: unit `x` is already defined as a service at {MAIN}:1:10"),
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nafter = [\"web\"]\n",
+            "3:10: service.web.after: `web` cannot be after itself",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nafter = [\"db\", \"nope\"]\n[task.db]\ncommand = [\"b\"]\n",
+            "3:16: service.web.after: unknown unit `nope` (no service or task has this name)",
+        ),
+        (
+            "[service.c]\ncommand = [\"c\"]\nafter = [\"a\"]\n\
+             [service.a]\ncommand = [\"a\"]\nafter = [\"x\", \"b\"]\n\
+             [task.b]\ncommand = [\"b\"]\nafter = [\"c\"]\n\
+             [task.x]\ncommand = [\"x\"]\n",
+            "6:15: service.a.after: dependency cycle: a -> b -> c -> a (each waits for the next)",
+        ),
+        (
+            "[service.a]\ncommand = [\"a\"]\nafter = [\"b\"]\n[service.b]\ncommand = [\"b\"]\nafter = [\"a\"]\n",
+            "3:10: service.a.after: dependency cycle: a -> b -> a (each waits for the next)",
+        ),
+    ]);
+}
+
+#[test]
+fn all_errors_in_a_file_are_reported_in_order() {
+    let text = "\
+[service.web]
+command = [\"a\"]
+restart = \"sometimes\"
+instances = -4
+bogus = 1
+
+[task.migrate]
+after = [\"ghost\"]
+stop_timeout = 5
+
+[pool.p]
+size = 1
+";
+    let expected: Vec<String> = [
+        "3:11: service.web.restart: invalid restart policy `sometimes` (expected \"always\", \
+         \"on-failure\" or \"never\")",
+        "4:13: service.web.instances: must be at least 0 (got -4)",
+        &format!("5:1: service.web.bogus: unknown key `bogus` (expected one of: {UNIT_KEYS})"),
+        "7:7: task.migrate: missing required key `command`",
+        "8:10: task.migrate.after: unknown unit `ghost` (no service or task has this name)",
+        "9:16: task.migrate.stop_timeout: durations need a unit (ms, s, m or h), e.g. \"10s\"",
+        "11:2: pool: `[pool]` is not supported by this version of herd yet",
+    ]
+    .iter()
+    .map(|line| format!("{MAIN}:{line}"))
+    .collect();
+    assert_eq!(errors_of(text), expected);
+}
+
+#[test]
+fn errors_display_one_per_line() {
+    let errors =
+        crate::parse(std::path::Path::new(MAIN), "a = 1\nb = 2\n").expect_err("unknown keys");
+    let expected = format!(
+        "{MAIN}:1:1: a: unknown key `a` (expected one of: include, herd, service, task)\n\
+         {MAIN}:2:1: b: unknown key `b` (expected one of: include, herd, service, task)"
+    );
+    assert_eq!(errors.to_string(), expected);
+}

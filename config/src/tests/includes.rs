@@ -1,0 +1,190 @@
+//! Includes, read from a temporary directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+use crate::{load, parse, Config, ConfigErrors};
+
+/// A config tree on disk: `files` are `(relative path, text)`.
+fn tree(files: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        fs::write(path, text).expect("write");
+    }
+    dir
+}
+
+fn load_ok(main: &Path) -> Config {
+    load(main).unwrap_or_else(|errors| panic!("{errors}"))
+}
+
+fn load_errors(main: &Path) -> Vec<String> {
+    let errors: ConfigErrors = load(main).expect_err("errors");
+    errors.0.iter().map(ToString::to_string).collect()
+}
+
+fn names(config: &Config) -> Vec<&str> {
+    config.units.iter().map(|unit| unit.name.as_str()).collect()
+}
+
+#[test]
+fn globs_merge_units_from_every_file() {
+    let dir = tree(&[
+        (
+            "herd.toml",
+            "include = [\"conf.d/*.toml\", \"conf.d/a.toml\", \"empty/*.toml\"]\n\
+             [service.main]\ncommand = [\"m\"]\nafter = [\"b\", \"nested\"]\n",
+        ),
+        (
+            "conf.d/a.toml",
+            "include = [\"../more/*.toml\"]\n[service.a]\ncommand = [\"a\"]\n",
+        ),
+        (
+            "conf.d/b.toml",
+            "[task.b]\ncommand = [\"b\"]\ncwd = \"work\"\n",
+        ),
+        ("conf.d/.a.toml.swp.toml", "this is not toml"),
+        ("conf.d/notes.txt", "not included"),
+        (
+            "conf.d/dir.toml/x.toml",
+            "[task.ignored]\ncommand = [\"x\"]\n",
+        ),
+        // Includes the main file again: read once, no duplicates.
+        (
+            "more/nested.toml",
+            "include = [\"../herd.toml\"]\n[task.nested]\ncommand = [\"n\"]\n",
+        ),
+    ]);
+    let config = load_ok(&dir.path().join("herd.toml"));
+    assert_eq!(names(&config), ["a", "b", "main", "nested"]);
+    assert_eq!(config.path, dir.path().join("herd.toml"));
+    let b = &config.units[1];
+    assert_eq!(
+        b.cwd.as_deref(),
+        Some(dir.path().join("conf.d/work").as_path())
+    );
+}
+
+#[test]
+fn parse_reads_includes_relative_to_the_given_path() {
+    let dir = tree(&[("conf.d/a.toml", "[service.a]\ncommand = [\"a\"]\n")]);
+    let main = dir.path().join("herd.toml");
+    let config = parse(&main, "include = [\"conf.d/*.toml\"]\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&config), ["a"]);
+}
+
+#[test]
+fn errors_name_the_file_they_are_in_and_come_in_read_order() {
+    let dir = tree(&[
+        (
+            "herd.toml",
+            "include = [\"conf.d/*.toml\"]\n[service.web]\ncommand = [\"w\"]\nrestart = \"no\"\n",
+        ),
+        (
+            "conf.d/a.toml",
+            "[service.a]\ncommand = [\"a\"]\n\nstop_timeout = 5\n",
+        ),
+        (
+            "conf.d/b.toml",
+            "[herd]\nsocket = \"/x\"\n[service.web]\ncommand = [\"again\"]\n",
+        ),
+    ]);
+    let main = dir.path().join("herd.toml");
+    let a = dir.path().join("conf.d/a.toml");
+    let b = dir.path().join("conf.d/b.toml");
+    let expected = [
+        format!(
+            "{}:4:11: service.web.restart: invalid restart policy `no` (expected \"always\", \
+             \"on-failure\" or \"never\")",
+            main.display()
+        ),
+        format!(
+            "{}:4:16: service.a.stop_timeout: durations need a unit (ms, s, m or h), e.g. \"10s\"",
+            a.display()
+        ),
+        format!(
+            "{}:1:2: herd: `[herd]` is only allowed in the main config file, not in an included one",
+            b.display()
+        ),
+        format!(
+            "{}:3:10: service.web: unit `web` is already defined as a service at {}:2:10",
+            b.display(),
+            main.display()
+        ),
+    ];
+    assert_eq!(load_errors(&main), expected);
+}
+
+#[test]
+fn a_missing_named_include_is_an_error_but_an_empty_glob_is_not() {
+    let dir = tree(&[("herd.toml", "include = [\"none/*.toml\", \"extra.toml\"]\n")]);
+    let main = dir.path().join("herd.toml");
+    let expected = format!(
+        "{}:1:27: include: included file `{}` does not exist",
+        main.display(),
+        dir.path().join("extra.toml").display()
+    );
+    assert_eq!(load_errors(&main), [expected]);
+}
+
+#[test]
+fn an_unreadable_file_is_an_error_at_its_start() {
+    let missing = PathBuf::from("/nonexistent/herd.toml");
+    let errors = load_errors(&missing);
+    assert_eq!(
+        errors,
+        ["/nonexistent/herd.toml:1:1: cannot read file: No such file or directory (os error 2)"]
+    );
+    let error = &load(&missing).expect_err("errors").0[0];
+    assert_eq!((error.line, error.column, error.key.as_str()), (1, 1, ""));
+}
+
+/// A unit in a file with a syntax error is unknown, so `after` pointing at it
+/// must not add a false "unknown unit" error to the real one.
+#[test]
+fn a_broken_include_does_not_cause_unknown_unit_errors() {
+    let dir = tree(&[
+        (
+            "herd.toml",
+            "include = [\"conf.d/*.toml\"]\n[service.web]\ncommand = [\"w\"]\nafter = [\"db\"]\n",
+        ),
+        ("conf.d/db.toml", "[service.db]\ncommand = [\"d\"\n"),
+    ]);
+    let errors = load_errors(&dir.path().join("herd.toml"));
+    let db = dir.path().join("conf.d/db.toml");
+    assert_eq!(
+        errors,
+        [format!(
+            "{}:2:15: unclosed array, expected `]`",
+            db.display()
+        )]
+    );
+}
+
+#[test]
+fn after_and_cycles_work_across_files() {
+    let dir = tree(&[
+        (
+            "herd.toml",
+            "include = [\"conf.d/*.toml\"]\n[service.web]\ncommand = [\"w\"]\nafter = [\"db\", \"cache\"]\n",
+        ),
+        ("conf.d/db.toml", "[service.db]\ncommand = [\"d\"]\nafter = [\"web\"]\n"),
+    ]);
+    let main = dir.path().join("herd.toml");
+    let db = dir.path().join("conf.d/db.toml");
+    let expected = [
+        format!(
+            "{}:4:16: service.web.after: unknown unit `cache` (no service or task has this name)",
+            main.display()
+        ),
+        format!(
+            "{}:3:10: service.db.after: dependency cycle: db -> web -> db (each waits for the next)",
+            db.display()
+        ),
+    ];
+    assert_eq!(load_errors(&main), expected);
+}

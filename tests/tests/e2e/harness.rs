@@ -1,0 +1,297 @@
+//! A herdd of one test's own: temp dir, config, socket; stopped by PID on drop.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any wait in a test may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Where cargo put herdd and herdctl: next to this test binary's `deps/` folder.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run `cargo build --workspace` before the tests (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+pub struct Herd {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Herd {
+    /// Writes a config with `units` (TOML) below a `[herd]` table pointing at
+    /// this test's own socket, starts herdd on it and waits until it answers.
+    pub fn start(units: &str) -> Herd {
+        let herd = Herd::configure(units);
+        herd.launch()
+    }
+
+    /// Like [`Herd::start`] but does not start herdd.
+    pub fn configure(units: &str) -> Herd {
+        let dir = tempfile::Builder::new()
+            .prefix("herd-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let socket = dir.path().join("herd.sock");
+        let config = dir.path().join("herd.toml");
+        // `[herd]` goes last so that `units` may start with top-level keys (`include`).
+        let text = format!(
+            "{}\n\n[herd]\nsocket = {:?}\nshutdown_timeout = \"3s\"\n",
+            units.replace("$DIR", &dir.path().display().to_string()),
+            socket.display().to_string(),
+        );
+        std::fs::write(&config, text).expect("write config");
+        Herd {
+            dir,
+            socket,
+            config,
+            daemon: None,
+        }
+    }
+
+    pub fn launch(mut self) -> Herd {
+        let log = std::fs::File::create(self.dir.path().join("herdd.log")).expect("log file");
+        let child = Command::new(bin("herdd"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("HERD_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn herdd");
+        self.daemon = Some(child);
+        let started = Instant::now();
+        while UnixStream::connect(&self.socket).is_err() {
+            if let Some(status) = self
+                .daemon
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("herdd exited at start ({status}):\n{}", self.log());
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "herdd did not open its socket:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("herdd.log")).unwrap_or_default()
+    }
+
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("herdd running").id()
+    }
+
+    /// Runs `herdctl --socket <ours> ARGS`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(bin("herdctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run herdctl")
+    }
+
+    /// Runs herdctl and asserts it exited 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "herdctl {args:?} failed ({}): {}{}\n--- herdd log ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["--json", "status"])).expect("status --json is JSON")
+    }
+
+    /// Every instance, by name.
+    pub fn instances(&self) -> Vec<Value> {
+        self.status()["units"]
+            .as_array()
+            .expect("units")
+            .iter()
+            .flat_map(|u| u["instances"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    pub fn instance(&self, name: &str) -> Value {
+        self.instances()
+            .into_iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("no instance {name} in status"))
+    }
+
+    pub fn pid_of(&self, name: &str) -> u32 {
+        self.instance(name)["pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} has no pid")) as u32
+    }
+
+    /// Polls status until `check` holds, failing with `what` after [`DEADLINE`].
+    pub fn wait_for(&self, what: &str, check: impl Fn(&Herd) -> bool) {
+        let started = Instant::now();
+        while !check(self) {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "timed out waiting for {what}; status:\n{}\n--- herdd log ---\n{}",
+                self.ok(&["status"]),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn wait_state(&self, instance: &str, state: &str) {
+        self.wait_for(&format!("{instance} to be {state}"), |h| {
+            h.instance(instance)["state"] == state
+        });
+    }
+
+    /// Sends raw bytes on a fresh connection and reads one reply line.
+    pub fn raw(&self, bytes: &[u8]) -> String {
+        let mut stream = UnixStream::connect(&self.socket).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.write_all(bytes).expect("send");
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).expect("reply");
+        line
+    }
+
+    /// Waits for herdd to exit on its own; returns its exit code.
+    pub fn wait_exit(&mut self) -> i32 {
+        let child = self.daemon.as_mut().expect("herdd was started");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait herdd") {
+                self.daemon = None;
+                return status.code().unwrap_or(-1);
+            }
+            assert!(started.elapsed() < DEADLINE, "herdd did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILLs herdd (and reaps it).
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Herd {
+    fn drop(&mut self) {
+        let Some(mut child) = self.daemon.take() else {
+            return;
+        };
+        // Graceful first, so herdd stops its children; then SIGKILL by PID.
+        signal(child.id(), libc::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(8) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) on a pid this test owns.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => process_state(&stat) != Some('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Whether `pid` has vanished entirely (reaped: no zombie left either).
+pub fn gone(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The state letter of a `/proc/PID/stat` line (after the command in parentheses).
+pub fn process_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+}
+
+/// Field `index` (1-based, as in proc(5)) of `/proc/PID/stat`.
+pub fn stat_field(pid: u32, index: usize) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // rest starts at field 3 (state).
+    rest.split_whitespace().nth(index - 3)?.parse().ok()
+}
+
+/// Direct children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return found;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            found.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    found
+}
+
+pub fn wait_until(what: &str, check: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

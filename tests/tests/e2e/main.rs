@@ -1,0 +1,10 @@
+//! End-to-end tests: the real herdd and herdctl, each test with its own temp
+//! dir, config and socket. They wait on `status --json` with a deadline,
+//! never on fixed sleeps, and stop every process they start by PID.
+
+mod harness;
+
+mod config;
+mod control;
+mod stopping;
+mod supervision;
