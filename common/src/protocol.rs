@@ -180,12 +180,14 @@ pub fn decode_request(line: &[u8]) -> Result<Request, ErrorBody> {
                 ),
             ))
         }
-        None => return Err(ErrorBody::new(
-            ErrorCode::UnsupportedVersion,
-            format!(
+        None => {
+            return Err(ErrorBody::new(
+                ErrorCode::UnsupportedVersion,
+                format!(
                 "missing \"v\": every request carries the protocol version ({PROTOCOL_VERSION})"
             ),
-        )),
+            ))
+        }
     }
     let verb = match object.get("cmd") {
         Some(serde_json::Value::String(verb)) => verb.clone(),

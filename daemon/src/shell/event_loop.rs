@@ -19,6 +19,9 @@ use tracing::{debug, info, warn};
 /// How long exiting herdd waits for clients to take their last replies.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long to stop accepting after `accept` failed (e.g. EMFILE).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
 /// Builds the single-threaded runtime and runs herdd until shutdown completes.
 pub fn start(config: Config) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
@@ -41,6 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Tells connection tasks to finish once their reply is written.
     let (closing_tx, closing) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut accept_paused_until: Option<Instant> = None;
     let mut shell = Shell {
         core: Supervisor::new(&config),
         pending: HashMap::new(),
@@ -54,12 +58,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = terminate.recv() => shell.shutdown("SIGTERM"),
             _ = interrupt.recv() => shell.shutdown("SIGINT"),
             Some(incoming) = requests.recv() => shell.request(incoming),
-            accepted = control.listener.accept() => match accepted {
+            accepted = control.listener.accept(), if accept_paused_until.is_none() => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(socket::serve(stream, requests_tx.clone(), closing.clone()));
                 }
-                Err(err) => warn!(error = %err, "accept failed"),
+                Err(err) => {
+                    // Out of descriptors, say: retrying at once would spin.
+                    warn!(error = %err, "accept failed; pausing new connections");
+                    accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                }
             },
+            _ = sleep_until(accept_paused_until), if accept_paused_until.is_some() => {
+                accept_paused_until = None;
+            }
             _ = sleep_until(deadline), if deadline.is_some() => shell.feed(Input::Tick),
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
