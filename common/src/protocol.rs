@@ -4,7 +4,7 @@
 //! `{"v": 1, "cmd": "<verb>", ...arguments}`; a reply is `{"ok": <payload>}` or
 //! `{"error": {"code": "<code>", "message": "<text>"}}`.
 
-use crate::state::{Exit, State};
+use crate::state::{Exit, State, TaskState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -50,6 +50,57 @@ pub enum Request {
     Scale { name: String, instances: u32 },
     /// Stop everything (daemon/join semantics), then herdd exits.
     Shutdown,
+    /// Queue a task in a pool; replies at once with its id.
+    Submit {
+        pool: String,
+        /// argv, run without a shell.
+        command: Vec<String>,
+        /// A label shown in `tasks`.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Wait until every task has ended, or `timeout_ms` passed (then the reply
+    /// has `timed_out: true` and the tasks' current states).
+    Join {
+        ids: Vec<TaskId>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    /// Tasks herd knows (queued, running, and the last `keep_finished` ended ones).
+    Tasks {
+        #[serde(default)]
+        pool: Option<String>,
+    },
+    /// Captured output of a task.
+    Output {
+        id: TaskId,
+        #[serde(default)]
+        stream: OutputStream,
+    },
+    /// Remove queued tasks; stop running ones (stop signal, SIGKILL after `stop_timeout`).
+    Cancel { ids: Vec<TaskId> },
+    /// Refuse new submissions; queued and running tasks go on.
+    PoolClose { pool: String },
+    /// Cancel every queued task and stop every running one.
+    PoolTerminate { pool: String },
+    /// Wait until the pool's queue is empty and nothing runs (or `timeout_ms`).
+    PoolJoin {
+        pool: String,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+}
+
+/// A pool task's id: unique for the life of herdd, across pools, never reused.
+pub type TaskId = u64;
+
+/// Which captured stream `output` returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    #[default]
+    Stdout,
+    Stderr,
 }
 
 fn default_true() -> bool {
@@ -70,6 +121,12 @@ pub enum ErrorCode {
     TooLarge,
     /// A name matched no unit or instance.
     NoSuchUnit,
+    /// No pool of that name.
+    NoSuchPool,
+    /// No task with that id: never submitted, or evicted (beyond `keep_finished`).
+    NoSuchTask,
+    /// The pool refuses the submission: closed, or its queue is at `max_queue`.
+    Refused,
     /// The caller may not do this.
     PermissionDenied,
     /// The operation was carried out and did not succeed (e.g. a unit failed to start).
@@ -83,13 +140,13 @@ impl ErrorCode {
     /// 4 no such unit, 5 permission denied).
     pub fn exit_code(self) -> u8 {
         match self {
-            ErrorCode::NoSuchUnit => 4,
+            ErrorCode::NoSuchUnit | ErrorCode::NoSuchPool | ErrorCode::NoSuchTask => 4,
             ErrorCode::PermissionDenied => 5,
             ErrorCode::BadRequest
             | ErrorCode::UnsupportedVersion
             | ErrorCode::UnknownCommand
             | ErrorCode::TooLarge => 2,
-            ErrorCode::Failed | ErrorCode::ShuttingDown => 1,
+            ErrorCode::Failed | ErrorCode::ShuttingDown | ErrorCode::Refused => 1,
         }
     }
 
@@ -100,6 +157,9 @@ impl ErrorCode {
             ErrorCode::UnknownCommand => "unknown_command",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::NoSuchUnit => "no_such_unit",
+            ErrorCode::NoSuchPool => "no_such_pool",
+            ErrorCode::NoSuchTask => "no_such_task",
+            ErrorCode::Refused => "refused",
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::Failed => "failed",
             ErrorCode::ShuttingDown => "shutting_down",
@@ -226,7 +286,21 @@ pub fn encode_request(request: &Request) -> String {
 
 /// Every `cmd` this version knows, so an unknown verb is told apart from bad arguments.
 pub const KNOWN_VERBS: &[&str] = &[
-    "status", "start", "stop", "restart", "kill", "scale", "shutdown",
+    "status",
+    "start",
+    "stop",
+    "restart",
+    "kill",
+    "scale",
+    "shutdown",
+    "submit",
+    "join",
+    "tasks",
+    "output",
+    "cancel",
+    "pool-close",
+    "pool-terminate",
+    "pool-join",
 ];
 
 /// Kind of unit.
@@ -241,6 +315,88 @@ pub enum UnitKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub units: Vec<UnitStatus>,
+    /// Task pools; only in the reply to `status` without names.
+    #[serde(default)]
+    pub pools: Vec<PoolStatus>,
+}
+
+/// A task pool as `status` and `pool-*` verbs show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStatus {
+    pub name: String,
+    /// At most this many tasks run at once.
+    pub size: u32,
+    pub running: u32,
+    pub queued: u32,
+    /// Ended tasks still kept for `join`/`output`.
+    pub finished: u32,
+    /// Every task ever submitted to it.
+    pub submitted: u64,
+    pub max_queue: u32,
+    /// `pool close` was called: submissions are refused.
+    pub closed: bool,
+}
+
+/// One pool task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub id: TaskId,
+    pub pool: String,
+    pub name: Option<String>,
+    pub state: TaskState,
+    pub command: Vec<String>,
+    pub pid: Option<u32>,
+    /// How it ended, when it ran and ended.
+    pub exit: Option<Exit>,
+    /// Why it failed without an exit (exec error) or was cancelled.
+    pub reason: Option<String>,
+    /// Milliseconds it ran (so far, while running).
+    pub duration_ms: Option<u64>,
+}
+
+/// Payload of `submit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitReport {
+    pub id: TaskId,
+    pub state: TaskState,
+}
+
+/// Payload of `join` and `tasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub tasks: Vec<TaskStatus>,
+    /// `join` gave up waiting at its timeout; some tasks have not ended.
+    #[serde(default)]
+    pub timed_out: bool,
+}
+
+/// Payload of `output`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputReport {
+    pub id: TaskId,
+    pub stream: OutputStream,
+    /// The captured bytes as UTF-8 (invalid sequences replaced by U+FFFD).
+    pub data: String,
+    /// The task wrote more than herd keeps; `data` is the first part.
+    pub truncated: bool,
+    /// How many bytes the task wrote to this stream in all.
+    pub total_bytes: u64,
+}
+
+/// Payload of `cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelReport {
+    /// Tasks that were queued or running and are now cancelled (or being stopped).
+    pub cancelled: Vec<TaskId>,
+}
+
+/// Payload of `pool-close`, `pool-terminate` and `pool-join`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolReport {
+    pub pool: PoolStatus,
+    /// `pool-join` gave up at its timeout.
+    #[serde(default)]
+    pub timed_out: bool,
 }
 
 /// One unit as `status` shows it.
@@ -298,6 +454,23 @@ mod tests {
                 instances: 3,
             },
             Request::Shutdown,
+            Request::Submit {
+                pool: "p".into(),
+                command: vec!["a b".into(), "{}".into()],
+                name: Some("n".into()),
+            },
+            Request::Join {
+                ids: vec![1, 2],
+                timeout_ms: Some(100),
+            },
+            Request::Output {
+                id: 3,
+                stream: OutputStream::Stdout,
+            },
+            Request::PoolJoin {
+                pool: "p".into(),
+                timeout_ms: None,
+            },
         ];
         for request in requests {
             let line = encode_request(&request);
@@ -371,6 +544,27 @@ mod tests {
                 instances: 1,
             },
             Request::Shutdown,
+            Request::Submit {
+                pool: "p".into(),
+                command: vec!["true".into()],
+                name: None,
+            },
+            Request::Join {
+                ids: vec![1],
+                timeout_ms: None,
+            },
+            Request::Tasks { pool: None },
+            Request::Output {
+                id: 1,
+                stream: OutputStream::Stderr,
+            },
+            Request::Cancel { ids: vec![1] },
+            Request::PoolClose { pool: "p".into() },
+            Request::PoolTerminate { pool: "p".into() },
+            Request::PoolJoin {
+                pool: "p".into(),
+                timeout_ms: Some(5),
+            },
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()

@@ -47,6 +47,47 @@ impl fmt::Display for State {
     }
 }
 
+/// The state of a pool task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Waiting for a free slot of its pool.
+    Queued,
+    Running,
+    /// Ended with exit code 0.
+    Exited,
+    /// Ended otherwise: non-zero code, killed by a signal, or could not be executed.
+    Failed,
+    /// Removed from the queue, or stopped, by `cancel`, `pool terminate` or shutdown.
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Exited => "exited",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the task has ended (and can be joined without waiting).
+    pub fn is_final(self) -> bool {
+        match self {
+            TaskState::Queued | TaskState::Running => false,
+            TaskState::Exited | TaskState::Failed | TaskState::Cancelled => true,
+        }
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a process ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,4 +1,4 @@
-//! Readers for the unit keys that have their own syntax: argv, environment,
+//! Readers for the unit and pool keys that have their own syntax: argv, environment,
 //! umask, resource limits, readiness, restart policy and signals. Each reports
 //! its errors and returns `None` (or skips the bad entry) so reading goes on.
 

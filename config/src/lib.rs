@@ -12,8 +12,11 @@
 //! - `include`      — expanding `include` globs
 //! - `herd`         — the `[herd]` table
 //! - `unit`         — `[service.NAME]` and `[task.NAME]`
-//! - `fields`       — unit keys with their own syntax (command, env, rlimits, ...)
-//! - `validate`     — checks across units: duplicates, `after` targets, cycles
+//! - `pool`         — `[pool.NAME]`
+//! - `named`        — what those tables share: valid names, key checks, duplicates
+//! - `process`      — the process keys units and pools share (env, cwd, daemon, ...)
+//! - `fields`       — keys with their own syntax (command, env, rlimits, ...)
+//! - `validate`     — checks across units and pools: duplicates, `after` targets, cycles
 //! - `value`        — typed reading of TOML values, with type errors
 //! - `duration`     — `"10s"`-style durations
 //! - `paths`        — resolving relative paths against the config's directory
@@ -26,7 +29,10 @@ mod herd;
 mod include;
 mod loader;
 pub mod model;
+mod named;
 mod paths;
+mod pool;
+mod process;
 mod source;
 mod unit;
 mod validate;

@@ -1,8 +1,8 @@
 //! Reading the main file and everything it includes, one file at a time.
 //!
-//! Each file is parsed and checked on its own, its units are kept, and only
-//! then are its includes read (depth first, in order). Cross-unit checks run in
-//! `validate.rs` once every file is in.
+//! Each file is parsed and checked on its own, its units and pools are kept,
+//! and only then are its includes read (depth first, in order). Checks across
+//! units and pools run in `validate.rs` once every file is in.
 
 use std::collections::HashSet;
 use std::fs;
@@ -13,15 +13,16 @@ use toml::de::DeTable;
 use crate::errors::{ConfigErrors, Errors, Location};
 use crate::model::{Config, HerdSettings, UnitKind};
 use crate::paths::directory_of;
+use crate::pool::{parse_pools, ParsedPool};
 use crate::source::Source;
 use crate::unit::{parse_units, ParsedUnit};
 use crate::value::{not_supported_yet, unknown_key, Cx};
 use crate::{herd, include, validate};
 
-const TOP_LEVEL_KEYS: &[&str] = &["include", "herd", "service", "task"];
+const TOP_LEVEL_KEYS: &[&str] = &["include", "herd", "service", "task", "pool"];
 
 /// Top-level tables from SPEC.md that a later release will implement.
-const NOT_YET_SUPPORTED: &[&str] = &["pool", "semaphore", "event"];
+const NOT_YET_SUPPORTED: &[&str] = &["semaphore", "event"];
 
 /// Everything read so far.
 pub(crate) struct Loader {
@@ -33,6 +34,7 @@ pub(crate) struct Loader {
     /// include loop) is read once.
     seen: HashSet<PathBuf>,
     units: Vec<ParsedUnit>,
+    pools: Vec<ParsedPool>,
     herd: Option<HerdSettings>,
     /// False once a file could not be read or parsed: its units are unknown,
     /// so "unknown unit" errors about them would be false alarms.
@@ -44,6 +46,7 @@ pub(crate) struct Loader {
 struct FileContents {
     herd: Option<HerdSettings>,
     units: Vec<ParsedUnit>,
+    pools: Vec<ParsedPool>,
     includes: Vec<PathBuf>,
 }
 
@@ -55,6 +58,7 @@ impl Loader {
             files: Vec::new(),
             seen: HashSet::new(),
             units: Vec::new(),
+            pools: Vec::new(),
             herd: None,
             complete: true,
         }
@@ -104,6 +108,7 @@ impl Loader {
             self.herd = contents.herd;
         }
         self.units.extend(contents.units);
+        self.pools.extend(contents.pools);
         for included in &contents.includes {
             self.read_file(included);
         }
@@ -112,15 +117,19 @@ impl Loader {
     /// The validated config, or every error found in every file.
     pub fn finish(mut self) -> Result<Config, ConfigErrors> {
         validate::check_units(&self.units, self.complete, &mut self.errors);
+        validate::check_pools(&self.pools, &mut self.errors);
         if !self.errors.is_empty() {
             return Err(self.errors.into_sorted(&self.files));
         }
         let mut units: Vec<_> = self.units.into_iter().map(|unit| unit.config).collect();
         units.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut pools: Vec<_> = self.pools.into_iter().map(|pool| pool.config).collect();
+        pools.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Config {
             path: self.main,
             herd: self.herd.unwrap_or_else(herd::defaults),
             units,
+            pools,
         })
     }
 
@@ -151,6 +160,7 @@ fn read_root(cx: &mut Cx, root: &DeTable, is_main: bool) -> FileContents {
             "task" => contents
                 .units
                 .extend(parse_units(cx, UnitKind::Task, value, &dir)),
+            "pool" => contents.pools.extend(parse_pools(cx, value, &dir)),
             _ if NOT_YET_SUPPORTED.contains(&name) => {
                 cx.error(key.span(), name, not_supported_yet(&format!("`[{name}]`")));
             }
@@ -161,6 +171,9 @@ fn read_root(cx: &mut Cx, root: &DeTable, is_main: bool) -> FileContents {
     // "defined twice" errors point at the later definition.
     contents
         .units
-        .sort_by_key(|unit| (unit.at.line, unit.at.column));
+        .sort_by_key(|unit| unit.definition.position());
+    contents
+        .pools
+        .sort_by_key(|pool| pool.definition.position());
     contents
 }

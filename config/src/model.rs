@@ -13,6 +13,34 @@ pub struct Config {
     pub herd: HerdSettings,
     /// Services and tasks, in name order. Names are unique across both kinds.
     pub units: Vec<UnitConfig>,
+    /// Task pools, in name order. Pool names are unique among pools (a pool
+    /// may share a name with a unit: they are addressed by different verbs).
+    pub pools: Vec<PoolConfig>,
+}
+
+/// `[pool.NAME]`: a task pool, the daemon-side `multiprocessing.Pool`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    pub name: String,
+    /// At most this many tasks run at once. Required, 1..=10000.
+    pub size: u32,
+    /// Submissions beyond this many queued tasks are refused. Default 10000.
+    pub max_queue: u32,
+    /// Ended tasks kept for `join`/`output`; older ones are evicted. Default 1000.
+    pub keep_finished: u32,
+    /// Added to each task's environment.
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub umask: Option<u32>,
+    pub rlimits: BTreeMap<Rlimit, u64>,
+    /// Default SIGTERM.
+    pub stop_signal: i32,
+    /// Default 10s.
+    pub stop_timeout: Duration,
+    /// Default `false`: running tasks are joined on shutdown.
+    pub daemon: bool,
 }
 
 /// `[herd]`.

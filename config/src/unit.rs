@@ -1,35 +1,29 @@
 //! `[service.NAME]` and `[task.NAME]`: one unit, checked key by key.
 //!
-//! Keys with their own syntax are read in `fields.rs`. Checks that need
-//! other units (duplicate names, `after` targets, cycles) are in
-//! `validate.rs`; this module only needs the unit's own table.
+//! Keys with their own syntax are read in `fields.rs`, and the process keys
+//! units share with pools (`env`, `cwd`, `daemon`, ...) in `process.rs`.
+//! Checks that need other units (duplicate names, `after` targets, cycles) are
+//! in `validate.rs`; this module only needs the unit's own table.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use herd_common::names::is_valid_unit_name;
-use herd_common::signals::parse_signal;
-use toml::Spanned;
+use toml::de::DeTable;
 
 use crate::errors::Location;
-use crate::fields::{command, env, owned, ready, restart, rlimits, signal, umask};
+use crate::fields::{command, ready, restart};
 use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind};
-use crate::paths::resolve;
-use crate::value::{key_path, not_supported_yet, set, unknown_key, Cx, Value};
+use crate::named::{read_tables, reject_key, Definition, Key};
+use crate::process::{process_keys, with_default_process, SETUP_KEYS, STOP_KEYS};
+use crate::value::{key_path, set, Cx, Value};
 
-/// Keys of `[service.NAME]`, in the order error messages list them.
-const SERVICE_KEYS: &[&str] = &[
-    "command",
-    "instances",
-    "env",
-    "cwd",
-    "user",
-    "group",
-    "umask",
-    "rlimits",
+/// Keys of `[service.NAME]` that come before the setup keys (`env`, ...) in
+/// the order error messages list them.
+const FIRST_KEYS: &[&str] = &["command", "instances"];
+
+/// Keys of `[service.NAME]` between the setup and the stop keys.
+const LIFECYCLE_KEYS: &[&str] = &[
     "after",
     "ready",
     "restart",
@@ -37,11 +31,10 @@ const SERVICE_KEYS: &[&str] = &[
     "restart_delay_max",
     "start_limit",
     "start_interval",
-    "stop_signal",
-    "stop_timeout",
-    "daemon",
-    "autostart",
 ];
+
+/// Keys of `[service.NAME]` after the stop keys.
+const LAST_KEYS: &[&str] = &["autostart"];
 
 /// Unit keys from SPEC.md that a later release will implement.
 const NOT_YET_SUPPORTED: &[&str] = &["semaphores", "wait_events", "sets_event"];
@@ -54,10 +47,8 @@ const MAX_INSTANCES: i64 = 10_000;
 #[derive(Debug)]
 pub(crate) struct ParsedUnit {
     pub config: UnitConfig,
-    /// Where the unit's name is written (`web` in `[service.web]`).
-    pub at: Location,
-    /// `service.web`: the key prefix of errors about this unit.
-    pub key: String,
+    /// Where its name is written; `service.web`, the key prefix of its errors.
+    pub definition: Definition,
     /// `after` entries, each with its position.
     pub after: Vec<AfterRef>,
 }
@@ -85,32 +76,23 @@ pub(crate) fn parse_units(
     value: &Value,
     base: &Path,
 ) -> Vec<ParsedUnit> {
-    let Some(table) = cx.table(table_name(kind), value) else {
-        return Vec::new();
-    };
-    table
-        .iter()
-        .filter_map(|(name, value)| parse_unit(cx, kind, name, value, base))
-        .collect()
+    read_tables(
+        cx,
+        table_name(kind),
+        "unit",
+        value,
+        |cx, name, key, table| parse_unit(cx, kind, name, key, table, base),
+    )
 }
 
 fn parse_unit(
     cx: &mut Cx,
     kind: UnitKind,
-    name: &Spanned<Cow<str>>,
-    value: &Value,
+    name: &Key,
+    key: String,
+    table: &DeTable,
     base: &Path,
-) -> Option<ParsedUnit> {
-    let key = key_path(table_name(kind), name.get_ref());
-    let table = cx.table(&key, value)?;
-    if !is_valid_unit_name(name.get_ref()) {
-        let message = format!(
-            "invalid unit name `{}` (use at most 128 ASCII letters, digits, '-', '_' \
-             and '.', not starting with '-' or '.')",
-            name.get_ref()
-        );
-        cx.error(name.span(), &key, message);
-    }
+) -> ParsedUnit {
     let mut draft = Draft::new(name.get_ref(), kind);
     for (field, value) in table.iter() {
         draft.apply(cx, &key, field, value, base);
@@ -121,12 +103,14 @@ fn parse_unit(
         .iter()
         .map(|target| target.name.clone())
         .collect();
-    Some(ParsedUnit {
+    ParsedUnit {
         config: draft.config,
-        at: cx.source.locate(name.span()),
-        key,
+        definition: Definition {
+            at: cx.source.locate(name.span()),
+            key,
+        },
         after: draft.after,
-    })
+    }
 }
 
 /// A unit being read: the model with defaults, plus what `finish` checks.
@@ -142,33 +126,27 @@ impl Draft {
     fn new(name: &str, kind: UnitKind) -> Draft {
         let service = kind == UnitKind::Service;
         Draft {
-            config: UnitConfig {
-                name: name.to_string(),
-                kind,
-                command: Vec::new(),
-                instances: None,
-                env: BTreeMap::new(),
-                cwd: None,
-                user: None,
-                group: None,
-                umask: None,
-                rlimits: BTreeMap::new(),
-                after: Vec::new(),
-                ready: Ready::Started,
-                restart: if service {
-                    RestartPolicy::OnFailure
-                } else {
-                    RestartPolicy::Never
+            config: with_default_process!(
+                UnitConfig {
+                    name: name.to_string(),
+                    kind,
+                    command: Vec::new(),
+                    instances: None,
+                    after: Vec::new(),
+                    ready: Ready::Started,
+                    restart: if service {
+                        RestartPolicy::OnFailure
+                    } else {
+                        RestartPolicy::Never
+                    },
+                    restart_delay: Duration::from_millis(100),
+                    restart_delay_max: Duration::from_secs(30),
+                    start_limit: 5,
+                    start_interval: Duration::from_secs(10),
+                    autostart: true,
                 },
-                restart_delay: Duration::from_millis(100),
-                restart_delay_max: Duration::from_secs(30),
-                start_limit: 5,
-                start_interval: Duration::from_secs(10),
-                stop_signal: sigterm(),
-                stop_timeout: Duration::from_secs(10),
-                daemon: service,
-                autostart: true,
-            },
+                service
+            ),
             has_command: false,
             after: Vec::new(),
             restart_delay_span: None,
@@ -177,18 +155,14 @@ impl Draft {
     }
 
     /// Reads one key of the unit's table into the draft.
-    fn apply(
-        &mut self,
-        cx: &mut Cx,
-        unit_key: &str,
-        field: &Spanned<Cow<str>>,
-        value: &Value,
-        base: &Path,
-    ) {
+    fn apply(&mut self, cx: &mut Cx, unit_key: &str, field: &Key, value: &Value, base: &Path) {
         let name: &str = field.get_ref();
         let key = key_path(unit_key, name);
         let key = key.as_str();
         let unit = &mut self.config;
+        if process_keys!(unit).read(cx, key, name, value, base) {
+            return;
+        }
         match name {
             "command" => {
                 self.has_command = true;
@@ -201,15 +175,6 @@ impl Draft {
                 let count = cx.integer_in(key, value, 0..=MAX_INSTANCES);
                 set(&mut unit.instances, count.map(Some));
             }
-            "env" => set(&mut unit.env, env(cx, key, value)),
-            "cwd" => {
-                let cwd = cx.non_empty_string(key, value);
-                set(&mut unit.cwd, cwd.map(|dir| Some(resolve(base, dir))));
-            }
-            "user" => set(&mut unit.user, owned(cx.non_empty_string(key, value))),
-            "group" => set(&mut unit.group, owned(cx.non_empty_string(key, value))),
-            "umask" => set(&mut unit.umask, umask(cx, key, value).map(Some)),
-            "rlimits" => set(&mut unit.rlimits, rlimits(cx, key, value)),
             "after" => self.after = after(cx, key, value, &unit.name),
             "ready" => set(&mut unit.ready, ready(cx, key, value)),
             "restart" => set(&mut unit.restart, restart(cx, key, value)),
@@ -226,14 +191,8 @@ impl Draft {
                 set(&mut unit.start_limit, limit);
             }
             "start_interval" => set(&mut unit.start_interval, cx.duration(key, value)),
-            "stop_signal" => set(&mut unit.stop_signal, signal(cx, key, value)),
-            "stop_timeout" => set(&mut unit.stop_timeout, cx.duration(key, value)),
-            "daemon" => set(&mut unit.daemon, cx.boolean(key, value)),
             "autostart" => set(&mut unit.autostart, cx.boolean(key, value)),
-            _ if NOT_YET_SUPPORTED.contains(&name) => {
-                cx.error(field.span(), key, not_supported_yet(&format!("`{name}`")));
-            }
-            _ => cx.error(field.span(), key, unknown_key(name, &keys_of(unit.kind))),
+            _ => reject_key(cx, field, key, NOT_YET_SUPPORTED, &keys_of(unit.kind)),
         }
     }
 
@@ -259,16 +218,11 @@ impl Draft {
     }
 }
 
-/// SIGTERM's number, from the same table `stop_signal` names are looked up in.
-fn sigterm() -> i32 {
-    parse_signal("SIGTERM").unwrap_or(15)
-}
-
 /// The keys an "unknown key" error lists: tasks have all but `instances`.
 fn keys_of(kind: UnitKind) -> Vec<&'static str> {
-    SERVICE_KEYS
-        .iter()
-        .copied()
+    [FIRST_KEYS, SETUP_KEYS, LIFECYCLE_KEYS, STOP_KEYS, LAST_KEYS]
+        .concat()
+        .into_iter()
         .filter(|key| kind == UnitKind::Service || *key != "instances")
         .collect()
 }

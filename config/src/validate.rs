@@ -1,47 +1,44 @@
-//! Checks across units, once every file has been read: unique names, `after`
-//! targets that exist, and no dependency cycles (which would leave every unit
-//! in the cycle waiting forever).
+//! Checks across units and pools, once every file has been read: unique
+//! names, `after` targets that exist, and no dependency cycles (which would
+//! leave every unit in the cycle waiting forever).
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::errors::Errors;
+use crate::named::first_definitions;
+use crate::pool::ParsedPool;
 use crate::unit::{table_name, ParsedUnit};
 
 /// Runs every cross-unit check. `complete` is false when some file could not
 /// be read or parsed; "unknown unit" checks are skipped then, as the unit may
 /// well be defined in that file.
 pub(crate) fn check_units(units: &[ParsedUnit], complete: bool, errors: &mut Errors) {
-    let by_name = first_definitions(units, errors);
+    let definitions = units
+        .iter()
+        .map(|unit| (unit.config.name.as_str(), &unit.definition));
+    let by_name = first_definitions(
+        definitions,
+        |first| {
+            let first = &units[first].config;
+            let kind = table_name(first.kind);
+            format!("unit `{}` is already defined as a {kind}", first.name)
+        },
+        errors,
+    );
     if complete {
         check_after_targets(units, &by_name, errors);
     }
     check_cycles(units, &by_name, errors);
 }
 
-/// Maps each name to its first definition; reports every later one.
-fn first_definitions<'u>(units: &'u [ParsedUnit], errors: &mut Errors) -> HashMap<&'u str, usize> {
-    let mut by_name = HashMap::new();
-    for (index, unit) in units.iter().enumerate() {
-        match by_name.entry(unit.config.name.as_str()) {
-            Entry::Vacant(slot) => {
-                slot.insert(index);
-            }
-            Entry::Occupied(first) => {
-                let first = &units[*first.get()];
-                let message = format!(
-                    "unit `{}` is already defined as a {} at {}:{}:{}",
-                    unit.config.name,
-                    table_name(first.config.kind),
-                    first.at.file.display(),
-                    first.at.line,
-                    first.at.column,
-                );
-                errors.push(&unit.at, &unit.key, message);
-            }
-        }
-    }
-    by_name
+/// Pools have names of their own (a pool may share one with a unit), which
+/// must be unique among pools.
+pub(crate) fn check_pools(pools: &[ParsedPool], errors: &mut Errors) {
+    let definitions = pools
+        .iter()
+        .map(|pool| (pool.config.name.as_str(), &pool.definition));
+    let already = |first: usize| format!("pool `{}` is already defined", pools[first].config.name);
+    first_definitions(definitions, already, errors);
 }
 
 fn check_after_targets(units: &[ParsedUnit], by_name: &HashMap<&str, usize>, errors: &mut Errors) {
@@ -52,7 +49,11 @@ fn check_after_targets(units: &[ParsedUnit], by_name: &HashMap<&str, usize>, err
                     "unknown unit `{}` (no service or task has this name)",
                     target.name
                 );
-                errors.push(&target.at, &format!("{}.after", unit.key), message);
+                errors.push(
+                    &target.at,
+                    &format!("{}.after", unit.definition.key),
+                    message,
+                );
             }
         }
     }
@@ -172,7 +173,7 @@ fn report_cycle(
     );
     errors.push(
         &unit.after[entry].at,
-        &format!("{}.after", unit.key),
+        &format!("{}.after", unit.definition.key),
         message,
     );
 }

@@ -4,7 +4,9 @@
 
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
+use herd_common::protocol::TaskId;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Control herdd, the herd process supervisor.
 #[derive(Debug, Parser)]
@@ -39,6 +41,22 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Stop everything gracefully (daemon/join semantics); waits until herdd has exited
     Shutdown(ShutdownArgs),
+    /// Queue a task in a pool and print its id
+    Submit(SubmitArgs),
+    /// Wait for tasks to end, print how they ended and exit with the task's exit code
+    Join(JoinArgs),
+    /// Run CMD once per line of stdin in a pool, `{}` replaced by the line; print
+    /// the outputs in input order
+    Map(MapArgs),
+    /// List pool tasks: queued, running and recently ended
+    Tasks(TasksArgs),
+    /// Print a task's captured stdout (or stderr)
+    Output(OutputArgs),
+    /// Remove queued tasks from their pool; stop running ones
+    Cancel(CancelArgs),
+    /// Close, terminate or wait for a task pool
+    #[command(subcommand)]
+    Pool(PoolCommand),
     /// Print a shell completion script on stdout
     Completions(CompletionsArgs),
 }
@@ -98,6 +116,129 @@ pub struct ScaleArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The pool to queue the task in
+    #[arg(value_name = "POOL")]
+    pub pool: String,
+
+    /// A label for the task, shown by `tasks`
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Wait until the task has ended, print how, and exit with its exit code
+    #[arg(long)]
+    pub wait: bool,
+
+    /// The command and its arguments, run without a shell (put them after `--`)
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// Task ids, as printed by `submit`
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<TaskId>,
+
+    /// Give up after this long (`500ms`, `10s`, `2m`) and exit 1
+    #[arg(long, value_name = "D", value_parser = duration_arg)]
+    pub timeout: Option<Duration>,
+}
+
+/// How many tasks `map` keeps submitted and not yet collected by default.
+pub const DEFAULT_MAP_JOBS: u32 = 256;
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    /// The pool to run the tasks in
+    #[arg(value_name = "POOL")]
+    pub pool: String,
+
+    /// At most N tasks submitted and not yet collected at once (the pool's
+    /// `size` decides how many of them run); keep it at most the pool's
+    /// `keep_finished`
+    #[arg(
+        short,
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAP_JOBS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub jobs: u32,
+
+    /// The command; `{}` in any argument is replaced by the line (every
+    /// occurrence), or the line is appended as the last argument if no
+    /// argument contains `{}` (put the command after `--`)
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// Only this pool's tasks
+    #[arg(value_name = "POOL")]
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// The task id
+    #[arg(value_name = "ID")]
+    pub id: TaskId,
+
+    /// Print what the task wrote to stderr instead of stdout
+    #[arg(long)]
+    pub stderr: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Task ids
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<TaskId>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Refuse new submissions; queued and running tasks go on
+    Close(PoolArgs),
+    /// Cancel every queued task and stop every running one
+    Terminate(PoolArgs),
+    /// Wait until nothing is queued or running in the pool
+    Join(PoolJoinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    /// The pool
+    #[arg(value_name = "POOL")]
+    pub pool: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PoolJoinArgs {
+    /// The pool
+    #[arg(value_name = "POOL")]
+    pub pool: String,
+
+    /// Give up after this long (`500ms`, `10s`, `2m`) and exit 1
+    #[arg(long, value_name = "D", value_parser = duration_arg)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to generate completions for
     #[arg(value_name = "SHELL")]
@@ -114,6 +255,12 @@ fn signal_arg(text: &str) -> Result<String, String> {
             Err("unknown signal: use a name like SIGHUP or HUP, or a number from 1 to 64".into())
         }
     }
+}
+
+/// `500ms`, `10s`, `2m`, `1h 30m`: a number with a unit, as in the config.
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|err| format!("{err}: use a number with a unit, like 500ms, 10s or 2m"))
 }
 
 #[cfg(test)]
@@ -210,6 +357,128 @@ mod tests {
             assert!(parse(&["completions", shell]).is_ok(), "{shell}");
         }
         assert!(parse(&["completions", "cmd.exe"]).is_err());
+    }
+
+    #[test]
+    fn submit_takes_the_command_after_the_flags() {
+        let Command::Submit(args) = parse(&[
+            "submit", "convert", "--name", "t", "--wait", "--", "ls", "-l", "--wait",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("expected submit");
+        };
+        assert_eq!(args.pool, "convert");
+        assert_eq!(args.name.as_deref(), Some("t"));
+        assert!(args.wait);
+        assert_eq!(args.command, ["ls", "-l", "--wait"]);
+
+        // Without `--`, everything from the first word of the command on is the command.
+        let Command::Submit(args) = parse(&["submit", "p", "sh", "-c", "exit 3"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected submit");
+        };
+        assert_eq!(args.command, ["sh", "-c", "exit 3"]);
+        assert!(!args.wait);
+
+        let err = parse(&["submit", "p"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        let err = parse(&["submit", "p", "--"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn join_takes_ids_and_a_duration() {
+        let Command::Join(args) = parse(&["join", "17", "18", "--timeout", "500ms"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected join");
+        };
+        assert_eq!(args.ids, [17, 18]);
+        assert_eq!(args.timeout, Some(Duration::from_millis(500)));
+        for (text, secs) in [("10s", 10), ("2m", 120), ("1h 30m", 5400)] {
+            let Command::Join(args) = parse(&["join", "1", "--timeout", text]).unwrap().command
+            else {
+                panic!("expected join");
+            };
+            assert_eq!(args.timeout, Some(Duration::from_secs(secs)), "{text}");
+        }
+        let err = parse(&["join", "1", "--timeout", "10"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("like 500ms, 10s or 2m"), "{err}");
+        assert_eq!(
+            parse(&["join", "x"]).unwrap_err().kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            parse(&["join"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn map_defaults_to_a_window_of_256() {
+        let Command::Map(args) = parse(&["map", "p", "--", "echo", "{}"]).unwrap().command else {
+            panic!("expected map");
+        };
+        assert_eq!(args.jobs, DEFAULT_MAP_JOBS);
+        assert_eq!(args.jobs, 256);
+        assert_eq!(args.command, ["echo", "{}"]);
+        let Command::Map(args) = parse(&["map", "-j", "4", "p", "gzip"]).unwrap().command else {
+            panic!("expected map");
+        };
+        assert_eq!(
+            (args.jobs, args.command.as_slice()),
+            (4, ["gzip".to_string()].as_slice())
+        );
+        assert_eq!(
+            parse(&["map", "-j", "0", "p", "gzip"]).unwrap_err().kind(),
+            ErrorKind::ValueValidation
+        );
+    }
+
+    #[test]
+    fn task_verbs() {
+        let Command::Tasks(args) = parse(&["tasks"]).unwrap().command else {
+            panic!("expected tasks");
+        };
+        assert_eq!(args.pool, None);
+        let Command::Output(args) = parse(&["output", "7", "--stderr"]).unwrap().command else {
+            panic!("expected output");
+        };
+        assert_eq!((args.id, args.stderr), (7, true));
+        let Command::Cancel(args) = parse(&["cancel", "7", "9"]).unwrap().command else {
+            panic!("expected cancel");
+        };
+        assert_eq!(args.ids, [7, 9]);
+        assert!(parse(&["cancel"]).is_err());
+    }
+
+    #[test]
+    fn pool_subcommands() {
+        let Command::Pool(PoolCommand::Join(args)) =
+            parse(&["pool", "join", "convert", "--timeout", "2m"])
+                .unwrap()
+                .command
+        else {
+            panic!("expected pool join");
+        };
+        assert_eq!(args.pool, "convert");
+        assert_eq!(args.timeout, Some(Duration::from_secs(120)));
+        assert!(matches!(
+            parse(&["pool", "close", "p"]).unwrap().command,
+            Command::Pool(PoolCommand::Close(PoolArgs { .. }))
+        ));
+        assert!(matches!(
+            parse(&["pool", "terminate", "p"]).unwrap().command,
+            Command::Pool(PoolCommand::Terminate(PoolArgs { .. }))
+        ));
+        assert!(parse(&["pool", "drain", "p"]).is_err());
+        assert!(parse(&["pool", "close"]).is_err());
     }
 
     #[test]

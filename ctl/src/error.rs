@@ -19,6 +19,9 @@ pub enum Error {
     /// Writing our own output failed; a closed pipe (`herdctl status | head`)
     /// is not worth a message and exits 0.
     Output(io::Error),
+    /// What we were given to work on is unusable (`map`: stdin cannot be
+    /// read, or a line is not UTF-8 and so cannot be an argument).
+    Input(String),
 }
 
 impl From<ClientError> for Error {
@@ -60,6 +63,7 @@ impl Error {
                 json!({ "error": { "code": "protocol_error", "message": message } })
             }
             Error::Output(_) => json!({ "error": { "code": "output", "message": message } }),
+            Error::Input(_) => json!({ "error": { "code": "bad_input", "message": message } }),
         }
     }
 }
@@ -73,6 +77,7 @@ impl fmt::Display for Error {
             Error::Client(ClientError::Remote(body)) => f.write_str(&body.message),
             Error::Client(err @ ClientError::Protocol(_)) => err.fmt(f),
             Error::Output(err) => write!(f, "cannot write output: {}", describe_io(err)),
+            Error::Input(message) => f.write_str(message),
         }
     }
 }
@@ -102,7 +107,7 @@ pub fn is_denied(err: &io::Error) -> bool {
 
 /// `No such file or directory`, without std's ` (os error 2)` suffix, which
 /// says nothing to a user.
-fn describe_io(err: &io::Error) -> String {
+pub fn describe_io(err: &io::Error) -> String {
     let text = err.to_string();
     match err.raw_os_error() {
         Some(code) => text

@@ -44,12 +44,15 @@ fn report(err: &Error, json: bool) {
 }
 
 /// SPEC.md: 0 ok; 1 operation failed; 2 usage error (clap exits 2 itself);
-/// 3 not running; 4 no such unit; 5 permission denied; 6 daemon unreachable.
+/// 3 not running; 4 no such unit/pool/task; 5 permission denied; 6 daemon
+/// unreachable. `join` and `submit --wait` pass a task's own exit code on
+/// (`Outcome::Code`), and `map` exits 130 when interrupted, as shells do.
 fn exit_code(result: &Result<Outcome, Error>) -> u8 {
     match result {
         Ok(Outcome::Success) => 0,
         Ok(Outcome::Failed) => 1,
         Ok(Outcome::NotRunning) => 3,
+        Ok(Outcome::Code(code)) => *code,
         Err(Error::Client(ClientError::Remote(body))) => body.code.exit_code(),
         Err(Error::Client(ClientError::Unreachable { source, .. })) => {
             if error::is_denied(source) {
@@ -61,7 +64,7 @@ fn exit_code(result: &Result<Outcome, Error>) -> u8 {
         Err(Error::Client(ClientError::Protocol(_))) => 1,
         // Whoever read our output has gone (`herdctl status | head -1`): not a failure.
         Err(err) if err.is_broken_pipe() => 0,
-        Err(Error::Output(_)) => 1,
+        Err(Error::Output(_) | Error::Input(_)) => 1,
     }
 }
 
@@ -88,6 +91,9 @@ mod tests {
         assert_eq!(exit_code(&Ok(Outcome::Success)), 0);
         assert_eq!(exit_code(&Ok(Outcome::Failed)), 1);
         assert_eq!(exit_code(&Ok(Outcome::NotRunning)), 3);
+        assert_eq!(exit_code(&Ok(Outcome::Code(0))), 0);
+        assert_eq!(exit_code(&Ok(Outcome::Code(137))), 137);
+        assert_eq!(exit_code(&Err(Error::Input("bad".into()))), 1);
     }
 
     #[test]
@@ -108,6 +114,9 @@ mod tests {
     fn remote_errors_use_the_protocols_mapping() {
         let cases = [
             (ErrorCode::NoSuchUnit, 4),
+            (ErrorCode::NoSuchPool, 4),
+            (ErrorCode::NoSuchTask, 4),
+            (ErrorCode::Refused, 1),
             (ErrorCode::PermissionDenied, 5),
             (ErrorCode::Failed, 1),
             (ErrorCode::ShuttingDown, 1),

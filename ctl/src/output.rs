@@ -2,7 +2,7 @@
 //! a terminal, and JSON documents. Rendering returns `String`s so it can be
 //! tested exactly; only the `print_*` functions touch stdout and stderr.
 
-use herd_common::state::{Exit, State};
+use herd_common::state::{Exit, State, TaskState};
 use serde::Serialize;
 use std::io::{self, IsTerminal, Write};
 
@@ -30,6 +30,16 @@ impl Paint {
             State::Failed => Paint::Red,
             State::Waiting | State::Starting | State::Stopping | State::Backoff => Paint::Yellow,
             State::Inactive | State::Exited => Paint::Plain,
+        }
+    }
+
+    /// How a pool task's state is coloured, in the same spirit.
+    pub fn for_task_state(state: TaskState) -> Paint {
+        match state {
+            TaskState::Running => Paint::Green,
+            TaskState::Failed => Paint::Red,
+            TaskState::Queued | TaskState::Cancelled => Paint::Yellow,
+            TaskState::Exited => Paint::Plain,
         }
     }
 

@@ -2,11 +2,13 @@
 //! that answers one canned reply line. Checks what is sent, printed and exited.
 
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -90,7 +92,7 @@ fn report(state: &str, reason: Option<&str>) -> Value {
             {"name": "web@1", "state": state, "pid": null, "uptime_ms": null,
              "restarts": 0, "last_exit": {"code": 1}, "reason": reason}
         ]
-    }]})
+    }], "pools": []})
 }
 
 #[test]
@@ -248,4 +250,558 @@ fn closed_stdout_exits_0() {
     let out = child.wait_with_output().expect("herdctl exits");
     assert_eq!(text(&out.stderr), "");
     assert_eq!(out.status.code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// Pool tasks: a fake herdd that serves any number of connections, each in its
+// own thread, answering every request line with `answer(request)`.
+
+/// One request as the scripted fake saw it: which connection (counted from
+/// 0, in accept order) and what.
+#[derive(Debug, Clone)]
+struct Seen {
+    connection: usize,
+    request: Value,
+}
+
+struct ScriptedHerdd {
+    _dir: TempDir,
+    socket: PathBuf,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl ScriptedHerdd {
+    fn new(answer: impl Fn(&Value) -> Value + Send + Sync + 'static) -> ScriptedHerdd {
+        let dir = TempDir::new().expect("temp dir");
+        let socket = dir.path().join("herd.sock");
+        let listener = UnixListener::bind(&socket).expect("bind fake socket");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(answer);
+        let log = Arc::clone(&seen);
+        thread::spawn(move || {
+            for (connection, stream) in listener.incoming().enumerate() {
+                let Ok(stream) = stream else { return };
+                let (answer, log) = (Arc::clone(&answer), Arc::clone(&log));
+                thread::spawn(move || {
+                    for line in BufReader::new(&stream).lines() {
+                        let Ok(line) = line else { return };
+                        let request: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                        log.lock().unwrap().push(Seen {
+                            connection,
+                            request: request.clone(),
+                        });
+                        if writeln!(&stream, "{}", answer(&request)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedHerdd {
+            _dir: dir,
+            socket,
+            seen,
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        self.seen().into_iter().map(|seen| seen.request).collect()
+    }
+
+    fn commands(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| r["cmd"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+}
+
+fn task(id: u64, state: &str, exit: Value, reason: Value) -> Value {
+    json!({"id": id, "pool": "convert", "name": null, "state": state,
+           "command": ["convert", "a.png"], "pid": null, "exit": exit,
+           "reason": reason, "duration_ms": 1500})
+}
+
+fn ended(id: u64) -> Value {
+    task(id, "exited", json!({"code": 0}), Value::Null)
+}
+
+fn run_with_stdin(socket: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = herdctl(socket, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run herdctl");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("herdctl exits")
+}
+
+#[test]
+fn submit_prints_the_id_alone() {
+    let herdd = ScriptedHerdd::new(|_| json!({"ok": {"id": 17, "state": "queued"}}));
+    let out = run(
+        &herdd.socket,
+        &[
+            "submit", "convert", "--name", "thumbs", "--", "convert", "-resize", "50%",
+        ],
+    );
+    assert_eq!(
+        herdd.requests(),
+        [
+            json!({"v": 1, "cmd": "submit", "pool": "convert", "name": "thumbs",
+                "command": ["convert", "-resize", "50%"]})
+        ]
+    );
+    assert_eq!((text(&out.stdout), text(&out.stderr)), ("17\n", ""));
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = run(&herdd.socket, &["--json", "submit", "convert", "true"]);
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(printed, json!({"id": 17, "state": "queued"}));
+}
+
+#[test]
+fn submit_wait_exits_with_the_tasks_code() {
+    let herdd = ScriptedHerdd::new(|request| match request["cmd"].as_str() {
+        Some("submit") => json!({"ok": {"id": 17, "state": "queued"}}),
+        _ => json!({"ok": {"tasks": [task(17, "failed", json!({"code": 3}), Value::Null)],
+                           "timed_out": false}}),
+    });
+    let out = run(
+        &herdd.socket,
+        &["submit", "--wait", "convert", "--", "sh", "-c", "exit 3"],
+    );
+    assert_eq!(text(&out.stdout), "17\n17: failed (exit code 3)\n");
+    assert_eq!(out.status.code(), Some(3));
+    let seen = herdd.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1].request,
+        json!({"v": 1, "cmd": "join", "ids": [17], "timeout_ms": null})
+    );
+    assert_eq!(seen[0].connection, seen[1].connection, "one connection");
+}
+
+#[test]
+fn join_prints_outcomes_and_exits_with_the_first_failure() {
+    let herdd = ScriptedHerdd::new(|_| {
+        // Deliberately not in the order asked for.
+        json!({"ok": {"tasks": [
+            task(18, "failed", json!({"code": 3}), Value::Null),
+            ended(17),
+            task(19, "failed", json!({"signal": "SIGKILL"}), Value::Null),
+            task(20, "failed", Value::Null, json!("exec /no/such: No such file or directory")),
+            task(21, "cancelled", Value::Null, json!("cancelled")),
+        ], "timed_out": false}})
+    });
+    let out = run(&herdd.socket, &["join", "17", "19", "18", "20", "21"]);
+    assert_eq!(
+        herdd.requests(),
+        [json!({"v": 1, "cmd": "join", "ids": [17, 19, 18, 20, 21], "timeout_ms": null})]
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "\
+17: exited 0
+19: failed (killed by SIGKILL)
+18: failed (exit code 3)
+20: failed (exec /no/such: No such file or directory)
+21: cancelled
+"
+    );
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(128 + 9), "SIGKILL comes first");
+
+    for (ids, code) in [
+        (&["17"][..], 0),
+        (&["18", "19"][..], 3),
+        (&["20", "18"][..], 1),
+        (&["21"][..], 1),
+    ] {
+        let out = run(&herdd.socket, &[&["join"][..], ids].concat());
+        assert_eq!(out.status.code(), Some(code), "{ids:?}");
+    }
+}
+
+#[test]
+fn join_timeout_exits_1() {
+    let herdd = ScriptedHerdd::new(|_| {
+        json!({"ok": {"tasks": [ended(17), task(18, "running", Value::Null, Value::Null)],
+                      "timed_out": true}})
+    });
+    let out = run(&herdd.socket, &["join", "17", "18", "--timeout", "500ms"]);
+    assert_eq!(herdd.requests()[0]["timeout_ms"], 500);
+    assert_eq!(text(&out.stdout), "17: exited 0\n18: running\n");
+    assert_eq!(
+        text(&out.stderr),
+        "herdctl: timed out after 500ms; 1 task(s) still running\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = run(
+        &herdd.socket,
+        &["--json", "join", "17", "18", "--timeout", "2m"],
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(printed["timed_out"], true);
+    assert_eq!(herdd.requests()[1]["timeout_ms"], 120_000);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn unknown_task_exits_4() {
+    let herdd =
+        ScriptedHerdd::new(|_| json!({"error": {"code": "no_such_task", "message": "no task 99"}}));
+    for args in [&["join", "99"][..], &["cancel", "99"], &["output", "99"]] {
+        let out = run(&herdd.socket, args);
+        assert_eq!(text(&out.stderr), "herdctl: no task 99\n", "{args:?}");
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
+    }
+}
+
+#[test]
+fn cancel_is_quiet() {
+    let herdd = ScriptedHerdd::new(|_| json!({"ok": {"cancelled": [4]}}));
+    let out = run(&herdd.socket, &["cancel", "4", "5"]);
+    assert_eq!(
+        herdd.requests(),
+        [json!({"v": 1, "cmd": "cancel", "ids": [4, 5]})]
+    );
+    assert_eq!((text(&out.stdout), text(&out.stderr)), ("", ""));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn output_is_written_raw() {
+    let herdd = ScriptedHerdd::new(|request| {
+        let truncated = request["stream"] == "stderr";
+        json!({"ok": {"id": 7, "stream": request["stream"], "data": "hello\nworld",
+                      "truncated": truncated, "total_bytes": if truncated { 4096 } else { 11 }}})
+    });
+    let out = run(&herdd.socket, &["output", "7"]);
+    assert_eq!(
+        herdd.requests(),
+        [json!({"v": 1, "cmd": "output", "id": 7, "stream": "stdout"})]
+    );
+    assert_eq!((text(&out.stdout), text(&out.stderr)), ("hello\nworld", ""));
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = run(&herdd.socket, &["output", "--stderr", "7"]);
+    assert_eq!(herdd.requests()[1]["stream"], "stderr");
+    assert_eq!(text(&out.stdout), "hello\nworld");
+    assert_eq!(
+        text(&out.stderr),
+        "herdctl: output truncated: task wrote 4096 bytes, herd kept the first 11\n"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn tasks_prints_a_table() {
+    let herdd = ScriptedHerdd::new(|_| {
+        json!({"ok": {"tasks": [
+            ended(17),
+            {"id": 18, "pool": "convert", "name": "big", "state": "running",
+             "command": ["convert"], "pid": 4242, "exit": null, "reason": null,
+             "duration_ms": 65000},
+            task(19, "failed", json!({"signal": "SIGKILL"}), Value::Null),
+        ]}})
+    });
+    let out = run(&herdd.socket, &["tasks", "convert"]);
+    assert_eq!(
+        herdd.requests(),
+        [json!({"v": 1, "cmd": "tasks", "pool": "convert"})]
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "\
+ID  POOL     NAME  STATE    PID   DURATION  EXIT
+17  convert  -     exited   -     1s        code 0
+18  convert  big   running  4242  1m5s      -
+19  convert  -     failed   -     1s        SIGKILL
+"
+    );
+    assert_eq!(out.status.code(), Some(0));
+    run(&herdd.socket, &["tasks"]);
+    assert_eq!(
+        herdd.requests()[1],
+        json!({"v": 1, "cmd": "tasks", "pool": null})
+    );
+}
+
+fn pool(closed: bool, running: u32, queued: u32) -> Value {
+    json!({"name": "convert", "size": 2, "running": running, "queued": queued,
+           "finished": 12, "submitted": 20, "max_queue": 10000, "closed": closed})
+}
+
+#[test]
+fn status_lists_pools_after_units() {
+    let mut payload = report("running", None);
+    payload["pools"] = json!([pool(false, 2, 6), {"name": "mail", "size": 1, "running": 0,
+        "queued": 0, "finished": 0, "submitted": 0, "max_queue": 10, "closed": true}]);
+    let herdd = FakeHerdd::answering(json!({ "ok": payload }));
+    let out = run(&herdd.socket, &["status"]);
+    assert_eq!(
+        text(&out.stdout),
+        "\
+UNIT   STATE    PID  UPTIME  RESTARTS  LAST EXIT
+web@0  running  41   5m12s   1         SIGKILL
+web@1  running  -    -       0         code 1
+
+POOL     SIZE  RUNNING  QUEUED  FINISHED  SUBMITTED  STATE
+convert  2     2        6       12        20         open
+mail     1     0        0       0         0          closed
+"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn pool_verbs() {
+    let herdd = ScriptedHerdd::new(|request| {
+        let timed_out = request["cmd"] == "pool-join";
+        json!({"ok": {"pool": pool(false, 1, 3), "timed_out": timed_out}})
+    });
+    for verb in ["close", "terminate"] {
+        let out = run(&herdd.socket, &["pool", verb, "convert"]);
+        assert_eq!((text(&out.stdout), text(&out.stderr)), ("", ""), "{verb}");
+        assert_eq!(out.status.code(), Some(0), "{verb}");
+    }
+    let out = run(
+        &herdd.socket,
+        &["pool", "join", "convert", "--timeout", "10s"],
+    );
+    assert_eq!(
+        herdd.requests(),
+        [
+            json!({"v": 1, "cmd": "pool-close", "pool": "convert"}),
+            json!({"v": 1, "cmd": "pool-terminate", "pool": "convert"}),
+            json!({"v": 1, "cmd": "pool-join", "pool": "convert", "timeout_ms": 10000}),
+        ]
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "herdctl: timed out after 10s; pool convert still has 1 running and 3 queued task(s)\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// A pool for `map`: task ids from 100 on; the task for item `slowN` ends
+/// only after N joins, `fail` exits 2, anything else exits 0; its stdout is
+/// `out:ITEM\n`. Records the most tasks ever submitted and not collected.
+#[derive(Default)]
+struct MapPool {
+    items: Vec<String>,
+    joins: HashMap<u64, u32>,
+    collected: usize,
+    most_outstanding: usize,
+    refuse_beyond: Option<usize>,
+}
+
+impl MapPool {
+    fn answer(&mut self, request: &Value) -> Value {
+        let id = request["id"]
+            .as_u64()
+            .or_else(|| request["ids"][0].as_u64());
+        let item = |pool: &MapPool| pool.items[(id.unwrap() - 100) as usize].clone();
+        match request["cmd"].as_str().unwrap() {
+            "submit" => {
+                let outstanding = self.items.len() - self.collected;
+                if self.refuse_beyond.is_some_and(|most| outstanding >= most) {
+                    return json!({"error": {"code": "refused", "message": "queue full"}});
+                }
+                let command = request["command"].as_array().unwrap();
+                let item = command.last().unwrap().as_str().unwrap().to_string();
+                self.items.push(item);
+                self.most_outstanding = self.most_outstanding.max(outstanding + 1);
+                json!({"ok": {"id": 99 + self.items.len(), "state": "queued"}})
+            }
+            "join" => {
+                let id = id.unwrap();
+                let item = item(self);
+                let joins = self.joins.entry(id).or_default();
+                *joins += 1;
+                let needed = item.strip_prefix("slow").map_or(0, |n| n.parse().unwrap());
+                let status = if *joins <= needed {
+                    task(id, "running", Value::Null, Value::Null)
+                } else if item == "fail" {
+                    task(id, "failed", json!({"code": 2}), Value::Null)
+                } else {
+                    ended(id)
+                };
+                json!({"ok": {"tasks": [status], "timed_out": *joins <= needed}})
+            }
+            "output" => {
+                self.collected += 1;
+                json!({"ok": {"id": id, "stream": "stdout", "data": format!("out:{}\n", item(self)),
+                              "truncated": false, "total_bytes": 5}})
+            }
+            _ => json!({"ok": {"cancelled": request["ids"]}}),
+        }
+    }
+}
+
+fn map_herdd(pool: MapPool) -> (ScriptedHerdd, Arc<Mutex<MapPool>>) {
+    let pool = Arc::new(Mutex::new(pool));
+    let state = Arc::clone(&pool);
+    let herdd = ScriptedHerdd::new(move |request| state.lock().unwrap().answer(request));
+    (herdd, pool)
+}
+
+#[test]
+fn map_prints_outputs_in_input_order() {
+    let (herdd, pool) = map_herdd(MapPool::default());
+    let out = run_with_stdin(
+        &herdd.socket,
+        &["map", "-j", "2", "convert", "--", "echo", "{}"],
+        "slow3\na\nfail\nslow1\nb\n",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "out:slow3\nout:a\nout:fail\nout:slow1\nout:b\n"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "herdctl: item 3 (\"fail\"): failed (exit code 2)\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(pool.lock().unwrap().most_outstanding, 2, "-j 2");
+    let seen = herdd.seen();
+    assert!(seen.iter().all(|s| s.connection == 0), "one connection");
+    let first = &seen[0].request;
+    assert_eq!(
+        (first["cmd"].as_str(), &first["command"]),
+        (Some("submit"), &json!(["echo", "slow3"]))
+    );
+    assert!(seen
+        .iter()
+        .filter(|s| s.request["cmd"] == "join")
+        .all(
+            |s| s.request["timeout_ms"].is_u64() && s.request["ids"].as_array().unwrap().len() == 1
+        ));
+}
+
+#[test]
+fn map_exits_0_when_every_task_succeeds() {
+    let (herdd, _) = map_herdd(MapPool::default());
+    let out = run_with_stdin(&herdd.socket, &["map", "convert", "--", "gzip"], "a\nb");
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        ("out:a\nout:b\n", "")
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let submits: Vec<Value> = herdd
+        .requests()
+        .into_iter()
+        .filter(|r| r["cmd"] == "submit")
+        .map(|r| r["command"].clone())
+        .collect();
+    assert_eq!(submits, [json!(["gzip", "a"]), json!(["gzip", "b"])]);
+
+    let (herdd, _) = map_herdd(MapPool::default());
+    let out = run_with_stdin(&herdd.socket, &["map", "convert", "--", "gzip"], "");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(herdd.requests().is_empty(), "nothing to do");
+}
+
+#[test]
+fn map_json_prints_one_line_per_item() {
+    let (herdd, _) = map_herdd(MapPool::default());
+    let out = run_with_stdin(
+        &herdd.socket,
+        &["--json", "map", "convert", "--", "x"],
+        "a\nfail\n",
+    );
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"item": "a", "id": 100, "state": "exited", "exit": {"code": 0},
+                   "reason": null, "stdout": "out:a\n"}),
+            json!({"item": "fail", "id": 101, "state": "failed", "exit": {"code": 2},
+                   "reason": null, "stdout": "out:fail\n"}),
+        ]
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn map_waits_when_the_queue_is_full() {
+    let (herdd, pool) = map_herdd(MapPool {
+        refuse_beyond: Some(2),
+        ..MapPool::default()
+    });
+    let out = run_with_stdin(
+        &herdd.socket,
+        &["map", "convert", "--", "x"],
+        "a\nb\nc\nd\n",
+    );
+    assert_eq!(text(&out.stdout), "out:a\nout:b\nout:c\nout:d\n");
+    assert_eq!((text(&out.stderr), out.status.code()), ("", Some(0)));
+    assert_eq!(pool.lock().unwrap().most_outstanding, 2);
+}
+
+#[test]
+fn map_into_a_closed_pool_fails_with_herdds_message() {
+    let herdd = ScriptedHerdd::new(
+        |_| json!({"error": {"code": "refused", "message": "pool convert is closed"}}),
+    );
+    let out = run_with_stdin(&herdd.socket, &["map", "convert", "--", "x"], "a\n");
+    assert_eq!(text(&out.stderr), "herdctl: pool convert is closed\n");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn ctrl_c_cancels_what_map_submitted() {
+    let (herdd, _) = map_herdd(MapPool::default());
+    let mut child = herdctl(&herdd.socket, &["map", "-j", "2", "convert", "--", "x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run herdctl");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input
+        .write_all(b"a\nslow1000000\nc\nd\n")
+        .expect("write stdin");
+    drop(input);
+    // Wait until herdctl is stuck joining the slow task.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while herdd.commands().iter().filter(|c| *c == "join").count() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            herdd.commands()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("herdctl exits");
+    assert_eq!(text(&out.stdout), "out:a\n");
+    assert_eq!(
+        text(&out.stderr),
+        "herdctl: interrupted; cancelled 2 task(s)\n"
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let seen = herdd.seen();
+    let cancel = seen.last().expect("a cancel");
+    assert_eq!(
+        cancel.request,
+        json!({"v": 1, "cmd": "cancel", "ids": [101, 102]})
+    );
+    assert_ne!(cancel.connection, 0, "on a fresh connection");
 }

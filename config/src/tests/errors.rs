@@ -20,7 +20,7 @@ fn unknown_keys() {
         ("[task.t]\ncommand = [\"a\"]\nrestat = \"always\"\n", &task),
         (
             "[services.web]\ncommand = [\"a\"]\n",
-            "1:2: services: unknown key `services` (expected one of: include, herd, service, task)",
+            "1:2: services: unknown key `services` (expected one of: include, herd, service, task, pool)",
         ),
         (
             "[herd]\nsockets = \"/x\"\n",
@@ -38,10 +38,6 @@ fn unknown_keys() {
 #[test]
 fn not_yet_supported() {
     assert_single_errors(&[
-        (
-            "[pool.convert]\nsize = 2\n",
-            "1:2: pool: `[pool]` is not supported by this version of herd yet",
-        ),
         (
             "[semaphore.db]\ncapacity = 2\n",
             "1:2: semaphore: `[semaphore]` is not supported by this version of herd yet",
@@ -61,6 +57,10 @@ fn not_yet_supported() {
         (
             "[service.web]\ncommand = [\"a\"]\nsets_event = \"db\"\n",
             "3:1: service.web.sets_event: `sets_event` is not supported by this version of herd yet",
+        ),
+        (
+            "[pool.convert]\nsize = 2\nsemaphores = [\"db\"]\n",
+            "3:1: pool.convert.semaphores: `semaphores` is not supported by this version of herd yet",
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nready = \"notify\"\n",
@@ -346,7 +346,7 @@ after = [\"ghost\"]
 stop_timeout = 5
 
 [pool.p]
-size = 1
+size = 0
 ";
     let expected: Vec<String> = [
         "3:11: service.web.restart: invalid restart policy `sometimes` (expected \"always\", \
@@ -356,7 +356,7 @@ size = 1
         "7:7: task.migrate: missing required key `command`",
         "8:10: task.migrate.after: unknown unit `ghost` (no service or task has this name)",
         "9:16: task.migrate.stop_timeout: durations need a unit (ms, s, m or h), e.g. \"10s\"",
-        "11:2: pool: `[pool]` is not supported by this version of herd yet",
+        "12:8: pool.p.size: must be at least 1 (got 0)",
     ]
     .iter()
     .map(|line| format!("{MAIN}:{line}"))
@@ -369,8 +369,100 @@ fn errors_display_one_per_line() {
     let errors =
         crate::parse(std::path::Path::new(MAIN), "a = 1\nb = 2\n").expect_err("unknown keys");
     let expected = format!(
-        "{MAIN}:1:1: a: unknown key `a` (expected one of: include, herd, service, task)\n\
-         {MAIN}:2:1: b: unknown key `b` (expected one of: include, herd, service, task)"
+        "{MAIN}:1:1: a: unknown key `a` (expected one of: include, herd, service, task, pool)\n\
+         {MAIN}:2:1: b: unknown key `b` (expected one of: include, herd, service, task, pool)"
     );
     assert_eq!(errors.to_string(), expected);
+}
+
+#[test]
+fn pool_errors() {
+    let pool_keys = "size, max_queue, keep_finished, env, cwd, user, group, umask, rlimits, \
+                     stop_signal, stop_timeout, daemon";
+    let name_rule =
+        "use at most 128 ASCII letters, digits, '-', '_' and '.', not starting with '-' or '.'";
+    assert_single_errors(&[
+        (
+            "[pool.convert]\nmax_queue = 5\n",
+            "1:7: pool.convert: missing required key `size`",
+        ),
+        (
+            "[pool.convert]\n",
+            "1:7: pool.convert: missing required key `size`",
+        ),
+        (
+            "[pool.convert]\nsize = 0\n",
+            "2:8: pool.convert.size: must be at least 1 (got 0)",
+        ),
+        (
+            "[pool.convert]\nsize = 10001\n",
+            "2:8: pool.convert.size: must be at most 10000 (got 10001)",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nmax_queue = 0\n",
+            "3:13: pool.convert.max_queue: must be at least 1 (got 0)",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nmax_queue = 1_000_001\n",
+            "3:13: pool.convert.max_queue: must be at most 1000000 (got 1000001)",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nkeep_finished = -1\n",
+            "3:17: pool.convert.keep_finished: must be at least 0 (got -1)",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nsizes = 2\n",
+            &format!("3:1: pool.convert.sizes: unknown key `sizes` (expected one of: {pool_keys})"),
+        ),
+        (
+            "[pool.convert]\nsize = 1\ncommand = [\"a\"]\n",
+            &format!(
+                "3:1: pool.convert.command: unknown key `command` (expected one of: {pool_keys})"
+            ),
+        ),
+        (
+            "[pool.convert]\nsize = 1\nwait_events = [\"db\"]\n",
+            &format!(
+                "3:1: pool.convert.wait_events: unknown key `wait_events` (expected one of: \
+                 {pool_keys})"
+            ),
+        ),
+        (
+            "[pool.convert]\nsize = \"2\"\n",
+            "2:8: pool.convert.size: expected an integer, found a string",
+        ),
+        (
+            "[pool.convert]\nsize = 2\nkeep_finished = 1.5\n",
+            "3:17: pool.convert.keep_finished: expected an integer, found a float",
+        ),
+        (
+            "[pool.convert]\nsize = 2\ndaemon = \"no\"\n",
+            "3:10: pool.convert.daemon: expected a boolean (true or false), found a string",
+        ),
+        (
+            "[pool.convert]\nsize = 2\nstop_timeout = 5\n",
+            "3:16: pool.convert.stop_timeout: durations need a unit (ms, s, m or h), e.g. \"10s\"",
+        ),
+        (
+            "[pool.convert]\nsize = 2\nrlimits = { files = 1 }\n",
+            "3:13: pool.convert.rlimits.files: unknown key `files` (expected one of: \
+             nofile, nproc, core, memlock, stack, as, fsize, cpu)",
+        ),
+        (
+            "pool = 1\n",
+            "1:8: pool: expected a table, found an integer",
+        ),
+        (
+            "[pool]\nconvert = 2\n",
+            "2:11: pool.convert: expected a table, found an integer",
+        ),
+        (
+            "[pool.\"a b\"]\nsize = 1\n",
+            &format!("1:7: pool.\"a b\": invalid pool name `a b` ({name_rule})"),
+        ),
+        (
+            "[pool.convert]\nsize = 1\n[service.x]\ncommand = [\"x\"]\n[pool.convert.env]\nA = 1\n",
+            "6:5: pool.convert.env.A: expected a string, found an integer",
+        ),
+    ]);
 }

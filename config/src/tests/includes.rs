@@ -188,3 +188,47 @@ fn after_and_cycles_work_across_files() {
     ];
     assert_eq!(load_errors(&main), expected);
 }
+
+#[test]
+fn pools_may_be_defined_in_included_files_but_only_once() {
+    let dir = tree(&[
+        (
+            "herd.toml",
+            "include = [\"conf.d/*.toml\"]\n[pool.b]\nsize = 1\n\n[pool.convert]\nsize = 2\n",
+        ),
+        (
+            "conf.d/a.toml",
+            "[pool.a]\nsize = 1\ncwd = \"work\"\n\n[pool.convert]\nsize = 4\n",
+        ),
+        ("conf.d/b.toml", "[pool.convert]\nsize = 8\n"),
+    ]);
+    let main = dir.path().join("herd.toml");
+    let a = dir.path().join("conf.d/a.toml");
+    let b = dir.path().join("conf.d/b.toml");
+    let first = format!("{}:5:7", main.display());
+    let expected = [
+        format!(
+            "{}:5:7: pool.convert: pool `convert` is already defined at {first}",
+            a.display()
+        ),
+        format!(
+            "{}:1:7: pool.convert: pool `convert` is already defined at {first}",
+            b.display()
+        ),
+    ];
+    assert_eq!(load_errors(&main), expected);
+
+    fs::remove_file(&b).expect("rm");
+    fs::write(&a, "[pool.a]\nsize = 1\ncwd = \"work\"\n").expect("write");
+    let config = load_ok(&main);
+    let pools: Vec<(&str, u32)> = config
+        .pools
+        .iter()
+        .map(|pool| (pool.name.as_str(), pool.size))
+        .collect();
+    assert_eq!(pools, [("a", 1), ("b", 1), ("convert", 2)]);
+    assert_eq!(
+        config.pools[0].cwd.as_deref(),
+        Some(dir.path().join("conf.d/work").as_path())
+    );
+}

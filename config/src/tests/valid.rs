@@ -48,10 +48,30 @@ restart_delay_max = "30s"
 start_limit = 5
 start_interval = "60s"
 autostart = false
+
+[pool.convert]
+size = 2
+max_queue = 10000
+keep_finished = 1000
 "#;
 
 fn sig(name: &str) -> i32 {
     parse_signal(name).expect("a known signal")
+}
+
+/// A pool of `size` with every other key at its default. The process keys
+/// (`env` ... `daemon`) get their defaults from the code units and pools share,
+/// whose values `unit` below spells out; a pool's `daemon` default is its own.
+fn pool(name: &str, size: u32) -> PoolConfig {
+    crate::process::with_default_process!(
+        PoolConfig {
+            name: name.to_string(),
+            size,
+            max_queue: 10_000,
+            keep_finished: 1000,
+        },
+        false
+    )
 }
 
 fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
@@ -137,6 +157,7 @@ fn full_config() {
         path: PathBuf::from(MAIN),
         herd,
         units: vec![db, migrate, web],
+        pools: vec![pool("convert", 2)],
     };
     assert_eq!(config, expected);
 }
@@ -167,6 +188,75 @@ fn defaults() {
 fn an_empty_file_is_a_valid_config() {
     let config = parse(Path::new(MAIN), "").unwrap_or_else(|errors| panic!("{errors}"));
     assert!(config.units.is_empty());
+    assert!(config.pools.is_empty());
+}
+
+#[test]
+fn pool_defaults() {
+    let text = "[pool.b]
+size = 1
+[pool.a]
+size = 10_000
+";
+    let config = parse(Path::new(MAIN), text).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.pools, [pool("a", 10_000), pool("b", 1)]);
+    let b = &config.pools[1];
+    assert_eq!(b.stop_signal, sig("SIGTERM"));
+    assert_eq!(b.stop_timeout, Duration::from_secs(10));
+    assert!(!b.daemon, "pool tasks are joined, not daemons, by default");
+    assert!(b.env.is_empty() && b.rlimits.is_empty() && b.cwd.is_none() && b.umask.is_none());
+    assert!(config.units.is_empty());
+}
+
+#[test]
+fn pool_with_every_key() {
+    let text = r#"
+[pool.convert]
+size = 3
+max_queue = 1_000_000
+keep_finished = 0
+env = { LANG = "C", OUT = "/tmp/out" }
+cwd = "jobs"
+user = "nobody"
+group = "nogroup"
+umask = "077"
+rlimits = { nofile = 256, cpu = 60, core = "infinity" }
+stop_signal = "INT"
+stop_timeout = "1m"
+daemon = true
+
+# A pool may share its name with a unit.
+[service.convert]
+command = ["/usr/bin/convertd"]
+"#;
+    let config = parse(Path::new(MAIN), text).unwrap_or_else(|errors| panic!("{errors}"));
+    let expected = PoolConfig {
+        size: 3,
+        max_queue: 1_000_000,
+        keep_finished: 0,
+        env: BTreeMap::from([
+            ("LANG".to_string(), "C".to_string()),
+            ("OUT".to_string(), "/tmp/out".to_string()),
+        ]),
+        cwd: Some(PathBuf::from("/etc/herd/jobs")),
+        user: Some("nobody".to_string()),
+        group: Some("nogroup".to_string()),
+        umask: Some(0o077),
+        rlimits: BTreeMap::from([
+            (Rlimit::Nofile, 256),
+            (Rlimit::Cpu, 60),
+            (Rlimit::Core, u64::MAX),
+        ]),
+        stop_signal: sig("SIGINT"),
+        stop_timeout: Duration::from_secs(60),
+        daemon: true,
+        ..pool("convert", 3)
+    };
+    assert_eq!(config.pools, [expected]);
+    assert_eq!(
+        config.units,
+        [unit("convert", UnitKind::Service, &["/usr/bin/convertd"])]
+    );
 }
 
 /// Alternative spellings that must all be accepted, each checked on one field.

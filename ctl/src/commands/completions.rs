@@ -28,7 +28,21 @@ mod tests {
             clap_complete::generate(shell, &mut Cli::command(), "herdctl", &mut script);
             let script = String::from_utf8_lossy(&script);
             for verb in [
-                "status", "start", "stop", "restart", "kill", "scale", "shutdown",
+                "status",
+                "start",
+                "stop",
+                "restart",
+                "kill",
+                "scale",
+                "shutdown",
+                "submit",
+                "join",
+                "map",
+                "tasks",
+                "output",
+                "cancel",
+                "pool",
+                "terminate",
             ] {
                 assert!(script.contains(verb), "{shell}: {verb}");
             }

@@ -121,6 +121,7 @@ mod tests {
                 command: vec!["/no/such".into()],
                 instances,
             }],
+            pools: vec![],
         }
     }
 

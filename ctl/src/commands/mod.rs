@@ -3,16 +3,24 @@
 //! [`Outcome`]; failures to talk to herdd are returned as [`Error`]s and
 //! reported by `main`.
 
+mod cancel;
 mod completions;
+mod interrupt;
+mod join;
 mod kill;
 mod lifecycle;
+mod map;
+mod output;
+mod pool;
+mod progress;
 mod scale;
 mod shutdown;
 mod status;
+mod submit;
+mod tasks;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
-use crate::output;
 use herd_common::client::{Client, ClientError};
 use herd_common::protocol::Request;
 use serde::de::DeserializeOwned;
@@ -28,6 +36,9 @@ pub enum Outcome {
     Failed,
     /// `status NAME`: a named unit is not running (as `systemctl status`).
     NotRunning,
+    /// Exit with this code: a joined task's own (`join`, `submit --wait`),
+    /// or 130 for an interrupted `map`.
+    Code(u8),
 }
 
 /// What every verb needs from the global flags.
@@ -43,10 +54,26 @@ pub struct Context {
 
 impl Context {
     /// Sends one request over a fresh connection and decodes the `ok`
-    /// payload as `T`. A payload of the wrong shape means herdd and herdctl
-    /// disagree on the protocol, which is reported as a protocol error.
+    /// payload as `T`.
     pub fn call<T: DeserializeOwned>(&self, request: &Request) -> Result<T, Error> {
-        let payload = Client::connect(&self.socket)?.call(request)?;
+        self.connect()?.call(request)
+    }
+
+    /// A connection for several requests in a row (`submit --wait`, `map`).
+    pub fn connect(&self) -> Result<Connection, Error> {
+        Ok(Connection(Client::connect(&self.socket)?))
+    }
+}
+
+/// One connection to herdd; herdd answers its requests in order.
+pub struct Connection(Client);
+
+impl Connection {
+    /// Sends `request`, waits for its reply and decodes the `ok` payload as
+    /// `T`. A payload of the wrong shape means herdd and herdctl disagree on
+    /// the protocol, which is reported as a protocol error.
+    pub fn call<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, Error> {
+        let payload = self.0.call(request)?;
         serde_json::from_value(payload).map_err(|err| {
             Error::Client(ClientError::Protocol(format!(
                 "unexpected reply from herdd: {err}"
@@ -62,7 +89,7 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
             .socket
             .unwrap_or_else(herd_common::paths::default_socket),
         json: cli.json,
-        colour: output::use_colour(),
+        colour: crate::output::use_colour(),
     };
     match cli.command {
         Command::Status(args) => status::exec(&ctx, args),
@@ -72,6 +99,13 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Kill(args) => kill::exec(&ctx, args),
         Command::Scale(args) => scale::exec(&ctx, args),
         Command::Shutdown(args) => shutdown::exec(&ctx, args.no_block),
+        Command::Submit(args) => submit::exec(&ctx, args),
+        Command::Join(args) => join::exec(&ctx, args),
+        Command::Map(args) => map::exec(&ctx, args),
+        Command::Tasks(args) => tasks::exec(&ctx, args),
+        Command::Output(args) => output::exec(&ctx, args),
+        Command::Cancel(args) => cancel::exec(&ctx, args),
+        Command::Pool(command) => pool::exec(&ctx, command),
         Command::Completions(args) => completions::exec(args),
     }
 }

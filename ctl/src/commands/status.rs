@@ -5,7 +5,9 @@ use super::{Context, Outcome};
 use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::output::{self, format_command, format_duration, format_exit, Cell, Paint, Table};
-use herd_common::protocol::{InstanceStatus, Request, StatusReport, UnitKind, UnitStatus};
+use herd_common::protocol::{
+    InstanceStatus, PoolStatus, Request, StatusReport, UnitKind, UnitStatus,
+};
 use herd_common::state::State;
 use std::fmt::Write as _;
 
@@ -17,7 +19,7 @@ pub fn exec(ctx: &Context, args: StatusArgs) -> Result<Outcome, Error> {
     } else if named {
         output::print_text(&render_blocks(&report, ctx.colour))?;
     } else {
-        output::print_text(&render_table(&report, ctx.colour))?;
+        output::print_text(&render_overview(&report, ctx.colour))?;
     }
     Ok(outcome(named, &report))
 }
@@ -35,6 +37,48 @@ fn outcome(named: bool, report: &StatusReport) -> Outcome {
     } else {
         Outcome::Success
     }
+}
+
+/// `status` without names: the units table, then, when herd has task
+/// pools, a blank line and the pools table.
+pub fn render_overview(report: &StatusReport, colour: bool) -> String {
+    let mut out = render_table(report, colour);
+    if !report.pools.is_empty() {
+        out.push('\n');
+        out.push_str(&render_pools(&report.pools, colour));
+    }
+    out
+}
+
+/// One row per task pool: its size, what it is doing, what it has done,
+/// and whether `pool close` was called.
+pub fn render_pools(pools: &[PoolStatus], colour: bool) -> String {
+    let mut table = Table::new(&[
+        "POOL",
+        "SIZE",
+        "RUNNING",
+        "QUEUED",
+        "FINISHED",
+        "SUBMITTED",
+        "STATE",
+    ]);
+    for pool in pools {
+        let state = if pool.closed {
+            Cell::painted("closed", Paint::Yellow)
+        } else {
+            Cell::new("open")
+        };
+        table.push(vec![
+            Cell::new(&pool.name),
+            Cell::new(pool.size.to_string()),
+            Cell::new(pool.running.to_string()),
+            Cell::new(pool.queued.to_string()),
+            Cell::new(pool.finished.to_string()),
+            Cell::new(pool.submitted.to_string()),
+            state,
+        ]);
+    }
+    table.render(colour)
 }
 
 /// One row per instance; a unit without instances (scaled to zero) still
@@ -252,6 +296,7 @@ mod tests {
                 ),
                 unit("idle", UnitKind::Service, State::Inactive, vec![]),
             ],
+            pools: vec![],
         }
     }
 
@@ -278,13 +323,17 @@ idle     inactive
                 State::Running,
                 vec![running("db", 7, 3_000)],
             )],
+            pools: vec![],
         };
         let expected = "\
 UNIT  STATE    PID  UPTIME  RESTARTS  LAST EXIT
 db    running  7    3s      0         -
 ";
         assert_eq!(render_table(&report, false), expected);
-        let empty = StatusReport { units: vec![] };
+        let empty = StatusReport {
+            units: vec![],
+            pools: vec![],
+        };
         assert_eq!(
             render_table(&empty, false),
             "UNIT  STATE  PID  UPTIME  RESTARTS  LAST EXIT\n"
@@ -327,6 +376,7 @@ db    running  7    3s      0         -
                 State::Running,
                 vec![running("frontend@10", 9, 1)],
             )],
+            pools: vec![],
         };
         let expected = "\
 ● frontend - service, 1 instance
@@ -346,6 +396,7 @@ db    running  7    3s      0         -
                 State::Failed,
                 vec![instance("db", State::Failed)],
             )],
+            pools: vec![],
         };
         let block = render_blocks(&report, true);
         assert!(
@@ -367,6 +418,7 @@ db    running  7    3s      0         -
                 State::Running,
                 vec![running("db", 7, 3_000)],
             )],
+            pools: vec![],
         };
         assert_eq!(outcome(true, &up), Outcome::Success);
         assert_eq!(outcome(false, &sample()), Outcome::Success);
@@ -380,11 +432,13 @@ db    running  7    3s      0         -
         ] {
             let report = StatusReport {
                 units: vec![unit("t", UnitKind::Task, state, vec![instance("t", state)])],
+                pools: vec![],
             };
             assert_eq!(outcome(true, &report), Outcome::NotRunning, "{state}");
         }
         let scaled_to_zero = StatusReport {
             units: vec![unit("web", UnitKind::Service, State::Inactive, vec![])],
+            pools: vec![],
         };
         assert_eq!(outcome(true, &scaled_to_zero), Outcome::NotRunning);
     }

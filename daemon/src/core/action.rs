@@ -1,7 +1,7 @@
 //! What the core asks the shell to do.
 
 use super::lifecycle::Lifecycle;
-use super::{InstanceId, RequestId};
+use super::{Owner, RequestId};
 use herd_common::protocol::Reply;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,10 +10,7 @@ use std::path::PathBuf;
 pub enum Action {
     /// Fork/exec a process in its own process group; answer with
     /// `Input::Spawned` or `Input::SpawnFailed`.
-    Spawn {
-        instance: InstanceId,
-        spec: SpawnSpec,
-    },
+    Spawn { owner: Owner, spec: SpawnSpec },
     /// Send `signal` to the process group led by `pid`.
     Signal { pid: u32, signal: i32 },
     /// SIGKILL whatever is left in the process group of `pgid`, whose leader
@@ -39,4 +36,7 @@ pub struct SpawnSpec {
     pub rlimits: Vec<(herd_config::Rlimit, u64)>,
     /// Dies with herdd (parent-death signal) when true.
     pub daemon: bool,
+    /// Pipe stdout and stderr back to herdd (`Input::Output`) instead of
+    /// inheriting herdd's own.
+    pub capture_output: bool,
 }

@@ -1,7 +1,7 @@
 //! What the shell feeds into the core.
 
-use super::InstanceId;
-use herd_common::protocol::Request;
+use super::Owner;
+use herd_common::protocol::{OutputStream, Request, TaskId};
 use herd_common::state::Exit;
 
 /// Identifies one pending request so its reply finds its way back to the client.
@@ -14,9 +14,15 @@ pub enum Input {
     /// A client request.
     Request { id: RequestId, request: Request },
     /// The shell carried out [`super::Action::Spawn`] and the process exists.
-    Spawned { instance: InstanceId, pid: u32 },
+    Spawned { owner: Owner, pid: u32 },
     /// The shell could not spawn: exec error, missing cwd, unknown user.
-    SpawnFailed { instance: InstanceId, error: String },
+    SpawnFailed { owner: Owner, error: String },
+    /// A task wrote to its stdout or stderr.
+    Output {
+        task: TaskId,
+        stream: OutputStream,
+        data: Vec<u8>,
+    },
     /// `waitpid` reported a child's end. Unknown pids (re-parented orphans) are ignored.
     Exited { pid: u32, exit: Exit },
     /// The earliest deadline from [`super::Supervisor::next_deadline`] has passed.

@@ -7,7 +7,7 @@ use super::action::Action;
 use super::backoff::{Backoff, StartLimit};
 use super::lifecycle::Lifecycle;
 use super::unit::spawn_spec;
-use super::InstanceId;
+use super::{InstanceId, Owner};
 use herd_common::signals::signal_name;
 use herd_common::state::{Exit, State};
 use herd_config::{Ready, RestartPolicy, UnitConfig, UnitKind};
@@ -198,7 +198,7 @@ impl Instance {
         self.starts.record(ctx.now);
         self.spawned_at = Some(ctx.now);
         ctx.out.push(Action::Spawn {
-            instance: ctx.id.clone(),
+            owner: Owner::Instance(ctx.id.clone()),
             spec: spawn_spec(ctx.config, self.index),
         });
     }

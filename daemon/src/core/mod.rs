@@ -11,7 +11,10 @@ pub mod backoff;
 pub mod input;
 pub mod instance;
 pub mod lifecycle;
+pub mod pool;
+mod pool_requests;
 mod requests;
+pub mod task;
 pub mod unit;
 
 #[cfg(test)]
@@ -22,12 +25,15 @@ pub use input::{Input, RequestId};
 pub use lifecycle::Lifecycle;
 
 use herd_common::protocol::{
-    ErrorBody, ErrorCode, InstanceStatus, Reply, StatusReport, UnitKind as KindView, UnitStatus,
+    ErrorBody, ErrorCode, InstanceStatus, Reply, StatusReport, TaskId, UnitKind as KindView,
+    UnitStatus,
 };
 use herd_config::{Config, UnitKind};
 use instance::{Ctx, Deps, Fate, Instance};
+use pool::Pool;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+use task::Task;
 use unit::{AsDependency, Unit};
 
 /// Names one instance: its unit and its index.
@@ -37,19 +43,33 @@ pub struct InstanceId {
     pub index: u32,
 }
 
-/// What a waiting request waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Goal {
-    Started,
-    Stopped,
+/// Who a spawned process belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Instance(InstanceId),
+    Task(TaskId),
 }
 
-/// A `start`/`stop`/`restart` request whose reply waits until its instances settle.
+/// What a waiting request waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Goal {
+    /// `start`/`restart`: the instances are running, exited, failed or blocked.
+    Started(Vec<InstanceId>),
+    /// `stop`: the instances have no process left.
+    Stopped(Vec<InstanceId>),
+    /// `join`: the tasks have ended.
+    TasksEnded(Vec<TaskId>),
+    /// `pool join`: nothing queued or running in the pool.
+    PoolDrained(String),
+}
+
+/// A request whose reply waits until its goal is reached (or its deadline passes).
 #[derive(Debug)]
 struct Waiter {
     id: RequestId,
     goal: Goal,
-    targets: Vec<InstanceId>,
+    /// `join --timeout`: reply anyway, saying it timed out.
+    deadline: Option<Instant>,
 }
 
 /// Shutdown in progress.
@@ -62,8 +82,16 @@ struct Shutdown {
 
 pub struct Supervisor {
     units: BTreeMap<String, Unit>,
-    /// Every live process herd spawned, to map `waitpid` results to instances.
-    pids: HashMap<u32, InstanceId>,
+    pools: BTreeMap<String, Pool>,
+    /// Every task herd still knows: queued, running, and the kept finished ones.
+    tasks: BTreeMap<TaskId, Task>,
+    /// The id the next submitted task gets; ids below it existed once.
+    next_task: TaskId,
+    /// Finished tasks past their pool's `keep_finished`, dropped at the end of
+    /// the step (after waiters have seen them).
+    evicted: Vec<TaskId>,
+    /// Every live process herd spawned, to map `waitpid` results to owners.
+    pids: HashMap<u32, Owner>,
     waiters: Vec<Waiter>,
     shutdown: Option<Shutdown>,
     shutdown_timeout: Duration,
@@ -77,6 +105,14 @@ impl Supervisor {
                 .iter()
                 .map(|unit| (unit.name.clone(), Unit::new(unit.clone())))
                 .collect(),
+            pools: config
+                .pools
+                .iter()
+                .map(|pool| (pool.name.clone(), Pool::new(pool.clone())))
+                .collect(),
+            tasks: BTreeMap::new(),
+            next_task: 1,
+            evicted: Vec::new(),
             pids: HashMap::new(),
             waiters: Vec::new(),
             shutdown: None,
@@ -90,30 +126,52 @@ impl Supervisor {
         match input {
             Input::Boot => self.boot(now, &mut out),
             Input::Request { id, request } => self.request(now, id, request, &mut out),
-            Input::Spawned { instance, pid } => {
-                self.pids.insert(pid, instance.clone());
-                self.with_instance(now, &instance, &mut out, |i, ctx| i.on_spawned(pid, ctx));
+            Input::Spawned { owner, pid } => {
+                self.pids.insert(pid, owner.clone());
+                match owner {
+                    Owner::Instance(id) => {
+                        self.with_instance(now, &id, &mut out, |i, ctx| i.on_spawned(pid, ctx));
+                    }
+                    Owner::Task(id) => {
+                        if let Some(task) = self.tasks.get_mut(&id) {
+                            task.on_spawned(pid, now, &mut out);
+                        }
+                    }
+                }
             }
-            Input::SpawnFailed { instance, error } => {
-                self.with_instance(now, &instance, &mut out, |i, ctx| {
-                    i.on_spawn_failed(error, ctx)
-                });
-            }
-            Input::Exited { pid, exit } => {
-                // Unknown pids are re-parented orphans: reaped, nothing to update.
-                if let Some(id) = self.pids.remove(&pid) {
+            Input::SpawnFailed { owner, error } => match owner {
+                Owner::Instance(id) => {
+                    self.with_instance(now, &id, &mut out, |i, ctx| i.on_spawn_failed(error, ctx));
+                }
+                Owner::Task(id) => self.task_spawn_failed(now, id, error, &mut out),
+            },
+            Input::Exited { pid, exit } => match self.pids.remove(&pid) {
+                Some(Owner::Instance(id)) => {
                     let fate =
                         self.with_instance(now, &id, &mut out, |i, ctx| i.on_exit(exit, ctx));
                     if fate == Some(Fate::Remove) {
                         self.drop_instance(&id);
                     }
                 }
+                Some(Owner::Task(id)) => self.task_exited(now, id, pid, exit, &mut out),
+                // A re-parented orphan: reaped, nothing to update.
+                None => {}
+            },
+            Input::Output { task, stream, data } => {
+                if let Some(task) = self.tasks.get_mut(&task) {
+                    task.capture(stream).append(&data);
+                }
             }
             Input::Tick => self.tick(now, &mut out),
             Input::Shutdown => self.begin_shutdown(now, &mut out),
         }
         self.advance_waiting(now, &mut out);
+        self.fill_pools(now, &mut out);
         self.settle_waiters(now, &mut out);
+        // Only now, so that a join waiting on an evicted task has seen its end.
+        for id in self.evicted.drain(..) {
+            self.tasks.remove(&id);
+        }
         out
     }
 
@@ -124,12 +182,14 @@ impl Supervisor {
             .values()
             .flat_map(|u| &u.instances)
             .filter_map(|i| i.deadline);
+        let tasks = self.tasks.values().filter_map(|t| t.deadline);
+        let waiters = self.waiters.iter().filter_map(|w| w.deadline);
         let join = self
             .shutdown
             .as_ref()
             .filter(|s| !s.joined_terminated)
             .map(|s| s.join_deadline);
-        instances.chain(join).min()
+        instances.chain(tasks).chain(waiters).chain(join).min()
     }
 
     /// Shutdown was requested and every process is gone: herdd may exit.
@@ -257,6 +317,11 @@ impl Supervisor {
         for id in due {
             self.with_instance(now, &id, out, Instance::on_deadline);
         }
+        for task in self.tasks.values_mut() {
+            if task.deadline.is_some_and(|d| d <= now) {
+                task.on_deadline(out);
+            }
+        }
         let join_over = self
             .shutdown
             .as_ref()
@@ -286,6 +351,7 @@ impl Supervisor {
                 }
             });
         }
+        self.cancel_tasks_for_shutdown(now, false, out);
     }
 
     fn terminate_joined(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -299,6 +365,7 @@ impl Supervisor {
                 }
             });
         }
+        self.cancel_tasks_for_shutdown(now, true, out);
     }
 
     fn all_instances(&self) -> Vec<InstanceId> {
@@ -313,37 +380,62 @@ impl Supervisor {
             .collect()
     }
 
-    /// Replies to every waiter whose instances have settled.
+    /// Replies to every waiter whose goal is reached or whose deadline passed.
+    /// Waiters are kept in arrival order, so replies go out in that order.
     fn settle_waiters(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let mut index = 0;
-        while index < self.waiters.len() {
-            if self.is_settled(&self.waiters[index]) {
-                let waiter = self.waiters.swap_remove(index);
-                let reply = Reply::ok(self.report(now, &waiter.targets));
+        let waiters = std::mem::take(&mut self.waiters);
+        for waiter in waiters {
+            let reached = self.is_reached(&waiter.goal);
+            let timed_out = !reached && waiter.deadline.is_some_and(|d| d <= now);
+            if reached || timed_out {
+                let reply = self.goal_reply(now, &waiter.goal, timed_out);
                 out.push(Action::Reply {
                     id: waiter.id,
                     reply,
                 });
             } else {
-                index += 1;
+                self.waiters.push(waiter);
             }
         }
     }
 
-    fn is_settled(&self, waiter: &Waiter) -> bool {
-        waiter.targets.iter().all(|id| {
+    fn is_reached(&self, goal: &Goal) -> bool {
+        match goal {
+            Goal::Started(targets) => self.instances_settled(targets, |instance, unit| {
+                instance.start_settled(&self.deps_of(unit))
+            }),
+            Goal::Stopped(targets) => {
+                self.instances_settled(targets, |instance, _| instance.stop_settled())
+            }
+            Goal::TasksEnded(ids) => ids
+                .iter()
+                .all(|id| self.tasks.get(id).is_none_or(|t| t.state.is_final())),
+            Goal::PoolDrained(pool) => self.pools.get(pool).is_none_or(Pool::is_drained),
+        }
+    }
+
+    fn instances_settled(
+        &self,
+        targets: &[InstanceId],
+        settled: impl Fn(&Instance, &str) -> bool,
+    ) -> bool {
+        targets.iter().all(|id| {
             let Some(unit) = self.units.get(&id.unit) else {
                 return true;
             };
-            let Some(position) = unit.position(id.index) else {
-                return true; // scaled away
-            };
-            let instance = &unit.instances[position];
-            match waiter.goal {
-                Goal::Started => instance.start_settled(&self.deps_of(&id.unit)),
-                Goal::Stopped => instance.stop_settled(),
+            match unit.position(id.index) {
+                Some(position) => settled(&unit.instances[position], &id.unit),
+                None => true, // scaled away
             }
         })
+    }
+
+    fn goal_reply(&self, now: Instant, goal: &Goal, timed_out: bool) -> Reply {
+        match goal {
+            Goal::Started(targets) | Goal::Stopped(targets) => Reply::ok(self.report(now, targets)),
+            Goal::TasksEnded(ids) => Reply::ok(self.task_report(now, ids, timed_out)),
+            Goal::PoolDrained(pool) => self.pool_reply(pool, timed_out),
+        }
     }
 
     /// A status report of the given instances, grouped by unit.
@@ -359,7 +451,10 @@ impl Supervisor {
                 Some(self.unit_status(now, unit, Some(&indexes)))
             })
             .collect();
-        StatusReport { units }
+        StatusReport {
+            units,
+            pools: Vec::new(),
+        }
     }
 
     fn full_report(&self, now: Instant) -> StatusReport {
@@ -369,6 +464,7 @@ impl Supervisor {
                 .values()
                 .map(|unit| self.unit_status(now, unit, None))
                 .collect(),
+            pools: self.pools.values().map(Pool::status).collect(),
         }
     }
 

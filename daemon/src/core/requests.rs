@@ -48,6 +48,18 @@ impl Supervisor {
                 self.begin_shutdown(now, out);
                 Some(Reply::ok(serde_json::json!({})))
             }
+            Request::Submit {
+                pool,
+                command,
+                name,
+            } => Some(self.submit(now, &pool, command, name, out)),
+            Request::Join { ids, timeout_ms } => self.join(now, id, ids, timeout_ms),
+            Request::Tasks { pool } => Some(self.list_tasks(now, pool.as_deref())),
+            Request::Output { id: task, stream } => Some(self.output(task, stream)),
+            Request::Cancel { ids } => Some(self.cancel(now, &ids, out)),
+            Request::PoolClose { pool } => Some(self.close_pool(&pool)),
+            Request::PoolTerminate { pool } => Some(self.terminate_pool(now, &pool, out)),
+            Request::PoolJoin { pool, timeout_ms } => self.join_pool(now, id, pool, timeout_ms),
         };
         if let Some(reply) = reply {
             out.push(Action::Reply { id, reply });
@@ -74,11 +86,11 @@ impl Supervisor {
         id: RequestId,
         names: &[String],
         wait: bool,
-        goal: Goal,
+        goal: fn(Vec<InstanceId>) -> Goal,
         out: &mut Vec<Action>,
         pick: impl Fn(&mut Unit, bool) -> fn(&mut Instance, &mut super::instance::Ctx),
     ) -> Option<Reply> {
-        if goal == Goal::Started && self.shutdown.is_some() {
+        if matches!(goal(Vec::new()), Goal::Started(_)) && self.shutdown.is_some() {
             return Some(Reply::error(
                 ErrorCode::ShuttingDown,
                 "herdd is shutting down",
@@ -97,7 +109,11 @@ impl Supervisor {
             self.with_instance(now, target, out, transition);
         }
         if wait {
-            self.waiters.push(Waiter { id, goal, targets });
+            self.waiters.push(Waiter {
+                id,
+                goal: goal(targets),
+                deadline: None,
+            });
             None
         } else {
             Some(Reply::ok(self.report(now, &targets)))

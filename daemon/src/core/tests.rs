@@ -1,9 +1,11 @@
 //! Core tests: time is an input, so none of these sleep or spawn anything.
 
 use super::*;
+use herd_common::protocol::{OutputStream, TaskReport};
 use herd_common::protocol::{Request, StatusReport};
+use herd_common::state::TaskState;
 use herd_common::state::{Exit, State};
-use herd_config::{HerdSettings, Ready, RestartPolicy, UnitConfig};
+use herd_config::{HerdSettings, PoolConfig, Ready, RestartPolicy, UnitConfig};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -61,6 +63,10 @@ struct Harness {
 
 impl Harness {
     fn new(units: Vec<UnitConfig>) -> Self {
+        Harness::with_pools(units, vec![])
+    }
+
+    fn with_pools(units: Vec<UnitConfig>, pools: Vec<PoolConfig>) -> Self {
         let config = Config {
             path: PathBuf::from("/test/herd.toml"),
             herd: HerdSettings {
@@ -72,6 +78,7 @@ impl Harness {
                 control_group: None,
             },
             units,
+            pools,
         };
         Harness {
             core: Supervisor::new(&config),
@@ -89,20 +96,20 @@ impl Harness {
         while let Some(input) = inputs.pop() {
             for action in self.core.handle(self.now, input) {
                 match action {
-                    Action::Spawn { instance, spec } => {
+                    Action::Spawn { owner, spec } => {
                         if spec.argv[0] == "/no/such" {
                             inputs.push(Input::SpawnFailed {
-                                instance,
+                                owner,
                                 error: "exec /no/such: No such file or directory".into(),
                             });
                         } else {
                             self.next_pid += 1;
                             seen.push(Action::Spawn {
-                                instance: instance.clone(),
+                                owner: owner.clone(),
                                 spec,
                             });
                             inputs.push(Input::Spawned {
-                                instance,
+                                owner,
                                 pid: self.next_pid,
                             });
                         }
@@ -168,7 +175,23 @@ fn spawns(actions: &[Action]) -> Vec<(InstanceId, SpawnSpec)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Spawn { instance, spec } => Some((instance.clone(), spec.clone())),
+            Action::Spawn {
+                owner: Owner::Instance(instance),
+                spec,
+            } => Some((instance.clone(), spec.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn task_spawns(actions: &[Action]) -> Vec<TaskId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Spawn {
+                owner: Owner::Task(id),
+                ..
+            } => Some(*id),
             _ => None,
         })
         .collect()
@@ -807,3 +830,5 @@ fn reach(state: State) -> Harness {
     }
     h
 }
+
+mod pools;

@@ -130,5 +130,6 @@ pub fn spawn_spec(config: &UnitConfig, index: u32) -> SpawnSpec {
         umask: config.umask,
         rlimits: config.rlimits.iter().map(|(k, v)| (*k, *v)).collect(),
         daemon: config.daemon,
+        capture_output: false,
     }
 }

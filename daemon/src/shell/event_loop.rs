@@ -2,9 +2,10 @@
 //! become inputs; the core's actions become syscalls. herdd wakes only for a
 //! signal, a connection or a deadline: no polling, zero CPU when idle.
 
+use super::output::OutputPipes;
 use super::{reaper, spawn};
 use crate::control::socket::{self, Incoming};
-use crate::core::{Action, Input, RequestId, Supervisor};
+use crate::core::{Action, Input, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
@@ -45,10 +46,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (closing_tx, closing) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut accept_paused_until: Option<Instant> = None;
+    let (chunks_tx, chunks) = mpsc::unbounded_channel::<Input>();
     let mut shell = Shell {
         core: Supervisor::new(&config),
         pending: HashMap::new(),
         next_request: 0,
+        outputs: OutputPipes::new(chunks_tx),
+        chunks,
     };
     shell.feed(Input::Boot);
     while !shell.core.is_finished() {
@@ -58,6 +62,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = terminate.recv() => shell.shutdown("SIGTERM"),
             _ = interrupt.recv() => shell.shutdown("SIGINT"),
             Some(incoming) = requests.recv() => shell.request(incoming),
+            Some(chunk) = shell.chunks.recv() => shell.feed(chunk),
             accepted = control.listener.accept(), if accept_paused_until.is_none() => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(socket::serve(stream, requests_tx.clone(), closing.clone()));
@@ -100,6 +105,10 @@ struct Shell {
     /// Where to send the reply of each request the core has not answered yet.
     pending: HashMap<RequestId, oneshot::Sender<Reply>>,
     next_request: RequestId,
+    /// Output pipes of running tasks.
+    outputs: OutputPipes,
+    /// Output chunks forwarded by the pipe readers.
+    chunks: mpsc::UnboundedReceiver<Input>,
 }
 
 impl Shell {
@@ -120,6 +129,13 @@ impl Shell {
 
     fn reap(&mut self) {
         for (pid, exit) in reaper::reap_all() {
+            // Output first, so that whoever joins the task sees all of it.
+            while let Ok(chunk) = self.chunks.try_recv() {
+                self.feed(chunk);
+            }
+            for chunk in self.outputs.drain(pid) {
+                self.feed(chunk);
+            }
             self.feed(Input::Exited { pid, exit });
         }
     }
@@ -139,9 +155,17 @@ impl Shell {
 
     fn carry_out(&mut self, action: Action) -> Option<Input> {
         match action {
-            Action::Spawn { instance, spec } => Some(match spawn::spawn(&spec) {
-                Ok(pid) => Input::Spawned { instance, pid },
-                Err(error) => Input::SpawnFailed { instance, error },
+            Action::Spawn { owner, spec } => Some(match spawn::spawn(&spec) {
+                Ok(spawned) => {
+                    if let (Owner::Task(task), Some((stdout, stderr))) = (&owner, spawned.output) {
+                        self.outputs.watch(spawned.pid, *task, stdout, stderr);
+                    }
+                    Input::Spawned {
+                        owner,
+                        pid: spawned.pid,
+                    }
+                }
+                Err(error) => Input::SpawnFailed { owner, error },
             }),
             Action::Signal { pid, signal } => {
                 let result = Signal::try_from(signal)

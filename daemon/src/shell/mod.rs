@@ -2,5 +2,6 @@
 
 pub mod event_loop;
 pub mod logging;
+pub mod output;
 pub mod reaper;
 pub mod spawn;

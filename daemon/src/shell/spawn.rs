@@ -9,12 +9,20 @@ use herd_config::Rlimit;
 use nix::errno::Errno;
 use nix::unistd::{Group, User};
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
+/// A started process.
+pub struct Spawned {
+    pub pid: u32,
+    /// Read ends of its stdout and stderr pipes, when the spec asked for capture.
+    pub output: Option<(OwnedFd, OwnedFd)>,
+}
+
 /// Spawns the process in its own process group; returns its pid, or a message
 /// for `status` such as `exec /no/such: No such file or directory`.
-pub fn spawn(spec: &SpawnSpec) -> Result<u32, String> {
+pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, String> {
     let (program, args) = spec.argv.split_first().ok_or("empty command")?;
     if let Some(cwd) = &spec.cwd {
         // exec reports a missing cwd as ENOENT, indistinguishable from a missing binary.
@@ -43,6 +51,9 @@ pub fn spawn(spec: &SpawnSpec) -> Result<u32, String> {
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
+    if spec.capture_output {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
     if setup.is_needed() {
         // SAFETY: `ChildSetup::apply` only makes async-signal-safe syscalls on
         // data prepared before the fork.
@@ -50,7 +61,16 @@ pub fn spawn(spec: &SpawnSpec) -> Result<u32, String> {
     }
     match command.spawn() {
         // Dropping `Child` neither waits nor kills: the reaper collects it.
-        Ok(child) => Ok(child.id()),
+        Ok(mut child) => {
+            let output = match (child.stdout.take(), child.stderr.take()) {
+                (Some(stdout), Some(stderr)) => Some((stdout.into(), stderr.into())),
+                _ => None,
+            };
+            Ok(Spawned {
+                pid: child.id(),
+                output,
+            })
+        }
         Err(err) => Err(format!("exec {program}: {}", describe(&err))),
     }
 }

@@ -1,0 +1,341 @@
+//! `herdctl map POOL [-j N] -- CMD... {}`: `Pool.map` over the lines of
+//! stdin. One task per line, `{}` replaced by the line; each task's stdout
+//! is printed in input order as soon as it and every task before it have
+//! ended.
+//!
+//! # How
+//! All of stdin is read first (so the total is known for the progress line
+//! and bad input is refused before anything runs). Then one connection
+//! runs a simple loop: submit until `-j N` tasks are outstanding (submitted,
+//! not yet collected), then wait for the oldest one (`join` with a short
+//! timeout, so Ctrl-C is noticed), fetch its stdout, print it, repeat.
+//! Collecting in order bounds both how many of our tasks are unfinished and
+//! how many ended ones herd must keep for us to `N`; a slow task holds the
+//! window, which `N` well above the pool's `size` absorbs.
+//!
+//! A pool that refuses a submission while some of ours are outstanding
+//! (its queue is at `max_queue`) is taken as back-pressure: the submission
+//! is retried after the next task is collected. Refused with nothing
+//! outstanding (closed pool) is an error.
+//!
+//! Ctrl-C cancels every task submitted and not yet collected and exits 130.
+//! So does any error (herdd went away, stdout closed): nothing is left
+//! running behind the user's back, as far as herdd can still be told.
+
+use super::progress::Progress;
+use super::{interrupt, join, Connection, Context, Outcome};
+use crate::cli::MapArgs;
+use crate::error::Error;
+use crate::output;
+use herd_common::client::ClientError;
+use herd_common::protocol::{
+    CancelReport, ErrorCode, OutputReport, OutputStream, Request, SubmitReport, TaskId, TaskReport,
+    TaskStatus,
+};
+use herd_common::state::TaskState;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::io::{self, Read};
+
+/// How long one `join` may block, so Ctrl-C and the progress line are
+/// attended to a few times a second.
+const POLL_MS: u64 = 200;
+
+/// The exit code of a `map` stopped by Ctrl-C, as a shell reports SIGINT.
+const INTERRUPTED_EXIT: u8 = 130;
+
+pub fn exec(ctx: &Context, args: MapArgs) -> Result<Outcome, Error> {
+    let mut stdin = Vec::new();
+    io::stdin()
+        .lock()
+        .read_to_end(&mut stdin)
+        .map_err(|err| Error::Input(format!("cannot read stdin: {err}")))?;
+    let items = split_items(&stdin)?;
+    if items.is_empty() {
+        return Ok(Outcome::Success);
+    }
+    interrupt::catch_sigint().map_err(|err| Error::Input(format!("cannot catch SIGINT: {err}")))?;
+    let mut run = Run {
+        ctx,
+        pool: args.pool,
+        template: args.command,
+        window: usize::try_from(args.jobs).unwrap_or(usize::MAX).max(1),
+        progress: Progress::new(items.len()),
+        items,
+        submitted: 0,
+        outstanding: VecDeque::new(),
+        failed: 0,
+    };
+    let result = ctx
+        .connect()
+        .and_then(|mut connection| run.run(&mut connection));
+    run.progress.clear();
+    match result {
+        Ok(true) => Ok(if run.failed == 0 {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        }),
+        Ok(false) => {
+            run.cancel_outstanding("interrupted");
+            Ok(Outcome::Code(INTERRUPTED_EXIT))
+        }
+        Err(err) => {
+            run.cancel_outstanding("");
+            Err(err)
+        }
+    }
+}
+
+/// The lines of stdin, one item each. A final newline does not start an
+/// empty item; empty lines in between are items. Items become arguments,
+/// which the protocol carries as strings: a line that is not UTF-8 is
+/// refused before anything is submitted.
+pub fn split_items(input: &[u8]) -> Result<Vec<String>, Error> {
+    let mut lines: Vec<&[u8]> = input.split(|byte| *byte == b'\n').collect();
+    if lines.last().is_some_and(|line| line.is_empty()) {
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(index, line)| {
+            String::from_utf8(line.to_vec()).map_err(|_| {
+                Error::Input(format!(
+                    "stdin line {} is not UTF-8; nothing was submitted",
+                    index + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The command for one item: every `{}` in every argument replaced by the
+/// item (as `xargs -I{}`), or the item appended if no argument has `{}`.
+pub fn command_for(template: &[String], item: &str) -> Vec<String> {
+    if template.iter().any(|arg| arg.contains("{}")) {
+        template.iter().map(|arg| arg.replace("{}", item)).collect()
+    } else {
+        template
+            .iter()
+            .cloned()
+            .chain(std::iter::once(item.to_string()))
+            .collect()
+    }
+}
+
+/// `item 3 ("foo"): failed (exit code 2)`: items are numbered from 1, as
+/// the lines of stdin.
+pub fn failure_line(index: usize, item: &str, task: &TaskStatus) -> String {
+    format!("item {} ({item:?}): {}", index + 1, join::describe(task))
+}
+
+/// The state of one `map`.
+struct Run<'a> {
+    ctx: &'a Context,
+    pool: String,
+    template: Vec<String>,
+    /// At most this many tasks outstanding (`-j`).
+    window: usize,
+    items: Vec<String>,
+    /// How many items have been submitted; the next one to submit.
+    submitted: usize,
+    /// Submitted and not yet collected, oldest first: (item index, task id).
+    outstanding: VecDeque<(usize, TaskId)>,
+    failed: usize,
+    progress: Progress,
+}
+
+impl Run<'_> {
+    /// Runs until every item is collected (`Ok(true)`) or Ctrl-C
+    /// (`Ok(false)`); the caller cancels what is outstanding then.
+    fn run(&mut self, connection: &mut Connection) -> Result<bool, Error> {
+        loop {
+            self.fill(connection)?;
+            self.progress.draw();
+            if interrupt::interrupted() {
+                return Ok(false);
+            }
+            let Some(&(index, id)) = self.outstanding.front() else {
+                return Ok(true);
+            };
+            let report: TaskReport = connection.call(&Request::Join {
+                ids: vec![id],
+                timeout_ms: Some(POLL_MS),
+            })?;
+            let task = report
+                .tasks
+                .into_iter()
+                .find(|task| task.id == id)
+                .ok_or_else(|| {
+                    Error::Client(ClientError::Protocol(format!(
+                        "herdd's join reply has no task {id}"
+                    )))
+                })?;
+            if !task.state.is_final() {
+                continue;
+            }
+            let output: OutputReport = connection.call(&Request::Output {
+                id,
+                stream: OutputStream::Stdout,
+            })?;
+            self.outstanding.pop_front();
+            self.print(index, &task, &output)?;
+        }
+    }
+
+    /// Submits items until the window is full or stdin is used up. A
+    /// refusal while some tasks are outstanding is back-pressure from a
+    /// full queue: stop here and try again after collecting one.
+    fn fill(&mut self, connection: &mut Connection) -> Result<(), Error> {
+        while self.submitted < self.items.len()
+            && self.outstanding.len() < self.window
+            && !interrupt::interrupted()
+        {
+            let index = self.submitted;
+            let request = Request::Submit {
+                pool: self.pool.clone(),
+                command: command_for(&self.template, &self.items[index]),
+                name: None,
+            };
+            match connection.call::<SubmitReport>(&request) {
+                Ok(report) => {
+                    self.outstanding.push_back((index, report.id));
+                    self.submitted += 1;
+                }
+                Err(Error::Client(ClientError::Remote(body)))
+                    if body.code == ErrorCode::Refused && !self.outstanding.is_empty() =>
+                {
+                    return Ok(());
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints one collected item: its stdout (or JSON line), and on stderr
+    /// why it failed or that its output was cut.
+    fn print(
+        &mut self,
+        index: usize,
+        task: &TaskStatus,
+        output: &OutputReport,
+    ) -> Result<(), Error> {
+        let item = &self.items[index];
+        let ok = task.state == TaskState::Exited;
+        self.progress.before_stdout();
+        if self.ctx.json {
+            output::print_json(&json!({
+                "item": item,
+                "id": task.id,
+                "state": task.state,
+                "exit": task.exit,
+                "reason": task.reason,
+                "stdout": output.data,
+            }))?;
+        } else {
+            output::print_text(&output.data)?;
+        }
+        let mut notes = Vec::new();
+        if let Some(note) = super::output::truncation_note(output) {
+            notes.push(format!("item {} ({item:?}): {note}", index + 1));
+        }
+        if !ok {
+            self.failed += 1;
+            notes.push(failure_line(index, item, task));
+        }
+        if !notes.is_empty() {
+            self.progress.clear();
+            for note in notes {
+                output::print_diagnostic(&note);
+            }
+        }
+        self.progress.item_done(ok);
+        self.progress.draw();
+        Ok(())
+    }
+
+    /// Cancels every task submitted and not yet collected, on a fresh
+    /// connection (the main one may be broken). With a `why`, says so on
+    /// stderr; without, it is a best effort after an error that main reports.
+    fn cancel_outstanding(&mut self, why: &str) {
+        let ids: Vec<TaskId> = self.outstanding.iter().map(|(_, id)| *id).collect();
+        if ids.is_empty() {
+            if !why.is_empty() {
+                output::print_diagnostic(&format!("{why}; no task was running"));
+            }
+            return;
+        }
+        let result: Result<CancelReport, Error> = self.ctx.call(&Request::Cancel { ids });
+        if why.is_empty() {
+            return;
+        }
+        match result {
+            Ok(report) => output::print_diagnostic(&format!(
+                "{why}; cancelled {} task(s)",
+                report.cancelled.len()
+            )),
+            Err(err) => {
+                output::print_diagnostic(&format!("{why}; could not cancel the tasks: {err}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::join::tests::task;
+    use herd_common::state::Exit;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn braces_are_replaced_everywhere_or_the_item_appended() {
+        assert_eq!(
+            command_for(&strings(&["convert", "{}", "thumbs/{}.{}.png"]), "a b"),
+            strings(&["convert", "a b", "thumbs/a b.a b.png"])
+        );
+        assert_eq!(
+            command_for(&strings(&["gzip", "-9"]), "f.txt"),
+            strings(&["gzip", "-9", "f.txt"])
+        );
+        assert_eq!(
+            command_for(&strings(&["echo", "{x}"]), "i"),
+            strings(&["echo", "{x}", "i"])
+        );
+    }
+
+    #[test]
+    fn lines_become_items() {
+        let items = |input: &[u8]| split_items(input).unwrap();
+        assert_eq!(items(b""), Vec::<String>::new());
+        assert_eq!(items(b"\n"), [""]);
+        assert_eq!(items(b"a\nb\n"), ["a", "b"]);
+        assert_eq!(items(b"a\nb"), ["a", "b"]);
+        assert_eq!(items(b"a\n\nb\n"), ["a", "", "b"]);
+        assert_eq!(items(b"a b \n"), ["a b "]);
+        let err = split_items(b"ok\n\xff\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "stdin line 2 is not UTF-8; nothing was submitted"
+        );
+    }
+
+    #[test]
+    fn failures_name_the_item() {
+        let failed = task(9, TaskState::Failed, Some(Exit::Code(2)), None);
+        assert_eq!(
+            failure_line(2, "foo", &failed),
+            "item 3 (\"foo\"): failed (exit code 2)"
+        );
+        let cancelled = task(9, TaskState::Cancelled, None, None);
+        assert_eq!(
+            failure_line(0, "say \"hi\"", &cancelled),
+            "item 1 (\"say \\\"hi\\\"\"): cancelled"
+        );
+    }
+}

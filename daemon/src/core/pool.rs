@@ -1,0 +1,128 @@
+//! Task pools: a FIFO queue feeding at most `size` running tasks.
+
+use super::action::Action;
+use super::task::Task;
+use herd_common::protocol::{ErrorBody, ErrorCode, PoolStatus, TaskId};
+use herd_config::PoolConfig;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub config: PoolConfig,
+    /// Queued task ids, oldest first.
+    queue: VecDeque<TaskId>,
+    /// Tasks holding a slot (spawned or being stopped).
+    running: u32,
+    /// Ended task ids, oldest first: the eviction order for `keep_finished`.
+    finished: VecDeque<TaskId>,
+    /// `pool close`: submissions are refused.
+    pub closed: bool,
+    /// Tasks ever submitted.
+    submitted: u64,
+}
+
+impl Pool {
+    pub fn new(config: PoolConfig) -> Self {
+        Pool {
+            config,
+            queue: VecDeque::new(),
+            running: 0,
+            finished: VecDeque::new(),
+            closed: false,
+            submitted: 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Whether a new task may be queued.
+    pub fn admit(&self) -> Result<(), ErrorBody> {
+        if self.closed {
+            return Err(ErrorBody::new(
+                ErrorCode::Refused,
+                format!("pool {} is closed", self.name()),
+            ));
+        }
+        if self.queue.len() >= self.config.max_queue as usize {
+            return Err(ErrorBody::new(
+                ErrorCode::Refused,
+                format!(
+                    "pool {} is full: {} tasks queued (max_queue = {})",
+                    self.name(),
+                    self.queue.len(),
+                    self.config.max_queue
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn enqueue(&mut self, id: TaskId) {
+        self.submitted += 1;
+        self.queue.push_back(id);
+    }
+
+    /// Starts queued tasks while slots are free.
+    pub fn fill(
+        &mut self,
+        tasks: &mut BTreeMap<TaskId, Task>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        while self.running < self.config.size {
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(task) = tasks.get_mut(&id) else {
+                continue;
+            };
+            self.running += 1;
+            task.start(now, &self.config, out);
+        }
+    }
+
+    /// A task of this pool has ended. `was_running`: it held a slot.
+    /// Returns the ids to evict (beyond `keep_finished`).
+    pub fn finished(&mut self, id: TaskId, was_running: bool) -> Vec<TaskId> {
+        if was_running {
+            self.running = self.running.saturating_sub(1);
+        } else {
+            self.queue.retain(|queued| *queued != id);
+        }
+        self.finished.push_back(id);
+        let mut evicted = Vec::new();
+        while self.finished.len() > self.config.keep_finished as usize {
+            evicted.extend(self.finished.pop_front());
+        }
+        evicted
+    }
+
+    pub fn queued(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.queue.iter().copied()
+    }
+
+    /// Nothing queued, nothing running: what `pool join` waits for.
+    pub fn is_drained(&self) -> bool {
+        self.queue.is_empty() && self.running == 0
+    }
+
+    pub fn running(&self) -> u32 {
+        self.running
+    }
+
+    pub fn status(&self) -> PoolStatus {
+        PoolStatus {
+            name: self.name().to_string(),
+            size: self.config.size,
+            running: self.running,
+            queued: self.queue.len() as u32,
+            finished: self.finished.len() as u32,
+            submitted: self.submitted,
+            max_queue: self.config.max_queue,
+            closed: self.closed,
+        }
+    }
+}

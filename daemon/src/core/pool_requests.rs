@@ -1,0 +1,292 @@
+//! Pool verbs (`submit`, `join`, `tasks`, `output`, `cancel`, `pool *`) and
+//! the task events that feed the pools.
+
+use super::{error, Action, Goal, RequestId, Supervisor, Waiter};
+use crate::core::task::Task;
+use herd_common::protocol::{
+    CancelReport, ErrorBody, ErrorCode, OutputReport, OutputStream, PoolReport, Reply,
+    SubmitReport, TaskId, TaskReport,
+};
+use herd_common::state::{Exit, TaskState};
+use std::time::{Duration, Instant};
+
+impl Supervisor {
+    pub(super) fn submit(
+        &mut self,
+        now: Instant,
+        pool_name: &str,
+        command: Vec<String>,
+        name: Option<String>,
+        out: &mut Vec<Action>,
+    ) -> Reply {
+        if self.shutdown.is_some() {
+            return Reply::error(ErrorCode::ShuttingDown, "herdd is shutting down");
+        }
+        if command.first().is_none_or(|program| program.is_empty()) {
+            return Reply::error(ErrorCode::BadRequest, "a task needs a command");
+        }
+        if command.iter().any(|arg| arg.contains('\0')) {
+            return Reply::error(ErrorCode::BadRequest, "a command may not contain NUL bytes");
+        }
+        let Some(pool) = self.pools.get_mut(pool_name) else {
+            return Reply::Error(no_such_pool(pool_name));
+        };
+        if let Err(body) = pool.admit() {
+            return Reply::Error(body);
+        }
+        let id = self.next_task;
+        self.next_task += 1;
+        pool.enqueue(id);
+        self.tasks
+            .insert(id, Task::new(id, pool_name, command, name));
+        // Fill now rather than at the end of the step, so the reply can say "running".
+        pool.fill(&mut self.tasks, now, out);
+        Reply::ok(SubmitReport {
+            id,
+            state: self.tasks[&id].state,
+        })
+    }
+
+    pub(super) fn join(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        ids: Vec<TaskId>,
+        timeout_ms: Option<u64>,
+    ) -> Option<Reply> {
+        if ids.is_empty() {
+            return Some(Reply::error(
+                ErrorCode::BadRequest,
+                "name at least one task",
+            ));
+        }
+        if let Err(body) = self.known_tasks(&ids) {
+            return Some(Reply::Error(body));
+        }
+        self.waiters.push(Waiter {
+            id: request,
+            goal: Goal::TasksEnded(ids),
+            deadline: timeout_ms.map(|ms| now + Duration::from_millis(ms)),
+        });
+        None // settled (perhaps at once) by settle_waiters
+    }
+
+    pub(super) fn list_tasks(&self, now: Instant, pool: Option<&str>) -> Reply {
+        if let Some(pool) = pool {
+            if !self.pools.contains_key(pool) {
+                return Reply::Error(no_such_pool(pool));
+            }
+        }
+        let tasks = self
+            .tasks
+            .values()
+            .filter(|task| pool.is_none_or(|pool| task.pool == pool))
+            .map(|task| task.status(now))
+            .collect();
+        Reply::ok(TaskReport {
+            tasks,
+            timed_out: false,
+        })
+    }
+
+    pub(super) fn output(&self, id: TaskId, stream: OutputStream) -> Reply {
+        if let Err(body) = self.known_tasks(&[id]) {
+            return Reply::Error(body);
+        }
+        let task = &self.tasks[&id];
+        let captured = match stream {
+            OutputStream::Stdout => &task.stdout,
+            OutputStream::Stderr => &task.stderr,
+        };
+        Reply::ok(OutputReport {
+            id,
+            stream,
+            data: String::from_utf8_lossy(&captured.data).into_owned(),
+            truncated: captured.truncated(),
+            total_bytes: captured.total,
+        })
+    }
+
+    pub(super) fn cancel(&mut self, now: Instant, ids: &[TaskId], out: &mut Vec<Action>) -> Reply {
+        if let Err(body) = self.known_tasks(ids) {
+            return Reply::Error(body);
+        }
+        let cancelled = ids
+            .iter()
+            .copied()
+            .filter(|id| self.cancel_task(now, *id, "cancelled", out))
+            .collect();
+        Reply::ok(CancelReport { cancelled })
+    }
+
+    pub(super) fn close_pool(&mut self, name: &str) -> Reply {
+        match self.pools.get_mut(name) {
+            Some(pool) => {
+                pool.closed = true;
+                self.pool_reply(name, false)
+            }
+            None => Reply::Error(no_such_pool(name)),
+        }
+    }
+
+    /// Cancels every queued task and stops every running one.
+    pub(super) fn terminate_pool(
+        &mut self,
+        now: Instant,
+        name: &str,
+        out: &mut Vec<Action>,
+    ) -> Reply {
+        if !self.pools.contains_key(name) {
+            return Reply::Error(no_such_pool(name));
+        }
+        for id in self.live_tasks(|task| task.pool == name) {
+            self.cancel_task(now, id, "pool terminated", out);
+        }
+        self.pool_reply(name, false)
+    }
+
+    pub(super) fn join_pool(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        name: String,
+        timeout_ms: Option<u64>,
+    ) -> Option<Reply> {
+        if !self.pools.contains_key(&name) {
+            return Some(Reply::Error(no_such_pool(&name)));
+        }
+        self.waiters.push(Waiter {
+            id: request,
+            goal: Goal::PoolDrained(name),
+            deadline: timeout_ms.map(|ms| now + Duration::from_millis(ms)),
+        });
+        None
+    }
+
+    pub(super) fn pool_reply(&self, name: &str, timed_out: bool) -> Reply {
+        match self.pools.get(name) {
+            Some(pool) => Reply::ok(PoolReport {
+                pool: pool.status(),
+                timed_out,
+            }),
+            None => Reply::Error(no_such_pool(name)),
+        }
+    }
+
+    pub(super) fn task_report(&self, now: Instant, ids: &[TaskId], timed_out: bool) -> TaskReport {
+        TaskReport {
+            tasks: ids
+                .iter()
+                .filter_map(|id| self.tasks.get(id))
+                .map(|task| task.status(now))
+                .collect(),
+            timed_out,
+        }
+    }
+
+    pub(super) fn task_spawn_failed(
+        &mut self,
+        now: Instant,
+        id: TaskId,
+        error: String,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(task) = self.tasks.get_mut(&id) {
+            task.on_spawn_failed(error, now, out);
+            self.task_ended(id, true);
+        }
+    }
+
+    pub(super) fn task_exited(
+        &mut self,
+        now: Instant,
+        id: TaskId,
+        pid: u32,
+        exit: Exit,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(task) = self.tasks.get_mut(&id) {
+            task.on_exit(exit, now, out);
+            out.push(Action::KillLeftovers { pgid: pid });
+            self.task_ended(id, true);
+        }
+    }
+
+    /// Frees the task's slot (or queue place) and schedules evictions.
+    fn task_ended(&mut self, id: TaskId, was_running: bool) {
+        let Some(pool) = self
+            .tasks
+            .get(&id)
+            .and_then(|t| self.pools.get_mut(&t.pool))
+        else {
+            return;
+        };
+        let evicted = pool.finished(id, was_running);
+        self.evicted.extend(evicted);
+    }
+
+    /// Starts queued tasks wherever a slot is free (not during shutdown).
+    pub(super) fn fill_pools(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        for pool in self.pools.values_mut() {
+            pool.fill(&mut self.tasks, now, out);
+        }
+    }
+
+    /// Shutdown: queued tasks are cancelled; running `daemon = true` ones are
+    /// stopped at once, the others (`all`) once the join deadline has passed.
+    pub(super) fn cancel_tasks_for_shutdown(
+        &mut self,
+        now: Instant,
+        all: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let daemon = |task: &Task| self.pools.get(&task.pool).is_some_and(|p| p.config.daemon);
+        let ids = self.live_tasks(|task| task.state == TaskState::Queued || all || daemon(task));
+        for id in ids {
+            self.cancel_task(now, id, "herdd shut down", out);
+        }
+    }
+
+    /// Cancels one task; returns whether it was queued or running.
+    fn cancel_task(&mut self, now: Instant, id: TaskId, why: &str, out: &mut Vec<Action>) -> bool {
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return false;
+        };
+        let Some(pool) = self.pools.get(&task.pool) else {
+            return false;
+        };
+        let was_queued = task.state == TaskState::Queued;
+        let cancelled = task.cancel(why, now, &pool.config, out);
+        if was_queued && cancelled {
+            self.task_ended(id, false);
+        }
+        cancelled
+    }
+
+    fn live_tasks(&self, select: impl Fn(&Task) -> bool) -> Vec<TaskId> {
+        self.tasks
+            .values()
+            .filter(|task| !task.state.is_final() && select(task))
+            .map(|task| task.id)
+            .collect()
+    }
+
+    /// Every id must name a task herd still keeps; says which do not, and why.
+    fn known_tasks(&self, ids: &[TaskId]) -> Result<(), ErrorBody> {
+        match ids.iter().find(|id| !self.tasks.contains_key(id)) {
+            None => Ok(()),
+            Some(id) if *id < self.next_task && *id > 0 => Err(error(
+                ErrorCode::NoSuchTask,
+                format!("task {id} has ended and was evicted (pools keep their last keep_finished tasks)"),
+            )),
+            Some(id) => Err(error(ErrorCode::NoSuchTask, format!("no task {id}"))),
+        }
+    }
+}
+
+fn no_such_pool(name: &str) -> ErrorBody {
+    error(ErrorCode::NoSuchPool, format!("no such pool: {name}"))
+}
