@@ -103,6 +103,40 @@ pub enum OutputStream {
     Stderr,
 }
 
+impl Request {
+    /// Whether the request only reads state. Users who may not control herd
+    /// may still send these (SPEC: "other local users may only read status").
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            // Waiting reveals no more than status does.
+            Request::Status { .. }
+            | Request::Tasks { .. }
+            | Request::Join { .. }
+            | Request::PoolJoin { .. } => true,
+            // Output may hold secrets; it is for those who may control herd.
+            Request::Output { .. } => false,
+            Request::Start { .. }
+            | Request::Stop { .. }
+            | Request::Restart { .. }
+            | Request::Kill { .. }
+            | Request::Scale { .. }
+            | Request::Shutdown
+            | Request::Submit { .. }
+            | Request::Cancel { .. }
+            | Request::PoolClose { .. }
+            | Request::PoolTerminate { .. } => false,
+        }
+    }
+
+    /// The verb, as it appears in `cmd`.
+    pub fn verb(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("cmd").and_then(|c| c.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
 fn default_true() -> bool {
     true
 }

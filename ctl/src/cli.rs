@@ -47,6 +47,13 @@ pub enum Command {
     Join(JoinArgs),
     /// Run CMD once per line of stdin in a pool, `{}` replaced by the line; print
     /// the outputs in input order
+    ///
+    /// Each task's stdout is printed as soon as it and every task before it
+    /// have ended. At most `-j N` tasks (default 256) are submitted and not yet
+    /// collected at once; the pool's `size` decides how many run. Exits 0 if
+    /// every task exited 0; otherwise 1, with one line per failed item on
+    /// stderr. Ctrl-C cancels the tasks still outstanding and exits 130. On a
+    /// terminal, a progress line is shown on stderr.
     Map(MapArgs),
     /// List pool tasks: queued, running and recently ended
     Tasks(TasksArgs),

@@ -32,8 +32,8 @@ use herd_common::protocol::{
     CancelReport, ErrorCode, OutputReport, OutputStream, Request, SubmitReport, TaskId, TaskReport,
     TaskStatus,
 };
-use herd_common::state::TaskState;
-use serde_json::json;
+use herd_common::state::{Exit, TaskState};
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 
@@ -128,6 +128,18 @@ pub fn command_for(template: &[String], item: &str) -> Vec<String> {
 /// the lines of stdin.
 pub fn failure_line(index: usize, item: &str, task: &TaskStatus) -> String {
     format!("item {} ({item:?}): {}", index + 1, join::describe(task))
+}
+
+/// `--json`: one line per item, in input order, fields in this order.
+#[derive(Serialize)]
+struct MapLine<'a> {
+    item: &'a str,
+    id: TaskId,
+    state: TaskState,
+    exit: Option<&'a Exit>,
+    /// Why it failed without an exit, or was cancelled.
+    reason: Option<&'a str>,
+    stdout: &'a str,
 }
 
 /// The state of one `map`.
@@ -226,14 +238,14 @@ impl Run<'_> {
         let ok = task.state == TaskState::Exited;
         self.progress.before_stdout();
         if self.ctx.json {
-            output::print_json(&json!({
-                "item": item,
-                "id": task.id,
-                "state": task.state,
-                "exit": task.exit,
-                "reason": task.reason,
-                "stdout": output.data,
-            }))?;
+            output::print_json(&MapLine {
+                item,
+                id: task.id,
+                state: task.state,
+                exit: task.exit.as_ref(),
+                reason: task.reason.as_deref(),
+                stdout: &output.data,
+            })?;
         } else {
             output::print_text(&output.data)?;
         }
@@ -287,7 +299,6 @@ impl Run<'_> {
 mod tests {
     use super::*;
     use crate::commands::join::tests::task;
-    use herd_common::state::Exit;
 
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()

@@ -6,5 +6,6 @@ mod harness;
 
 mod config;
 mod control;
+mod pools;
 mod stopping;
 mod supervision;
