@@ -9,11 +9,14 @@
  *       succeeded (a CLOEXEC pipe reaching EOF) -- which is what Rust's
  *       std::process::Command::spawn (used by herdd) does.
  *       Then SIGKILLs every child and reaps them all (not timed).
+ *       Each child sets PR_SET_PDEATHSIG (as herdd does for its daemon
+ *       services) so that none outlives bare_spawn if it is killed midway.
  *
  *   bare_spawn time N -- PROG ARGS...
  *       run PROG N times one after another (stdin/stdout/stderr on /dev/null),
  *       printing one line per run: "<ns> <exit status>", the wall time from
- *       before fork until waitpid returned.
+ *       before fork until waitpid returned. (The child also sets
+ *       PR_SET_PDEATHSIG, so it does not outlive bare_spawn.)
  *
  *   bare_spawn supervise -- PROG ARGS...
  *       a minimal supervisor: fork+exec PROG (with PR_SET_PDEATHSIG, as herdd
@@ -62,6 +65,14 @@ static int after_dashes(int argc, char **argv, int from) {
     return -1;
 }
 
+/* In a child before exec: default SIGPIPE again (main() ignores it, and
+ * ignored signals survive exec), and die with the parent (pid `parent`). */
+static void die_with_parent(pid_t parent) {
+    signal(SIGPIPE, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent) _exit(1);
+}
+
 static int spawn_mode(int argc, char **argv) {
     if (argc < 3) usage();
     int n = atoi(argv[2]);
@@ -72,6 +83,7 @@ static int spawn_mode(int argc, char **argv) {
     char **child_argv = argv + cmd;
     pid_t *pids = calloc((size_t)n, sizeof *pids);
     if (!pids) die("calloc");
+    pid_t parent = getpid();
 
     long long t0 = now_ns();
     for (int i = 0; i < n; i++) {
@@ -80,6 +92,7 @@ static int spawn_mode(int argc, char **argv) {
         pid_t pid = fork();
         if (pid < 0) die("fork");
         if (pid == 0) {
+            die_with_parent(parent);
             execv(child_argv[0], child_argv);
             _exit(127);
         }
@@ -110,11 +123,13 @@ static int time_mode(int argc, char **argv) {
     char **child_argv = argv + cmd;
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) die("/dev/null");
+    pid_t parent = getpid();
     for (int i = 0; i < n; i++) {
         long long t0 = now_ns();
         pid_t pid = fork();
         if (pid < 0) die("fork");
         if (pid == 0) {
+            die_with_parent(parent);
             dup2(devnull, 0);
             dup2(devnull, 1);
             dup2(devnull, 2);
@@ -152,8 +167,7 @@ static int supervise_mode(int argc, char **argv) {
             child = fork();
             if (child < 0) die("fork");
             if (child == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-                if (getppid() != parent) _exit(1);
+                die_with_parent(parent);
                 execv(child_argv[0], child_argv);
                 _exit(127);
             }
@@ -170,6 +184,8 @@ static int supervise_mode(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc < 2) usage();
+    /* A reader that went away must not stop us from killing our children. */
+    signal(SIGPIPE, SIG_IGN);
     if (strcmp(argv[1], "spawn") == 0) return spawn_mode(argc, argv);
     if (strcmp(argv[1], "time") == 0) return time_mode(argc, argv);
     if (strcmp(argv[1], "supervise") == 0) return supervise_mode(argc, argv);

@@ -89,6 +89,39 @@ pub enum Request {
         #[serde(default)]
         timeout_ms: Option<u64>,
     },
+    /// Semaphores with their holders and waiters.
+    SemList,
+    /// Take a slot of `name` for this connection, waiting in line (FIFO) up to
+    /// `timeout_ms`. The slot is held until `sem-release` or until the
+    /// connection closes, however the client ends. `pid` names the client in `sem list`.
+    SemAcquire {
+        name: String,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+        #[serde(default)]
+        pid: Option<u32>,
+    },
+    /// Give back this connection's slot of `name`.
+    SemRelease { name: String },
+    /// Events and whether they are set.
+    EventList,
+    /// Set an event (creating it if needed); wakes its waiters and gated units.
+    EventSet { name: String },
+    /// Clear an event (creating it if needed).
+    EventClear { name: String },
+    /// Wait until the event is set (at once if it is), or `timeout_ms`.
+    EventWait {
+        name: String,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    /// Stream lifecycle events: the recent ones herd remembers, one
+    /// `{"event": EventLine}` line each, then (without `follow`)
+    /// `{"ok": {"count": N}}`; with `follow`, live ones until the client closes.
+    Events {
+        #[serde(default)]
+        follow: bool,
+    },
 }
 
 /// A pool task's id: unique for the life of herdd, across pools, never reused.
@@ -112,7 +145,11 @@ impl Request {
             Request::Status { .. }
             | Request::Tasks { .. }
             | Request::Join { .. }
-            | Request::PoolJoin { .. } => true,
+            | Request::PoolJoin { .. }
+            | Request::SemList
+            | Request::EventList
+            | Request::EventWait { .. }
+            | Request::Events { .. } => true,
             // Output may hold secrets; it is for those who may control herd.
             Request::Output { .. } => false,
             Request::Start { .. }
@@ -124,7 +161,11 @@ impl Request {
             | Request::Submit { .. }
             | Request::Cancel { .. }
             | Request::PoolClose { .. }
-            | Request::PoolTerminate { .. } => false,
+            | Request::PoolTerminate { .. }
+            | Request::SemAcquire { .. }
+            | Request::SemRelease { .. }
+            | Request::EventSet { .. }
+            | Request::EventClear { .. } => false,
         }
     }
 
@@ -161,12 +202,17 @@ pub enum ErrorCode {
     NoSuchTask,
     /// The pool refuses the submission: closed, or its queue is at `max_queue`.
     Refused,
+    /// No semaphore of that name.
+    NoSuchSemaphore,
     /// The caller may not do this.
     PermissionDenied,
     /// The operation was carried out and did not succeed (e.g. a unit failed to start).
     Failed,
     /// herdd is shutting down and takes no new work.
     ShuttingDown,
+    /// herdd already serves its maximum number of connections; this one is
+    /// closed after the error. Trying again later may succeed.
+    TooBusy,
 }
 
 impl ErrorCode {
@@ -174,13 +220,19 @@ impl ErrorCode {
     /// 4 no such unit, 5 permission denied).
     pub fn exit_code(self) -> u8 {
         match self {
-            ErrorCode::NoSuchUnit | ErrorCode::NoSuchPool | ErrorCode::NoSuchTask => 4,
+            ErrorCode::NoSuchUnit
+            | ErrorCode::NoSuchPool
+            | ErrorCode::NoSuchTask
+            | ErrorCode::NoSuchSemaphore => 4,
             ErrorCode::PermissionDenied => 5,
             ErrorCode::BadRequest
             | ErrorCode::UnsupportedVersion
             | ErrorCode::UnknownCommand
             | ErrorCode::TooLarge => 2,
-            ErrorCode::Failed | ErrorCode::ShuttingDown | ErrorCode::Refused => 1,
+            ErrorCode::Failed
+            | ErrorCode::ShuttingDown
+            | ErrorCode::Refused
+            | ErrorCode::TooBusy => 1,
         }
     }
 
@@ -194,9 +246,11 @@ impl ErrorCode {
             ErrorCode::NoSuchPool => "no_such_pool",
             ErrorCode::NoSuchTask => "no_such_task",
             ErrorCode::Refused => "refused",
+            ErrorCode::NoSuchSemaphore => "no_such_semaphore",
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::Failed => "failed",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::TooBusy => "too_busy",
         }
     }
 }
@@ -335,6 +389,14 @@ pub const KNOWN_VERBS: &[&str] = &[
     "pool-close",
     "pool-terminate",
     "pool-join",
+    "sem-list",
+    "sem-acquire",
+    "sem-release",
+    "event-list",
+    "event-set",
+    "event-clear",
+    "event-wait",
+    "events",
 ];
 
 /// Kind of unit.
@@ -367,6 +429,8 @@ pub struct PoolStatus {
     /// Every task ever submitted to it.
     pub submitted: u64,
     pub max_queue: u32,
+    /// How many ended tasks it keeps for `join`/`output`.
+    pub keep_finished: u32,
     /// `pool close` was called: submissions are refused.
     pub closed: bool,
 }
@@ -413,8 +477,57 @@ pub struct OutputReport {
     pub data: String,
     /// The task wrote more than herd keeps; `data` is the first part.
     pub truncated: bool,
+    /// How many bytes herd kept (before any UTF-8 replacement in `data`).
+    pub kept_bytes: u64,
     /// How many bytes the task wrote to this stream in all.
     pub total_bytes: u64,
+}
+
+/// One semaphore in `sem list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemaphoreStatus {
+    pub name: String,
+    pub capacity: u32,
+    /// Who holds a slot: `web@1`, `convert#17`, `client 3 (pid 4242)`.
+    pub holders: Vec<String>,
+    /// Who waits, first in line first.
+    pub waiters: Vec<String>,
+}
+
+/// Payload of `sem-list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemaphoreReport {
+    pub semaphores: Vec<SemaphoreStatus>,
+}
+
+/// Payload of `sem-acquire`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcquireReport {
+    pub name: String,
+    /// False when `timeout_ms` passed first (nothing is held then).
+    pub acquired: bool,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventStatus {
+    pub name: String,
+    pub set: bool,
+}
+
+/// Payload of `event-list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventReport {
+    pub events: Vec<EventStatus>,
+}
+
+/// Payload of `event-set`, `event-clear` and `event-wait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventChange {
+    pub event: EventStatus,
+    /// `event-wait` gave up at its timeout.
+    #[serde(default)]
+    pub timed_out: bool,
 }
 
 /// Payload of `cancel`.
@@ -458,6 +571,9 @@ pub struct InstanceStatus {
     pub last_exit: Option<Exit>,
     /// Why the instance is waiting, backing off or failed, or what its exec error was.
     pub reason: Option<String>,
+    /// The last `STATUS=` it sent on the notify socket (`ready = "notify"`).
+    #[serde(default)]
+    pub notify_status: Option<String>,
 }
 
 /// Payload of `kill`.
@@ -599,6 +715,21 @@ mod tests {
                 pool: "p".into(),
                 timeout_ms: Some(5),
             },
+            Request::SemList,
+            Request::SemAcquire {
+                name: "s".into(),
+                timeout_ms: None,
+                pid: Some(1),
+            },
+            Request::SemRelease { name: "s".into() },
+            Request::EventList,
+            Request::EventSet { name: "e".into() },
+            Request::EventClear { name: "e".into() },
+            Request::EventWait {
+                name: "e".into(),
+                timeout_ms: Some(1),
+            },
+            Request::Events { follow: true },
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()
@@ -613,6 +744,19 @@ mod tests {
         let mut known: Vec<&str> = KNOWN_VERBS.to_vec();
         known.sort();
         assert_eq!(verbs, known);
+    }
+
+    #[test]
+    fn too_busy_is_spelled_and_mapped_once() {
+        let line = Reply::error(ErrorCode::TooBusy, "busy").to_line();
+        assert_eq!(
+            line,
+            "{\"error\":{\"code\":\"too_busy\",\"message\":\"busy\"}}\n"
+        );
+        assert_eq!(ErrorCode::TooBusy.as_str(), "too_busy");
+        assert_eq!(ErrorCode::TooBusy.exit_code(), 1);
+        let back: Reply = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(back, Reply::error(ErrorCode::TooBusy, "busy"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::duration;
 use crate::model::{Ready, RestartPolicy, Rlimit};
-use crate::value::{key_path, not_supported_yet, unknown_key, Cx, Value};
+use crate::value::{key_path, unknown_key, Cx, Value};
 
 /// `rlimits` keys, named after `ulimit`/`setrlimit` resources, in the order
 /// "unknown key" errors list them.
@@ -164,7 +164,7 @@ fn rlimit_value(cx: &mut Cx, key: &str, value: &Value) -> Option<u64> {
 }
 
 pub(crate) fn ready(cx: &mut Cx, key: &str, value: &Value) -> Option<Ready> {
-    const EXPECTED: &str = "\"started\" or a duration like \"2s\"";
+    const EXPECTED: &str = "\"started\", \"notify\" or a duration like \"2s\"";
     let text = match value.get_ref() {
         DeValue::String(text) => text.as_ref(),
         DeValue::Integer(_) | DeValue::Float(_) => {
@@ -177,7 +177,7 @@ pub(crate) fn ready(cx: &mut Cx, key: &str, value: &Value) -> Option<Ready> {
     };
     let problem = match text {
         "started" => return Some(Ready::Started),
-        "notify" => not_supported_yet("`ready = \"notify\"`"),
+        "notify" => return Some(Ready::Notify),
         _ if text.trim_start().starts_with(|c: char| c.is_ascii_digit()) => {
             match duration::parse_duration(text) {
                 Ok(delay) => return Some(Ready::After(delay)),

@@ -13,10 +13,12 @@
 //! - `herd`         — the `[herd]` table
 //! - `unit`         — `[service.NAME]` and `[task.NAME]`
 //! - `pool`         — `[pool.NAME]`
-//! - `named`        — what those tables share: valid names, key checks, duplicates
+//! - `sync`         — `[semaphore.NAME]` and `[event.NAME]`
+//! - `named`        — what those tables share: valid names, key checks,
+//!   duplicates, references to other tables
 //! - `process`      — the process keys units and pools share (env, cwd, daemon, ...)
 //! - `fields`       — keys with their own syntax (command, env, rlimits, ...)
-//! - `validate`     — checks across units and pools: duplicates, `after` targets, cycles
+//! - `validate`     — checks across tables: duplicates, references, cycles
 //! - `value`        — typed reading of TOML values, with type errors
 //! - `duration`     — `"10s"`-style durations
 //! - `paths`        — resolving relative paths against the config's directory
@@ -34,6 +36,7 @@ mod paths;
 mod pool;
 mod process;
 mod source;
+mod sync;
 mod unit;
 mod validate;
 mod value;

@@ -1,8 +1,9 @@
 //! Reading the main file and everything it includes, one file at a time.
 //!
-//! Each file is parsed and checked on its own, its units and pools are kept,
-//! and only then are its includes read (depth first, in order). Checks across
-//! units and pools run in `validate.rs` once every file is in.
+//! Each file is parsed and checked on its own, its named tables (units, pools,
+//! semaphores, events) are kept, and only then are its includes read (depth
+//! first, in order). Checks across tables run in `validate.rs` once every file
+//! is in.
 
 use std::collections::HashSet;
 use std::fs;
@@ -11,18 +12,25 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 use crate::errors::{ConfigErrors, Errors, Location};
-use crate::model::{Config, HerdSettings, UnitKind};
+use crate::model::{Config, EventConfig, HerdSettings, PoolConfig, SemaphoreConfig, UnitKind};
+use crate::named::Parsed;
 use crate::paths::directory_of;
-use crate::pool::{parse_pools, ParsedPool};
+use crate::pool::parse_pools;
 use crate::source::Source;
+use crate::sync::{parse_events, parse_semaphores};
 use crate::unit::{parse_units, ParsedUnit};
-use crate::value::{not_supported_yet, unknown_key, Cx};
+use crate::value::{unknown_key, Cx};
 use crate::{herd, include, validate};
 
-const TOP_LEVEL_KEYS: &[&str] = &["include", "herd", "service", "task", "pool"];
-
-/// Top-level tables from SPEC.md that a later release will implement.
-const NOT_YET_SUPPORTED: &[&str] = &["semaphore", "event"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "include",
+    "herd",
+    "semaphore",
+    "event",
+    "service",
+    "task",
+    "pool",
+];
 
 /// Everything read so far.
 pub(crate) struct Loader {
@@ -33,20 +41,38 @@ pub(crate) struct Loader {
     /// Canonical paths of files already read: a file included twice (or an
     /// include loop) is read once.
     seen: HashSet<PathBuf>,
-    units: Vec<ParsedUnit>,
-    pools: Vec<ParsedPool>,
+    tables: Tables,
     herd: Option<HerdSettings>,
-    /// False once a file could not be read or parsed: its units are unknown,
-    /// so "unknown unit" errors about them would be false alarms.
+    /// False once a file could not be read or parsed: what it defines is
+    /// unknown, so "unknown unit" (or semaphore, event) errors about names it
+    /// may define would be false alarms.
     complete: bool,
+}
+
+/// The named tables of one file, or of every file read so far, each kind in
+/// the order read.
+#[derive(Default)]
+pub(crate) struct Tables {
+    pub units: Vec<ParsedUnit>,
+    pub pools: Vec<Parsed<PoolConfig>>,
+    pub semaphores: Vec<Parsed<SemaphoreConfig>>,
+    pub events: Vec<Parsed<EventConfig>>,
+}
+
+impl Tables {
+    fn append(&mut self, mut other: Tables) {
+        self.units.append(&mut other.units);
+        self.pools.append(&mut other.pools);
+        self.semaphores.append(&mut other.semaphores);
+        self.events.append(&mut other.events);
+    }
 }
 
 /// What one file contributes.
 #[derive(Default)]
 struct FileContents {
     herd: Option<HerdSettings>,
-    units: Vec<ParsedUnit>,
-    pools: Vec<ParsedPool>,
+    tables: Tables,
     includes: Vec<PathBuf>,
 }
 
@@ -57,13 +83,11 @@ impl Loader {
             errors: Errors::default(),
             files: Vec::new(),
             seen: HashSet::new(),
-            units: Vec::new(),
-            pools: Vec::new(),
+            tables: Tables::default(),
             herd: None,
             complete: true,
         }
     }
-
     /// Reads `path` from disk, unless it has been read already.
     pub fn read_file(&mut self, path: &Path) {
         if !self.first_visit(path) {
@@ -107,8 +131,7 @@ impl Loader {
         if contents.herd.is_some() {
             self.herd = contents.herd;
         }
-        self.units.extend(contents.units);
-        self.pools.extend(contents.pools);
+        self.tables.append(contents.tables);
         for included in &contents.includes {
             self.read_file(included);
         }
@@ -116,20 +139,23 @@ impl Loader {
 
     /// The validated config, or every error found in every file.
     pub fn finish(mut self) -> Result<Config, ConfigErrors> {
-        validate::check_units(&self.units, self.complete, &mut self.errors);
-        validate::check_pools(&self.pools, &mut self.errors);
+        validate::check(&self.tables, self.complete, &mut self.errors);
         if !self.errors.is_empty() {
             return Err(self.errors.into_sorted(&self.files));
         }
-        let mut units: Vec<_> = self.units.into_iter().map(|unit| unit.config).collect();
-        units.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut pools: Vec<_> = self.pools.into_iter().map(|pool| pool.config).collect();
-        pools.sort_by(|a, b| a.name.cmp(&b.name));
+        let Tables {
+            units,
+            pools,
+            semaphores,
+            events,
+        } = self.tables;
         Ok(Config {
             path: self.main,
             herd: self.herd.unwrap_or_else(herd::defaults),
-            units,
-            pools,
+            units: in_name_order(units),
+            pools: in_name_order(pools),
+            semaphores: in_name_order(semaphores),
+            events: in_name_order(events),
         })
     }
 
@@ -144,6 +170,7 @@ impl Loader {
 fn read_root(cx: &mut Cx, root: &DeTable, is_main: bool) -> FileContents {
     let dir = directory_of(cx.source.path);
     let mut contents = FileContents::default();
+    let tables = &mut contents.tables;
     for (key, value) in root.iter() {
         let name: &str = key.get_ref();
         match name {
@@ -154,26 +181,26 @@ fn read_root(cx: &mut Cx, root: &DeTable, is_main: bool) -> FileContents {
                 name,
                 "`[herd]` is only allowed in the main config file, not in an included one",
             ),
-            "service" => contents
+            "semaphore" => tables.semaphores = parse_semaphores(cx, value),
+            "event" => tables.events = parse_events(cx, value),
+            "service" => tables
                 .units
                 .extend(parse_units(cx, UnitKind::Service, value, &dir)),
-            "task" => contents
+            "task" => tables
                 .units
                 .extend(parse_units(cx, UnitKind::Task, value, &dir)),
-            "pool" => contents.pools.extend(parse_pools(cx, value, &dir)),
-            _ if NOT_YET_SUPPORTED.contains(&name) => {
-                cx.error(key.span(), name, not_supported_yet(&format!("`[{name}]`")));
-            }
+            "pool" => tables.pools = parse_pools(cx, value, &dir),
             _ => cx.error(key.span(), name, unknown_key(name, TOP_LEVEL_KEYS)),
         }
     }
-    // Tables are stored by key; restore the order of the file so that
-    // "defined twice" errors point at the later definition.
+    // Services and tasks are read table by table; restore the order of the
+    // file so that "defined twice" errors point at the later definition.
+    tables.units.sort_by_key(|unit| unit.definition.position());
     contents
-        .units
-        .sort_by_key(|unit| unit.definition.position());
-    contents
-        .pools
-        .sort_by_key(|pool| pool.definition.position());
-    contents
+}
+
+/// The models of `parsed`, in name order.
+fn in_name_order<T>(mut parsed: Vec<Parsed<T>>) -> Vec<T> {
+    parsed.sort_by(|a, b| a.definition.name.cmp(&b.definition.name));
+    parsed.into_iter().map(|parsed| parsed.config).collect()
 }

@@ -16,6 +16,26 @@ pub struct Config {
     /// Task pools, in name order. Pool names are unique among pools (a pool
     /// may share a name with a unit: they are addressed by different verbs).
     pub pools: Vec<PoolConfig>,
+    /// `[semaphore.NAME]`, in name order.
+    pub semaphores: Vec<SemaphoreConfig>,
+    /// `[event.NAME]`, in name order.
+    pub events: Vec<EventConfig>,
+}
+
+/// `[semaphore.NAME]`: a counting semaphore owned by herdd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemaphoreConfig {
+    pub name: String,
+    /// How many holders at once. Required, 1..=1_000_000.
+    pub capacity: u32,
+}
+
+/// `[event.NAME]`: a named flag owned by herdd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventConfig {
+    pub name: String,
+    /// Initial state; default false.
+    pub set: bool,
 }
 
 /// `[pool.NAME]`: a task pool, the daemon-side `multiprocessing.Pool`.
@@ -41,6 +61,8 @@ pub struct PoolConfig {
     pub stop_timeout: Duration,
     /// Default `false`: running tasks are joined on shutdown.
     pub daemon: bool,
+    /// Semaphores each running task holds a slot of (declared `[semaphore]`s).
+    pub semaphores: Vec<String>,
 }
 
 /// `[herd]`.
@@ -106,6 +128,16 @@ pub struct UnitConfig {
     /// Whether to start it when herdd starts. Default true. (`autostart = false`
     /// leaves it inactive until `herdctl start`.)
     pub autostart: bool,
+    /// Semaphores each running instance holds a slot of (declared `[semaphore]`s).
+    pub semaphores: Vec<String>,
+    /// Events that must all be set before it starts (declared `[event]`s).
+    pub wait_events: Vec<String>,
+    /// Event set when all its instances are ready, cleared when it stops or fails
+    /// (a declared `[event]`; services only).
+    pub sets_event: Option<String>,
+    /// With `ready = "notify"` (or a delay): how long an instance may take to
+    /// become ready before it counts as a failed start. Default 90s.
+    pub start_timeout: Duration,
 }
 
 /// `ready = ...`.
@@ -115,6 +147,8 @@ pub enum Ready {
     Started,
     /// Ready once it has stayed up this long.
     After(Duration),
+    /// Ready when it sends `READY=1` to `NOTIFY_SOCKET` (the systemd protocol).
+    Notify,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,19 +2,19 @@
 //!
 //! Keys with their own syntax are read in `fields.rs`, and the process keys
 //! units share with pools (`env`, `cwd`, `daemon`, ...) in `process.rs`.
-//! Checks that need other units (duplicate names, `after` targets, cycles) are
-//! in `validate.rs`; this module only needs the unit's own table.
+//! Checks that need other tables (duplicate names, whether the units,
+//! semaphores and events it names exist, cycles) are in `validate.rs`; this
+//! module only needs the unit's own table.
 
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use toml::de::DeTable;
-
-use crate::errors::Location;
 use crate::fields::{command, ready, restart};
 use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind};
-use crate::named::{read_tables, reject_key, Definition, Key};
+use crate::named::{
+    missing_key, read_keys, read_tables, reference, references, Key, Namespace, Parsed, Reference,
+};
 use crate::process::{process_keys, with_default_process, SETUP_KEYS, STOP_KEYS};
 use crate::value::{key_path, set, Cx, Value};
 
@@ -25,7 +25,11 @@ const FIRST_KEYS: &[&str] = &["command", "instances"];
 /// Keys of `[service.NAME]` between the setup and the stop keys.
 const LIFECYCLE_KEYS: &[&str] = &[
     "after",
+    "wait_events",
+    "semaphores",
     "ready",
+    "start_timeout",
+    "sets_event",
     "restart",
     "restart_delay",
     "restart_delay_max",
@@ -36,29 +40,16 @@ const LIFECYCLE_KEYS: &[&str] = &[
 /// Keys of `[service.NAME]` after the stop keys.
 const LAST_KEYS: &[&str] = &["autostart"];
 
-/// Unit keys from SPEC.md that a later release will implement.
-const NOT_YET_SUPPORTED: &[&str] = &["semaphores", "wait_events", "sets_event"];
+/// Keys of `[service.NAME]` that tasks do not have.
+const SERVICE_ONLY_KEYS: &[&str] = &["instances", "sets_event"];
 
 /// Most replicas a worker pool may have: a typo like `instances = 40000`
 /// should not fork-bomb the host.
 const MAX_INSTANCES: i64 = 10_000;
 
-/// A unit as read from one file, with what the cross-unit checks need.
-#[derive(Debug)]
-pub(crate) struct ParsedUnit {
-    pub config: UnitConfig,
-    /// Where its name is written; `service.web`, the key prefix of its errors.
-    pub definition: Definition,
-    /// `after` entries, each with its position.
-    pub after: Vec<AfterRef>,
-}
-
-/// One entry of `after = [...]`.
-#[derive(Debug)]
-pub(crate) struct AfterRef {
-    pub name: String,
-    pub at: Location,
-}
+/// A unit as read from one file; its references are its `after`, `semaphores`,
+/// `wait_events` and `sets_event` entries.
+pub(crate) type ParsedUnit = Parsed<UnitConfig>;
 
 /// The top-level table a kind of unit lives in.
 pub(crate) fn table_name(kind: UnitKind) -> &'static str {
@@ -81,43 +72,20 @@ pub(crate) fn parse_units(
         table_name(kind),
         "unit",
         value,
-        |cx, name, key, table| parse_unit(cx, kind, name, key, table, base),
-    )
-}
-
-fn parse_unit(
-    cx: &mut Cx,
-    kind: UnitKind,
-    name: &Key,
-    key: String,
-    table: &DeTable,
-    base: &Path,
-) -> ParsedUnit {
-    let mut draft = Draft::new(name.get_ref(), kind);
-    for (field, value) in table.iter() {
-        draft.apply(cx, &key, field, value, base);
-    }
-    draft.finish(cx, &key, name.span());
-    draft.config.after = draft
-        .after
-        .iter()
-        .map(|target| target.name.clone())
-        .collect();
-    ParsedUnit {
-        config: draft.config,
-        definition: Definition {
-            at: cx.source.locate(name.span()),
-            key,
+        |cx, name, key, table, refs| {
+            let mut draft = Draft::new(name.get_ref(), kind);
+            read_keys(cx, key, table, &keys_of(kind), |cx, field, key, value| {
+                draft.apply(cx, field, key, value, base, refs)
+            });
+            draft.finish(cx, name, key)
         },
-        after: draft.after,
-    }
+    )
 }
 
 /// A unit being read: the model with defaults, plus what `finish` checks.
 struct Draft {
     config: UnitConfig,
     has_command: bool,
-    after: Vec<AfterRef>,
     restart_delay_span: Option<Range<usize>>,
     restart_delay_max_span: Option<Range<usize>>,
 }
@@ -144,39 +112,71 @@ impl Draft {
                     start_limit: 5,
                     start_interval: Duration::from_secs(10),
                     autostart: true,
+                    semaphores: Vec::new(),
+                    wait_events: Vec::new(),
+                    sets_event: None,
+                    start_timeout: Duration::from_secs(90),
                 },
                 service
             ),
             has_command: false,
-            after: Vec::new(),
             restart_delay_span: None,
             restart_delay_max_span: None,
         }
     }
 
-    /// Reads one key of the unit's table into the draft.
-    fn apply(&mut self, cx: &mut Cx, unit_key: &str, field: &Key, value: &Value, base: &Path) {
+    /// Reads one key of the unit's table (`key` is its full path) into the
+    /// draft, and the names it refers to into `refs`; false if the key is
+    /// unknown.
+    fn apply(
+        &mut self,
+        cx: &mut Cx,
+        field: &Key,
+        key: &str,
+        value: &Value,
+        base: &Path,
+        refs: &mut Vec<Reference>,
+    ) -> bool {
         let name: &str = field.get_ref();
-        let key = key_path(unit_key, name);
-        let key = key.as_str();
         let unit = &mut self.config;
         if process_keys!(unit).read(cx, key, name, value, base) {
-            return;
+            return true;
         }
+        let service = unit.kind == UnitKind::Service;
         match name {
             "command" => {
                 self.has_command = true;
                 set(&mut unit.command, command(cx, key, value));
             }
-            "instances" if unit.kind == UnitKind::Task => {
+            "instances" if !service => {
                 cx.error(field.span(), key, "only services have instances");
             }
             "instances" => {
                 let count = cx.integer_in(key, value, 0..=MAX_INSTANCES);
                 set(&mut unit.instances, count.map(Some));
             }
-            "after" => self.after = after(cx, key, value, &unit.name),
+            "after" => {
+                let own = Some(unit.name.as_str());
+                let after = references(cx, key, value, Namespace::Unit, own, refs);
+                set(&mut unit.after, after);
+            }
+            "wait_events" => {
+                let events = references(cx, key, value, Namespace::Event, None, refs);
+                set(&mut unit.wait_events, events);
+            }
+            "semaphores" => {
+                let names = references(cx, key, value, Namespace::Semaphore, None, refs);
+                set(&mut unit.semaphores, names);
+            }
             "ready" => set(&mut unit.ready, ready(cx, key, value)),
+            "start_timeout" => set(&mut unit.start_timeout, cx.positive_duration(key, value)),
+            "sets_event" if !service => {
+                cx.error(field.span(), key, "only services can set events");
+            }
+            "sets_event" => {
+                let event = reference(cx, key, value, Namespace::Event, refs);
+                set(&mut unit.sets_event, event.map(Some));
+            }
             "restart" => set(&mut unit.restart, restart(cx, key, value)),
             "restart_delay" => {
                 self.restart_delay_span = Some(value.span());
@@ -192,21 +192,23 @@ impl Draft {
             }
             "start_interval" => set(&mut unit.start_interval, cx.duration(key, value)),
             "autostart" => set(&mut unit.autostart, cx.boolean(key, value)),
-            _ => reject_key(cx, field, key, NOT_YET_SUPPORTED, &keys_of(unit.kind)),
+            _ => return false,
         }
+        true
     }
 
-    /// Checks between keys, once the whole table has been read.
-    fn finish(&mut self, cx: &mut Cx, unit_key: &str, name_span: Range<usize>) {
+    /// Checks between keys, once the whole table (`[unit_key]`, under `name`)
+    /// has been read; the unit's model.
+    fn finish(self, cx: &mut Cx, name: &Key, unit_key: &str) -> UnitConfig {
         if !self.has_command {
-            cx.error(name_span, unit_key, "missing required key `command`");
+            missing_key(cx, name, unit_key, "command");
         }
-        let unit = &self.config;
+        let unit = self.config;
         if unit.restart_delay_max < unit.restart_delay {
-            let (key, span) = match (&self.restart_delay_max_span, &self.restart_delay_span) {
-                (Some(span), _) => ("restart_delay_max", span.clone()),
-                (None, Some(span)) => ("restart_delay", span.clone()),
-                (None, None) => return,
+            let (key, span) = match (self.restart_delay_max_span, self.restart_delay_span) {
+                (Some(span), _) => ("restart_delay_max", span),
+                (None, Some(span)) => ("restart_delay", span),
+                (None, None) => return unit,
             };
             let message = format!(
                 "restart_delay_max ({}) must not be less than restart_delay ({})",
@@ -215,31 +217,16 @@ impl Draft {
             );
             cx.error(span, &key_path(unit_key, key), message);
         }
+        unit
     }
 }
 
-/// The keys an "unknown key" error lists: tasks have all but `instances`.
+/// The keys an "unknown key" error lists: tasks have all but the service-only
+/// ones.
 fn keys_of(kind: UnitKind) -> Vec<&'static str> {
     [FIRST_KEYS, SETUP_KEYS, LIFECYCLE_KEYS, STOP_KEYS, LAST_KEYS]
         .concat()
         .into_iter()
-        .filter(|key| kind == UnitKind::Service || *key != "instances")
+        .filter(|key| kind == UnitKind::Service || !SERVICE_ONLY_KEYS.contains(key))
         .collect()
-}
-
-/// Names in `after`, with positions; whether they exist is checked once every
-/// file has been read.
-fn after(cx: &mut Cx, key: &str, value: &Value, own_name: &str) -> Vec<AfterRef> {
-    let mut refs: Vec<AfterRef> = Vec::new();
-    for (name, span) in cx.string_array(key, value).unwrap_or_default() {
-        if name == own_name {
-            cx.error(span, key, format!("`{name}` cannot be after itself"));
-        } else if !refs.iter().any(|known| known.name == name) {
-            refs.push(AfterRef {
-                name: name.to_string(),
-                at: cx.source.locate(span),
-            });
-        }
-    }
-    refs
 }

@@ -1,23 +1,23 @@
-//! Checks across units and pools, once every file has been read: unique
-//! names, `after` targets that exist, and no dependency cycles (which would
-//! leave every unit in the cycle waiting forever).
+//! Checks across tables, once every file has been read: unique names (each
+//! kind of table has names of its own), names in `after`, `semaphores`,
+//! `wait_events` and `sets_event` that are defined, and no dependency cycles
+//! (which would leave every unit in the cycle waiting forever).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::errors::Errors;
-use crate::named::first_definitions;
-use crate::pool::ParsedPool;
+use crate::loader::Tables;
+use crate::named::{first_definitions, Namespace, Parsed, Reference};
 use crate::unit::{table_name, ParsedUnit};
+use crate::value::key_path;
 
-/// Runs every cross-unit check. `complete` is false when some file could not
-/// be read or parsed; "unknown unit" checks are skipped then, as the unit may
-/// well be defined in that file.
-pub(crate) fn check_units(units: &[ParsedUnit], complete: bool, errors: &mut Errors) {
-    let definitions = units
-        .iter()
-        .map(|unit| (unit.config.name.as_str(), &unit.definition));
-    let by_name = first_definitions(
-        definitions,
+/// Runs every check across tables. `complete` is false when some file could
+/// not be read or parsed; "unknown unit" (semaphore, event) checks are skipped
+/// then, as the name may well be defined in that file.
+pub(crate) fn check(tables: &Tables, complete: bool, errors: &mut Errors) {
+    let units = &tables.units;
+    let unit_names = first_definitions(
+        units.iter().map(|unit| &unit.definition),
         |first| {
             let first = &units[first].config;
             let kind = table_name(first.kind);
@@ -25,49 +25,69 @@ pub(crate) fn check_units(units: &[ParsedUnit], complete: bool, errors: &mut Err
         },
         errors,
     );
+    unique(&tables.pools, "pool", errors);
+    let semaphores = unique(&tables.semaphores, "semaphore", errors);
+    let events = unique(&tables.events, "event", errors);
     if complete {
-        check_after_targets(units, &by_name, errors);
-    }
-    check_cycles(units, &by_name, errors);
-}
-
-/// Pools have names of their own (a pool may share one with a unit), which
-/// must be unique among pools.
-pub(crate) fn check_pools(pools: &[ParsedPool], errors: &mut Errors) {
-    let definitions = pools
-        .iter()
-        .map(|pool| (pool.config.name.as_str(), &pool.definition));
-    let already = |first: usize| format!("pool `{}` is already defined", pools[first].config.name);
-    first_definitions(definitions, already, errors);
-}
-
-fn check_after_targets(units: &[ParsedUnit], by_name: &HashMap<&str, usize>, errors: &mut Errors) {
-    for unit in units {
-        for target in &unit.after {
-            if !by_name.contains_key(target.name.as_str()) {
-                let message = format!(
-                    "unknown unit `{}` (no service or task has this name)",
-                    target.name
-                );
-                errors.push(
-                    &target.at,
-                    &format!("{}.after", unit.definition.key),
-                    message,
-                );
+        let refs = units
+            .iter()
+            .flat_map(|unit| &unit.refs)
+            .chain(tables.pools.iter().flat_map(|pool| &pool.refs));
+        for reference in refs {
+            let defined = match reference.namespace {
+                Namespace::Unit => &unit_names,
+                Namespace::Semaphore => &semaphores,
+                Namespace::Event => &events,
+            };
+            if !defined.contains_key(reference.name.as_str()) {
+                errors.push(&reference.at, &reference.key, unknown(reference));
             }
         }
     }
+    check_cycles(units, &unit_names, errors);
+}
+
+/// Reports every definition of a name already defined by another table of
+/// this kind (`noun`); the first definition of each name, by name.
+fn unique<'p, T>(
+    parsed: &'p [Parsed<T>],
+    noun: &str,
+    errors: &mut Errors,
+) -> HashMap<&'p str, usize> {
+    let definitions = parsed.iter().map(|parsed| &parsed.definition);
+    let already = |first: usize| {
+        let name = &parsed[first].definition.name;
+        format!("{noun} `{name}` is already defined")
+    };
+    first_definitions(definitions, already, errors)
+}
+
+/// "unknown unit `x` (...)", saying how the name could be defined.
+fn unknown(reference: &Reference) -> String {
+    let name = &reference.name;
+    let (noun, hint) = match reference.namespace {
+        Namespace::Unit => ("unit", "no service or task has this name".to_string()),
+        Namespace::Semaphore => ("semaphore", declare("semaphore", name)),
+        Namespace::Event => ("event", declare("event", name)),
+    };
+    format!("unknown {noun} `{name}` ({hint})")
+}
+
+/// "declare it with [semaphore.db]".
+fn declare(table: &str, name: &str) -> String {
+    format!("declare it with [{}]", key_path(table, name))
 }
 
 /// The `after` graph over first definitions: for each unit, the units it
-/// waits for, with the index of the `after` entry naming each.
+/// waits for, with the index in its `refs` of the `after` entry naming each.
 fn edges(units: &[ParsedUnit], by_name: &HashMap<&str, usize>) -> Vec<Vec<(usize, usize)>> {
     units
         .iter()
         .map(|unit| {
-            unit.after
+            unit.refs
                 .iter()
                 .enumerate()
+                .filter(|(_, target)| target.namespace == Namespace::Unit)
                 .filter_map(|(entry, target)| Some((*by_name.get(target.name.as_str())?, entry)))
                 .collect()
         })
@@ -161,7 +181,6 @@ fn report_cycle(
     let Some(&(_, entry)) = graph[head].iter().find(|(target, _)| *target == second) else {
         return;
     };
-    let unit = &units[head];
     let names: Vec<&str> = cycle
         .iter()
         .chain(std::iter::once(&head))
@@ -171,9 +190,6 @@ fn report_cycle(
         "dependency cycle: {} (each waits for the next)",
         names.join(" -> ")
     );
-    errors.push(
-        &unit.after[entry].at,
-        &format!("{}.after", unit.definition.key),
-        message,
-    );
+    let entry = &units[head].refs[entry];
+    errors.push(&entry.at, &entry.key, message);
 }

@@ -161,6 +161,16 @@ impl Cx<'_> {
             .map_err(|message| self.error(value.span(), key, message))
             .ok()
     }
+
+    /// A duration, as [`Cx::duration`], that must not be zero.
+    pub fn positive_duration(&mut self, key: &str, value: &Value) -> Option<Duration> {
+        let duration = self.duration(key, value)?;
+        if duration.is_zero() {
+            self.error(value.span(), key, "must be longer than 0s");
+            return None;
+        }
+        Some(duration)
+    }
 }
 
 /// Overwrites a default only when the value was valid (readers return `None`
@@ -209,9 +219,4 @@ pub(crate) fn unknown_key(key: &str, known: &[&str]) -> String {
         "unknown key `{key}` (expected one of: {})",
         known.join(", ")
     )
-}
-
-/// The message for features that later releases of herd will support.
-pub(crate) fn not_supported_yet(what: &str) -> String {
-    format!("{what} is not supported by this version of herd yet")
 }

@@ -483,7 +483,7 @@ fn output_is_written_raw() {
     let herdd = ScriptedHerdd::new(|request| {
         let truncated = request["stream"] == "stderr";
         json!({"ok": {"id": 7, "stream": request["stream"], "data": "hello\nworld",
-                      "truncated": truncated, "total_bytes": if truncated { 4096 } else { 11 }}})
+                      "truncated": truncated, "total_bytes": if truncated { 4096 } else { 11 }, "kept_bytes": 11}})
     });
     let out = run(&herdd.socket, &["output", "7"]);
     assert_eq!(
@@ -538,14 +538,14 @@ ID  POOL     NAME  STATE    PID   DURATION  EXIT
 
 fn pool(closed: bool, running: u32, queued: u32) -> Value {
     json!({"name": "convert", "size": 2, "running": running, "queued": queued,
-           "finished": 12, "submitted": 20, "max_queue": 10000, "closed": closed})
+           "finished": 12, "submitted": 20, "max_queue": 10000, "keep_finished": 1000, "closed": closed})
 }
 
 #[test]
 fn status_lists_pools_after_units() {
     let mut payload = report("running", None);
     payload["pools"] = json!([pool(false, 2, 6), {"name": "mail", "size": 1, "running": 0,
-        "queued": 0, "finished": 0, "submitted": 0, "max_queue": 10, "closed": true}]);
+        "queued": 0, "finished": 0, "submitted": 0, "max_queue": 10, "keep_finished": 10, "closed": true}]);
     let herdd = FakeHerdd::answering(json!({ "ok": payload }));
     let out = run(&herdd.socket, &["status"]);
     assert_eq!(
@@ -603,6 +603,7 @@ struct MapPool {
     collected: usize,
     most_outstanding: usize,
     refuse_beyond: Option<usize>,
+    status_pools: Value,
 }
 
 impl MapPool {
@@ -638,10 +639,11 @@ impl MapPool {
                 };
                 json!({"ok": {"tasks": [status], "timed_out": *joins <= needed}})
             }
+            "status" => json!({"ok": {"units": [], "pools": self.status_pools}}),
             "output" => {
                 self.collected += 1;
                 json!({"ok": {"id": id, "stream": "stdout", "data": format!("out:{}\n", item(self)),
-                              "truncated": false, "total_bytes": 5}})
+                              "truncated": false, "total_bytes": 5, "kept_bytes": 5}})
             }
             _ => json!({"ok": {"cancelled": request["ids"]}}),
         }
@@ -675,7 +677,11 @@ fn map_prints_outputs_in_input_order() {
     assert_eq!(pool.lock().unwrap().most_outstanding, 2, "-j 2");
     let seen = herdd.seen();
     assert!(seen.iter().all(|s| s.connection == 0), "one connection");
-    let first = &seen[0].request;
+    assert_eq!(
+        seen[0].request,
+        json!({"v": 1, "cmd": "status", "names": []})
+    );
+    let first = &seen[1].request;
     assert_eq!(
         (first["cmd"].as_str(), &first["command"]),
         (Some("submit"), &json!(["echo", "slow3"]))
@@ -709,6 +715,45 @@ fn map_exits_0_when_every_task_succeeds() {
     let out = run_with_stdin(&herdd.socket, &["map", "convert", "--", "gzip"], "");
     assert_eq!(out.status.code(), Some(0));
     assert!(herdd.requests().is_empty(), "nothing to do");
+}
+
+#[test]
+fn map_window_is_held_to_keep_finished() {
+    let (herdd, pool) = map_herdd(MapPool {
+        status_pools: json!([{"name": "other", "keep_finished": 100},
+                             {"name": "convert", "keep_finished": 1}]),
+        ..MapPool::default()
+    });
+    let out = run_with_stdin(
+        &herdd.socket,
+        &["map", "-j", "3", "convert", "--", "x"],
+        "a\nb\nc\n",
+    );
+    assert_eq!(text(&out.stdout), "out:a\nout:b\nout:c\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(pool.lock().unwrap().most_outstanding, 1);
+}
+
+#[test]
+fn map_explains_an_evicted_result() {
+    let herdd = ScriptedHerdd::new(|request| match request["cmd"].as_str() {
+        Some("submit") => json!({"ok": {"id": 5, "state": "queued"}}),
+        Some("join") => json!({"error": {"code": "no_such_task", "message": "task 5 was evicted"}}),
+        _ => json!({"ok": {"cancelled": []}}),
+    });
+    let out = run_with_stdin(&herdd.socket, &["map", "convert", "--", "x"], "a\n");
+    assert!(
+        text(&out.stderr)
+            .starts_with("herdctl: task 5 was evicted; map lost a result: give it a smaller -j"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        herdd.requests().last().unwrap(),
+        &json!({"v": 1, "cmd": "cancel", "ids": [5]}),
+        "what was outstanding is cancelled"
+    );
 }
 
 #[test]

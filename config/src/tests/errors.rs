@@ -3,14 +3,21 @@
 use super::{assert_single_errors, errors_of, MAIN};
 
 const UNIT_KEYS: &str = "command, instances, env, cwd, user, group, umask, rlimits, after, \
-     ready, restart, restart_delay, restart_delay_max, start_limit, start_interval, \
-     stop_signal, stop_timeout, daemon, autostart";
+     wait_events, semaphores, ready, start_timeout, sets_event, restart, restart_delay, \
+     restart_delay_max, start_limit, start_interval, stop_signal, stop_timeout, daemon, autostart";
+
+const TOP_LEVEL_KEYS: &str = "include, herd, semaphore, event, service, task, pool";
+
+const NAME_RULE: &str =
+    "use at most 128 ASCII letters, digits, '-', '_' and '.', not starting with '-' or '.'";
 
 #[test]
 fn unknown_keys() {
     let service =
         format!("3:1: service.web.restat: unknown key `restat` (expected one of: {UNIT_KEYS})");
-    let task_keys = UNIT_KEYS.replace("instances, ", "");
+    let task_keys = UNIT_KEYS
+        .replace("instances, ", "")
+        .replace("sets_event, ", "");
     let task = format!("3:1: task.t.restat: unknown key `restat` (expected one of: {task_keys})");
     assert_single_errors(&[
         (
@@ -20,7 +27,7 @@ fn unknown_keys() {
         ("[task.t]\ncommand = [\"a\"]\nrestat = \"always\"\n", &task),
         (
             "[services.web]\ncommand = [\"a\"]\n",
-            "1:2: services: unknown key `services` (expected one of: include, herd, service, task, pool)",
+            &format!("1:2: services: unknown key `services` (expected one of: {TOP_LEVEL_KEYS})"),
         ),
         (
             "[herd]\nsockets = \"/x\"\n",
@@ -31,40 +38,6 @@ fn unknown_keys() {
             "[service.web]\ncommand = [\"a\"]\nrlimits = { nofiles = 1 }\n",
             "3:13: service.web.rlimits.nofiles: unknown key `nofiles` (expected one of: \
              nofile, nproc, core, memlock, stack, as, fsize, cpu)",
-        ),
-    ]);
-}
-
-#[test]
-fn not_yet_supported() {
-    assert_single_errors(&[
-        (
-            "[semaphore.db]\ncapacity = 2\n",
-            "1:2: semaphore: `[semaphore]` is not supported by this version of herd yet",
-        ),
-        (
-            "[event.db-ready]\nset = false\n",
-            "1:2: event: `[event]` is not supported by this version of herd yet",
-        ),
-        (
-            "[service.web]\ncommand = [\"a\"]\nsemaphores = [\"db\"]\n",
-            "3:1: service.web.semaphores: `semaphores` is not supported by this version of herd yet",
-        ),
-        (
-            "[service.web]\ncommand = [\"a\"]\nwait_events = [\"db\"]\n",
-            "3:1: service.web.wait_events: `wait_events` is not supported by this version of herd yet",
-        ),
-        (
-            "[service.web]\ncommand = [\"a\"]\nsets_event = \"db\"\n",
-            "3:1: service.web.sets_event: `sets_event` is not supported by this version of herd yet",
-        ),
-        (
-            "[pool.convert]\nsize = 2\nsemaphores = [\"db\"]\n",
-            "3:1: pool.convert.semaphores: `semaphores` is not supported by this version of herd yet",
-        ),
-        (
-            "[service.web]\ncommand = [\"a\"]\nready = \"notify\"\n",
-            "3:9: service.web.ready: `ready = \"notify\"` is not supported by this version of herd yet",
         ),
     ]);
 }
@@ -157,7 +130,8 @@ fn durations() {
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nready = \"soon\"\n",
-            "3:9: service.web.ready: invalid ready `soon` (expected \"started\" or a duration like \"2s\")",
+            "3:9: service.web.ready: invalid ready `soon` (expected \"started\", \"notify\" or a \
+             duration like \"2s\")",
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nrestart_delay = \"2s\"\nrestart_delay_max = \"1s\"\n",
@@ -174,8 +148,6 @@ fn durations() {
 
 #[test]
 fn bad_values() {
-    let name_rule =
-        "use at most 128 ASCII letters, digits, '-', '_' and '.', not starting with '-' or '.'";
     assert_single_errors(&[
         ("[service.web]\nrestart = \"always\"\n", "1:10: service.web: missing required key `command`"),
         (
@@ -192,7 +164,7 @@ fn bad_values() {
         ),
         (
             "[service.\"web@2\"]\ncommand = [\"a\"]\n",
-            &format!("1:10: service.\"web@2\": invalid unit name `web@2` ({name_rule})"),
+            &format!("1:10: service.\"web@2\": invalid unit name `web@2` ({NAME_RULE})"),
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nrestart = \"sometimes\"\n",
@@ -258,6 +230,149 @@ fn bad_values() {
             "[herd]\ndbus = \"maybe\"\n",
             "2:8: herd.dbus: invalid dbus setting `maybe` (expected \"off\", \"system\", \
              \"session\" or a bus address like \"unix:path=/run/dbus/system_bus_socket\")",
+        ),
+    ]);
+}
+
+#[test]
+fn semaphore_and_event_errors() {
+    assert_single_errors(&[
+        (
+            "[semaphore.db]\n",
+            "1:12: semaphore.db: missing required key `capacity`",
+        ),
+        (
+            "[semaphore.db]\ncapacity = 0\n",
+            "2:12: semaphore.db.capacity: must be at least 1 (got 0)",
+        ),
+        (
+            "[semaphore.db]\ncapacity = 1_000_001\n",
+            "2:12: semaphore.db.capacity: must be at most 1000000 (got 1000001)",
+        ),
+        (
+            "[semaphore.db]\ncapacity = \"2\"\n",
+            "2:12: semaphore.db.capacity: expected an integer, found a string",
+        ),
+        (
+            "[semaphore.db]\ncapacity = 2\nsize = 3\n",
+            "3:1: semaphore.db.size: unknown key `size` (expected one of: capacity)",
+        ),
+        (
+            "[semaphore.\"a b\"]\ncapacity = 1\n",
+            &format!("1:12: semaphore.\"a b\": invalid semaphore name `a b` ({NAME_RULE})"),
+        ),
+        (
+            "semaphore = 1\n",
+            "1:13: semaphore: expected a table, found an integer",
+        ),
+        (
+            "[semaphore]\ndb = 2\n",
+            "2:6: semaphore.db: expected a table, found an integer",
+        ),
+        (
+            "[event.up]\nset = \"yes\"\n",
+            "2:7: event.up.set: expected a boolean (true or false), found a string",
+        ),
+        (
+            "[event.up]\nset = true\ninitial = true\n",
+            "3:1: event.up.initial: unknown key `initial` (expected one of: set)",
+        ),
+        (
+            "[event.\".up\"]\n",
+            &format!("1:8: event.\".up\": invalid event name `.up` ({NAME_RULE})"),
+        ),
+        (
+            "event = []\n",
+            "1:9: event: expected a table, found an array",
+        ),
+    ]);
+}
+
+#[test]
+fn semaphore_and_event_key_errors() {
+    assert_single_errors(&[
+        (
+            "[service.web]\ncommand = [\"a\"]\nsemaphores = [\"db\", \"nope\"]\n\
+             [semaphore.db]\ncapacity = 1\n",
+            "3:21: service.web.semaphores: unknown semaphore `nope` (declare it with \
+             [semaphore.nope])",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nsemaphores = [\"a b\"]\n",
+            "3:15: service.web.semaphores: unknown semaphore `a b` (declare it with \
+             [semaphore.\"a b\"])",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nwait_events = [\"up\"]\n",
+            "3:16: service.web.wait_events: unknown event `up` (declare it with [event.up])",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nsets_event = \"up\"\n",
+            "3:14: service.web.sets_event: unknown event `up` (declare it with [event.up])",
+        ),
+        (
+            "[pool.p]\nsize = 1\nsemaphores = [\"db\"]\n",
+            "3:15: pool.p.semaphores: unknown semaphore `db` (declare it with [semaphore.db])",
+        ),
+        // Only services set events; the name is not looked up.
+        (
+            "[task.t]\ncommand = [\"a\"]\nsets_event = \"up\"\n",
+            "3:1: task.t.sets_event: only services can set events",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nsets_event = [\"up\"]\n",
+            "3:14: service.web.sets_event: expected a string, found an array",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nsets_event = \"\"\n",
+            "3:14: service.web.sets_event: must not be empty",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nsemaphores = \"db\"\n",
+            "3:14: service.web.semaphores: expected an array of strings, found a string",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nwait_events = [1]\n",
+            "3:16: service.web.wait_events: expected an array of strings, but this element is \
+             an integer",
+        ),
+        (
+            "[pool.p]\nsize = 1\nsemaphores = {}\n",
+            "3:14: pool.p.semaphores: expected an array of strings, found a table",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nstart_timeout = \"0s\"\n",
+            "3:17: service.web.start_timeout: must be longer than 0s",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nstart_timeout = 90\n",
+            "3:17: service.web.start_timeout: durations need a unit (ms, s, m or h), e.g. \"10s\"",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nready = true\n",
+            "3:9: service.web.ready: expected \"started\", \"notify\" or a duration like \"2s\", \
+             found a boolean",
+        ),
+    ]);
+}
+
+/// A semaphore, an event and a unit of the same name are different things:
+/// none of them stands in for another.
+#[test]
+fn names_are_looked_up_among_their_own_kind() {
+    assert_single_errors(&[
+        (
+            "[semaphore.db]\ncapacity = 1\n[service.db]\ncommand = [\"a\"]\nwait_events = [\"db\"]\n",
+            "5:16: service.db.wait_events: unknown event `db` (declare it with [event.db])",
+        ),
+        (
+            "[event.db]\n[task.db]\ncommand = [\"a\"]\nsemaphores = [\"db\"]\n",
+            "4:15: task.db.semaphores: unknown semaphore `db` (declare it with [semaphore.db])",
+        ),
+        (
+            "[semaphore.db]\ncapacity = 1\n[event.db]\n[pool.db]\nsize = 1\n\
+             [service.web]\ncommand = [\"a\"]\nafter = [\"db\"]\n",
+            "8:10: service.web.after: unknown unit `db` (no service or task has this name)",
         ),
     ]);
 }
@@ -369,18 +484,16 @@ fn errors_display_one_per_line() {
     let errors =
         crate::parse(std::path::Path::new(MAIN), "a = 1\nb = 2\n").expect_err("unknown keys");
     let expected = format!(
-        "{MAIN}:1:1: a: unknown key `a` (expected one of: include, herd, service, task, pool)\n\
-         {MAIN}:2:1: b: unknown key `b` (expected one of: include, herd, service, task, pool)"
+        "{MAIN}:1:1: a: unknown key `a` (expected one of: {TOP_LEVEL_KEYS})\n\
+         {MAIN}:2:1: b: unknown key `b` (expected one of: {TOP_LEVEL_KEYS})"
     );
     assert_eq!(errors.to_string(), expected);
 }
 
 #[test]
 fn pool_errors() {
-    let pool_keys = "size, max_queue, keep_finished, env, cwd, user, group, umask, rlimits, \
-                     stop_signal, stop_timeout, daemon";
-    let name_rule =
-        "use at most 128 ASCII letters, digits, '-', '_' and '.', not starting with '-' or '.'";
+    let pool_keys = "size, max_queue, keep_finished, semaphores, env, cwd, user, group, umask, \
+                     rlimits, stop_signal, stop_timeout, daemon";
     assert_single_errors(&[
         (
             "[pool.convert]\nmax_queue = 5\n",
@@ -458,7 +571,7 @@ fn pool_errors() {
         ),
         (
             "[pool.\"a b\"]\nsize = 1\n",
-            &format!("1:7: pool.\"a b\": invalid pool name `a b` ({name_rule})"),
+            &format!("1:7: pool.\"a b\": invalid pool name `a b` ({NAME_RULE})"),
         ),
         (
             "[pool.convert]\nsize = 1\n[service.x]\ncommand = [\"x\"]\n[pool.convert.env]\nA = 1\n",

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
-use crate::{load, parse, Config, ConfigErrors};
+use crate::{load, parse, Config, ConfigErrors, EventConfig, SemaphoreConfig};
 
 /// A config tree on disk: `files` are `(relative path, text)`.
 fn tree(files: &[(&str, &str)]) -> TempDir {
@@ -143,14 +143,16 @@ fn an_unreadable_file_is_an_error_at_its_start() {
     assert_eq!((error.line, error.column, error.key.as_str()), (1, 1, ""));
 }
 
-/// A unit in a file with a syntax error is unknown, so `after` pointing at it
-/// must not add a false "unknown unit" error to the real one.
+/// What a file with a syntax error defines is unknown, so `after`,
+/// `semaphores` and events naming what it may define must not add false
+/// "unknown unit" (semaphore, event) errors to the real one.
 #[test]
 fn a_broken_include_does_not_cause_unknown_unit_errors() {
     let dir = tree(&[
         (
             "herd.toml",
-            "include = [\"conf.d/*.toml\"]\n[service.web]\ncommand = [\"w\"]\nafter = [\"db\"]\n",
+            "include = [\"conf.d/*.toml\"]\n[service.web]\ncommand = [\"w\"]\nafter = [\"db\"]\n\
+             semaphores = [\"db\"]\nwait_events = [\"db-up\"]\nsets_event = \"web-up\"\n",
         ),
         ("conf.d/db.toml", "[service.db]\ncommand = [\"d\"\n"),
     ]);
@@ -231,4 +233,52 @@ fn pools_may_be_defined_in_included_files_but_only_once() {
         config.pools[0].cwd.as_deref(),
         Some(dir.path().join("conf.d/work").as_path())
     );
+}
+
+#[test]
+fn semaphores_and_events_may_be_defined_in_included_files_but_only_once() {
+    let dir = tree(&[
+        (
+            "herd.toml",
+            "include = [\"conf.d/*.toml\"]\n[semaphore.db]\ncapacity = 2\n\n\
+             [service.web]\ncommand = [\"w\"]\nsemaphores = [\"db\", \"cpu\"]\nwait_events = [\"up\"]\n",
+        ),
+        (
+            "conf.d/a.toml",
+            "[semaphore.cpu]\ncapacity = 4\n\n[event.up]\nset = true\n\n\
+             [pool.p]\nsize = 1\nsemaphores = [\"db\"]\n",
+        ),
+    ]);
+    let main = dir.path().join("herd.toml");
+    let config = load_ok(&main);
+    let semaphore = |name: &str, capacity| SemaphoreConfig {
+        name: name.to_string(),
+        capacity,
+    };
+    assert_eq!(config.semaphores, [semaphore("cpu", 4), semaphore("db", 2)]);
+    let up = EventConfig {
+        name: "up".to_string(),
+        set: true,
+    };
+    assert_eq!(config.events, [up]);
+    assert_eq!(config.units[0].semaphores, ["db", "cpu"]);
+    assert_eq!(config.units[0].wait_events, ["up"]);
+    assert_eq!(config.pools[0].semaphores, ["db"]);
+
+    let a = dir.path().join("conf.d/a.toml");
+    let b = dir.path().join("conf.d/b.toml");
+    fs::write(&b, "[event.up]\n\n[semaphore.db]\ncapacity = 1\n").expect("write");
+    let expected = [
+        format!(
+            "{}:1:8: event.up: event `up` is already defined at {}:4:8",
+            b.display(),
+            a.display()
+        ),
+        format!(
+            "{}:3:12: semaphore.db: semaphore `db` is already defined at {}:2:12",
+            b.display(),
+            main.display()
+        ),
+    ];
+    assert_eq!(load_errors(&main), expected);
 }

@@ -11,7 +11,7 @@ use herd_common::signals::parse_signal;
 use super::MAIN;
 use crate::*;
 
-/// SPEC.md's example, minus what this release does not support yet.
+/// SPEC.md's example, with more keys set.
 pub(super) const FULL: &str = r#"
 [herd]
 socket = "/run/herd/herd.sock"
@@ -21,13 +21,28 @@ dbus = "system"
 shutdown_timeout = "1m30s"
 control_group = "herd"
 
+[semaphore.db]
+capacity = 2
+
+[semaphore.cpu]
+capacity = 1_000_000
+
+[event.db-ready]
+set = false
+
+[event.maintenance-over]
+set = true
+
 [task.migrate]
 command = ["/usr/bin/migrate", "--up"]
+semaphores = ["db"]
 
 [service.db]
 command = ["/usr/bin/postgres", "-D", "/var/lib/pg"]
 after = ["migrate"]
-ready = "2s"
+ready = "notify"
+start_timeout = "2m"
+sets_event = "db-ready"
 restart = "always"
 stop_signal = "SIGINT"
 stop_timeout = "10s"
@@ -36,6 +51,8 @@ stop_timeout = "10s"
 command = ["/usr/bin/app", "--port", "80{instance}"]
 instances = 4
 after = ["db"]
+wait_events = ["db-ready", "maintenance-over"]
+semaphores = ["db", "cpu"]
 daemon = true
 user = "www-data"
 group = "www-data"
@@ -43,6 +60,7 @@ cwd = "srv"
 env = { APP_ENV = "prod", PORT = "80{instance}" }
 umask = "027"
 rlimits = { nofile = 4096, core = 0, as = "infinity" }
+ready = "2s"
 restart_delay = "0s"
 restart_delay_max = "30s"
 start_limit = 5
@@ -51,6 +69,7 @@ autostart = false
 
 [pool.convert]
 size = 2
+semaphores = ["db"]
 max_queue = 10000
 keep_finished = 1000
 "#;
@@ -69,6 +88,7 @@ fn pool(name: &str, size: u32) -> PoolConfig {
             size,
             max_queue: 10_000,
             keep_finished: 1000,
+            semaphores: Vec::new(),
         },
         false
     )
@@ -102,6 +122,10 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         stop_timeout: Duration::from_secs(10),
         daemon: service,
         autostart: true,
+        semaphores: Vec::new(),
+        wait_events: Vec::new(),
+        sets_event: None,
+        start_timeout: Duration::from_secs(90),
     }
 }
 
@@ -116,10 +140,15 @@ fn full_config() {
         shutdown_timeout: Duration::from_secs(90),
         control_group: Some("herd".to_string()),
     };
-    let migrate = unit("migrate", UnitKind::Task, &["/usr/bin/migrate", "--up"]);
+    let migrate = UnitConfig {
+        semaphores: vec!["db".to_string()],
+        ..unit("migrate", UnitKind::Task, &["/usr/bin/migrate", "--up"])
+    };
     let db = UnitConfig {
         after: vec!["migrate".to_string()],
-        ready: Ready::After(Duration::from_secs(2)),
+        ready: Ready::Notify,
+        start_timeout: Duration::from_secs(120),
+        sets_event: Some("db-ready".to_string()),
         restart: RestartPolicy::Always,
         stop_signal: sig("SIGINT"),
         ..unit(
@@ -131,6 +160,9 @@ fn full_config() {
     let web = UnitConfig {
         instances: Some(4),
         after: vec!["db".to_string()],
+        wait_events: vec!["db-ready".to_string(), "maintenance-over".to_string()],
+        semaphores: vec!["db".to_string(), "cpu".to_string()],
+        ready: Ready::After(Duration::from_secs(2)),
         user: Some("www-data".to_string()),
         group: Some("www-data".to_string()),
         cwd: Some(PathBuf::from("/etc/herd/srv")),
@@ -157,7 +189,30 @@ fn full_config() {
         path: PathBuf::from(MAIN),
         herd,
         units: vec![db, migrate, web],
-        pools: vec![pool("convert", 2)],
+        pools: vec![PoolConfig {
+            semaphores: vec!["db".to_string()],
+            ..pool("convert", 2)
+        }],
+        semaphores: vec![
+            SemaphoreConfig {
+                name: "cpu".to_string(),
+                capacity: 1_000_000,
+            },
+            SemaphoreConfig {
+                name: "db".to_string(),
+                capacity: 2,
+            },
+        ],
+        events: vec![
+            EventConfig {
+                name: "db-ready".to_string(),
+                set: false,
+            },
+            EventConfig {
+                name: "maintenance-over".to_string(),
+                set: true,
+            },
+        ],
     };
     assert_eq!(config, expected);
 }
@@ -189,6 +244,8 @@ fn an_empty_file_is_a_valid_config() {
     let config = parse(Path::new(MAIN), "").unwrap_or_else(|errors| panic!("{errors}"));
     assert!(config.units.is_empty());
     assert!(config.pools.is_empty());
+    assert!(config.semaphores.is_empty());
+    assert!(config.events.is_empty());
 }
 
 #[test]
@@ -272,6 +329,10 @@ fn accepted_spellings() {
         ("umask = \"0027\"", |u| u.umask == Some(0o027)),
         ("umask = \"0\"", |u| u.umask == Some(0)),
         ("ready = \"started\"", |u| u.ready == Ready::Started),
+        ("ready = \"notify\"", |u| u.ready == Ready::Notify),
+        ("start_timeout = \"1ms\"", |u| {
+            u.start_timeout == Duration::from_millis(1)
+        }),
         ("ready = \"1m30s\"", |u| {
             u.ready == Ready::After(Duration::from_secs(90))
         }),
@@ -283,11 +344,23 @@ fn accepted_spellings() {
             u.cwd.as_deref() == Some(Path::new("/srv"))
         }),
         ("after = [\"b\", \"b\"]", |u| u.after == ["b"]),
+        ("after = []", |u| u.after.is_empty()),
+        ("semaphores = [\"s\", \"t\", \"s\"]", |u| {
+            u.semaphores == ["s", "t"]
+        }),
+        ("semaphores = []", |u| u.semaphores.is_empty()),
+        ("wait_events = [\"e\", \"e\"]", |u| u.wait_events == ["e"]),
+        ("sets_event = \"e\"", |u| {
+            u.sets_event.as_deref() == Some("e")
+        }),
         ("env = {}", |u| u.env.is_empty()),
         ("daemon = false", |u| !u.daemon),
     ];
     for (line, check) in cases {
-        let text = format!("[service.a]\ncommand = [\"a\"]\n{line}\n[task.b]\ncommand = [\"b\"]\n");
+        let text = format!(
+            "[service.a]\ncommand = [\"a\"]\n{line}\n[task.b]\ncommand = [\"b\"]\n\
+             [semaphore.s]\ncapacity = 1\n[semaphore.t]\ncapacity = 1\n[event.e]\n"
+        );
         let config =
             parse(Path::new(MAIN), &text).unwrap_or_else(|errors| panic!("{line}: {errors}"));
         assert!(check(&config.units[0]), "{line}: {:#?}", config.units[0]);
@@ -306,4 +379,50 @@ fn dbus_addresses() {
         let config = parse(Path::new(MAIN), &text).unwrap_or_else(|errors| panic!("{errors}"));
         assert_eq!(config.herd.dbus, dbus);
     }
+}
+
+/// Semaphores, events, units and pools have names of their own: one may share
+/// a name with one of another kind.
+#[test]
+fn each_kind_has_names_of_its_own() {
+    let text = r#"
+[semaphore.db]
+capacity = 1
+
+[event.db]
+
+[service.db]
+command = ["db"]
+semaphores = ["db"]
+wait_events = ["db"]
+sets_event = "db"
+
+[pool.db]
+size = 1
+semaphores = ["db", "db"]
+"#;
+    let config = parse(Path::new(MAIN), text).unwrap_or_else(|errors| panic!("{errors}"));
+    let db = || "db".to_string();
+    let semaphore = SemaphoreConfig {
+        name: db(),
+        capacity: 1,
+    };
+    let event = EventConfig {
+        name: db(),
+        set: false,
+    };
+    assert_eq!(config.semaphores, [semaphore]);
+    assert_eq!(config.events, [event], "`set` defaults to false");
+    let service = UnitConfig {
+        semaphores: vec![db()],
+        wait_events: vec![db()],
+        sets_event: Some(db()),
+        ..unit("db", UnitKind::Service, &["db"])
+    };
+    assert_eq!(config.units, [service]);
+    let pool = PoolConfig {
+        semaphores: vec![db()],
+        ..pool("db", 1)
+    };
+    assert_eq!(config.pools, [pool]);
 }

@@ -109,6 +109,7 @@ mod tests {
             restarts: 0,
             last_exit: None,
             reason: reason.map(str::to_string),
+            notify_status: None,
         }
     }
 

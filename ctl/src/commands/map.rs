@@ -11,7 +11,9 @@
 //! timeout, so Ctrl-C is noticed), fetch its stdout, print it, repeat.
 //! Collecting in order bounds both how many of our tasks are unfinished and
 //! how many ended ones herd must keep for us to `N`; a slow task holds the
-//! window, which `N` well above the pool's `size` absorbs.
+//! window, which `N` well above the pool's `size` absorbs. Ended tasks wait
+//! in herd until collected, so the window is also held to the pool's
+//! `keep_finished` when herdd's `status` reports it.
 //!
 //! A pool that refuses a submission while some of ours are outstanding
 //! (its queue is at `max_queue`) is taken as back-pressure: the submission
@@ -66,9 +68,12 @@ pub fn exec(ctx: &Context, args: MapArgs) -> Result<Outcome, Error> {
         outstanding: VecDeque::new(),
         failed: 0,
     };
-    let result = ctx
-        .connect()
-        .and_then(|mut connection| run.run(&mut connection));
+    let result = ctx.connect().and_then(|mut connection| {
+        if let Some(keep) = keep_finished(&mut connection, &run.pool) {
+            run.window = run.window.min(keep.max(1));
+        }
+        run.run(&mut connection)
+    });
     run.progress.clear();
     match result {
         Ok(true) => Ok(if run.failed == 0 {
@@ -84,6 +89,37 @@ pub fn exec(ctx: &Context, args: MapArgs) -> Result<Outcome, Error> {
             run.cancel_outstanding("");
             Err(err)
         }
+    }
+}
+
+/// The pool's `keep_finished`, if herdd's `status` tells it. Tasks are
+/// collected in order, so while the oldest one runs up to `-j` later ones
+/// may end; if more of them end than the pool keeps, the oldest ended ones
+/// are evicted before they are collected. The window is therefore held to
+/// `keep_finished`. Best effort: without the figure (or the right to read
+/// status) the window is `-j` as given.
+fn keep_finished(connection: &mut Connection, pool: &str) -> Option<usize> {
+    let status: serde_json::Value = connection.call(&Request::Status { names: vec![] }).ok()?;
+    let keep = status["pools"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == pool)?["keep_finished"]
+        .as_u64()?;
+    Some(usize::try_from(keep).unwrap_or(usize::MAX))
+}
+
+/// Adds what to do to herdd's "evicted" error: a task of ours ended and
+/// was dropped before we collected it.
+fn explain_eviction(err: Error) -> Error {
+    match err {
+        Error::Client(ClientError::Remote(mut body)) if body.code == ErrorCode::NoSuchTask => {
+            body.message.push_str(
+                "; map lost a result: give it a smaller -j, at most the pool's keep_finished \
+                 less what other users of the pool leave there",
+            );
+            Error::Client(ClientError::Remote(body))
+        }
+        err => err,
     }
 }
 
@@ -171,10 +207,12 @@ impl Run<'_> {
             let Some(&(index, id)) = self.outstanding.front() else {
                 return Ok(true);
             };
-            let report: TaskReport = connection.call(&Request::Join {
-                ids: vec![id],
-                timeout_ms: Some(POLL_MS),
-            })?;
+            let report: TaskReport = connection
+                .call(&Request::Join {
+                    ids: vec![id],
+                    timeout_ms: Some(POLL_MS),
+                })
+                .map_err(explain_eviction)?;
             let task = report
                 .tasks
                 .into_iter()
@@ -187,10 +225,12 @@ impl Run<'_> {
             if !task.state.is_final() {
                 continue;
             }
-            let output: OutputReport = connection.call(&Request::Output {
-                id,
-                stream: OutputStream::Stdout,
-            })?;
+            let output: OutputReport = connection
+                .call(&Request::Output {
+                    id,
+                    stream: OutputStream::Stdout,
+                })
+                .map_err(explain_eviction)?;
             self.outstanding.pop_front();
             self.print(index, &task, &output)?;
         }

@@ -34,8 +34,7 @@ pub fn truncation_note(report: &OutputReport) -> Option<String> {
     report.truncated.then(|| {
         format!(
             "output truncated: task wrote {} bytes, herd kept the first {}",
-            report.total_bytes,
-            report.data.len()
+            report.total_bytes, report.kept_bytes
         )
     })
 }
@@ -52,6 +51,7 @@ mod tests {
             data: "abcd".into(),
             truncated: false,
             total_bytes: 4,
+            kept_bytes: 4,
         };
         assert_eq!(truncation_note(&report), None);
         report.truncated = true;

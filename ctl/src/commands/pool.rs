@@ -61,6 +61,7 @@ mod tests {
             finished: 10,
             submitted: 17,
             max_queue: 10_000,
+            keep_finished: 1000,
             closed: false,
         };
         assert_eq!(

@@ -83,13 +83,18 @@ pub fn render_pools(pools: &[PoolStatus], colour: bool) -> String {
 
 /// One row per instance; a unit without instances (scaled to zero) still
 /// gets a row so it never silently disappears. The REASON column only
-/// appears when some instance has a reason.
+/// appears when some instance has something to say: herd's own reason
+/// (why it waits, backs off or failed) or, when there is none, the last
+/// `STATUS=` the process sent on the notify socket, in double quotes so it
+/// reads as the process's words, not herd's (as `systemctl status` quotes
+/// it). The header stays `REASON`, so scripts that cut columns by header
+/// keep working.
 pub fn render_table(report: &StatusReport, colour: bool) -> String {
     let with_reason = report
         .units
         .iter()
         .flat_map(|unit| &unit.instances)
-        .any(|instance| instance.reason.is_some());
+        .any(|instance| reason_cell(instance).is_some());
     let mut header = vec!["UNIT", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"];
     if with_reason {
         header.push("REASON");
@@ -120,12 +125,39 @@ pub fn render_table(report: &StatusReport, colour: bool) -> String {
                 Cell::new(format_exit(instance.last_exit.as_ref())),
             ];
             if with_reason {
-                row.push(Cell::new(instance.reason.as_deref().unwrap_or("")));
+                row.push(Cell::new(reason_cell(instance).unwrap_or_default()));
             }
             table.push(row);
         }
     }
     table.render(colour)
+}
+
+/// What the REASON column shows for an instance: herd's reason, else the
+/// process's own `STATUS=` text, quoted.
+fn reason_cell(instance: &InstanceStatus) -> Option<String> {
+    match (&instance.reason, &instance.notify_status) {
+        (Some(reason), _) => Some(reason.clone()),
+        (None, Some(status)) => Some(quote_status(status)),
+        (None, None) => None,
+    }
+}
+
+/// `"Serving 4 clients"`: a notify status as herd quotes it, its control
+/// characters escaped so a process cannot garble the table or the terminal.
+fn quote_status(status: &str) -> String {
+    let mut quoted = String::with_capacity(status.len() + 2);
+    quoted.push('"');
+    for c in status.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.extend(c.escape_default()),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// How far the shortest label of a status block is indented.
@@ -179,6 +211,8 @@ fn render_block(unit: &UnitStatus, colour: bool) -> String {
 /// `running, pid 1240, up 5m10s, 2 restarts, last exit code 1`, or
 /// `failed (start limit hit), 5 restarts, last exit SIGKILL`: the reason
 /// follows the state it explains, as in systemctl's `failed (Result: ...)`.
+/// The last notify `STATUS=` text, if any, ends the line:
+/// `status: "Serving 4 clients"`.
 fn describe_instance(instance: &InstanceStatus, colour: bool) -> String {
     let state = Paint::for_state(instance.state).apply(instance.state.as_str(), colour);
     let mut parts = vec![match &instance.reason {
@@ -197,6 +231,9 @@ fn describe_instance(instance: &InstanceStatus, colour: bool) -> String {
     });
     if let Some(exit) = &instance.last_exit {
         parts.push(format!("last exit {}", format_exit(Some(exit))));
+    }
+    if let Some(status) = &instance.notify_status {
+        parts.push(format!("status: {}", quote_status(status)));
     }
     parts.join(", ")
 }
@@ -222,6 +259,7 @@ mod tests {
             restarts: 0,
             last_exit: None,
             reason: None,
+            notify_status: None,
         }
     }
 
@@ -406,6 +444,63 @@ db    running  7    3s      0         -
         assert!(
             block.contains("State: \x1b[1;31mfailed\x1b[0m\n"),
             "{block:?}"
+        );
+    }
+
+    /// A notify service: one instance reports a status, one backs off
+    /// (herd's reason wins over its stale status), one says nothing.
+    fn notifying() -> StatusReport {
+        StatusReport {
+            units: vec![unit(
+                "db",
+                UnitKind::Service,
+                State::Running,
+                vec![
+                    InstanceStatus {
+                        notify_status: Some("Serving 4 clients".into()),
+                        ..running("db@0", 7, 3_000)
+                    },
+                    InstanceStatus {
+                        reason: Some("restarting in 400ms".into()),
+                        notify_status: Some("Shutting down".into()),
+                        ..instance("db@1", State::Backoff)
+                    },
+                    running("db@2", 9, 1_000),
+                ],
+            )],
+            pools: vec![],
+        }
+    }
+
+    #[test]
+    fn table_shows_notify_status_quoted_when_there_is_no_reason() {
+        let expected = "\
+UNIT  STATE    PID  UPTIME  RESTARTS  LAST EXIT  REASON
+db@0  running  7    3s      0         -          \"Serving 4 clients\"
+db@1  backoff  -    -       0         -          restarting in 400ms
+db@2  running  9    1s      0         -
+";
+        assert_eq!(render_table(&notifying(), false), expected);
+    }
+
+    #[test]
+    fn block_ends_instance_lines_with_the_notify_status() {
+        let expected = "\
+● db - service, 3 instances
+      State: running
+    Command: /usr/bin/app --port 80{instance}
+       db@0: running, pid 7, up 3s, 0 restarts, status: \"Serving 4 clients\"
+       db@1: backoff (restarting in 400ms), 0 restarts, status: \"Shutting down\"
+       db@2: running, pid 9, up 1s, 0 restarts
+";
+        assert_eq!(render_blocks(&notifying(), false), expected);
+    }
+
+    #[test]
+    fn notify_status_cannot_garble_the_terminal() {
+        assert_eq!(
+            quote_status("a \"b\" c\\d\n\x1b[2J"),
+            r#""a \"b\" c\\d\n\u{1b}[2J""#
         );
     }
 

@@ -1,3 +1,4 @@
 //! How clients reach the core.
 
+pub mod auth;
 pub mod socket;

@@ -1,18 +1,49 @@
 //! The control socket: JSON lines (docs/protocol.md), one task per connection.
 //!
 //! A connection handles one request at a time: it reads a line, decodes it,
-//! hands it to the core and writes the reply. A slow, silent or malicious
-//! client only ever blocks its own task, never the supervisor.
+//! checks the peer may send it (auth.rs), hands it to the core and writes the
+//! reply. A slow, silent or malicious client only ever blocks its own task,
+//! never the supervisor, and what it can hold is bounded: at most
+//! [`MAX_REQUEST_BYTES`] buffered, for at most [`STALL_TIMEOUT`], on one of at
+//! most [`MAX_CONNECTIONS`] connections.
 
+use super::auth::{Peer, Policy};
 use herd_common::protocol::{decode_request, ErrorCode, Reply, Request, MAX_REQUEST_BYTES};
 use std::fs::File;
-use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+/// Most connections served at once; one more gets `too_busy` and is closed.
+/// Each idle connection costs a task and a [`READ_BUFFER`]; 1000 clients are
+/// the documented load (docs/protocol.md).
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Testing knob: overrides [`MAX_CONNECTIONS`] (read once at start).
+const MAX_CONNECTIONS_ENV: &str = "HERD_MAX_CONNECTIONS";
+
+/// Descriptors kept for everything else herdd opens (children's pipes, logs,
+/// ...) when `RLIMIT_NOFILE` is what limits connections: `accept` failing
+/// with EMFILE would leave clients waiting silently instead of told `too_busy`.
+const FD_HEADROOM: u64 = 256;
+
+/// A request must be complete this long after its first byte arrived, and a
+/// reply must be taken by the client within this long; otherwise the
+/// connection is closed. Defeats slowloris clients (half a line, then
+/// nothing, or one byte at a time) and clients that never read. A connection
+/// with nothing half-sent may stay idle for ever.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Per-connection read buffer: any ordinary request fits in one read, and a
+/// thousand idle connections cost only a few MiB.
+const READ_BUFFER: usize = 2048;
 
 /// A decoded request on its way to the core, with where its reply goes.
 pub struct Incoming {
@@ -23,21 +54,42 @@ pub struct Incoming {
 /// The bound socket, plus the lock that makes it ours. Dropping it removes the socket file.
 pub struct Control {
     pub listener: UnixListener,
+    /// Connections beyond this many are turned away with `too_busy`.
+    pub max_connections: usize,
+    /// Who may send what; shared by every connection task.
+    policy: Arc<Policy>,
     path: PathBuf,
     /// flock'ed `<socket>.lock`: a second herdd on the same socket fails to take it.
     _lock: File,
 }
 
 impl Control {
-    pub fn bind(path: &Path) -> anyhow::Result<Control> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+    /// Binds the socket at `path`, with `control_group` (from `[herd]`) allowed
+    /// to control herd. Refuses a path someone else could tamper with.
+    pub fn bind(path: &Path, control_group: Option<&str>) -> anyhow::Result<Control> {
+        let policy = Arc::new(Policy::load(control_group)?);
+        let max_connections = max_connections()?;
+        let own_uid = policy.own_uid;
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            // Searchable by all: the peer-credential check, not the path, keeps
+            // strangers read-only. An admin who wants them out entirely makes
+            // the directory 0750 or 0700 (the SPEC's "if the socket mode says so").
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
                 .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", dir.display()))?;
+            let meta = std::fs::metadata(dir)
+                .map_err(|err| anyhow::anyhow!("{}: {err}", dir.display()))?;
+            check_owner(dir, meta.uid(), meta.mode(), own_uid)?;
         }
-        let lock = take_lock(path)?;
+        let lock = take_lock(path, own_uid)?;
         // We hold the lock, so whatever is at `path` was left by a dead herdd.
         match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
+            Ok(meta) if meta.file_type().is_socket() => {
+                check_owner(path, meta.uid(), 0, own_uid)?;
+                std::fs::remove_file(path)?
+            }
             Ok(_) => anyhow::bail!(
                 "{} exists and is not a socket; refusing to replace it",
                 path.display()
@@ -47,13 +99,47 @@ impl Control {
         }
         let listener = UnixListener::bind(path)
             .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", path.display()))?;
-        // Owner only until authorisation by peer credentials exists.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        // Everyone may connect: other users need to read status, and each
+        // request is checked against the peer's credentials (auth.rs).
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
         Ok(Control {
             listener,
+            max_connections,
+            policy,
             path: path.to_path_buf(),
             _lock: lock,
         })
+    }
+
+    /// The task that serves one accepted connection.
+    pub fn serve(
+        &self,
+        stream: UnixStream,
+        core: mpsc::UnboundedSender<Incoming>,
+        closing: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        serve(stream, self.policy.clone(), core, closing)
+    }
+
+    /// Tells a connection beyond [`Control::max_connections`] why, and closes
+    /// it, without a task: a fresh socket's send buffer is empty, so one short
+    /// write cannot block. Not logged above debug: under a flood that would
+    /// be a flood of log lines.
+    pub fn turn_away(&self, stream: UnixStream) {
+        debug!(
+            max = self.max_connections,
+            "too many connections; turning one away"
+        );
+        let reply = Reply::error(
+            ErrorCode::TooBusy,
+            format!(
+                "herdd is serving its maximum of {} connections; try again later",
+                self.max_connections
+            ),
+        );
+        if let Ok(mut stream) = stream.into_std() {
+            let _ = stream.write(reply.to_line().as_bytes());
+        }
     }
 }
 
@@ -63,22 +149,70 @@ impl Drop for Control {
     }
 }
 
-fn take_lock(socket: &Path) -> anyhow::Result<File> {
+/// [`MAX_CONNECTIONS`] (or `HERD_MAX_CONNECTIONS`), lowered if herdd could not
+/// open that many descriptors.
+fn max_connections() -> anyhow::Result<usize> {
+    let wanted = match std::env::var(MAX_CONNECTIONS_ENV) {
+        Ok(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("{MAX_CONNECTIONS_ENV}={text:?}: not a positive number")
+            })?,
+        Err(_) => MAX_CONNECTIONS,
+    };
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+    let by_fds = usize::try_from(soft.saturating_sub(FD_HEADROOM).max(1)).unwrap_or(usize::MAX);
+    if by_fds < wanted {
+        warn!(
+            nofile = soft,
+            max_connections = by_fds,
+            "RLIMIT_NOFILE allows fewer connections than {wanted}; raise it (LimitNOFILE=) to serve more"
+        );
+    }
+    Ok(wanted.min(by_fds))
+}
+
+/// Whether a file or directory on the socket path is safe to trust: owned by
+/// root or by herdd's own user, and (for the directory) not writable by
+/// everyone unless sticky. Otherwise someone else could swap the socket or
+/// its lock for their own and impersonate herdd to its clients.
+fn check_owner(path: &Path, owner: u32, mode: u32, own_uid: u32) -> anyhow::Result<()> {
+    let why = if owner != 0 && owner != own_uid {
+        format!("it is owned by uid {owner}")
+    } else if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        "it is writable by everyone and not sticky".to_string()
+    } else {
+        return Ok(());
+    };
+    anyhow::bail!(
+        "herdd refuses a socket path it does not own: {}: {why}",
+        path.display()
+    )
+}
+
+fn take_lock(socket: &Path, own_uid: u32) -> anyhow::Result<File> {
     let mut lock_path = socket.as_os_str().to_owned();
     lock_path.push(".lock");
+    let lock_path = Path::new(&lock_path);
     let lock = File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&lock_path)
-        .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", Path::new(&lock_path).display()))?;
+        // A symlink planted here must not make herdd create or lock another file.
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(lock_path)
+        .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", lock_path.display()))?;
+    check_owner(lock_path, lock.metadata()?.uid(), 0, own_uid)?;
     // SAFETY: flock on a descriptor we own.
     let taken = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
     if !taken {
         anyhow::bail!(
             "another herdd is already running on {} (it holds {})",
             socket.display(),
-            Path::new(&lock_path).display()
+            lock_path.display()
         );
     }
     Ok(lock)
@@ -86,16 +220,26 @@ fn take_lock(socket: &Path) -> anyhow::Result<File> {
 
 /// Serves one connection until the client closes it, misbehaves, or herdd
 /// exits (`closing` turns true; a request in progress is still answered).
-pub async fn serve(
+async fn serve(
     stream: UnixStream,
+    policy: Arc<Policy>,
     core: mpsc::UnboundedSender<Incoming>,
     mut closing: watch::Receiver<bool>,
 ) {
+    let peer = match Peer::of(&stream) {
+        Ok(peer) => peer,
+        Err(err) => {
+            warn!(error = %err, "cannot read a client's credentials; closing the connection");
+            return;
+        }
+    };
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, read);
     let mut line = Vec::new();
     loop {
         line.clear();
+        // One big request must not keep 64 KiB allocated for the connection's life.
+        line.shrink_to(READ_BUFFER);
         let read = tokio::select! {
             read = read_line(&mut reader, &mut line) => read,
             _ = closing.wait_for(|closing| *closing) => return,
@@ -103,7 +247,11 @@ pub async fn serve(
         let reply = match read {
             Ok(Line::Complete) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(Line::Complete) => match decode_request(&line) {
-                Ok(request) => ask_core(&core, request).await,
+                Ok(request) if policy.allows(&peer, &request) => ask_core(&core, request).await,
+                Ok(request) => {
+                    warn!(uid = peer.uid, pid = peer.pid, verb = %request.verb(), "permission denied");
+                    Reply::error(ErrorCode::PermissionDenied, policy.denial(&request))
+                }
                 Err(body) => Reply::Error(body),
             },
             Ok(Line::TooLong) => {
@@ -112,15 +260,36 @@ pub async fn serve(
                     format!("request longer than {MAX_REQUEST_BYTES} bytes"),
                 );
                 // The rest of the line cannot be parsed; close after telling why.
-                let _ = write.write_all(reply.to_line().as_bytes()).await;
+                send(&mut write, &reply).await;
+                return;
+            }
+            Ok(Line::Stalled) => {
+                info!(
+                    uid = peer.uid,
+                    pid = peer.pid,
+                    "request not completed in time; closing the connection"
+                );
+                let reply = Reply::error(
+                    ErrorCode::BadRequest,
+                    format!("request not completed (no newline) within {STALL_TIMEOUT:?}; closing the connection"),
+                );
+                send(&mut write, &reply).await;
                 return;
             }
             Ok(Line::End) | Err(_) => return,
         };
-        if write.write_all(reply.to_line().as_bytes()).await.is_err() {
+        if !send(&mut write, &reply).await {
             return;
         }
     }
+}
+
+/// Writes one reply; false when the client has gone, or has not taken it
+/// within [`STALL_TIMEOUT`] (it stopped reading: the task must not wait for ever).
+async fn send(write: &mut (impl AsyncWrite + Unpin), reply: &Reply) -> bool {
+    let line = reply.to_line();
+    let written = tokio::time::timeout(STALL_TIMEOUT, write.write_all(line.as_bytes())).await;
+    matches!(written, Ok(Ok(())))
 }
 
 async fn ask_core(core: &mpsc::UnboundedSender<Incoming>, request: Request) -> Reply {
@@ -135,16 +304,27 @@ async fn ask_core(core: &mpsc::UnboundedSender<Incoming>, request: Request) -> R
 enum Line {
     Complete,
     TooLong,
+    /// Part of a line came, but not the rest within [`STALL_TIMEOUT`].
+    Stalled,
     End,
 }
 
 /// Reads up to a newline, never buffering more than [`MAX_REQUEST_BYTES`].
+/// Waits for ever for the first byte (idle connections are fine) but at most
+/// [`STALL_TIMEOUT`] from there to the newline.
 async fn read_line(
     reader: &mut (impl AsyncBufRead + Unpin),
     line: &mut Vec<u8>,
 ) -> io::Result<Line> {
+    let mut deadline = None;
     loop {
-        let available = reader.fill_buf().await?;
+        let available = match deadline {
+            None => reader.fill_buf().await?,
+            Some(deadline) => match tokio::time::timeout_at(deadline, reader.fill_buf()).await {
+                Ok(read) => read?,
+                Err(_elapsed) => return Ok(Line::Stalled),
+            },
+        };
         if available.is_empty() {
             // A last line without newline still counts (e.g. `printf '...' | socat`).
             return Ok(if line.is_empty() {
@@ -166,5 +346,8 @@ async fn read_line(
         if found {
             return Ok(Line::Complete);
         }
+        // Measured from the first byte, so dripping a byte at a time does not
+        // extend it.
+        deadline.get_or_insert_with(|| tokio::time::Instant::now() + STALL_TIMEOUT);
     }
 }

@@ -39,4 +39,6 @@ pub struct SpawnSpec {
     /// Pipe stdout and stderr back to herdd (`Input::Output`) instead of
     /// inheriting herdd's own.
     pub capture_output: bool,
+    /// `ready = "notify"`: give it `NOTIFY_SOCKET`.
+    pub notify: bool,
 }

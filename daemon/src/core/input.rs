@@ -1,5 +1,6 @@
 //! What the shell feeds into the core.
 
+use super::semaphore::ClientId;
 use super::Owner;
 use herd_common::protocol::{OutputStream, Request, TaskId};
 use herd_common::state::Exit;
@@ -11,8 +12,14 @@ pub type RequestId = u64;
 pub enum Input {
     /// herdd has started: start every `autostart` unit.
     Boot,
-    /// A client request.
-    Request { id: RequestId, request: Request },
+    /// A client request, from connection `client`.
+    Request {
+        id: RequestId,
+        client: ClientId,
+        request: Request,
+    },
+    /// A connection closed: its semaphore slots are released, its waits dropped.
+    ClientGone { client: ClientId },
     /// The shell carried out [`super::Action::Spawn`] and the process exists.
     Spawned { owner: Owner, pid: u32 },
     /// The shell could not spawn: exec error, missing cwd, unknown user.
@@ -22,6 +29,12 @@ pub enum Input {
         task: TaskId,
         stream: OutputStream,
         data: Vec<u8>,
+    },
+    /// A message on the notify socket, from `pid` (in process group `pgid`).
+    Notify {
+        pid: u32,
+        pgid: Option<u32>,
+        fields: Vec<(String, String)>,
     },
     /// `waitpid` reported a child's end. Unknown pids (re-parented orphans) are ignored.
     Exited { pid: u32, exit: Exit },

@@ -6,6 +6,7 @@
 use super::action::Action;
 use super::backoff::{Backoff, StartLimit};
 use super::lifecycle::Lifecycle;
+use super::semaphore::{Holder, Semaphores};
 use super::unit::spawn_spec;
 use super::{InstanceId, Owner};
 use herd_common::signals::signal_name;
@@ -33,7 +34,27 @@ pub struct Ctx<'a> {
     pub deps: Deps,
     /// During shutdown nothing is (re)started.
     pub shutting_down: bool,
+    pub semaphores: &'a mut Semaphores,
     pub out: &'a mut Vec<Action>,
+}
+
+impl Ctx<'_> {
+    fn holder(&self) -> Holder {
+        Holder::Instance(self.id.clone())
+    }
+
+    /// Takes a slot of each of the unit's semaphores, or queues for them.
+    fn acquire(&mut self) -> Result<(), String> {
+        let holder = self.holder();
+        self.semaphores
+            .try_acquire(&holder, &self.config.semaphores, &self.name, self.out)
+    }
+
+    /// The process is gone (or never came): its slots and queue places go too.
+    fn release(&mut self) {
+        let holder = self.holder();
+        self.semaphores.release(&holder, &self.name, self.out);
+    }
 }
 
 /// What to do once the current process has stopped.
@@ -45,6 +66,8 @@ pub enum AfterStop {
     Start,
     /// The instance is being scaled away: drop it.
     Remove,
+    /// It was stopped for not becoming ready in time: end `failed`.
+    Fail,
 }
 
 /// Returned by [`Instance::on_exit`] so the unit can drop scaled-away instances.
@@ -68,6 +91,8 @@ pub struct Instance {
     pub last_exit: Option<Exit>,
     /// Why it is waiting, backing off or failed (exec errors included).
     pub reason: Option<String>,
+    /// The last `STATUS=` it sent to the notify socket.
+    pub notify_status: Option<String>,
     pub after_stop: AfterStop,
     /// SIGKILL already sent while stopping.
     killed: bool,
@@ -86,6 +111,7 @@ impl Instance {
             restarts: 0,
             last_exit: None,
             reason: None,
+            notify_status: None,
             after_stop: AfterStop::Stay,
             killed: false,
             backoff: Backoff::new(config.restart_delay),
@@ -148,6 +174,7 @@ impl Instance {
                 self.state = State::Inactive;
                 self.deadline = None;
                 self.reason = None;
+                ctx.release();
             }
             // Already stopping (the new `after` applies when it exits), or nothing runs.
             State::Stopping | State::Inactive | State::Exited | State::Failed => {}
@@ -180,12 +207,20 @@ impl Instance {
             self.deadline = None;
             return;
         }
-        match &ctx.deps {
-            Deps::Satisfied => self.spawn(ctx),
+        let ready = match ctx.deps.clone() {
+            Deps::Satisfied => ctx.acquire(),
             Deps::Pending(reason) | Deps::Blocked(reason) => {
+                // Not in line for slots while something else holds it back.
+                ctx.release();
+                Err(reason)
+            }
+        };
+        match ready {
+            Ok(()) => self.spawn(ctx),
+            Err(reason) => {
                 self.state = State::Waiting;
                 self.deadline = None;
-                self.reason = Some(reason.clone());
+                self.reason = Some(reason);
             }
         }
     }
@@ -193,6 +228,7 @@ impl Instance {
     fn spawn(&mut self, ctx: &mut Ctx) {
         self.state = State::Starting;
         self.reason = None;
+        self.notify_status = None;
         self.deadline = None;
         self.after_stop = AfterStop::Stay;
         self.starts.record(ctx.now);
@@ -214,6 +250,7 @@ impl Instance {
         match ctx.config.ready {
             Ready::Started => self.become_ready(ctx),
             Ready::After(delay) => self.deadline = Some(ctx.now + delay),
+            Ready::Notify => self.deadline = Some(ctx.now + ctx.config.start_timeout),
         }
     }
 
@@ -222,6 +259,7 @@ impl Instance {
     pub fn on_spawn_failed(&mut self, error: String, ctx: &mut Ctx) {
         self.pid = None;
         self.spawned_at = None;
+        ctx.release();
         self.fail(error, ctx);
     }
 
@@ -258,6 +296,7 @@ impl Instance {
             exit: exit.clone(),
         }));
         ctx.out.push(Action::KillLeftovers { pgid: pid });
+        ctx.release();
         match self.state {
             State::Stopping => self.stopped(ctx),
             State::Starting | State::Running => {
@@ -281,6 +320,28 @@ impl Instance {
                 Fate::Keep
             }
             AfterStop::Remove => Fate::Remove,
+            AfterStop::Fail => {
+                let reason = self.reason.take().unwrap_or_else(|| "stopped".into());
+                self.fail(reason, ctx);
+                Fate::Keep
+            }
+        }
+    }
+
+    /// A message on the notify socket from this instance's processes.
+    pub fn on_notify(&mut self, fields: &[(String, String)], ctx: &mut Ctx) {
+        for (key, value) in fields {
+            match key.as_str() {
+                "READY" if value == "1" => {
+                    if self.state == State::Starting && ctx.config.ready == Ready::Notify {
+                        self.become_ready(ctx);
+                    }
+                }
+                "STATUS" => self.notify_status = Some(value.clone()),
+                // STOPPING=1, MAINPID=, RELOADING=1, ... are accepted and not acted on:
+                // herd keeps following the process it spawned.
+                _ => {}
+            }
         }
     }
 
@@ -326,7 +387,7 @@ impl Instance {
         self.restarts += 1;
         ctx.out.push(Action::Publish(Lifecycle::Restarting {
             instance: ctx.name.clone(),
-            delay,
+            delay_ms: delay.as_millis() as u64,
         }));
         if delay.is_zero() {
             self.launch(ctx);
@@ -341,7 +402,16 @@ impl Instance {
     pub fn on_deadline(&mut self, ctx: &mut Ctx) {
         self.deadline = None;
         match self.state {
-            State::Starting => self.become_ready(ctx),
+            State::Starting => match ctx.config.ready {
+                Ready::Notify => {
+                    self.reason = Some(format!(
+                        "did not send READY=1 within {:?}",
+                        ctx.config.start_timeout
+                    ));
+                    self.stop_then(AfterStop::Fail, ctx);
+                }
+                Ready::Started | Ready::After(_) => self.become_ready(ctx),
+            },
             State::Backoff => self.launch(ctx),
             State::Stopping => {
                 if let (Some(pid), false) = (self.pid, self.killed) {

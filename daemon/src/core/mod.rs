@@ -8,12 +8,15 @@
 
 pub mod action;
 pub mod backoff;
+pub mod event;
 pub mod input;
 pub mod instance;
 pub mod lifecycle;
 pub mod pool;
 mod pool_requests;
 mod requests;
+pub mod semaphore;
+mod sync_requests;
 pub mod task;
 pub mod unit;
 
@@ -24,6 +27,7 @@ pub use action::{Action, SpawnSpec};
 pub use input::{Input, RequestId};
 pub use lifecycle::Lifecycle;
 
+use event::Events;
 use herd_common::protocol::{
     ErrorBody, ErrorCode, InstanceStatus, Reply, StatusReport, TaskId, UnitKind as KindView,
     UnitStatus,
@@ -31,6 +35,7 @@ use herd_common::protocol::{
 use herd_config::{Config, UnitKind};
 use instance::{Ctx, Deps, Fate, Instance};
 use pool::Pool;
+use semaphore::{ClientId, Holder, Semaphores};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use task::Task;
@@ -61,12 +66,18 @@ enum Goal {
     TasksEnded(Vec<TaskId>),
     /// `pool join`: nothing queued or running in the pool.
     PoolDrained(String),
+    /// `sem acquire`: the client got its slot (acquired while settling).
+    SemAcquired { holder: Holder, name: String },
+    /// `event wait`: the event is set.
+    EventSet(String),
 }
 
 /// A request whose reply waits until its goal is reached (or its deadline passes).
 #[derive(Debug)]
 struct Waiter {
     id: RequestId,
+    /// The connection that asked; its waits end when it closes.
+    client: ClientId,
     goal: Goal,
     /// `join --timeout`: reply anyway, saying it timed out.
     deadline: Option<Instant>,
@@ -92,6 +103,8 @@ pub struct Supervisor {
     evicted: Vec<TaskId>,
     /// Every live process herd spawned, to map `waitpid` results to owners.
     pids: HashMap<u32, Owner>,
+    semaphores: Semaphores,
+    events: Events,
     waiters: Vec<Waiter>,
     shutdown: Option<Shutdown>,
     shutdown_timeout: Duration,
@@ -114,6 +127,13 @@ impl Supervisor {
             next_task: 1,
             evicted: Vec::new(),
             pids: HashMap::new(),
+            semaphores: Semaphores::new(
+                config
+                    .semaphores
+                    .iter()
+                    .map(|s| (s.name.clone(), s.capacity)),
+            ),
+            events: Events::new(config.events.iter().map(|e| (e.name.clone(), e.set))),
             waiters: Vec::new(),
             shutdown: None,
             shutdown_timeout: config.herd.shutdown_timeout,
@@ -125,7 +145,12 @@ impl Supervisor {
         let mut out = Vec::new();
         match input {
             Input::Boot => self.boot(now, &mut out),
-            Input::Request { id, request } => self.request(now, id, request, &mut out),
+            Input::Request {
+                id,
+                client,
+                request,
+            } => self.request(now, id, client, request, &mut out),
+            Input::ClientGone { client } => self.client_gone(client, &mut out),
             Input::Spawned { owner, pid } => {
                 self.pids.insert(pid, owner.clone());
                 match owner {
@@ -162,12 +187,32 @@ impl Supervisor {
                     task.capture(stream).append(&data);
                 }
             }
+            Input::Notify { pid, pgid, fields } => {
+                // The main process, or one in its process group (systemd-notify
+                // run from a script reports its own pid).
+                let owner = self
+                    .pids
+                    .get(&pid)
+                    .or_else(|| pgid.and_then(|pgid| self.pids.get(&pgid)));
+                if let Some(Owner::Instance(id)) = owner.cloned() {
+                    self.with_instance(now, &id, &mut out, |i, ctx| i.on_notify(&fields, ctx));
+                }
+            }
             Input::Tick => self.tick(now, &mut out),
             Input::Shutdown => self.begin_shutdown(now, &mut out),
         }
-        self.advance_waiting(now, &mut out);
-        self.fill_pools(now, &mut out);
-        self.settle_waiters(now, &mut out);
+        // Freed slots and set events may let others start, whose starts may
+        // free or take more: repeat until a round grants nothing new.
+        loop {
+            let grants = self.semaphores.grants;
+            self.advance_waiting(now, &mut out);
+            self.fill_pools(now, &mut out);
+            self.settle_waiters(now, &mut out);
+            self.follow_sets_event(&mut out);
+            if self.semaphores.grants == grants {
+                break;
+            }
+        }
         // Only now, so that a join waiting on an evicted task has seen its end.
         for id in self.evicted.drain(..) {
             self.tasks.remove(&id);
@@ -244,6 +289,7 @@ impl Supervisor {
             config,
             deps,
             shutting_down,
+            semaphores: &mut self.semaphores,
             out,
         };
         Some(f(&mut instances[position], &mut ctx))
@@ -272,10 +318,17 @@ impl Supervisor {
                 Some(AsDependency::Pending) | None => pending.push(dependency.as_str()),
             }
         }
-        if pending.is_empty() {
-            Deps::Satisfied
-        } else {
-            Deps::Pending(format!("waiting for {}", pending.join(", ")))
+        let unset: Vec<&str> = unit
+            .config
+            .wait_events
+            .iter()
+            .filter(|event| !self.events.is_set(event))
+            .map(String::as_str)
+            .collect();
+        match (pending.is_empty(), unset.is_empty()) {
+            (true, true) => Deps::Satisfied,
+            (false, _) => Deps::Pending(format!("waiting for {}", pending.join(", "))),
+            (true, false) => Deps::Pending(format!("waiting for event {}", unset.join(", "))),
         }
     }
 
@@ -385,9 +438,20 @@ impl Supervisor {
     fn settle_waiters(&mut self, now: Instant, out: &mut Vec<Action>) {
         let waiters = std::mem::take(&mut self.waiters);
         for waiter in waiters {
-            let reached = self.is_reached(&waiter.goal);
+            let reached = match &waiter.goal {
+                Goal::SemAcquired { holder, name } => {
+                    let label = self.holder_label(holder);
+                    self.semaphores
+                        .try_acquire(holder, std::slice::from_ref(name), &label, out)
+                        .is_ok()
+                }
+                goal => self.is_reached(goal),
+            };
             let timed_out = !reached && waiter.deadline.is_some_and(|d| d <= now);
             if reached || timed_out {
+                if let (true, Goal::SemAcquired { holder, .. }) = (timed_out, &waiter.goal) {
+                    self.semaphores.withdraw(holder);
+                }
                 let reply = self.goal_reply(now, &waiter.goal, timed_out);
                 out.push(Action::Reply {
                     id: waiter.id,
@@ -411,6 +475,8 @@ impl Supervisor {
                 .iter()
                 .all(|id| self.tasks.get(id).is_none_or(|t| t.state.is_final())),
             Goal::PoolDrained(pool) => self.pools.get(pool).is_none_or(Pool::is_drained),
+            Goal::SemAcquired { holder, name } => self.semaphores.holds(holder, name),
+            Goal::EventSet(name) => self.events.is_set(name),
         }
     }
 
@@ -435,6 +501,14 @@ impl Supervisor {
             Goal::Started(targets) | Goal::Stopped(targets) => Reply::ok(self.report(now, targets)),
             Goal::TasksEnded(ids) => Reply::ok(self.task_report(now, ids, timed_out)),
             Goal::PoolDrained(pool) => self.pool_reply(pool, timed_out),
+            Goal::SemAcquired { name, .. } => Reply::ok(herd_common::protocol::AcquireReport {
+                name: name.clone(),
+                acquired: !timed_out,
+            }),
+            Goal::EventSet(name) => Reply::ok(herd_common::protocol::EventChange {
+                event: self.events.status(name),
+                timed_out,
+            }),
         }
     }
 
@@ -484,6 +558,7 @@ impl Supervisor {
                 restarts: i.restarts,
                 last_exit: i.last_exit.clone(),
                 reason: i.reason.clone(),
+                notify_status: i.notify_status.clone(),
             })
             .collect();
         UnitStatus {

@@ -1,6 +1,7 @@
 //! Task pools: a FIFO queue feeding at most `size` running tasks.
 
 use super::action::Action;
+use super::semaphore::{Holder, Semaphores};
 use super::task::Task;
 use herd_common::protocol::{ErrorBody, ErrorCode, PoolStatus, TaskId};
 use herd_config::PoolConfig;
@@ -65,21 +66,32 @@ impl Pool {
         self.queue.push_back(id);
     }
 
-    /// Starts queued tasks while slots are free.
+    /// Starts queued tasks, oldest first, while slots are free and the head
+    /// task gets the semaphore slots it needs (it keeps its place if not).
     pub fn fill(
         &mut self,
         tasks: &mut BTreeMap<TaskId, Task>,
+        semaphores: &mut Semaphores,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
         while self.running < self.config.size {
-            let Some(id) = self.queue.pop_front() else {
-                break;
-            };
+            let Some(&id) = self.queue.front() else { break };
             let Some(task) = tasks.get_mut(&id) else {
+                self.queue.pop_front();
                 continue;
             };
+            let holder = Holder::Task(id);
+            let label = task.label();
+            if let Err(reason) =
+                semaphores.try_acquire(&holder, &self.config.semaphores, &label, out)
+            {
+                task.reason = Some(reason);
+                break;
+            }
+            self.queue.pop_front();
             self.running += 1;
+            task.reason = None;
             task.start(now, &self.config, out);
         }
     }
@@ -122,6 +134,7 @@ impl Pool {
             finished: self.finished.len() as u32,
             submitted: self.submitted,
             max_queue: self.config.max_queue,
+            keep_finished: self.config.keep_finished,
             closed: self.closed,
         }
     }

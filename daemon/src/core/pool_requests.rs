@@ -1,6 +1,7 @@
 //! Pool verbs (`submit`, `join`, `tasks`, `output`, `cancel`, `pool *`) and
 //! the task events that feed the pools.
 
+use super::semaphore::{ClientId, Holder};
 use super::{error, Action, Goal, RequestId, Supervisor, Waiter};
 use crate::core::task::Task;
 use herd_common::protocol::{
@@ -39,8 +40,12 @@ impl Supervisor {
         pool.enqueue(id);
         self.tasks
             .insert(id, Task::new(id, pool_name, command, name));
+        out.push(Action::Publish(super::lifecycle::Lifecycle::TaskQueued {
+            task: id,
+            pool: pool_name.to_string(),
+        }));
         // Fill now rather than at the end of the step, so the reply can say "running".
-        pool.fill(&mut self.tasks, now, out);
+        pool.fill(&mut self.tasks, &mut self.semaphores, now, out);
         Reply::ok(SubmitReport {
             id,
             state: self.tasks[&id].state,
@@ -50,7 +55,7 @@ impl Supervisor {
     pub(super) fn join(
         &mut self,
         now: Instant,
-        request: RequestId,
+        (request, client): (RequestId, ClientId),
         ids: Vec<TaskId>,
         timeout_ms: Option<u64>,
     ) -> Option<Reply> {
@@ -65,6 +70,7 @@ impl Supervisor {
         }
         self.waiters.push(Waiter {
             id: request,
+            client,
             goal: Goal::TasksEnded(ids),
             deadline: timeout_ms.map(|ms| now + Duration::from_millis(ms)),
         });
@@ -103,6 +109,7 @@ impl Supervisor {
             stream,
             data: String::from_utf8_lossy(&captured.data).into_owned(),
             truncated: captured.truncated(),
+            kept_bytes: captured.data.len() as u64,
             total_bytes: captured.total,
         })
     }
@@ -148,7 +155,7 @@ impl Supervisor {
     pub(super) fn join_pool(
         &mut self,
         now: Instant,
-        request: RequestId,
+        (request, client): (RequestId, ClientId),
         name: String,
         timeout_ms: Option<u64>,
     ) -> Option<Reply> {
@@ -157,6 +164,7 @@ impl Supervisor {
         }
         self.waiters.push(Waiter {
             id: request,
+            client,
             goal: Goal::PoolDrained(name),
             deadline: timeout_ms.map(|ms| now + Duration::from_millis(ms)),
         });
@@ -193,7 +201,7 @@ impl Supervisor {
     ) {
         if let Some(task) = self.tasks.get_mut(&id) {
             task.on_spawn_failed(error, now, out);
-            self.task_ended(id, true);
+            self.task_ended(id, true, out);
         }
     }
 
@@ -208,12 +216,16 @@ impl Supervisor {
         if let Some(task) = self.tasks.get_mut(&id) {
             task.on_exit(exit, now, out);
             out.push(Action::KillLeftovers { pgid: pid });
-            self.task_ended(id, true);
+            self.task_ended(id, true, out);
         }
     }
 
     /// Frees the task's slot (or queue place) and schedules evictions.
-    fn task_ended(&mut self, id: TaskId, was_running: bool) {
+    fn task_ended(&mut self, id: TaskId, was_running: bool, out: &mut Vec<Action>) {
+        // Whatever way a task ends, its semaphore slots go with it.
+        let holder = Holder::Task(id);
+        let label = self.holder_label(&holder);
+        self.semaphores.release(&holder, &label, out);
         let Some(pool) = self
             .tasks
             .get(&id)
@@ -231,7 +243,7 @@ impl Supervisor {
             return;
         }
         for pool in self.pools.values_mut() {
-            pool.fill(&mut self.tasks, now, out);
+            pool.fill(&mut self.tasks, &mut self.semaphores, now, out);
         }
     }
 
@@ -261,7 +273,7 @@ impl Supervisor {
         let was_queued = task.state == TaskState::Queued;
         let cancelled = task.cancel(why, now, &pool.config, out);
         if was_queued && cancelled {
-            self.task_ended(id, false);
+            self.task_ended(id, false, out);
         }
         cancelled
     }

@@ -1,6 +1,7 @@
 //! Client requests: name resolution and the verbs.
 
 use super::instance::{Fate, Instance};
+use super::semaphore::ClientId;
 use super::unit::Unit;
 use super::{error, Action, Goal, InstanceId, RequestId, Supervisor, Waiter};
 use herd_common::names::Selector;
@@ -17,31 +18,50 @@ impl Supervisor {
         &mut self,
         now: Instant,
         id: RequestId,
+        client: ClientId,
         request: Request,
         out: &mut Vec<Action>,
     ) {
         let reply = match request {
             Request::Status { names } => self.status(now, &names),
-            Request::Start { names, wait } => {
-                self.change(now, id, &names, wait, Goal::Started, out, |unit, _| {
+            Request::Start { names, wait } => self.change(
+                now,
+                (id, client),
+                &names,
+                wait,
+                Goal::Started,
+                out,
+                |unit, _| {
                     unit.wanted = true;
                     Instance::start
-                })
-            }
-            Request::Stop { names, wait } => {
-                self.change(now, id, &names, wait, Goal::Stopped, out, |unit, whole| {
+                },
+            ),
+            Request::Stop { names, wait } => self.change(
+                now,
+                (id, client),
+                &names,
+                wait,
+                Goal::Stopped,
+                out,
+                |unit, whole| {
                     if whole {
                         unit.wanted = false;
                     }
                     Instance::stop
-                })
-            }
-            Request::Restart { names, wait } => {
-                self.change(now, id, &names, wait, Goal::Started, out, |unit, _| {
+                },
+            ),
+            Request::Restart { names, wait } => self.change(
+                now,
+                (id, client),
+                &names,
+                wait,
+                Goal::Started,
+                out,
+                |unit, _| {
                     unit.wanted = true;
                     Instance::restart
-                })
-            }
+                },
+            ),
             Request::Kill { names, signal } => self.kill(&names, &signal, out),
             Request::Scale { name, instances } => self.scale(now, &name, instances, out),
             Request::Shutdown => {
@@ -53,13 +73,33 @@ impl Supervisor {
                 command,
                 name,
             } => Some(self.submit(now, &pool, command, name, out)),
-            Request::Join { ids, timeout_ms } => self.join(now, id, ids, timeout_ms),
+            Request::Join { ids, timeout_ms } => self.join(now, (id, client), ids, timeout_ms),
             Request::Tasks { pool } => Some(self.list_tasks(now, pool.as_deref())),
             Request::Output { id: task, stream } => Some(self.output(task, stream)),
             Request::Cancel { ids } => Some(self.cancel(now, &ids, out)),
             Request::PoolClose { pool } => Some(self.close_pool(&pool)),
             Request::PoolTerminate { pool } => Some(self.terminate_pool(now, &pool, out)),
-            Request::PoolJoin { pool, timeout_ms } => self.join_pool(now, id, pool, timeout_ms),
+            Request::PoolJoin { pool, timeout_ms } => {
+                self.join_pool(now, (id, client), pool, timeout_ms)
+            }
+            Request::SemList => Some(self.sem_list()),
+            Request::SemAcquire {
+                name,
+                timeout_ms,
+                pid,
+            } => self.sem_acquire(now, (id, client), name, timeout_ms, pid),
+            Request::SemRelease { name } => Some(self.sem_release(client, &name, out)),
+            Request::EventList => Some(self.event_list()),
+            Request::EventSet { name } => Some(self.event_change(&name, true, out)),
+            Request::EventClear { name } => Some(self.event_change(&name, false, out)),
+            // Streamed by the connection itself (control/socket.rs), never queued here.
+            Request::Events { .. } => Some(Reply::error(
+                ErrorCode::BadRequest,
+                "events is served by the connection, not the core",
+            )),
+            Request::EventWait { name, timeout_ms } => {
+                self.event_wait(now, (id, client), name, timeout_ms)
+            }
         };
         if let Some(reply) = reply {
             out.push(Action::Reply { id, reply });
@@ -83,7 +123,7 @@ impl Supervisor {
     fn change(
         &mut self,
         now: Instant,
-        id: RequestId,
+        (id, client): (RequestId, ClientId),
         names: &[String],
         wait: bool,
         goal: fn(Vec<InstanceId>) -> Goal,
@@ -111,6 +151,7 @@ impl Supervisor {
         if wait {
             self.waiters.push(Waiter {
                 id,
+                client,
                 goal: goal(targets),
                 deadline: None,
             });

@@ -99,6 +99,7 @@ impl Task {
             rlimits: config.rlimits.iter().map(|(k, v)| (*k, *v)).collect(),
             daemon: config.daemon,
             capture_output: true,
+            notify: false,
         }
     }
 
@@ -204,7 +205,7 @@ impl Task {
     }
 
     /// `convert#17` (or `convert#17 (name)`) in logs.
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match &self.name {
             Some(name) => format!("{}#{} ({name})", self.pool, self.id),
             None => format!("{}#{}", self.pool, self.id),

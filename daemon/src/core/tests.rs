@@ -34,6 +34,10 @@ fn service(name: &str) -> UnitConfig {
         stop_timeout: 500 * MS,
         daemon: true,
         autostart: true,
+        semaphores: vec![],
+        wait_events: vec![],
+        sets_event: None,
+        start_timeout: 90_000 * MS,
     }
 }
 
@@ -67,6 +71,15 @@ impl Harness {
     }
 
     fn with_pools(units: Vec<UnitConfig>, pools: Vec<PoolConfig>) -> Self {
+        Harness::with_config(units, pools, vec![], vec![])
+    }
+
+    fn with_config(
+        units: Vec<UnitConfig>,
+        pools: Vec<PoolConfig>,
+        semaphores: Vec<herd_config::SemaphoreConfig>,
+        events: Vec<herd_config::EventConfig>,
+    ) -> Self {
         let config = Config {
             path: PathBuf::from("/test/herd.toml"),
             herd: HerdSettings {
@@ -79,6 +92,8 @@ impl Harness {
             },
             units,
             pools,
+            semaphores,
+            events,
         };
         Harness {
             core: Supervisor::new(&config),
@@ -133,7 +148,14 @@ impl Harness {
     fn request(&mut self, request: Request) -> (RequestId, Vec<Action>) {
         self.next_request += 1;
         let id = self.next_request;
-        (id, self.feed(Input::Request { id, request }))
+        (
+            id,
+            self.feed(Input::Request {
+                id,
+                client: 1,
+                request,
+            }),
+        )
     }
 
     fn exit(&mut self, name: &str, exit: Exit) -> Vec<Action> {

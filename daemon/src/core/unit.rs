@@ -18,6 +18,8 @@ pub struct Unit {
     pub is_pool: bool,
     /// Whether the user wants it up: new instances from `scale` start only then.
     pub wanted: bool,
+    /// Last readiness applied to its `sets_event` (all instances running).
+    pub sets_event_ready: bool,
 }
 
 /// How a unit looks to the units that are `after` it.
@@ -38,6 +40,7 @@ impl Unit {
         Unit {
             is_pool: config.instances.is_some(),
             wanted: false,
+            sets_event_ready: false,
             config,
             instances,
         }
@@ -131,5 +134,6 @@ pub fn spawn_spec(config: &UnitConfig, index: u32) -> SpawnSpec {
         rlimits: config.rlimits.iter().map(|(k, v)| (*k, *v)).collect(),
         daemon: config.daemon,
         capture_output: false,
+        notify: config.ready == herd_config::Ready::Notify,
     }
 }

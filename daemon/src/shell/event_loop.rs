@@ -2,6 +2,8 @@
 //! become inputs; the core's actions become syscalls. herdd wakes only for a
 //! signal, a connection or a deadline: no polling, zero CPU when idle.
 
+use super::events::EventHub;
+use super::notify::NotifySocket;
 use super::output::OutputPipes;
 use super::{reaper, spawn};
 use crate::control::socket::{self, Incoming};
@@ -38,7 +40,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     reaper::become_subreaper();
-    let control = socket::Control::bind(&config.herd.socket)?;
+    let control = socket::Control::bind(&config.herd.socket, config.herd.control_group.as_deref())?;
+    let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
+    let hub = EventHub::new();
     info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");
 
     let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
@@ -53,6 +57,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         next_request: 0,
         outputs: OutputPipes::new(chunks_tx),
         chunks,
+        notify_socket: notify.path.display().to_string(),
+        hub: hub.clone(),
     };
     shell.feed(Input::Boot);
     while !shell.core.is_finished() {
@@ -63,9 +69,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = interrupt.recv() => shell.shutdown("SIGINT"),
             Some(incoming) = requests.recv() => shell.request(incoming),
             Some(chunk) = shell.chunks.recv() => shell.feed(chunk),
+            notification = notify.recv() => shell.feed(Input::Notify {
+                pid: notification.pid,
+                pgid: notification.pgid,
+                fields: notification.fields,
+            }),
             accepted = control.listener.accept(), if accept_paused_until.is_none() => match accepted {
+                // Beyond the limit a client is told `too_busy` at once, not left waiting.
+                Ok((stream, _)) if connections.len() >= control.max_connections => {
+                    control.turn_away(stream);
+                }
                 Ok((stream, _)) => {
-                    connections.spawn(socket::serve(stream, requests_tx.clone(), closing.clone()));
+                    connections.spawn(control.serve(stream, requests_tx.clone(), closing.clone()));
                 }
                 Err(err) => {
                     // Out of descriptors, say: retrying at once would spin.
@@ -93,6 +108,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The notify socket lives next to the control socket: `<socket>.notify`.
+fn notify_path(socket: &std::path::Path) -> std::path::PathBuf {
+    let mut path = socket.as_os_str().to_owned();
+    path.push(".notify");
+    path.into()
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     if let Some(deadline) = deadline {
         tokio::time::sleep_until(deadline.into()).await;
@@ -109,6 +131,10 @@ struct Shell {
     outputs: OutputPipes,
     /// Output chunks forwarded by the pipe readers.
     chunks: mpsc::UnboundedReceiver<Input>,
+    /// Path given to `ready = "notify"` processes as `NOTIFY_SOCKET`.
+    notify_socket: String,
+    /// Where published lifecycle events go.
+    hub: std::sync::Arc<EventHub>,
 }
 
 impl Shell {
@@ -118,6 +144,7 @@ impl Shell {
         self.pending.insert(id, incoming.reply);
         self.feed(Input::Request {
             id,
+            client: 0, // INTEGRATION PENDING: connection ids from control/socket.rs
             request: incoming.request,
         });
     }
@@ -155,18 +182,26 @@ impl Shell {
 
     fn carry_out(&mut self, action: Action) -> Option<Input> {
         match action {
-            Action::Spawn { owner, spec } => Some(match spawn::spawn(&spec) {
-                Ok(spawned) => {
-                    if let (Owner::Task(task), Some((stdout, stderr))) = (&owner, spawned.output) {
-                        self.outputs.watch(spawned.pid, *task, stdout, stderr);
-                    }
-                    Input::Spawned {
-                        owner,
-                        pid: spawned.pid,
-                    }
+            Action::Spawn { owner, mut spec } => {
+                if spec.notify {
+                    spec.env
+                        .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
                 }
-                Err(error) => Input::SpawnFailed { owner, error },
-            }),
+                Some(match spawn::spawn(&spec) {
+                    Ok(spawned) => {
+                        if let (Owner::Task(task), Some((stdout, stderr))) =
+                            (&owner, spawned.output)
+                        {
+                            self.outputs.watch(spawned.pid, *task, stdout, stderr);
+                        }
+                        Input::Spawned {
+                            owner,
+                            pid: spawned.pid,
+                        }
+                    }
+                    Err(error) => Input::SpawnFailed { owner, error },
+                })
+            }
             Action::Signal { pid, signal } => {
                 let result = Signal::try_from(signal)
                     .map_err(|err| err.into())
@@ -191,6 +226,7 @@ impl Shell {
             }
             Action::Publish(notice) => {
                 info!("{notice}");
+                self.hub.publish(notice);
                 None
             }
         }

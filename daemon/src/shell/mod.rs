@@ -1,7 +1,9 @@
 //! The I/O shell around the pure core: the only code that makes syscalls.
 
 pub mod event_loop;
+pub mod events;
 pub mod logging;
+pub mod notify;
 pub mod output;
 pub mod reaper;
 pub mod spawn;

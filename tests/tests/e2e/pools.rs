@@ -15,7 +15,10 @@ impl Herd {
     fn submit(&self, pool: &str, command: &[&str]) -> u64 {
         let mut args = vec!["submit", pool, "--"];
         args.extend_from_slice(command);
-        self.ok(&args).trim().parse().expect("submit prints the task id")
+        self.ok(&args)
+            .trim()
+            .parse()
+            .expect("submit prints the task id")
     }
 
     /// `herdctl map` with `input` on stdin.
@@ -30,12 +33,18 @@ impl Herd {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
     fn task(&self, id: u64) -> serde_json::Value {
-        let tasks: serde_json::Value = serde_json::from_str(&self.ok(&["--json", "tasks"])).unwrap();
+        let tasks: serde_json::Value =
+            serde_json::from_str(&self.ok(&["--json", "tasks"])).unwrap();
         tasks["tasks"]
             .as_array()
             .unwrap()
@@ -54,7 +63,7 @@ fn two_hundred_tasks_never_run_more_than_size_at_once() {
     let script = "touch $DIR/running/$1; ls $DIR/running | wc -l >> $DIR/counts; sleep 0.02; rm $DIR/running/$1";
     let script = script.replace("$DIR", &herd.dir.path().display().to_string());
     let items: String = (0..200).map(|i| format!("{i}\n")).collect();
-    let out = herd.map(&["--", "/bin/sh", "-c", &script, "sh", "{}"], &items);
+    let out = herd.map(&["p", "--", "/bin/sh", "-c", &script, "sh", "{}"], &items);
     assert!(out.status.success(), "{}", stderr(&out));
     let counts: Vec<u32> = std::fs::read_to_string(herd.path("counts"))
         .unwrap()
@@ -64,22 +73,50 @@ fn two_hundred_tasks_never_run_more_than_size_at_once() {
     assert_eq!(counts.len(), 200);
     let most = *counts.iter().max().unwrap();
     assert!(most <= 3, "{most} tasks ran at once in a pool of size 3");
-    assert!(most >= 2, "the pool ran tasks in parallel (saw at most {most})");
+    assert!(
+        most >= 2,
+        "the pool ran tasks in parallel (saw at most {most})"
+    );
 }
 
 #[test]
 fn map_writes_results_in_input_order_and_reports_failures() {
     let herd = Herd::start(POOL);
     // Later items finish first.
-    let out = herd.map(&["--", "/bin/sh", "-c", "sleep 0.$((4 - $1)); echo item $1", "sh", "{}"], "1\n2\n3\n");
+    let out = herd.map(
+        &[
+            "p",
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 0.$((4 - $1)); echo item $1",
+            "sh",
+            "{}",
+        ],
+        "1\n2\n3\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "item 1\nitem 2\nitem 3\n");
 
-    let out = herd.map(&["--", "/bin/sh", "-c", "echo $1; exit $(( $1 % 2 ))", "sh", "{}"], "1\n2\n3\n4\n");
+    let out = herd.map(
+        &[
+            "p",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $1; exit $(( $1 % 2 ))",
+            "sh",
+            "{}",
+        ],
+        "1\n2\n3\n4\n",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "1\n2\n3\n4\n");
     let err = stderr(&out);
-    assert!(err.contains("\"1\"") && err.contains("\"3\""), "names the failed items: {err}");
+    assert!(
+        err.contains("\"1\"") && err.contains("\"3\""),
+        "names the failed items: {err}"
+    );
     assert!(!err.contains("\"2\""), "{err}");
 }
 
@@ -94,9 +131,21 @@ fn join_returns_codes_and_signals() {
     let out = herd.ctl(&["join", &killed.to_string()]);
     assert_eq!(out.status.code(), Some(128 + 9));
     assert!(stdout(&out).contains("SIGKILL"), "{}", stdout(&out));
-    assert_eq!(herd.ctl(&["join", &fine.to_string()]).status.code(), Some(0));
-    let several = herd.ctl(&["join", &fine.to_string(), &three.to_string(), &killed.to_string()]);
-    assert_eq!(several.status.code(), Some(3), "first non-zero in the order given");
+    assert_eq!(
+        herd.ctl(&["join", &fine.to_string()]).status.code(),
+        Some(0)
+    );
+    let several = herd.ctl(&[
+        "join",
+        &fine.to_string(),
+        &three.to_string(),
+        &killed.to_string(),
+    ]);
+    assert_eq!(
+        several.status.code(),
+        Some(3),
+        "first non-zero in the order given"
+    );
     assert_eq!(herd.ctl(&["join", "999999"]).status.code(), Some(4));
 
     let waited = herd.ctl(&["submit", "p", "--wait", "--", "/bin/sh", "-c", "exit 5"]);
@@ -114,7 +163,11 @@ fn an_unexecutable_task_fails_with_the_exec_error() {
     let id = herd.submit("p", &["/no/such/tool"]);
     let out = herd.ctl(&["join", &id.to_string()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("exec /no/such/tool: No such file or directory"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("exec /no/such/tool: No such file or directory"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(herd.task(id)["state"], "failed");
 }
 
@@ -126,7 +179,10 @@ fn output_keeps_stdout_and_stderr_apart_and_handles_megabytes() {
     assert_eq!(herd.ok(&["output", &id.to_string()]), "out\n");
     assert_eq!(herd.ok(&["output", &id.to_string(), "--stderr"]), "err\n");
 
-    let big = herd.submit("p", &["/bin/sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a"]);
+    let big = herd.submit(
+        "p",
+        &["/bin/sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a"],
+    );
     herd.ok(&["join", &big.to_string()]);
     let data = herd.ok(&["output", &big.to_string()]);
     assert_eq!(data.len(), 3_000_000);
@@ -136,16 +192,29 @@ fn output_keeps_stdout_and_stderr_apart_and_handles_megabytes() {
 #[test]
 fn cancel_and_terminate_leave_no_process_behind() {
     let herd = Herd::start(POOL);
-    let ids: Vec<u64> = (0..5).map(|_| herd.submit("p", &["/bin/sleep", "1000"])).collect();
-    herd.wait_for("3 running", |h| ids.iter().filter(|id| h.task(**id)["state"] == "running").count() == 3);
+    let ids: Vec<u64> = (0..5)
+        .map(|_| herd.submit("p", &["/bin/sleep", "1000"]))
+        .collect();
+    herd.wait_for("3 running", |h| {
+        ids.iter()
+            .filter(|id| h.task(**id)["state"] == "running")
+            .count()
+            == 3
+    });
     let pids: Vec<u32> = ids
         .iter()
         .filter_map(|id| herd.task(*id)["pid"].as_u64().map(|p| p as u32))
         .collect();
     assert_eq!(pids.len(), 3);
     herd.ok(&["cancel", &ids[0].to_string(), &ids[4].to_string()]);
-    herd.wait_for("task 0 cancelled", |h| h.task(ids[0])["state"] == "cancelled");
-    assert_eq!(herd.task(ids[4])["state"], "cancelled", "a queued task is removed at once");
+    herd.wait_for("task 0 cancelled", |h| {
+        h.task(ids[0])["state"] == "cancelled"
+    });
+    assert_eq!(
+        herd.task(ids[4])["state"],
+        "cancelled",
+        "a queued task is removed at once"
+    );
     herd.ok(&["pool", "terminate", "p"]);
     herd.ok(&["pool", "join", "p"]);
     for id in &ids {
@@ -177,7 +246,12 @@ max_queue = 2
     let out = herd.ctl(&["submit", "small", "--", "/bin/true"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("closed"), "{}", stderr(&out));
-    assert_eq!(herd.ctl(&["submit", "nope", "--", "/bin/true"]).status.code(), Some(4));
+    assert_eq!(
+        herd.ctl(&["submit", "nope", "--", "/bin/true"])
+            .status
+            .code(),
+        Some(4)
+    );
 }
 
 #[test]
@@ -189,10 +263,22 @@ size = 1
 "#,
     );
     let marker = herd.path("done");
-    let running = herd.submit("one", &["/bin/sh", "-c", &format!("sleep 0.3; touch {}", marker.display())]);
+    let running = herd.submit(
+        "one",
+        &[
+            "/bin/sh",
+            "-c",
+            &format!("sleep 0.3; touch {}", marker.display()),
+        ],
+    );
     herd.submit("one", &["/bin/sh", "-c", "touch /nonexistent-dir/never"]);
-    herd.wait_for("the first task to run", |h| h.task(running)["state"] == "running");
+    herd.wait_for("the first task to run", |h| {
+        h.task(running)["state"] == "running"
+    });
     herd.ok(&["shutdown"]);
-    assert!(marker.exists(), "the running daemon = false task was joined");
+    assert!(
+        marker.exists(),
+        "the running daemon = false task was joined"
+    );
     assert_eq!(herd.wait_exit(), 0);
 }

@@ -18,6 +18,7 @@ fn task_pool(name: &str, size: u32) -> PoolConfig {
         stop_signal: libc::SIGTERM,
         stop_timeout: 500 * MS,
         daemon: false,
+        semaphores: vec![],
     }
 }
 

@@ -1,0 +1,126 @@
+//! Lifecycle events: what happened to whom. herdd logs them and streams them
+//! to `herdctl events` as JSON lines `{"time": ..., "type": ..., ...}`.
+
+use crate::protocol::TaskId;
+use crate::state::Exit;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// A process was spawned for an instance (`web@2`) or a task (`convert#17`).
+    Started {
+        instance: String,
+        pid: u32,
+    },
+    Ready {
+        instance: String,
+    },
+    Exited {
+        instance: String,
+        pid: u32,
+        exit: Exit,
+    },
+    Restarting {
+        instance: String,
+        delay_ms: u64,
+    },
+    Stopping {
+        instance: String,
+        pid: u32,
+        signal: String,
+    },
+    Failed {
+        instance: String,
+        reason: String,
+    },
+    TaskQueued {
+        task: TaskId,
+        pool: String,
+    },
+    SemaphoreAcquired {
+        semaphore: String,
+        holder: String,
+    },
+    SemaphoreReleased {
+        semaphore: String,
+        holder: String,
+    },
+    EventChanged {
+        event: String,
+        set: bool,
+    },
+    /// Only in the stream: this subscriber fell behind and missed `missed` events.
+    Lagged {
+        missed: u64,
+    },
+}
+
+/// One line of `herdctl events --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLine {
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    #[serde(flatten)]
+    pub event: Lifecycle,
+}
+
+impl fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lifecycle::Started { instance, pid } => write!(f, "{instance}: started (pid {pid})"),
+            Lifecycle::Ready { instance } => write!(f, "{instance}: ready"),
+            Lifecycle::Exited {
+                instance,
+                pid,
+                exit,
+            } => {
+                write!(f, "{instance}: pid {pid} exited ({exit})")
+            }
+            Lifecycle::Restarting { instance, delay_ms } => {
+                write!(f, "{instance}: restarting in {delay_ms}ms")
+            }
+            Lifecycle::Stopping {
+                instance,
+                pid,
+                signal,
+            } => write!(f, "{instance}: stopping pid {pid} with {signal}"),
+            Lifecycle::Failed { instance, reason } => write!(f, "{instance}: failed: {reason}"),
+            Lifecycle::TaskQueued { task, pool } => write!(f, "{pool}#{task}: queued"),
+            Lifecycle::SemaphoreAcquired { semaphore, holder } => {
+                write!(f, "semaphore {semaphore}: acquired by {holder}")
+            }
+            Lifecycle::SemaphoreReleased { semaphore, holder } => {
+                write!(f, "semaphore {semaphore}: released by {holder}")
+            }
+            Lifecycle::EventChanged { event, set } => {
+                write!(f, "event {event}: {}", if *set { "set" } else { "cleared" })
+            }
+            Lifecycle::Lagged { missed } => write!(f, "missed {missed} events (reader too slow)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape() {
+        let line = EventLine {
+            time: "2026-11-29T17:00:00.000Z".into(),
+            event: Lifecycle::Exited {
+                instance: "web@1".into(),
+                pid: 42,
+                exit: Exit::Signal("SIGKILL".into()),
+            },
+        };
+        let json = serde_json::to_string(&line).unwrap();
+        assert_eq!(
+            json,
+            r#"{"time":"2026-11-29T17:00:00.000Z","type":"exited","instance":"web@1","pid":42,"exit":{"signal":"SIGKILL"}}"#
+        );
+        assert_eq!(serde_json::from_str::<EventLine>(&json).unwrap(), line);
+    }
+}

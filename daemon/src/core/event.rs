@@ -1,0 +1,49 @@
+//! Named events owned by herdd: boolean flags, as `multiprocessing.Event`.
+
+use super::lifecycle::Lifecycle;
+use super::Action;
+use herd_common::protocol::EventStatus;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default)]
+pub struct Events {
+    flags: BTreeMap<String, bool>,
+}
+
+impl Events {
+    pub fn new(declared: impl IntoIterator<Item = (String, bool)>) -> Self {
+        Events {
+            flags: declared.into_iter().collect(),
+        }
+    }
+
+    pub fn is_set(&self, name: &str) -> bool {
+        self.flags.get(name).copied().unwrap_or(false)
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.flags.contains_key(name)
+    }
+
+    /// Sets or clears `name`, creating it if needed; publishes a change.
+    pub fn change(&mut self, name: &str, set: bool, out: &mut Vec<Action>) {
+        let old = self.flags.insert(name.to_string(), set);
+        if old != Some(set) {
+            out.push(Action::Publish(Lifecycle::EventChanged {
+                event: name.to_string(),
+                set,
+            }));
+        }
+    }
+
+    pub fn status(&self, name: &str) -> EventStatus {
+        EventStatus {
+            name: name.to_string(),
+            set: self.is_set(name),
+        }
+    }
+
+    pub fn list(&self) -> Vec<EventStatus> {
+        self.flags.keys().map(|name| self.status(name)).collect()
+    }
+}

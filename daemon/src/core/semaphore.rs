@@ -1,0 +1,203 @@
+//! Counting semaphores owned by herdd: holders, FIFO waiters, all-or-nothing
+//! acquisition of several at once.
+//!
+//! A slot belongs to a [`Holder`]; every path by which a holder ends (its
+//! process exits, its spawn fails, it is cancelled, its client disconnects)
+//! calls [`Semaphores::release`], which drops every slot and queue place it
+//! had. The property tests check that no slot outlives its holder.
+
+use super::lifecycle::Lifecycle;
+use super::{Action, InstanceId};
+use herd_common::protocol::{SemaphoreStatus, TaskId};
+use std::collections::{BTreeMap, VecDeque};
+
+/// A client connection, as numbered by the shell.
+pub type ClientId = u64;
+
+/// Who holds (or waits for) a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Holder {
+    Instance(InstanceId),
+    Task(TaskId),
+    /// `herdctl sem acquire`: held while its connection is open; `pid` is the
+    /// client's, for `sem list`.
+    Client {
+        client: ClientId,
+        pid: Option<u32>,
+    },
+}
+
+impl Holder {
+    fn same(&self, other: &Holder) -> bool {
+        match (self, other) {
+            (Holder::Client { client: a, .. }, Holder::Client { client: b, .. }) => a == b,
+            _ => self == other,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Semaphore {
+    capacity: u32,
+    holders: Vec<Holder>,
+    waiters: VecDeque<Holder>,
+}
+
+impl Semaphore {
+    fn holds(&self, holder: &Holder) -> bool {
+        self.holders.iter().any(|h| h.same(holder))
+    }
+
+    /// Room for `holder` now: a free slot, and nobody queued ahead of it.
+    fn admits(&self, holder: &Holder) -> bool {
+        (self.holders.len() as u32) < self.capacity
+            && self.waiters.front().is_none_or(|first| first.same(holder))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Semaphores {
+    by_name: BTreeMap<String, Semaphore>,
+    /// Counts grants, so the core can tell whether a step made progress.
+    pub grants: u64,
+}
+
+impl Semaphores {
+    pub fn new(declared: impl IntoIterator<Item = (String, u32)>) -> Self {
+        Semaphores {
+            by_name: declared
+                .into_iter()
+                .map(|(name, capacity)| {
+                    let semaphore = Semaphore {
+                        capacity,
+                        holders: Vec::new(),
+                        waiters: VecDeque::new(),
+                    };
+                    (name, semaphore)
+                })
+                .collect(),
+            grants: 0,
+        }
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    pub fn holds(&self, holder: &Holder, name: &str) -> bool {
+        self.by_name.get(name).is_some_and(|s| s.holds(holder))
+    }
+
+    /// Grants `holder` one slot of every semaphore in `names`, all or none.
+    /// When it cannot, `holder` keeps (or takes) its place in each queue and
+    /// the reason is returned, e.g. `waiting for semaphore db (2/2 held)`.
+    pub fn try_acquire(
+        &mut self,
+        holder: &Holder,
+        names: &[String],
+        label: &str,
+        out: &mut Vec<Action>,
+    ) -> Result<(), String> {
+        let wanted: Vec<&String> = names
+            .iter()
+            .filter(|name| self.by_name.get(*name).is_some_and(|s| !s.holds(holder)))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let blocked = wanted
+            .iter()
+            .find(|name| !self.by_name[**name].admits(holder));
+        if let Some(name) = blocked {
+            let semaphore = &self.by_name[*name];
+            let reason = format!(
+                "waiting for semaphore {name} ({}/{} held)",
+                semaphore.holders.len(),
+                semaphore.capacity
+            );
+            for name in &wanted {
+                let queue = &mut self.by_name.get_mut(*name).expect("filtered above").waiters;
+                if !queue.iter().any(|w| w.same(holder)) {
+                    queue.push_back(holder.clone());
+                }
+            }
+            return Err(reason);
+        }
+        for name in wanted {
+            let semaphore = self.by_name.get_mut(name).expect("filtered above");
+            semaphore.waiters.retain(|w| !w.same(holder));
+            semaphore.holders.push(holder.clone());
+            self.grants += 1;
+            out.push(Action::Publish(Lifecycle::SemaphoreAcquired {
+                semaphore: name.clone(),
+                holder: label.to_string(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Gives up every slot and queue place of `holder`.
+    pub fn release(&mut self, holder: &Holder, label: &str, out: &mut Vec<Action>) {
+        for (name, semaphore) in &mut self.by_name {
+            semaphore.waiters.retain(|w| !w.same(holder));
+            let before = semaphore.holders.len();
+            semaphore.holders.retain(|h| !h.same(holder));
+            if semaphore.holders.len() != before {
+                out.push(Action::Publish(Lifecycle::SemaphoreReleased {
+                    semaphore: name.clone(),
+                    holder: label.to_string(),
+                }));
+            }
+        }
+    }
+
+    /// Gives up one semaphore's slot (and queue place) of `holder`; whether it held one.
+    pub fn release_one(
+        &mut self,
+        holder: &Holder,
+        name: &str,
+        label: &str,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let Some(semaphore) = self.by_name.get_mut(name) else {
+            return false;
+        };
+        semaphore.waiters.retain(|w| !w.same(holder));
+        let held = semaphore.holds(holder);
+        semaphore.holders.retain(|h| !h.same(holder));
+        if held {
+            out.push(Action::Publish(Lifecycle::SemaphoreReleased {
+                semaphore: name.to_string(),
+                holder: label.to_string(),
+            }));
+        }
+        held
+    }
+
+    /// Leaves every queue without touching held slots (a waiter that gave up).
+    pub fn withdraw(&mut self, holder: &Holder) {
+        for semaphore in self.by_name.values_mut() {
+            semaphore.waiters.retain(|w| !w.same(holder));
+        }
+    }
+
+    /// `sem list`, with holders and waiters named by `label`.
+    pub fn status(&self, label: impl Fn(&Holder) -> String) -> Vec<SemaphoreStatus> {
+        self.by_name
+            .iter()
+            .map(|(name, s)| SemaphoreStatus {
+                name: name.clone(),
+                capacity: s.capacity,
+                holders: s.holders.iter().map(&label).collect(),
+                waiters: s.waiters.iter().map(&label).collect(),
+            })
+            .collect()
+    }
+
+    /// For invariant checks: every semaphore's number of holders.
+    pub fn held(&self) -> impl Iterator<Item = (&str, usize, u32)> {
+        self.by_name
+            .iter()
+            .map(|(name, s)| (name.as_str(), s.holders.len(), s.capacity))
+    }
+}
