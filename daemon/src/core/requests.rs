@@ -140,8 +140,9 @@ impl Supervisor {
             Ok(targets) => targets,
             Err(body) => return Some(Reply::Error(body)),
         };
+        let whole_units = self.whole_units(&targets);
         for target in &targets {
-            let whole = self.names_whole_unit(&targets, &target.unit);
+            let whole = whole_units.contains(&target.unit);
             let Some(unit) = self.units.get_mut(&target.unit) else {
                 continue;
             };
@@ -161,11 +162,22 @@ impl Supervisor {
         }
     }
 
-    fn names_whole_unit(&self, targets: &[InstanceId], unit: &str) -> bool {
-        self.units.get(unit).is_some_and(|u| {
-            u.staying()
-                .all(|i| targets.iter().any(|t| t.unit == unit && t.index == i.index))
-        })
+    /// The units all of whose instances are among `targets`.
+    fn whole_units(&self, targets: &[InstanceId]) -> std::collections::HashSet<String> {
+        let mut named: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for target in targets {
+            *named.entry(target.unit.as_str()).or_default() += 1;
+        }
+        // `resolve` returns each instance once, so a count equal to the unit's size means all.
+        named
+            .into_iter()
+            .filter(|(unit, count)| {
+                self.units
+                    .get(*unit)
+                    .is_some_and(|u| u.target_count() as usize == *count)
+            })
+            .map(|(unit, _)| unit.to_string())
+            .collect()
     }
 
     fn kill(&mut self, names: &[String], signal: &str, out: &mut Vec<Action>) -> Option<Reply> {

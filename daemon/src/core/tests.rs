@@ -854,3 +854,4 @@ fn reach(state: State) -> Harness {
 }
 
 mod pools;
+mod sync;

@@ -56,7 +56,11 @@ impl Unit {
 
     /// Position in `instances` of the instance numbered `index`.
     pub fn position(&self, index: u32) -> Option<usize> {
-        self.instances.iter().position(|i| i.index == index)
+        // Instances are kept in index order, and usually dense: try the direct slot first.
+        match self.instances.get(index as usize) {
+            Some(instance) if instance.index == index => Some(index as usize),
+            _ => self.instances.iter().position(|i| i.index == index),
+        }
     }
 
     /// Instances that count: those not being scaled away.
