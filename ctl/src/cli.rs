@@ -64,6 +64,20 @@ pub enum Command {
     /// Close, terminate or wait for a task pool
     #[command(subcommand)]
     Pool(PoolCommand),
+    /// List herd's semaphores, or run a command holding a slot of one
+    #[command(subcommand)]
+    Sem(SemCommand),
+    /// List, set, clear or wait for herd's events
+    #[command(subcommand)]
+    Event(EventCommand),
+    /// Print herd's lifecycle events: the recent ones, or with -f also new
+    /// ones as they happen
+    ///
+    /// One line per event: started, ready, exited (code or signal),
+    /// restarting, stopping, failed, task queued, semaphore acquired and
+    /// released, event set and cleared. With --json, one JSON object per
+    /// line (`{"time": ..., "type": ..., ...}`), as herdd sends it.
+    Events(EventsArgs),
     /// Print a shell completion script on stdout
     Completions(CompletionsArgs),
 }
@@ -243,6 +257,82 @@ pub struct PoolJoinArgs {
     /// Give up after this long (`500ms`, `10s`, `2m`) and exit 1
     #[arg(long, value_name = "D", value_parser = duration_arg)]
     pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SemCommand {
+    /// Show each semaphore's capacity, holders and waiters
+    List,
+    /// Wait for a slot of a semaphore, run CMD holding it, and release it
+    /// when CMD exits
+    ///
+    /// The slot belongs to herdctl's connection to herdd, so it is released
+    /// however herdctl or CMD ends, even by SIGKILL. herdctl exits with
+    /// CMD's exit code (128+N if CMD was killed by signal N); 1 if
+    /// --timeout passed before a slot was free (CMD is not run then); 127
+    /// if CMD was not found, 126 if it could not be executed. Signals sent
+    /// to herdctl alone (SIGTERM, SIGINT, SIGHUP, SIGQUIT) are passed on
+    /// to CMD; Ctrl-C on a terminal reaches CMD directly.
+    Acquire(SemAcquireArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SemAcquireArgs {
+    /// The semaphore
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Give up waiting for a slot after this long (`500ms`, `10s`, `2m`) and exit 1
+    #[arg(long, value_name = "D", value_parser = duration_arg)]
+    pub timeout: Option<Duration>,
+
+    /// The command and its arguments, run without a shell (put them after `--`)
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Show each event and whether it is set
+    List,
+    /// Set an event (creating it if needed); wakes its waiters and the units
+    /// gated on it
+    Set(EventArgs),
+    /// Clear an event (creating it if needed)
+    Clear(EventArgs),
+    /// Wait until an event is set; exit 0 when it is, 1 on timeout
+    Wait(EventWaitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// The event
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EventWaitArgs {
+    /// The event
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Give up after this long (`500ms`, `10s`, `2m`) and exit 1
+    #[arg(long, value_name = "D", value_parser = duration_arg)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// After the recent events, keep printing new ones until interrupted
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -486,6 +576,88 @@ mod tests {
         ));
         assert!(parse(&["pool", "drain", "p"]).is_err());
         assert!(parse(&["pool", "close"]).is_err());
+    }
+
+    #[test]
+    fn sem_verbs() {
+        assert!(matches!(
+            parse(&["sem", "list"]).unwrap().command,
+            Command::Sem(SemCommand::List)
+        ));
+        let Command::Sem(SemCommand::Acquire(args)) = parse(&[
+            "sem",
+            "acquire",
+            "db",
+            "--timeout",
+            "2s",
+            "--",
+            "psql",
+            "-c",
+            "select 1",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("expected sem acquire");
+        };
+        assert_eq!(args.name, "db");
+        assert_eq!(args.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(args.command, ["psql", "-c", "select 1"]);
+        // Flags after CMD belong to CMD.
+        let Command::Sem(SemCommand::Acquire(args)) =
+            parse(&["sem", "acquire", "db", "ls", "--timeout", "1s"])
+                .unwrap()
+                .command
+        else {
+            panic!("expected sem acquire");
+        };
+        assert_eq!((args.timeout, args.command.len()), (None, 3));
+        assert_eq!(
+            parse(&["sem", "acquire", "db"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert!(parse(&["sem", "acquire", "db", "--timeout", "soon", "--", "ls"]).is_err());
+    }
+
+    #[test]
+    fn event_verbs() {
+        assert!(matches!(
+            parse(&["event", "list"]).unwrap().command,
+            Command::Event(EventCommand::List)
+        ));
+        for verb in ["set", "clear"] {
+            let cli = parse(&["event", verb, "db-ready"]).unwrap();
+            let (Command::Event(EventCommand::Set(args))
+            | Command::Event(EventCommand::Clear(args))) = cli.command
+            else {
+                panic!("expected event {verb}");
+            };
+            assert_eq!(args.name, "db-ready");
+            assert!(parse(&["event", verb]).is_err());
+        }
+        let Command::Event(EventCommand::Wait(args)) =
+            parse(&["event", "wait", "db-ready", "--timeout", "500ms"])
+                .unwrap()
+                .command
+        else {
+            panic!("expected event wait");
+        };
+        assert_eq!(args.name, "db-ready");
+        assert_eq!(args.timeout, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn events_follow() {
+        for (args, follow) in [
+            (&["events"][..], false),
+            (&["events", "-f"], true),
+            (&["events", "--follow", "--json"], true),
+        ] {
+            let Command::Events(parsed) = parse(args).unwrap().command else {
+                panic!("expected events");
+            };
+            assert_eq!(parsed.follow, follow, "{args:?}");
+        }
     }
 
     #[test]

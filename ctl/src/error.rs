@@ -22,6 +22,10 @@ pub enum Error {
     /// What we were given to work on is unusable (`map`: stdin cannot be
     /// read, or a line is not UTF-8 and so cannot be an argument).
     Input(String),
+    /// The command herdctl was to run itself (`sem acquire -- CMD`) could
+    /// not be started. Exits 127 if it was not found, 126 otherwise, as a
+    /// shell does.
+    Spawn { program: String, source: io::Error },
 }
 
 impl From<ClientError> for Error {
@@ -64,6 +68,9 @@ impl Error {
             }
             Error::Output(_) => json!({ "error": { "code": "output", "message": message } }),
             Error::Input(_) => json!({ "error": { "code": "bad_input", "message": message } }),
+            Error::Spawn { .. } => {
+                json!({ "error": { "code": "cannot_run", "message": message } })
+            }
         }
     }
 }
@@ -78,6 +85,9 @@ impl fmt::Display for Error {
             Error::Client(err @ ClientError::Protocol(_)) => err.fmt(f),
             Error::Output(err) => write!(f, "cannot write output: {}", describe_io(err)),
             Error::Input(message) => f.write_str(message),
+            Error::Spawn { program, source } => {
+                write!(f, "cannot run {program}: {}", describe_io(source))
+            }
         }
     }
 }
@@ -167,5 +177,18 @@ mod tests {
         let err = Error::Client(ClientError::Protocol("bad reply".into()));
         assert_eq!(err.to_json()["error"]["code"], "protocol_error");
         assert_eq!(err.to_string(), "protocol error: bad reply");
+    }
+
+    #[test]
+    fn spawn_errors_name_the_program() {
+        let err = Error::Spawn {
+            program: "/no/such".into(),
+            source: io::Error::from_raw_os_error(ENOENT),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot run /no/such: No such file or directory"
+        );
+        assert_eq!(err.to_json()["error"]["code"], "cannot_run");
     }
 }

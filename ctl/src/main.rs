@@ -44,9 +44,11 @@ fn report(err: &Error, json: bool) {
 }
 
 /// SPEC.md: 0 ok; 1 operation failed; 2 usage error (clap exits 2 itself);
-/// 3 not running; 4 no such unit/pool/task; 5 permission denied; 6 daemon
-/// unreachable. `join` and `submit --wait` pass a task's own exit code on
-/// (`Outcome::Code`), and `map` exits 130 when interrupted, as shells do.
+/// 3 not running; 4 no such unit/pool/task/semaphore; 5 permission denied;
+/// 6 daemon unreachable. `join`, `submit --wait` and `sem acquire` pass a
+/// process's own exit code on (`Outcome::Code`), `map` exits 130 when
+/// interrupted, and a command `sem acquire` cannot run exits 127 (not
+/// found) or 126, as shells do.
 fn exit_code(result: &Result<Outcome, Error>) -> u8 {
     match result {
         Ok(Outcome::Success) => 0,
@@ -65,6 +67,13 @@ fn exit_code(result: &Result<Outcome, Error>) -> u8 {
         // Whoever read our output has gone (`herdctl status | head -1`): not a failure.
         Err(err) if err.is_broken_pipe() => 0,
         Err(Error::Output(_) | Error::Input(_)) => 1,
+        Err(Error::Spawn { source, .. }) => {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            }
+        }
     }
 }
 
@@ -97,6 +106,16 @@ mod tests {
     }
 
     #[test]
+    fn commands_that_cannot_run_exit_as_in_a_shell() {
+        let spawn = |kind| Error::Spawn {
+            program: "x".into(),
+            source: io::Error::from(kind),
+        };
+        assert_eq!(exit_code(&Err(spawn(io::ErrorKind::NotFound))), 127);
+        assert_eq!(exit_code(&Err(spawn(io::ErrorKind::PermissionDenied))), 126);
+    }
+
+    #[test]
     fn unreachable_daemon_is_6_unless_the_socket_refuses_us() {
         assert_eq!(client_error(unreachable(io::ErrorKind::NotFound)), 6);
         assert_eq!(
@@ -116,6 +135,7 @@ mod tests {
             (ErrorCode::NoSuchUnit, 4),
             (ErrorCode::NoSuchPool, 4),
             (ErrorCode::NoSuchTask, 4),
+            (ErrorCode::NoSuchSemaphore, 4),
             (ErrorCode::Refused, 1),
             (ErrorCode::PermissionDenied, 5),
             (ErrorCode::Failed, 1),

@@ -88,9 +88,10 @@ fn report(state: &str, reason: Option<&str>) -> Value {
         "command": ["/usr/bin/app", "--port", "80{instance}"],
         "instances": [
             {"name": "web@0", "state": "running", "pid": 41, "uptime_ms": 312000,
-             "restarts": 1, "last_exit": {"signal": "SIGKILL"}, "reason": null},
+             "restarts": 1, "last_exit": {"signal": "SIGKILL"}, "reason": null,
+             "notify_status": null},
             {"name": "web@1", "state": state, "pid": null, "uptime_ms": null,
-             "restarts": 0, "last_exit": {"code": 1}, "reason": reason}
+             "restarts": 0, "last_exit": {"code": 1}, "reason": reason, "notify_status": null}
         ]
     }], "pools": []})
 }
@@ -272,6 +273,12 @@ struct ScriptedHerdd {
 
 impl ScriptedHerdd {
     fn new(answer: impl Fn(&Value) -> Value + Send + Sync + 'static) -> ScriptedHerdd {
+        ScriptedHerdd::streaming(move |request| vec![answer(request)])
+    }
+
+    /// Answers each request with several lines (streaming verbs); a `null`
+    /// among them closes the connection instead.
+    fn streaming(answer: impl Fn(&Value) -> Vec<Value> + Send + Sync + 'static) -> ScriptedHerdd {
         let dir = TempDir::new().expect("temp dir");
         let socket = dir.path().join("herd.sock");
         let listener = UnixListener::bind(&socket).expect("bind fake socket");
@@ -290,8 +297,10 @@ impl ScriptedHerdd {
                             connection,
                             request: request.clone(),
                         });
-                        if writeln!(&stream, "{}", answer(&request)).is_err() {
-                            return;
+                        for reply in answer(&request) {
+                            if reply.is_null() || writeln!(&stream, "{reply}").is_err() {
+                                return;
+                            }
                         }
                     }
                 });
@@ -849,4 +858,453 @@ fn ctrl_c_cancels_what_map_submitted() {
         json!({"v": 1, "cmd": "cancel", "ids": [101, 102]})
     );
     assert_ne!(cancel.connection, 0, "on a fresh connection");
+}
+
+// ---------------------------------------------------------------------------
+// Semaphores, events and the lifecycle stream.
+
+/// Waits until the fake herdd has seen `count` requests.
+fn wait_for_requests(herdd: &ScriptedHerdd, count: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while herdd.seen().len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            herdd.commands()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn status_shows_the_notify_status() {
+    let mut payload = report("running", None);
+    payload["units"][0]["instances"][1]["notify_status"] = json!("Serving 4 clients");
+    let herdd = FakeHerdd::answering(json!({ "ok": payload }));
+    let out = run(&herdd.socket, &["status"]);
+    assert_eq!(
+        text(&out.stdout),
+        "\
+UNIT   STATE    PID  UPTIME  RESTARTS  LAST EXIT  REASON
+web@0  running  41   5m12s   1         SIGKILL
+web@1  running  -    -       0         code 1     \"Serving 4 clients\"
+"
+    );
+    let herdd = FakeHerdd::answering(json!({ "ok": payload }));
+    let out = run(&herdd.socket, &["status", "web"]);
+    assert!(
+        text(&out.stdout).contains(
+            "web@1: running, 0 restarts, last exit code 1, status: \"Serving 4 clients\"\n"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn sem_list_prints_a_table() {
+    let herdd = ScriptedHerdd::new(|_| {
+        json!({"ok": {"semaphores": [
+            {"name": "db", "capacity": 2, "holders": ["web@0", "client 3 (pid 4242)"],
+             "waiters": ["web@1", "convert#17"]},
+            {"name": "gpu", "capacity": 1, "holders": [], "waiters": []},
+        ]}})
+    });
+    let out = run(&herdd.socket, &["sem", "list"]);
+    assert_eq!(herdd.requests(), [json!({"v": 1, "cmd": "sem-list"})]);
+    assert_eq!(
+        text(&out.stdout),
+        "\
+NAME  CAPACITY  HELD  HOLDERS                     WAITING
+db    2         2/2   web@0, client 3 (pid 4242)  2: web@1, convert#17
+gpu   1         0/1   -                           0
+"
+    );
+    assert_eq!((text(&out.stderr), out.status.code()), ("", Some(0)));
+
+    let out = run(&herdd.socket, &["--json", "sem", "list"]);
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(printed["semaphores"][0]["waiters"][1], "convert#17");
+}
+
+/// A fake herdd that grants `sem-acquire` only when `go` fires (or answers
+/// `acquired: false` if `grant` is false) and, on `sem-release`, records
+/// whether `marker` existed by then.
+fn semaphore_herdd(
+    grant: bool,
+    go: Receiver<()>,
+    marker: PathBuf,
+) -> (ScriptedHerdd, Arc<Mutex<Option<bool>>>) {
+    let go = Mutex::new(go);
+    let released_after_marker = Arc::new(Mutex::new(None));
+    let seen_marker = Arc::clone(&released_after_marker);
+    let herdd = ScriptedHerdd::new(move |request| match request["cmd"].as_str() {
+        Some("sem-acquire") => {
+            let _ = go.lock().unwrap().recv();
+            json!({"ok": {"name": request["name"], "acquired": grant}})
+        }
+        Some("sem-release") => {
+            *seen_marker.lock().unwrap() = Some(marker.exists());
+            json!({"ok": {}})
+        }
+        _ => json!({"error": {"code": "bad_request", "message": "unexpected"}}),
+    });
+    (herdd, released_after_marker)
+}
+
+#[test]
+fn sem_acquire_runs_the_command_holding_the_slot() {
+    let dir = TempDir::new().expect("temp dir");
+    let marker = dir.path().join("ran");
+    let (go, wait) = mpsc::channel();
+    let (herdd, released) = semaphore_herdd(true, wait, marker.clone());
+    let child = herdctl(
+        &herdd.socket,
+        &[
+            "sem",
+            "acquire",
+            "db",
+            "--",
+            "sh",
+            "-c",
+            "touch \"$0\"; echo out; exit 3",
+            marker.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("run herdctl");
+    wait_for_requests(&herdd, 1);
+    thread::sleep(Duration::from_millis(200));
+    assert!(!marker.exists(), "CMD must wait for the grant");
+    go.send(()).expect("the fake herdd is waiting");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("herdctl exits");
+    assert_eq!((text(&out.stdout), text(&out.stderr)), ("out\n", ""));
+    assert_eq!(out.status.code(), Some(3), "CMD's exit code");
+    assert!(marker.exists());
+    let seen = herdd.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        seen[0].request,
+        json!({"v": 1, "cmd": "sem-acquire", "name": "db", "timeout_ms": null, "pid": pid})
+    );
+    assert_eq!(
+        seen[1].request,
+        json!({"v": 1, "cmd": "sem-release", "name": "db"})
+    );
+    assert_eq!(seen[0].connection, seen[1].connection, "one connection");
+    assert_eq!(*released.lock().unwrap(), Some(true), "released after CMD");
+}
+
+#[test]
+fn sem_acquire_timeout_exits_1_without_running_the_command() {
+    let dir = TempDir::new().expect("temp dir");
+    let marker = dir.path().join("ran");
+    let (go, wait) = mpsc::channel();
+    for _ in 0..2 {
+        go.send(()).expect("the receiver is alive");
+    }
+    let (herdd, _) = semaphore_herdd(false, wait, marker.clone());
+    let args = [
+        "sem",
+        "acquire",
+        "--timeout",
+        "500ms",
+        "db",
+        "--",
+        "touch",
+        marker.to_str().unwrap(),
+    ];
+    let out = run(&herdd.socket, &args);
+    assert_eq!(
+        text(&out.stderr),
+        "herdctl: timed out waiting for semaphore db\n"
+    );
+    assert_eq!((text(&out.stdout), out.status.code()), ("", Some(1)));
+    assert!(!marker.exists());
+    assert_eq!(herdd.commands(), ["sem-acquire"], "nothing to release");
+    assert_eq!(herdd.requests()[0]["timeout_ms"], 500);
+
+    let out = run(&herdd.socket, &[&["--json"][..], &args].concat());
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(printed, json!({"name": "db", "acquired": false}));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn sem_acquire_of_a_command_that_cannot_run_exits_127_and_releases() {
+    let (go, wait) = mpsc::channel();
+    go.send(()).expect("the receiver is alive");
+    let (herdd, released) = semaphore_herdd(true, wait, PathBuf::from("/"));
+    let out = run(
+        &herdd.socket,
+        &["sem", "acquire", "db", "--", "/no/such/cmd"],
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "herdctl: cannot run /no/such/cmd: No such file or directory\n"
+    );
+    assert_eq!(out.status.code(), Some(127));
+    assert_eq!(herdd.commands(), ["sem-acquire", "sem-release"]);
+    assert!(released.lock().unwrap().is_some());
+}
+
+#[test]
+fn sem_acquire_passes_sigterm_on_and_exits_with_the_commands_code() {
+    let dir = TempDir::new().expect("temp dir");
+    let marker = dir.path().join("ready");
+    let (go, wait) = mpsc::channel();
+    go.send(()).expect("the receiver is alive");
+    let (herdd, released) = semaphore_herdd(true, wait, marker.clone());
+    let child = herdctl(
+        &herdd.socket,
+        &[
+            "sem",
+            "acquire",
+            "db",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; touch \"$0\"; while :; do sleep 0.05; done",
+            marker.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("run herdctl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline, "CMD never started");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("herdctl exits");
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(42), "CMD's trap ran");
+    assert_eq!(*released.lock().unwrap(), Some(true));
+}
+
+#[test]
+fn unknown_semaphore_exits_4() {
+    let herdd = ScriptedHerdd::new(
+        |_| json!({"error": {"code": "no_such_semaphore", "message": "no semaphore \"nope\""}}),
+    );
+    let out = run(&herdd.socket, &["sem", "acquire", "nope", "--", "true"]);
+    assert_eq!(text(&out.stderr), "herdctl: no semaphore \"nope\"\n");
+    assert_eq!(out.status.code(), Some(4));
+}
+
+fn event_change(name: &str, set: bool, timed_out: bool) -> Value {
+    json!({"ok": {"event": {"name": name, "set": set}, "timed_out": timed_out}})
+}
+
+#[test]
+fn event_wait_exits_0_when_set_and_1_on_timeout() {
+    let herdd = ScriptedHerdd::new(|request| {
+        let timed_out = request["timeout_ms"] == 100;
+        event_change("db-ready", !timed_out, timed_out)
+    });
+    let out = run(&herdd.socket, &["event", "wait", "db-ready"]);
+    assert_eq!((text(&out.stdout), text(&out.stderr)), ("", ""));
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = run(
+        &herdd.socket,
+        &["event", "wait", "db-ready", "--timeout", "100ms"],
+    );
+    assert_eq!(
+        herdd.requests(),
+        [
+            json!({"v": 1, "cmd": "event-wait", "name": "db-ready", "timeout_ms": null}),
+            json!({"v": 1, "cmd": "event-wait", "name": "db-ready", "timeout_ms": 100}),
+        ]
+    );
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        "herdctl: timed out waiting for event db-ready\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = run(
+        &herdd.socket,
+        &["--json", "event", "wait", "db-ready", "--timeout", "100ms"],
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(printed["timed_out"], true);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn event_set_clear_and_list() {
+    let herdd = ScriptedHerdd::new(|request| match request["cmd"].as_str() {
+        Some("event-list") => json!({"ok": {"events": [
+            {"name": "db-ready", "set": true}, {"name": "drain", "set": false}]}}),
+        Some(cmd) => event_change(request["name"].as_str().unwrap(), cmd == "event-set", false),
+        None => Value::Null,
+    });
+    for verb in ["set", "clear"] {
+        let out = run(&herdd.socket, &["event", verb, "drain"]);
+        assert_eq!((text(&out.stdout), text(&out.stderr)), ("", ""), "{verb}");
+        assert_eq!(out.status.code(), Some(0), "{verb}");
+    }
+    let out = run(&herdd.socket, &["event", "list"]);
+    assert_eq!(
+        text(&out.stdout),
+        "NAME      STATE\ndb-ready  set\ndrain     clear\n"
+    );
+    assert_eq!(
+        herdd.requests(),
+        [
+            json!({"v": 1, "cmd": "event-set", "name": "drain"}),
+            json!({"v": 1, "cmd": "event-clear", "name": "drain"}),
+            json!({"v": 1, "cmd": "event-list"}),
+        ]
+    );
+    let out = run(&herdd.socket, &["--json", "event", "set", "drain"]);
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        printed,
+        json!({"event": {"name": "drain", "set": true}, "timed_out": false})
+    );
+}
+
+fn exited_event() -> Value {
+    json!({"time": "2026-11-29T17:00:00.123Z", "type": "exited", "instance": "web@1",
+           "pid": 42, "exit": {"signal": "SIGKILL"}})
+}
+
+fn lagged_event() -> Value {
+    json!({"time": "2026-11-29T17:00:01.000Z", "type": "lagged", "missed": 12})
+}
+
+fn set_event() -> Value {
+    json!({"time": "2026-11-29T17:00:02.000Z", "type": "event_changed", "event": "db-ready",
+           "set": true})
+}
+
+/// Three events and the end of the history, then one more that must not be
+/// printed (it would come only to a follower).
+fn events_herdd() -> ScriptedHerdd {
+    ScriptedHerdd::streaming(|_| {
+        vec![
+            json!({"event": exited_event()}),
+            json!({"event": lagged_event()}),
+            json!({"event": set_event()}),
+            json!({"ok": {"count": 3}}),
+            json!({"event": exited_event()}),
+        ]
+    })
+}
+
+#[test]
+fn events_prints_lines_and_stops_at_ok() {
+    let herdd = events_herdd();
+    let out = run(&herdd.socket, &["events"]);
+    assert_eq!(
+        herdd.requests(),
+        [json!({"v": 1, "cmd": "events", "follow": false})]
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "\
+2026-11-29T17:00:00.123Z web@1: pid 42 exited (killed by SIGKILL)
+2026-11-29T17:00:02.000Z event db-ready: set
+"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "herdctl: missed 12 events (reader too slow)\n"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn events_json_passes_the_lines_through() {
+    let herdd = events_herdd();
+    let out = run(&herdd.socket, &["events", "--json"]);
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines, [exited_event(), lagged_event(), set_event()]);
+    assert_eq!((text(&out.stderr), out.status.code()), ("", Some(0)));
+}
+
+#[test]
+fn events_follow_ends_when_herdd_hangs_up() {
+    let herdd = ScriptedHerdd::streaming(|_| {
+        vec![
+            json!({"event": set_event()}),
+            json!({"event": exited_event()}),
+            Value::Null,
+        ]
+    });
+    let out = run(&herdd.socket, &["events", "-f"]);
+    assert_eq!(
+        herdd.requests(),
+        [json!({"v": 1, "cmd": "events", "follow": true})]
+    );
+    assert_eq!(text(&out.stdout).lines().count(), 2);
+    assert_eq!((text(&out.stderr), out.status.code()), ("", Some(0)));
+}
+
+#[test]
+fn events_error_line_is_reported_as_usual() {
+    let herdd = ScriptedHerdd::streaming(|_| {
+        vec![json!({"error": {"code": "permission_denied", "message": "not allowed"}})]
+    });
+    let out = run(&herdd.socket, &["events", "-f"]);
+    assert_eq!(text(&out.stderr), "herdctl: not allowed\n");
+    assert_eq!(out.status.code(), Some(5));
+}
+
+#[test]
+fn events_into_a_closed_pipe_exits_0() {
+    let (go, wait) = mpsc::channel::<()>();
+    let go_flag = Mutex::new(wait);
+    let herdd = ScriptedHerdd::streaming(move |_| {
+        let _ = go_flag.lock().unwrap().recv();
+        vec![json!({"event": set_event()}); 64]
+    });
+    let mut child = herdctl(&herdd.socket, &["events", "-f"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run herdctl");
+    wait_for_requests(&herdd, 1);
+    drop(child.stdout.take());
+    go.send(()).expect("the fake herdd is waiting");
+    let out = child.wait_with_output().expect("herdctl exits");
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn sem_acquire_starts_the_command_with_herdctls_signal_state() {
+    let script = "grep -E '^Sig(Blk|Ign|Cgt)' /proc/$$/status";
+    let direct = Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("run sh");
+    let (go, wait) = mpsc::channel();
+    go.send(()).expect("the receiver is alive");
+    let (herdd, _) = semaphore_herdd(true, wait, PathBuf::from("/"));
+    let out = run(
+        &herdd.socket,
+        &["sem", "acquire", "db", "--", "sh", "-c", script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        text(&direct.stdout),
+        "nothing blocked, ignored or caught that a plain child would not have"
+    );
 }

@@ -43,6 +43,11 @@ mod tests {
                 "cancel",
                 "pool",
                 "terminate",
+                "sem",
+                "acquire",
+                "event",
+                "events",
+                "follow",
             ] {
                 assert!(script.contains(verb), "{shell}: {verb}");
             }

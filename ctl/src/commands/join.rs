@@ -28,7 +28,7 @@ pub fn join(
 ) -> Result<Outcome, Error> {
     let report: TaskReport = connection.call(&Request::Join {
         ids: ids.to_vec(),
-        timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        timeout_ms: timeout.map(super::millis),
     })?;
     let tasks = in_order(ids, &report.tasks)?;
     if ctx.json {

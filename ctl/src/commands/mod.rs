@@ -4,7 +4,10 @@
 //! reported by `main`.
 
 mod cancel;
+mod child;
 mod completions;
+mod event;
+mod events;
 mod interrupt;
 mod join;
 mod kill;
@@ -14,6 +17,7 @@ mod output;
 mod pool;
 mod progress;
 mod scale;
+mod sem;
 mod shutdown;
 mod status;
 mod submit;
@@ -25,6 +29,7 @@ use herd_common::client::{Client, ClientError};
 use herd_common::protocol::Request;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How a verb that did its job ended; `main` turns it into the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +42,7 @@ pub enum Outcome {
     /// `status NAME`: a named unit is not running (as `systemctl status`).
     NotRunning,
     /// Exit with this code: a joined task's own (`join`, `submit --wait`),
-    /// or 130 for an interrupted `map`.
+    /// the command's own (`sem acquire`), or 130 for an interrupted `map`.
     Code(u8),
 }
 
@@ -82,6 +87,11 @@ impl Connection {
     }
 }
 
+/// A `--timeout` as the protocol's `timeout_ms`.
+pub fn millis(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Runs the verb `cli` asks for.
 pub fn exec(cli: Cli) -> Result<Outcome, Error> {
     let ctx = Context {
@@ -106,6 +116,9 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Output(args) => output::exec(&ctx, args),
         Command::Cancel(args) => cancel::exec(&ctx, args),
         Command::Pool(command) => pool::exec(&ctx, command),
+        Command::Sem(command) => sem::exec(&ctx, command),
+        Command::Event(command) => event::exec(&ctx, command),
+        Command::Events(args) => events::exec(&ctx, args.follow),
         Command::Completions(args) => completions::exec(args),
     }
 }

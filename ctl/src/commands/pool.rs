@@ -18,9 +18,7 @@ pub fn exec(ctx: &Context, command: PoolCommand) -> Result<Outcome, Error> {
         PoolCommand::Join(args) => (
             Request::PoolJoin {
                 pool: args.pool,
-                timeout_ms: args
-                    .timeout
-                    .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                timeout_ms: args.timeout.map(super::millis),
             },
             args.timeout,
         ),

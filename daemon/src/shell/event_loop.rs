@@ -80,7 +80,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     control.turn_away(stream);
                 }
                 Ok((stream, _)) => {
-                    connections.spawn(control.serve(stream, requests_tx.clone(), closing.clone()));
+                    connections.spawn(control.serve(
+                        stream,
+                        requests_tx.clone(),
+                        hub.clone(),
+                        closing.clone(),
+                    ));
                 }
                 Err(err) => {
                     // Out of descriptors, say: retrying at once would spin.
@@ -139,14 +144,23 @@ struct Shell {
 
 impl Shell {
     fn request(&mut self, incoming: Incoming) {
-        let id = self.next_request;
-        self.next_request += 1;
-        self.pending.insert(id, incoming.reply);
-        self.feed(Input::Request {
-            id,
-            client: 0, // INTEGRATION PENDING: connection ids from control/socket.rs
-            request: incoming.request,
-        });
+        match incoming {
+            Incoming::Request {
+                client,
+                request,
+                reply,
+            } => {
+                let id = self.next_request;
+                self.next_request += 1;
+                self.pending.insert(id, reply);
+                self.feed(Input::Request {
+                    id,
+                    client,
+                    request,
+                });
+            }
+            Incoming::Gone { client } => self.feed(Input::ClientGone { client }),
+        }
     }
 
     fn shutdown(&mut self, why: &str) {

@@ -7,5 +7,7 @@ mod harness;
 mod config;
 mod control;
 mod pools;
+mod security;
 mod stopping;
 mod supervision;
+mod sync;

@@ -5,11 +5,17 @@ use herd_common::protocol::{AcquireReport, EventChange, SemaphoreReport};
 use herd_config::{EventConfig, SemaphoreConfig};
 
 fn semaphore(name: &str, capacity: u32) -> SemaphoreConfig {
-    SemaphoreConfig { name: name.into(), capacity }
+    SemaphoreConfig {
+        name: name.into(),
+        capacity,
+    }
 }
 
 fn event(name: &str, set: bool) -> EventConfig {
-    EventConfig { name: name.into(), set }
+    EventConfig {
+        name: name.into(),
+        set,
+    }
 }
 
 fn payload<T: serde::de::DeserializeOwned>(reply: Option<Reply>) -> T {
@@ -20,10 +26,21 @@ fn payload<T: serde::de::DeserializeOwned>(reply: Option<Reply>) -> T {
 }
 
 impl Harness {
-    fn request_from(&mut self, client: semaphore::ClientId, request: Request) -> (RequestId, Vec<Action>) {
+    fn request_from(
+        &mut self,
+        client: semaphore::ClientId,
+        request: Request,
+    ) -> (RequestId, Vec<Action>) {
         self.next_request += 1;
         let id = self.next_request;
-        (id, self.feed(Input::Request { id, client, request }))
+        (
+            id,
+            self.feed(Input::Request {
+                id,
+                client,
+                request,
+            }),
+        )
     }
 
     fn sem_list(&mut self) -> SemaphoreReport {
@@ -32,14 +49,22 @@ impl Harness {
     }
 
     fn running_count(&mut self) -> usize {
-        self.status().units.iter().flat_map(|u| &u.instances).filter(|i| i.state == State::Running).count()
+        self.status()
+            .units
+            .iter()
+            .flat_map(|u| &u.instances)
+            .filter(|i| i.state == State::Running)
+            .count()
     }
 }
 
 #[test]
 fn a_shared_semaphore_gates_instances_fifo() {
     let mut h = Harness::with_config(
-        vec![UnitConfig { semaphores: names(&["db"]), ..pool("web", 4) }],
+        vec![UnitConfig {
+            semaphores: names(&["db"]),
+            ..pool("web", 4)
+        }],
         vec![],
         vec![semaphore("db", 2)],
         vec![],
@@ -48,7 +73,10 @@ fn a_shared_semaphore_gates_instances_fifo() {
     assert_eq!(h.running_count(), 2);
     let waiting = h.instance("web@2");
     assert_eq!(waiting.state, State::Waiting);
-    assert_eq!(waiting.reason.as_deref(), Some("waiting for semaphore db (2/2 held)"));
+    assert_eq!(
+        waiting.reason.as_deref(),
+        Some("waiting for semaphore db (2/2 held)")
+    );
     let list = h.sem_list();
     assert_eq!(list.semaphores[0].holders, ["web@0", "web@1"]);
     assert_eq!(list.semaphores[0].waiters, ["web@2", "web@3"]);
@@ -63,13 +91,19 @@ fn a_shared_semaphore_gates_instances_fifo() {
 #[test]
 fn stopping_a_waiter_gives_up_its_place() {
     let mut h = Harness::with_config(
-        vec![UnitConfig { semaphores: names(&["db"]), ..pool("web", 3) }],
+        vec![UnitConfig {
+            semaphores: names(&["db"]),
+            ..pool("web", 3)
+        }],
         vec![],
         vec![semaphore("db", 1)],
         vec![],
     );
     h.boot();
-    h.request(Request::Stop { names: names(&["web@1"]), wait: false });
+    h.request(Request::Stop {
+        names: names(&["web@1"]),
+        wait: false,
+    });
     assert_eq!(h.sem_list().semaphores[0].waiters, ["web@2"]);
     let actions = h.exit("web@0", Exit::Code(1));
     assert_eq!(spawns(&actions)[0].0.index, 2);
@@ -79,23 +113,40 @@ fn stopping_a_waiter_gives_up_its_place() {
 fn pool_tasks_hold_semaphore_slots() {
     let mut h = Harness::with_config(
         vec![],
-        vec![PoolConfig { semaphores: names(&["db"]), ..pools_task_pool("p", 3) }],
+        vec![PoolConfig {
+            semaphores: names(&["db"]),
+            ..pools_task_pool("p", 3)
+        }],
         vec![semaphore("db", 1)],
         vec![],
     );
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let (id, actions) = h.request(Request::Submit { pool: "p".into(), command: vec!["/bin/true".into()], name: None });
+        let (id, actions) = h.request(Request::Submit {
+            pool: "p".into(),
+            command: vec!["/bin/true".into()],
+            name: None,
+        });
         let report: herd_common::protocol::SubmitReport = payload(reply_to(id, &actions));
         ids.push(report.id);
     }
     let (id, actions) = h.request(Request::Tasks { pool: None });
     let tasks: TaskReport = payload(reply_to(id, &actions));
     let states: Vec<TaskState> = tasks.tasks.iter().map(|t| t.state).collect();
-    assert_eq!(states, [TaskState::Running, TaskState::Queued, TaskState::Queued]);
-    assert!(tasks.tasks[1].reason.as_deref().unwrap().contains("semaphore db"));
+    assert_eq!(
+        states,
+        [TaskState::Running, TaskState::Queued, TaskState::Queued]
+    );
+    assert!(tasks.tasks[1]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("semaphore db"));
     let pid = tasks.tasks[0].pid.unwrap();
-    let actions = h.feed(Input::Exited { pid, exit: Exit::Code(0) });
+    let actions = h.feed(Input::Exited {
+        pid,
+        exit: Exit::Code(0),
+    });
     assert_eq!(task_spawns(&actions), [ids[1]]);
 }
 
@@ -121,7 +172,11 @@ fn pools_task_pool(name: &str, size: u32) -> PoolConfig {
 #[test]
 fn client_slots_are_fifo_and_die_with_the_connection() {
     let mut h = Harness::with_config(vec![], vec![], vec![semaphore("s", 1)], vec![]);
-    let acquire = |timeout_ms| Request::SemAcquire { name: "s".into(), timeout_ms, pid: Some(42) };
+    let acquire = |timeout_ms| Request::SemAcquire {
+        name: "s".into(),
+        timeout_ms,
+        pid: Some(42),
+    };
     let (first, actions) = h.request_from(10, acquire(None));
     let granted: AcquireReport = payload(reply_to(first, &actions));
     assert!(granted.acquired);
@@ -143,8 +198,17 @@ fn client_slots_are_fifo_and_die_with_the_connection() {
     assert!(h.sem_list().semaphores[0].holders.is_empty());
     let (id, actions) = h.request_from(11, acquire(None));
     assert!(payload::<AcquireReport>(reply_to(id, &actions)).acquired);
-    let (id, actions) = h.request_from(1, Request::SemAcquire { name: "nope".into(), timeout_ms: None, pid: None });
-    assert!(matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::NoSuchSemaphore));
+    let (id, actions) = h.request_from(
+        1,
+        Request::SemAcquire {
+            name: "nope".into(),
+            timeout_ms: None,
+            pid: None,
+        },
+    );
+    assert!(
+        matches!(reply_to(id, &actions), Some(Reply::Error(e)) if e.code == ErrorCode::NoSuchSemaphore)
+    );
 }
 
 /// Random exits, stops, starts, client acquisitions and disconnects: holders
@@ -154,7 +218,10 @@ fn semaphore_invariants_hold_for_random_sequences() {
     struct Lcg(u64);
     impl Lcg {
         fn below(&mut self, n: u64) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (self.0 >> 33) % n
         }
     }
@@ -162,7 +229,11 @@ fn semaphore_invariants_hold_for_random_sequences() {
         let mut rng = Lcg(seed);
         let capacity = 1 + rng.below(3) as u32;
         let mut h = Harness::with_config(
-            vec![UnitConfig { semaphores: names(&["s"]), restart_delay: Duration::ZERO, ..pool("web", 5) }],
+            vec![UnitConfig {
+                semaphores: names(&["s"]),
+                restart_delay: Duration::ZERO,
+                ..pool("web", 5)
+            }],
             vec![],
             vec![semaphore("s", capacity)],
             vec![],
@@ -174,31 +245,61 @@ fn semaphore_invariants_hold_for_random_sequences() {
             match rng.below(6) {
                 0 | 1 => {
                     if let Some(pid) = h.instance(&name).pid {
-                        h.feed(Input::Exited { pid, exit: Exit::Signal("SIGKILL".into()) });
+                        h.feed(Input::Exited {
+                            pid,
+                            exit: Exit::Signal("SIGKILL".into()),
+                        });
                     }
                 }
-                2 => drop(h.request(Request::Stop { names: vec![name], wait: false })),
-                3 => drop(h.request(Request::Start { names: vec![name], wait: false })),
+                2 => drop(h.request(Request::Stop {
+                    names: vec![name],
+                    wait: false,
+                })),
+                3 => drop(h.request(Request::Start {
+                    names: vec![name],
+                    wait: false,
+                })),
                 4 => {
-                    let request = Request::SemAcquire { name: "s".into(), timeout_ms: Some(50), pid: None };
+                    let request = Request::SemAcquire {
+                        name: "s".into(),
+                        timeout_ms: Some(50),
+                        pid: None,
+                    };
                     h.request_from(100 + rng.below(3), request);
                 }
-                _ => drop(h.feed(Input::ClientGone { client: 100 + rng.below(3) })),
+                _ => drop(h.feed(Input::ClientGone {
+                    client: 100 + rng.below(3),
+                })),
             }
             h.advance(60 * MS);
             let list = h.sem_list();
             let s = &list.semaphores[0];
-            assert!(s.holders.len() <= capacity as usize, "seed {seed}: {} holders > {capacity}", s.holders.len());
+            assert!(
+                s.holders.len() <= capacity as usize,
+                "seed {seed}: {} holders > {capacity}",
+                s.holders.len()
+            );
             let status = h.status();
             for holder in &s.holders {
                 if holder.starts_with("web@") {
-                    let instance = status.units[0].instances.iter().find(|i| &i.name == holder).unwrap();
-                    assert!(instance.pid.is_some(), "seed {seed}: {holder} holds a slot without a process");
+                    let instance = status.units[0]
+                        .instances
+                        .iter()
+                        .find(|i| &i.name == holder)
+                        .unwrap();
+                    assert!(
+                        instance.pid.is_some(),
+                        "seed {seed}: {holder} holds a slot without a process"
+                    );
                 }
             }
             for instance in &status.units[0].instances {
                 if instance.pid.is_some() {
-                    assert!(s.holders.contains(&instance.name), "seed {seed}: {} runs without a slot", instance.name);
+                    assert!(
+                        s.holders.contains(&instance.name),
+                        "seed {seed}: {} runs without a slot",
+                        instance.name
+                    );
                 }
             }
         }
@@ -208,7 +309,10 @@ fn semaphore_invariants_hold_for_random_sequences() {
 #[test]
 fn wait_events_gate_a_unit_until_set() {
     let mut h = Harness::with_config(
-        vec![UnitConfig { wait_events: names(&["go"]), ..service("db") }],
+        vec![UnitConfig {
+            wait_events: names(&["go"]),
+            ..service("db")
+        }],
         vec![],
         vec![],
         vec![event("go", false)],
@@ -217,7 +321,10 @@ fn wait_events_gate_a_unit_until_set() {
     let db = h.instance("db");
     assert_eq!(db.state, State::Waiting);
     assert_eq!(db.reason.as_deref(), Some("waiting for event go"));
-    let (wait, _) = h.request(Request::EventWait { name: "go".into(), timeout_ms: None });
+    let (wait, _) = h.request(Request::EventWait {
+        name: "go".into(),
+        timeout_ms: None,
+    });
     let (id, actions) = h.request(Request::EventSet { name: "go".into() });
     let change: EventChange = payload(reply_to(id, &actions));
     assert!(change.event.set);
@@ -228,7 +335,10 @@ fn wait_events_gate_a_unit_until_set() {
     // Clearing it later does not stop what runs; it gates the next start.
     h.request(Request::EventClear { name: "go".into() });
     assert_eq!(h.state("db"), State::Running);
-    let (wait, _) = h.request(Request::EventWait { name: "go".into(), timeout_ms: Some(200) });
+    let (wait, _) = h.request(Request::EventWait {
+        name: "go".into(),
+        timeout_ms: Some(200),
+    });
     let timed_out: EventChange = payload(reply_to(wait, &h.advance(200 * MS)));
     assert!(timed_out.timed_out && !timed_out.event.set);
 }
@@ -237,8 +347,15 @@ fn wait_events_gate_a_unit_until_set() {
 fn sets_event_follows_a_service_through_start_crash_and_restart() {
     let mut h = Harness::with_config(
         vec![
-            UnitConfig { sets_event: Some("db-ready".into()), ready: Ready::Notify, ..service("db") },
-            UnitConfig { wait_events: names(&["db-ready"]), ..service("web") },
+            UnitConfig {
+                sets_event: Some("db-ready".into()),
+                ready: Ready::Notify,
+                ..service("db")
+            },
+            UnitConfig {
+                wait_events: names(&["db-ready"]),
+                ..service("web")
+            },
         ],
         vec![],
         vec![],
@@ -253,7 +370,11 @@ fn sets_event_follows_a_service_through_start_crash_and_restart() {
     assert!(!is_set(&mut h));
     assert_eq!(h.state("web"), State::Waiting);
     let pid = h.instance("db").pid.unwrap();
-    h.feed(Input::Notify { pid, pgid: Some(pid), fields: vec![("READY".into(), "1".into())] });
+    h.feed(Input::Notify {
+        pid,
+        pgid: Some(pid),
+        fields: vec![("READY".into(), "1".into())],
+    });
     assert!(is_set(&mut h));
     assert_eq!(h.state("web"), State::Running, "gated unit starts once set");
     h.exit("db", Exit::Code(1));
@@ -261,9 +382,16 @@ fn sets_event_follows_a_service_through_start_crash_and_restart() {
     h.advance(100 * MS);
     assert_eq!(h.state("db"), State::Starting);
     let pid = h.instance("db").pid.unwrap();
-    h.feed(Input::Notify { pid, pgid: Some(pid), fields: vec![("READY".into(), "1".into())] });
+    h.feed(Input::Notify {
+        pid,
+        pgid: Some(pid),
+        fields: vec![("READY".into(), "1".into())],
+    });
     assert!(is_set(&mut h), "set again after the restart is ready");
-    h.request(Request::Stop { names: names(&["db"]), wait: false });
+    h.request(Request::Stop {
+        names: names(&["db"]),
+        wait: false,
+    });
     h.exit("db", Exit::Signal("SIGTERM".into()));
     assert!(!is_set(&mut h), "cleared when stopped");
 }
@@ -278,7 +406,11 @@ fn notify_readiness_comes_from_the_unit_and_times_out() {
     h.boot();
     let pid = h.instance("db").pid.unwrap();
     // A stranger's READY=1 is ignored.
-    h.feed(Input::Notify { pid: 9999, pgid: Some(9999), fields: vec![("READY".into(), "1".into())] });
+    h.feed(Input::Notify {
+        pid: 9999,
+        pgid: Some(9999),
+        fields: vec![("READY".into(), "1".into())],
+    });
     assert_eq!(h.state("db"), State::Starting);
     // A helper in its process group (systemd-notify run by a script) counts.
     h.feed(Input::Notify {
@@ -286,7 +418,10 @@ fn notify_readiness_comes_from_the_unit_and_times_out() {
         pgid: Some(pid),
         fields: vec![("STATUS".into(), "warming up".into())],
     });
-    assert_eq!(h.instance("db").notify_status.as_deref(), Some("warming up"));
+    assert_eq!(
+        h.instance("db").notify_status.as_deref(),
+        Some("warming up")
+    );
     assert_eq!(h.state("db"), State::Starting);
     // No READY=1 within start_timeout: stopped, then failed with the reason.
     let actions = h.advance(1000 * MS);

@@ -1,0 +1,477 @@
+//! Authorisation by peer credentials, a socket path herdd can trust, and
+//! abuse limits: many clients, slowloris clients, one client too many.
+//!
+//! The tests run as root and play other users with `setpriv`.
+
+use crate::harness::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+const WEB: &str = r#"
+[service.web]
+command = ["/bin/sleep", "1000"]
+"#;
+
+const STATUS: &[u8] = b"{\"v\":1,\"cmd\":\"status\"}\n";
+
+/// Most memory herdd may use while it is being abused.
+const MAX_RSS_KB: u64 = 64 * 1024;
+
+/// A herd whose socket `nobody` can reach (tempdirs are 0700).
+fn herd_for_others(units: &str, control_group: Option<&str>) -> Herd {
+    let herd = Herd::configure(units);
+    if let Some(group) = control_group {
+        // The harness writes `[herd]` last, so this line lands in it.
+        append(&herd.config, &format!("control_group = {group:?}\n"));
+    }
+    std::fs::set_permissions(herd.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    herd.launch()
+}
+
+fn append(path: &Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Runs herdctl as `nobody`, with `groups` as its only supplementary groups.
+fn ctl_as_nobody(herd: &Herd, groups: &[u32], args: &[&str]) -> Output {
+    let mut command = Command::new("setpriv");
+    command.args(["--reuid=nobody", "--regid=nogroup"]);
+    if groups.is_empty() {
+        command.arg("--clear-groups");
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        command.arg(format!("--groups={}", list.join(",")));
+    }
+    command
+        .arg(bin("herdctl"))
+        .arg("--socket")
+        .arg(&herd.socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv")
+}
+
+/// A group `nobody` is not in, to serve as `control_group`.
+fn some_other_group() -> (String, u32) {
+    ["users", "staff", "adm", "daemon"]
+        .iter()
+        .find_map(|name| {
+            let group = nix::unistd::Group::from_name(name).ok()??;
+            (!group.mem.iter().any(|m| m == "nobody"))
+                .then(|| (name.to_string(), group.gid.as_raw()))
+        })
+        .expect("one of users, staff, adm, daemon exists")
+}
+
+/// Raises this process's (and so its children's) descriptor limit to at least `want`.
+fn raise_nofile(want: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < want {
+        // As root the hard limit may be raised too.
+        setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want)).unwrap();
+    }
+}
+
+/// The log with ANSI colour sequences (`ESC [ ... m`) taken out.
+fn without_colours(log: &str) -> String {
+    let mut plain = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// Sends one status request on `stream` and returns the reply.
+fn ask_status(stream: &mut UnixStream) -> Value {
+    stream.write_all(STATUS).unwrap();
+    let mut line = String::new();
+    BufReader::new(&*stream).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a reply: {line:?}"))
+}
+
+/// herdd with an environment of its own (the harness's launch takes none),
+/// and umask 077, so that the modes herdd needs cannot come from its umask.
+/// Stopped on drop: declare it after its `Herd` so it is dropped first.
+struct Daemon(Child);
+
+impl Daemon {
+    /// Starts herdd on `herd`'s config and waits until `socket` answers.
+    fn launch(herd: &Herd, socket: &Path, env: &[(&str, &str)]) -> Daemon {
+        let log = std::fs::File::create(herd.path("herdd.log")).unwrap();
+        let mut command = Command::new(bin("herdd"));
+        // SAFETY: umask(2) is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0o077);
+                Ok(())
+            });
+        }
+        let mut child = command
+            .arg("--config")
+            .arg(&herd.config)
+            .envs(env.iter().copied())
+            .env("HERD_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while UnixStream::connect(socket).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("herdd exited at start ({status}):\n{}", herd.log());
+            }
+            assert!(started.elapsed() < DEADLINE, "herdd did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Daemon(child)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        signal(self.0.id(), libc::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(8) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_stranger_may_read_status_but_not_change_anything() {
+    let herd = herd_for_others(WEB, None);
+    herd.wait_state("web", "running");
+    let mode = std::fs::metadata(&herd.socket)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o666,
+        "peer credentials, not the mode, decide"
+    );
+
+    let status = ctl_as_nobody(&herd, &[], &["status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    assert!(stdout(&status).contains("web"));
+
+    for verb in [&["stop", "web"][..], &["kill", "web"], &["shutdown"]] {
+        let denied = ctl_as_nobody(&herd, &[], verb);
+        assert_eq!(
+            denied.status.code(),
+            Some(5),
+            "{verb:?}: {}",
+            stderr(&denied)
+        );
+        let message = stderr(&denied);
+        assert!(message.contains("permission denied"), "{message}");
+        assert!(message.contains(&format!("may {}", verb[0])), "{message}");
+    }
+    assert_eq!(herd.instance("web")["state"], "running", "nothing changed");
+    let log = without_colours(&herd.log());
+    assert!(
+        log.contains("permission denied") && log.contains("uid=65534") && log.contains("pid="),
+        "the denial is logged with the peer's uid and pid:\n{log}"
+    );
+    // Root may.
+    herd.ok(&["stop", "web"]);
+    assert_eq!(herd.instance("web")["state"], "inactive");
+}
+
+#[test]
+fn a_control_group_member_may_control_herd() {
+    let (group, gid) = some_other_group();
+    let herd = herd_for_others(WEB, Some(&group));
+    herd.wait_state("web", "running");
+
+    let outsider = ctl_as_nobody(&herd, &[], &["stop", "web"]);
+    assert_eq!(outsider.status.code(), Some(5), "{}", stderr(&outsider));
+    assert!(
+        stderr(&outsider).contains(&format!("members of group {group:?}")),
+        "the message says who may: {}",
+        stderr(&outsider)
+    );
+
+    let member = ctl_as_nobody(&herd, &[gid], &["stop", "web"]);
+    assert_eq!(member.status.code(), Some(0), "{}", stderr(&member));
+    assert_eq!(herd.instance("web")["state"], "inactive");
+}
+
+#[test]
+fn an_unknown_control_group_stops_herdd_at_start() {
+    let herd = Herd::configure(WEB);
+    append(&herd.config, "control_group = \"no-such-group-herd-e2e\"\n");
+    let out = Command::new(bin("herdd"))
+        .arg("--config")
+        .arg(&herd.config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains("control_group = \"no-such-group-herd-e2e\": no such group"),
+        "{message}"
+    );
+    assert!(!herd.socket.exists(), "nothing is listening");
+}
+
+#[test]
+fn herdd_refuses_a_socket_directory_others_could_tamper_with() {
+    let herd = Herd::configure(WEB);
+    let run = |herd: &Herd| {
+        Command::new(bin("herdd"))
+            .arg("--config")
+            .arg(&herd.config)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let dir = herd.dir.path();
+    // Writable by everyone, not sticky: anyone could swap the socket.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run(&herd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("herdd refuses a socket path it does not own")
+            && stderr(&out).contains("writable by everyone"),
+        "{}",
+        stderr(&out)
+    );
+    // Owned by another (non-root) user.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(dir, Some(65534), None).unwrap();
+    let out = run(&herd);
+    std::os::unix::fs::chown(dir, Some(0), None).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("herdd refuses a socket path it does not own")
+            && stderr(&out).contains("owned by uid 65534"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A directory herdd creates is 0755, whatever the umask.
+    let nested = dir.join("run/herd");
+    let socket = nested.join("herd.sock");
+    std::fs::write(
+        &herd.config,
+        format!(
+            "{WEB}\n[herd]\nsocket = {:?}\n",
+            socket.display().to_string()
+        ),
+    )
+    .unwrap();
+    let _daemon = Daemon::launch(&herd, &socket, &[]);
+    let mode = std::fs::metadata(&nested).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o666);
+}
+
+#[test]
+fn a_thousand_parallel_clients_are_all_answered() {
+    const CLIENTS: usize = 1000;
+    // This process and herdd (which inherits it) each need a descriptor per client.
+    raise_nofile(4096);
+    let herd = Herd::start(WEB);
+    herd.wait_state("web", "running");
+    // Every client connects first, then all ask at once.
+    let connected = Arc::new(Barrier::new(CLIENTS + 1));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let socket = herd.socket.clone();
+            let connected = connected.clone();
+            std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let stream = UnixStream::connect(&socket);
+                    connected.wait();
+                    let mut stream = stream.expect("connect");
+                    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+                    ask_status(&mut stream)
+                })
+                .expect("spawn a client thread")
+        })
+        .collect();
+    connected.wait();
+    let started = Instant::now();
+    herd.ok(&["status"]);
+    let during = started.elapsed();
+    let mut answered = 0;
+    for client in clients {
+        let reply = client.join().expect("client thread");
+        assert_eq!(reply["ok"]["units"][0]["name"], "web", "{reply}");
+        answered += 1;
+    }
+    assert_eq!(answered, CLIENTS);
+    assert!(during < Duration::from_secs(5), "status took {during:?}");
+    let peak = std::fs::read_to_string(format!("/proc/{}/status", herd.daemon_pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:").map(str::to_string))
+        .unwrap();
+    let peak_kb: u64 = peak.trim().trim_end_matches("kB").trim().parse().unwrap();
+    assert!(peak_kb < MAX_RSS_KB, "herdd peaked at {peak_kb} kB");
+}
+
+#[test]
+fn slowloris_clients_are_cut_off_and_do_not_stall_herdd() {
+    const SLOW: usize = 100;
+    let herd = Herd::start(WEB);
+    herd.wait_state("web", "running");
+    let mut idle = UnixStream::connect(&herd.socket).unwrap();
+    let sent = Instant::now();
+    let slow: Vec<UnixStream> = (0..SLOW)
+        .map(|_| {
+            let mut stream = UnixStream::connect(&herd.socket).unwrap();
+            stream.write_all(b"{\"v\":1,\"cmd\":\"sta").unwrap();
+            stream
+        })
+        .collect();
+    // One more drips a byte every 300 ms: that must not buy it more time.
+    let mut drip = UnixStream::connect(&herd.socket).unwrap();
+    let dripper = std::thread::spawn(move || {
+        let started = Instant::now();
+        while drip.write_all(b" ").is_ok() && started.elapsed() < DEADLINE {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        started.elapsed()
+    });
+
+    let started = Instant::now();
+    herd.ok(&["status"]);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "status took {took:?}");
+    let rss = rss_kb(herd.daemon_pid());
+    assert!(rss < MAX_RSS_KB, "herdd uses {rss} kB");
+
+    // Each is told why and closed ~10 s after its half line.
+    for mut stream in slow {
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("closed by herdd");
+        assert!(
+            reply.contains("bad_request") && reply.contains("not completed"),
+            "{reply}"
+        );
+    }
+    let cut = sent.elapsed();
+    assert!(
+        cut >= Duration::from_secs(9) && cut < Duration::from_secs(14),
+        "slow clients cut after {cut:?}"
+    );
+    let dripped = dripper.join().unwrap();
+    assert!(
+        dripped < Duration::from_secs(12),
+        "the dripper lasted {dripped:?}"
+    );
+
+    // A connection with nothing half-sent may stay as long as it likes.
+    idle.set_read_timeout(Some(DEADLINE)).unwrap();
+    let reply = ask_status(&mut idle);
+    assert_eq!(reply["ok"]["units"][0]["name"], "web", "{reply}");
+}
+
+#[test]
+fn a_client_beyond_the_connection_limit_is_told_too_busy() {
+    const LIMIT: usize = 8;
+    let herd = Herd::configure(WEB);
+    let _daemon = Daemon::launch(&herd, &herd.socket, &[("HERD_MAX_CONNECTIONS", "8")]);
+    // Fill every slot; a served request proves herdd accepted the connection.
+    let mut held: Vec<UnixStream> = (0..LIMIT)
+        .map(|_| {
+            let mut stream = UnixStream::connect(&herd.socket).unwrap();
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            assert!(ask_status(&mut stream)["ok"].is_object());
+            stream
+        })
+        .collect();
+
+    let mut extra = UnixStream::connect(&herd.socket).unwrap();
+    extra.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut reply = String::new();
+    // One error line, then the connection is closed: no hang.
+    let _ = extra.read_to_string(&mut reply);
+    let reply: Value = serde_json::from_str(reply.trim()).unwrap();
+    assert_eq!(reply["error"]["code"], "too_busy", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum of 8 connections"),
+        "{reply}"
+    );
+    let busy = herd.ctl(&["status"]);
+    assert_eq!(busy.status.code(), Some(1), "{}", stderr(&busy));
+
+    // A slot freed is a slot for the next client.
+    held.pop();
+    wait_until("a free slot", || herd.ctl(&["status"]).status.success());
+}
+
+#[test]
+fn big_incomplete_requests_cannot_make_herdd_grow() {
+    // 1000 × 60 KB would be 60 MB held for 10 s without a shared budget.
+    const CLIENTS: usize = 1000;
+    raise_nofile(4096);
+    let herd = Herd::start(WEB);
+    herd.wait_state("web", "running");
+    let almost = vec![b' '; 60_000];
+    let clients: Vec<UnixStream> = (0..CLIENTS)
+        .map(|_| {
+            let mut stream = UnixStream::connect(&herd.socket).unwrap();
+            // herdd may already have turned it away: then writing fails.
+            let _ = stream.write_all(&almost);
+            stream
+        })
+        .collect();
+    herd.ok(&["status"]);
+    let rss = rss_kb(herd.daemon_pid());
+    assert!(rss < MAX_RSS_KB, "herdd uses {rss} kB");
+    let (mut busy, mut cut) = (0, 0);
+    for stream in clients {
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut reply = String::new();
+        let _ = BufReader::new(stream).read_line(&mut reply);
+        if reply.contains("too_busy") {
+            busy += 1;
+        } else if reply.contains("not completed") {
+            cut += 1;
+        } else {
+            panic!("unexpected reply {reply:?}");
+        }
+    }
+    assert!(busy > 0 && cut > 0, "{busy} turned away, {cut} cut off");
+    herd.ok(&["status"]);
+}
