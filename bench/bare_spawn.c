@@ -12,8 +12,9 @@
  *       Each child sets PR_SET_PDEATHSIG (as herdd does for its daemon
  *       services) so that none outlives bare_spawn if it is killed midway.
  *
- *   bare_spawn time N -- PROG ARGS...
- *       run PROG N times one after another (stdin/stdout/stderr on /dev/null),
+ *   bare_spawn time N [--stdin FILE] -- PROG ARGS...
+ *       run PROG N times one after another (stdin/stdout/stderr on /dev/null;
+ *       with --stdin, stdin reads FILE from its start on every run),
  *       printing one line per run: "<ns> <exit status>", the wall time from
  *       before fork until waitpid returned. (The child also sets
  *       PR_SET_PDEATHSIG, so it does not outlive bare_spawn.)
@@ -49,7 +50,7 @@ static void die(const char *what) {
 static void usage(void) {
     fprintf(stderr,
             "usage: bare_spawn spawn N [--confirm] -- PROG ARGS...\n"
-            "       bare_spawn time N -- PROG ARGS...\n"
+            "       bare_spawn time N [--stdin FILE] -- PROG ARGS...\n"
             "       bare_spawn supervise -- PROG ARGS...\n");
     exit(2);
 }
@@ -121,16 +122,22 @@ static int time_mode(int argc, char **argv) {
     int n = atoi(argv[2]);
     int cmd = after_dashes(argc, argv, 3);
     char **child_argv = argv + cmd;
+    const char *input = NULL;
+    for (int i = 3; i + 1 < cmd; i++)
+        if (strcmp(argv[i], "--stdin") == 0) input = argv[i + 1];
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) die("/dev/null");
+    int in = input ? open(input, O_RDONLY | O_CLOEXEC) : devnull;
+    if (in < 0) die(input);
     pid_t parent = getpid();
     for (int i = 0; i < n; i++) {
+        if (input && lseek(in, 0, SEEK_SET) < 0) die("lseek");
         long long t0 = now_ns();
         pid_t pid = fork();
         if (pid < 0) die("fork");
         if (pid == 0) {
             die_with_parent(parent);
-            dup2(devnull, 0);
+            dup2(in, 0);
             dup2(devnull, 1);
             dup2(devnull, 2);
             execvp(child_argv[0], child_argv);

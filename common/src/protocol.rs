@@ -115,6 +115,9 @@ pub enum Request {
         #[serde(default)]
         timeout_ms: Option<u64>,
     },
+    /// Re-execute herdd in place (same pid, every child kept), e.g. after
+    /// replacing its binary. Replies `{}`, then closes every connection.
+    DaemonReexec,
     /// Stream lifecycle events: the recent ones herd remembers, one
     /// `{"event": EventLine}` line each, then (without `follow`)
     /// `{"ok": {"count": N}}`; with `follow`, live ones until the client closes.
@@ -165,7 +168,8 @@ impl Request {
             | Request::SemAcquire { .. }
             | Request::SemRelease { .. }
             | Request::EventSet { .. }
-            | Request::EventClear { .. } => false,
+            | Request::EventClear { .. }
+            | Request::DaemonReexec => false,
         }
     }
 
@@ -397,6 +401,7 @@ pub const KNOWN_VERBS: &[&str] = &[
     "event-clear",
     "event-wait",
     "events",
+    "daemon-reexec",
 ];
 
 /// Kind of unit.
@@ -450,6 +455,9 @@ pub struct TaskStatus {
     pub reason: Option<String>,
     /// Milliseconds it ran (so far, while running).
     pub duration_ms: Option<u64>,
+    /// Re-adopted after herdd crashed (exit status will be unknown, output not captured).
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 /// Payload of `submit`.
@@ -574,6 +582,10 @@ pub struct InstanceStatus {
     /// The last `STATUS=` it sent on the notify socket (`ready = "notify"`).
     #[serde(default)]
     pub notify_status: Option<String>,
+    /// Its process was re-adopted after herdd crashed: herdd is no longer its
+    /// parent, so its exit status will be unknown.
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 /// Payload of `kill`.
@@ -730,6 +742,7 @@ mod tests {
                 timeout_ms: Some(1),
             },
             Request::Events { follow: true },
+            Request::DaemonReexec,
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()

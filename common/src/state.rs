@@ -96,6 +96,9 @@ pub enum Exit {
     Code(i32),
     /// It was killed by a signal, named like `SIGKILL`.
     Signal(String),
+    /// It ended while it was not herdd's child (adopted after a crash of
+    /// herdd), so its status could not be collected. Counts as a failure.
+    Unknown,
 }
 
 impl Exit {
@@ -109,6 +112,7 @@ impl fmt::Display for Exit {
         match self {
             Exit::Code(code) => write!(f, "exit code {code}"),
             Exit::Signal(signal) => write!(f, "killed by {signal}"),
+            Exit::Unknown => write!(f, "status unknown, adopted"),
         }
     }
 }

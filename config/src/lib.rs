@@ -17,6 +17,8 @@
 //! - `named`        — what those tables share: valid names, key checks,
 //!   duplicates, references to other tables
 //! - `process`      — the process keys units and pools share (env, cwd, daemon, ...)
+//! - `confine`      — the least-privilege keys among them (no_new_privs, clear_env,
+//!   memory_max, pids_max, cpu_weight)
 //! - `fields`       — keys with their own syntax (command, env, rlimits, ...)
 //! - `validate`     — checks across tables: duplicates, references, cycles
 //! - `value`        — typed reading of TOML values, with type errors
@@ -24,6 +26,7 @@
 //! - `paths`        — resolving relative paths against the config's directory
 //! - `source`, `errors` — positions and error reporting
 
+mod confine;
 mod duration;
 mod errors;
 mod fields;

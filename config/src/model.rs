@@ -55,6 +55,8 @@ pub struct PoolConfig {
     pub group: Option<String>,
     pub umask: Option<u32>,
     pub rlimits: BTreeMap<Rlimit, u64>,
+    /// `no_new_privs`, `clear_env` and the cgroup limits of each task.
+    pub confinement: Confinement,
     /// Default SIGTERM.
     pub stop_signal: i32,
     /// Default 10s.
@@ -106,6 +108,8 @@ pub struct UnitConfig {
     pub umask: Option<u32>,
     /// `rlimits = { nofile = 1024, core = 0 }`: soft = hard = the value.
     pub rlimits: BTreeMap<Rlimit, u64>,
+    /// `no_new_privs`, `clear_env` and the cgroup limits of each instance.
+    pub confinement: Confinement,
     /// Units that must be satisfied before this one starts.
     pub after: Vec<String>,
     pub ready: Ready,
@@ -138,6 +142,27 @@ pub struct UnitConfig {
     /// With `ready = "notify"` (or a delay): how long an instance may take to
     /// become ready before it counts as a failed start. Default 90s.
     pub start_timeout: Duration,
+}
+
+/// What a process may do beyond its user, group and rlimits: the keys
+/// `no_new_privs`, `clear_env`, `memory_max`, `pids_max` and `cpu_weight`
+/// (flat in the unit's or pool's table). Everything is off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Confinement {
+    /// `PR_SET_NO_NEW_PRIVS` before exec: setuid binaries and file
+    /// capabilities grant nothing to the process or its descendants.
+    pub no_new_privs: bool,
+    /// Start from an empty environment: the process gets only `env`, herd's
+    /// `HERD_*` variables (and `NOTIFY_SOCKET`) and a default `PATH` unless
+    /// `env` sets one — nothing of herdd's own environment.
+    pub clear_env: bool,
+    /// cgroup `memory.max` in bytes (`"512M"`, `"2G"`, an integer, or
+    /// `"max"` = `None`: no limit). Needs a writable cgroup.
+    pub memory_max: Option<u64>,
+    /// cgroup `pids.max`: most processes and threads at once (`"max"` = `None`).
+    pub pids_max: Option<u64>,
+    /// cgroup `cpu.weight`, 1..=10000 (the kernel's default is 100).
+    pub cpu_weight: Option<u32>,
 }
 
 /// `ready = ...`.

@@ -1,6 +1,6 @@
 //! The keys units and pools share: how a process is set up (`env`, `cwd`,
-//! `user`, `group`, `umask`, `rlimits`) and how it is stopped (`stop_signal`,
-//! `stop_timeout`, `daemon`).
+//! `user`, `group`, `umask`, `rlimits`, and the least-privilege keys of
+//! `confine.rs`) and how it is stopped (`stop_signal`, `stop_timeout`, `daemon`).
 //!
 //! `UnitConfig` and `PoolConfig` name these fields alike, so each key has one
 //! reader and one default for both: [`with_default_process!`] builds a model
@@ -13,13 +13,26 @@ use std::time::Duration;
 
 use herd_common::signals::parse_signal;
 
+use crate::confine;
 use crate::fields::{env, owned, rlimits, signal, umask};
-use crate::model::Rlimit;
+use crate::model::{Confinement, Rlimit};
 use crate::paths::resolve;
 use crate::value::{set, Cx, Value};
 
 /// The keys that set a process up, in the order "unknown key" errors list them.
-pub(crate) const SETUP_KEYS: &[&str] = &["env", "cwd", "user", "group", "umask", "rlimits"];
+pub(crate) const SETUP_KEYS: &[&str] = &[
+    "env",
+    "cwd",
+    "user",
+    "group",
+    "umask",
+    "rlimits",
+    "no_new_privs",
+    "clear_env",
+    "memory_max",
+    "pids_max",
+    "cpu_weight",
+];
 
 /// The keys that say how a process is stopped, in the same order.
 pub(crate) const STOP_KEYS: &[&str] = &["stop_signal", "stop_timeout", "daemon"];
@@ -46,6 +59,13 @@ macro_rules! with_default_process {
             group: None,
             umask: None,
             rlimits: ::std::collections::BTreeMap::new(),
+            confinement: $crate::model::Confinement {
+                no_new_privs: false,
+                clear_env: false,
+                memory_max: None,
+                pids_max: None,
+                cpu_weight: None,
+            },
             stop_signal: $crate::process::sigterm(),
             stop_timeout: $crate::process::DEFAULT_STOP_TIMEOUT,
             daemon: $daemon,
@@ -65,6 +85,7 @@ macro_rules! process_keys {
             group: &mut $model.group,
             umask: &mut $model.umask,
             rlimits: &mut $model.rlimits,
+            confinement: &mut $model.confinement,
             stop_signal: &mut $model.stop_signal,
             stop_timeout: &mut $model.stop_timeout,
             daemon: &mut $model.daemon,
@@ -81,6 +102,7 @@ pub(crate) struct ProcessKeys<'m> {
     pub group: &'m mut Option<String>,
     pub umask: &'m mut Option<u32>,
     pub rlimits: &'m mut BTreeMap<Rlimit, u64>,
+    pub confinement: &'m mut Confinement,
     pub stop_signal: &'m mut i32,
     pub stop_timeout: &'m mut Duration,
     pub daemon: &'m mut bool,
@@ -104,7 +126,7 @@ impl ProcessKeys<'_> {
             "stop_signal" => set(self.stop_signal, signal(cx, key, value)),
             "stop_timeout" => set(self.stop_timeout, cx.duration(key, value)),
             "daemon" => set(self.daemon, cx.boolean(key, value)),
-            _ => return false,
+            _ => return confine::read(self.confinement, cx, key, name, value),
         }
         true
     }

@@ -41,6 +41,9 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Stop everything gracefully (daemon/join semantics); waits until herdd has exited
     Shutdown(ShutdownArgs),
+    /// Re-execute herdd in place, keeping every child (e.g. after installing a new binary);
+    /// waits until the new herdd answers
+    DaemonReexec,
     /// Queue a task in a pool and print its id
     Submit(SubmitArgs),
     /// Wait for tasks to end, print how they ended and exit with the task's exit code

@@ -159,6 +159,7 @@ pub fn format_exit(exit: Option<&Exit>) -> String {
     match exit {
         Some(Exit::Code(code)) => format!("code {code}"),
         Some(Exit::Signal(signal)) => signal.clone(),
+        Some(Exit::Unknown) => "unknown".to_string(),
         None => "-".to_string(),
     }
 }

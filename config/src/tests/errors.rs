@@ -2,9 +2,10 @@
 
 use super::{assert_single_errors, errors_of, MAIN};
 
-const UNIT_KEYS: &str = "command, instances, env, cwd, user, group, umask, rlimits, after, \
-     wait_events, semaphores, ready, start_timeout, sets_event, restart, restart_delay, \
-     restart_delay_max, start_limit, start_interval, stop_signal, stop_timeout, daemon, autostart";
+const UNIT_KEYS: &str = "command, instances, env, cwd, user, group, umask, rlimits, \
+     no_new_privs, clear_env, memory_max, pids_max, cpu_weight, after, wait_events, semaphores, \
+     ready, start_timeout, sets_event, restart, restart_delay, restart_delay_max, start_limit, \
+     start_interval, stop_signal, stop_timeout, daemon, autostart";
 
 const TOP_LEVEL_KEYS: &str = "include, herd, semaphore, event, service, task, pool";
 
@@ -493,7 +494,8 @@ fn errors_display_one_per_line() {
 #[test]
 fn pool_errors() {
     let pool_keys = "size, max_queue, keep_finished, semaphores, env, cwd, user, group, umask, \
-                     rlimits, stop_signal, stop_timeout, daemon";
+                     rlimits, no_new_privs, clear_env, memory_max, pids_max, cpu_weight, \
+                     stop_signal, stop_timeout, daemon";
     assert_single_errors(&[
         (
             "[pool.convert]\nmax_queue = 5\n",

@@ -107,6 +107,13 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         group: None,
         umask: None,
         rlimits: BTreeMap::new(),
+        confinement: Confinement {
+            no_new_privs: false,
+            clear_env: false,
+            memory_max: None,
+            pids_max: None,
+            cpu_weight: None,
+        },
         after: Vec::new(),
         ready: Ready::Started,
         restart: if service {

@@ -100,7 +100,7 @@ pub fn exit_code(task: &TaskStatus) -> u8 {
         (TaskState::Failed, Some(Exit::Signal(name))) => parse_signal(name)
             .and_then(|signo| u8::try_from(128 + signo).ok())
             .unwrap_or(1),
-        (TaskState::Failed, None)
+        (TaskState::Failed, None | Some(Exit::Unknown))
         | (TaskState::Cancelled | TaskState::Queued | TaskState::Running, _) => 1,
     }
 }

@@ -16,6 +16,7 @@ mod map;
 mod output;
 mod pool;
 mod progress;
+mod reexec;
 mod scale;
 mod sem;
 mod shutdown;
@@ -109,6 +110,7 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Kill(args) => kill::exec(&ctx, args),
         Command::Scale(args) => scale::exec(&ctx, args),
         Command::Shutdown(args) => shutdown::exec(&ctx, args.no_block),
+        Command::DaemonReexec => reexec::exec(&ctx),
         Command::Submit(args) => submit::exec(&ctx, args),
         Command::Join(args) => join::exec(&ctx, args),
         Command::Map(args) => map::exec(&ctx, args),

@@ -110,7 +110,7 @@ pub fn render_table(report: &StatusReport, colour: bool) -> String {
         for instance in &unit.instances {
             let mut row = vec![
                 Cell::new(&instance.name),
-                Cell::painted(instance.state.as_str(), Paint::for_state(instance.state)),
+                Cell::painted(&state_label(instance), Paint::for_state(instance.state)),
                 Cell::new(
                     instance
                         .pid
@@ -208,13 +208,23 @@ fn render_block(unit: &UnitStatus, colour: bool) -> String {
     out
 }
 
+/// `running`, or `running (adopted)` for a process herdd re-adopted after
+/// a crash (it is no longer herdd's child; its exit status will be unknown).
+fn state_label(instance: &InstanceStatus) -> String {
+    if instance.adopted {
+        format!("{} (adopted)", instance.state)
+    } else {
+        instance.state.to_string()
+    }
+}
+
 /// `running, pid 1240, up 5m10s, 2 restarts, last exit code 1`, or
 /// `failed (start limit hit), 5 restarts, last exit SIGKILL`: the reason
 /// follows the state it explains, as in systemctl's `failed (Result: ...)`.
 /// The last notify `STATUS=` text, if any, ends the line:
 /// `status: "Serving 4 clients"`.
 fn describe_instance(instance: &InstanceStatus, colour: bool) -> String {
-    let state = Paint::for_state(instance.state).apply(instance.state.as_str(), colour);
+    let state = Paint::for_state(instance.state).apply(&state_label(instance), colour);
     let mut parts = vec![match &instance.reason {
         Some(reason) => format!("{state} ({reason})"),
         None => state,

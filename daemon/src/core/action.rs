@@ -18,8 +18,11 @@ pub enum Action {
     KillLeftovers { pgid: u32 },
     /// Answer request `id`.
     Reply { id: RequestId, reply: Reply },
-    /// Something happened that logs (and later the event stream) should show.
+    /// Something happened that logs and the event stream should show.
     Publish(Lifecycle),
+    /// `daemon-reexec`: once the replies are out, re-execute herdd with this
+    /// state (the shell takes the snapshot).
+    Reexec,
 }
 
 /// Everything the shell needs to start one process, `{instance}` already substituted.
@@ -34,6 +37,8 @@ pub struct SpawnSpec {
     pub umask: Option<u32>,
     /// `(resource, limit)` pairs; soft = hard = limit.
     pub rlimits: Vec<(herd_config::Rlimit, u64)>,
+    /// `no_new_privs`, `clear_env` and the cgroup limits.
+    pub confinement: herd_config::Confinement,
     /// Dies with herdd (parent-death signal) when true.
     pub daemon: bool,
     /// Pipe stdout and stderr back to herdd (`Input::Output`) instead of

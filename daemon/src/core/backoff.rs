@@ -31,6 +31,11 @@ impl Backoff {
     pub fn reset(&mut self, first: Duration) {
         self.next = first;
     }
+
+    /// The delay the next restart will get (for snapshots).
+    pub fn upcoming(&self) -> Duration {
+        self.next
+    }
 }
 
 /// The start times within the current `start_interval`, to enforce `start_limit`.
@@ -58,6 +63,17 @@ impl StartLimit {
 
     pub fn reset(&mut self) {
         self.starts.clear();
+    }
+
+    /// The recorded start times (for snapshots).
+    pub fn starts(&self) -> impl Iterator<Item = Instant> + '_ {
+        self.starts.iter().copied()
+    }
+
+    pub fn from_starts(starts: impl IntoIterator<Item = Instant>) -> Self {
+        StartLimit {
+            starts: starts.into_iter().collect(),
+        }
     }
 }
 

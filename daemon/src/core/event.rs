@@ -47,3 +47,17 @@ impl Events {
         self.flags.keys().map(|name| self.status(name)).collect()
     }
 }
+
+impl Events {
+    pub fn snapshot(&self) -> Vec<(String, bool)> {
+        self.flags
+            .iter()
+            .map(|(name, set)| (name.clone(), *set))
+            .collect()
+    }
+
+    /// Events keep their state across a re-exec or a crash of herdd.
+    pub fn restore(&mut self, flags: &[(String, bool)]) {
+        self.flags.extend(flags.iter().cloned());
+    }
+}

@@ -43,3 +43,22 @@ pub enum Input {
     /// SIGTERM/SIGINT: shut down gracefully. A second one stops joined processes at once.
     Shutdown,
 }
+
+impl Input {
+    /// False for inputs that never change what the journal keeps: read-only
+    /// requests and task output.
+    pub fn changes_state(&self) -> bool {
+        match self {
+            Input::Request { request, .. } => !request.is_read_only(),
+            Input::Output { .. } => false,
+            Input::Boot
+            | Input::ClientGone { .. }
+            | Input::Spawned { .. }
+            | Input::SpawnFailed { .. }
+            | Input::Notify { .. }
+            | Input::Exited { .. }
+            | Input::Tick
+            | Input::Shutdown => true,
+        }
+    }
+}

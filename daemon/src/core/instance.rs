@@ -7,6 +7,7 @@ use super::action::Action;
 use super::backoff::{Backoff, StartLimit};
 use super::lifecycle::Lifecycle;
 use super::semaphore::{Holder, Semaphores};
+use super::snapshot::{after, ago, before, until, AfterStopSnapshot, InstanceSnapshot};
 use super::unit::spawn_spec;
 use super::{InstanceId, Owner};
 use herd_common::signals::signal_name;
@@ -96,6 +97,9 @@ pub struct Instance {
     pub after_stop: AfterStop,
     /// SIGKILL already sent while stopping.
     killed: bool,
+    /// Not herdd's child: re-adopted after a crash of herdd, watched by pidfd;
+    /// its exit status cannot be known.
+    pub adopted: bool,
     backoff: Backoff,
     starts: StartLimit,
 }
@@ -114,6 +118,7 @@ impl Instance {
             notify_status: None,
             after_stop: AfterStop::Stay,
             killed: false,
+            adopted: false,
             backoff: Backoff::new(config.restart_delay),
             starts: StartLimit::default(),
         }
@@ -284,6 +289,7 @@ impl Instance {
     /// Its process ended (reaped by the shell).
     pub fn on_exit(&mut self, exit: Exit, ctx: &mut Ctx) -> Fate {
         let pid = self.pid.take().unwrap_or(0);
+        self.adopted = false;
         let run = self
             .spawned_at
             .take()
@@ -443,5 +449,59 @@ impl Instance {
     /// For `stop --wait`: is its process gone?
     pub fn stop_settled(&self) -> bool {
         self.pid.is_none() && self.state != State::Starting
+    }
+}
+
+impl Instance {
+    pub fn snapshot(&self, now: Instant) -> InstanceSnapshot {
+        InstanceSnapshot {
+            index: self.index,
+            state: self.state,
+            pid: self.pid,
+            pid_start: None,
+            spawned_ago_ms: self.spawned_at.map(|at| ago(now, at)),
+            deadline_in_ms: self.deadline.map(|at| until(now, at)),
+            restarts: self.restarts,
+            last_exit: self.last_exit.clone(),
+            reason: self.reason.clone(),
+            notify_status: self.notify_status.clone(),
+            after_stop: match self.after_stop {
+                AfterStop::Stay => AfterStopSnapshot::Stay,
+                AfterStop::Start => AfterStopSnapshot::Start,
+                AfterStop::Remove => AfterStopSnapshot::Remove,
+                AfterStop::Fail => AfterStopSnapshot::Fail,
+            },
+            killed: self.killed,
+            backoff_next_ms: self.backoff.upcoming().as_millis() as u64,
+            starts_ago_ms: self.starts.starts().map(|at| ago(now, at)).collect(),
+            adopted: self.adopted,
+        }
+    }
+
+    /// Rebuilds an instance; `adopted` when its process is no longer herdd's child.
+    pub fn restore(snapshot: &InstanceSnapshot, now: Instant, adopted: bool) -> Instance {
+        Instance {
+            index: snapshot.index,
+            state: snapshot.state,
+            pid: snapshot.pid,
+            spawned_at: snapshot.spawned_ago_ms.map(|ms| before(now, ms)),
+            deadline: snapshot.deadline_in_ms.map(|ms| after(now, ms)),
+            restarts: snapshot.restarts,
+            last_exit: snapshot.last_exit.clone(),
+            reason: snapshot.reason.clone(),
+            notify_status: snapshot.notify_status.clone(),
+            after_stop: match snapshot.after_stop {
+                AfterStopSnapshot::Stay => AfterStop::Stay,
+                AfterStopSnapshot::Start => AfterStop::Start,
+                AfterStopSnapshot::Remove => AfterStop::Remove,
+                AfterStopSnapshot::Fail => AfterStop::Fail,
+            },
+            killed: snapshot.killed,
+            adopted: snapshot.pid.is_some() && (adopted || snapshot.adopted),
+            backoff: Backoff::new(Duration::from_millis(snapshot.backoff_next_ms)),
+            starts: StartLimit::from_starts(
+                snapshot.starts_ago_ms.iter().map(|ms| before(now, *ms)),
+            ),
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod pool;
 mod pool_requests;
 mod requests;
 pub mod semaphore;
+pub mod snapshot;
 mod sync_requests;
 pub mod task;
 pub mod unit;
@@ -105,6 +106,11 @@ pub struct Supervisor {
     pids: HashMap<u32, Owner>,
     semaphores: Semaphores,
     events: Events,
+    /// Units carried over from a snapshot: boot leaves them as they were.
+    restored: std::collections::HashSet<String>,
+    /// Counts the inputs that changed state, so the shell knows when to
+    /// write the journal.
+    generation: u64,
     waiters: Vec<Waiter>,
     shutdown: Option<Shutdown>,
     shutdown_timeout: Duration,
@@ -134,6 +140,8 @@ impl Supervisor {
                     .map(|s| (s.name.clone(), s.capacity)),
             ),
             events: Events::new(config.events.iter().map(|e| (e.name.clone(), e.set))),
+            restored: std::collections::HashSet::new(),
+            generation: 0,
             waiters: Vec::new(),
             shutdown: None,
             shutdown_timeout: config.herd.shutdown_timeout,
@@ -143,6 +151,9 @@ impl Supervisor {
     /// Feeds one input; returns what the shell must do, in order.
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
+        if input.changes_state() {
+            self.generation += 1;
+        }
         match input {
             Input::Boot => self.boot(now, &mut out),
             Input::Request {
@@ -246,11 +257,17 @@ impl Supervisor {
         self.shutdown.is_some()
     }
 
+    /// Changes with every input that may change state (see [`Input::changes_state`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     fn boot(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let restored = &self.restored;
         let autostart: Vec<InstanceId> = self
             .units
             .values_mut()
-            .filter(|u| u.config.autostart)
+            .filter(|u| u.config.autostart && !restored.contains(u.name()))
             .flat_map(|u| {
                 u.wanted = true;
                 let name = u.name().to_string();
@@ -559,6 +576,7 @@ impl Supervisor {
                 last_exit: i.last_exit.clone(),
                 reason: i.reason.clone(),
                 notify_status: i.notify_status.clone(),
+                adopted: i.adopted,
             })
             .collect();
         UnitStatus {

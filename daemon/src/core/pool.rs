@@ -2,6 +2,7 @@
 
 use super::action::Action;
 use super::semaphore::{Holder, Semaphores};
+use super::snapshot::PoolSnapshot;
 use super::task::Task;
 use herd_common::protocol::{ErrorBody, ErrorCode, PoolStatus, TaskId};
 use herd_config::PoolConfig;
@@ -137,5 +138,26 @@ impl Pool {
             keep_finished: self.config.keep_finished,
             closed: self.closed,
         }
+    }
+}
+
+impl Pool {
+    pub fn snapshot(&self) -> PoolSnapshot {
+        PoolSnapshot {
+            name: self.config.name.clone(),
+            queue: self.queue.iter().copied().collect(),
+            running: self.running,
+            finished: self.finished.iter().copied().collect(),
+            closed: self.closed,
+            submitted: self.submitted,
+        }
+    }
+
+    pub fn restore(&mut self, snapshot: &PoolSnapshot) {
+        self.queue = snapshot.queue.iter().copied().collect();
+        self.running = snapshot.running;
+        self.finished = snapshot.finished.iter().copied().collect();
+        self.closed = snapshot.closed;
+        self.submitted = snapshot.submitted;
     }
 }

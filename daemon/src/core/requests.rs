@@ -92,6 +92,17 @@ impl Supervisor {
             Request::EventList => Some(self.event_list()),
             Request::EventSet { name } => Some(self.event_change(&name, true, out)),
             Request::EventClear { name } => Some(self.event_change(&name, false, out)),
+            Request::DaemonReexec => {
+                if self.shutdown.is_some() {
+                    Some(Reply::error(
+                        ErrorCode::ShuttingDown,
+                        "herdd is shutting down",
+                    ))
+                } else {
+                    out.push(Action::Reexec);
+                    Some(Reply::ok(serde_json::json!({})))
+                }
+            }
             // Streamed by the connection itself (control/socket.rs), never queued here.
             Request::Events { .. } => Some(Reply::error(
                 ErrorCode::BadRequest,

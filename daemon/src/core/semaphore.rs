@@ -7,6 +7,7 @@
 //! had. The property tests check that no slot outlives its holder.
 
 use super::lifecycle::Lifecycle;
+use super::snapshot::{HolderSnapshot, SemaphoreSnapshot};
 use super::{Action, InstanceId};
 use herd_common::protocol::{SemaphoreStatus, TaskId};
 use std::collections::{BTreeMap, VecDeque};
@@ -199,5 +200,40 @@ impl Semaphores {
         self.by_name
             .iter()
             .map(|(name, s)| (name.as_str(), s.holders.len(), s.capacity))
+    }
+}
+
+impl Semaphores {
+    /// Holders and waiters, without clients (their connections end with herdd).
+    pub fn snapshot(&self) -> Vec<SemaphoreSnapshot> {
+        let keep = |list: &mut dyn Iterator<Item = &Holder>| -> Vec<HolderSnapshot> {
+            list.filter_map(HolderSnapshot::from_holder).collect()
+        };
+        self.by_name
+            .iter()
+            .map(|(name, s)| SemaphoreSnapshot {
+                name: name.clone(),
+                holders: keep(&mut s.holders.iter()),
+                waiters: keep(&mut s.waiters.iter()),
+            })
+            .collect()
+    }
+
+    /// Puts back holders and waiters of semaphores that still exist.
+    pub fn restore(&mut self, snapshots: &[SemaphoreSnapshot]) {
+        for snapshot in snapshots {
+            if let Some(semaphore) = self.by_name.get_mut(&snapshot.name) {
+                semaphore.holders = snapshot
+                    .holders
+                    .iter()
+                    .map(HolderSnapshot::to_holder)
+                    .collect();
+                semaphore.waiters = snapshot
+                    .waiters
+                    .iter()
+                    .map(HolderSnapshot::to_holder)
+                    .collect();
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::action::{Action, SpawnSpec};
 use super::lifecycle::Lifecycle;
+use super::snapshot::{after, ago, before, hex, unhex, until, CapturedSnapshot, TaskSnapshot};
 use super::Owner;
 use herd_common::protocol::{OutputStream, TaskId, TaskStatus};
 use herd_common::signals::signal_name;
@@ -50,6 +51,8 @@ pub struct Task {
     /// SIGKILL time while cancelling.
     pub deadline: Option<Instant>,
     killed: bool,
+    /// Re-adopted after a crash of herdd: not its child, output not captured.
+    pub adopted: bool,
     pub stdout: Captured,
     pub stderr: Captured,
 }
@@ -70,6 +73,7 @@ impl Task {
             cancelling: false,
             deadline: None,
             killed: false,
+            adopted: false,
             stdout: Captured::default(),
             stderr: Captured::default(),
         }
@@ -97,6 +101,7 @@ impl Task {
             group: config.group.clone(),
             umask: config.umask,
             rlimits: config.rlimits.iter().map(|(k, v)| (*k, *v)).collect(),
+            confinement: config.confinement,
             daemon: config.daemon,
             capture_output: true,
             notify: false,
@@ -137,6 +142,7 @@ impl Task {
             TaskState::Failed
         };
         self.exit = Some(exit);
+        self.adopted = false;
         self.end(state, now);
     }
 
@@ -226,6 +232,77 @@ impl Task {
                 let end = self.ended_at.unwrap_or(now);
                 end.saturating_duration_since(start).as_millis() as u64
             }),
+            adopted: self.adopted,
+        }
+    }
+}
+
+impl Captured {
+    fn snapshot(&self) -> CapturedSnapshot {
+        CapturedSnapshot {
+            hex: hex(&self.data),
+            total: self.total,
+        }
+    }
+
+    fn restore(snapshot: &CapturedSnapshot) -> Captured {
+        Captured {
+            data: unhex(&snapshot.hex),
+            total: snapshot.total,
+        }
+    }
+}
+
+impl Task {
+    /// `with_output`: include captured output (re-exec), or not (the journal).
+    pub fn snapshot(&self, now: Instant, with_output: bool) -> TaskSnapshot {
+        TaskSnapshot {
+            id: self.id,
+            pool: self.pool.clone(),
+            name: self.name.clone(),
+            command: self.command.clone(),
+            state: self.state,
+            pid: self.pid,
+            pid_start: None,
+            started_ago_ms: self.started_at.map(|at| ago(now, at)),
+            ended_ago_ms: self.ended_at.map(|at| ago(now, at)),
+            exit: self.exit.clone(),
+            reason: self.reason.clone(),
+            cancelling: self.cancelling,
+            deadline_in_ms: self.deadline.map(|at| until(now, at)),
+            killed: self.killed,
+            stdout: with_output.then(|| self.stdout.snapshot()),
+            stderr: with_output.then(|| self.stderr.snapshot()),
+            adopted: self.adopted,
+        }
+    }
+
+    pub fn restore(snapshot: &TaskSnapshot, now: Instant, adopted: bool) -> Task {
+        Task {
+            id: snapshot.id,
+            pool: snapshot.pool.clone(),
+            name: snapshot.name.clone(),
+            command: snapshot.command.clone(),
+            state: snapshot.state,
+            pid: snapshot.pid,
+            started_at: snapshot.started_ago_ms.map(|ms| before(now, ms)),
+            ended_at: snapshot.ended_ago_ms.map(|ms| before(now, ms)),
+            exit: snapshot.exit.clone(),
+            reason: snapshot.reason.clone(),
+            cancelling: snapshot.cancelling,
+            deadline: snapshot.deadline_in_ms.map(|ms| after(now, ms)),
+            killed: snapshot.killed,
+            adopted: snapshot.pid.is_some() && (adopted || snapshot.adopted),
+            stdout: snapshot
+                .stdout
+                .as_ref()
+                .map(Captured::restore)
+                .unwrap_or_default(),
+            stderr: snapshot
+                .stderr
+                .as_ref()
+                .map(Captured::restore)
+                .unwrap_or_default(),
         }
     }
 }

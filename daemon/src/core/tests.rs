@@ -23,6 +23,7 @@ fn service(name: &str) -> UnitConfig {
         group: None,
         umask: None,
         rlimits: BTreeMap::new(),
+        confinement: Default::default(),
         after: vec![],
         ready: Ready::Started,
         restart: RestartPolicy::OnFailure,

@@ -136,6 +136,7 @@ pub fn spawn_spec(config: &UnitConfig, index: u32) -> SpawnSpec {
         group: config.group.clone(),
         umask: config.umask,
         rlimits: config.rlimits.iter().map(|(k, v)| (*k, *v)).collect(),
+        confinement: config.confinement,
         daemon: config.daemon,
         capture_output: false,
         notify: config.ready == herd_config::Ready::Notify,

@@ -2,9 +2,12 @@
 //! become inputs; the core's actions become syscalls. herdd wakes only for a
 //! signal, a connection or a deadline: no polling, zero CPU when idle.
 
+use super::adopt;
 use super::events::EventHub;
+use super::journal::Journal;
 use super::notify::NotifySocket;
 use super::output::OutputPipes;
+use super::reexec::{self, Handover, Invocation};
 use super::{reaper, spawn};
 use crate::control::socket::{self, Incoming};
 use crate::core::{Action, Input, Owner, RequestId, Supervisor};
@@ -33,42 +36,102 @@ pub fn start(config: Config) -> anyhow::Result<()> {
         .block_on(run(config))
 }
 
+/// Why [`serve`] returned.
+enum Outcome {
+    /// Shutdown finished: every process has exited.
+    Finished,
+    /// `daemon-reexec` was asked for; replies are out.
+    Reexec,
+}
+
 /// Runs the supervisor until a shutdown has stopped every process.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Register SIGCHLD before the first spawn so no exit goes unnoticed.
-    let mut child_signals = signal(SignalKind::child())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut signals = Signals {
+        child: signal(SignalKind::child())?,
+        terminate: signal(SignalKind::terminate())?,
+        interrupt: signal(SignalKind::interrupt())?,
+    };
     reaper::become_subreaper();
+    let invocation = Invocation::current();
     let control = socket::Control::bind(&config.herd.socket, config.herd.control_group.as_deref())?;
     let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
     let hub = EventHub::new();
+    let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
+    let mut journal = Journal::new(&config.herd.state_dir);
+    let mut shell = Shell {
+        core: Supervisor::new(&config),
+        pending: HashMap::new(),
+        next_request: 0,
+        outputs: OutputPipes::new(inputs_tx.clone()),
+        inputs,
+        inputs_tx,
+        notify_socket: notify.path.display().to_string(),
+        hub: hub.clone(),
+        starts: HashMap::new(),
+        reexec: false,
+    };
+    shell.resume(&config, &journal);
     info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");
+    loop {
+        match serve(&mut shell, &mut signals, &control, &notify, &mut journal).await {
+            Outcome::Finished => break,
+            Outcome::Reexec => {
+                shell.reexec = false;
+                let handover = shell.handover();
+                info!(program = %invocation.program().display(), "re-executing");
+                let error = invocation.exec(&handover);
+                // Still here: carry on as before, with the state we have.
+                warn!(error = %error, "re-exec failed; herdd goes on as it was");
+            }
+        }
+    }
+    journal.remove();
+    info!("herdd stopped: every process has exited");
+    Ok(())
+}
 
+/// The signals herdd acts on.
+struct Signals {
+    child: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+/// Serves clients and supervises until shutdown completes or a re-exec is due;
+/// then lets every connection take its last reply and closes them all.
+async fn serve(
+    shell: &mut Shell,
+    signals: &mut Signals,
+    control: &socket::Control,
+    notify: &NotifySocket,
+    journal: &mut Journal,
+) -> Outcome {
     let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
     // Tells connection tasks to finish once their reply is written.
     let (closing_tx, closing) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut accept_paused_until: Option<Instant> = None;
-    let (chunks_tx, chunks) = mpsc::unbounded_channel::<Input>();
-    let mut shell = Shell {
-        core: Supervisor::new(&config),
-        pending: HashMap::new(),
-        next_request: 0,
-        outputs: OutputPipes::new(chunks_tx),
-        chunks,
-        notify_socket: notify.path.display().to_string(),
-        hub: hub.clone(),
-    };
-    shell.feed(Input::Boot);
-    while !shell.core.is_finished() {
+    let mut journaled = None;
+    let outcome = loop {
+        if shell.core.is_finished() {
+            break Outcome::Finished;
+        }
+        if shell.reexec {
+            break Outcome::Reexec;
+        }
+        // Journal after every step that changed state (not while idle).
+        if journaled != Some(shell.core.generation()) {
+            journaled = Some(shell.core.generation());
+            journal.write(&shell.journal_snapshot());
+        }
         let deadline = shell.core.next_deadline();
         tokio::select! {
-            _ = child_signals.recv() => shell.reap(),
-            _ = terminate.recv() => shell.shutdown("SIGTERM"),
-            _ = interrupt.recv() => shell.shutdown("SIGINT"),
+            _ = signals.child.recv() => shell.reap(),
+            _ = signals.terminate.recv() => shell.shutdown("SIGTERM"),
+            _ = signals.interrupt.recv() => shell.shutdown("SIGINT"),
             Some(incoming) = requests.recv() => shell.request(incoming),
-            Some(chunk) = shell.chunks.recv() => shell.feed(chunk),
+            Some(input) = shell.inputs.recv() => shell.feed(input),
             notification = notify.recv() => shell.feed(Input::Notify {
                 pid: notification.pid,
                 pgid: notification.pgid,
@@ -83,7 +146,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     connections.spawn(control.serve(
                         stream,
                         requests_tx.clone(),
-                        hub.clone(),
+                        shell.hub.clone(),
                         closing.clone(),
                     ));
                 }
@@ -99,7 +162,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = sleep_until(deadline), if deadline.is_some() => shell.feed(Input::Tick),
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
-    }
+    };
     // Let every connection write its last reply (e.g. to `shutdown`), then close.
     let _ = closing_tx.send(true);
     drop(requests);
@@ -107,10 +170,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if tokio::time::timeout(FLUSH_TIMEOUT, flushed).await.is_err() {
         warn!("some clients did not take their last reply");
     }
-    // Collect any orphan that ended during the last step.
-    reaper::reap_all();
-    info!("herdd stopped: every process has exited");
-    Ok(())
+    if matches!(outcome, Outcome::Finished) {
+        // Collect any orphan that ended during the last step.
+        reaper::reap_all();
+    }
+    outcome
 }
 
 /// The notify socket lives next to the control socket: `<socket>.notify`.
@@ -134,15 +198,95 @@ struct Shell {
     next_request: RequestId,
     /// Output pipes of running tasks.
     outputs: OutputPipes,
-    /// Output chunks forwarded by the pipe readers.
-    chunks: mpsc::UnboundedReceiver<Input>,
+    /// Inputs from helper tasks: output chunks, exits of adopted processes.
+    inputs: mpsc::UnboundedReceiver<Input>,
+    inputs_tx: mpsc::UnboundedSender<Input>,
     /// Path given to `ready = "notify"` processes as `NOTIFY_SOCKET`.
     notify_socket: String,
     /// Where published lifecycle events go.
     hub: std::sync::Arc<EventHub>,
+    /// Kernel start time of each spawned pid, for the journal (pid reuse check).
+    starts: HashMap<u32, u64>,
+    /// A `daemon-reexec` reply has gone out: leave the loop and re-execute.
+    reexec: bool,
 }
 
 impl Shell {
+    /// Carries on from a re-exec handover or from the journal of a crashed
+    /// herdd, if there is one; then boots whatever is not carried over.
+    fn resume(&mut self, config: &Config, journal: &Journal) {
+        let now = Instant::now();
+        match reexec::take_handover() {
+            Some(Ok(handover)) => {
+                self.core = Supervisor::restore(config, &handover.snapshot, now, false);
+                self.starts = handover.starts.into_iter().collect();
+                let pipes = handover
+                    .pipes
+                    .into_iter()
+                    .filter(|(_, _, _, fd)| reexec::is_open(*fd))
+                    .map(|(pid, task, stream, fd)| (pid, task, stream, reexec::adopt_pipe(fd)))
+                    .collect();
+                self.outputs.import(pipes);
+                info!(processes = self.starts.len(), "resumed after re-exec");
+                self.feed(Input::Boot);
+                // Children that ended during the exec are zombies waiting for us.
+                self.reap();
+                return;
+            }
+            Some(Err(error)) => warn!(%error, "cannot read the re-exec handover; starting fresh"),
+            None => {}
+        }
+        let Some(snapshot) = journal.load() else {
+            self.feed(Input::Boot);
+            return;
+        };
+        let recorded = snapshot_starts(&snapshot);
+        self.core = Supervisor::restore(config, &snapshot, now, true);
+        let mut gone = Vec::new();
+        for pid in self.core.tracked_pids() {
+            let start = recorded.get(&pid).copied();
+            if adopt::is_same_process(pid, start) && adopt::watch(pid, self.inputs_tx.clone()) {
+                self.starts.extend(start.map(|start| (pid, start)));
+            } else {
+                gone.push(pid);
+            }
+        }
+        info!(
+            adopted = self.starts.len(),
+            gone = gone.len(),
+            "recovered the state of a previous herdd from its journal"
+        );
+        self.feed(Input::Boot);
+        for pid in gone {
+            self.feed(Input::Exited {
+                pid,
+                exit: herd_common::state::Exit::Unknown,
+            });
+        }
+    }
+
+    /// What the journal keeps: the state without task output, with start times.
+    fn journal_snapshot(&self) -> crate::core::snapshot::Snapshot {
+        let mut snapshot = self.core.snapshot(Instant::now(), false);
+        fill_starts(&mut snapshot, &self.starts);
+        snapshot
+    }
+
+    /// Everything the next image needs.
+    fn handover(&self) -> Handover {
+        let mut snapshot = self.core.snapshot(Instant::now(), true);
+        fill_starts(&mut snapshot, &self.starts);
+        Handover {
+            snapshot,
+            starts: self
+                .starts
+                .iter()
+                .map(|(pid, start)| (*pid, *start))
+                .collect(),
+            pipes: self.outputs.export(),
+        }
+    }
+
     fn request(&mut self, incoming: Incoming) {
         match incoming {
             Incoming::Request {
@@ -170,9 +314,10 @@ impl Shell {
 
     fn reap(&mut self) {
         for (pid, exit) in reaper::reap_all() {
+            self.starts.remove(&pid);
             // Output first, so that whoever joins the task sees all of it.
-            while let Ok(chunk) = self.chunks.try_recv() {
-                self.feed(chunk);
+            while let Ok(input) = self.inputs.try_recv() {
+                self.feed(input);
             }
             for chunk in self.outputs.drain(pid) {
                 self.feed(chunk);
@@ -207,6 +352,9 @@ impl Shell {
                             (&owner, spawned.output)
                         {
                             self.outputs.watch(spawned.pid, *task, stdout, stderr);
+                        }
+                        if let Some(start) = adopt::start_time(spawned.pid) {
+                            self.starts.insert(spawned.pid, start);
                         }
                         Input::Spawned {
                             owner,
@@ -243,6 +391,38 @@ impl Shell {
                 self.hub.publish(notice);
                 None
             }
+            Action::Reexec => {
+                self.reexec = true;
+                None
+            }
         }
     }
+}
+
+/// Records each tracked pid's kernel start time in the snapshot.
+fn fill_starts(snapshot: &mut crate::core::snapshot::Snapshot, starts: &HashMap<u32, u64>) {
+    for instance in snapshot
+        .units
+        .iter_mut()
+        .flat_map(|u| u.instances.iter_mut())
+    {
+        instance.pid_start = instance.pid.and_then(|pid| starts.get(&pid).copied());
+    }
+    for task in &mut snapshot.tasks {
+        task.pid_start = task.pid.and_then(|pid| starts.get(&pid).copied());
+    }
+}
+
+/// The start times a snapshot recorded, by pid.
+fn snapshot_starts(snapshot: &crate::core::snapshot::Snapshot) -> HashMap<u32, u64> {
+    let instances = snapshot
+        .units
+        .iter()
+        .flat_map(|u| &u.instances)
+        .filter_map(|i| Some((i.pid?, i.pid_start?)));
+    let tasks = snapshot
+        .tasks
+        .iter()
+        .filter_map(|t| Some((t.pid?, t.pid_start?)));
+    instances.chain(tasks).collect()
 }

@@ -1,9 +1,12 @@
 //! The I/O shell around the pure core: the only code that makes syscalls.
 
+pub mod adopt;
 pub mod event_loop;
 pub mod events;
+pub mod journal;
 pub mod logging;
 pub mod notify;
 pub mod output;
 pub mod reaper;
+pub mod reexec;
 pub mod spawn;

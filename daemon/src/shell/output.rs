@@ -65,11 +65,35 @@ impl OutputPipes {
 
     /// Starts forwarding a new process's output.
     pub fn watch(&mut self, pid: u32, task: TaskId, stdout: OwnedFd, stderr: OwnedFd) {
-        let mut pipes = Vec::with_capacity(2);
-        for (fd, stream) in [
+        let streams = [
             (stdout, OutputStream::Stdout),
             (stderr, OutputStream::Stderr),
-        ] {
+        ];
+        self.watch_streams(pid, task, streams.into());
+    }
+
+    /// The pipes to hand to a re-executed herdd: (pid, task, stream, descriptor).
+    pub fn export(&self) -> Vec<(u32, TaskId, OutputStream, i32)> {
+        self.by_pid
+            .iter()
+            .flat_map(|(pid, pipes)| {
+                pipes
+                    .iter()
+                    .map(|p| (*pid, p.task, p.stream, p.fd.get_ref().as_raw_fd()))
+            })
+            .collect()
+    }
+
+    /// Takes over pipes exported by the previous image.
+    pub fn import(&mut self, pipes: Vec<(u32, TaskId, OutputStream, OwnedFd)>) {
+        for (pid, task, stream, fd) in pipes {
+            self.watch_streams(pid, task, vec![(fd, stream)]);
+        }
+    }
+
+    fn watch_streams(&mut self, pid: u32, task: TaskId, streams: Vec<(OwnedFd, OutputStream)>) {
+        let mut pipes = Vec::with_capacity(streams.len());
+        for (fd, stream) in streams {
             set_nonblocking(&fd);
             // SAFETY: the AsyncFd owns `fd`, which stays open and the same for its whole life.
             match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
@@ -82,7 +106,7 @@ impl OutputPipes {
         for pipe in &pipes {
             tokio::spawn(forward(pipe.clone(), self.chunks.clone()));
         }
-        self.by_pid.insert(pid, pipes);
+        self.by_pid.entry(pid).or_default().extend(pipes);
     }
 
     /// Everything `pid` wrote that is still in its pipes, read without waiting.

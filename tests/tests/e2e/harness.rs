@@ -27,6 +27,8 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 pub struct Herd {
+    /// The herdd binary to run (tests of binary upgrades point it elsewhere).
+    pub herdd: PathBuf,
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub config: PathBuf,
@@ -51,12 +53,14 @@ impl Herd {
         let config = dir.path().join("herd.toml");
         // `[herd]` goes last so that `units` may start with top-level keys (`include`).
         let text = format!(
-            "{}\n\n[herd]\nsocket = {:?}\nshutdown_timeout = \"3s\"\n",
+            "{}\n\n[herd]\nsocket = {:?}\nstate_dir = {:?}\nshutdown_timeout = \"3s\"\n",
             units.replace("$DIR", &dir.path().display().to_string()),
             socket.display().to_string(),
+            dir.path().join("state").display().to_string(),
         );
         std::fs::write(&config, text).expect("write config");
         Herd {
+            herdd: bin("herdd"),
             dir,
             socket,
             config,
@@ -65,8 +69,18 @@ impl Herd {
     }
 
     pub fn launch(mut self) -> Herd {
-        let log = std::fs::File::create(self.dir.path().join("herdd.log")).expect("log file");
-        let child = Command::new(bin("herdd"))
+        self.relaunch();
+        self
+    }
+
+    /// Starts herdd (again) on this test's config; its log is appended to.
+    pub fn relaunch(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("herdd.log"))
+            .expect("log file");
+        let child = Command::new(&self.herdd)
             .arg("--config")
             .arg(&self.config)
             .env("HERD_LOG", "debug")
@@ -92,7 +106,6 @@ impl Herd {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        self
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -7,6 +7,7 @@ mod harness;
 mod config;
 mod control;
 mod pools;
+mod recovery;
 mod security;
 mod stopping;
 mod supervision;

@@ -287,8 +287,9 @@ fn herdd_refuses_a_socket_directory_others_could_tamper_with() {
     std::fs::write(
         &herd.config,
         format!(
-            "{WEB}\n[herd]\nsocket = {:?}\n",
-            socket.display().to_string()
+            "{WEB}\n[herd]\nsocket = {:?}\nstate_dir = {:?}\n",
+            socket.display().to_string(),
+            dir.join("state").display().to_string()
         ),
     )
     .unwrap();

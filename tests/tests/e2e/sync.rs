@@ -2,6 +2,7 @@
 
 use crate::harness::*;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,8 @@ capacity = 1
             "1000",
         ])
         .stdout(Stdio::null())
+        // A process group of its own, so its `sleep` can be cleaned up with it.
+        .process_group(0)
         .spawn()
         .unwrap();
     herd.wait_for("the slot to be held", |h| {
@@ -87,6 +90,9 @@ capacity = 1
     signal(holder.id(), libc::SIGKILL);
     let _ = holder.wait();
     let killed_at = Instant::now();
+    // The orphaned `sleep` is in the killed herdctl's process group.
+    // SAFETY: killpg on the group of a process this test started.
+    unsafe { libc::killpg(holder.id() as i32, libc::SIGKILL) };
     let out = herd.ctl(&[
         "sem",
         "acquire",
@@ -98,7 +104,6 @@ capacity = 1
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(killed_at.elapsed() < Duration::from_secs(5));
-    // The orphaned `sleep` of the killed herdctl is ours to clean up.
     let list: serde_json::Value =
         serde_json::from_str(&herd.ok(&["--json", "sem", "list"])).unwrap();
     assert!(list["semaphores"][0]["holders"]

@@ -162,6 +162,7 @@ fn pools_task_pool(name: &str, size: u32) -> PoolConfig {
         group: None,
         umask: None,
         rlimits: BTreeMap::new(),
+        confinement: Default::default(),
         stop_signal: libc::SIGTERM,
         stop_timeout: 500 * MS,
         daemon: false,

@@ -1,0 +1,57 @@
+//! Processes herdd did not spawn in this life: after a crash of herdd its
+//! `daemon = false` children live on, re-parented elsewhere. herdd cannot
+//! `waitpid` them, so it watches them with a pidfd (readable when the
+//! process ends) and reports an exit of unknown status.
+
+use crate::core::Input;
+use herd_common::state::Exit;
+use std::os::fd::{FromRawFd, OwnedFd};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::mpsc;
+
+/// The kernel's start time of `pid` (clock ticks since boot, field 22 of
+/// /proc/PID/stat): with the pid it names one process, even after pid reuse.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts at field 3.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is still the process that had `start`, and not a zombie.
+pub fn is_same_process(pid: u32, start: Option<u64>) -> bool {
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie);
+    alive && (start.is_none() || start_time(pid) == start)
+}
+
+/// Reports `pid`'s end as `Input::Exited { exit: Unknown }`. Returns false if
+/// it cannot be watched (then it is treated as already gone).
+pub fn watch(pid: u32, inputs: mpsc::UnboundedSender<Input>) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the descriptor was just created and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns `fd`, which stays open for its whole life.
+    let Ok(fd) = (unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }) else {
+        return false;
+    };
+    tokio::spawn(async move {
+        // A pidfd becomes readable when its process has ended.
+        let _ = fd.readable().await;
+        let _ = inputs.send(Input::Exited {
+            pid,
+            exit: Exit::Unknown,
+        });
+    });
+    true
+}

@@ -1,0 +1,222 @@
+//! Nothing lost: `daemon-reexec` (also onto a new binary) and recovery after
+//! herdd is SIGKILLed.
+
+use crate::harness::*;
+use std::collections::BTreeMap;
+
+const SETUP: &str = r#"
+[semaphore.lock]
+capacity = 1
+
+[event.ready]
+
+[service.web]
+command = ["/bin/sleep", "1000"]
+instances = 20
+
+[service.keeper]
+command = ["/bin/sleep", "1000"]
+semaphores = ["lock"]
+daemon = false
+
+[pool.jobs]
+size = 1
+"#;
+
+/// Everything that must survive: every instance's pid and state, every task's id and state.
+fn fingerprint(herd: &Herd) -> BTreeMap<String, (String, Option<u64>)> {
+    let mut all = BTreeMap::new();
+    for instance in herd.instances() {
+        all.insert(
+            instance["name"].as_str().unwrap().to_string(),
+            (
+                instance["state"].as_str().unwrap().to_string(),
+                instance["pid"].as_u64(),
+            ),
+        );
+    }
+    let tasks: serde_json::Value = serde_json::from_str(&herd.ok(&["--json", "tasks"])).unwrap();
+    for task in tasks["tasks"].as_array().unwrap() {
+        all.insert(
+            format!("task {}", task["id"]),
+            (
+                task["state"].as_str().unwrap().to_string(),
+                task["pid"].as_u64(),
+            ),
+        );
+    }
+    all
+}
+
+fn holders(herd: &Herd) -> Vec<String> {
+    let list: serde_json::Value =
+        serde_json::from_str(&herd.ok(&["--json", "sem", "list"])).unwrap();
+    list["semaphores"][0]["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn event_is_set(herd: &Herd) -> bool {
+    let list: serde_json::Value =
+        serde_json::from_str(&herd.ok(&["--json", "event", "list"])).unwrap();
+    list["events"][0]["set"] == true
+}
+
+/// The common setup: 20 instances, a running task (that finishes with 3 once
+/// `$DIR/go` exists), a queued task, a held slot, a set event.
+fn set_up(herd: &Herd) -> (u64, u64) {
+    herd.wait_for("everything up", |h| {
+        h.instances().iter().all(|i| i["state"] == "running")
+    });
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done; echo done; exit 3",
+        herd.path("go").display()
+    );
+    let running: u64 = herd
+        .ok(&["submit", "jobs", "--", "/bin/sh", "-c", &script])
+        .trim()
+        .parse()
+        .unwrap();
+    let queued: u64 = herd
+        .ok(&["submit", "jobs", "--", "/bin/sh", "-c", "echo second"])
+        .trim()
+        .parse()
+        .unwrap();
+    herd.ok(&["event", "set", "ready"]);
+    assert_eq!(holders(herd), ["keeper"]);
+    (running, queued)
+}
+
+fn reexec_keeps_everything(herd: &Herd) {
+    let (running, queued) = set_up(herd);
+    let before = fingerprint(herd);
+    let daemon = herd.daemon_pid();
+    herd.ok(&["daemon-reexec"]);
+    assert_eq!(fingerprint(herd), before, "same pids, states and task ids");
+    assert_eq!(holders(herd), ["keeper"]);
+    assert!(event_is_set(herd));
+    assert_eq!(herd.daemon_pid(), daemon);
+    // The running task is still herdd's child: its real exit code and output are seen.
+    std::fs::write(herd.path("go"), "").unwrap();
+    let out = herd.ctl(&["join", &running.to_string(), &queued.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert_eq!(herd.ok(&["output", &running.to_string()]), "done\n");
+    assert_eq!(herd.ok(&["output", &queued.to_string()]), "second\n");
+}
+
+#[test]
+fn daemon_reexec_keeps_every_pid_state_id_slot_and_event() {
+    let herd = Herd::start(SETUP);
+    reexec_keeps_everything(&herd);
+}
+
+#[test]
+fn daemon_reexec_onto_a_new_binary_on_disk() {
+    let mut herd = Herd::configure(SETUP);
+    let installed = herd.path("herdd");
+    std::fs::copy(bin("herdd"), &installed).unwrap();
+    herd.herdd = installed.clone();
+    let herd = herd.launch();
+    let exe = |herd: &Herd| std::fs::read_link(format!("/proc/{}/exe", herd.daemon_pid())).unwrap();
+    // Install a "new version": a new file renamed over the old path.
+    let staged = herd.path("herdd.new");
+    std::fs::copy(bin("herdd"), &staged).unwrap();
+    std::fs::rename(&staged, &installed).unwrap();
+    assert!(
+        exe(&herd).display().to_string().ends_with("(deleted)"),
+        "still the old binary"
+    );
+    reexec_keeps_everything(&herd);
+    assert_eq!(exe(&herd), installed, "now running the new file");
+}
+
+#[test]
+fn after_sigkill_a_new_herdd_adopts_survivors_and_starts_nothing_twice() {
+    let mut herd = Herd::start(SETUP);
+    let (running, queued) = set_up(&herd);
+    let keeper = herd.pid_of("keeper");
+    let web: Vec<u32> = (0..20).map(|i| herd.pid_of(&format!("web@{i}"))).collect();
+    herd.kill_daemon();
+    // daemon = true children die with herdd; keeper and the task live on.
+    for pid in &web {
+        wait_until("a daemon child to die with herdd", || !alive(*pid));
+    }
+    assert!(alive(keeper));
+    herd.relaunch();
+    let sleepers = |h: &Herd| {
+        h.instances()
+            .iter()
+            .filter(|i| i["state"] == "running")
+            .count()
+    };
+    herd.wait_for("web to be back", |h| sleepers(h) == 21);
+    let status = herd.instance("keeper");
+    assert_eq!(
+        status["pid"].as_u64(),
+        Some(keeper as u64),
+        "re-adopted, not started again"
+    );
+    assert_eq!(status["adopted"], true);
+    let out = stdout(&herd.ctl(&["status", "keeper"]));
+    assert!(out.contains("adopted"), "{out}");
+    // No duplicates: exactly one `sleep 1000` per instance, 21 in all.
+    let daemon = herd.daemon_pid();
+    let ours: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| alive(*pid))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c == "/bin/sleep\01000\0")
+        })
+        .filter(|pid| *pid == keeper || children(daemon).contains(pid))
+        .collect();
+    assert_eq!(ours.len(), 21, "20 web + keeper, no duplicate");
+    assert_eq!(
+        holders(&herd),
+        ["keeper"],
+        "the surviving holder keeps its slot"
+    );
+    assert!(event_is_set(&herd));
+    // The adopted task finishes: its status is unknown; the queued one then runs.
+    std::fs::write(herd.path("go"), "").unwrap();
+    let out = herd.ctl(&["join", &running.to_string()]);
+    assert!(stdout(&out).contains("status unknown"), "{}", stdout(&out));
+    assert_eq!(
+        herd.ctl(&["join", &queued.to_string()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(herd.ok(&["output", &queued.to_string()]), "second\n");
+    // An adopted process can be stopped.
+    herd.ok(&["stop", "keeper"]);
+    assert!(
+        !alive(keeper),
+        "stopped (herdd is not its parent, so it is not ours to reap)"
+    );
+    for child in children(daemon) {
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        assert_ne!(process_state(&stat), Some('Z'), "zombie {child}");
+    }
+}
+
+#[test]
+fn a_corrupt_journal_is_survived_with_a_warning() {
+    let mut herd = Herd::configure(
+        r#"
+[service.web]
+command = ["/bin/sleep", "1000"]
+"#,
+    );
+    std::fs::create_dir_all(herd.path("state")).unwrap();
+    std::fs::write(
+        herd.path("state/journal.json"),
+        "{\"version\": 1, \"units\": [tru",
+    )
+    .unwrap();
+    herd = herd.launch();
+    herd.wait_state("web", "running");
+    assert!(herd.log().contains("corrupt journal"), "{}", herd.log());
+}
