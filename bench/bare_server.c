@@ -4,20 +4,21 @@
  *
  *   bare_server SOCKET_PATH
  *
- * A single-threaded epoll server on a Unix stream socket speaking the same
- * framing as herdd (one request line in, one reply line out, requests on a
- * connection answered in order) with the least work a server can do per
- * request. It keeps one event flag and one semaphore of capacity 1, like the
- * ones herdd owns, and does no JSON: the request is the first word of the
- * line.
+ * A single-threaded epoll server on a Unix stream socket with herdd's framing
+ * (one request line in, one reply line out, requests on a connection
+ * answered in order) doing the least work a server can do per request. It
+ * keeps one event flag and one semaphore of capacity 1, like the ones herdd
+ * owns, and recognises herd's requests by their "cmd" (no JSON parsing, names
+ * ignored), so a benchmark sends it exactly the bytes it sends herdd and
+ * parses replies of the same shape:
  *
- *   ping ...      reply "ok" at once (echo round trip)
- *   wait          reply "set" when the flag is set (at once if it is)
- *   set           set the flag, reply "set" to every waiter, then "ok"
- *   clear         clear the flag, reply "ok"
- *   acquire       take the slot, or wait for it in line (FIFO); reply "acquired"
- *   release       give the slot back (to the next in line), reply "ok"
- *   anything else reply "ok" (so a pipelined "submit" costs what a ping costs)
+ *   "cmd":"event-wait"   answered when the flag is set (at once if it is)
+ *   "cmd":"event-set"    set the flag, answer every waiter, then the setter
+ *   "cmd":"event-clear"  clear the flag
+ *   "cmd":"sem-acquire"  take the slot, or wait for it in line (FIFO)
+ *   "cmd":"sem-release"  give the slot back (to the next in line)
+ *   "cmd":"submit"       answered at once with a new id
+ *   anything else        answered at once with {"ok":{}}
  *
  * Like herdd, a connection that is waiting is not read from until it is
  * answered, and a connection that closes gives up its slot and its place in
@@ -53,6 +54,19 @@ static int q_head, q_len, q_cap;
 static int *waiters;       /* fds waiting for the flag */
 static int n_waiters, cap_waiters;
 static int ep;
+static unsigned long long next_id;
+
+#define SET "{\"ok\":{\"event\":{\"name\":\"e\",\"set\":true},\"timed_out\":false}}\n"
+#define CLEAR "{\"ok\":{\"event\":{\"name\":\"e\",\"set\":false},\"timed_out\":false}}\n"
+#define ACQUIRED "{\"ok\":{\"acquired\":true,\"name\":\"s\"}}\n"
+#define RELEASED "{\"ok\":{\"acquired\":false,\"name\":\"s\"}}\n"
+
+/* Whether the request line's "cmd" is verb (requests are compact JSON). */
+static int is(const char *line, const char *verb) {
+    char key[64];
+    snprintf(key, sizeof key, "\"cmd\":\"%s\"", verb);
+    return strstr(line, key) != NULL;
+}
 
 static void die(const char *what) {
     perror(what);
@@ -115,7 +129,7 @@ static void give_slot(void) {
         q_len--;
         if (fd >= 0 && conns[fd]->open) {
             holder = fd;
-            reply(fd, "acquired\n");
+            reply(fd, ACQUIRED);
             unblock(fd);
             return;
         }
@@ -139,16 +153,16 @@ static void close_conn(int fd) {
 
 /* Handles one complete line; returns 1 if the connection is now blocked. */
 static int handle(int fd, char *line) {
-    if (strncmp(line, "wait", 4) == 0) {
+    if (is(line, "event-wait")) {
         if (flag) {
-            reply(fd, "set\n");
+            reply(fd, SET);
             return 0;
         }
         push(&waiters, &n_waiters, &cap_waiters, fd);
         conns[fd]->blocked = 1;
         return 1;
     }
-    if (strncmp(line, "set", 3) == 0) {
+    if (is(line, "event-set")) {
         flag = 1;
         int *woken = waiters, n = n_waiters;
         waiters = NULL;
@@ -156,26 +170,26 @@ static int handle(int fd, char *line) {
         for (int i = 0; i < n; i++) {
             int w = woken[i];
             if (w >= 0 && conns[w]->open) {
-                reply(w, "set\n");
+                reply(w, SET);
                 conns[w]->blocked = 0;
             }
         }
-        reply(fd, "ok\n");
+        reply(fd, SET);
         for (int i = 0; i < n; i++) /* serve what the woken ones sent meanwhile */
             if (woken[i] >= 0 && conns[woken[i]]->open && conns[woken[i]]->len)
                 serve(woken[i]);
         free(woken);
         return 0;
     }
-    if (strncmp(line, "clear", 5) == 0) {
+    if (is(line, "event-clear")) {
         flag = 0;
-        reply(fd, "ok\n");
+        reply(fd, CLEAR);
         return 0;
     }
-    if (strncmp(line, "acquire", 7) == 0) {
+    if (is(line, "sem-acquire")) {
         if (holder < 0) {
             holder = fd;
-            reply(fd, "acquired\n");
+            reply(fd, ACQUIRED);
             return 0;
         }
         if (line_q && (q_head + q_len == q_cap || q_len == 0)) {
@@ -189,12 +203,18 @@ static int handle(int fd, char *line) {
         conns[fd]->blocked = 1;
         return 1;
     }
-    if (strncmp(line, "release", 7) == 0) {
+    if (is(line, "sem-release")) {
         if (holder == fd) give_slot();
-        reply(fd, "ok\n");
+        reply(fd, RELEASED);
         return 0;
     }
-    reply(fd, "ok\n");
+    if (is(line, "submit")) {
+        char text[64];
+        snprintf(text, sizeof text, "{\"ok\":{\"id\":%llu,\"state\":\"queued\"}}\n", ++next_id);
+        reply(fd, text);
+        return 0;
+    }
+    reply(fd, "{\"ok\":{}}\n");
     return 0;
 }
 

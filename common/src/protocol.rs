@@ -115,6 +115,9 @@ pub enum Request {
         #[serde(default)]
         timeout_ms: Option<u64>,
     },
+    /// Re-read the config file: start new units, stop removed ones, restart
+    /// changed ones, leave the rest untouched. A bad config changes nothing.
+    Reload,
     /// Re-execute herdd in place (same pid, every child kept), e.g. after
     /// replacing its binary. Replies `{}`, then closes every connection.
     DaemonReexec,
@@ -169,7 +172,8 @@ impl Request {
             | Request::SemRelease { .. }
             | Request::EventSet { .. }
             | Request::EventClear { .. }
-            | Request::DaemonReexec => false,
+            | Request::DaemonReexec
+            | Request::Reload => false,
         }
     }
 
@@ -402,6 +406,7 @@ pub const KNOWN_VERBS: &[&str] = &[
     "event-wait",
     "events",
     "daemon-reexec",
+    "reload",
 ];
 
 /// Kind of unit.
@@ -536,6 +541,20 @@ pub struct EventChange {
     /// `event-wait` gave up at its timeout.
     #[serde(default)]
     pub timed_out: bool,
+}
+
+/// Payload of `reload`: what changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Units and pools new in the config, now started.
+    pub added: Vec<String>,
+    /// Units and pools gone from the config, now stopped and dropped.
+    pub removed: Vec<String>,
+    /// Units whose definition changed, now restarted with it.
+    pub changed: Vec<String>,
+    /// Pools, semaphores and events whose settings changed in place.
+    #[serde(default)]
+    pub updated: Vec<String>,
 }
 
 /// Payload of `cancel`.
@@ -743,6 +762,7 @@ mod tests {
             },
             Request::Events { follow: true },
             Request::DaemonReexec,
+            Request::Reload,
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()

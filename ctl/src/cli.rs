@@ -41,6 +41,8 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Stop everything gracefully (daemon/join semantics); waits until herdd has exited
     Shutdown(ShutdownArgs),
+    /// Re-read the config: start new units, stop removed ones, restart changed ones
+    Reload,
     /// Re-execute herdd in place, keeping every child (e.g. after installing a new binary);
     /// waits until the new herdd answers
     DaemonReexec,

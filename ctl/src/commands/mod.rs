@@ -17,6 +17,7 @@ mod output;
 mod pool;
 mod progress;
 mod reexec;
+mod reload;
 mod scale;
 mod sem;
 mod shutdown;
@@ -111,6 +112,7 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Scale(args) => scale::exec(&ctx, args),
         Command::Shutdown(args) => shutdown::exec(&ctx, args.no_block),
         Command::DaemonReexec => reexec::exec(&ctx),
+        Command::Reload => reload::exec(&ctx),
         Command::Submit(args) => submit::exec(&ctx, args),
         Command::Join(args) => join::exec(&ctx, args),
         Command::Map(args) => map::exec(&ctx, args),

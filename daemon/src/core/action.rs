@@ -20,6 +20,8 @@ pub enum Action {
     Reply { id: RequestId, reply: Reply },
     /// Something happened that logs and the event stream should show.
     Publish(Lifecycle),
+    /// Read the config file again and answer with `Input::ConfigLoaded`.
+    ReadConfig { id: Option<RequestId> },
     /// `daemon-reexec`: once the replies are out, re-execute herdd with this
     /// state (the shell takes the snapshot).
     Reexec,

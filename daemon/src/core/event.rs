@@ -17,6 +17,14 @@ impl Events {
         }
     }
 
+    /// `reload`: newly declared events get their initial state; existing
+    /// ones keep theirs.
+    pub fn declare(&mut self, declared: impl IntoIterator<Item = (String, bool)>) {
+        for (name, set) in declared {
+            self.flags.entry(name).or_insert(set);
+        }
+    }
+
     pub fn is_set(&self, name: &str) -> bool {
         self.flags.get(name).copied().unwrap_or(false)
     }

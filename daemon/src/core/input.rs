@@ -40,6 +40,12 @@ pub enum Input {
     Exited { pid: u32, exit: Exit },
     /// The earliest deadline from [`super::Supervisor::next_deadline`] has passed.
     Tick,
+    /// The shell read the config again, for `reload` request `id` (or SIGHUP):
+    /// the new config, or every error in it (then nothing changes).
+    ConfigLoaded {
+        id: Option<RequestId>,
+        config: Result<Box<herd_config::Config>, String>,
+    },
     /// SIGTERM/SIGINT: shut down gracefully. A second one stops joined processes at once.
     Shutdown,
 }
@@ -58,6 +64,7 @@ impl Input {
             | Input::Notify { .. }
             | Input::Exited { .. }
             | Input::Tick
+            | Input::ConfigLoaded { .. }
             | Input::Shutdown => true,
         }
     }

@@ -14,6 +14,7 @@ pub mod instance;
 pub mod lifecycle;
 pub mod pool;
 mod pool_requests;
+mod reload;
 mod requests;
 pub mod semaphore;
 pub mod snapshot;
@@ -209,6 +210,15 @@ impl Supervisor {
                     self.with_instance(now, &id, &mut out, |i, ctx| i.on_notify(&fields, ctx));
                 }
             }
+            Input::ConfigLoaded { id, config } => {
+                let reply = match config {
+                    Ok(config) => Reply::ok(self.reload(now, &config, &mut out)),
+                    Err(message) => Reply::error(ErrorCode::Failed, message),
+                };
+                if let Some(id) = id {
+                    out.push(Action::Reply { id, reply });
+                }
+            }
             Input::Tick => self.tick(now, &mut out),
             Input::Shutdown => self.begin_shutdown(now, &mut out),
         }
@@ -228,6 +238,7 @@ impl Supervisor {
         for id in self.evicted.drain(..) {
             self.tasks.remove(&id);
         }
+        self.drop_removed();
         out
     }
 

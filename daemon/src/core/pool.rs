@@ -22,6 +22,8 @@ pub struct Pool {
     pub closed: bool,
     /// Tasks ever submitted.
     submitted: u64,
+    /// Gone from the config (`reload`): dropped once drained.
+    pub removing: bool,
 }
 
 impl Pool {
@@ -33,6 +35,7 @@ impl Pool {
             finished: VecDeque::new(),
             closed: false,
             submitted: 0,
+            removing: false,
         }
     }
 

@@ -92,6 +92,11 @@ impl Supervisor {
             Request::EventList => Some(self.event_list()),
             Request::EventSet { name } => Some(self.event_change(&name, true, out)),
             Request::EventClear { name } => Some(self.event_change(&name, false, out)),
+            // The shell reads the file; the core applies it on `Input::ConfigLoaded`.
+            Request::Reload => {
+                out.push(Action::ReadConfig { id: Some(id) });
+                None
+            }
             Request::DaemonReexec => {
                 if self.shutdown.is_some() {
                     Some(Reply::error(
@@ -252,11 +257,34 @@ impl Supervisor {
         if count != 1 {
             unit.is_pool = true;
         }
+        let mut touched = self.resize(now, name, count, out);
+        let unit = &self.units[name];
+        touched.extend(unit.instances.iter().map(|i| InstanceId {
+            unit: name.to_string(),
+            index: i.index,
+        }));
+        touched.sort();
+        touched.dedup();
+        Some(Reply::ok(self.report(now, &touched)))
+    }
+
+    /// Adds or removes the highest-numbered instances so that `count` stay;
+    /// returns the ones added. The others are untouched.
+    pub(super) fn resize(
+        &mut self,
+        now: Instant,
+        name: &str,
+        count: u32,
+        out: &mut Vec<Action>,
+    ) -> Vec<InstanceId> {
+        let Some(unit) = self.units.get(name) else {
+            return Vec::new();
+        };
         let current = unit.target_count();
-        let mut touched = Vec::new();
+        let mut added = Vec::new();
         if count > current {
             for index in current..count {
-                touched.push(self.add_instance(now, name, index, out));
+                added.push(self.add_instance(now, name, index, out));
             }
         } else {
             let leaving: Vec<u32> = unit
@@ -274,14 +302,7 @@ impl Supervisor {
                 }
             }
         }
-        let unit = &self.units[name];
-        touched.extend(unit.instances.iter().map(|i| InstanceId {
-            unit: name.to_string(),
-            index: i.index,
-        }));
-        touched.sort();
-        touched.dedup();
-        Some(Reply::ok(self.report(now, &touched)))
+        added
     }
 
     /// Brings instance `index` (back) into the unit and starts it if the unit is wanted.

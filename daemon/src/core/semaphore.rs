@@ -81,6 +81,23 @@ impl Semaphores {
         }
     }
 
+    /// `reload`: new semaphores appear, capacities change (holders beyond a
+    /// lowered capacity keep their slots until they exit), removed ones go.
+    pub fn reconfigure(&mut self, declared: impl IntoIterator<Item = (String, u32)>) {
+        let declared: BTreeMap<String, u32> = declared.into_iter().collect();
+        self.by_name.retain(|name, _| declared.contains_key(name));
+        for (name, capacity) in declared {
+            self.by_name
+                .entry(name)
+                .and_modify(|s| s.capacity = capacity)
+                .or_insert_with(|| Semaphore {
+                    capacity,
+                    holders: Vec::new(),
+                    waiters: VecDeque::new(),
+                });
+        }
+    }
+
     pub fn exists(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
     }

@@ -855,4 +855,5 @@ fn reach(state: State) -> Harness {
 }
 
 mod pools;
+mod reload;
 mod sync;

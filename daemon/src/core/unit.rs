@@ -20,6 +20,8 @@ pub struct Unit {
     pub wanted: bool,
     /// Last readiness applied to its `sets_event` (all instances running).
     pub sets_event_ready: bool,
+    /// Gone from the config (`reload`): dropped once its instances have exited.
+    pub removing: bool,
 }
 
 /// How a unit looks to the units that are `after` it.
@@ -41,6 +43,7 @@ impl Unit {
             is_pool: config.instances.is_some(),
             wanted: false,
             sets_event_ready: false,
+            removing: false,
             config,
             instances,
         }

@@ -3,12 +3,13 @@
 //! signal, a connection or a deadline: no polling, zero CPU when idle.
 
 use super::adopt;
+use super::cgroup::Cgroups;
 use super::events::EventHub;
 use super::journal::Journal;
 use super::notify::NotifySocket;
 use super::output::OutputPipes;
+use super::reaper;
 use super::reexec::{self, Handover, Invocation};
-use super::{reaper, spawn};
 use crate::control::socket::{self, Incoming};
 use crate::core::{Action, Input, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
@@ -51,6 +52,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         child: signal(SignalKind::child())?,
         terminate: signal(SignalKind::terminate())?,
         interrupt: signal(SignalKind::interrupt())?,
+        hangup: signal(SignalKind::hangup())?,
     };
     reaper::become_subreaper();
     let invocation = Invocation::current();
@@ -70,11 +72,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hub: hub.clone(),
         starts: HashMap::new(),
         reexec: false,
+        config_path: config.path.clone(),
+        cgroups: Cgroups::detect(),
     };
+    // Every client (socket connections, and any other front end) sends here.
+    let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
     shell.resume(&config, &journal);
     info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");
     loop {
-        match serve(&mut shell, &mut signals, &control, &notify, &mut journal).await {
+        let clients = Clients {
+            requests: &mut requests,
+            requests_tx: &requests_tx,
+            control: &control,
+        };
+        match serve(&mut shell, &mut signals, clients, &notify, &mut journal).await {
             Outcome::Finished => break,
             Outcome::Reexec => {
                 shell.reexec = false;
@@ -96,6 +107,14 @@ struct Signals {
     child: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+/// Where requests come from.
+struct Clients<'a> {
+    requests: &'a mut mpsc::UnboundedReceiver<Incoming>,
+    requests_tx: &'a mpsc::UnboundedSender<Incoming>,
+    control: &'a socket::Control,
 }
 
 /// Serves clients and supervises until shutdown completes or a re-exec is due;
@@ -103,11 +122,15 @@ struct Signals {
 async fn serve(
     shell: &mut Shell,
     signals: &mut Signals,
-    control: &socket::Control,
+    clients: Clients<'_>,
     notify: &NotifySocket,
     journal: &mut Journal,
 ) -> Outcome {
-    let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
+    let Clients {
+        requests,
+        requests_tx,
+        control,
+    } = clients;
     // Tells connection tasks to finish once their reply is written.
     let (closing_tx, closing) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -130,6 +153,10 @@ async fn serve(
             _ = signals.child.recv() => shell.reap(),
             _ = signals.terminate.recv() => shell.shutdown("SIGTERM"),
             _ = signals.interrupt.recv() => shell.shutdown("SIGINT"),
+            _ = signals.hangup.recv() => {
+                let input = shell.read_config(None);
+                shell.feed(input);
+            }
             Some(incoming) = requests.recv() => shell.request(incoming),
             Some(input) = shell.inputs.recv() => shell.feed(input),
             notification = notify.recv() => shell.feed(Input::Notify {
@@ -165,7 +192,6 @@ async fn serve(
     };
     // Let every connection write its last reply (e.g. to `shutdown`), then close.
     let _ = closing_tx.send(true);
-    drop(requests);
     let flushed = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(FLUSH_TIMEOUT, flushed).await.is_err() {
         warn!("some clients did not take their last reply");
@@ -209,6 +235,11 @@ struct Shell {
     starts: HashMap<u32, u64>,
     /// A `daemon-reexec` reply has gone out: leave the loop and re-execute.
     reexec: bool,
+    /// The config file, read again on `reload` and SIGHUP.
+    config_path: std::path::PathBuf,
+    /// The cgroup of each process (when cgroups are writable); removes
+    /// herd's cgroups when dropped.
+    cgroups: Cgroups,
 }
 
 impl Shell {
@@ -307,6 +338,27 @@ impl Shell {
         }
     }
 
+    /// Reads the config file again for `reload` or SIGHUP. A bad config is
+    /// logged with every error and changes nothing.
+    fn read_config(&self, id: Option<RequestId>) -> Input {
+        let config = herd_config::load(&self.config_path).map_err(|errors| {
+            for error in &errors.0 {
+                warn!("{error}");
+            }
+            format!(
+                "{} is invalid; nothing was changed:\n{errors}",
+                self.config_path.display()
+            )
+        });
+        if config.is_ok() {
+            info!(config = %self.config_path.display(), "reloading");
+        }
+        Input::ConfigLoaded {
+            id,
+            config: config.map(Box::new),
+        }
+    }
+
     fn shutdown(&mut self, why: &str) {
         info!(signal = why, "shutting down");
         self.feed(Input::Shutdown);
@@ -324,6 +376,8 @@ impl Shell {
             }
             self.feed(Input::Exited { pid, exit });
         }
+        // Killed leftovers have left their cgroups by now, or will by the next reap.
+        self.cgroups.sweep();
     }
 
     /// Hands `input` to the core and carries out its actions; spawn results go
@@ -346,7 +400,7 @@ impl Shell {
                     spec.env
                         .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
                 }
-                Some(match spawn::spawn(&spec) {
+                Some(match self.cgroups.spawn(&owner, &spec) {
                     Ok(spawned) => {
                         if let (Owner::Task(task), Some((stdout, stderr))) =
                             (&owner, spawned.output)
@@ -377,6 +431,8 @@ impl Shell {
             Action::KillLeftovers { pgid } => {
                 // ESRCH (the usual case) means the group died with its leader.
                 let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+                // The cgroup also reaches processes that left the group (setsid).
+                self.cgroups.kill_leftovers(pgid);
                 None
             }
             Action::Reply { id, reply } => {
@@ -395,6 +451,7 @@ impl Shell {
                 self.reexec = true;
                 None
             }
+            Action::ReadConfig { id } => Some(self.read_config(id)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The I/O shell around the pure core: the only code that makes syscalls.
 
 pub mod adopt;
+pub mod cgroup;
 pub mod event_loop;
 pub mod events;
 pub mod journal;

@@ -9,7 +9,7 @@ use herd_config::Rlimit;
 use nix::errno::Errno;
 use nix::unistd::{Group, User};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -20,9 +20,14 @@ pub struct Spawned {
     pub output: Option<(OwnedFd, OwnedFd)>,
 }
 
+/// `PATH` of a `clear_env` process whose `env` sets none (systemd's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Spawns the process in its own process group; returns its pid, or a message
 /// for `status` such as `exec /no/such: No such file or directory`.
-pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, String> {
+/// `cgroup_procs` are open `cgroup.procs` files the child joins before exec
+/// (see `cgroup.rs`); they stay open in herdd until this returns.
+pub fn spawn(spec: &SpawnSpec, cgroup_procs: &[RawFd]) -> Result<Spawned, String> {
     let (program, args) = spec.argv.split_first().ok_or("empty command")?;
     if let Some(cwd) = &spec.cwd {
         // exec reports a missing cwd as ENOENT, indistinguishable from a missing binary.
@@ -33,6 +38,8 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, String> {
     let credentials = Credentials::resolve(spec)?;
     let setup = ChildSetup {
         parent: std::process::id() as libc::pid_t,
+        cgroup_procs: cgroup_procs.to_vec(),
+        no_new_privs: spec.confinement.no_new_privs,
         die_with_parent: spec.daemon,
         umask: spec.umask,
         rlimits: spec
@@ -43,6 +50,12 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, String> {
         credentials,
     };
     let mut command = Command::new(program);
+    if spec.confinement.clear_env {
+        command.env_clear();
+        if !spec.env.contains_key("PATH") {
+            command.env("PATH", DEFAULT_PATH);
+        }
+    }
     command
         .args(args)
         .envs(&spec.env)
@@ -144,6 +157,9 @@ impl Credentials {
 /// What the child does between fork and exec.
 struct ChildSetup {
     parent: libc::pid_t,
+    /// `cgroup.procs` files to write `0` to (join those cgroups).
+    cgroup_procs: Vec<RawFd>,
+    no_new_privs: bool,
     die_with_parent: bool,
     umask: Option<u32>,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
@@ -152,7 +168,9 @@ struct ChildSetup {
 
 impl ChildSetup {
     fn is_needed(&self) -> bool {
-        self.die_with_parent
+        !self.cgroup_procs.is_empty()
+            || self.no_new_privs
+            || self.die_with_parent
             || self.umask.is_some()
             || !self.rlimits.is_empty()
             || self.credentials.is_some()
@@ -163,11 +181,11 @@ impl ChildSetup {
         // SAFETY (whole function): plain syscalls on memory owned by `self`,
         // which the fork copied; no allocation, no locks.
         unsafe {
-            if self.die_with_parent {
-                check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
-                // herdd may have died before prctl: then nobody would kill us.
-                if libc::getppid() != self.parent {
-                    libc::_exit(1);
+            // First, while still root: from here on every descendant is in
+            // the cgroups too (and counted against their limits).
+            for fd in &self.cgroup_procs {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
                 }
             }
             if let Some(mask) = self.umask {
@@ -187,6 +205,17 @@ impl ChildSetup {
                 ))?;
                 check(libc::setgid(credentials.gid))?;
                 check(libc::setuid(credentials.uid))?;
+            }
+            // After the credentials: changing them clears the parent-death signal.
+            if self.die_with_parent {
+                check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+                // herdd may have died before prctl: then nobody would kill us.
+                if libc::getppid() != self.parent {
+                    libc::_exit(1);
+                }
+            }
+            if self.no_new_privs {
+                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
             }
         }
         Ok(())

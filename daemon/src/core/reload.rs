@@ -1,0 +1,184 @@
+//! `reload`: apply a new config to the running supervisor. New units start,
+//! removed ones stop and go, changed ones restart with their new definition,
+//! everything else is left exactly as it is.
+
+use super::instance::{Fate, Instance};
+use super::pool::Pool;
+use super::unit::Unit;
+use super::{Action, InstanceId, Supervisor};
+use herd_common::protocol::ReloadReport;
+use herd_common::state::State;
+use herd_config::{Config, UnitConfig, UnitKind};
+use std::time::Instant;
+
+impl Supervisor {
+    pub(super) fn reload(
+        &mut self,
+        now: Instant,
+        config: &Config,
+        out: &mut Vec<Action>,
+    ) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        self.shutdown_timeout = config.herd.shutdown_timeout;
+        self.semaphores.reconfigure(
+            config
+                .semaphores
+                .iter()
+                .map(|s| (s.name.clone(), s.capacity)),
+        );
+        self.events
+            .declare(config.events.iter().map(|e| (e.name.clone(), e.set)));
+        self.reload_pools(config, &mut report, now, out);
+        let gone: Vec<String> = self
+            .units
+            .keys()
+            .filter(|name| !config.units.iter().any(|u| &u.name == *name))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.remove_unit(now, &name, out);
+            report.removed.push(name);
+        }
+        for unit in &config.units {
+            match self.units.get(&unit.name) {
+                None => {
+                    self.add_unit(now, unit.clone(), out);
+                    report.added.push(unit.name.clone());
+                }
+                Some(current) if current.config != *unit || current.removing => {
+                    self.replace_unit(now, unit.clone(), out);
+                    report.changed.push(unit.name.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        report
+    }
+
+    fn add_unit(&mut self, now: Instant, config: UnitConfig, out: &mut Vec<Action>) {
+        let name = config.name.clone();
+        let autostart = config.autostart;
+        let mut unit = Unit::new(config);
+        unit.wanted = autostart;
+        let indexes: Vec<u32> = unit.instances.iter().map(|i| i.index).collect();
+        self.units.insert(name.clone(), unit);
+        if autostart {
+            for index in indexes {
+                let id = InstanceId {
+                    unit: name.clone(),
+                    index,
+                };
+                self.with_instance(now, &id, out, Instance::start);
+            }
+        }
+    }
+
+    /// Stops every instance; the unit goes once the last one has exited.
+    fn remove_unit(&mut self, now: Instant, name: &str, out: &mut Vec<Action>) {
+        let Some(unit) = self.units.get_mut(name) else {
+            return;
+        };
+        unit.removing = true;
+        unit.wanted = false;
+        let indexes: Vec<u32> = unit.instances.iter().map(|i| i.index).collect();
+        for index in indexes {
+            let id = InstanceId {
+                unit: name.to_string(),
+                index,
+            };
+            if self.with_instance(now, &id, out, Instance::remove) == Some(Fate::Remove) {
+                self.drop_instance(&id);
+            }
+        }
+    }
+
+    /// New definition: the instance count follows it, and every instance
+    /// that has (or is about to have) a process restarts with it.
+    fn replace_unit(&mut self, now: Instant, config: UnitConfig, out: &mut Vec<Action>) {
+        let name = config.name.clone();
+        let count = match config.kind {
+            UnitKind::Service => config.instances.unwrap_or(1),
+            UnitKind::Task => 1,
+        };
+        let Some(unit) = self.units.get_mut(&name) else {
+            return;
+        };
+        unit.removing = false;
+        unit.is_pool = config.instances.is_some();
+        unit.config = config;
+        let added = self.resize(now, &name, count, out);
+        let unit = &self.units[&name];
+        let running: Vec<InstanceId> = unit
+            .staying()
+            .filter(|i| !added.iter().any(|a| a.index == i.index))
+            .filter(|i| match i.state {
+                State::Starting | State::Running | State::Waiting | State::Backoff => true,
+                State::Inactive | State::Stopping | State::Exited | State::Failed => false,
+            })
+            .map(|i| InstanceId {
+                unit: name.clone(),
+                index: i.index,
+            })
+            .collect();
+        for id in running {
+            self.with_instance(now, &id, out, Instance::restart);
+        }
+    }
+
+    fn reload_pools(
+        &mut self,
+        config: &Config,
+        report: &mut ReloadReport,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let gone: Vec<String> = self
+            .pools
+            .keys()
+            .filter(|name| !config.pools.iter().any(|p| &p.name == *name))
+            .cloned()
+            .collect();
+        for name in gone {
+            // Its tasks are cancelled; the pool goes once they have all ended.
+            self.terminate_pool(now, &name, out);
+            if let Some(pool) = self.pools.get_mut(&name) {
+                pool.closed = true;
+                pool.removing = true;
+            }
+            report.removed.push(format!("pool {name}"));
+        }
+        for pool in &config.pools {
+            match self.pools.get_mut(&pool.name) {
+                None => {
+                    self.pools
+                        .insert(pool.name.clone(), Pool::new(pool.clone()));
+                    report.added.push(format!("pool {}", pool.name));
+                }
+                Some(current) if current.config != *pool || current.removing => {
+                    // Takes effect from the next task on; running ones go on.
+                    current.config = pool.clone();
+                    current.removing = false;
+                    current.closed = false;
+                    report.updated.push(format!("pool {}", pool.name));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Drops removed units and pools once nothing of them runs any more.
+    pub(super) fn drop_removed(&mut self) {
+        self.units
+            .retain(|_, unit| !(unit.removing && unit.instances.is_empty()));
+        let gone: Vec<String> = self
+            .pools
+            .iter()
+            .filter(|(_, pool)| pool.removing && pool.is_drained())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            self.pools.remove(&name);
+            self.tasks.retain(|_, task| task.pool != name);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `reload`: only what changed is touched.
+
+use super::*;
+use herd_common::protocol::ReloadReport;
+
+fn config_with(units: Vec<UnitConfig>) -> Box<Config> {
+    Box::new(Config {
+        path: PathBuf::from("/test/herd.toml"),
+        herd: HerdSettings {
+            socket: PathBuf::from("/test/herd.sock"),
+            log_dir: PathBuf::from("/test/log"),
+            state_dir: PathBuf::from("/test/state"),
+            dbus: "off".into(),
+            shutdown_timeout: 3000 * MS,
+            control_group: None,
+        },
+        units,
+        pools: vec![],
+        semaphores: vec![],
+        events: vec![],
+    })
+}
+
+impl Harness {
+    fn reload(&mut self, units: Vec<UnitConfig>) -> (ReloadReport, Vec<Action>) {
+        self.next_request += 1;
+        let id = self.next_request;
+        let actions = self.feed(Input::ConfigLoaded {
+            id: Some(id),
+            config: Ok(config_with(units)),
+        });
+        match reply_to(id, &actions) {
+            Some(Reply::Ok(payload)) => (serde_json::from_value(payload).unwrap(), actions),
+            other => panic!("reload failed: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn reload_starts_new_stops_removed_restarts_changed_and_leaves_the_rest() {
+    let mut h = Harness::new(vec![service("keep"), service("change"), service("drop")]);
+    h.boot();
+    let keep = h.instance("keep").pid.unwrap();
+    let change = h.instance("change").pid.unwrap();
+    let drop_pid = h.instance("drop").pid.unwrap();
+    let changed = UnitConfig {
+        command: vec!["/bin/sleep".into(), "999".into()],
+        ..service("change")
+    };
+    let (report, actions) = h.reload(vec![service("keep"), changed, service("new")]);
+    assert_eq!(report.added, ["new"]);
+    assert_eq!(report.removed, ["drop"]);
+    assert_eq!(report.changed, ["change"]);
+    let signalled: Vec<u32> = signals(&actions).iter().map(|(pid, _)| *pid).collect();
+    assert!(!signalled.contains(&keep), "an unchanged unit is untouched");
+    assert!(signalled.contains(&change) && signalled.contains(&drop_pid));
+    assert_eq!(
+        spawns(&actions).len(),
+        1,
+        "only the new unit starts at once"
+    );
+    assert_eq!(h.instance("keep").pid, Some(keep));
+    // The changed unit comes back with its new command once its old process is gone.
+    let actions = h.exit("change", Exit::Signal("SIGTERM".into()));
+    assert_eq!(spawns(&actions)[0].1.argv, ["/bin/sleep", "999"]);
+    // The removed unit disappears once its process has exited.
+    h.exit("drop", Exit::Signal("SIGTERM".into()));
+    assert!(h.status().units.iter().all(|u| u.name != "drop"));
+}
+
+#[test]
+fn a_changed_instance_count_scales_without_restarting_untouched_settings() {
+    let mut h = Harness::new(vec![pool("web", 2)]);
+    h.boot();
+    let (report, actions) = h.reload(vec![pool("web", 3)]);
+    assert_eq!(report.changed, ["web"]);
+    // A new definition restarts the running instances, and adds the third.
+    assert_eq!(signals(&actions).len(), 2);
+    assert_eq!(spawns(&actions).len(), 1);
+}
+
+#[test]
+fn a_bad_config_changes_nothing() {
+    let mut h = Harness::new(vec![service("web")]);
+    h.boot();
+    let pid = h.instance("web").pid;
+    let actions = h.feed(Input::ConfigLoaded {
+        id: Some(77),
+        config: Err("herd.toml:3:1: service.web.restat: unknown key".into()),
+    });
+    assert!(matches!(reply_to(77, &actions), Some(Reply::Error(e)) if e.message.contains("3:1")));
+    assert!(signals(&actions).is_empty() && spawns(&actions).is_empty());
+    assert_eq!(h.instance("web").pid, pid);
+}
+
+#[test]
+fn an_identical_config_touches_nothing() {
+    let mut h = Harness::new(vec![service("web"), pool("api", 3)]);
+    h.boot();
+    let (report, actions) = h.reload(vec![service("web"), pool("api", 3)]);
+    assert_eq!(report, ReloadReport::default());
+    assert!(signals(&actions).is_empty() && spawns(&actions).is_empty());
+}

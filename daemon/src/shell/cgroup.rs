@@ -1,0 +1,718 @@
+//! One cgroup per instance and per pool task, so that stopping kills the
+//! whole tree — including processes that left the process group with
+//! `setsid` — and so that `memory_max`, `pids_max` and `cpu_weight` apply.
+//!
+//! At start herdd tries to create its own subtree, `herd-<pid>`, next to
+//! itself in the cgroup v2 hierarchy (found in /proc/self/mountinfo and
+//! /proc/self/cgroup: `/sys/fs/cgroup` on a unified system,
+//! `/sys/fs/cgroup/unified` on a hybrid one). Each process then gets
+//! `herd-<pid>/units/<unit>/<index>` or `herd-<pid>/tasks/<id>`: the shell
+//! opens its `cgroup.procs` before the fork and the child writes `0` to it
+//! between fork and exec (one async-signal-safe `write`), so the process and
+//! all its descendants are in it from their first instruction.
+//!
+//! When the process exits the core asks to kill its leftovers
+//! ([`Cgroups::kill_leftovers`]): `1` goes to the cgroup's `cgroup.kill`,
+//! and the emptied cgroup is removed — at once if it is already empty, else
+//! on a later reap (never by waiting or polling). herdd removes its subtree
+//! when it exits ([`Drop`]), and at start the empty remains of herdds that
+//! were killed (a killed herdd's cgroups that still hold processes are left
+//! alone: which herd adopts those processes is not known here). After a
+//! `daemon-reexec` (same pid, same tree) it takes its tree over again.
+//!
+//! Limits go to `memory.max`, `pids.max` and `cpu.weight` when the v2
+//! hierarchy offers those controllers. On a hybrid system they are usually
+//! bound to v1 hierarchies instead: then the limit is applied in a cgroup of
+//! that v1 hierarchy (`memory.limit_in_bytes`, `pids.max`, `cpu.shares`),
+//! which the child joins the same way. A limit no hierarchy can apply is
+//! reported once and ignored.
+//!
+//! Without a writable cgroup v2 hierarchy (or without `cgroup.kill`, Linux <
+//! 5.14) herd falls back to process groups, and says so once at start-up.
+
+use crate::core::Owner;
+use crate::core::SpawnSpec;
+use herd_config::Confinement;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+use super::spawn::{self, Spawned};
+
+/// Prefix of the subtree each herdd creates (`herd-<pid>`).
+const SUBTREE_PREFIX: &str = "herd-";
+
+/// A resource controller a limit needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Controller {
+    Memory,
+    Pids,
+    Cpu,
+}
+
+impl Controller {
+    const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
+
+    /// Its name, in `cgroup.controllers` and in v1 mount options alike.
+    fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Cpu => "cpu",
+        }
+    }
+
+    /// The config key whose limit it applies.
+    fn key(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory_max",
+            Controller::Pids => "pids_max",
+            Controller::Cpu => "cpu_weight",
+        }
+    }
+
+    /// The limit `confinement` asks of it, if any.
+    fn limit(self, confinement: &Confinement) -> Option<u64> {
+        match self {
+            Controller::Memory => confinement.memory_max,
+            Controller::Pids => confinement.pids_max,
+            Controller::Cpu => confinement.cpu_weight.map(u64::from),
+        }
+    }
+
+    /// `(file, value)` to write in a v2 cgroup; `limit == None` writes the
+    /// default, so a cgroup reused after a reload carries no stale limit.
+    fn v2_setting(self, limit: Option<u64>) -> (&'static str, String) {
+        let max = |limit: Option<u64>| limit.map_or_else(|| "max".to_string(), |n| n.to_string());
+        match self {
+            Controller::Memory => ("memory.max", max(limit)),
+            Controller::Pids => ("pids.max", max(limit)),
+            Controller::Cpu => ("cpu.weight", limit.unwrap_or(100).to_string()),
+        }
+    }
+
+    /// `(file, value)` to write in a v1 cgroup for `limit`.
+    fn v1_setting(self, limit: u64) -> (&'static str, String) {
+        match self {
+            Controller::Memory => ("memory.limit_in_bytes", limit.to_string()),
+            Controller::Pids => ("pids.max", limit.to_string()),
+            // cpu.weight 100 is cpu.shares 1024 (both the default); 2 is the least share.
+            Controller::Cpu => ("cpu.shares", (limit * 1024 / 100).max(2).to_string()),
+        }
+    }
+}
+
+/// herd's cgroups, and which process is in which.
+pub struct Cgroups {
+    /// `<v2 mount>/<herdd's cgroup>/herd-<pid>`, when v2 is writable.
+    root: Option<PathBuf>,
+    /// Controllers enabled for the cgroups under `root`.
+    enabled: Vec<Controller>,
+    /// For controllers v2 lacks: `<v1 mount>/<herdd's v1 cgroup>/herd-<pid>`
+    /// (created when a limit first needs it).
+    v1: Vec<(Controller, PathBuf)>,
+    /// The cgroups of each live process, by pid (the pgid of its group).
+    live: HashMap<u32, Vec<PathBuf>>,
+    /// Cgroups to remove once empty.
+    doomed: Vec<PathBuf>,
+    /// Limits already reported as unenforceable.
+    warned: HashSet<Controller>,
+}
+
+/// The cgroups prepared for a process about to be spawned.
+struct Placement {
+    dirs: Vec<PathBuf>,
+    /// `cgroup.procs` of each, open for writing: the child writes `0` to them.
+    procs: Vec<File>,
+}
+
+impl Cgroups {
+    /// Process groups only: no cgroup is made.
+    pub fn disabled() -> Cgroups {
+        Cgroups {
+            root: None,
+            enabled: Vec::new(),
+            v1: Vec::new(),
+            live: HashMap::new(),
+            doomed: Vec::new(),
+            warned: HashSet::new(),
+        }
+    }
+
+    /// Finds out what this system allows, creates herd's subtree and says
+    /// once, in the log, what stopping will rely on.
+    pub fn detect() -> Cgroups {
+        let mut cgroups = Cgroups::disabled();
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let memberships = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let subtree = format!("{SUBTREE_PREFIX}{}", std::process::id());
+        match own_v2_dir(&mounts, &memberships) {
+            Some(own) => match create_subtree(&own, &subtree) {
+                Ok((root, enabled)) => {
+                    cgroups.adopt_tree(&root);
+                    cgroups.root = Some(root);
+                    cgroups.enabled = enabled;
+                }
+                Err(why) => info!(
+                    cgroup = %own.display(),
+                    "cgroups not usable ({why}); falling back to process groups: \
+                     processes that leave their group (setsid) survive a stop, \
+                     and memory_max/pids_max/cpu_weight need a v1 hierarchy"
+                ),
+            },
+            None => info!(
+                "no cgroup v2 hierarchy; falling back to process groups: processes that \
+                 leave their group (setsid) survive a stop"
+            ),
+        }
+        for controller in Controller::ALL {
+            if cgroups.enabled.contains(&controller) {
+                continue;
+            }
+            if let Some(own) = own_v1_dir(&mounts, &memberships, controller.name()) {
+                sweep_stale(&own);
+                cgroups.adopt_tree(&own.join(&subtree));
+                cgroups.v1.push((controller, own.join(&subtree)));
+            }
+        }
+        if let Some(root) = &cgroups.root {
+            let names =
+                |list: Vec<Controller>| list.iter().map(|c| c.name()).collect::<Vec<_>>().join(",");
+            let v1 = cgroups.v1.iter().map(|(c, _)| *c).collect();
+            info!(
+                root = %root.display(),
+                controllers = %names(cgroups.enabled.clone()),
+                v1_controllers = %names(v1),
+                "each instance and task gets its own cgroup"
+            );
+        }
+        cgroups
+    }
+
+    /// Whether processes get cgroups of their own (else: process groups).
+    pub fn enabled(&self) -> bool {
+        self.root.is_some()
+    }
+
+    /// herd's subtree in the v2 hierarchy, when there is one.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// Spawns `spec` in cgroups of its own (as far as this system allows):
+    /// the one call the event loop makes to start a process.
+    pub fn spawn(&mut self, owner: &Owner, spec: &SpawnSpec) -> Result<Spawned, String> {
+        let placement = self.prepare(owner, &spec.confinement);
+        let fds: Vec<RawFd> = placement
+            .as_ref()
+            .map(|p| p.procs.iter().map(AsRawFd::as_raw_fd).collect())
+            .unwrap_or_default();
+        let result = spawn::spawn(spec, &fds);
+        if let Some(Placement { dirs, procs }) = placement {
+            drop(procs);
+            match &result {
+                Ok(spawned) => {
+                    self.live.insert(spawned.pid, dirs);
+                }
+                Err(_) => {
+                    self.doomed.extend(dirs);
+                    self.sweep();
+                }
+            }
+        }
+        result
+    }
+
+    /// The leader `pid` has exited: kill whatever is left in its cgroup
+    /// (`cgroup.kill` reaches processes that left its process group) and
+    /// remove the cgroup once empty.
+    pub fn kill_leftovers(&mut self, pid: u32) {
+        let Some(dirs) = self.live.remove(&pid) else {
+            return;
+        };
+        let (v2, v1): (Vec<&PathBuf>, Vec<&PathBuf>) = dirs
+            .iter()
+            .partition(|dir| dir.join("cgroup.kill").exists());
+        for leaf in &v2 {
+            if let Err(err) = fs::write(leaf.join("cgroup.kill"), "1") {
+                if err.kind() != ErrorKind::NotFound {
+                    warn!(cgroup = %leaf.display(), error = %err, "cannot kill the cgroup");
+                }
+            }
+        }
+        if v2.is_empty() {
+            // v1 has no cgroup.kill: kill its members one by one.
+            for leaf in v1 {
+                for member in read_list(&leaf.join("cgroup.procs")) {
+                    if let Ok(member) = member.parse::<i32>() {
+                        // SAFETY: kill(2) on a process of this instance's cgroup.
+                        unsafe { libc::kill(member, libc::SIGKILL) };
+                    }
+                }
+            }
+        }
+        self.doomed.extend(dirs);
+        self.sweep();
+    }
+
+    /// Removes the cgroups that have emptied since they were doomed; keeps
+    /// the busy ones for the next call (after the next reap).
+    pub fn sweep(&mut self) {
+        if self.doomed.is_empty() {
+            return;
+        }
+        let tops: Vec<PathBuf> = self.tops();
+        self.doomed.retain(|dir| match fs::remove_dir(dir) {
+            Ok(()) => {
+                remove_empty_parents(dir, &tops);
+                false
+            }
+            Err(err) if err.kind() == ErrorKind::NotFound => false,
+            Err(err) if err.kind() == ErrorKind::ResourceBusy => true,
+            Err(err) => {
+                warn!(cgroup = %dir.display(), error = %err, "cannot remove cgroup");
+                false
+            }
+        });
+    }
+
+    /// The roots of herd's subtrees (v2 and v1), which parents are removed up to.
+    fn tops(&self) -> Vec<PathBuf> {
+        self.root
+            .iter()
+            .cloned()
+            .chain(self.v1.iter().map(|(_, root)| root.clone()))
+            .collect()
+    }
+
+    /// After a `daemon-reexec` herdd's pid and so its tree are the same,
+    /// with processes in it: maps each group leader found in the tree at
+    /// `top` to its cgroup, so its leftovers are killed when it exits.
+    fn adopt_tree(&mut self, top: &Path) {
+        let mut leaders = Vec::new();
+        collect_leaders(top, &mut leaders);
+        if !leaders.is_empty() {
+            debug!(cgroup = %top.display(), processes = leaders.len(), "took over a cgroup tree");
+        }
+        for (pid, dir) in leaders {
+            self.live.entry(pid).or_default().push(dir);
+        }
+    }
+
+    /// Creates and configures the cgroups for `owner`'s next process and
+    /// opens their `cgroup.procs`; `None` when it gets none (process groups only).
+    fn prepare(&mut self, owner: &Owner, confinement: &Confinement) -> Option<Placement> {
+        let relative = match owner {
+            Owner::Instance(id) => Path::new("units").join(&id.unit).join(id.index.to_string()),
+            Owner::Task(id) => Path::new("tasks").join(id.to_string()),
+        };
+        let mut placement = Placement {
+            dirs: Vec::new(),
+            procs: Vec::new(),
+        };
+        if let Some(root) = self.root.clone() {
+            match self.make_v2(&root, &relative, confinement) {
+                Ok(procs) => {
+                    placement.dirs.push(root.join(&relative));
+                    placement.procs.push(procs);
+                }
+                Err(err) => warn!(
+                    cgroup = %root.join(&relative).display(),
+                    error = %err,
+                    "cannot create the cgroup; this process gets a process group only"
+                ),
+            }
+        }
+        for controller in Controller::ALL {
+            let Some(limit) = controller.limit(confinement) else {
+                continue;
+            };
+            if self.root.is_some() && self.enabled.contains(&controller) {
+                continue;
+            }
+            let Some(v1_root) = self.v1_root(controller) else {
+                if self.warned.insert(controller) {
+                    warn!(
+                        key = controller.key(),
+                        controller = controller.name(),
+                        "no writable cgroup offers this controller: the limit is not enforced"
+                    );
+                }
+                continue;
+            };
+            let dir = v1_root.join(&relative);
+            match make_v1(&dir, controller, limit) {
+                Ok(procs) => {
+                    placement.dirs.push(dir);
+                    placement.procs.push(procs);
+                }
+                Err(err) => warn!(
+                    cgroup = %dir.display(),
+                    key = controller.key(),
+                    error = %err,
+                    "cannot apply the limit"
+                ),
+            }
+        }
+        (!placement.dirs.is_empty()).then_some(placement)
+    }
+
+    /// The v2 leaf: parents with every enabled controller delegated, limits
+    /// written (defaults where the config sets none); its `cgroup.procs`.
+    fn make_v2(
+        &mut self,
+        root: &Path,
+        relative: &Path,
+        confinement: &Confinement,
+    ) -> io::Result<File> {
+        let leaf = root.join(relative);
+        let mut dir = root.to_path_buf();
+        let parents: Vec<_> = relative.parent().into_iter().flat_map(Path::iter).collect();
+        for part in parents {
+            dir.push(part);
+            if create_dir(&dir)? {
+                enable(&dir, &self.enabled);
+            }
+        }
+        // A leftover cgroup of this instance's last run is used again.
+        create_dir(&leaf)?;
+        self.doomed.retain(|doomed| doomed != &leaf);
+        for controller in self.enabled.clone() {
+            let (file, value) = controller.v2_setting(controller.limit(confinement));
+            if let Err(err) = fs::write(leaf.join(file), &value) {
+                warn!(cgroup = %leaf.display(), file, value, error = %err, "cannot set the limit");
+            }
+        }
+        OpenOptions::new()
+            .write(true)
+            .open(leaf.join("cgroup.procs"))
+    }
+
+    /// herd's subtree in the v1 hierarchy of `controller`, created on first use.
+    fn v1_root(&mut self, controller: Controller) -> Option<PathBuf> {
+        let index = self.v1.iter().position(|(c, _)| *c == controller)?;
+        let root = self.v1[index].1.clone();
+        match create_dir(&root) {
+            Ok(_) => Some(root),
+            Err(err) => {
+                warn!(cgroup = %root.display(), error = %err, "cannot create cgroup; not using it");
+                self.v1.remove(index);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Cgroups {
+    /// Kills whatever is left in herd's subtrees (by now every process herd
+    /// started has been reaped) and removes them, waiting at most a second
+    /// for killed processes to leave.
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for root in self.tops() {
+            if !root.exists() {
+                continue;
+            }
+            if root.join("cgroup.kill").exists() {
+                let _ = fs::write(root.join("cgroup.kill"), "1");
+            }
+            remove_tree(&root, Some(deadline));
+        }
+    }
+}
+
+/// Every group leader in the tree at `dir`, with the cgroup it is in.
+fn collect_leaders(dir: &Path, found: &mut Vec<(u32, PathBuf)>) {
+    for member in read_list(&dir.join("cgroup.procs")) {
+        let Ok(pid) = member.parse::<u32>() else {
+            continue;
+        };
+        // SAFETY: getpgid has no preconditions.
+        if unsafe { libc::getpgid(pid as libc::pid_t) } == pid as libc::pid_t {
+            found.push((pid, dir.to_path_buf()));
+        }
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                collect_leaders(&entry.path(), found);
+            }
+        }
+    }
+}
+
+/// Makes a v1 leaf with `limit` in it; returns its `cgroup.procs`.
+fn make_v1(dir: &Path, controller: Controller, limit: u64) -> io::Result<File> {
+    fs::create_dir_all(dir)?;
+    let (file, value) = controller.v1_setting(limit);
+    fs::write(dir.join(file), value)?;
+    OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.procs"))
+}
+
+/// `mkdir`; true if it made the directory, false if it was there already.
+fn create_dir(dir: &Path) -> io::Result<bool> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == ErrorKind::AlreadyExists && dir.join("cgroup.procs").exists() => {
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Delegates `controllers` to the children of `dir`.
+fn enable(dir: &Path, controllers: &[Controller]) {
+    for controller in controllers {
+        let file = dir.join("cgroup.subtree_control");
+        if let Err(err) = fs::write(&file, format!("+{}", controller.name())) {
+            debug!(cgroup = %dir.display(), controller = controller.name(), error = %err, "cannot enable controller");
+        }
+    }
+}
+
+/// Creates `<own>/<name>` with the controllers `own` can delegate; returns it
+/// with the controllers its children get.
+fn create_subtree(own: &Path, name: &str) -> Result<(PathBuf, Vec<Controller>), String> {
+    sweep_stale(own);
+    // Delegate what herdd's own cgroup may give (an inner cgroup that holds
+    // processes itself refuses, with EBUSY: then the limits fall back to v1).
+    let offered = read_list(&own.join("cgroup.controllers"));
+    let active = read_list(&own.join("cgroup.subtree_control"));
+    let wanted: Vec<Controller> = Controller::ALL
+        .into_iter()
+        .filter(|c| offered.contains(c.name()))
+        .collect();
+    for controller in &wanted {
+        if !active.contains(controller.name()) {
+            enable(own, &[*controller]);
+        }
+    }
+    let root = own.join(name);
+    // It exists already after a `daemon-reexec`: herdd's pid did not change.
+    create_dir(&root).map_err(|err| format!("mkdir {}: {err}", root.display()))?;
+    if !root.join("cgroup.kill").exists() {
+        let _ = fs::remove_dir(&root);
+        return Err("no cgroup.kill (Linux 5.14 or later is needed)".into());
+    }
+    let available = read_list(&root.join("cgroup.controllers"));
+    let enabled: Vec<Controller> = wanted
+        .into_iter()
+        .filter(|c| available.contains(c.name()))
+        .collect();
+    enable(&root, &enabled);
+    Ok((root, enabled))
+}
+
+/// The words of a cgroup list file (`cgroup.controllers`, ...).
+fn read_list(path: &Path) -> HashSet<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes `dir`'s empty parents up to (not beyond) the one of `tops` it is in.
+fn remove_empty_parents(dir: &Path, tops: &[PathBuf]) {
+    let Some(top) = tops.iter().find(|top| dir.starts_with(top)) else {
+        return;
+    };
+    let mut parent = dir.parent();
+    while let Some(current) = parent {
+        if current == top.as_path() || !current.starts_with(top) || fs::remove_dir(current).is_err()
+        {
+            return;
+        }
+        parent = current.parent();
+    }
+}
+
+/// Removes every empty cgroup of the tree at `root`, deepest first, `root`
+/// last; a cgroup still holding processes stays (with its parents). Until
+/// `deadline`, a busy cgroup is retried: processes just killed take a moment
+/// to leave.
+fn remove_tree(root: &Path, deadline: Option<Instant>) -> bool {
+    let mut empty = true;
+    if let Ok(entries) = fs::read_dir(root) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                empty &= remove_tree(&entry.path(), deadline);
+            }
+        }
+    }
+    loop {
+        match fs::remove_dir(root) {
+            Ok(()) => return empty,
+            Err(err) if err.kind() == ErrorKind::NotFound => return empty,
+            Err(err)
+                if err.kind() == ErrorKind::ResourceBusy
+                    && empty
+                    && deadline.is_some_and(|deadline| Instant::now() < deadline) =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => {
+                debug!(cgroup = %root.display(), error = %err, "cgroup left in place");
+                return false;
+            }
+        }
+    }
+}
+
+/// Removes what herdds that were killed left in `own`: `herd-<pid>` trees
+/// whose herdd is gone (only their empty cgroups: rmdir refuses the others).
+fn sweep_stale(own: &Path) {
+    let Ok(entries) = fs::read_dir(own) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = subtree_owner(&entry.file_name()) else {
+            continue;
+        };
+        if pid != std::process::id() && !is_alive(pid) && remove_tree(&entry.path(), None) {
+            debug!(cgroup = %entry.path().display(), "removed a stale cgroup tree");
+        }
+    }
+}
+
+/// The herdd a `herd-<pid>` tree was made by.
+fn subtree_owner(name: &std::ffi::OsStr) -> Option<u32> {
+    name.to_str()?.strip_prefix(SUBTREE_PREFIX)?.parse().ok()
+}
+
+/// Whether a process `pid` exists (if it cannot be told, it is assumed to).
+fn is_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// One line of /proc/self/mountinfo: where a hierarchy is mounted.
+struct Mount<'a> {
+    /// The hierarchy's directory that is mounted (`/` unless bind-mounted).
+    root: &'a str,
+    point: &'a str,
+    fstype: &'a str,
+    super_options: &'a str,
+}
+
+fn mounts(mountinfo: &str) -> impl Iterator<Item = Mount<'_>> {
+    mountinfo.lines().filter_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut left = left.split(' ');
+        let root = left.nth(3)?;
+        let point = left.next()?;
+        let mut right = right.split(' ');
+        let fstype = right.next()?;
+        let super_options = right.nth(1).unwrap_or("");
+        Some(Mount {
+            root,
+            point,
+            fstype,
+            super_options,
+        })
+    })
+}
+
+/// `mount point + (cgroup path relative to the mount's root)`, unescaping
+/// mountinfo's octal escapes (`\040` for a space).
+fn join_mount(mount: &Mount, path: &str) -> Option<PathBuf> {
+    let relative = path.strip_prefix(mount.root)?;
+    let dir = PathBuf::from(unescape(mount.point)).join(relative.trim_start_matches('/'));
+    dir.is_dir().then_some(dir)
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let code = rest.get(at + 1..at + 4);
+        match code.and_then(|code| u8::from_str_radix(code, 8).ok()) {
+            Some(byte) => {
+                out.push(byte as char);
+                rest = &rest[at + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// herdd's own cgroup in the v2 hierarchy (`0::/path` in /proc/self/cgroup).
+fn own_v2_dir(mountinfo: &str, memberships: &str) -> Option<PathBuf> {
+    let path = memberships
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))?;
+    mounts(mountinfo)
+        .filter(|mount| mount.fstype == "cgroup2")
+        .find_map(|mount| join_mount(&mount, path))
+}
+
+/// herdd's own cgroup in the v1 hierarchy that has `controller`.
+fn own_v1_dir(mountinfo: &str, memberships: &str, controller: &str) -> Option<PathBuf> {
+    let path = memberships.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        controllers
+            .split(',')
+            .any(|name| name == controller)
+            .then_some(path)
+    })?;
+    mounts(mountinfo)
+        .filter(|mount| {
+            mount.fstype == "cgroup" && mount.super_options.split(',').any(|o| o == controller)
+        })
+        .find_map(|mount| join_mount(&mount, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+35 24 0:31 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,mode=755
+36 35 0:32 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+37 35 0:33 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+38 35 0:34 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn reads_mountinfo() {
+        let found: Vec<_> = mounts(MOUNTINFO)
+            .map(|m| (m.root, m.point, m.fstype, m.super_options))
+            .collect();
+        assert_eq!(found[1], ("/", "/sys/fs/cgroup/pids", "cgroup", "rw,pids"));
+        assert_eq!(found[3], ("/", "/sys/fs/cgroup/unified", "cgroup2", "rw"));
+    }
+
+    #[test]
+    fn unescapes_mount_points() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape("/odd\\"), "/odd\\");
+    }
+
+    #[test]
+    fn weights_map_to_shares() {
+        assert_eq!(Controller::Cpu.v1_setting(100).1, "1024");
+        assert_eq!(Controller::Cpu.v1_setting(1).1, "10");
+        assert_eq!(Controller::Cpu.v1_setting(10_000).1, "102400");
+        assert_eq!(Controller::Cpu.v2_setting(None).1, "100");
+        assert_eq!(Controller::Memory.v2_setting(None).1, "max");
+        assert_eq!(Controller::Pids.v2_setting(Some(10)).1, "10");
+    }
+}
