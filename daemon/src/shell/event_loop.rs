@@ -10,6 +10,7 @@ use super::notify::NotifySocket;
 use super::output::OutputPipes;
 use super::reaper;
 use super::reexec::{self, Handover, Invocation};
+use super::sd_notify::SystemdNotifier;
 use crate::control::socket::{self, Incoming};
 use crate::core::{Action, Input, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
@@ -55,6 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hangup: signal(SignalKind::hangup())?,
     };
     reaper::become_subreaper();
+    let systemd = SystemdNotifier::from_env();
     let invocation = Invocation::current();
     let control = socket::Control::bind(&config.herd.socket, config.herd.control_group.as_deref())?;
     let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
@@ -73,12 +75,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         starts: HashMap::new(),
         reexec: false,
         config_path: config.path.clone(),
+        systemd,
+        told_stopping: false,
         cgroups: Cgroups::detect(),
     };
     // Every client (socket connections, and any other front end) sends here.
     let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
     shell.resume(&config, &journal);
     info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");
+    shell.systemd.ready();
     loop {
         let clients = Clients {
             requests: &mut requests,
@@ -237,6 +242,10 @@ struct Shell {
     reexec: bool,
     /// The config file, read again on `reload` and SIGHUP.
     config_path: std::path::PathBuf,
+    /// systemd's notify socket, when herdd runs as a `Type=notify` service.
+    systemd: SystemdNotifier,
+    /// `STOPPING=1` has been sent.
+    told_stopping: bool,
     /// The cgroup of each process (when cgroups are writable); removes
     /// herd's cgroups when dropped.
     cgroups: Cgroups,
@@ -390,6 +399,10 @@ impl Shell {
                     inputs.push_back(next);
                 }
             }
+        }
+        if self.core.is_shutting_down() && !self.told_stopping {
+            self.told_stopping = true;
+            self.systemd.stopping();
         }
     }
 

@@ -10,4 +10,5 @@ pub mod notify;
 pub mod output;
 pub mod reaper;
 pub mod reexec;
+pub mod sd_notify;
 pub mod spawn;

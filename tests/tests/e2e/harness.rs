@@ -29,6 +29,8 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Herd {
     /// The herdd binary to run (tests of binary upgrades point it elsewhere).
     pub herdd: PathBuf,
+    /// Extra environment for herdd.
+    pub env: Vec<(String, String)>,
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub config: PathBuf,
@@ -61,6 +63,7 @@ impl Herd {
         std::fs::write(&config, text).expect("write config");
         Herd {
             herdd: bin("herdd"),
+            env: Vec::new(),
             dir,
             socket,
             config,
@@ -84,6 +87,7 @@ impl Herd {
             .arg("--config")
             .arg(&self.config)
             .env("HERD_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

@@ -9,6 +9,7 @@ mod control;
 mod pools;
 mod recovery;
 mod security;
+mod service;
 mod stopping;
 mod supervision;
 mod sync;
