@@ -666,8 +666,10 @@ mod tests {
     }
 
     #[test]
-    fn later_verbs_do_not_exist_yet() {
-        let err = parse(&["reload"]).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidSubcommand);
+    fn reload_and_daemon_reexec_take_no_arguments() {
+        assert!(matches!(parse(&["reload"]).unwrap().command, Command::Reload));
+        assert!(matches!(parse(&["daemon-reexec"]).unwrap().command, Command::DaemonReexec));
+        let err = parse(&["reload", "web"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument);
     }
 }

@@ -89,9 +89,9 @@ fn report(state: &str, reason: Option<&str>) -> Value {
         "instances": [
             {"name": "web@0", "state": "running", "pid": 41, "uptime_ms": 312000,
              "restarts": 1, "last_exit": {"signal": "SIGKILL"}, "reason": null,
-             "notify_status": null},
+             "notify_status": null, "adopted": false},
             {"name": "web@1", "state": state, "pid": null, "uptime_ms": null,
-             "restarts": 0, "last_exit": {"code": 1}, "reason": reason, "notify_status": null}
+             "restarts": 0, "last_exit": {"code": 1}, "reason": reason, "notify_status": null, "adopted": false}
         ]
     }], "pools": []})
 }

@@ -134,6 +134,7 @@ pub mod tests {
             exit,
             reason: reason.map(str::to_string),
             duration_ms: Some(1200),
+            adopted: false,
         }
     }
 

@@ -110,6 +110,7 @@ mod tests {
             last_exit: None,
             reason: reason.map(str::to_string),
             notify_status: None,
+            adopted: false,
         }
     }
 

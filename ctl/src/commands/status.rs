@@ -110,7 +110,7 @@ pub fn render_table(report: &StatusReport, colour: bool) -> String {
         for instance in &unit.instances {
             let mut row = vec![
                 Cell::new(&instance.name),
-                Cell::painted(&state_label(instance), Paint::for_state(instance.state)),
+                Cell::painted(state_label(instance), Paint::for_state(instance.state)),
                 Cell::new(
                     instance
                         .pid
@@ -270,6 +270,7 @@ mod tests {
             last_exit: None,
             reason: None,
             notify_status: None,
+            adopted: false,
         }
     }
 

@@ -338,10 +338,12 @@ impl Instance {
     pub fn on_notify(&mut self, fields: &[(String, String)], ctx: &mut Ctx) {
         for (key, value) in fields {
             match key.as_str() {
-                "READY" if value == "1" => {
-                    if self.state == State::Starting && ctx.config.ready == Ready::Notify {
-                        self.become_ready(ctx);
-                    }
+                "READY"
+                    if value == "1"
+                        && self.state == State::Starting
+                        && ctx.config.ready == Ready::Notify =>
+                {
+                    self.become_ready(ctx);
                 }
                 "STATUS" => self.notify_status = Some(value.clone()),
                 // STOPPING=1, MAINPID=, RELOADING=1, ... are accepted and not acted on:

@@ -433,7 +433,6 @@ impl Shell {
             }
             Action::Signal { pid, signal } => {
                 let result = Signal::try_from(signal)
-                    .map_err(|err| err.into())
                     .and_then(|signal| killpg(Pid::from_raw(pid as i32), signal));
                 if let Err(err) = result {
                     // ESRCH: the group is already gone; its exit is on the way.

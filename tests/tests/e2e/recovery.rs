@@ -170,7 +170,7 @@ fn after_sigkill_a_new_herdd_adopts_survivors_and_starts_nothing_twice() {
         .filter(|pid| alive(*pid))
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c == "/bin/sleep\01000\0")
+                .is_ok_and(|c| c == "/bin/sleep\x001000\x00")
         })
         .filter(|pid| *pid == keeper || children(daemon).contains(pid))
         .collect();
