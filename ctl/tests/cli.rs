@@ -1289,7 +1289,7 @@ fn events_into_a_closed_pipe_exits_0() {
 
 #[test]
 fn sem_acquire_starts_the_command_with_herdctls_signal_state() {
-    let script = "grep -E '^Sig(Blk|Ign|Cgt)' /proc/$$/status";
+    let script = "exec grep -E '^Sig(Blk|Ign)' /proc/self/status";
     let direct = Command::new("sh")
         .args(["-c", script])
         .output()
