@@ -58,6 +58,51 @@ fn pool(name: &str, instances: u32) -> UnitConfig {
     }
 }
 
+/// A config with the test's units, pools, semaphores and events.
+fn test_config(
+    units: Vec<UnitConfig>,
+    pools: Vec<PoolConfig>,
+    semaphores: Vec<herd_config::SemaphoreConfig>,
+    events: Vec<herd_config::EventConfig>,
+) -> Config {
+    Config {
+        path: PathBuf::from("/test/herd.toml"),
+        herd: HerdSettings {
+            socket: PathBuf::from("/test/herd.sock"),
+            log_dir: PathBuf::from("/test/log"),
+            state_dir: PathBuf::from("/test/state"),
+            dbus: "off".into(),
+            shutdown_timeout: 3000 * MS,
+            control_group: None,
+        },
+        units,
+        pools,
+        semaphores,
+        events,
+    }
+}
+
+/// A task pool of `size` with roomy limits.
+fn task_pool(name: &str, size: u32) -> PoolConfig {
+    PoolConfig {
+        name: name.into(),
+        size,
+        max_queue: 100,
+        keep_finished: 100,
+        env: BTreeMap::new(),
+        cwd: None,
+        user: None,
+        group: None,
+        umask: None,
+        rlimits: BTreeMap::new(),
+        stop_signal: libc::SIGTERM,
+        stop_timeout: 500 * MS,
+        daemon: false,
+        semaphores: vec![],
+        confinement: Default::default(),
+    }
+}
+
 /// A supervisor plus a fake clock and a fake pid allocator.
 struct Harness {
     core: Supervisor,
@@ -81,21 +126,7 @@ impl Harness {
         semaphores: Vec<herd_config::SemaphoreConfig>,
         events: Vec<herd_config::EventConfig>,
     ) -> Self {
-        let config = Config {
-            path: PathBuf::from("/test/herd.toml"),
-            herd: HerdSettings {
-                socket: PathBuf::from("/test/herd.sock"),
-                log_dir: PathBuf::from("/test/log"),
-                state_dir: PathBuf::from("/test/state"),
-                dbus: "off".into(),
-                shutdown_timeout: 3000 * MS,
-                control_group: None,
-            },
-            units,
-            pools,
-            semaphores,
-            events,
-        };
+        let config = test_config(units, pools, semaphores, events);
         Harness {
             core: Supervisor::new(&config),
             now: Instant::now(),

@@ -3,26 +3,6 @@
 use super::*;
 use herd_common::protocol::{CancelReport, PoolReport, SubmitReport, TaskStatus};
 
-fn task_pool(name: &str, size: u32) -> PoolConfig {
-    PoolConfig {
-        name: name.into(),
-        size,
-        max_queue: 100,
-        keep_finished: 100,
-        env: BTreeMap::new(),
-        cwd: None,
-        user: None,
-        group: None,
-        umask: None,
-        rlimits: BTreeMap::new(),
-        confinement: Default::default(),
-        stop_signal: libc::SIGTERM,
-        stop_timeout: 500 * MS,
-        daemon: false,
-        semaphores: vec![],
-    }
-}
-
 fn ok<T: serde::de::DeserializeOwned>(reply: Option<Reply>) -> T {
     match reply {
         Some(Reply::Ok(payload)) => serde_json::from_value(payload).expect("payload shape"),

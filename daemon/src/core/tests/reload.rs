@@ -4,21 +4,7 @@ use super::*;
 use herd_common::protocol::ReloadReport;
 
 fn config_with(units: Vec<UnitConfig>) -> Box<Config> {
-    Box::new(Config {
-        path: PathBuf::from("/test/herd.toml"),
-        herd: HerdSettings {
-            socket: PathBuf::from("/test/herd.sock"),
-            log_dir: PathBuf::from("/test/log"),
-            state_dir: PathBuf::from("/test/state"),
-            dbus: "off".into(),
-            shutdown_timeout: 3000 * MS,
-            control_group: None,
-        },
-        units,
-        pools: vec![],
-        semaphores: vec![],
-        events: vec![],
-    })
+    Box::new(test_config(units, vec![], vec![], vec![]))
 }
 
 impl Harness {

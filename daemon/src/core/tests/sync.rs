@@ -115,7 +115,7 @@ fn pool_tasks_hold_semaphore_slots() {
         vec![],
         vec![PoolConfig {
             semaphores: names(&["db"]),
-            ..pools_task_pool("p", 3)
+            ..task_pool("p", 3)
         }],
         vec![semaphore("db", 1)],
         vec![],
@@ -148,26 +148,6 @@ fn pool_tasks_hold_semaphore_slots() {
         exit: Exit::Code(0),
     });
     assert_eq!(task_spawns(&actions), [ids[1]]);
-}
-
-fn pools_task_pool(name: &str, size: u32) -> PoolConfig {
-    PoolConfig {
-        name: name.into(),
-        size,
-        max_queue: 100,
-        keep_finished: 100,
-        env: BTreeMap::new(),
-        cwd: None,
-        user: None,
-        group: None,
-        umask: None,
-        rlimits: BTreeMap::new(),
-        confinement: Default::default(),
-        stop_signal: libc::SIGTERM,
-        stop_timeout: 500 * MS,
-        daemon: false,
-        semaphores: vec![],
-    }
 }
 
 #[test]
