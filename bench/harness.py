@@ -184,7 +184,7 @@ class SubBench(Bench):
     def start_herdd(self):
         env = dict(os.environ, HERD_LOG="warn", **self.herdd_env)
         self.herdd_log = os.path.join(self.tmp, "herdd.log")
-        with open(self.herdd_log, "w") as err:
+        with open(self.herdd_log, "a") as err:  # one log for every herdd of the run
             self.herdd = subprocess.Popen([HERDD, "-c", self.config], env=env,
                                           stdin=subprocess.DEVNULL,
                                           stdout=err, stderr=err, **NEW_GROUP)

@@ -128,6 +128,18 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// Stream captured stdout/stderr of units (all instances merged in time
+    /// order), instances or config tasks, read back from the log files: one
+    /// `{"log": LogLine}` line each (the last `lines` of them, or all kept),
+    /// then (without `follow`) `{"ok": {"count": N}}`; with `follow`, new
+    /// lines as they are written, across rotations, until the client closes.
+    Logs {
+        names: Vec<String>,
+        #[serde(default)]
+        lines: Option<u64>,
+        #[serde(default)]
+        follow: bool,
+    },
 }
 
 /// A pool task's id: unique for the life of herdd, across pools, never reused.
@@ -156,8 +168,8 @@ impl Request {
             | Request::EventList
             | Request::EventWait { .. }
             | Request::Events { .. } => true,
-            // Output may hold secrets; it is for those who may control herd.
-            Request::Output { .. } => false,
+            // Output and logs may hold secrets; they are for those who may control herd.
+            Request::Output { .. } | Request::Logs { .. } => false,
             Request::Start { .. }
             | Request::Stop { .. }
             | Request::Restart { .. }
@@ -407,6 +419,7 @@ pub const KNOWN_VERBS: &[&str] = &[
     "events",
     "daemon-reexec",
     "reload",
+    "logs",
 ];
 
 /// Kind of unit.
@@ -605,6 +618,36 @@ pub struct InstanceStatus {
     /// parent, so its exit status will be unknown.
     #[serde(default)]
     pub adopted: bool,
+    /// Its output cannot be written to its log file (unwritable or full log
+    /// dir): herdd reads and discards it until writing works again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
+}
+
+/// One line of a log, as `logs` streams it (`{"log": LogLine}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When herdd read it: `2026-11-29T17:00:00.123Z` (UTC, milliseconds).
+    pub time: String,
+    /// `web@2`, `db`, `migrate`.
+    pub instance: String,
+    pub stream: OutputStream,
+    /// The line without its newline, as UTF-8 (invalid sequences replaced).
+    pub text: String,
+    /// No newline followed: the process exited mid-line, or the line was
+    /// longer than 64 KiB and goes on in the next line of the same stream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// A `logs -f` reader fell so far behind that whole rotated files were
+/// deleted (more than `log_keep` rotations) before it could read them
+/// (`{"missed": LogGap}`); it goes on with the oldest file still there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogGap {
+    pub instance: String,
+    /// How many files it could not read.
+    pub files: u64,
 }
 
 /// Payload of `kill`.
@@ -652,6 +695,11 @@ mod tests {
                 pool: "p".into(),
                 timeout_ms: None,
             },
+            Request::Logs {
+                names: vec!["web".into(), "db@1".into()],
+                lines: None,
+                follow: false,
+            },
         ];
         for request in requests {
             let line = encode_request(&request);
@@ -673,6 +721,16 @@ mod tests {
         );
         let request = decode_request(br#"{"v":1,"cmd":"status"}"#).unwrap();
         assert_eq!(request, Request::Status { names: vec![] });
+        let request = decode_request(br#"{"v":1,"cmd":"logs","names":["web"]}"#).unwrap();
+        assert_eq!(
+            request,
+            Request::Logs {
+                names: vec!["web".into()],
+                lines: None,
+                follow: false
+            }
+        );
+        assert!(!request.is_read_only(), "logs may hold secrets");
     }
 
     #[test]
@@ -763,6 +821,11 @@ mod tests {
             Request::Events { follow: true },
             Request::DaemonReexec,
             Request::Reload,
+            Request::Logs {
+                names: vec!["web".into()],
+                lines: Some(10),
+                follow: true,
+            },
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()

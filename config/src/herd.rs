@@ -16,6 +16,8 @@ const KEYS: &[&str] = &[
     "dbus",
     "shutdown_timeout",
     "control_group",
+    "log_max_size",
+    "log_keep",
 ];
 
 /// The settings used when `[herd]` (or one of its keys) is absent.
@@ -27,6 +29,8 @@ pub(crate) fn defaults() -> HerdSettings {
         dbus: "off".to_string(),
         shutdown_timeout: std::time::Duration::from_secs(30),
         control_group: None,
+        log_max_size: crate::model::DEFAULT_LOG_MAX_SIZE,
+        log_keep: crate::model::DEFAULT_LOG_KEEP,
     }
 }
 
@@ -53,6 +57,11 @@ pub(crate) fn parse(cx: &mut Cx, value: &Value, base: &Path) -> HerdSettings {
                     group.map(|g| Some(g.to_string())),
                 );
             }
+            "log_max_size" => set(
+                &mut settings.log_max_size,
+                crate::logs::max_size(cx, &path, value),
+            ),
+            "log_keep" => set(&mut settings.log_keep, crate::logs::keep(cx, &path, value)),
             _ => cx.error(key.span(), &path, unknown_key(name, KEYS)),
         }
     }

@@ -19,6 +19,7 @@
 //! - `process`      — the process keys units and pools share (env, cwd, daemon, ...)
 //! - `confine`      — the least-privilege keys among them (no_new_privs, clear_env,
 //!   memory_max, pids_max, cpu_weight)
+//! - `logs`         — the log keys (`log`, `log_max_size`, `log_keep`)
 //! - `fields`       — keys with their own syntax (command, env, rlimits, ...)
 //! - `validate`     — checks across tables: duplicates, references, cycles
 //! - `value`        — typed reading of TOML values, with type errors
@@ -33,6 +34,7 @@ mod fields;
 mod herd;
 mod include;
 mod loader;
+mod logs;
 pub mod model;
 mod named;
 mod paths;

@@ -80,6 +80,42 @@ pub struct HerdSettings {
     pub shutdown_timeout: Duration,
     /// Members may control herd; others read only. Default none.
     pub control_group: Option<String>,
+    /// `log_max_size`: a log file is rotated before it would grow past this
+    /// many bytes. Default 10 MiB; units may override it.
+    pub log_max_size: u64,
+    /// `log_keep`: rotated files kept per instance (`.log.1` … `.log.N`).
+    /// Default 5; units may override it.
+    pub log_keep: u32,
+}
+
+/// `log_max_size` when `[herd]` does not set it: 10 MiB.
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 10 << 20;
+
+/// `log_keep` when `[herd]` does not set it.
+pub const DEFAULT_LOG_KEEP: u32 = 5;
+
+/// Where a unit's stdout and stderr go: the keys `log`, `log_max_size` and
+/// `log_keep` of `[service.NAME]` / `[task.NAME]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnitLog {
+    pub mode: LogMode,
+    /// Overrides `[herd] log_max_size` for this unit.
+    pub max_size: Option<u64>,
+    /// Overrides `[herd] log_keep` for this unit.
+    pub keep: Option<u32>,
+}
+
+/// `log = "file" | "inherit" | "off"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogMode {
+    /// Captured through pipes into `<log_dir>/<unit>/<instance>.log`,
+    /// timestamped and rotated (default).
+    #[default]
+    File,
+    /// herdd's own stdout and stderr (for containers and journald).
+    Inherit,
+    /// `/dev/null`.
+    Off,
 }
 
 /// Whether a unit is a long-running service or a one-shot task.
@@ -142,6 +178,8 @@ pub struct UnitConfig {
     /// With `ready = "notify"` (or a delay): how long an instance may take to
     /// become ready before it counts as a failed start. Default 90s.
     pub start_timeout: Duration,
+    /// Where its output goes (`log`, `log_max_size`, `log_keep`).
+    pub log: UnitLog,
 }
 
 /// What a process may do beyond its user, group and rlimits: the keys

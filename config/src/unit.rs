@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::fields::{command, ready, restart};
-use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind};
+use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind, UnitLog};
 use crate::named::{
     missing_key, read_keys, read_tables, reference, references, Key, Namespace, Parsed, Reference,
 };
@@ -37,7 +37,7 @@ const LIFECYCLE_KEYS: &[&str] = &[
     "start_interval",
 ];
 
-/// Keys of `[service.NAME]` after the stop keys.
+/// Keys of `[service.NAME]` after the stop keys (then the log keys).
 const LAST_KEYS: &[&str] = &["autostart"];
 
 /// Keys of `[service.NAME]` that tasks do not have.
@@ -116,6 +116,7 @@ impl Draft {
                     wait_events: Vec::new(),
                     sets_event: None,
                     start_timeout: Duration::from_secs(90),
+                    log: UnitLog::default(),
                 },
                 service
             ),
@@ -140,6 +141,9 @@ impl Draft {
         let name: &str = field.get_ref();
         let unit = &mut self.config;
         if process_keys!(unit).read(cx, key, name, value, base) {
+            return true;
+        }
+        if crate::logs::read(&mut unit.log, cx, key, name, value) {
             return true;
         }
         let service = unit.kind == UnitKind::Service;
@@ -224,7 +228,14 @@ impl Draft {
 /// The keys an "unknown key" error lists: tasks have all but the service-only
 /// ones.
 fn keys_of(kind: UnitKind) -> Vec<&'static str> {
-    [FIRST_KEYS, SETUP_KEYS, LIFECYCLE_KEYS, STOP_KEYS, LAST_KEYS]
+    [
+        FIRST_KEYS,
+        SETUP_KEYS,
+        LIFECYCLE_KEYS,
+        STOP_KEYS,
+        LAST_KEYS,
+        crate::logs::UNIT_KEYS,
+    ]
         .concat()
         .into_iter()
         .filter(|key| kind == UnitKind::Service || !SERVICE_ONLY_KEYS.contains(key))

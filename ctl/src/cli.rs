@@ -2,11 +2,45 @@
 //! `exec` is in `commands/`, so `completions` can generate scripts from exactly
 //! these definitions.
 
+use crate::dbus::Bus;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use herd_common::protocol::TaskId;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The command line with `--dbus VALUE` written as `--dbus=VALUE`, for
+/// clap. The value of `--dbus` is optional, so on its own clap would read
+/// `herdctl --dbus status` as the bus "status"; instead, the word after
+/// `--dbus` is its value only when it is `system`, `session` or an address
+/// (it has a `:`), and otherwise is left to what follows. Nothing after
+/// `--` is touched (`sem acquire ... -- CMD`).
+pub fn join_dbus_value(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut joined: Vec<OsString> = Vec::new();
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            joined.push(arg);
+            joined.extend(args);
+            break;
+        }
+        let is_bus = |next: &OsString| {
+            next.to_str()
+                .is_some_and(|next| matches!(next, "system" | "session") || next.contains(':'))
+        };
+        if arg == "--dbus" {
+            if let Some(value) = args.next_if(is_bus) {
+                let mut flag = OsString::from("--dbus=");
+                flag.push(value);
+                joined.push(flag);
+                continue;
+            }
+        }
+        joined.push(arg);
+    }
+    joined
+}
 
 /// Control herdd, the herd process supervisor.
 #[derive(Debug, Parser)]
@@ -16,6 +50,19 @@ pub struct Cli {
     /// $XDG_RUNTIME_DIR/herd/herd.sock otherwise]
     #[arg(long, global = true, env = "HERD_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// Talk to herdd over D-Bus instead of the socket: on the system bus
+    /// (`--dbus` alone), the session bus, or the bus at ADDRESS
+    #[arg(
+        long,
+        global = true,
+        value_name = "system|session|ADDRESS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "system",
+        value_parser = Bus::parse,
+    )]
+    pub dbus: Option<Bus>,
 
     /// Print one JSON document on stdout instead of human output
     #[arg(long, global = true)]
@@ -83,6 +130,16 @@ pub enum Command {
     /// released, event set and cleared. With --json, one JSON object per
     /// line (`{"time": ..., "type": ..., ...}`), as herdd sends it.
     Events(EventsArgs),
+    /// Print units' stdout and stderr from their log files
+    ///
+    /// NAME is a unit (all its instances merged in time order), an
+    /// instance (`web@2`), a config task, or a glob (`'web*'`). Each line
+    /// is shown as `web@2 | text`; -t adds the time herdd read it. All kept
+    /// lines by default (the rotated files too); -n N the last N; -f the
+    /// last 10 (or -n N), then new lines as they are written, across
+    /// rotations, until interrupted. With --json, one object per line:
+    /// {"time", "instance", "stream", "text"}.
+    Logs(LogsArgs),
     /// Print a shell completion script on stdout
     Completions(CompletionsArgs),
 }
@@ -341,6 +398,25 @@ pub struct EventsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Units (`web`), instances (`web@2`), config tasks or globs (`'web*'`)
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+
+    /// Show only the last N lines (all kept lines by default; 10 with -f)
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<u64>,
+
+    /// After the last lines, keep printing new ones until interrupted
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Start each line with the time herdd read it (UTC)
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to generate completions for
     #[arg(value_name = "SHELL")]
@@ -396,6 +472,42 @@ mod tests {
             cli.command,
             Command::Shutdown(ShutdownArgs { no_block: false })
         ));
+    }
+
+    fn parse_joined(args: &[&str]) -> Result<Cli, clap::Error> {
+        let argv = std::iter::once("herdctl")
+            .chain(args.iter().copied())
+            .map(OsString::from);
+        Cli::try_parse_from(join_dbus_value(argv))
+    }
+
+    #[test]
+    fn dbus_takes_an_optional_bus() {
+        let cli = parse_joined(&["--dbus", "status"]).unwrap();
+        assert_eq!(cli.dbus, Some(Bus::System));
+        assert!(matches!(cli.command, Command::Status(_)));
+
+        let cli = parse_joined(&["--dbus", "session", "status", "web"]).unwrap();
+        assert_eq!(cli.dbus, Some(Bus::Session));
+        let Command::Status(args) = cli.command else {
+            panic!("expected status");
+        };
+        assert_eq!(args.names, ["web"]);
+
+        let cli = parse_joined(&["status", "--dbus", "unix:path=/tmp/bus", "web"]).unwrap();
+        assert_eq!(cli.dbus, Some(Bus::Address("unix:path=/tmp/bus".into())));
+        let cli = parse_joined(&["--dbus=session", "status"]).unwrap();
+        assert_eq!(cli.dbus, Some(Bus::Session));
+        let cli = parse_joined(&["status", "web", "--dbus"]).unwrap();
+        assert_eq!(cli.dbus, Some(Bus::System));
+        assert!(parse_joined(&["status"]).unwrap().dbus.is_none());
+
+        let err = parse_joined(&["--dbus=nowhere", "status"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+
+        // After `--` everything is the command's own.
+        let cli = parse_joined(&["sem", "acquire", "s", "--", "cmd", "--dbus", "session"]).unwrap();
+        assert!(cli.dbus.is_none());
     }
 
     #[test]

@@ -16,6 +16,9 @@ use std::path::Path;
 pub enum Error {
     /// Talking to herdd failed, or herdd refused the request.
     Client(ClientError),
+    /// `--dbus`: no bus, or no herdd on it (exit 6), or the bus's policy
+    /// refused the call (exit 5). The message names the bus tried.
+    Bus(crate::dbus::BusError),
     /// Writing our own output failed; a closed pipe (`herdctl status | head`)
     /// is not worth a message and exits 0.
     Output(io::Error),
@@ -66,6 +69,14 @@ impl Error {
             Error::Client(ClientError::Protocol(_)) => {
                 json!({ "error": { "code": "protocol_error", "message": message } })
             }
+            Error::Bus(err) => {
+                let code = if err.denied {
+                    "permission_denied"
+                } else {
+                    "unreachable"
+                };
+                json!({ "error": { "code": code, "message": message, "bus": err.bus } })
+            }
             Error::Output(_) => json!({ "error": { "code": "output", "message": message } }),
             Error::Input(_) => json!({ "error": { "code": "bad_input", "message": message } }),
             Error::Spawn { .. } => {
@@ -83,6 +94,7 @@ impl fmt::Display for Error {
             }
             Error::Client(ClientError::Remote(body)) => f.write_str(&body.message),
             Error::Client(err @ ClientError::Protocol(_)) => err.fmt(f),
+            Error::Bus(err) => f.write_str(&err.message),
             Error::Output(err) => write!(f, "cannot write output: {}", describe_io(err)),
             Error::Input(message) => f.write_str(message),
             Error::Spawn { program, source } => {

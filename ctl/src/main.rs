@@ -5,11 +5,13 @@
 //! - `commands` — one module per verb, each with an `exec`
 //! - `output`   — tables, durations, colour, JSON
 //! - `error`    — what can go wrong, in words and in JSON
+//! - `dbus`     — the D-Bus transport (`--dbus`)
 //!
 //! This file owns the exit-code policy (SPEC.md "Exit codes"), in one place.
 
 mod cli;
 mod commands;
+mod dbus;
 mod error;
 mod output;
 
@@ -20,7 +22,7 @@ use herd_common::client::ClientError;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(cli::join_dbus_value(std::env::args_os()));
     let json = cli.json;
     let result = commands::exec(cli);
     if let Err(err) = &result {
@@ -64,6 +66,13 @@ fn exit_code(result: &Result<Outcome, Error>) -> u8 {
             }
         }
         Err(Error::Client(ClientError::Protocol(_))) => 1,
+        Err(Error::Bus(err)) => {
+            if err.denied {
+                5
+            } else {
+                6
+            }
+        }
         // Whoever read our output has gone (`herdctl status | head -1`): not a failure.
         Err(err) if err.is_broken_pipe() => 0,
         Err(Error::Output(_) | Error::Input(_)) => 1,

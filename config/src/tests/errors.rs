@@ -5,7 +5,7 @@ use super::{assert_single_errors, errors_of, MAIN};
 const UNIT_KEYS: &str = "command, instances, env, cwd, user, group, umask, rlimits, \
      no_new_privs, clear_env, memory_max, pids_max, cpu_weight, after, wait_events, semaphores, \
      ready, start_timeout, sets_event, restart, restart_delay, restart_delay_max, start_limit, \
-     start_interval, stop_signal, stop_timeout, daemon, autostart";
+     start_interval, stop_signal, stop_timeout, daemon, autostart, log, log_max_size, log_keep";
 
 const TOP_LEVEL_KEYS: &str = "include, herd, semaphore, event, service, task, pool";
 
@@ -33,7 +33,7 @@ fn unknown_keys() {
         (
             "[herd]\nsockets = \"/x\"\n",
             "2:1: herd.sockets: unknown key `sockets` (expected one of: socket, log_dir, \
-             state_dir, dbus, shutdown_timeout, control_group)",
+             state_dir, dbus, shutdown_timeout, control_group, log_max_size, log_keep)",
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nrlimits = { nofiles = 1 }\n",

@@ -2,7 +2,9 @@
 
 mod confine;
 mod errors;
+mod fuzz;
 mod includes;
+mod logs;
 mod valid;
 
 use std::path::Path;

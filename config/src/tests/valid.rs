@@ -133,6 +133,7 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         wait_events: Vec::new(),
         sets_event: None,
         start_timeout: Duration::from_secs(90),
+        log: UnitLog::default(),
     }
 }
 
@@ -146,6 +147,8 @@ fn full_config() {
         dbus: "system".to_string(),
         shutdown_timeout: Duration::from_secs(90),
         control_group: Some("herd".to_string()),
+        log_max_size: DEFAULT_LOG_MAX_SIZE,
+        log_keep: DEFAULT_LOG_KEEP,
     };
     let migrate = UnitConfig {
         semaphores: vec!["db".to_string()],
@@ -235,6 +238,8 @@ fn defaults() {
         dbus: "off".to_string(),
         shutdown_timeout: Duration::from_secs(30),
         control_group: None,
+        log_max_size: 10 * 1024 * 1024,
+        log_keep: 5,
     };
     assert_eq!(config.herd, herd);
     assert_eq!(

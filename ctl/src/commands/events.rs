@@ -16,7 +16,8 @@
 //! it on stderr: `herdctl: missed 12 events (reader too slow)`. A closed
 //! stdout (`herdctl events -f | head`) ends herdctl quietly with 0.
 
-use super::{Context, Outcome};
+use super::{Context, Outcome, Transport};
+use crate::dbus::{Bus, DbusClient};
 use crate::error::Error;
 use crate::output;
 use herd_common::client::ClientError;
@@ -27,8 +28,12 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 
 pub fn exec(ctx: &Context, follow: bool) -> Result<Outcome, Error> {
-    let stream = UnixStream::connect(&ctx.socket).map_err(|source| ClientError::Unreachable {
-        path: ctx.socket.clone(),
+    let socket = match &ctx.transport {
+        Transport::Socket(socket) => socket,
+        Transport::Dbus(bus) => return over_dbus(ctx, bus, follow),
+    };
+    let stream = UnixStream::connect(socket).map_err(|source| ClientError::Unreachable {
+        path: socket.clone(),
         source,
     })?;
     (&stream)
@@ -56,6 +61,18 @@ pub fn exec(ctx: &Context, follow: bool) -> Result<Outcome, Error> {
             Item::End => return Ok(Outcome::Success),
         }
     }
+}
+
+/// Over D-Bus: the remembered events from `RecentEvents`, then (with
+/// `follow`) each `Event` signal until herdd leaves the bus. Each is a bare
+/// EventLine, shown exactly as one from the socket.
+fn over_dbus(ctx: &Context, bus: &Bus, follow: bool) -> Result<Outcome, Error> {
+    let mut client = DbusClient::connect(bus)?;
+    client.events(follow, |line| match parse(line)? {
+        Item::Event(event) => show(&event, ctx.json),
+        Item::End => Ok(()),
+    })?;
+    Ok(Outcome::Success)
 }
 
 /// One line of herdd's reply.

@@ -111,6 +111,7 @@ mod tests {
             reason: reason.map(str::to_string),
             notify_status: None,
             adopted: false,
+            log_error: None,
         }
     }
 

@@ -12,6 +12,7 @@ mod interrupt;
 mod join;
 mod kill;
 mod lifecycle;
+mod logs;
 mod map;
 mod output;
 mod pool;
@@ -26,6 +27,7 @@ mod submit;
 mod tasks;
 
 use crate::cli::{Cli, Command};
+use crate::dbus::{Bus, DbusClient};
 use crate::error::Error;
 use herd_common::client::{Client, ClientError};
 use herd_common::protocol::Request;
@@ -48,11 +50,21 @@ pub enum Outcome {
     Code(u8),
 }
 
+/// How herdctl reaches herdd: the one place that knows there are two ways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// The control socket at this path (`--socket`, or the default).
+    Socket(PathBuf),
+    /// herdd's name on this bus (`--dbus`), through its generic `Request`
+    /// method: the same request and reply lines as on the socket.
+    Dbus(Bus),
+}
+
 /// What every verb needs from the global flags.
 #[derive(Debug)]
 pub struct Context {
-    /// The control socket to connect to.
-    pub socket: PathBuf,
+    /// Where herdd is.
+    pub transport: Transport,
     /// `--json`: print one JSON document instead of human output.
     pub json: bool,
     /// Whether human output may be coloured (stdout is a terminal).
@@ -66,26 +78,54 @@ impl Context {
         self.connect()?.call(request)
     }
 
-    /// A connection for several requests in a row (`submit --wait`, `map`).
+    /// A connection for several requests in a row (`submit --wait`, `map`),
+    /// or one that must stay open (`sem acquire` holds its slot with it).
     pub fn connect(&self) -> Result<Connection, Error> {
-        Ok(Connection(Client::connect(&self.socket)?))
+        Ok(match &self.transport {
+            Transport::Socket(path) => Connection::Socket(Client::connect(path)?),
+            Transport::Dbus(bus) => Connection::Dbus(DbusClient::connect(bus)?),
+        })
     }
 }
 
 /// One connection to herdd; herdd answers its requests in order.
-pub struct Connection(Client);
+pub enum Connection {
+    Socket(Client),
+    Dbus(DbusClient),
+}
 
 impl Connection {
     /// Sends `request`, waits for its reply and decodes the `ok` payload as
     /// `T`. A payload of the wrong shape means herdd and herdctl disagree on
     /// the protocol, which is reported as a protocol error.
     pub fn call<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, Error> {
-        let payload = self.0.call(request)?;
+        let payload = match self {
+            Connection::Socket(client) => client.call(request)?,
+            Connection::Dbus(client) => client.call(request)?,
+        };
         serde_json::from_value(payload).map_err(|err| {
             Error::Client(ClientError::Protocol(format!(
                 "unexpected reply from herdd: {err}"
             )))
         })
+    }
+}
+
+impl Connection {
+    /// Waits until herdd has gone (`shutdown`, `daemon-reexec`): it closes
+    /// the connection, or leaves the bus.
+    pub fn wait_closed(&mut self) -> Result<(), Error> {
+        match self {
+            Connection::Socket(client) => {
+                while client
+                    .next_reply()
+                    .map_err(|err| Error::Client(ClientError::Protocol(err.to_string())))?
+                    .is_some()
+                {}
+                Ok(())
+            }
+            Connection::Dbus(client) => client.wait_gone(),
+        }
     }
 }
 
@@ -96,10 +136,16 @@ pub fn millis(timeout: Duration) -> u64 {
 
 /// Runs the verb `cli` asks for.
 pub fn exec(cli: Cli) -> Result<Outcome, Error> {
+    // `--dbus` wins over a socket (which may come from HERD_SOCKET).
+    let transport = match cli.dbus {
+        Some(bus) => Transport::Dbus(bus),
+        None => Transport::Socket(
+            cli.socket
+                .unwrap_or_else(herd_common::paths::default_socket),
+        ),
+    };
     let ctx = Context {
-        socket: cli
-            .socket
-            .unwrap_or_else(herd_common::paths::default_socket),
+        transport,
         json: cli.json,
         colour: crate::output::use_colour(),
     };
@@ -123,6 +169,7 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Sem(command) => sem::exec(&ctx, command),
         Command::Event(command) => event::exec(&ctx, command),
         Command::Events(args) => events::exec(&ctx, args.follow),
+        Command::Logs(args) => logs::exec(&ctx, args),
         Command::Completions(args) => completions::exec(args),
     }
 }

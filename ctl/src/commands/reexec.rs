@@ -3,7 +3,6 @@
 use super::{Context, Outcome};
 use crate::error::Error;
 use crate::output;
-use herd_common::client::{Client, ClientError};
 use herd_common::protocol::Request;
 use std::time::{Duration, Instant};
 
@@ -11,22 +10,20 @@ use std::time::{Duration, Instant};
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// herdd replies, closes every connection and re-executes; herdctl waits for
-/// the connection to close, then until the new image answers `status`.
+/// the connection to close (over D-Bus: for the old image to leave the
+/// bus), then until the new image answers `status`.
 pub fn exec(ctx: &Context) -> Result<Outcome, Error> {
-    let mut client = Client::connect(&ctx.socket)?;
-    let reply = client.call(&Request::DaemonReexec)?;
-    while client
-        .next_reply()
-        .map_err(|err| Error::Client(ClientError::Protocol(err.to_string())))?
-        .is_some()
-    {}
+    let mut connection = ctx.connect()?;
+    let reply: serde_json::Value = connection.call(&Request::DaemonReexec)?;
+    connection.wait_closed()?;
     let started = Instant::now();
     loop {
-        let answered = Client::connect(&ctx.socket)
-            .and_then(|mut client| client.call(&Request::Status { names: vec![] }));
+        let answered = ctx.connect().and_then(|mut connection| {
+            connection.call::<serde_json::Value>(&Request::Status { names: vec![] })
+        });
         match answered {
             Ok(_) => break,
-            Err(err) if started.elapsed() >= READY_TIMEOUT => return Err(err.into()),
+            Err(err) if started.elapsed() >= READY_TIMEOUT => return Err(err),
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }

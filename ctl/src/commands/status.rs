@@ -134,12 +134,18 @@ pub fn render_table(report: &StatusReport, colour: bool) -> String {
 }
 
 /// What the REASON column shows for an instance: herd's reason, else the
-/// process's own `STATUS=` text, quoted.
+/// process's own `STATUS=` text, quoted; then why its log cannot be
+/// written, if it cannot.
 fn reason_cell(instance: &InstanceStatus) -> Option<String> {
-    match (&instance.reason, &instance.notify_status) {
+    let reason = match (&instance.reason, &instance.notify_status) {
         (Some(reason), _) => Some(reason.clone()),
         (None, Some(status)) => Some(quote_status(status)),
         (None, None) => None,
+    };
+    match (reason, &instance.log_error) {
+        (Some(reason), Some(error)) => Some(format!("{reason}; log: {error}")),
+        (None, Some(error)) => Some(format!("log: {error}")),
+        (reason, None) => reason,
     }
 }
 
@@ -245,6 +251,9 @@ fn describe_instance(instance: &InstanceStatus, colour: bool) -> String {
     if let Some(status) = &instance.notify_status {
         parts.push(format!("status: {}", quote_status(status)));
     }
+    if let Some(error) = &instance.log_error {
+        parts.push(format!("log: {error}"));
+    }
     parts.join(", ")
 }
 
@@ -271,6 +280,7 @@ mod tests {
             reason: None,
             notify_status: None,
             adopted: false,
+            log_error: None,
         }
     }
 
@@ -505,6 +515,43 @@ db@2  running  9    1s      0         -
        db@2: running, pid 9, up 1s, 0 restarts
 ";
         assert_eq!(render_blocks(&notifying(), false), expected);
+    }
+
+    #[test]
+    fn a_log_error_is_shown_with_the_reason() {
+        let report = StatusReport {
+            units: vec![unit(
+                "web",
+                UnitKind::Service,
+                State::Running,
+                vec![
+                    InstanceStatus {
+                        log_error: Some("cannot open /log/web/web@0.log: Permission denied".into()),
+                        ..running("web@0", 7, 3_000)
+                    },
+                    InstanceStatus {
+                        reason: Some("restarting in 400ms".into()),
+                        log_error: Some("cannot write /log/web/web@1.log: No space left".into()),
+                        ..instance("web@1", State::Backoff)
+                    },
+                ],
+            )],
+            pools: vec![],
+        };
+        let table = render_table(&report, false);
+        assert!(
+            table.contains("web@0  running  7    3s      0         -          log: cannot open /log/web/web@0.log: Permission denied\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("restarting in 400ms; log: cannot write /log/web/web@1.log"),
+            "{table}"
+        );
+        let block = render_blocks(&report, false);
+        assert!(
+            block.contains("web@0: running, pid 7, up 3s, 0 restarts, log: cannot open"),
+            "{block}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use super::auth::{Peer, Policy};
 use crate::shell::events::EventHub;
+use crate::shell::logs::LogHub;
 use herd_common::events::Lifecycle;
 use herd_common::protocol::{decode_request, ErrorCode, Reply, Request, MAX_REQUEST_BYTES};
 use std::fs::File;
@@ -163,6 +164,7 @@ impl Control {
         stream: UnixStream,
         core: mpsc::UnboundedSender<Incoming>,
         hub: Arc<EventHub>,
+        logs: Arc<LogHub>,
         closing: watch::Receiver<bool>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let pending = Pending {
@@ -175,6 +177,7 @@ impl Control {
             policy: self.policy.clone(),
             core,
             hub,
+            logs,
         };
         serve(stream, connection, pending, closing)
     }
@@ -285,6 +288,8 @@ struct Connection {
     policy: Arc<Policy>,
     core: mpsc::UnboundedSender<Incoming>,
     hub: Arc<EventHub>,
+    /// Log files, for `logs` (read here, never by the core).
+    logs: Arc<LogHub>,
 }
 
 async fn serve(
@@ -298,6 +303,7 @@ async fn serve(
         policy,
         core,
         hub,
+        logs,
     } = connection;
     let _departure = Departure {
         client,
@@ -327,6 +333,15 @@ async fn serve(
                 Ok(Request::Events { follow }) => {
                     // Streamed here, from the hub: the core is not involved.
                     if stream_events(&hub, follow, &mut reader, &mut write, &mut closing).await {
+                        continue;
+                    }
+                    return;
+                }
+                Ok(request @ Request::Logs { .. }) if policy.allows(&peer, &request) => {
+                    // Read from the files here: the core is not involved.
+                    let streamed =
+                        super::logs::stream(&logs, request, &mut reader, &mut write, &mut closing);
+                    if streamed.await {
                         continue;
                     }
                     return;

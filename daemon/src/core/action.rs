@@ -39,13 +39,37 @@ pub struct SpawnSpec {
     pub umask: Option<u32>,
     /// `(resource, limit)` pairs; soft = hard = limit.
     pub rlimits: Vec<(herd_config::Rlimit, u64)>,
-    /// `no_new_privs`, `clear_env` and the cgroup limits.
-    pub confinement: herd_config::Confinement,
+    /// `no_new_privs`, `clear_env` and the cgroup limits (boxed: they are
+    /// rarely set, and `Action` stays small).
+    pub confinement: Box<herd_config::Confinement>,
     /// Dies with herdd (parent-death signal) when true.
     pub daemon: bool,
-    /// Pipe stdout and stderr back to herdd (`Input::Output`) instead of
-    /// inheriting herdd's own.
-    pub capture_output: bool,
+    /// Where its stdout and stderr go.
+    pub output: Output,
     /// `ready = "notify"`: give it `NOTIFY_SOCKET`.
     pub notify: bool,
+}
+
+/// Where a process's stdout and stderr go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// herdd's own stdout and stderr (`log = "inherit"`).
+    Inherit,
+    /// `/dev/null` (`log = "off"`).
+    Discard,
+    /// Pipes back to herdd, kept in memory (`Input::Output`): pool tasks.
+    Capture,
+    /// Pipes back to herdd, written to the instance's log file, timestamped
+    /// and rotated (`log = "file"`). `instance` names the file: `web@2`.
+    Log { instance: String },
+}
+
+impl Output {
+    /// Whether the process writes into pipes herdd reads.
+    pub fn is_piped(&self) -> bool {
+        match self {
+            Output::Capture | Output::Log { .. } => true,
+            Output::Inherit | Output::Discard => false,
+        }
+    }
 }

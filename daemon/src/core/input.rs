@@ -48,6 +48,12 @@ pub enum Input {
     },
     /// SIGTERM/SIGINT: shut down gracefully. A second one stops joined processes at once.
     Shutdown,
+    /// The instance's output cannot be written to its log file (`Some`: why;
+    /// it is read and discarded meanwhile), or can be again (`None`).
+    LogError {
+        instance: super::InstanceId,
+        error: Option<String>,
+    },
 }
 
 impl Input {
@@ -56,7 +62,7 @@ impl Input {
     pub fn changes_state(&self) -> bool {
         match self {
             Input::Request { request, .. } => !request.is_read_only(),
-            Input::Output { .. } => false,
+            Input::Output { .. } | Input::LogError { .. } => false,
             Input::Boot
             | Input::ClientGone { .. }
             | Input::Spawned { .. }

@@ -25,7 +25,7 @@ pub mod unit;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, SpawnSpec};
+pub use action::{Action, Output, SpawnSpec};
 pub use input::{Input, RequestId};
 pub use lifecycle::Lifecycle;
 
@@ -115,6 +115,9 @@ pub struct Supervisor {
     waiters: Vec<Waiter>,
     shutdown: Option<Shutdown>,
     shutdown_timeout: Duration,
+    /// Instances whose output cannot be written to their log file, and why
+    /// (reported by the shell; shown in `status`).
+    log_errors: HashMap<InstanceId, String>,
 }
 
 impl Supervisor {
@@ -146,6 +149,7 @@ impl Supervisor {
             waiters: Vec::new(),
             shutdown: None,
             shutdown_timeout: config.herd.shutdown_timeout,
+            log_errors: HashMap::new(),
         }
     }
 
@@ -221,6 +225,14 @@ impl Supervisor {
             }
             Input::Tick => self.tick(now, &mut out),
             Input::Shutdown => self.begin_shutdown(now, &mut out),
+            Input::LogError { instance, error } => match error {
+                Some(error) => {
+                    self.log_errors.insert(instance, error);
+                }
+                None => {
+                    self.log_errors.remove(&instance);
+                }
+            },
         }
         // Freed slots and set events may let others start, whose starts may
         // free or take more: repeat until a round grants nothing new.
@@ -588,6 +600,7 @@ impl Supervisor {
                 reason: i.reason.clone(),
                 notify_status: i.notify_status.clone(),
                 adopted: i.adopted,
+                log_error: self.log_error_of(unit, i.index),
             })
             .collect();
         UnitStatus {
@@ -600,6 +613,20 @@ impl Supervisor {
             command: unit.config.command.clone(),
             instances,
         }
+    }
+}
+
+impl Supervisor {
+    /// Why instance `index` of `unit` cannot write its log, if it cannot.
+    fn log_error_of(&self, unit: &Unit, index: u32) -> Option<String> {
+        if self.log_errors.is_empty() {
+            return None; // the usual case: no key to build
+        }
+        let id = InstanceId {
+            unit: unit.name().to_string(),
+            index,
+        };
+        self.log_errors.get(&id).cloned()
     }
 }
 

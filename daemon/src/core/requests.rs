@@ -113,6 +113,11 @@ impl Supervisor {
                 ErrorCode::BadRequest,
                 "events is served by the connection, not the core",
             )),
+            // Read from the log files by the connection itself (control/logs.rs).
+            Request::Logs { .. } => Some(Reply::error(
+                ErrorCode::BadRequest,
+                "logs is served by the connection, not the core",
+            )),
             Request::EventWait { name, timeout_ms } => {
                 self.event_wait(now, (id, client), name, timeout_ms)
             }

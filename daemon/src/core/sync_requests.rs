@@ -95,6 +95,13 @@ impl Supervisor {
         name: String,
         timeout_ms: Option<u64>,
     ) -> Option<Reply> {
+        // No one could ever set it: the wait would never end.
+        if !herd_common::names::is_valid_unit_name(&name) {
+            return Some(Reply::error(
+                ErrorCode::BadRequest,
+                format!("invalid event name {name:?}"),
+            ));
+        }
         self.waiters.push(Waiter {
             id: request,
             client,

@@ -101,9 +101,9 @@ impl Task {
             group: config.group.clone(),
             umask: config.umask,
             rlimits: config.rlimits.iter().map(|(k, v)| (*k, *v)).collect(),
-            confinement: config.confinement,
+            confinement: Box::new(config.confinement),
             daemon: config.daemon,
-            capture_output: true,
+            output: super::action::Output::Capture,
             notify: false,
         }
     }

@@ -39,6 +39,7 @@ fn service(name: &str) -> UnitConfig {
         wait_events: vec![],
         sets_event: None,
         start_timeout: 90_000 * MS,
+        log: Default::default(),
     }
 }
 
@@ -74,6 +75,8 @@ fn test_config(
             dbus: "off".into(),
             shutdown_timeout: 3000 * MS,
             control_group: None,
+            log_max_size: herd_config::DEFAULT_LOG_MAX_SIZE,
+            log_keep: herd_config::DEFAULT_LOG_KEEP,
         },
         units,
         pools,
@@ -885,6 +888,7 @@ fn reach(state: State) -> Harness {
     h
 }
 
+mod fuzz;
 mod pools;
 mod reload;
 mod sync;

@@ -1,10 +1,10 @@
 //! A unit (service or task) from the config and its instances.
 
-use super::action::SpawnSpec;
+use super::action::{Output, SpawnSpec};
 use super::instance::Instance;
 use herd_common::names::instance_name;
 use herd_common::state::State;
-use herd_config::{UnitConfig, UnitKind};
+use herd_config::{LogMode, UnitConfig, UnitKind};
 use std::collections::BTreeMap;
 
 const INSTANCE_PLACEHOLDER: &str = "{instance}";
@@ -120,8 +120,9 @@ impl Unit {
     }
 }
 
-/// The process to spawn for instance `index` of a unit, with `{instance}` substituted.
-pub fn spawn_spec(config: &UnitConfig, index: u32) -> SpawnSpec {
+/// The process to spawn for instance `index` (called `name`, e.g. `web@2`)
+/// of a unit, with `{instance}` substituted.
+pub fn spawn_spec(config: &UnitConfig, index: u32, name: &str) -> SpawnSpec {
     let number = index.to_string();
     let substitute = |text: &String| text.replace(INSTANCE_PLACEHOLDER, &number);
     let mut env: BTreeMap<String, String> = config
@@ -139,9 +140,15 @@ pub fn spawn_spec(config: &UnitConfig, index: u32) -> SpawnSpec {
         group: config.group.clone(),
         umask: config.umask,
         rlimits: config.rlimits.iter().map(|(k, v)| (*k, *v)).collect(),
-        confinement: config.confinement,
+        confinement: Box::new(config.confinement),
         daemon: config.daemon,
-        capture_output: false,
+        output: match config.log.mode {
+            LogMode::File => Output::Log {
+                instance: name.to_string(),
+            },
+            LogMode::Inherit => Output::Inherit,
+            LogMode::Off => Output::Discard,
+        },
         notify: config.ready == herd_config::Ready::Notify,
     }
 }

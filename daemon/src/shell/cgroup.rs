@@ -46,6 +46,10 @@ use super::spawn::{self, Spawned};
 /// Prefix of the subtree each herdd creates (`herd-<pid>`).
 const SUBTREE_PREFIX: &str = "herd-";
 
+/// The leaf herdd moves itself into when it is alone in a non-root cgroup
+/// (see [`leave_for_leaf`]).
+const SELF_LEAF: &str = "herdd.self";
+
 /// A resource controller a limit needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Controller {
@@ -180,8 +184,14 @@ impl Cgroups {
             }
         }
         if let Some(root) = &cgroups.root {
-            let names =
-                |list: Vec<Controller>| list.iter().map(|c| c.name()).collect::<Vec<_>>().join(",");
+            let names = |list: Vec<Controller>| {
+                let names: Vec<&str> = list.iter().map(|c| c.name()).collect();
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(",")
+                }
+            };
             let v1 = cgroups.v1.iter().map(|(c, _)| *c).collect();
             info!(
                 root = %root.display(),
@@ -479,6 +489,11 @@ fn enable(dir: &Path, controllers: &[Controller]) {
 /// Creates `<own>/<name>` with the controllers `own` can delegate; returns it
 /// with the controllers its children get.
 fn create_subtree(own: &Path, name: &str) -> Result<(PathBuf, Vec<Controller>), String> {
+    // herdd moved itself into its leaf before a `daemon-reexec`: its tree is next to it.
+    let own = match own.parent() {
+        Some(parent) if own.file_name().is_some_and(|leaf| leaf == SELF_LEAF) => parent,
+        _ => own,
+    };
     sweep_stale(own);
     // Delegate what herdd's own cgroup may give (an inner cgroup that holds
     // processes itself refuses, with EBUSY: then the limits fall back to v1).
@@ -488,6 +503,9 @@ fn create_subtree(own: &Path, name: &str) -> Result<(PathBuf, Vec<Controller>), 
         .into_iter()
         .filter(|c| offered.contains(c.name()))
         .collect();
+    if wanted.iter().any(|c| !active.contains(c.name())) {
+        leave_for_leaf(own);
+    }
     for controller in &wanted {
         if !active.contains(controller.name()) {
             enable(own, &[*controller]);
@@ -507,6 +525,28 @@ fn create_subtree(own: &Path, name: &str) -> Result<(PathBuf, Vec<Controller>), 
         .collect();
     enable(&root, &enabled);
     Ok((root, enabled))
+}
+
+/// Under systemd (`Delegate=yes`) herdd is alone in its service's cgroup,
+/// and a cgroup that holds processes cannot pass controllers on to its
+/// children: so herdd moves into a leaf of its own, `<own>/herdd.self`,
+/// the way systemd's own delegation guidelines ask. Nothing happens in the
+/// root cgroup (exempt from that rule) or when others share herdd's cgroup.
+fn leave_for_leaf(own: &Path) {
+    let is_root = !own.join("cgroup.type").exists();
+    let me = std::process::id().to_string();
+    let members = read_list(&own.join("cgroup.procs"));
+    if is_root || members.len() != 1 || !members.contains(&me) {
+        return;
+    }
+    let leaf = own.join(SELF_LEAF);
+    let moved = create_dir(&leaf).and_then(|_| fs::write(leaf.join("cgroup.procs"), &me));
+    match moved {
+        Ok(()) => debug!(cgroup = %leaf.display(), "herdd moved into a leaf cgroup"),
+        Err(err) => {
+            debug!(cgroup = %leaf.display(), error = %err, "herdd cannot move into a leaf cgroup")
+        }
+    }
 }
 
 /// The words of a cgroup list file (`cgroup.controllers`, ...).

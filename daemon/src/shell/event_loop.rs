@@ -6,13 +6,15 @@ use super::adopt;
 use super::cgroup::Cgroups;
 use super::events::EventHub;
 use super::journal::Journal;
+use super::logs::LogHub;
 use super::notify::NotifySocket;
 use super::output::OutputPipes;
 use super::reaper;
 use super::reexec::{self, Handover, Invocation};
 use super::sd_notify::SystemdNotifier;
+use crate::control::dbus;
 use crate::control::socket::{self, Incoming};
-use crate::core::{Action, Input, Owner, RequestId, Supervisor};
+use crate::core::{Action, Input, Output, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
@@ -62,12 +64,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
     let hub = EventHub::new();
     let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
+    let logs = LogHub::new(&config, inputs_tx.clone());
     let mut journal = Journal::new(&config.herd.state_dir);
     let mut shell = Shell {
         core: Supervisor::new(&config),
         pending: HashMap::new(),
         next_request: 0,
         outputs: OutputPipes::new(inputs_tx.clone()),
+        logs,
         inputs,
         inputs_tx,
         notify_socket: notify.path.display().to_string(),
@@ -82,6 +86,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Every client (socket connections, and any other front end) sends here.
     let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
     shell.resume(&config, &journal);
+    // The D-Bus front end, when `[herd] dbus` names a bus: up before READY=1.
+    let dbus = dbus::start(
+        &config.herd.dbus,
+        config.herd.control_group.as_deref(),
+        requests_tx.clone(),
+        hub.clone(),
+    )
+    .await;
     info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");
     shell.systemd.ready();
     loop {
@@ -94,6 +106,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Outcome::Finished => break,
             Outcome::Reexec => {
                 shell.reexec = false;
+                if let Some(dbus) = &dbus {
+                    dbus.flush().await;
+                }
                 let handover = shell.handover();
                 info!(program = %invocation.program().display(), "re-executing");
                 let error = invocation.exec(&handover);
@@ -101,6 +116,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 warn!(error = %error, "re-exec failed; herdd goes on as it was");
             }
         }
+    }
+    if let Some(dbus) = &dbus {
+        dbus.flush().await;
     }
     journal.remove();
     info!("herdd stopped: every process has exited");
@@ -179,6 +197,7 @@ async fn serve(
                         stream,
                         requests_tx.clone(),
                         shell.hub.clone(),
+                        shell.logs.clone(),
                         closing.clone(),
                     ));
                 }
@@ -227,8 +246,10 @@ struct Shell {
     /// Where to send the reply of each request the core has not answered yet.
     pending: HashMap<RequestId, oneshot::Sender<Reply>>,
     next_request: RequestId,
-    /// Output pipes of running tasks.
+    /// Output pipes of running tasks and instances.
     outputs: OutputPipes,
+    /// The log files of instances (`log = "file"`).
+    logs: std::sync::Arc<LogHub>,
     /// Inputs from helper tasks: output chunks, exits of adopted processes.
     inputs: mpsc::UnboundedReceiver<Input>,
     inputs_tx: mpsc::UnboundedSender<Input>,
@@ -267,6 +288,16 @@ impl Shell {
                     .map(|(pid, task, stream, fd)| (pid, task, stream, reexec::adopt_pipe(fd)))
                     .collect();
                 self.outputs.import(pipes);
+                let log_pipes = handover
+                    .log_pipes
+                    .into_iter()
+                    .filter(|pipe| reexec::is_open(pipe.fd))
+                    .map(|pipe| {
+                        let fd = reexec::adopt_pipe(pipe.fd);
+                        (pipe, fd)
+                    })
+                    .collect();
+                self.outputs.import_logs(log_pipes, &self.logs);
                 info!(processes = self.starts.len(), "resumed after re-exec");
                 self.feed(Input::Boot);
                 // Children that ended during the exec are zombies waiting for us.
@@ -324,6 +355,7 @@ impl Shell {
                 .map(|(pid, start)| (*pid, *start))
                 .collect(),
             pipes: self.outputs.export(),
+            log_pipes: self.outputs.export_logs(),
         }
     }
 
@@ -359,8 +391,10 @@ impl Shell {
                 self.config_path.display()
             )
         });
-        if config.is_ok() {
+        if let Ok(config) = &config {
             info!(config = %self.config_path.display(), "reloading");
+            // A valid config is always applied: log files follow it now.
+            self.logs.configure(config);
         }
         Input::ConfigLoaded {
             id,
@@ -415,10 +449,15 @@ impl Shell {
                 }
                 Some(match self.cgroups.spawn(&owner, &spec) {
                     Ok(spawned) => {
-                        if let (Owner::Task(task), Some((stdout, stderr))) =
-                            (&owner, spawned.output)
-                        {
-                            self.outputs.watch(spawned.pid, *task, stdout, stderr);
+                        match (&owner, &spec.output, spawned.output) {
+                            (Owner::Task(task), _, Some((stdout, stderr))) => {
+                                self.outputs.watch(spawned.pid, *task, stdout, stderr);
+                            }
+                            (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
+                                let file = self.logs.file(id, instance);
+                                self.outputs.watch_log(spawned.pid, file, out, err);
+                            }
+                            _ => {}
                         }
                         if let Some(start) = adopt::start_time(spawned.pid) {
                             self.starts.insert(spawned.pid, start);

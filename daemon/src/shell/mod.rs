@@ -6,6 +6,7 @@ pub mod event_loop;
 pub mod events;
 pub mod journal;
 pub mod logging;
+pub mod logs;
 pub mod notify;
 pub mod output;
 pub mod reaper;

@@ -23,6 +23,9 @@ pub struct Handover {
     pub starts: Vec<(u32, u64)>,
     /// Task output pipes still open: (pid, task, stream, descriptor).
     pub pipes: Vec<(u32, TaskId, OutputStream, i32)>,
+    /// Instances' log pipes still open.
+    #[serde(default)]
+    pub log_pipes: Vec<super::output::LogPipe>,
 }
 
 /// The binary and arguments herdd was started with, recorded at start-up:
@@ -57,6 +60,9 @@ impl Invocation {
         };
         for (_, _, _, pipe) in &handover.pipes {
             keep_open_across_exec(*pipe);
+        }
+        for pipe in &handover.log_pipes {
+            keep_open_across_exec(pipe.fd);
         }
         let error = std::process::Command::new(&self.program)
             .args(&self.args)

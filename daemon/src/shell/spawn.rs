@@ -4,7 +4,7 @@
 //! Everything the child does between fork and exec (`pre_exec`) must be
 //! async-signal-safe: only raw syscalls, no allocation, no locks.
 
-use crate::core::SpawnSpec;
+use crate::core::{Output, SpawnSpec};
 use herd_config::Rlimit;
 use nix::errno::Errno;
 use nix::unistd::{Group, User};
@@ -64,8 +64,14 @@ pub fn spawn(spec: &SpawnSpec, cgroup_procs: &[RawFd]) -> Result<Spawned, String
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
-    if spec.capture_output {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    match spec.output {
+        Output::Capture | Output::Log { .. } => {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        Output::Discard => {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        Output::Inherit => {}
     }
     if setup.is_needed() {
         // SAFETY: `ChildSetup::apply` only makes async-signal-safe syscalls on

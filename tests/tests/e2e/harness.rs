@@ -55,10 +55,11 @@ impl Herd {
         let config = dir.path().join("herd.toml");
         // `[herd]` goes last so that `units` may start with top-level keys (`include`).
         let text = format!(
-            "{}\n\n[herd]\nsocket = {:?}\nstate_dir = {:?}\nshutdown_timeout = \"3s\"\n",
+            "{}\n\n[herd]\nsocket = {:?}\nstate_dir = {:?}\nlog_dir = {:?}\nshutdown_timeout = \"3s\"\n",
             units.replace("$DIR", &dir.path().display().to_string()),
             socket.display().to_string(),
             dir.path().join("state").display().to_string(),
+            dir.path().join("log").display().to_string(),
         );
         std::fs::write(&config, text).expect("write config");
         Herd {

@@ -6,7 +6,10 @@ mod harness;
 
 mod config;
 mod control;
+mod dbus;
+mod logs;
 mod pools;
+mod privilege;
 mod recovery;
 mod security;
 mod service;

@@ -1,0 +1,332 @@
+//! `logs`: units' and instances' output, read back from their log files by
+//! the connection's own task — the core is not involved, and a slow reader
+//! only ever waits for its own socket.
+//!
+//! The reply is one `{"log": LogLine}` line per line: the history (all kept
+//! lines, or the last `lines`), merged across instances by time; then
+//! `{"ok": {"count": N}}`, or with `follow` the lines written from then on,
+//! across rotations, until the client closes. A follower that fell behind
+//! by whole deleted files is told `{"missed": {"instance", "files"}}`.
+
+use crate::shell::logs::read::{self, Cursor, LineReader, Merge};
+use crate::shell::logs::LogHub;
+use herd_common::names::{is_valid_unit_name, Selector, INSTANCE_SEPARATOR};
+use herd_common::protocol::{ErrorBody, ErrorCode, LogGap, LogLine, Reply, Request};
+use herd_config::LogMode;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::socket::STALL_TIMEOUT;
+
+/// Encoded lines are sent once this many bytes are ready.
+const FLUSH_AT: usize = 32 * 1024;
+
+/// Bytes of new log all cursors together read before the lines are sent.
+const FOLLOW_BUDGET: usize = 256 * 1024;
+
+/// Streams the reply to a `logs` request. Returns whether the connection
+/// may go on (only without `follow`).
+pub async fn stream(
+    hub: &LogHub,
+    request: Request,
+    reader: &mut (impl AsyncBufRead + Unpin),
+    write: &mut (impl AsyncWrite + Unpin),
+    closing: &mut watch::Receiver<bool>,
+) -> bool {
+    let Request::Logs {
+        names,
+        lines,
+        follow,
+    } = request
+    else {
+        return false;
+    };
+    let dir = hub.dir();
+    let sources = match resolve(hub, &dir, &names) {
+        Ok(sources) => sources,
+        Err(body) => return send_line(write, Reply::Error(body).to_line().as_bytes()).await,
+    };
+
+    // One step, no await: the files as they are now, and where following
+    // goes on from (see shell/logs/read.rs).
+    let mut changes = hub.subscribe();
+    let snapshots: Vec<_> = sources
+        .instances
+        .iter()
+        .map(|(instance, unit)| read::snapshot(hub, &dir, unit, instance))
+        .collect();
+    let chunk = ((1 << 20) / snapshots.len().max(1)).clamp(4096, 64 * 1024);
+    let mut readers = Vec::with_capacity(snapshots.len());
+    let mut cursors = Vec::with_capacity(snapshots.len());
+    let mut total = 0;
+    for snapshot in snapshots {
+        let history = match lines {
+            Some(n) => {
+                let (segments, count) = read::tail(snapshot.history, n);
+                total += count;
+                segments
+            }
+            None => snapshot.history,
+        };
+        readers.push((
+            snapshot.cursor.instance.clone(),
+            LineReader::new(history, chunk),
+        ));
+        cursors.push(snapshot.cursor);
+    }
+    let skip = lines.map_or(0, |n| total.saturating_sub(n));
+
+    let mut out = Vec::with_capacity(FLUSH_AT * 2);
+    let mut count = 0u64;
+    let mut merge = match Merge::new(readers, skip) {
+        Ok(merge) => merge,
+        Err(err) => return failed(write, &err).await,
+    };
+    loop {
+        // Reading and encoding are synchronous; each flush lets others run.
+        let line = match merge.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(err) => return failed(write, &err).await,
+        };
+        encode_line(&mut out, &line);
+        count += 1;
+        if out.len() >= FLUSH_AT {
+            if !flush(write, &mut out).await {
+                return false;
+            }
+            // A fast client never makes the write wait: let others run anyway.
+            tokio::task::yield_now().await;
+        }
+    }
+    drop(merge);
+    if !follow {
+        if !flush(write, &mut out).await {
+            return false;
+        }
+        let end = Reply::ok(serde_json::json!({ "count": count }));
+        return send_line(write, end.to_line().as_bytes()).await;
+    }
+    if !flush(write, &mut out).await {
+        return false;
+    }
+    follow_logs(hub, &dir, &sources, cursors, &mut changes, reader, write, closing).await
+}
+
+/// `-f`: new lines as they are written, until the client closes or herdd exits.
+#[allow(clippy::too_many_arguments)]
+async fn follow_logs(
+    hub: &LogHub,
+    dir: &Path,
+    sources: &Sources,
+    mut cursors: Vec<Cursor>,
+    changes: &mut watch::Receiver<u64>,
+    reader: &mut (impl AsyncBufRead + Unpin),
+    write: &mut (impl AsyncWrite + Unpin),
+    closing: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut known: BTreeSet<String> = cursors.iter().map(|c| c.instance.clone()).collect();
+    let mut out = Vec::new();
+    loop {
+        // Instances of a followed unit that started logging since.
+        for unit in &sources.units {
+            for instance in hub.instances_of(unit) {
+                if known.insert(instance.clone()) {
+                    cursors.push(Cursor::from_start(dir, unit, &instance));
+                }
+            }
+        }
+        let budget = (FOLLOW_BUDGET / cursors.len().max(1)).max(4096);
+        let mut batch = Vec::new();
+        let mut more = false;
+        for cursor in &mut cursors {
+            let polled = cursor.poll(hub, budget, &mut batch);
+            more |= polled.more;
+            if polled.missed_files > 0 {
+                let gap = LogGap {
+                    instance: cursor.instance.clone(),
+                    files: polled.missed_files,
+                };
+                out.extend_from_slice(b"{\"missed\":");
+                let _ = serde_json::to_writer(&mut out, &gap);
+                out.extend_from_slice(b"}\n");
+            }
+        }
+        // Each cursor's lines are in order; interleave instances by time.
+        batch.sort_by(|a, b| a.time.cmp(&b.time));
+        for line in &batch {
+            encode_line(&mut out, line);
+        }
+        if !flush(write, &mut out).await {
+            return false;
+        }
+        if more {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() {
+                return false;
+            },
+            // Whatever the client sends now is ignored; its end ends the stream.
+            read = reader.fill_buf() => match read {
+                Ok([]) | Err(_) => return false,
+                Ok(bytes) => {
+                    let n = bytes.len();
+                    reader.consume(n);
+                }
+            },
+            _ = closing.wait_for(|closing| *closing) => return false,
+        }
+    }
+}
+
+/// What a `logs` request reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Sources {
+    /// Instance → its unit, in name order.
+    instances: BTreeMap<String, String>,
+    /// Units asked for whole: their new instances are followed too.
+    units: Vec<String>,
+}
+
+impl Sources {
+    fn add_unit(&mut self, hub: &LogHub, dir: &Path, unit: &str) {
+        for instance in read::instances_on_disk(dir, unit)
+            .into_iter()
+            .chain(hub.instances_of(unit))
+        {
+            self.instances.insert(instance, unit.to_string());
+        }
+        if !self.units.iter().any(|u| u == unit) {
+            self.units.push(unit.to_string());
+        }
+    }
+}
+
+/// Turns names (units, `unit@N` instances, globs) into what to read.
+fn resolve(hub: &LogHub, dir: &Path, names: &[String]) -> Result<Sources, ErrorBody> {
+    if names.is_empty() {
+        return Err(ErrorBody::new(
+            ErrorCode::BadRequest,
+            "logs needs at least one unit, instance or task name",
+        ));
+    }
+    let mut sources = Sources::default();
+    for name in names {
+        match Selector::parse(name) {
+            Selector::Unit(unit) => {
+                check_unit(hub, dir, &unit)?;
+                sources.add_unit(hub, dir, &unit);
+            }
+            Selector::Instance { unit, index } => {
+                check_unit(hub, dir, &unit)?;
+                let instance = format!("{unit}{INSTANCE_SEPARATOR}{index}");
+                sources.instances.insert(instance, unit);
+            }
+            Selector::Glob(pattern) => {
+                let glob = glob::Pattern::new(&pattern).map_err(|err| {
+                    ErrorBody::new(ErrorCode::BadRequest, format!("bad pattern {pattern:?}: {err}"))
+                })?;
+                let mut matched = false;
+                for unit in known_units(hub, dir) {
+                    if pattern.contains(INSTANCE_SEPARATOR) {
+                        let mut instances = read::instances_on_disk(dir, &unit);
+                        instances.extend(hub.instances_of(&unit));
+                        for instance in instances.into_iter().filter(|i| glob.matches(i)) {
+                            sources.instances.insert(instance, unit.clone());
+                            matched = true;
+                        }
+                    } else if glob.matches(&unit) {
+                        sources.add_unit(hub, dir, &unit);
+                        matched = true;
+                    }
+                }
+                if !matched {
+                    return Err(no_such_unit(name));
+                }
+            }
+        }
+    }
+    Ok(sources)
+}
+
+/// Units of the config, and units that have a log directory (perhaps from
+/// before a reload that removed them).
+fn known_units(hub: &LogHub, dir: &Path) -> BTreeSet<String> {
+    let mut units: BTreeSet<String> = hub.units().into_iter().collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        units.extend(
+            entries
+                .flatten()
+                .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|name| is_valid_unit_name(name)),
+        );
+    }
+    units
+}
+
+/// A unit has logs to read if it is configured with `log = "file"` or has
+/// a log directory.
+fn check_unit(hub: &LogHub, dir: &Path, unit: &str) -> Result<(), ErrorBody> {
+    // Also keeps names like `../x` from becoming paths.
+    if !is_valid_unit_name(unit) {
+        return Err(no_such_unit(unit));
+    }
+    if dir.join(unit).is_dir() {
+        return Ok(());
+    }
+    match hub.mode_of(unit) {
+        None => Err(no_such_unit(unit)),
+        Some(LogMode::File) => Ok(()),
+        Some(LogMode::Inherit) => Err(ErrorBody::new(
+            ErrorCode::Failed,
+            format!(
+                "{unit} has log = \"inherit\": its output goes to herdd's own stdout and \
+                 stderr, not to a log file"
+            ),
+        )),
+        Some(LogMode::Off) => Err(ErrorBody::new(
+            ErrorCode::Failed,
+            format!("{unit} has log = \"off\": its output is discarded"),
+        )),
+    }
+}
+
+fn no_such_unit(name: &str) -> ErrorBody {
+    ErrorBody::new(ErrorCode::NoSuchUnit, format!("no such unit: {name}"))
+}
+
+fn encode_line(out: &mut Vec<u8>, line: &LogLine) {
+    out.extend_from_slice(b"{\"log\":");
+    // Writing a plain struct into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, line);
+    out.extend_from_slice(b"}\n");
+}
+
+/// Sends what is buffered; false when the client has gone or stopped reading.
+async fn flush(write: &mut (impl AsyncWrite + Unpin), out: &mut Vec<u8>) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let sent = send_line(write, out).await;
+    out.clear();
+    if out.capacity() > FLUSH_AT * 4 {
+        out.shrink_to(FLUSH_AT * 2);
+    }
+    sent
+}
+
+async fn send_line(write: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> bool {
+    let written = tokio::time::timeout(STALL_TIMEOUT, write.write_all(bytes)).await;
+    matches!(written, Ok(Ok(())))
+}
+
+async fn failed(write: &mut (impl AsyncWrite + Unpin), err: &std::io::Error) -> bool {
+    let reply = Reply::error(ErrorCode::Failed, format!("cannot read the log: {err}"));
+    send_line(write, reply.to_line().as_bytes()).await;
+    false
+}
