@@ -16,9 +16,14 @@
 //! and the emptied cgroup is removed — at once if it is already empty, else
 //! on a later reap (never by waiting or polling). herdd removes its subtree
 //! when it exits ([`Drop`]), and at start the empty remains of herdds that
-//! were killed (a killed herdd's cgroups that still hold processes are left
-//! alone: which herd adopts those processes is not known here). After a
-//! `daemon-reexec` (same pid, same tree) it takes its tree over again.
+//! were killed. A killed herdd's cgroups that still hold processes are left
+//! alone, except those of the processes this herdd adopts from its journal
+//! ([`Cgroups::adopt`]). After a `daemon-reexec` (same pid, same tree) herdd
+//! takes its tree over again.
+//!
+//! Cost, measured on the 2-core development machine: creating and removing
+//! a cgroup adds about 70 µs to a spawn and reap, joining it about 70 µs more
+//! (a bare fork + exec + reap of `/bin/true` takes about 600 µs).
 //!
 //! Limits go to `memory.max`, `pids.max` and `cpu.weight` when the v2
 //! hierarchy offers those controllers. On a hybrid system they are usually
@@ -119,6 +124,9 @@ pub struct Cgroups {
     /// For controllers v2 lacks: `<v1 mount>/<herdd's v1 cgroup>/herd-<pid>`
     /// (created when a limit first needs it).
     v1: Vec<(Controller, PathBuf)>,
+    /// Trees of killed herdds that hold processes this herdd adopted
+    /// ([`Cgroups::adopt`]): their cgroups are removed once empty, like ours.
+    foreign: Vec<PathBuf>,
     /// The cgroups of each live process, by pid (the pgid of its group).
     live: HashMap<u32, Vec<PathBuf>>,
     /// Cgroups to remove once empty.
@@ -141,6 +149,7 @@ impl Cgroups {
             root: None,
             enabled: Vec::new(),
             v1: Vec::new(),
+            foreign: Vec::new(),
             live: HashMap::new(),
             doomed: Vec::new(),
             warned: HashSet::new(),
@@ -201,16 +210,6 @@ impl Cgroups {
             );
         }
         cgroups
-    }
-
-    /// Whether processes get cgroups of their own (else: process groups).
-    pub fn enabled(&self) -> bool {
-        self.root.is_some()
-    }
-
-    /// herd's subtree in the v2 hierarchy, when there is one.
-    pub fn root(&self) -> Option<&Path> {
-        self.root.as_deref()
     }
 
     /// Spawns `spec` in cgroups of its own (as far as this system allows):
@@ -290,13 +289,48 @@ impl Cgroups {
         });
     }
 
-    /// The roots of herd's subtrees (v2 and v1), which parents are removed up to.
+    /// The roots of herd's subtrees (v2, v1 and adopted ones), which
+    /// parents are removed up to.
     fn tops(&self) -> Vec<PathBuf> {
         self.root
             .iter()
             .cloned()
             .chain(self.v1.iter().map(|(_, root)| root.clone()))
+            .chain(self.foreign.iter().cloned())
             .collect()
+    }
+
+    /// A process adopted after a crash of the herdd that spawned it (found in
+    /// the journal): if it is in a cgroup of that herdd's `herd-<pid>` tree
+    /// (next to ours), what it leaves behind is killed with `cgroup.kill`
+    /// when it exits, and that tree is removed once empty. (The old tree is
+    /// never killed as a whole: only what the journal names is ours.)
+    pub fn adopt(&mut self, pid: u32) {
+        let Some(parent) = self.root.as_deref().and_then(Path::parent) else {
+            return;
+        };
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let memberships = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let Some(dir) = own_v2_dir(&mounts, &memberships) else {
+            return;
+        };
+        let Some(top) = dir
+            .strip_prefix(parent)
+            .ok()
+            .and_then(|relative| relative.components().next())
+            .map(|first| parent.join(first))
+        else {
+            return;
+        };
+        let is_tree = subtree_owner(top.file_name().unwrap_or_default()).is_some();
+        if !is_tree || top == dir || self.live.contains_key(&pid) {
+            return;
+        }
+        debug!(pid, cgroup = %dir.display(), "adopted a process's cgroup");
+        self.live.insert(pid, vec![dir]);
+        if Some(&top) != self.root.as_ref() && !self.foreign.contains(&top) {
+            self.foreign.push(top);
+        }
     }
 
     /// After a `daemon-reexec` herdd's pid and so its tree are the same,
@@ -427,6 +461,11 @@ impl Drop for Cgroups {
             if !root.exists() {
                 continue;
             }
+            if self.foreign.contains(&root) {
+                // Processes left there are not ours to kill.
+                remove_tree(&root, None);
+                continue;
+            }
             if root.join("cgroup.kill").exists() {
                 let _ = fs::write(root.join("cgroup.kill"), "1");
             }
@@ -435,14 +474,23 @@ impl Drop for Cgroups {
     }
 }
 
-/// Every group leader in the tree at `dir`, with the cgroup it is in.
+/// Every process in the tree at `dir` that herdd spawned (its child, and
+/// the leader of its own process group), with the cgroup it is in.
 fn collect_leaders(dir: &Path, found: &mut Vec<(u32, PathBuf)>) {
+    let me = std::process::id().to_string();
     for member in read_list(&dir.join("cgroup.procs")) {
         let Ok(pid) = member.parse::<u32>() else {
             continue;
         };
-        // SAFETY: getpgid has no preconditions.
-        if unsafe { libc::getpgid(pid as libc::pid_t) } == pid as libc::pid_t {
+        // Fields 4 and 5 of /proc/PID/stat, after the command in parentheses.
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let mut fields = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .skip(1);
+        let (parent, group) = (fields.next(), fields.next());
+        if parent == Some(me.as_str()) && group == Some(member.as_str()) {
             found.push((pid, dir.to_path_buf()));
         }
     }

@@ -318,6 +318,7 @@ impl Shell {
             let start = recorded.get(&pid).copied();
             if adopt::is_same_process(pid, start) && adopt::watch(pid, self.inputs_tx.clone()) {
                 self.starts.extend(start.map(|start| (pid, start)));
+                self.cgroups.adopt(pid);
             } else {
                 gone.push(pid);
             }

@@ -265,6 +265,10 @@ impl LogFile {
             if keep == 0 {
                 ignore_missing(std::fs::remove_file(&self.path))?;
             } else {
+                // Every rename goes to a free name: renaming over an existing
+                // file makes ext4 (auto_da_alloc) write the renamed file out
+                // at once, which made each rotation cost milliseconds.
+                ignore_missing(std::fs::remove_file(rotated(&self.path, keep)))?;
                 for n in (1..keep).rev() {
                     let from = rotated(&self.path, n);
                     ignore_missing(std::fs::rename(&from, rotated(&self.path, n + 1)))?;
