@@ -236,8 +236,8 @@ fn keys_of(kind: UnitKind) -> Vec<&'static str> {
         LAST_KEYS,
         crate::logs::UNIT_KEYS,
     ]
-        .concat()
-        .into_iter()
-        .filter(|key| kind == UnitKind::Service || !SERVICE_ONLY_KEYS.contains(key))
-        .collect()
+    .concat()
+    .into_iter()
+    .filter(|key| kind == UnitKind::Service || !SERVICE_ONLY_KEYS.contains(key))
+    .collect()
 }

@@ -779,8 +779,14 @@ mod tests {
 
     #[test]
     fn reload_and_daemon_reexec_take_no_arguments() {
-        assert!(matches!(parse(&["reload"]).unwrap().command, Command::Reload));
-        assert!(matches!(parse(&["daemon-reexec"]).unwrap().command, Command::DaemonReexec));
+        assert!(matches!(
+            parse(&["reload"]).unwrap().command,
+            Command::Reload
+        ));
+        assert!(matches!(
+            parse(&["daemon-reexec"]).unwrap().command,
+            Command::DaemonReexec
+        ));
         let err = parse(&["reload", "web"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnknownArgument);
     }

@@ -245,8 +245,8 @@ mod tests {
                 files: 3
             })
         );
-        let err = parse(r#"{"error":{"code":"no_such_unit","message":"no such unit: x"}}"#)
-            .unwrap_err();
+        let err =
+            parse(r#"{"error":{"code":"no_such_unit","message":"no such unit: x"}}"#).unwrap_err();
         assert!(
             matches!(&err, Error::Client(ClientError::Remote(body)) if body.message == "no such unit: x"),
             "{err:?}"

@@ -112,7 +112,17 @@ pub async fn stream(
     if !flush(write, &mut out).await {
         return false;
     }
-    follow_logs(hub, &dir, &sources, cursors, &mut changes, reader, write, closing).await
+    follow_logs(
+        hub,
+        &dir,
+        &sources,
+        cursors,
+        &mut changes,
+        reader,
+        write,
+        closing,
+    )
+    .await
 }
 
 /// `-f`: new lines as they are written, until the client closes or herdd exits.
@@ -228,7 +238,10 @@ fn resolve(hub: &LogHub, dir: &Path, names: &[String]) -> Result<Sources, ErrorB
             }
             Selector::Glob(pattern) => {
                 let glob = glob::Pattern::new(&pattern).map_err(|err| {
-                    ErrorBody::new(ErrorCode::BadRequest, format!("bad pattern {pattern:?}: {err}"))
+                    ErrorBody::new(
+                        ErrorCode::BadRequest,
+                        format!("bad pattern {pattern:?}: {err}"),
+                    )
                 })?;
                 let mut matched = false;
                 for unit in known_units(hub, dir) {

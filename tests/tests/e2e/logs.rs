@@ -197,11 +197,20 @@ log_keep = 100
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(objects.len(), 4, "{out}");
-    let times: Vec<&str> = objects.iter().map(|o| o["time"].as_str().unwrap()).collect();
+    let times: Vec<&str> = objects
+        .iter()
+        .map(|o| o["time"].as_str().unwrap())
+        .collect();
     assert!(times.iter().all(|t| is_timestamp(t)), "{times:?}");
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order: {times:?}");
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "in time order: {times:?}"
+    );
     assert!(objects.iter().all(|o| o["stream"] == "stdout"));
-    assert_eq!(objects[3]["text"].as_str().unwrap().split(' ').nth(3), Some("3"));
+    assert_eq!(
+        objects[3]["text"].as_str().unwrap().split(' ').nth(3),
+        Some("3")
+    );
     // An instance, with -t.
     let lines = logs(&herd, &["web@1", "-n", "1", "-t"]);
     assert_eq!(lines.len(), 1);
@@ -317,7 +326,10 @@ instances = 1
     assert_eq!(herd.wait_exit(), 0);
     let mut follower = follower;
     let status = follower.child.wait().unwrap();
-    assert!(status.success(), "logs -f ends quietly when herdd exits: {status}");
+    assert!(
+        status.success(),
+        "logs -f ends quietly when herdd exits: {status}"
+    );
 }
 
 #[test]
@@ -377,7 +389,9 @@ command = ["/bin/sh", "-c", "while true; do echo tick; sleep 0.01; done"]
         "worst status during the flood: {worst:?} ({statuses} calls, flood took {flood_took:?})"
     );
     // Nothing lost: every line, with its prefix.
-    let size = std::fs::metadata(herd.path("log/flood/flood.log")).unwrap().len();
+    let size = std::fs::metadata(herd.path("log/flood/flood.log"))
+        .unwrap()
+        .len();
     assert_eq!(size, LINES * (24 + 1 + 6 + 1 + 100));
     // The other service's lines kept flowing: no long silence while flooded.
     let ticks = entries(&herd.path("log/tick/tick.log"));
@@ -419,7 +433,10 @@ command = ["/bin/sh", "-c", "while true; do echo alive; sleep 0.05; done"]
     herd.wait_for("the log error in status", |h| {
         h.instance("web")["log_error"].is_string()
     });
-    let error = herd.instance("web")["log_error"].as_str().unwrap().to_string();
+    let error = herd.instance("web")["log_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(error.contains("Not a directory"), "{error}");
     let table = herd.ok(&["status"]);
     assert!(table.contains("log: cannot open"), "{table}");
@@ -457,7 +474,11 @@ command = ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep
     herd.ok(&["daemon-reexec"]);
     let lines = texts(&path).len();
     wait_for_lines(&path, lines + 20);
-    assert_eq!(herd.pid_of("tick"), pid, "its pipe was handed over, not broken");
+    assert_eq!(
+        herd.pid_of("tick"),
+        pid,
+        "its pipe was handed over, not broken"
+    );
     let numbers: Vec<u64> = texts(&path)
         .iter()
         .map(|t| t.strip_prefix("tick ").unwrap().parse().unwrap())

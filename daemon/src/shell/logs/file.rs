@@ -421,7 +421,12 @@ impl LineSplitter {
     /// Writes the kept line: complete (its newline came) or partial.
     fn emit_partial(&mut self, file: &mut LogFile, out: &mut Vec<u8>, partial: bool) {
         if partial || self.partial.len() <= MAX_LINE {
-            file.line(out, &self.partial_since, tag(self.stream, partial), &self.partial);
+            file.line(
+                out,
+                &self.partial_since,
+                tag(self.stream, partial),
+                &self.partial,
+            );
         } else {
             // Completed past the limit: pieces, all but the last marked.
             let pieces = self.partial.chunks(MAX_LINE);
@@ -559,7 +564,9 @@ mod tests {
         // The process exits mid-line: the rest is written, marked.
         out.finish(&mut f.file, &mut f.out);
         out.finish(&mut f.file, &mut f.out); // nothing left: nothing written
-        assert!(f.read("web@2.log").ends_with(&format!("{T2} stdout+ world\n")));
+        assert!(f
+            .read("web@2.log")
+            .ends_with(&format!("{T2} stdout+ world\n")));
     }
 
     #[test]
@@ -622,11 +629,17 @@ mod tests {
         let per_file = 1000 / line_len; // 8 lines
         for name in ["web@2.log.1", "web@2.log.2", "web@2.log.3"] {
             let text = f.read(name);
-            assert_eq!(text.len(), per_file * line_len, "{name} is full but not over");
+            assert_eq!(
+                text.len(),
+                per_file * line_len,
+                "{name} is full but not over"
+            );
         }
         // Newest last: .log holds the last lines, .log.1 the ones before.
         let current = f.read("web@2.log");
-        assert!(current.trim_end().ends_with(&format!("199{}", "a".repeat(87))));
+        assert!(current
+            .trim_end()
+            .ends_with(&format!("199{}", "a".repeat(87))));
         let previous = f.read("web@2.log.1");
         let last_previous = previous.lines().last().unwrap();
         let first_current = current.lines().next().unwrap();
@@ -702,7 +715,10 @@ mod tests {
         let mut out = Vec::new();
         lines.feed(&mut file, &stamp(T1), b"lost\n", &mut out);
         lines.feed(&mut file, &stamp(T1), b"lost too\n", &mut out);
-        let Ok(Input::LogError { error: Some(error), .. }) = inputs.try_recv() else {
+        let Ok(Input::LogError {
+            error: Some(error), ..
+        }) = inputs.try_recv()
+        else {
             panic!("the core is told");
         };
         assert_eq!(error, "cannot write /dev/full: No space left on device");
@@ -725,7 +741,10 @@ mod tests {
         let error = error.expect("an error");
         assert!(error.contains("web@2.log"), "{error}");
         assert!(f.inputs.try_recv().is_err(), "told once");
-        assert_eq!(f.file.failure.as_ref().unwrap().discarded, 2 * (STAMP_LEN + 8) as u64 + 14);
+        assert_eq!(
+            f.file.failure.as_ref().unwrap().discarded,
+            2 * (STAMP_LEN + 8) as u64 + 14
+        );
 
         // Fixed; writing resumes at the next retry.
         std::fs::remove_file(f.dir.path().join("web")).unwrap();

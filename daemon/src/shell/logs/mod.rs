@@ -92,7 +92,9 @@ impl Registry {
 /// Locks a mutex; a panic elsewhere while holding it leaves data that is
 /// still usable (counters, an open file).
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl LogHub {

@@ -265,7 +265,9 @@ impl LineReader {
             let want = (segment.end - segment.start).min(self.chunk as u64) as usize;
             let old = self.buffer.len();
             self.buffer.resize(old + want, 0);
-            let n = segment.file.read_at(&mut self.buffer[old..], segment.start)?;
+            let n = segment
+                .file
+                .read_at(&mut self.buffer[old..], segment.start)?;
             self.buffer.truncate(old + n);
             if n == 0 {
                 segment.start = segment.end; // shorter than it was: truncated behind us
@@ -506,7 +508,10 @@ mod tests {
         let odd = segment_of(dir.path(), "b.log", "x\ny");
         let empty = segment_of(dir.path(), "c.log", "");
         let (segments, count) = tail(vec![odd, empty], 1);
-        assert_eq!((all(LineReader::new(segments, 64)), count), (vec!["y".into()], 1));
+        assert_eq!(
+            (all(LineReader::new(segments, 64)), count),
+            (vec!["y".into()], 1)
+        );
     }
 
     #[test]
@@ -551,10 +556,7 @@ mod tests {
             collect(Merge::new(sources(), 0).unwrap()),
             ["web@0 a1", "web@1 b1", "web@0 a2", "web@1 b2"]
         );
-        assert_eq!(
-            collect(Merge::new(sources(), 3).unwrap()),
-            ["web@1 b2"]
-        );
+        assert_eq!(collect(Merge::new(sources(), 3).unwrap()), ["web@1 b2"]);
     }
 
     #[test]
@@ -562,10 +564,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let unit = dir.path().join("web");
         std::fs::create_dir(&unit).unwrap();
-        for name in ["web@0.log", "web@1.log", "web@1.log.1", "web.log", "webby@0.log", "x"] {
+        for name in [
+            "web@0.log",
+            "web@1.log",
+            "web@1.log.1",
+            "web.log",
+            "webby@0.log",
+            "x",
+        ] {
             std::fs::write(unit.join(name), "").unwrap();
         }
-        assert_eq!(instances_on_disk(dir.path(), "web"), ["web", "web@0", "web@1"]);
+        assert_eq!(
+            instances_on_disk(dir.path(), "web"),
+            ["web", "web@0", "web@1"]
+        );
         assert!(instances_on_disk(dir.path(), "none").is_empty());
     }
 }
