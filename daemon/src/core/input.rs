@@ -24,6 +24,9 @@ pub enum Input {
     Spawned { owner: Owner, pid: u32 },
     /// The shell could not spawn: exec error, missing cwd, unknown user.
     SpawnFailed { owner: Owner, error: String },
+    /// The process was forked but its exec failed after all (a corrupt
+    /// binary, say): as `SpawnFailed`, for the owner of `pid`.
+    ExecFailed { pid: u32, error: String },
     /// A task wrote to its stdout or stderr.
     Output {
         task: TaskId,
@@ -67,6 +70,7 @@ impl Input {
             | Input::ClientGone { .. }
             | Input::Spawned { .. }
             | Input::SpawnFailed { .. }
+            | Input::ExecFailed { .. }
             | Input::Notify { .. }
             | Input::Exited { .. }
             | Input::Tick

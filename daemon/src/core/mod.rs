@@ -180,12 +180,12 @@ impl Supervisor {
                     }
                 }
             }
-            Input::SpawnFailed { owner, error } => match owner {
-                Owner::Instance(id) => {
-                    self.with_instance(now, &id, &mut out, |i, ctx| i.on_spawn_failed(error, ctx));
+            Input::ExecFailed { pid, error } => {
+                if let Some(owner) = self.pids.remove(&pid) {
+                    self.spawn_failed(now, owner, error, &mut out);
                 }
-                Owner::Task(id) => self.task_spawn_failed(now, id, error, &mut out),
-            },
+            }
+            Input::SpawnFailed { owner, error } => self.spawn_failed(now, owner, error, &mut out),
             Input::Exited { pid, exit } => match self.pids.remove(&pid) {
                 Some(Owner::Instance(id)) => {
                     let fate =
@@ -252,6 +252,16 @@ impl Supervisor {
         }
         self.drop_removed();
         out
+    }
+
+    /// A process could not be started: exec errors do not heal by retrying.
+    fn spawn_failed(&mut self, now: Instant, owner: Owner, error: String, out: &mut Vec<Action>) {
+        match owner {
+            Owner::Instance(id) => {
+                self.with_instance(now, &id, out, |i, ctx| i.on_spawn_failed(error, ctx));
+            }
+            Owner::Task(id) => self.task_spawn_failed(now, id, error, out),
+        }
     }
 
     /// The earliest time at which [`Input::Tick`] must be fed; `None` = sleep until something happens.

@@ -3,6 +3,10 @@
 //! signal, a connection or a deadline: no polling, zero CPU when idle.
 
 use super::adopt;
+use super::fork;
+use std::os::fd::OwnedFd;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use super::cgroup::Cgroups;
 use super::events::EventHub;
 use super::journal::Journal;
@@ -78,6 +82,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hub: hub.clone(),
         starts: HashMap::new(),
         reexec: false,
+        exec_checks: HashMap::new(),
         config_path: config.path.clone(),
         systemd,
         told_stopping: false,
@@ -261,6 +266,8 @@ struct Shell {
     starts: HashMap<u32, u64>,
     /// A `daemon-reexec` reply has gone out: leave the loop and re-execute.
     reexec: bool,
+    /// Children whose exec has not been confirmed yet, with their program.
+    exec_checks: HashMap<u32, (std::sync::Weak<AsyncFd<OwnedFd>>, String)>,
     /// The config file, read again on `reload` and SIGHUP.
     config_path: std::path::PathBuf,
     /// systemd's notify socket, when herdd runs as a `Type=notify` service.
@@ -418,10 +425,44 @@ impl Shell {
             for chunk in self.outputs.drain(pid) {
                 self.feed(chunk);
             }
+            // A child whose exec failed exits 127: report the exec error instead.
+            if let Some(error) = self.exec_failure(pid) {
+                self.feed(Input::ExecFailed { pid, error });
+                continue;
+            }
             self.feed(Input::Exited { pid, exit });
         }
         // Killed leftovers have left their cgroups by now, or will by the next reap.
         self.cgroups.sweep();
+    }
+
+    /// Watches a new child's exec-error pipe: EOF (the exec happened) ends the
+    /// watch; an errno becomes `Input::ExecFailed`.
+    fn check_exec(&mut self, pid: u32, check: OwnedFd, program: &str) {
+        // SAFETY: the AsyncFd owns `check`, which stays open for its whole life.
+        let Ok(check) = (unsafe { AsyncFd::register_with_interest(check, Interest::READABLE) }) else {
+            return;
+        };
+        let check = std::sync::Arc::new(check);
+        self.exec_checks
+            .insert(pid, (std::sync::Arc::downgrade(&check), program.to_string()));
+        let inputs = self.inputs_tx.clone();
+        let program = program.to_string();
+        tokio::spawn(async move {
+            if check.readable().await.is_ok() {
+                if let Some(errno) = fork::exec_error(check.get_ref()) {
+                    let error = exec_message(&program, errno);
+                    let _ = inputs.send(Input::ExecFailed { pid, error });
+                }
+            }
+        });
+    }
+
+    /// At `pid`'s exit: the exec error, if its exec failed and nobody said so yet.
+    fn exec_failure(&mut self, pid: u32) -> Option<String> {
+        let (check, program) = self.exec_checks.remove(&pid)?;
+        let errno = fork::exec_error(check.upgrade()?.get_ref())?;
+        Some(exec_message(&program, errno))
     }
 
     /// Hands `input` to the core and carries out its actions; spawn results go
@@ -463,6 +504,7 @@ impl Shell {
                         if let Some(start) = adopt::start_time(spawned.pid) {
                             self.starts.insert(spawned.pid, start);
                         }
+                        self.check_exec(spawned.pid, spawned.exec_check, &spec.argv[0]);
                         Input::Spawned {
                             owner,
                             pid: spawned.pid,
@@ -534,4 +576,9 @@ fn snapshot_starts(snapshot: &crate::core::snapshot::Snapshot) -> HashMap<u32, u
         .iter()
         .filter_map(|t| Some((t.pid?, t.pid_start?)));
     instances.chain(tasks).collect()
+}
+
+/// `exec /path: Exec format error`.
+fn exec_message(program: &str, errno: i32) -> String {
+    format!("exec {program}: {}", nix::errno::Errno::from_raw(errno).desc())
 }

@@ -4,6 +4,7 @@ pub mod adopt;
 pub mod cgroup;
 pub mod event_loop;
 pub mod events;
+pub mod fork;
 pub mod journal;
 pub mod logging;
 pub mod logs;

@@ -25,6 +25,16 @@ use tracing::warn;
 
 const READ_SIZE: usize = 64 * 1024;
 
+/// A log pipe that delivers at least half the kernel's default pipe size
+/// (64 KiB) in one read grows to this (the most an unprivileged process
+/// may ask for): a process writing as fast as it can then blocks and wakes
+/// far less often. Quiet pipes keep the default, which costs nothing until
+/// written.
+const BUSY_PIPE_SIZE: usize = 1024 * 1024;
+
+/// Log reads take up to this much at once (one buffer for all pipes).
+const LOG_READ_SIZE: usize = 256 * 1024;
+
 /// Reads of one pipe when its process exits: enough to empty any pipe, but
 /// bounded, so a grandchild that keeps writing cannot hold the loop.
 const DRAIN_READS: usize = 64;
@@ -41,6 +51,8 @@ enum Sink {
 struct LogSink {
     file: Arc<Mutex<LogFile>>,
     lines: LineSplitter,
+    /// The pipe was made [`BUSY_PIPE_SIZE`] (or that failed: not again).
+    grown: bool,
 }
 
 impl LogSink {
@@ -49,6 +61,7 @@ impl LogSink {
         LogSink {
             file,
             lines: LineSplitter::new(stream),
+            grown: false,
         }
     }
 
@@ -120,7 +133,7 @@ impl Pipe {
             let mut scratch = scratch.borrow_mut();
             let Scratch { read, out } = &mut *scratch;
             if read.is_empty() {
-                read.resize(READ_SIZE, 0);
+                read.resize(LOG_READ_SIZE, 0);
             }
             // SAFETY: reads into a buffer we own, of the length we pass.
             let n = unsafe {
@@ -136,9 +149,22 @@ impl Pipe {
             if n == 0 {
                 return Ok(false);
             }
+            let n = n as usize;
             let mut sink = lock(sink);
-            let LogSink { file, lines } = &mut *sink;
-            lines.feed(&mut lock(file), &Stamp::now(), &read[..n as usize], out);
+            if n >= READ_SIZE / 2 && !sink.grown {
+                sink.grown = true;
+                // SAFETY: fcntl on a descriptor we own. Failure (EPERM over
+                // the user's pipe-buffer limit) leaves it as it was.
+                unsafe {
+                    libc::fcntl(
+                        self.fd.get_ref().as_raw_fd(),
+                        libc::F_SETPIPE_SZ,
+                        BUSY_PIPE_SIZE as libc::c_int,
+                    )
+                };
+            }
+            let LogSink { file, lines, .. } = &mut *sink;
+            lines.feed(&mut lock(file), &Stamp::now(), &read[..n], out);
             Ok(true)
         })
     }

@@ -1,8 +1,9 @@
 //! fork/exec of one process, as `SpawnSpec` describes it.
 //!
-//! std's `Command` does the fork/exec and reports exec errors synchronously.
-//! Everything the child does between fork and exec (`pre_exec`) must be
-//! async-signal-safe: only raw syscalls, no allocation, no locks.
+//! `fork.rs` does the fork and exec without waiting for the exec; this file
+//! prepares what the child needs (credentials, limits, environment). What the
+//! child does between fork and exec must be async-signal-safe: only raw
+//! syscalls, no allocation, no locks.
 
 use crate::core::{Output, SpawnSpec};
 use herd_config::Rlimit;
@@ -10,14 +11,17 @@ use nix::errno::Errno;
 use nix::unistd::{Group, User};
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use super::fork::{fork_exec, ExecPlan, Stdio};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 
-/// A started process.
+/// A started process (its exec may still be under way).
 pub struct Spawned {
     pub pid: u32,
     /// Read ends of its stdout and stderr pipes, when the spec asked for capture.
     pub output: Option<(OwnedFd, OwnedFd)>,
+    /// Says whether the exec failed after all (see `fork::exec_error`).
+    pub exec_check: OwnedFd,
 }
 
 /// `PATH` of a `clear_env` process whose `env` sets none (systemd's default).
@@ -49,49 +53,42 @@ pub fn spawn(spec: &SpawnSpec, cgroup_procs: &[RawFd]) -> Result<Spawned, String
             .collect(),
         credentials,
     };
-    let mut command = Command::new(program);
-    if spec.confinement.clear_env {
-        command.env_clear();
-        if !spec.env.contains_key("PATH") {
-            command.env("PATH", DEFAULT_PATH);
-        }
-    }
-    command
-        .args(args)
-        .envs(&spec.env)
-        .stdin(Stdio::null())
-        .process_group(0);
-    if let Some(cwd) = &spec.cwd {
-        command.current_dir(cwd);
-    }
-    match spec.output {
-        Output::Capture | Output::Log { .. } => {
-            command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        }
-        Output::Discard => {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-        Output::Inherit => {}
-    }
-    if setup.is_needed() {
-        // SAFETY: `ChildSetup::apply` only makes async-signal-safe syscalls on
-        // data prepared before the fork.
-        unsafe { command.pre_exec(move || setup.apply()) };
-    }
-    match command.spawn() {
-        // Dropping `Child` neither waits nor kills: the reaper collects it.
-        Ok(mut child) => {
-            let output = match (child.stdout.take(), child.stderr.take()) {
-                (Some(stdout), Some(stderr)) => Some((stdout.into(), stderr.into())),
-                _ => None,
-            };
-            Ok(Spawned {
-                pid: child.id(),
-                output,
-            })
-        }
-        Err(err) => Err(format!("exec {program}: {}", describe(&err))),
-    }
+    let env = environment(spec);
+    let (stdout, stderr) = match spec.output {
+        Output::Capture | Output::Log { .. } => (Stdio::Pipe, Stdio::Pipe),
+        Output::Discard => (Stdio::Null, Stdio::Null),
+        Output::Inherit => (Stdio::Inherit, Stdio::Inherit),
+    };
+    let cwd = spec.cwd.as_deref();
+    let plan = ExecPlan::new(program, args, env, cwd, stdout, stderr)
+        .map_err(|err| format!("exec {program}: {}", describe(&err)))?;
+    let apply = || if setup.is_needed() { setup.apply() } else { Ok(()) };
+    let forked = fork_exec(&plan, apply).map_err(|err| format!("fork: {}", describe(&err)))?;
+    let output = match (forked.stdout, forked.stderr) {
+        (Some(stdout), Some(stderr)) => Some((stdout, stderr)),
+        _ => None,
+    };
+    Ok(Spawned {
+        pid: forked.pid,
+        output,
+        exec_check: forked.exec_check,
+    })
+}
+
+/// The child's environment: herdd's own (unless `clear_env`), then the
+/// spec's `env` on top.
+fn environment(spec: &SpawnSpec) -> Vec<(OsString, OsString)> {
+    let mut env: BTreeMap<OsString, OsString> = if spec.confinement.clear_env {
+        BTreeMap::from([(OsString::from("PATH"), OsString::from(DEFAULT_PATH))])
+    } else {
+        std::env::vars_os().collect()
+    };
+    env.extend(
+        spec.env
+            .iter()
+            .map(|(key, value)| (OsString::from(key), OsString::from(value))),
+    );
+    env.into_iter().collect()
 }
 
 /// "No such file or directory" rather than "No such file or directory (os error 2)".

@@ -131,6 +131,36 @@ autostart = false
     );
 }
 
+/// herdd does not wait for each exec (it forks the next process meanwhile):
+/// an exec that fails late still ends up as a clear error, not a crash loop.
+#[test]
+fn a_late_exec_failure_is_reported_too() {
+    let mut herd = Herd::configure(
+        r#"
+[service.corrupt]
+command = ["$DIR/corrupt"]
+restart = "always"
+
+[service.denied]
+command = ["$DIR/denied"]
+restart = "always"
+"#,
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let corrupt = herd.path("corrupt");
+    std::fs::write(&corrupt, [0x7f, b'E', b'L', b'F', 0, 0, 0, 0]).unwrap();
+    std::fs::set_permissions(&corrupt, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(herd.path("denied"), "#!/bin/sh\n").unwrap();
+    herd = herd.launch();
+    herd.wait_state("corrupt", "failed");
+    let reason = herd.instance("corrupt")["reason"].as_str().unwrap().to_string();
+    assert!(reason.starts_with("exec ") && reason.contains("Exec format error"), "{reason}");
+    assert_eq!(herd.instance("corrupt")["restarts"], 0);
+    herd.wait_state("denied", "failed");
+    let reason = herd.instance("denied")["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("Permission denied"), "{reason}");
+}
+
 #[test]
 fn after_orders_units_and_a_failed_dependency_blocks() {
     let herd = Herd::start(

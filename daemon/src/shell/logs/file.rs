@@ -200,20 +200,17 @@ impl LogFile {
     /// Places one line in `out` (the batch being built), first writing out
     /// the batch and rotating if the line would take the file past
     /// `max_size`.
-    fn line(&mut self, out: &mut Vec<u8>, time: &Stamp, tag: &[u8], body: &[u8]) {
-        let length = (STAMP_LEN + 1 + tag.len() + 1 + body.len() + 1) as u64;
+    fn line(&mut self, out: &mut Vec<u8>, prefix: &Prefix, body: &[u8]) {
+        let prefix = prefix.as_bytes();
+        let length = (prefix.len() + body.len() + 1) as u64;
         let pending = self.size + out.len() as u64;
-        if self.file.is_some() && pending > 0 && pending + length > self.rotation.max_size {
+        if pending + length > self.rotation.max_size && pending > 0 && self.file.is_some() {
             self.flush(out);
             if self.file.is_some() {
                 self.rotate();
             }
         }
-        out.reserve(length as usize);
-        out.extend_from_slice(&time.0);
-        out.push(b' ');
-        out.extend_from_slice(tag);
-        out.push(b' ');
+        out.extend_from_slice(prefix);
         out.extend_from_slice(body);
         out.push(b'\n');
     }
@@ -354,6 +351,29 @@ fn describe(err: &io::Error) -> String {
     }
 }
 
+/// `TIME TAG `: what comes before the text of a line, built once per chunk.
+pub struct Prefix {
+    bytes: [u8; STAMP_LEN + 9],
+    len: usize,
+}
+
+impl Prefix {
+    pub fn new(time: &Stamp, tag: &[u8]) -> Prefix {
+        let mut bytes = [b' '; STAMP_LEN + 9];
+        bytes[..STAMP_LEN].copy_from_slice(&time.0);
+        let end = STAMP_LEN + 1 + tag.len();
+        bytes[STAMP_LEN + 1..end].copy_from_slice(tag);
+        Prefix {
+            bytes,
+            len: end + 1,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// Cuts one pipe's bytes into lines for a [`LogFile`], keeping an
 /// unfinished line until its newline comes (or it grows to [`MAX_LINE`],
 /// or the process exits).
@@ -378,7 +398,7 @@ impl LineSplitter {
     /// `out` is scratch space, empty before and after.
     pub fn feed(&mut self, file: &mut LogFile, now: &Stamp, data: &[u8], out: &mut Vec<u8>) {
         file.prepare();
-        let complete = tag(self.stream, false);
+        let complete = Prefix::new(now, tag(self.stream, false));
         let mut rest = data;
         if !self.partial.is_empty() {
             match memchr::memchr(b'\n', rest) {
@@ -393,10 +413,12 @@ impl LineSplitter {
                 }
             }
         }
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            file.line(out, now, complete, &rest[..end]);
-            rest = &rest[end + 1..];
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', rest) {
+            file.line(out, &complete, &rest[start..end]);
+            start = end + 1;
         }
+        rest = &rest[start..];
         if !rest.is_empty() {
             if self.partial.is_empty() {
                 self.partial_since = *now;
@@ -421,18 +443,15 @@ impl LineSplitter {
     /// Writes the kept line: complete (its newline came) or partial.
     fn emit_partial(&mut self, file: &mut LogFile, out: &mut Vec<u8>, partial: bool) {
         if partial || self.partial.len() <= MAX_LINE {
-            file.line(
-                out,
-                &self.partial_since,
-                tag(self.stream, partial),
-                &self.partial,
-            );
+            let prefix = Prefix::new(&self.partial_since, tag(self.stream, partial));
+            file.line(out, &prefix, &self.partial);
         } else {
             // Completed past the limit: pieces, all but the last marked.
             let pieces = self.partial.chunks(MAX_LINE);
             let last = pieces.len() - 1;
             for (i, piece) in pieces.enumerate() {
-                file.line(out, &self.partial_since, tag(self.stream, i < last), piece);
+                let prefix = Prefix::new(&self.partial_since, tag(self.stream, i < last));
+                file.line(out, &prefix, piece);
             }
         }
         self.partial.clear();
@@ -449,9 +468,9 @@ impl LineSplitter {
             return;
         }
         let whole = self.partial.len() / MAX_LINE * MAX_LINE;
-        let piece_tag = tag(self.stream, true);
+        let prefix = Prefix::new(&self.partial_since, tag(self.stream, true));
         for piece in self.partial[..whole].chunks(MAX_LINE) {
-            file.line(out, &self.partial_since, piece_tag, piece);
+            file.line(out, &prefix, piece);
         }
         self.partial.drain(..whole);
         self.partial_since = *now;

@@ -1,0 +1,270 @@
+//! fork and exec without waiting for the exec.
+//!
+//! std's `Command::spawn` blocks until the child has exec'd, to report exec
+//! errors; a supervisor starting hundreds of processes then cannot fork the
+//! next one while the last one execs. Here the parent prepares everything
+//! (paths, argv, environment) before the fork, catches the common exec errors
+//! up front (a missing or non-executable program), and returns as soon as the
+//! child exists. The rare later failure (say a corrupt binary) comes back
+//! through a close-on-exec pipe: EOF means the exec happened, four bytes are
+//! the errno of a failed one (see `ExecCheck`).
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// Where a child's stdout or stderr goes.
+pub enum Stdio {
+    /// herdd's own.
+    Inherit,
+    /// /dev/null.
+    Null,
+    /// A new pipe; the parent gets the read end.
+    Pipe,
+}
+
+/// Everything the child needs, built before the fork (the child may not allocate).
+pub struct ExecPlan {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: Option<CString>,
+    stdout: Stdio,
+    stderr: Stdio,
+}
+
+impl ExecPlan {
+    /// `program` is looked up in the child's `PATH` unless it contains a `/`.
+    /// Errors are what `exec` would say (ENOENT, EACCES), found without forking.
+    pub fn new(
+        program: &str,
+        args: &[String],
+        env: Vec<(OsString, OsString)>,
+        cwd: Option<&Path>,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<ExecPlan, io::Error> {
+        let search = env
+            .iter()
+            .rev()
+            .find(|(key, _)| key == "PATH")
+            .map(|(_, value)| value.clone());
+        let path = resolve(program, search.as_deref(), cwd)?;
+        let cstring = |bytes: &[u8]| {
+            CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+        };
+        let mut argv = vec![cstring(program.as_bytes())?];
+        for arg in args {
+            argv.push(cstring(arg.as_bytes())?);
+        }
+        let mut envp = Vec::with_capacity(env.len());
+        for (key, value) in env {
+            let mut pair = key.into_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            envp.push(cstring(&pair)?);
+        }
+        Ok(ExecPlan {
+            path: cstring(path.as_os_str().as_bytes())?,
+            argv,
+            envp,
+            cwd: cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// A child that exists (its exec may still be under way).
+pub struct Forked {
+    pub pid: u32,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    /// Read end of the exec-error pipe.
+    pub exec_check: OwnedFd,
+}
+
+/// Forks; the child moves into its own process group, gets a clean signal
+/// mask, its stdio, its cwd, runs `setup` (async-signal-safe only) and execs.
+pub fn fork_exec(plan: &ExecPlan, setup: impl Fn() -> io::Result<()>) -> io::Result<Forked> {
+    let null = open_null()?;
+    let (stdout_read, stdout_write) = pipe_for(&plan.stdout)?;
+    let (stderr_read, stderr_write) = pipe_for(&plan.stderr)?;
+    let (check_read, check_write) = pipe()?;
+    let argv = pointers(&plan.argv);
+    let envp = pointers(&plan.envp);
+    let target = |stdio: &Stdio, write: &Option<OwnedFd>| match stdio {
+        Stdio::Inherit => None,
+        Stdio::Null => Some(null.as_raw_fd()),
+        Stdio::Pipe => write.as_ref().map(AsRawFd::as_raw_fd),
+    };
+    let stdout_fd = target(&plan.stdout, &stdout_write);
+    let stderr_fd = target(&plan.stderr, &stderr_write);
+    // SAFETY: after fork the child only makes async-signal-safe calls on
+    // memory prepared above, then execs or _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: in the child; see above.
+        unsafe {
+            let error = child(plan, &argv, &envp, null.as_raw_fd(), stdout_fd, stderr_fd, &setup);
+            let errno: i32 = error.raw_os_error().unwrap_or(libc::EINVAL);
+            libc::write(check_write.as_raw_fd(), (&errno as *const i32).cast(), 4);
+            libc::_exit(127);
+        }
+    }
+    Ok(Forked {
+        pid: pid as u32,
+        stdout: stdout_read,
+        stderr: stderr_read,
+        exec_check: check_read,
+    })
+}
+
+/// The child's side. Returns only on failure.
+///
+/// # Safety
+/// Must run in a freshly forked child.
+unsafe fn child(
+    plan: &ExecPlan,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    null: RawFd,
+    stdout: Option<RawFd>,
+    stderr: Option<RawFd>,
+    setup: &impl Fn() -> io::Result<()>,
+) -> io::Error {
+    let fail = || io::Error::last_os_error();
+    // SAFETY: plain syscalls on prepared memory (caller's contract).
+    unsafe {
+        if libc::setpgid(0, 0) != 0 {
+            return fail();
+        }
+        // herdd's blocked signals and its ignored SIGPIPE must not leak into the child.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        for (fd, target) in [(Some(null), 0), (stdout, 1), (stderr, 2)] {
+            if let Some(fd) = fd {
+                if redirect(fd, target) != 0 {
+                    return fail();
+                }
+            }
+        }
+        if let Some(cwd) = &plan.cwd {
+            if libc::chdir(cwd.as_ptr()) != 0 {
+                return fail();
+            }
+        }
+        if let Err(error) = setup() {
+            return error;
+        }
+        libc::execve(plan.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    }
+    fail()
+}
+
+/// Makes `target` a copy of `fd` that survives exec.
+///
+/// # Safety
+/// Async-signal-safe; for the child.
+unsafe fn redirect(fd: RawFd, target: RawFd) -> libc::c_int {
+    // SAFETY: fcntl/dup2 on descriptors we own.
+    unsafe {
+        if fd == target {
+            // dup2 onto itself would keep close-on-exec set.
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else if libc::dup2(fd, target) < 0 {
+            -1
+        } else {
+            0
+        }
+    }
+}
+
+fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors it creates.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both were just created and are owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn pipe_for(stdio: &Stdio) -> io::Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    match stdio {
+        Stdio::Pipe => pipe().map(|(read, write)| (Some(read), Some(write))),
+        Stdio::Inherit | Stdio::Null => Ok((None, None)),
+    }
+}
+
+fn open_null() -> io::Result<OwnedFd> {
+    let file = std::fs::File::options().read(true).write(true).open("/dev/null")?;
+    Ok(file.into())
+}
+
+/// The file `exec` would run: `program` itself if it has a `/` (relative to
+/// the child's cwd), else the first executable `PATH` entry.
+fn resolve(program: &str, search: Option<&OsStr>, cwd: Option<&Path>) -> io::Result<PathBuf> {
+    if program.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    if program.contains('/') {
+        let path = match (cwd, Path::new(program).is_relative()) {
+            (Some(cwd), true) => cwd.join(program),
+            _ => PathBuf::from(program),
+        };
+        return executable(&path).map(|()| PathBuf::from(program));
+    }
+    let search = search
+        .map(|s| s.to_os_string())
+        .unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    let mut denied = None;
+    for dir in std::env::split_paths(&search) {
+        let candidate = dir.join(program);
+        match executable(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(err) if err.raw_os_error() == Some(libc::EACCES) => denied = Some(err),
+            Err(_) => {}
+        }
+    }
+    Err(denied.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT)))
+}
+
+/// Whether `path` is a file exec could run (as herdd sees it).
+fn executable(path: &Path) -> io::Result<()> {
+    let metadata = std::fs::metadata(path)?;
+    if metadata.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::EACCES));
+    }
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: access reads a NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads the exec-error pipe of a child that has exec'd or died: `None` when
+/// the exec happened (EOF), else the errno of the failed exec.
+pub fn exec_error(check: &OwnedFd) -> Option<i32> {
+    let mut errno = 0i32;
+    // SAFETY: reads at most 4 bytes into a local.
+    let n = unsafe { libc::read(check.as_raw_fd(), (&mut errno as *mut i32).cast(), 4) };
+    (n == 4).then_some(errno)
+}
