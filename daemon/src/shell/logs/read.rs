@@ -278,12 +278,16 @@ impl LineReader {
     }
 }
 
+/// The next line of one source: (its time, the source's index, the line).
+/// Ordered by time, then by source, so ties keep the sources' order.
+type Head = std::cmp::Reverse<(Vec<u8>, usize, Vec<u8>)>;
+
 /// Merges the lines of several instances by time, oldest first (ties:
 /// in the order the sources were given).
 pub struct Merge {
     sources: Vec<(String, LineReader)>,
     /// The next line of each source, smallest time on top.
-    heads: BinaryHeap<std::cmp::Reverse<(Vec<u8>, usize, Vec<u8>)>>,
+    heads: BinaryHeap<Head>,
     /// Lines still to skip before the first one returned.
     skip: u64,
 }
@@ -401,10 +405,8 @@ impl Cursor {
             let Some(file) = &self.file else {
                 return polled;
             };
-            let n = match file.read_at(&mut buffer, self.offset) {
-                Ok(n) => n,
-                Err(_) => 0,
-            };
+            // An error reads as the end of the file: tried again next time.
+            let n = file.read_at(&mut buffer, self.offset).unwrap_or_default();
             if n > 0 {
                 self.offset += n as u64;
                 read += n;
