@@ -4,9 +4,6 @@
 
 use super::adopt;
 use super::fork;
-use std::os::fd::OwnedFd;
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 use super::cgroup::Cgroups;
 use super::events::EventHub;
 use super::journal::Journal;
@@ -82,7 +79,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hub: hub.clone(),
         starts: HashMap::new(),
         reexec: false,
-        exec_checks: HashMap::new(),
+        exec_errors: fork::ExecErrors::open()?,
+        programs: HashMap::new(),
         config_path: config.path.clone(),
         systemd,
         told_stopping: false,
@@ -179,6 +177,11 @@ async fn serve(
         let deadline = shell.core.next_deadline();
         tokio::select! {
             _ = signals.child.recv() => shell.reap(),
+            _ = shell.exec_errors.readable() => {
+                for input in shell.exec_failures() {
+                    shell.feed(input);
+                }
+            }
             _ = signals.terminate.recv() => shell.shutdown("SIGTERM"),
             _ = signals.interrupt.recv() => shell.shutdown("SIGINT"),
             _ = signals.hangup.recv() => {
@@ -266,8 +269,10 @@ struct Shell {
     starts: HashMap<u32, u64>,
     /// A `daemon-reexec` reply has gone out: leave the loop and re-execute.
     reexec: bool,
-    /// Children whose exec has not been confirmed yet, with their program.
-    exec_checks: HashMap<u32, (std::sync::Weak<AsyncFd<OwnedFd>>, String)>,
+    /// Where children report a failed exec.
+    exec_errors: fork::ExecErrors,
+    /// The program of each live child, for exec error messages.
+    programs: HashMap<u32, String>,
     /// The config file, read again on `reload` and SIGHUP.
     config_path: std::path::PathBuf,
     /// systemd's notify socket, when herdd runs as a `Type=notify` service.
@@ -416,7 +421,15 @@ impl Shell {
     }
 
     fn reap(&mut self) {
-        for (pid, exit) in reaper::reap_all() {
+        let exits = reaper::reap_all();
+        // A child whose exec failed wrote its error before it exited (127):
+        // the error goes in first, then its exit is that of a pid the core
+        // no longer tracks.
+        for input in self.exec_failures() {
+            self.feed(input);
+        }
+        for (pid, exit) in exits {
+            self.programs.remove(&pid);
             self.starts.remove(&pid);
             // Output first, so that whoever joins the task sees all of it.
             while let Ok(input) = self.inputs.try_recv() {
@@ -425,44 +438,25 @@ impl Shell {
             for chunk in self.outputs.drain(pid) {
                 self.feed(chunk);
             }
-            // A child whose exec failed exits 127: report the exec error instead.
-            if let Some(error) = self.exec_failure(pid) {
-                self.feed(Input::ExecFailed { pid, error });
-                continue;
-            }
             self.feed(Input::Exited { pid, exit });
         }
         // Killed leftovers have left their cgroups by now, or will by the next reap.
         self.cgroups.sweep();
     }
 
-    /// Watches a new child's exec-error pipe: EOF (the exec happened) ends the
-    /// watch; an errno becomes `Input::ExecFailed`.
-    fn check_exec(&mut self, pid: u32, check: OwnedFd, program: &str) {
-        // SAFETY: the AsyncFd owns `check`, which stays open for its whole life.
-        let Ok(check) = (unsafe { AsyncFd::register_with_interest(check, Interest::READABLE) }) else {
-            return;
-        };
-        let check = std::sync::Arc::new(check);
-        self.exec_checks
-            .insert(pid, (std::sync::Arc::downgrade(&check), program.to_string()));
-        let inputs = self.inputs_tx.clone();
-        let program = program.to_string();
-        tokio::spawn(async move {
-            if check.readable().await.is_ok() {
-                if let Some(errno) = fork::exec_error(check.get_ref()) {
-                    let error = exec_message(&program, errno);
-                    let _ = inputs.send(Input::ExecFailed { pid, error });
+    /// Children that reported a failed exec: as inputs for the core.
+    fn exec_failures(&mut self) -> Vec<Input> {
+        self.exec_errors
+            .drain()
+            .into_iter()
+            .map(|(pid, errno)| {
+                let program = self.programs.get(&pid).map_or("?", String::as_str);
+                Input::ExecFailed {
+                    pid,
+                    error: exec_message(program, errno),
                 }
-            }
-        });
-    }
-
-    /// At `pid`'s exit: the exec error, if its exec failed and nobody said so yet.
-    fn exec_failure(&mut self, pid: u32) -> Option<String> {
-        let (check, program) = self.exec_checks.remove(&pid)?;
-        let errno = fork::exec_error(check.upgrade()?.get_ref())?;
-        Some(exec_message(&program, errno))
+            })
+            .collect()
     }
 
     /// Hands `input` to the core and carries out its actions; spawn results go
@@ -504,7 +498,7 @@ impl Shell {
                         if let Some(start) = adopt::start_time(spawned.pid) {
                             self.starts.insert(spawned.pid, start);
                         }
-                        self.check_exec(spawned.pid, spawned.exec_check, &spec.argv[0]);
+                        self.programs.insert(spawned.pid, spec.argv[0].clone());
                         Input::Spawned {
                             owner,
                             pid: spawned.pid,

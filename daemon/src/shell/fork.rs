@@ -6,8 +6,10 @@
 //! (paths, argv, environment) before the fork, catches the common exec errors
 //! up front (a missing or non-executable program), and returns as soon as the
 //! child exists. The rare later failure (say a corrupt binary) comes back
-//! through a close-on-exec pipe: EOF means the exec happened, four bytes are
-//! the errno of a failed one (see `ExecCheck`).
+//! through one pipe shared by all children ([`ExecErrors`]): a child whose
+//! exec failed writes its pid and the errno there before it exits. One pipe
+//! rather than one per child, because every descriptor herdd holds is copied
+//! into every fork and closed again at every exec.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -82,8 +84,57 @@ pub struct Forked {
     pub pid: u32,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
-    /// Read end of the exec-error pipe.
-    pub exec_check: OwnedFd,
+}
+
+/// The write end of the exec-error pipe, for children (set once by [`ExecErrors::open`]).
+static EXEC_ERRORS: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// The read end of the pipe through which children report failed execs.
+pub struct ExecErrors {
+    read: tokio::io::unix::AsyncFd<OwnedFd>,
+}
+
+impl ExecErrors {
+    /// Creates the pipe (once per herdd process).
+    pub fn open() -> io::Result<ExecErrors> {
+        let (read, write) = pipe()?;
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe {
+            let flags = libc::fcntl(read.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(read.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        EXEC_ERRORS
+            .set(write)
+            .map_err(|_| io::Error::other("the exec-error pipe exists already"))?;
+        // SAFETY: the AsyncFd owns `read`, which stays open for its whole life.
+        let read = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(read, tokio::io::Interest::READABLE)
+        }
+        .map_err(|err| err.into_parts().1)?;
+        Ok(ExecErrors { read })
+    }
+
+    /// Waits until some child has reported a failed exec.
+    pub async fn readable(&self) {
+        if let Ok(mut ready) = self.read.readable().await {
+            ready.clear_ready();
+        }
+    }
+
+    /// Every (pid, errno) reported so far, without waiting.
+    pub fn drain(&self) -> Vec<(u32, i32)> {
+        let mut failures = Vec::new();
+        loop {
+            let mut record = [0i32; 2];
+            // SAFETY: reads at most 8 bytes into a local; records are written
+            // whole (8 bytes < PIPE_BUF is atomic).
+            let n = unsafe { libc::read(self.read.get_ref().as_raw_fd(), record.as_mut_ptr().cast(), 8) };
+            if n != 8 {
+                return failures;
+            }
+            failures.push((record[0] as u32, record[1]));
+        }
+    }
 }
 
 /// Forks; the child moves into its own process group, gets a clean signal
@@ -92,7 +143,7 @@ pub fn fork_exec(plan: &ExecPlan, setup: impl Fn() -> io::Result<()>) -> io::Res
     let null = open_null()?;
     let (stdout_read, stdout_write) = pipe_for(&plan.stdout)?;
     let (stderr_read, stderr_write) = pipe_for(&plan.stderr)?;
-    let (check_read, check_write) = pipe()?;
+    let report = EXEC_ERRORS.get().map_or(-1, AsRawFd::as_raw_fd);
     let argv = pointers(&plan.argv);
     let envp = pointers(&plan.envp);
     let target = |stdio: &Stdio, write: &Option<OwnedFd>| match stdio {
@@ -112,8 +163,8 @@ pub fn fork_exec(plan: &ExecPlan, setup: impl Fn() -> io::Result<()>) -> io::Res
         // SAFETY: in the child; see above.
         unsafe {
             let error = child(plan, &argv, &envp, null.as_raw_fd(), stdout_fd, stderr_fd, &setup);
-            let errno: i32 = error.raw_os_error().unwrap_or(libc::EINVAL);
-            libc::write(check_write.as_raw_fd(), (&errno as *const i32).cast(), 4);
+            let record = [libc::getpid(), error.raw_os_error().unwrap_or(libc::EINVAL)];
+            libc::write(report, record.as_ptr().cast(), 8);
             libc::_exit(127);
         }
     }
@@ -121,7 +172,6 @@ pub fn fork_exec(plan: &ExecPlan, setup: impl Fn() -> io::Result<()>) -> io::Res
         pid: pid as u32,
         stdout: stdout_read,
         stderr: stderr_read,
-        exec_check: check_read,
     })
 }
 
@@ -258,13 +308,4 @@ fn executable(path: &Path) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Reads the exec-error pipe of a child that has exec'd or died: `None` when
-/// the exec happened (EOF), else the errno of the failed exec.
-pub fn exec_error(check: &OwnedFd) -> Option<i32> {
-    let mut errno = 0i32;
-    // SAFETY: reads at most 4 bytes into a local.
-    let n = unsafe { libc::read(check.as_raw_fd(), (&mut errno as *mut i32).cast(), 4) };
-    (n == 4).then_some(errno)
 }

@@ -20,8 +20,6 @@ pub struct Spawned {
     pub pid: u32,
     /// Read ends of its stdout and stderr pipes, when the spec asked for capture.
     pub output: Option<(OwnedFd, OwnedFd)>,
-    /// Says whether the exec failed after all (see `fork::exec_error`).
-    pub exec_check: OwnedFd,
 }
 
 /// `PATH` of a `clear_env` process whose `env` sets none (systemd's default).
@@ -71,7 +69,6 @@ pub fn spawn(spec: &SpawnSpec, cgroup_procs: &[RawFd]) -> Result<Spawned, String
     Ok(Spawned {
         pid: forked.pid,
         output,
-        exec_check: forked.exec_check,
     })
 }
 
