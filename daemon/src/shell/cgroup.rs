@@ -39,6 +39,7 @@ use crate::core::Owner;
 use crate::core::SpawnSpec;
 use herd_config::Confinement;
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::OpenOptionsExt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, RawFd};
@@ -138,7 +139,11 @@ pub struct Cgroups {
 /// The cgroups prepared for a process about to be spawned.
 struct Placement {
     dirs: Vec<PathBuf>,
-    /// `cgroup.procs` of each, open for writing: the child writes `0` to them.
+    /// The v2 leaf, opened as a directory: the child is created right in it
+    /// (`clone3` with `CLONE_INTO_CGROUP`), with its `cgroup.procs` in case
+    /// the kernel cannot do that.
+    v2: Option<(File, File)>,
+    /// `cgroup.procs` of each v1 cgroup, open for writing: the child writes `0` to them.
     procs: Vec<File>,
 }
 
@@ -220,9 +225,12 @@ impl Cgroups {
             .as_ref()
             .map(|p| p.procs.iter().map(AsRawFd::as_raw_fd).collect())
             .unwrap_or_default();
-        let result = spawn::spawn(spec, &fds);
-        if let Some(Placement { dirs, procs }) = placement {
-            drop(procs);
+        let into = placement
+            .as_ref()
+            .and_then(|p| p.v2.as_ref())
+            .map(|(dir, procs)| (dir.as_raw_fd(), procs.as_raw_fd()));
+        let result = spawn::spawn(spec, &fds, into);
+        if let Some(Placement { dirs, .. }) = placement {
             match &result {
                 Ok(spawned) => {
                     self.live.insert(spawned.pid, dirs);
@@ -356,13 +364,14 @@ impl Cgroups {
         };
         let mut placement = Placement {
             dirs: Vec::new(),
+            v2: None,
             procs: Vec::new(),
         };
         if let Some(root) = self.root.clone() {
             match self.make_v2(&root, &relative, confinement) {
-                Ok(procs) => {
+                Ok(leaf) => {
                     placement.dirs.push(root.join(&relative));
-                    placement.procs.push(procs);
+                    placement.v2 = Some(leaf);
                 }
                 Err(err) => warn!(
                     cgroup = %root.join(&relative).display(),
@@ -406,13 +415,14 @@ impl Cgroups {
     }
 
     /// The v2 leaf: parents with every enabled controller delegated, limits
-    /// written (defaults where the config sets none); its `cgroup.procs`.
+    /// written (defaults where the config sets none); the leaf directory and
+    /// its `cgroup.procs`, open.
     fn make_v2(
         &mut self,
         root: &Path,
         relative: &Path,
         confinement: &Confinement,
-    ) -> io::Result<File> {
+    ) -> io::Result<(File, File)> {
         let leaf = root.join(relative);
         let mut dir = root.to_path_buf();
         let parents: Vec<_> = relative.parent().into_iter().flat_map(Path::iter).collect();
@@ -431,9 +441,12 @@ impl Cgroups {
                 warn!(cgroup = %leaf.display(), file, value, error = %err, "cannot set the limit");
             }
         }
-        OpenOptions::new()
-            .write(true)
-            .open(leaf.join("cgroup.procs"))
+        let directory = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&leaf)?;
+        let procs = OpenOptions::new().write(true).open(leaf.join("cgroup.procs"))?;
+        Ok((directory, procs))
     }
 
     /// herd's subtree in the v1 hierarchy of `controller`, created on first use.

@@ -139,7 +139,17 @@ impl ExecErrors {
 
 /// Forks; the child moves into its own process group, gets a clean signal
 /// mask, its stdio, its cwd, runs `setup` (async-signal-safe only) and execs.
-pub fn fork_exec(plan: &ExecPlan, setup: impl Fn() -> io::Result<()>) -> io::Result<Forked> {
+///
+/// With `into_cgroup` (a v2 cgroup's directory and `cgroup.procs`), the child
+/// is created right in that cgroup with `clone3(CLONE_INTO_CGROUP)`: moving a
+/// process into a cgroup afterwards takes a lock that waits for an RCU grace
+/// period (milliseconds) and holds up every fork meanwhile. Kernels without
+/// clone3 get a plain fork and a write to `cgroup.procs` in the child.
+pub fn fork_exec(
+    plan: &ExecPlan,
+    setup: impl Fn() -> io::Result<()>,
+    into_cgroup: Option<(RawFd, RawFd)>,
+) -> io::Result<Forked> {
     let null = open_null()?;
     let (stdout_read, stdout_write) = pipe_for(&plan.stdout)?;
     let (stderr_read, stderr_write) = pipe_for(&plan.stderr)?;
@@ -153,16 +163,27 @@ pub fn fork_exec(plan: &ExecPlan, setup: impl Fn() -> io::Result<()>) -> io::Res
     };
     let stdout_fd = target(&plan.stdout, &stdout_write);
     let stderr_fd = target(&plan.stderr, &stderr_write);
-    // SAFETY: after fork the child only makes async-signal-safe calls on
+    // SAFETY: after the fork the child only makes async-signal-safe calls on
     // memory prepared above, then execs or _exits.
-    let pid = unsafe { libc::fork() };
+    let (pid, join_by_write) = match into_cgroup {
+        Some((directory, procs)) => match unsafe { clone_into_cgroup(directory) } {
+            Ok(pid) => (pid, None),
+            Err(_) => (unsafe { libc::fork() }, Some(procs)),
+        },
+        None => (unsafe { libc::fork() }, None),
+    };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
         // SAFETY: in the child; see above.
         unsafe {
-            let error = child(plan, &argv, &envp, null.as_raw_fd(), stdout_fd, stderr_fd, &setup);
+            let error = match join_by_write {
+                Some(procs) if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 => {
+                    io::Error::last_os_error()
+                }
+                _ => child(plan, &argv, &envp, null.as_raw_fd(), stdout_fd, stderr_fd, &setup),
+            };
             let record = [libc::getpid(), error.raw_os_error().unwrap_or(libc::EINVAL)];
             libc::write(report, record.as_ptr().cast(), 8);
             libc::_exit(127);
@@ -173,6 +194,50 @@ pub fn fork_exec(plan: &ExecPlan, setup: impl Fn() -> io::Result<()>) -> io::Res
         stdout: stdout_read,
         stderr: stderr_read,
     })
+}
+
+/// `clone3` with `CLONE_INTO_CGROUP`, otherwise like `fork`: returns the
+/// child's pid in the parent and 0 in the child.
+///
+/// # Safety
+/// As `fork`: the child may only make async-signal-safe calls.
+unsafe fn clone_into_cgroup(directory: RawFd) -> io::Result<libc::pid_t> {
+    /// `struct clone_args` (linux/sched.h), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: directory as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 reads `args`; without a stack it returns twice, as fork.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pid as libc::pid_t)
+    }
 }
 
 /// The child's side. Returns only on failure.

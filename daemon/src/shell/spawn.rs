@@ -29,7 +29,12 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// for `status` such as `exec /no/such: No such file or directory`.
 /// `cgroup_procs` are open `cgroup.procs` files the child joins before exec
 /// (see `cgroup.rs`); they stay open in herdd until this returns.
-pub fn spawn(spec: &SpawnSpec, cgroup_procs: &[RawFd]) -> Result<Spawned, String> {
+/// `into_cgroup` is a v2 cgroup (directory, `cgroup.procs`) to create the child in.
+pub fn spawn(
+    spec: &SpawnSpec,
+    cgroup_procs: &[RawFd],
+    into_cgroup: Option<(RawFd, RawFd)>,
+) -> Result<Spawned, String> {
     let (program, args) = spec.argv.split_first().ok_or("empty command")?;
     if let Some(cwd) = &spec.cwd {
         // exec reports a missing cwd as ENOENT, indistinguishable from a missing binary.
@@ -61,7 +66,8 @@ pub fn spawn(spec: &SpawnSpec, cgroup_procs: &[RawFd]) -> Result<Spawned, String
     let plan = ExecPlan::new(program, args, env, cwd, stdout, stderr)
         .map_err(|err| format!("exec {program}: {}", describe(&err)))?;
     let apply = || if setup.is_needed() { setup.apply() } else { Ok(()) };
-    let forked = fork_exec(&plan, apply).map_err(|err| format!("fork: {}", describe(&err)))?;
+    let forked = fork_exec(&plan, apply, into_cgroup)
+        .map_err(|err| format!("fork: {}", describe(&err)))?;
     let output = match (forked.stdout, forked.stderr) {
         (Some(stdout), Some(stderr)) => Some((stdout, stderr)),
         _ => None,
