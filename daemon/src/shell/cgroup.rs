@@ -39,10 +39,10 @@ use crate::core::Owner;
 use crate::core::SpawnSpec;
 use herd_config::Confinement;
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::OpenOptionsExt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -445,7 +445,9 @@ impl Cgroups {
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
             .open(&leaf)?;
-        let procs = OpenOptions::new().write(true).open(leaf.join("cgroup.procs"))?;
+        let procs = OpenOptions::new()
+            .write(true)
+            .open(leaf.join("cgroup.procs"))?;
         Ok((directory, procs))
     }
 

@@ -3,9 +3,9 @@
 //! signal, a connection or a deadline: no polling, zero CPU when idle.
 
 use super::adopt;
-use super::fork;
 use super::cgroup::Cgroups;
 use super::events::EventHub;
+use super::fork;
 use super::journal::Journal;
 use super::logs::LogHub;
 use super::notify::NotifySocket;
@@ -574,5 +574,8 @@ fn snapshot_starts(snapshot: &crate::core::snapshot::Snapshot) -> HashMap<u32, u
 
 /// `exec /path: Exec format error`.
 fn exec_message(program: &str, errno: i32) -> String {
-    format!("exec {program}: {}", nix::errno::Errno::from_raw(errno).desc())
+    format!(
+        "exec {program}: {}",
+        nix::errno::Errno::from_raw(errno).desc()
+    )
 }

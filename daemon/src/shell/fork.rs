@@ -72,7 +72,9 @@ impl ExecPlan {
             path: cstring(path.as_os_str().as_bytes())?,
             argv,
             envp,
-            cwd: cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
+            cwd: cwd
+                .map(|dir| cstring(dir.as_os_str().as_bytes()))
+                .transpose()?,
             stdout,
             stderr,
         })
@@ -128,7 +130,13 @@ impl ExecErrors {
             let mut record = [0i32; 2];
             // SAFETY: reads at most 8 bytes into a local; records are written
             // whole (8 bytes < PIPE_BUF is atomic).
-            let n = unsafe { libc::read(self.read.get_ref().as_raw_fd(), record.as_mut_ptr().cast(), 8) };
+            let n = unsafe {
+                libc::read(
+                    self.read.get_ref().as_raw_fd(),
+                    record.as_mut_ptr().cast(),
+                    8,
+                )
+            };
             if n != 8 {
                 return failures;
             }
@@ -182,7 +190,15 @@ pub fn fork_exec(
                 Some(procs) if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 => {
                     io::Error::last_os_error()
                 }
-                _ => child(plan, &argv, &envp, null.as_raw_fd(), stdout_fd, stderr_fd, &setup),
+                _ => child(
+                    plan,
+                    &argv,
+                    &envp,
+                    null.as_raw_fd(),
+                    stdout_fd,
+                    stderr_fd,
+                    &setup,
+                ),
             };
             let record = [libc::getpid(), error.raw_os_error().unwrap_or(libc::EINVAL)];
             libc::write(report, record.as_ptr().cast(), 8);
@@ -328,7 +344,10 @@ fn pipe_for(stdio: &Stdio) -> io::Result<(Option<OwnedFd>, Option<OwnedFd>)> {
 }
 
 fn open_null() -> io::Result<OwnedFd> {
-    let file = std::fs::File::options().read(true).write(true).open("/dev/null")?;
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
     Ok(file.into())
 }
 

@@ -5,15 +5,15 @@
 //! child does between fork and exec must be async-signal-safe: only raw
 //! syscalls, no allocation, no locks.
 
+use super::fork::{fork_exec, ExecPlan, Stdio};
 use crate::core::{Output, SpawnSpec};
 use herd_config::Rlimit;
 use nix::errno::Errno;
 use nix::unistd::{Group, User};
-use std::io;
-use std::os::fd::{OwnedFd, RawFd};
-use super::fork::{fork_exec, ExecPlan, Stdio};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
 
 /// A started process (its exec may still be under way).
 pub struct Spawned {
@@ -65,9 +65,15 @@ pub fn spawn(
     let cwd = spec.cwd.as_deref();
     let plan = ExecPlan::new(program, args, env, cwd, stdout, stderr)
         .map_err(|err| format!("exec {program}: {}", describe(&err)))?;
-    let apply = || if setup.is_needed() { setup.apply() } else { Ok(()) };
-    let forked = fork_exec(&plan, apply, into_cgroup)
-        .map_err(|err| format!("fork: {}", describe(&err)))?;
+    let apply = || {
+        if setup.is_needed() {
+            setup.apply()
+        } else {
+            Ok(())
+        }
+    };
+    let forked =
+        fork_exec(&plan, apply, into_cgroup).map_err(|err| format!("fork: {}", describe(&err)))?;
     let output = match (forked.stdout, forked.stderr) {
         (Some(stdout), Some(stderr)) => Some((stdout, stderr)),
         _ => None,

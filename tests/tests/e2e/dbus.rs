@@ -352,33 +352,8 @@ fn unreachable_bus_or_herdd_exits_6_naming_the_bus() {
 /// Runs `herdctl --dbus` as `nobody`, with `groups` as its only
 /// supplementary groups.
 fn dctl_as_nobody(herd: &BusHerd, groups: &[u32], args: &[&str]) -> Output {
-    let mut command = Command::new("setpriv");
-    command.args(["--reuid=nobody", "--regid=nogroup"]);
-    if groups.is_empty() {
-        command.arg("--clear-groups");
-    } else {
-        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
-        command.arg(format!("--groups={}", list.join(",")));
-    }
-    command
-        .arg(bin("herdctl"))
-        .arg(format!("--dbus={}", herd.bus.address))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run setpriv")
-}
-
-/// A group `nobody` is not in, to serve as `control_group`.
-fn some_other_group() -> (String, u32) {
-    ["users", "staff", "adm", "daemon"]
-        .iter()
-        .find_map(|name| {
-            let group = nix::unistd::Group::from_name(name).ok()??;
-            (!group.mem.iter().any(|m| m == "nobody"))
-                .then(|| (name.to_string(), group.gid.as_raw()))
-        })
-        .expect("one of users, staff, adm, daemon exists")
+    let bus = format!("--dbus={}", herd.bus.address);
+    herdctl_as_nobody(&[&bus], groups, args)
 }
 
 #[test]

@@ -313,3 +313,35 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Runs herdctl as `nobody`, with `groups` as its only supplementary groups;
+/// `transport` says how it reaches herdd (`--socket PATH` or `--dbus=ADDRESS`).
+pub fn herdctl_as_nobody(transport: &[&str], groups: &[u32], args: &[&str]) -> Output {
+    let mut command = Command::new("setpriv");
+    command.args(["--reuid=nobody", "--regid=nogroup"]);
+    if groups.is_empty() {
+        command.arg("--clear-groups");
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        command.arg(format!("--groups={}", list.join(",")));
+    }
+    command
+        .arg(bin("herdctl"))
+        .args(transport)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv")
+}
+
+/// A group `nobody` is not in, to serve as `control_group`.
+pub fn some_other_group() -> (String, u32) {
+    ["users", "staff", "adm", "daemon"]
+        .iter()
+        .find_map(|name| {
+            let group = nix::unistd::Group::from_name(name).ok()??;
+            (!group.mem.iter().any(|m| m == "nobody"))
+                .then(|| (name.to_string(), group.gid.as_raw()))
+        })
+        .expect("one of users, staff, adm, daemon exists")
+}

@@ -42,34 +42,8 @@ fn append(path: &Path, text: &str) {
 
 /// Runs herdctl as `nobody`, with `groups` as its only supplementary groups.
 fn ctl_as_nobody(herd: &Herd, groups: &[u32], args: &[&str]) -> Output {
-    let mut command = Command::new("setpriv");
-    command.args(["--reuid=nobody", "--regid=nogroup"]);
-    if groups.is_empty() {
-        command.arg("--clear-groups");
-    } else {
-        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
-        command.arg(format!("--groups={}", list.join(",")));
-    }
-    command
-        .arg(bin("herdctl"))
-        .arg("--socket")
-        .arg(&herd.socket)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run setpriv")
-}
-
-/// A group `nobody` is not in, to serve as `control_group`.
-fn some_other_group() -> (String, u32) {
-    ["users", "staff", "adm", "daemon"]
-        .iter()
-        .find_map(|name| {
-            let group = nix::unistd::Group::from_name(name).ok()??;
-            (!group.mem.iter().any(|m| m == "nobody"))
-                .then(|| (name.to_string(), group.gid.as_raw()))
-        })
-        .expect("one of users, staff, adm, daemon exists")
+    let socket = herd.socket.display().to_string();
+    herdctl_as_nobody(&["--socket", &socket], groups, args)
 }
 
 /// Raises this process's (and so its children's) descriptor limit to at least `want`.

@@ -153,11 +153,20 @@ restart = "always"
     std::fs::write(herd.path("denied"), "#!/bin/sh\n").unwrap();
     herd = herd.launch();
     herd.wait_state("corrupt", "failed");
-    let reason = herd.instance("corrupt")["reason"].as_str().unwrap().to_string();
-    assert!(reason.starts_with("exec ") && reason.contains("Exec format error"), "{reason}");
+    let reason = herd.instance("corrupt")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.starts_with("exec ") && reason.contains("Exec format error"),
+        "{reason}"
+    );
     assert_eq!(herd.instance("corrupt")["restarts"], 0);
     herd.wait_state("denied", "failed");
-    let reason = herd.instance("denied")["reason"].as_str().unwrap().to_string();
+    let reason = herd.instance("denied")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(reason.contains("Permission denied"), "{reason}");
 }
 
