@@ -27,6 +27,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+/// The journal is rewritten at most this often (docs/journal.md).
+const JOURNAL_EVERY: Duration = Duration::from_millis(100);
+
 /// How long exiting herdd waits for clients to take their last replies.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -162,6 +165,8 @@ async fn serve(
     let mut connections = JoinSet::new();
     let mut accept_paused_until: Option<Instant> = None;
     let mut journaled = None;
+    let mut journal_due: Option<Instant> = None;
+    let mut last_journal: Option<Instant> = None;
     let outcome = loop {
         if shell.core.is_finished() {
             break Outcome::Finished;
@@ -170,9 +175,18 @@ async fn serve(
             break Outcome::Reexec;
         }
         // Journal after every step that changed state (not while idle).
-        if journaled != Some(shell.core.generation()) {
+        // Journal after steps that changed state, at most every JOURNAL_EVERY:
+        // a busy herdd must not spend its time rewriting the journal, and a
+        // crash loses at most that much (never a process: those are found again).
+        if journaled != Some(shell.core.generation()) && journal_due.is_none() {
+            journal_due = Some(last_journal.map_or(Instant::now(), |at| at + JOURNAL_EVERY));
+        }
+        if journal_due.is_some_and(|due| due <= Instant::now()) {
+            journal_due = None;
+            last_journal = Some(Instant::now());
             journaled = Some(shell.core.generation());
             journal.write(&shell.journal_snapshot());
+            continue;
         }
         let deadline = shell.core.next_deadline();
         tokio::select! {
@@ -219,6 +233,7 @@ async fn serve(
                 accept_paused_until = None;
             }
             _ = sleep_until(deadline), if deadline.is_some() => shell.feed(Input::Tick),
+            _ = sleep_until(journal_due), if journal_due.is_some() => {}
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     };
@@ -352,6 +367,8 @@ impl Shell {
     /// What the journal keeps: the state without task output, with start times.
     fn journal_snapshot(&self) -> crate::core::snapshot::Snapshot {
         let mut snapshot = self.core.snapshot(Instant::now(), false);
+        // Ended tasks stay out: they can be many, and nothing runs again for them.
+        snapshot.tasks.retain(|task| !task.state.is_final());
         fill_starts(&mut snapshot, &self.starts);
         snapshot
     }

@@ -139,6 +139,12 @@ fn after_sigkill_a_new_herdd_adopts_survivors_and_starts_nothing_twice() {
     let (running, queued) = set_up(&herd);
     let keeper = herd.pid_of("keeper");
     let web: Vec<u32> = (0..20).map(|i| herd.pid_of(&format!("web@{i}"))).collect();
+    // The journal follows changes within 100 ms: wait until it has them all.
+    wait_until("the journal to record the setup", || {
+        std::fs::read_to_string(herd.path("state/journal.json")).is_ok_and(|journal| {
+            journal.contains(&format!("\"id\":{queued},")) && journal.contains("[\"ready\",true]")
+        })
+    });
     herd.kill_daemon();
     // daemon = true children die with herdd; keeper and the task live on.
     for pid in &web {
