@@ -1,6 +1,7 @@
-//! The one event loop: signals, the control socket and the core's deadline
-//! become inputs; the core's actions become syscalls. herdd wakes only for a
-//! signal, a connection or a deadline: no polling, zero CPU when idle.
+//! The one event loop: signals, client connections, child pipes, the notify
+//! socket and the core's deadline become inputs; the core's actions become
+//! syscalls. herdd wakes only when one of those is ready, or for the one-shot
+//! journal write that follows a change: no polling, zero CPU when idle.
 
 use super::adopt;
 use super::cgroup::Cgroups;
