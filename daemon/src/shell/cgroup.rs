@@ -6,10 +6,18 @@
 //! itself in the cgroup v2 hierarchy (found in /proc/self/mountinfo and
 //! /proc/self/cgroup: `/sys/fs/cgroup` on a unified system,
 //! `/sys/fs/cgroup/unified` on a hybrid one). Each process then gets
-//! `herd-<pid>/units/<unit>/<index>` or `herd-<pid>/tasks/<id>`: the shell
-//! opens its `cgroup.procs` before the fork and the child writes `0` to it
-//! between fork and exec (one async-signal-safe `write`), so the process and
-//! all its descendants are in it from their first instruction.
+//! `herd-<pid>/units/<unit>/<index>` or `herd-<pid>/tasks/<id>`, and is
+//! created right in it (`clone3` with `CLONE_INTO_CGROUP`; on kernels without
+//! it the child writes `0` to the cgroup's `cgroup.procs` before its exec).
+//!
+//! The v1 cgroups of a hybrid system (below) have no such clone flag: the
+//! child joins them by writing `0` to their `cgroup.procs`, opened by the
+//! shell before the fork, between fork and exec (one async-signal-safe
+//! `write` each). So the program and all its descendants are under their
+//! limits from their first instruction; only the moment between the fork and
+//! the exec — when herdd already reports the pid but the child is still a copy
+//! of herdd that may not have been scheduled yet — shows herdd's own v1
+//! cgroups in `/proc/<pid>/cgroup`.
 //!
 //! When the process exits the core asks to kill its leftovers
 //! ([`Cgroups::kill_leftovers`]): `1` goes to the cgroup's `cgroup.kill`,

@@ -177,6 +177,20 @@ impl Herd {
             .unwrap_or_else(|| panic!("{name} has no pid")) as u32
     }
 
+    /// The pid of instance `name` once it runs its own program. herdd reports
+    /// a process as soon as it is forked, before its exec: until then /proc
+    /// shows a copy of herdd (herdd's environment, and herdd's cgroups in the
+    /// v1 hierarchies the child joins just before its exec), so a test that
+    /// inspects the process waits for the exec.
+    pub fn exec_pid_of(&self, name: &str) -> u32 {
+        let pid = self.pid_of(name);
+        let herdd = std::fs::canonicalize(&self.herdd).expect("herdd binary");
+        wait_until(&format!("{name} (pid {pid}) to exec its program"), || {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe != herdd)
+        });
+        pid
+    }
+
     /// Polls status until `check` holds, failing with `what` after [`DEADLINE`].
     pub fn wait_for(&self, what: &str, check: impl Fn(&Herd) -> bool) {
         let started = Instant::now();

@@ -136,7 +136,7 @@ umask = "027"
 "#,
     );
     herd.wait_state("low", "running");
-    let pid = herd.pid_of("low");
+    let pid = herd.exec_pid_of("low");
     let nobody = nix::unistd::User::from_name("nobody")
         .unwrap()
         .expect("user nobody");
@@ -214,10 +214,13 @@ command = ["/bin/sleep", "1000"]
     );
     herd.wait_state("locked", "running");
     herd.wait_state("plain", "running");
-    assert_eq!(status_field(herd.pid_of("locked"), "NoNewPrivs"), ["1"]);
+    assert_eq!(
+        status_field(herd.exec_pid_of("locked"), "NoNewPrivs"),
+        ["1"]
+    );
     // Only meaningful if the test itself is not already under no_new_privs.
     if status_field(std::process::id(), "NoNewPrivs") == ["0"] {
-        assert_eq!(status_field(herd.pid_of("plain"), "NoNewPrivs"), ["0"]);
+        assert_eq!(status_field(herd.exec_pid_of("plain"), "NoNewPrivs"), ["0"]);
     }
 }
 
@@ -247,7 +250,7 @@ env = { MODE = "batch" }
     herd.wait_state("clean", "running");
     herd.wait_state("own-path", "running");
     herd.wait_state("inherits", "running");
-    let clean = environ(herd.pid_of("clean"));
+    let clean = environ(herd.exec_pid_of("clean"));
     let expected: BTreeMap<String, String> = [
         ("FOO", "bar"),
         ("HERD_INSTANCE", "0"),
@@ -261,10 +264,10 @@ env = { MODE = "batch" }
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     assert_eq!(clean, expected);
-    assert_eq!(environ(herd.pid_of("own-path"))["PATH"], "/bin");
-    assert_eq!(environ(herd.pid_of("own-path")).len(), 3);
+    assert_eq!(environ(herd.exec_pid_of("own-path"))["PATH"], "/bin");
+    assert_eq!(environ(herd.exec_pid_of("own-path")).len(), 3);
     // Without clear_env herdd's own environment is passed on (the harness sets HERD_LOG).
-    assert!(environ(herd.pid_of("inherits")).contains_key("HERD_LOG"));
+    assert!(environ(herd.exec_pid_of("inherits")).contains_key("HERD_LOG"));
 
     let id = herd.ok(&["submit", "p", "--", "/usr/bin/env"]);
     let id = id.trim();
@@ -402,7 +405,9 @@ cpu_weight = 50
     if !cgroups_on(&herd, "limits_reach_the_cgroup") {
         return;
     }
-    let pid = herd.pid_of("limited");
+    // The child joins its v1 cgroups just before its exec: from there on
+    // every limit must be in place (the v2 cgroup is its own from the fork).
+    let pid = herd.exec_pid_of("limited");
     let read = |file: Option<PathBuf>| file.map(|file| std::fs::read_to_string(file).unwrap());
     let expectations = [
         ("memory", "memory.max", "memory.limit_in_bytes", "67108864"),

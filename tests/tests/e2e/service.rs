@@ -24,7 +24,7 @@ command = ["/bin/sleep", "1000"]
     assert!(String::from_utf8_lossy(&buffer[..n]).contains("READY=1"));
     herd.wait_state("web", "running");
     // systemd's socket is not passed on to children.
-    let environ = std::fs::read(format!("/proc/{}/environ", herd.pid_of("web"))).unwrap();
+    let environ = std::fs::read(format!("/proc/{}/environ", herd.exec_pid_of("web"))).unwrap();
     assert!(!String::from_utf8_lossy(&environ).contains("NOTIFY_SOCKET"));
     herd.ok(&["shutdown", "--no-block"]);
     let n = listener.recv(&mut buffer).unwrap();

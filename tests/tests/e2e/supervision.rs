@@ -36,7 +36,7 @@ env = { PORT = "80{instance}" }
             "pid {pid} leads its own process group"
         );
     }
-    let environ = std::fs::read(format!("/proc/{}/environ", herd.pid_of("pool@7"))).unwrap();
+    let environ = std::fs::read(format!("/proc/{}/environ", herd.exec_pid_of("pool@7"))).unwrap();
     let environ = String::from_utf8_lossy(&environ);
     assert!(
         environ.split('\0').any(|v| v == "HERD_INSTANCE=7"),
