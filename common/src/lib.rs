@@ -20,4 +20,4 @@ pub mod signals;
 pub mod state;
 
 #[cfg(test)]
-mod fuzz;
+mod property;

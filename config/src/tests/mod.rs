@@ -2,9 +2,9 @@
 
 mod confine;
 mod errors;
-mod fuzz;
 mod includes;
 mod logs;
+mod property;
 mod valid;
 
 use std::path::Path;

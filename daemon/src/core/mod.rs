@@ -4,10 +4,13 @@
 //! the [`Action`]s the shell must carry out. No syscalls, no sockets, no clock
 //! reads happen here, so every behaviour is testable without processes or sleeps.
 //! Timers are not armed: the shell asks [`Supervisor::next_deadline`] and feeds
-//! [`Input::Tick`] when it passes.
+//! [`Input::Tick`] when it passes. Inputs and the results of actions go in
+//! through one driver, [`Cascade`] (or [`Supervisor::drive`]), in herdd and in
+//! the tests alike.
 
 pub mod action;
 pub mod backoff;
+mod drive;
 pub mod event;
 pub mod input;
 pub mod instance;
@@ -26,6 +29,7 @@ pub mod unit;
 mod tests;
 
 pub use action::{Action, Output, SpawnSpec};
+pub use drive::Cascade;
 pub use input::{Input, RequestId};
 pub use lifecycle::Lifecycle;
 

@@ -141,33 +141,31 @@ impl Harness {
     /// Feeds an input and answers every spawn like a shell whose spawns succeed,
     /// unless the program is `/no/such`. Returns all actions except spawns.
     fn feed(&mut self, input: Input) -> Vec<Action> {
-        let mut inputs = vec![input];
         let mut seen = Vec::new();
-        while let Some(input) = inputs.pop() {
-            for action in self.core.handle(self.now, input) {
-                match action {
-                    Action::Spawn { owner, spec } => {
-                        if spec.argv[0] == "/no/such" {
-                            inputs.push(Input::SpawnFailed {
-                                owner,
-                                error: "exec /no/such: No such file or directory".into(),
-                            });
-                        } else {
-                            self.next_pid += 1;
-                            seen.push(Action::Spawn {
-                                owner: owner.clone(),
-                                spec,
-                            });
-                            inputs.push(Input::Spawned {
-                                owner,
-                                pid: self.next_pid,
-                            });
-                        }
-                    }
-                    other => seen.push(other),
-                }
+        let next_pid = &mut self.next_pid;
+        self.core.drive(self.now, input, |action| match action {
+            Action::Spawn { owner, spec } if spec.argv[0] == "/no/such" => {
+                Some(Input::SpawnFailed {
+                    owner,
+                    error: "exec /no/such: No such file or directory".into(),
+                })
             }
-        }
+            Action::Spawn { owner, spec } => {
+                *next_pid += 1;
+                seen.push(Action::Spawn {
+                    owner: owner.clone(),
+                    spec,
+                });
+                Some(Input::Spawned {
+                    owner,
+                    pid: *next_pid,
+                })
+            }
+            other => {
+                seen.push(other);
+                None
+            }
+        });
         seen
     }
 
@@ -888,7 +886,49 @@ fn reach(state: State) -> Harness {
     h
 }
 
-mod fuzz;
+#[test]
+fn inputs_are_handled_first_in_first_out() {
+    // As in herdd: every spawn of one input is carried out before the
+    // first spawn's result is handled, and the results in spawn order.
+    let mut h = Harness::new(vec![pool("p", 3)]);
+    let mut order = Vec::new();
+    let mut next_pid = 0;
+    h.core.drive(h.now, Input::Boot, |action| match action {
+        Action::Spawn { owner, .. } => {
+            next_pid += 1;
+            order.push(format!("spawn {owner:?}"));
+            Some(Input::Spawned {
+                owner,
+                pid: next_pid,
+            })
+        }
+        Action::Publish(Lifecycle::Started { instance, pid }) => {
+            order.push(format!("started {instance} {pid}"));
+            None
+        }
+        _ => None,
+    });
+    let spawn = |index: u32| {
+        let id = InstanceId {
+            unit: "p".into(),
+            index,
+        };
+        format!("spawn {:?}", Owner::Instance(id))
+    };
+    assert_eq!(
+        order,
+        [
+            spawn(0),
+            spawn(1),
+            spawn(2),
+            "started p@0 1".into(),
+            "started p@1 2".into(),
+            "started p@2 3".into(),
+        ]
+    );
+}
+
 mod pools;
+mod property;
 mod reload;
 mod sync;

@@ -21,7 +21,7 @@ use herd_common::protocol::Reply;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -480,12 +480,10 @@ impl Shell {
     /// Hands `input` to the core and carries out its actions; spawn results go
     /// back in as inputs until nothing is left to do.
     fn feed(&mut self, input: Input) {
-        let mut inputs = VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
-            for action in self.core.handle(Instant::now(), input) {
-                if let Some(next) = self.carry_out(action) {
-                    inputs.push_back(next);
-                }
+        let mut cascade = crate::core::Cascade::new(input);
+        while let Some(action) = cascade.next(&mut self.core, Instant::now()) {
+            if let Some(next) = self.carry_out(action) {
+                cascade.feed_back(next);
             }
         }
         if self.core.is_shutting_down() && !self.told_stopping {

@@ -1,4 +1,4 @@
-//! Property tests of the request decoder (issue 8, part 3), run with the
+//! Property tests of the request decoder, run with the
 //! unit tests: the same inputs the `protocol` fuzz target starts from
 //! (fuzz/), mutated deterministically and in bounded number. Every input
 //! must give a request or an error body — no panic — and whatever decodes

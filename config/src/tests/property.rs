@@ -1,4 +1,4 @@
-//! Property tests of the parser (issue 8, part 3), run with the unit tests:
+//! Property tests of the parser, run with the unit tests:
 //! every truncation and many byte edits of the example configs. Each must
 //! give a config or errors — no panic — and every error must point inside
 //! the text (a line and column that exist) and name the file.
