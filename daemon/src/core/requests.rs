@@ -1,6 +1,6 @@
 //! Client requests: name resolution and the verbs.
 
-use super::instance::{Fate, Instance};
+use super::instance::{Ctx, Fate, Instance};
 use super::semaphore::ClientId;
 use super::unit::Unit;
 use super::{error, Action, Goal, InstanceId, RequestId, Supervisor, Waiter};
@@ -13,7 +13,57 @@ use std::time::Instant;
 /// Most instances a service may be scaled to (matches the config's limit).
 const MAX_INSTANCES: u32 = 10_000;
 
+/// What `start`, `stop` and `restart` do to each instance they name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Change {
+    /// What a request that waits waits for.
+    fn goal(self, targets: Vec<InstanceId>) -> Goal {
+        match self {
+            Change::Start | Change::Restart => Goal::Started(targets),
+            Change::Stop => Goal::Stopped(targets),
+        }
+    }
+
+    /// Whether it starts processes (which a shutting-down herdd refuses).
+    fn starts(self) -> bool {
+        match self {
+            Change::Start | Change::Restart => true,
+            Change::Stop => false,
+        }
+    }
+
+    /// Records in `unit` whether it is wanted (a stop changes that only when
+    /// it names all of the unit: `whole`) and returns the transition for
+    /// each named instance.
+    fn apply(self, unit: &mut Unit, whole: bool) -> fn(&mut Instance, &mut Ctx) {
+        match self {
+            Change::Start => {
+                unit.wanted = true;
+                Instance::start
+            }
+            Change::Stop => {
+                if whole {
+                    unit.wanted = false;
+                }
+                Instance::stop
+            }
+            Change::Restart => {
+                unit.wanted = true;
+                Instance::restart
+            }
+        }
+    }
+}
+
 impl Supervisor {
+    /// Handles one client request: replies at once (into `out`) or
+    /// registers a waiter that replies later.
     pub(super) fn request(
         &mut self,
         now: Instant,
@@ -22,46 +72,18 @@ impl Supervisor {
         request: Request,
         out: &mut Vec<Action>,
     ) {
+        let asker = (id, client);
         let reply = match request {
             Request::Status { names } => self.status(now, &names),
-            Request::Start { names, wait } => self.change(
-                now,
-                (id, client),
-                &names,
-                wait,
-                Goal::Started,
-                out,
-                |unit, _| {
-                    unit.wanted = true;
-                    Instance::start
-                },
-            ),
-            Request::Stop { names, wait } => self.change(
-                now,
-                (id, client),
-                &names,
-                wait,
-                Goal::Stopped,
-                out,
-                |unit, whole| {
-                    if whole {
-                        unit.wanted = false;
-                    }
-                    Instance::stop
-                },
-            ),
-            Request::Restart { names, wait } => self.change(
-                now,
-                (id, client),
-                &names,
-                wait,
-                Goal::Started,
-                out,
-                |unit, _| {
-                    unit.wanted = true;
-                    Instance::restart
-                },
-            ),
+            Request::Start { names, wait } => {
+                self.change(now, asker, Change::Start, &names, wait, out)
+            }
+            Request::Stop { names, wait } => {
+                self.change(now, asker, Change::Stop, &names, wait, out)
+            }
+            Request::Restart { names, wait } => {
+                self.change(now, asker, Change::Restart, &names, wait, out)
+            }
             Request::Kill { names, signal } => self.kill(&names, &signal, out),
             Request::Scale { name, instances } => self.scale(now, &name, instances, out),
             Request::Shutdown => {
@@ -73,54 +95,36 @@ impl Supervisor {
                 command,
                 name,
             } => Some(self.submit(now, &pool, command, name, out)),
-            Request::Join { ids, timeout_ms } => self.join(now, (id, client), ids, timeout_ms),
+            Request::Join { ids, timeout_ms } => self.join(now, asker, ids, timeout_ms),
             Request::Tasks { pool } => Some(self.list_tasks(now, pool.as_deref())),
             Request::Output { id: task, stream } => Some(self.output(task, stream)),
             Request::Cancel { ids } => Some(self.cancel(now, &ids, out)),
             Request::PoolClose { pool } => Some(self.close_pool(&pool)),
             Request::PoolTerminate { pool } => Some(self.terminate_pool(now, &pool, out)),
-            Request::PoolJoin { pool, timeout_ms } => {
-                self.join_pool(now, (id, client), pool, timeout_ms)
-            }
+            Request::PoolJoin { pool, timeout_ms } => self.join_pool(now, asker, pool, timeout_ms),
             Request::SemList => Some(self.sem_list()),
             Request::SemAcquire {
                 name,
                 timeout_ms,
                 pid,
-            } => self.sem_acquire(now, (id, client), name, timeout_ms, pid),
+            } => self.sem_acquire(now, asker, name, timeout_ms, pid),
             Request::SemRelease { name } => Some(self.sem_release(client, &name, out)),
             Request::EventList => Some(self.event_list()),
             Request::EventSet { name } => Some(self.event_change(&name, true, out)),
             Request::EventClear { name } => Some(self.event_change(&name, false, out)),
+            Request::EventWait { name, timeout_ms } => {
+                self.event_wait(now, asker, name, timeout_ms)
+            }
             // The shell reads the file; the core applies it on `Input::ConfigLoaded`.
             Request::Reload => {
                 out.push(Action::ReadConfig { id: Some(id) });
                 None
             }
-            Request::DaemonReexec => {
-                if self.shutdown.is_some() {
-                    Some(Reply::error(
-                        ErrorCode::ShuttingDown,
-                        "herdd is shutting down",
-                    ))
-                } else {
-                    out.push(Action::Reexec);
-                    Some(Reply::ok(serde_json::json!({})))
-                }
-            }
-            // Streamed by the connection itself (control/socket.rs), never queued here.
-            Request::Events { .. } => Some(Reply::error(
-                ErrorCode::BadRequest,
-                "events is served by the connection, not the core",
-            )),
-            // Read from the log files by the connection itself (control/logs.rs).
-            Request::Logs { .. } => Some(Reply::error(
-                ErrorCode::BadRequest,
-                "logs is served by the connection, not the core",
-            )),
-            Request::EventWait { name, timeout_ms } => {
-                self.event_wait(now, (id, client), name, timeout_ms)
-            }
+            Request::DaemonReexec => Some(self.reexec(out)),
+            // Streamed by the connection itself, never queued here.
+            Request::Events { .. } => Some(served_by_the_connection("events")),
+            // Read from the log files by the connection itself.
+            Request::Logs { .. } => Some(served_by_the_connection("logs")),
         };
         if let Some(reply) = reply {
             out.push(Action::Reply { id, reply });
@@ -137,25 +141,28 @@ impl Supervisor {
         })
     }
 
-    /// Applies a transition to every named instance; replies now, or registers
-    /// a waiter that replies once they settle. `pick` sees the unit and whether
-    /// all of it was named, and returns the transition.
-    #[allow(clippy::too_many_arguments)]
+    /// `daemon-reexec`: the shell re-executes herdd once the reply is out.
+    fn reexec(&mut self, out: &mut Vec<Action>) -> Reply {
+        if self.shutdown.is_some() {
+            return shutting_down();
+        }
+        out.push(Action::Reexec);
+        Reply::ok(serde_json::json!({}))
+    }
+
+    /// Applies `change` to every named instance; replies now, or registers
+    /// a waiter that replies once they settle.
     fn change(
         &mut self,
         now: Instant,
         (id, client): (RequestId, ClientId),
+        change: Change,
         names: &[String],
         wait: bool,
-        goal: fn(Vec<InstanceId>) -> Goal,
         out: &mut Vec<Action>,
-        pick: impl Fn(&mut Unit, bool) -> fn(&mut Instance, &mut super::instance::Ctx),
     ) -> Option<Reply> {
-        if matches!(goal(Vec::new()), Goal::Started(_)) && self.shutdown.is_some() {
-            return Some(Reply::error(
-                ErrorCode::ShuttingDown,
-                "herdd is shutting down",
-            ));
+        if change.starts() && self.shutdown.is_some() {
+            return Some(shutting_down());
         }
         let targets = match self.resolve(names) {
             Ok(targets) => targets,
@@ -167,14 +174,14 @@ impl Supervisor {
             let Some(unit) = self.units.get_mut(&target.unit) else {
                 continue;
             };
-            let transition = pick(unit, whole);
+            let transition = change.apply(unit, whole);
             self.with_instance(now, target, out, transition);
         }
         if wait {
             self.waiters.push(Waiter {
                 id,
                 client,
-                goal: goal(targets),
+                goal: change.goal(targets),
                 deadline: None,
             });
             None
@@ -239,10 +246,7 @@ impl Supervisor {
         out: &mut Vec<Action>,
     ) -> Option<Reply> {
         if self.shutdown.is_some() {
-            return Some(Reply::error(
-                ErrorCode::ShuttingDown,
-                "herdd is shutting down",
-            ));
+            return Some(shutting_down());
         }
         let Some(unit) = self.units.get_mut(name) else {
             return Some(Reply::Error(no_such_unit(name)));
@@ -420,6 +424,20 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// The refusal of anything that would start processes during shutdown.
+fn shutting_down() -> Reply {
+    Reply::error(ErrorCode::ShuttingDown, "herdd is shutting down")
+}
+
+/// The reply to a streaming verb that reached the core: the connection
+/// serves it itself.
+fn served_by_the_connection(verb: &str) -> Reply {
+    Reply::error(
+        ErrorCode::BadRequest,
+        format!("{verb} is served by the connection, not the core"),
+    )
 }
 
 fn no_such_unit(name: &str) -> ErrorBody {
