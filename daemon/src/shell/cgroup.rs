@@ -23,7 +23,8 @@
 //! ([`Cgroups::kill_leftovers`]): `1` goes to the cgroup's `cgroup.kill`,
 //! and the emptied cgroup is removed — at once if it is already empty, else
 //! on a later reap (never by waiting or polling). herdd removes its subtree
-//! when it exits ([`Drop`]), and at start the empty remains of herdds that
+//! when it exits ([`Cgroups::close`], waiting on the runtime's timer for
+//! killed processes to leave), and at start the empty remains of herdds that
 //! were killed. A killed herdd's cgroups that still hold processes are left
 //! alone, except those of the processes this herdd adopts from its journal
 //! ([`Cgroups::adopt`]). After a `daemon-reexec` (same pid, same tree) herdd
@@ -44,7 +45,6 @@
 //! 5.14) herd falls back to process groups, and says so once at start-up.
 
 use crate::core::Owner;
-use crate::core::SpawnSpec;
 use herd_config::Confinement;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -52,13 +52,16 @@ use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{debug, info, warn};
 
-use super::spawn::{self, Spawned};
+use super::mountinfo;
 
 /// Prefix of the subtree each herdd creates (`herd-<pid>`).
 const SUBTREE_PREFIX: &str = "herd-";
+
+/// How long [`Cgroups::close`] waits for killed processes to leave.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// The leaf herdd moves itself into when it is alone in a non-root cgroup
 /// (see [`leave_for_leaf`]).
@@ -145,7 +148,7 @@ pub struct Cgroups {
 }
 
 /// The cgroups prepared for a process about to be spawned.
-struct Placement {
+pub struct Placement {
     dirs: Vec<PathBuf>,
     /// The v2 leaf, opened as a directory: the child is created right in it
     /// (`clone3` with `CLONE_INTO_CGROUP`), with its `cgroup.procs` in case
@@ -153,6 +156,22 @@ struct Placement {
     v2: Option<(File, File)>,
     /// `cgroup.procs` of each v1 cgroup, open for writing: the child writes `0` to them.
     procs: Vec<File>,
+}
+
+impl Placement {
+    /// `cgroup.procs` of each v1 cgroup, open for writing: the child joins
+    /// them by writing `0` before its exec.
+    pub fn join_by_write(&self) -> Vec<RawFd> {
+        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// The v2 cgroup to create the child in: its directory and (for kernels
+    /// without `CLONE_INTO_CGROUP`) its `cgroup.procs`.
+    pub fn v2(&self) -> Option<(RawFd, RawFd)> {
+        self.v2
+            .as_ref()
+            .map(|(dir, procs)| (dir.as_raw_fd(), procs.as_raw_fd()))
+    }
 }
 
 impl Cgroups {
@@ -176,7 +195,7 @@ impl Cgroups {
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let memberships = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let subtree = format!("{SUBTREE_PREFIX}{}", std::process::id());
-        match own_v2_dir(&mounts, &memberships) {
+        match mountinfo::v2_dir(&mounts, &memberships) {
             Some(own) => match create_subtree(&own, &subtree) {
                 Ok((root, enabled)) => {
                     cgroups.adopt_tree(&root);
@@ -199,7 +218,7 @@ impl Cgroups {
             if cgroups.enabled.contains(&controller) {
                 continue;
             }
-            if let Some(own) = own_v1_dir(&mounts, &memberships, controller.name()) {
+            if let Some(own) = mountinfo::v1_dir(&mounts, &memberships, controller.name()) {
                 sweep_stale(&own);
                 cgroups.adopt_tree(&own.join(&subtree));
                 cgroups.v1.push((controller, own.join(&subtree)));
@@ -225,31 +244,21 @@ impl Cgroups {
         cgroups
     }
 
-    /// Spawns `spec` in cgroups of its own (as far as this system allows):
-    /// the one call the event loop makes to start a process.
-    pub fn spawn(&mut self, owner: &Owner, spec: &SpawnSpec) -> Result<Spawned, String> {
-        let placement = self.prepare(owner, &spec.confinement);
-        let fds: Vec<RawFd> = placement
-            .as_ref()
-            .map(|p| p.procs.iter().map(AsRawFd::as_raw_fd).collect())
-            .unwrap_or_default();
-        let into = placement
-            .as_ref()
-            .and_then(|p| p.v2.as_ref())
-            .map(|(dir, procs)| (dir.as_raw_fd(), procs.as_raw_fd()));
-        let result = spawn::spawn(spec, &fds, into);
-        if let Some(Placement { dirs, .. }) = placement {
-            match &result {
-                Ok(spawned) => {
-                    self.live.insert(spawned.pid, dirs);
-                }
-                Err(_) => {
-                    self.doomed.extend(dirs);
-                    self.sweep();
-                }
+    /// The spawn of a process placed with [`Cgroups::place`] is over: its
+    /// cgroups are now its own (`Some(pid)`), or removed if it did not start.
+    pub fn settle(&mut self, placement: Option<Placement>, pid: Option<u32>) {
+        let Some(Placement { dirs, .. }) = placement else {
+            return;
+        };
+        match pid {
+            Some(pid) => {
+                self.live.insert(pid, dirs);
+            }
+            None => {
+                self.doomed.extend(dirs);
+                self.sweep();
             }
         }
-        result
     }
 
     /// The leader `pid` has exited: kill whatever is left in its cgroup
@@ -327,7 +336,7 @@ impl Cgroups {
         };
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let memberships = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        let Some(dir) = own_v2_dir(&mounts, &memberships) else {
+        let Some(dir) = mountinfo::v2_dir(&mounts, &memberships) else {
             return;
         };
         let Some(top) = dir
@@ -364,8 +373,9 @@ impl Cgroups {
     }
 
     /// Creates and configures the cgroups for `owner`'s next process and
-    /// opens their `cgroup.procs`; `None` when it gets none (process groups only).
-    fn prepare(&mut self, owner: &Owner, confinement: &Confinement) -> Option<Placement> {
+    /// opens their `cgroup.procs`; `None` when it gets none (process groups
+    /// only). Hand the placement back to [`Cgroups::settle`] after the spawn.
+    pub fn place(&mut self, owner: &Owner, confinement: &Confinement) -> Option<Placement> {
         let relative = match owner {
             Owner::Instance(id) => Path::new("units").join(&id.unit).join(id.index.to_string()),
             Owner::Task(id) => Path::new("tasks").join(id.to_string()),
@@ -459,6 +469,47 @@ impl Cgroups {
         Ok((directory, procs))
     }
 
+    /// At herdd's exit, once every process it started has been reaped:
+    /// kills whatever is left in herd's subtrees and removes them, giving
+    /// killed processes up to [`CLOSE_WAIT`] to leave — on the runtime's
+    /// timer, not by blocking its thread. Trees still busy after that stay
+    /// (the next herdd removes them once empty).
+    pub async fn close(&mut self) {
+        let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+        let mut busy = self.kill_and_remove();
+        while !busy.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            busy.retain(|root| !remove_tree(root));
+        }
+        for root in &busy {
+            debug!(cgroup = %root.display(), "cgroup tree left in place: still busy");
+        }
+        // Nothing is left for `drop` to do.
+        self.root = None;
+        self.v1.clear();
+        self.foreign.clear();
+    }
+
+    /// Kills what is left in herd's own subtrees (never in adopted ones:
+    /// what is left there is not ours) and removes every empty cgroup of
+    /// them all; returns the subtrees that are not gone yet.
+    fn kill_and_remove(&self) -> Vec<PathBuf> {
+        let mut busy = Vec::new();
+        for root in self.tops() {
+            if !root.exists() {
+                continue;
+            }
+            let kill = root.join("cgroup.kill");
+            if !self.foreign.contains(&root) && kill.exists() {
+                let _ = fs::write(kill, "1");
+            }
+            if !remove_tree(&root) {
+                busy.push(root);
+            }
+        }
+        busy
+    }
+
     /// herd's subtree in the v1 hierarchy of `controller`, created on first use.
     fn v1_root(&mut self, controller: Controller) -> Option<PathBuf> {
         let index = self.v1.iter().position(|(c, _)| *c == controller)?;
@@ -475,25 +526,10 @@ impl Cgroups {
 }
 
 impl Drop for Cgroups {
-    /// Kills whatever is left in herd's subtrees (by now every process herd
-    /// started has been reaped) and removes them, waiting at most a second
-    /// for killed processes to leave.
+    /// Kills whatever is left in herd's subtrees and removes what is empty
+    /// already, without waiting: [`Cgroups::close`] is the orderly way out.
     fn drop(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        for root in self.tops() {
-            if !root.exists() {
-                continue;
-            }
-            if self.foreign.contains(&root) {
-                // Processes left there are not ours to kill.
-                remove_tree(&root, None);
-                continue;
-            }
-            if root.join("cgroup.kill").exists() {
-                let _ = fs::write(root.join("cgroup.kill"), "1");
-            }
-            remove_tree(&root, Some(deadline));
-        }
+        self.kill_and_remove();
     }
 }
 
@@ -645,33 +681,23 @@ fn remove_empty_parents(dir: &Path, tops: &[PathBuf]) {
 }
 
 /// Removes every empty cgroup of the tree at `root`, deepest first, `root`
-/// last; a cgroup still holding processes stays (with its parents). Until
-/// `deadline`, a busy cgroup is retried: processes just killed take a moment
-/// to leave.
-fn remove_tree(root: &Path, deadline: Option<Instant>) -> bool {
+/// last; a cgroup still holding processes stays (with its parents). True if
+/// the whole tree is gone.
+fn remove_tree(root: &Path) -> bool {
     let mut empty = true;
     if let Ok(entries) = fs::read_dir(root) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                empty &= remove_tree(&entry.path(), deadline);
+                empty &= remove_tree(&entry.path());
             }
         }
     }
-    loop {
-        match fs::remove_dir(root) {
-            Ok(()) => return empty,
-            Err(err) if err.kind() == ErrorKind::NotFound => return empty,
-            Err(err)
-                if err.kind() == ErrorKind::ResourceBusy
-                    && empty
-                    && deadline.is_some_and(|deadline| Instant::now() < deadline) =>
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(err) => {
-                debug!(cgroup = %root.display(), error = %err, "cgroup left in place");
-                return false;
-            }
+    match fs::remove_dir(root) {
+        Ok(()) => empty,
+        Err(err) if err.kind() == ErrorKind::NotFound => empty,
+        Err(err) => {
+            debug!(cgroup = %root.display(), error = %err, "cgroup left in place");
+            false
         }
     }
 }
@@ -686,7 +712,7 @@ fn sweep_stale(own: &Path) {
         let Some(pid) = subtree_owner(&entry.file_name()) else {
             continue;
         };
-        if pid != std::process::id() && !is_alive(pid) && remove_tree(&entry.path(), None) {
+        if pid != std::process::id() && !is_alive(pid) && remove_tree(&entry.path()) {
             debug!(cgroup = %entry.path().display(), "removed a stale cgroup tree");
         }
     }
@@ -707,115 +733,9 @@ fn is_alive(pid: u32) -> bool {
     result == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-/// One line of /proc/self/mountinfo: where a hierarchy is mounted.
-struct Mount<'a> {
-    /// The hierarchy's directory that is mounted (`/` unless bind-mounted).
-    root: &'a str,
-    point: &'a str,
-    fstype: &'a str,
-    super_options: &'a str,
-}
-
-fn mounts(mountinfo: &str) -> impl Iterator<Item = Mount<'_>> {
-    mountinfo.lines().filter_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let mut left = left.split(' ');
-        let root = left.nth(3)?;
-        let point = left.next()?;
-        let mut right = right.split(' ');
-        let fstype = right.next()?;
-        let super_options = right.nth(1).unwrap_or("");
-        Some(Mount {
-            root,
-            point,
-            fstype,
-            super_options,
-        })
-    })
-}
-
-/// `mount point + (cgroup path relative to the mount's root)`, unescaping
-/// mountinfo's octal escapes (`\040` for a space).
-fn join_mount(mount: &Mount, path: &str) -> Option<PathBuf> {
-    let relative = path.strip_prefix(mount.root)?;
-    let dir = PathBuf::from(unescape(mount.point)).join(relative.trim_start_matches('/'));
-    dir.is_dir().then_some(dir)
-}
-
-fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let code = rest.get(at + 1..at + 4);
-        match code.and_then(|code| u8::from_str_radix(code, 8).ok()) {
-            Some(byte) => {
-                out.push(byte as char);
-                rest = &rest[at + 4..];
-            }
-            None => {
-                out.push('\\');
-                rest = &rest[at + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// herdd's own cgroup in the v2 hierarchy (`0::/path` in /proc/self/cgroup).
-fn own_v2_dir(mountinfo: &str, memberships: &str) -> Option<PathBuf> {
-    let path = memberships
-        .lines()
-        .find_map(|line| line.strip_prefix("0::"))?;
-    mounts(mountinfo)
-        .filter(|mount| mount.fstype == "cgroup2")
-        .find_map(|mount| join_mount(&mount, path))
-}
-
-/// herdd's own cgroup in the v1 hierarchy that has `controller`.
-fn own_v1_dir(mountinfo: &str, memberships: &str, controller: &str) -> Option<PathBuf> {
-    let path = memberships.lines().find_map(|line| {
-        let mut fields = line.splitn(3, ':');
-        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-        controllers
-            .split(',')
-            .any(|name| name == controller)
-            .then_some(path)
-    })?;
-    mounts(mountinfo)
-        .filter(|mount| {
-            mount.fstype == "cgroup" && mount.super_options.split(',').any(|o| o == controller)
-        })
-        .find_map(|mount| join_mount(&mount, path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MOUNTINFO: &str = "\
-35 24 0:31 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,mode=755
-36 35 0:32 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
-37 35 0:33 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-38 35 0:34 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-";
-
-    #[test]
-    fn reads_mountinfo() {
-        let found: Vec<_> = mounts(MOUNTINFO)
-            .map(|m| (m.root, m.point, m.fstype, m.super_options))
-            .collect();
-        assert_eq!(found[1], ("/", "/sys/fs/cgroup/pids", "cgroup", "rw,pids"));
-        assert_eq!(found[3], ("/", "/sys/fs/cgroup/unified", "cgroup2", "rw"));
-    }
-
-    #[test]
-    fn unescapes_mount_points() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
-        assert_eq!(unescape("/odd\\"), "/odd\\");
-    }
 
     #[test]
     fn weights_map_to_shares() {

@@ -14,6 +14,7 @@ use super::output::OutputPipes;
 use super::reaper;
 use super::reexec::{self, Handover, Invocation};
 use super::sd_notify::SystemdNotifier;
+use super::spawn::spawn_confined;
 use crate::control::dbus;
 use crate::control::socket::{self, Incoming};
 use crate::core::{Action, Input, Output, Owner, RequestId, Supervisor};
@@ -128,6 +129,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dbus.flush().await;
     }
     journal.remove();
+    shell.cgroups.close().await;
     info!("herdd stopped: every process has exited");
     Ok(())
 }
@@ -499,7 +501,7 @@ impl Shell {
                     spec.env
                         .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
                 }
-                Some(match self.cgroups.spawn(&owner, &spec) {
+                Some(match spawn_confined(&mut self.cgroups, &owner, &spec) {
                     Ok(spawned) => {
                         match (&owner, &spec.output, spawned.output) {
                             (Owner::Task(task), _, Some((stdout, stderr))) => {

@@ -8,6 +8,7 @@ pub mod fork;
 pub mod journal;
 pub mod logging;
 pub mod logs;
+pub mod mountinfo;
 pub mod notify;
 pub mod output;
 pub mod reaper;

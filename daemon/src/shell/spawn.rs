@@ -5,8 +5,9 @@
 //! child does between fork and exec must be async-signal-safe: only raw
 //! syscalls, no allocation, no locks.
 
+use super::cgroup::{Cgroups, Placement};
 use super::fork::{fork_exec, ExecPlan, Stdio};
-use crate::core::{Output, SpawnSpec};
+use crate::core::{Output, Owner, SpawnSpec};
 use herd_config::Rlimit;
 use nix::errno::Errno;
 use nix::unistd::{Group, User};
@@ -24,6 +25,24 @@ pub struct Spawned {
 
 /// `PATH` of a `clear_env` process whose `env` sets none (systemd's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Spawns `spec` in cgroups of its own, as far as this system allows (see
+/// `cgroup.rs`): the one call the event loop makes to start a process.
+pub fn spawn_confined(
+    cgroups: &mut Cgroups,
+    owner: &Owner,
+    spec: &SpawnSpec,
+) -> Result<Spawned, String> {
+    let placement = cgroups.place(owner, &spec.confinement);
+    let join_by_write = placement
+        .as_ref()
+        .map(Placement::join_by_write)
+        .unwrap_or_default();
+    let into = placement.as_ref().and_then(Placement::v2);
+    let result = spawn(spec, &join_by_write, into);
+    cgroups.settle(placement, result.as_ref().ok().map(|spawned| spawned.pid));
+    result
+}
 
 /// Spawns the process in its own process group; returns its pid, or a message
 /// for `status` such as `exec /no/such: No such file or directory`.
