@@ -27,11 +27,6 @@ const RLIMITS: &[(&str, Rlimit)] = &[
     ("cpu", Rlimit::Cpu),
 ];
 
-/// A validated optional string for an `Option<String>` field.
-pub(crate) fn owned(text: Option<&str>) -> Option<Option<String>> {
-    text.map(|text| Some(text.to_string()))
-}
-
 /// Strings handed to the kernel (argv, environment) cannot contain NUL.
 fn check_no_nul(cx: &mut Cx, key: &str, text: &str, span: Range<usize>) -> bool {
     let clean = !text.contains('\0');

@@ -17,6 +17,7 @@
 //! - `named`        — what those tables share: valid names, key checks,
 //!   duplicates, references to other tables
 //! - `process`      — the process keys units and pools share (env, cwd, daemon, ...)
+//! - `accounts`     — `user` and `group`, looked up in the user database at load
 //! - `confine`      — the least-privilege keys among them (no_new_privs, clear_env,
 //!   memory_max, pids_max, cpu_weight)
 //! - `logs`         — the log keys (`log`, `log_max_size`, `log_keep`)
@@ -27,6 +28,7 @@
 //! - `paths`        — resolving relative paths against the config's directory
 //! - `source`, `errors` — positions and error reporting
 
+mod accounts;
 mod confine;
 mod duration;
 mod errors;

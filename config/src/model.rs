@@ -51,8 +51,8 @@ pub struct PoolConfig {
     /// Added to each task's environment.
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
-    pub user: Option<String>,
-    pub group: Option<String>,
+    pub user: Option<User>,
+    pub group: Option<Group>,
     pub umask: Option<u32>,
     pub rlimits: BTreeMap<Rlimit, u64>,
     /// `no_new_privs`, `clear_env` and the cgroup limits of each task.
@@ -138,8 +138,8 @@ pub struct UnitConfig {
     /// Values may contain `{instance}`.
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
-    pub user: Option<String>,
-    pub group: Option<String>,
+    pub user: Option<User>,
+    pub group: Option<Group>,
     /// e.g. `umask = "027"` (an octal string).
     pub umask: Option<u32>,
     /// `rlimits = { nofile = 1024, core = 0 }`: soft = hard = the value.
@@ -183,6 +183,37 @@ pub struct UnitConfig {
 }
 
 /// What a process may do beyond its user, group and rlimits: the keys
+/// The account `user` names, as the user database had it when the config
+/// was loaded (or reloaded): starting a process then never waits on the
+/// database (which may be LDAP), and an unknown name is a config error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    /// Its primary group.
+    pub gid: u32,
+    /// The other groups that list it as a member (as `initgroups` finds
+    /// them), without the primary group.
+    pub memberships: Vec<u32>,
+}
+
+impl User {
+    /// The supplementary groups of a process running as this user with
+    /// primary group `gid`: `gid` and the groups that list the user.
+    pub fn groups_with(&self, gid: u32) -> Vec<u32> {
+        let mut groups = vec![gid];
+        groups.extend(self.memberships.iter().filter(|g| **g != gid));
+        groups
+    }
+}
+
+/// The group `group` names, looked up like [`User`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub gid: u32,
+}
+
 /// `no_new_privs`, `clear_env`, `memory_max`, `pids_max` and `cpu_weight`
 /// (flat in the unit's or pool's table). Everything is off by default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

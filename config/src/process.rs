@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use herd_common::signals::parse_signal;
 
+use crate::accounts;
 use crate::confine;
-use crate::fields::{env, owned, rlimits, signal, umask};
-use crate::model::{Confinement, Rlimit};
+use crate::fields::{env, rlimits, signal, umask};
+use crate::model::{Confinement, Group, Rlimit, User};
 use crate::paths::resolve;
 use crate::value::{set, Cx, Value};
 
@@ -98,8 +99,8 @@ pub(crate) use process_keys;
 pub(crate) struct ProcessKeys<'m> {
     pub env: &'m mut BTreeMap<String, String>,
     pub cwd: &'m mut Option<PathBuf>,
-    pub user: &'m mut Option<String>,
-    pub group: &'m mut Option<String>,
+    pub user: &'m mut Option<User>,
+    pub group: &'m mut Option<Group>,
     pub umask: &'m mut Option<u32>,
     pub rlimits: &'m mut BTreeMap<Rlimit, u64>,
     pub confinement: &'m mut Confinement,
@@ -119,8 +120,8 @@ impl ProcessKeys<'_> {
                 let cwd = cx.non_empty_string(key, value);
                 set(self.cwd, cwd.map(|dir| Some(resolve(base, dir))));
             }
-            "user" => set(self.user, owned(cx.non_empty_string(key, value))),
-            "group" => set(self.group, owned(cx.non_empty_string(key, value))),
+            "user" => set(self.user, accounts::user(cx, key, value).map(Some)),
+            "group" => set(self.group, accounts::group(cx, key, value).map(Some)),
             "umask" => set(self.umask, umask(cx, key, value).map(Some)),
             "rlimits" => set(self.rlimits, rlimits(cx, key, value)),
             "stop_signal" => set(self.stop_signal, signal(cx, key, value)),

@@ -1,5 +1,6 @@
 //! Table-driven tests of the whole crate through its public API.
 
+mod accounts;
 mod confine;
 mod errors;
 mod includes;

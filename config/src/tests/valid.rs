@@ -8,6 +8,7 @@ use herd_common::paths::{default_log_dir, default_socket, default_state_dir};
 
 use herd_common::signals::parse_signal;
 
+use super::accounts::{system_group, system_user};
 use super::MAIN;
 use crate::*;
 
@@ -173,8 +174,8 @@ fn full_config() {
         wait_events: vec!["db-ready".to_string(), "maintenance-over".to_string()],
         semaphores: vec!["db".to_string(), "cpu".to_string()],
         ready: Ready::After(Duration::from_secs(2)),
-        user: Some("www-data".to_string()),
-        group: Some("www-data".to_string()),
+        user: Some(system_user("www-data")),
+        group: Some(system_group("www-data")),
         cwd: Some(PathBuf::from("/etc/herd/srv")),
         env: BTreeMap::from([
             ("APP_ENV".to_string(), "prod".to_string()),
@@ -308,8 +309,8 @@ command = ["/usr/bin/convertd"]
             ("OUT".to_string(), "/tmp/out".to_string()),
         ]),
         cwd: Some(PathBuf::from("/etc/herd/jobs")),
-        user: Some("nobody".to_string()),
-        group: Some("nogroup".to_string()),
+        user: Some(system_user("nobody")),
+        group: Some(system_group("nogroup")),
         umask: Some(0o077),
         rlimits: BTreeMap::from([
             (Rlimit::Nofile, 256),

@@ -34,8 +34,9 @@ pub struct SpawnSpec {
     /// Added to herdd's own environment (including `HERD_UNIT` and `HERD_INSTANCE`).
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
-    pub user: Option<String>,
-    pub group: Option<String>,
+    /// Who it runs as, looked up when the config was loaded.
+    pub user: Option<herd_config::User>,
+    pub group: Option<herd_config::Group>,
     pub umask: Option<u32>,
     /// `(resource, limit)` pairs; soft = hard = limit.
     pub rlimits: Vec<(herd_config::Rlimit, u64)>,

@@ -10,7 +10,7 @@ use super::fork::{fork_exec, ExecPlan, Stdio};
 use crate::core::{Output, Owner, SpawnSpec};
 use herd_config::Rlimit;
 use nix::errno::Errno;
-use nix::unistd::{Group, User};
+use nix::unistd::{getegid, geteuid};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
@@ -127,7 +127,8 @@ fn describe(err: &io::Error) -> String {
     }
 }
 
-/// Who the child runs as, looked up before the fork (lookups are not async-signal-safe).
+/// Who the child runs as: the ids the config's `user` and `group` had when
+/// it was loaded (no user database lookup here: it may block on LDAP).
 struct Credentials {
     uid: libc::uid_t,
     gid: libc::gid_t,
@@ -136,32 +137,15 @@ struct Credentials {
 
 impl Credentials {
     fn resolve(spec: &SpawnSpec) -> Result<Option<Credentials>, String> {
-        if spec.user.is_none() && spec.group.is_none() {
+        let (user, group) = (spec.user.as_ref(), spec.group.as_ref());
+        if user.is_none() && group.is_none() {
             return Ok(None);
         }
-        let user = match &spec.user {
-            Some(name) => Some(
-                User::from_name(name)
-                    .map_err(|err| format!("user {name}: {}", err.desc()))?
-                    .ok_or_else(|| format!("user {name}: no such user"))?,
-            ),
-            None => None,
-        };
-        let group = match &spec.group {
-            Some(name) => Some(
-                Group::from_name(name)
-                    .map_err(|err| format!("group {name}: {}", err.desc()))?
-                    .ok_or_else(|| format!("group {name}: no such group"))?,
-            ),
-            None => None,
-        };
-        // SAFETY: no preconditions.
-        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let uid = user.as_ref().map_or(euid, |u| u.uid.as_raw());
+        let (euid, egid) = (geteuid().as_raw(), getegid().as_raw());
+        let uid = user.map_or(euid, |user| user.uid);
         let gid = group
-            .as_ref()
-            .map(|g| g.gid.as_raw())
-            .or(user.as_ref().map(|u| u.gid.as_raw()))
+            .map(|group| group.gid)
+            .or(user.map(|user| user.gid))
             .unwrap_or(egid);
         if euid != 0 {
             if uid == euid && gid == egid {
@@ -169,16 +153,8 @@ impl Credentials {
             }
             return Err("switching user or group needs herdd to run as root".into());
         }
-        let groups = match &user {
-            Some(user) => {
-                let name = std::ffi::CString::new(user.name.as_str())
-                    .map_err(|_| format!("user {}: bad name", user.name))?;
-                nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(gid))
-                    .map_err(|err| format!("user {}: groups: {}", user.name, err.desc()))?
-                    .into_iter()
-                    .map(|g| g.as_raw())
-                    .collect()
-            }
+        let groups = match user {
+            Some(user) => user.groups_with(gid),
             None => vec![gid],
         };
         Ok(Some(Credentials { uid, gid, groups }))

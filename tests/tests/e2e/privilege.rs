@@ -431,3 +431,43 @@ cpu_weight = 50
         }
     }
 }
+
+#[test]
+fn an_unknown_user_is_a_config_error_at_its_key() {
+    // Users and groups are looked up when the config is read, not at each
+    // start: an unknown one is a config error, and a reload is refused.
+    let text =
+        "[service.web]\ncommand = [\"/bin/sleep\", \"1000\"]\nuser = \"no-such-user-for-herd\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herd.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(bin("herdd"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let expected = format!(
+        "{}:3:8: service.web.user: no such user `no-such-user-for-herd`",
+        path.display()
+    );
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+
+    let herd =
+        Herd::start("[service.web]\ncommand = [\"/bin/sleep\", \"1000\"]\nuser = \"nobody\"\n");
+    herd.wait_state("web", "running");
+    let pid = herd.pid_of("web");
+    let config = std::fs::read_to_string(&herd.config).unwrap();
+    let broken = config.replace("user = \"nobody\"", "group = \"no-such-group-for-herd\"");
+    assert_ne!(broken, config);
+    std::fs::write(&herd.config, broken).unwrap();
+    let out = herd.ctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("service.web.group: no such group `no-such-group-for-herd`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(herd.pid_of("web"), pid, "the old config stays");
+}
