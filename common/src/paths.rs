@@ -8,8 +8,7 @@ fn is_root() -> bool {
 }
 
 fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 fn xdg(var: &str, fallback_under_home: &str) -> PathBuf {

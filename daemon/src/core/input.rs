@@ -22,7 +22,8 @@ pub enum Input {
     ClientGone { client: ClientId },
     /// The shell carried out [`super::Action::Spawn`] and the process exists.
     Spawned { owner: Owner, pid: u32 },
-    /// The shell could not spawn: exec error, missing cwd, unknown user.
+    /// The shell could not spawn: exec error, missing cwd, a user switch
+    /// herdd (not root) cannot make.
     SpawnFailed { owner: Owner, error: String },
     /// The process was forked but its exec failed after all (a corrupt
     /// binary, say): as `SpawnFailed`, for the owner of `pid`.

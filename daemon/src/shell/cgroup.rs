@@ -46,6 +46,9 @@
 
 use crate::core::Owner;
 use herd_config::Confinement;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
@@ -283,8 +286,7 @@ impl Cgroups {
             for leaf in v1 {
                 for member in read_list(&leaf.join("cgroup.procs")) {
                     if let Ok(member) = member.parse::<i32>() {
-                        // SAFETY: kill(2) on a process of this instance's cgroup.
-                        unsafe { libc::kill(member, libc::SIGKILL) };
+                        let _ = kill(Pid::from_raw(member), Signal::SIGKILL);
                     }
                 }
             }
@@ -728,9 +730,8 @@ fn is_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
-    // SAFETY: signal 0 only checks that the process exists.
-    let result = unsafe { libc::kill(pid, 0) };
-    result == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    // No signal: only checks that the process exists.
+    kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH)
 }
 
 #[cfg(test)]

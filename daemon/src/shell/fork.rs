@@ -11,9 +11,11 @@
 //! rather than one per child, because every descriptor herdd holds is copied
 //! into every fork and closed again at every exec.
 
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::unistd::{access, pipe2, read, AccessFlags};
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -100,11 +102,8 @@ impl ExecErrors {
     /// Creates the pipe (once per herdd process).
     pub fn open() -> io::Result<ExecErrors> {
         let (read, write) = pipe()?;
-        // SAFETY: fcntl on a descriptor we own.
-        unsafe {
-            let flags = libc::fcntl(read.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(read.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
+        let flags = OFlag::from_bits_retain(fcntl(&read, FcntlArg::F_GETFL)?);
+        fcntl(&read, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
         EXEC_ERRORS
             .set(write)
             .map_err(|_| io::Error::other("the exec-error pipe exists already"))?;
@@ -127,20 +126,14 @@ impl ExecErrors {
     pub fn drain(&self) -> Vec<(u32, i32)> {
         let mut failures = Vec::new();
         loop {
-            let mut record = [0i32; 2];
-            // SAFETY: reads at most 8 bytes into a local; records are written
-            // whole (8 bytes < PIPE_BUF is atomic).
-            let n = unsafe {
-                libc::read(
-                    self.read.get_ref().as_raw_fd(),
-                    record.as_mut_ptr().cast(),
-                    8,
-                )
-            };
-            if n != 8 {
+            // Records are written whole (8 bytes < PIPE_BUF is atomic).
+            let mut record = [0u8; 8];
+            if read(self.read.get_ref(), &mut record) != Ok(8) {
                 return failures;
             }
-            failures.push((record[0] as u32, record[1]));
+            let (pid, errno) = record.split_at(4);
+            let field = |bytes: &[u8]| i32::from_ne_bytes(bytes.try_into().unwrap_or_default());
+            failures.push((field(pid) as u32, field(errno)));
         }
     }
 }
@@ -327,13 +320,7 @@ fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two descriptors it creates.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both were just created and are owned by nothing else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(pipe2(OFlag::O_CLOEXEC)?)
 }
 
 fn pipe_for(stdio: &Stdio) -> io::Result<(Option<OwnedFd>, Option<OwnedFd>)> {
@@ -385,11 +372,5 @@ fn executable(path: &Path) -> io::Result<()> {
     if metadata.is_dir() {
         return Err(io::Error::from_raw_os_error(libc::EACCES));
     }
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: access reads a NUL-terminated path.
-    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(access(path, AccessFlags::X_OK)?)
 }

@@ -37,9 +37,7 @@ pub fn become_subreaper() {
     if std::process::id() == 1 {
         return;
     }
-    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer and touches no memory.
-    let result = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    if result != 0 {
-        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot become child subreaper; orphans will go to init");
+    if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(error = %err, "cannot become child subreaper; orphans will go to init");
     }
 }

@@ -264,8 +264,9 @@ impl Drop for Herd {
 }
 
 pub fn signal(pid: u32, signal: i32) {
-    // SAFETY: kill(2) on a pid this test owns.
-    unsafe { libc::kill(pid as i32, signal) };
+    // On a pid this test owns; an unknown signal number is a test's mistake.
+    let signal = nix::sys::signal::Signal::try_from(signal).expect("a signal number");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
 }
 
 /// Whether `pid` exists and is not a zombie.
