@@ -16,7 +16,7 @@
 //! (a semaphore slot from `sem-acquire`) is released when the bus says the
 //! name has gone (`NameOwnerChanged`), however the caller ended. That
 //! notice and the caller's requests reach the core in the order the bus
-//! sent them: both go through [`Callers`] under one lock, and a request
+//! sent them: both go through `Callers` under one lock, and a request
 //! from a name already gone is dropped rather than given a slot no one
 //! would ever release.
 //!
@@ -131,7 +131,7 @@ impl Drop for DbusServer {
 
 /// Connects to `bus` (`[herd] dbus`: "system", "session" or an address),
 /// serves the interface and takes the name; `None` when `bus` is "off" or
-/// the bus cannot be had within [`START_TIMEOUT`] (logged: herdd goes on
+/// the bus cannot be had within `START_TIMEOUT` (logged: herdd goes on
 /// with its socket, because a supervisor must not die or hang for want of
 /// a bus, above all after a re-exec with every child in its care).
 pub async fn start(

@@ -27,7 +27,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 /// Most connections served at once; one more gets `too_busy` and is closed.
-/// Each idle connection costs a task and a [`READ_BUFFER`]; 1000 clients are
+/// Each idle connection costs a task and a `READ_BUFFER`; 1000 clients are
 /// the documented load (docs/protocol.md).
 pub const MAX_CONNECTIONS: usize = 4096;
 

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Fork/exec a process in its own process group; answer with
-    /// `Input::Spawned` or `Input::SpawnFailed`.
-    Spawn { owner: Owner, spec: SpawnSpec },
+    /// `Input::Spawned` or `Input::SpawnFailed`. (Boxed: the spec is by
+    /// far the largest action.)
+    Spawn { owner: Owner, spec: Box<SpawnSpec> },
     /// Send `signal` to the process group led by `pid`.
     Signal { pid: u32, signal: i32 },
     /// SIGKILL whatever is left in the process group of `pgid`, whose leader

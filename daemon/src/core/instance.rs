@@ -240,7 +240,7 @@ impl Instance {
         self.spawned_at = Some(ctx.now);
         ctx.out.push(Action::Spawn {
             owner: Owner::Instance(ctx.id.clone()),
-            spec: spawn_spec(ctx.config, self.index, &ctx.name),
+            spec: Box::new(spawn_spec(ctx.config, self.index, &ctx.name)),
         });
     }
 

@@ -85,7 +85,7 @@ impl Task {
         self.started_at = Some(now);
         out.push(Action::Spawn {
             owner: Owner::Task(self.id),
-            spec: self.spawn_spec(config),
+            spec: Box::new(self.spawn_spec(config)),
         });
     }
 

@@ -233,7 +233,7 @@ fn spawns(actions: &[Action]) -> Vec<(InstanceId, SpawnSpec)> {
             Action::Spawn {
                 owner: Owner::Instance(instance),
                 spec,
-            } => Some((instance.clone(), spec.clone())),
+            } => Some((instance.clone(), SpawnSpec::clone(spec))),
             _ => None,
         })
         .collect()

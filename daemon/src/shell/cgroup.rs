@@ -473,7 +473,7 @@ impl Cgroups {
 
     /// At herdd's exit, once every process it started has been reaped:
     /// kills whatever is left in herd's subtrees and removes them, giving
-    /// killed processes up to [`CLOSE_WAIT`] to leave — on the runtime's
+    /// killed processes up to `CLOSE_WAIT` to leave — on the runtime's
     /// timer, not by blocking its thread. Trees still busy after that stay
     /// (the next herdd removes them once empty).
     pub async fn close(&mut self) {

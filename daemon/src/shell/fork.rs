@@ -164,14 +164,16 @@ pub fn fork_exec(
     };
     let stdout_fd = target(&plan.stdout, &stdout_write);
     let stderr_fd = target(&plan.stderr, &stderr_write);
-    // SAFETY: after the fork the child only makes async-signal-safe calls on
-    // memory prepared above, then execs or _exits.
-    let (pid, join_by_write) = match into_cgroup {
-        Some((directory, procs)) => match unsafe { clone_into_cgroup(directory) } {
-            Ok(pid) => (pid, None),
-            Err(_) => (unsafe { libc::fork() }, Some(procs)),
-        },
-        None => (unsafe { libc::fork() }, None),
+    let cloned = match into_cgroup {
+        // SAFETY: as for the fork below.
+        Some((directory, _)) => unsafe { clone_into_cgroup(directory) }.ok(),
+        None => None,
+    };
+    let (pid, join_by_write) = match cloned {
+        Some(pid) => (pid, None),
+        // SAFETY: after the fork the child only makes async-signal-safe
+        // calls on memory prepared above, then execs or _exits.
+        None => (unsafe { libc::fork() }, into_cgroup.map(|(_, procs)| procs)),
     };
     if pid < 0 {
         return Err(io::Error::last_os_error());

@@ -185,8 +185,8 @@ impl ChildSetup {
 
     /// Runs in the forked child: async-signal-safe syscalls only.
     fn apply(&self) -> io::Result<()> {
-        // SAFETY (whole function): plain syscalls on memory owned by `self`,
-        // which the fork copied; no allocation, no locks.
+        // SAFETY: (the whole function) plain syscalls on memory owned by
+        // `self`, which the fork copied; no allocation, no locks.
         unsafe {
             // First, while still root: from here on every descendant is in
             // the cgroups too (and counted against their limits).

@@ -576,7 +576,11 @@ fn a_killed_sem_acquire_over_dbus_frees_its_slot_at_once() {
     ]);
     assert_eq!(busy.status.code(), Some(1), "{}", stderr(&busy));
     // SIGKILL: herdctl cannot release anything; the bus tells herdd it left.
-    unsafe { libc::killpg(holder.id() as i32, libc::SIGKILL) };
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(holder.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     holder.wait().unwrap();
     wait_until("the slot to be freed", || holders() == 0);
     let out = herd.dctl(&["sem", "acquire", "s", "--timeout", "5s", "--", "/bin/true"]);

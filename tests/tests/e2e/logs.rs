@@ -332,7 +332,10 @@ instances = 1
     );
 }
 
+/// Writes ~191 MiB and asserts on times: not part of the default test run
+/// (CI runs it on its own, with `--ignored`, after the others).
 #[test]
+#[ignore = "a 191 MiB flood with timed asserts: CI runs it alone with --ignored"]
 fn a_flood_does_not_stall_status_restarts_or_other_logs() {
     // 2,000,000 lines of 100 bytes: ~191 MiB (the 1 GiB figure is bench/logs).
     const LINES: u64 = 2_000_000;
