@@ -1,4 +1,4 @@
-//! herd on D-Bus: the names both ends agree on (SPEC.md "D-Bus"), and the one
+//! herd on D-Bus: the names both ends agree on (docs/protocol.md), and the one
 //! mapping between protocol error codes and D-Bus error names.
 //!
 //! herdd serves the interface [`INTERFACE`] at [`OBJECT_PATH`] under the bus

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`names`]    — unit and instance names (`web`, `web@2`) and how they are matched
-//! - [`state`]    — states and exit statuses, spelled as SPEC.md spells them
+//! - [`state`]    — states and exit statuses, spelled as the protocol shows them
 //! - [`protocol`] — the versioned JSON-lines control protocol (requests, replies, error codes)
 //! - [`client`]   — a small blocking client for the control socket
 //! - [`dbus`]     — the D-Bus names: bus name, object path, interface, error names

@@ -1,4 +1,5 @@
-//! States and exit statuses, spelled exactly as SPEC.md spells them.
+//! States and exit statuses, spelled exactly as the protocol and herdctl
+//! show them (docs/protocol.md).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -12,7 +12,7 @@ use super::accounts::{system_group, system_user};
 use super::MAIN;
 use crate::*;
 
-/// SPEC.md's example, with more keys set.
+/// The product specification's example config, with more keys set.
 pub(super) const FULL: &str = r#"
 [herd]
 socket = "/run/herd/herd.sock"

@@ -1,6 +1,10 @@
 //! End-to-end tests: the real herdd and herdctl, each test with its own temp
-//! dir, config and socket. They wait on `status --json` with a deadline,
-//! never on fixed sleeps, and stop every process they start by PID.
+//! dir, config and socket. They wait on state (`status --json`, files,
+//! /proc) with a deadline rather than guess how long herdd takes; the few
+//! fixed pauses pace a scenario (a client dripping bytes) or give something
+//! a chance to go wrong (a process that must stay up). They stop every
+//! process they start by PID. A test that writes hundreds of MiB or asserts
+//! on times is `#[ignore]`d and run on purpose (see `.ci/run`).
 
 mod harness;
 
