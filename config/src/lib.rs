@@ -5,6 +5,8 @@
 //! every default filled in, or *every* problem found, each with its file,
 //! line, column and key (`herd.toml:12:11: service.web.restart: ...`), so that
 //! `herdd --check-config` and a refused reload can show them all at once.
+//! `user` and `group` are looked up in the system's user database while
+//! parsing (see `accounts`): the result depends on the host it runs on.
 //!
 //! # Layout
 //! - [`model`]      — the validated model the daemon runs on
