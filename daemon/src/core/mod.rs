@@ -175,7 +175,8 @@ impl Supervisor {
                     }
                     Owner::Task(id) => {
                         if let Some(task) = self.tasks.get_mut(&id) {
-                            task.on_spawned(pid, now, &mut out);
+                            let config = self.pools.get(&task.pool).map(|p| &p.config);
+                            task.on_spawned(pid, now, config, &mut out);
                         }
                     }
                 }

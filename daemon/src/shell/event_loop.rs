@@ -70,7 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let hub = EventHub::new();
     let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
     let logs = LogHub::new(&config, inputs_tx.clone());
-    let mut journal = Journal::new(&config.herd.state_dir);
+    let journal = Journal::open(&config.herd.state_dir)?;
     let mut shell = Shell {
         core: Supervisor::new(&config),
         pending: HashMap::new(),
@@ -89,10 +89,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         systemd,
         told_stopping: false,
         cgroups: Cgroups::detect(),
+        journal,
     };
     // Every client (socket connections, and any other front end) sends here.
     let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
-    shell.resume(&config, &journal);
+    shell.resume(&config);
     // The D-Bus front end, when `[herd] dbus` names a bus: up before READY=1.
     let dbus = dbus::start(
         &config.herd.dbus,
@@ -109,10 +110,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             requests_tx: &requests_tx,
             control: &control,
         };
-        match serve(&mut shell, &mut signals, clients, &notify, &mut journal).await {
+        match serve(&mut shell, &mut signals, clients, &notify).await {
             Outcome::Finished => break,
             Outcome::Reexec => {
                 shell.reexec = false;
+                // No task may be handed over half-started.
+                shell.settle_starts();
                 if let Some(dbus) = &dbus {
                     dbus.flush().await;
                 }
@@ -127,7 +130,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(dbus) = &dbus {
         dbus.flush().await;
     }
-    journal.remove();
+    shell.journal.close(true);
     info!("herdd stopped: every process has exited");
     Ok(())
 }
@@ -154,7 +157,6 @@ async fn serve(
     signals: &mut Signals,
     clients: Clients<'_>,
     notify: &NotifySocket,
-    journal: &mut Journal,
 ) -> Outcome {
     let Clients {
         requests,
@@ -186,7 +188,8 @@ async fn serve(
             journal_due = None;
             last_journal = Some(Instant::now());
             journaled = Some(shell.core.generation());
-            journal.write(&shell.journal_snapshot());
+            let snapshot = shell.journal_snapshot();
+            shell.journal.write(&snapshot);
             continue;
         }
         let deadline = shell.core.next_deadline();
@@ -205,6 +208,9 @@ async fn serve(
             }
             Some(incoming) = requests.recv() => shell.request(incoming),
             Some(input) = shell.inputs.recv() => shell.feed(input),
+            spawns = shell.journal.recorded(), if shell.journal.holds_spawns() => {
+                shell.spawn_recorded(spawns);
+            }
             notification = notify.recv() => shell.feed(Input::Notify {
                 pid: notification.pid,
                 pgid: notification.pgid,
@@ -298,12 +304,14 @@ struct Shell {
     /// The cgroup of each process (when cgroups are writable); removes
     /// herd's cgroups when dropped.
     cgroups: Cgroups,
+    /// The crash journal; task spawns wait here for their start record.
+    journal: Journal,
 }
 
 impl Shell {
     /// Carries on from a re-exec handover or from the journal of a crashed
     /// herdd, if there is one; then boots whatever is not carried over.
-    fn resume(&mut self, config: &Config, journal: &Journal) {
+    fn resume(&mut self, config: &Config) {
         let now = Instant::now();
         match reexec::take_handover() {
             Some(Ok(handover)) => {
@@ -335,7 +343,8 @@ impl Shell {
             Some(Err(error)) => warn!(%error, "cannot read the re-exec handover; starting fresh"),
             None => {}
         }
-        let Some(snapshot) = journal.load() else {
+        let Some(snapshot) = self.journal.load() else {
+            self.journal.forget_starts();
             self.feed(Input::Boot);
             return;
         };
@@ -488,43 +497,71 @@ impl Shell {
                 }
             }
         }
+        // One start record for every task this step started.
+        self.journal.record_held();
         if self.core.is_shutting_down() && !self.told_stopping {
             self.told_stopping = true;
             self.systemd.stopping();
         }
     }
 
+    /// Forks `spec` for `owner`; the result goes back to the core.
+    fn spawn(&mut self, owner: Owner, mut spec: crate::core::SpawnSpec) -> Input {
+        if spec.notify {
+            spec.env
+                .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
+        }
+        match self.cgroups.spawn(&owner, &spec) {
+Ok(spawned) => {
+                match (&owner, &spec.output, spawned.output) {
+                    (Owner::Task(task), _, Some((stdout, stderr))) => {
+                        self.outputs.watch(spawned.pid, *task, stdout, stderr);
+                    }
+                    (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
+                        let file = self.logs.file(id, instance);
+                        self.outputs.watch_log(spawned.pid, file, out, err);
+                    }
+                    _ => {}
+                }
+                if let Some(start) = adopt::start_time(spawned.pid) {
+                    self.starts.insert(spawned.pid, start);
+                }
+                self.programs.insert(spawned.pid, spec.argv[0].clone());
+                Input::Spawned {
+                    owner,
+                    pid: spawned.pid,
+                }
+            }
+            Err(error) => Input::SpawnFailed { owner, error },
+        }
+    }
+
+    /// Spawns the tasks whose start is now recorded.
+    fn spawn_recorded(&mut self, spawns: Vec<super::journal::HeldSpawn>) {
+        for (owner, spec) in spawns {
+            let input = self.spawn(owner, spec);
+            self.feed(input);
+        }
+    }
+
+    /// Before a re-exec: every held-back task spawn is recorded and spawned.
+    fn settle_starts(&mut self) {
+        while self.journal.holds_spawns() {
+            let spawns = self.journal.settle();
+            self.spawn_recorded(spawns);
+        }
+    }
+
     fn carry_out(&mut self, action: Action) -> Option<Input> {
         match action {
-            Action::Spawn { owner, mut spec } => {
-                if spec.notify {
-                    spec.env
-                        .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
+            Action::Spawn { owner, spec } => match owner {
+                // A task is spawned once its start is recorded (docs/journal.md).
+                Owner::Task(_) => {
+                    self.journal.hold((owner, spec));
+                    None
                 }
-                Some(match self.cgroups.spawn(&owner, &spec) {
-                    Ok(spawned) => {
-                        match (&owner, &spec.output, spawned.output) {
-                            (Owner::Task(task), _, Some((stdout, stderr))) => {
-                                self.outputs.watch(spawned.pid, *task, stdout, stderr);
-                            }
-                            (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
-                                let file = self.logs.file(id, instance);
-                                self.outputs.watch_log(spawned.pid, file, out, err);
-                            }
-                            _ => {}
-                        }
-                        if let Some(start) = adopt::start_time(spawned.pid) {
-                            self.starts.insert(spawned.pid, start);
-                        }
-                        self.programs.insert(spawned.pid, spec.argv[0].clone());
-                        Input::Spawned {
-                            owner,
-                            pid: spawned.pid,
-                        }
-                    }
-                    Err(error) => Input::SpawnFailed { owner, error },
-                })
-            }
+                Owner::Instance(_) => Some(self.spawn(owner, spec)),
+            },
             Action::Signal { pid, signal } => {
                 let result = Signal::try_from(signal)
                     .and_then(|signal| killpg(Pid::from_raw(pid as i32), signal));

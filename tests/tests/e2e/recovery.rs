@@ -226,3 +226,58 @@ command = ["/bin/sleep", "1000"]
     herd.wait_state("web", "running");
     assert!(herd.log().contains("corrupt journal"), "{}", herd.log());
 }
+
+/// Runs `herdctl map` on `p` in the background with `items` as its input.
+fn map_in_background(herd: &Herd, items: &str, script: &str) -> std::process::Child {
+    std::fs::write(herd.path("items"), items).unwrap();
+    std::process::Command::new(bin("herdctl"))
+        .arg("--socket")
+        .arg(&herd.socket)
+        .args(["map", "p", "--", "/bin/sh", "-c", script, "sh", "{}"])
+        .stdin(std::fs::File::open(herd.path("items")).unwrap())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run herdctl map")
+}
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A task's start is recorded before its spawn, so a herdd killed in the
+/// middle of a busy pool never has a task run a second time by the next one.
+#[test]
+fn after_sigkill_no_task_of_a_busy_pool_runs_twice() {
+    let mut herd = Herd::start(
+        r#"
+[pool.p]
+size = 4
+"#,
+    );
+    let ran = herd.path("ran");
+    let script = format!("echo $1 >> {}; sleep 0.03", ran.display());
+    let items: String = (1..=200).map(|i| format!("{i}\n")).collect();
+    let mut map = map_in_background(&herd, &items, &script);
+    // Kill herdd in full flight: tasks start every few ms, the journal's
+    // snapshot is rewritten at most every 100 ms.
+    wait_until("the pool to be busy", || lines(&ran).len() >= 40);
+    herd.kill_daemon();
+    let _ = map.kill();
+    let _ = map.wait();
+    let before = lines(&ran).len();
+    herd.relaunch();
+    herd.ok(&["pool", "join", "p"]);
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for item in lines(&ran) {
+        *seen.entry(item).or_default() += 1;
+    }
+    let twice: Vec<&String> = seen.iter().filter(|(_, n)| **n > 1).map(|(i, _)| i).collect();
+    assert!(twice.is_empty(), "ran twice: {twice:?}\n{}", herd.log());
+    // The recovered herdd did run the queued rest.
+    assert!(seen.len() > before, "{} then {}", before, seen.len());
+}
