@@ -196,8 +196,9 @@ impl Supervisor {
                     }
                 }
                 Some(Owner::Task(id)) => self.task_exited(now, id, pid, exit, &mut out),
-                // A re-parented orphan: reaped, nothing to update.
-                None => {}
+                // A re-parented orphan, or a process holding a carried-over
+                // semaphore slot (watched by pidfd): its slot goes.
+                None => self.process_gone(pid, &mut out),
             },
             Input::Output { task, stream, data } => {
                 if let Some(task) = self.tasks.get_mut(&task) {

@@ -117,12 +117,24 @@ pub struct SemaphoreSnapshot {
     pub waiters: Vec<HolderSnapshot>,
 }
 
-/// Holders that outlive a re-exec: clients' connections do not, so they are left out.
+/// Holders that outlive a re-exec or a crash. A client's slot becomes its
+/// process's: `start` (the kernel start time, filled in by the shell) tells
+/// that process from a later one with the same pid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HolderSnapshot {
-    Instance { unit: String, index: u32 },
-    Task { id: TaskId },
+    Instance {
+        unit: String,
+        index: u32,
+    },
+    Task {
+        id: TaskId,
+    },
+    Process {
+        pid: u32,
+        #[serde(default)]
+        start: Option<u64>,
+    },
 }
 
 impl HolderSnapshot {
@@ -133,7 +145,11 @@ impl HolderSnapshot {
                 index: id.index,
             }),
             Holder::Task(id) => Some(HolderSnapshot::Task { id: *id }),
-            Holder::Client { .. } => None,
+            Holder::Client { pid, .. } => pid.map(|pid| HolderSnapshot::Process { pid, start: None }),
+            Holder::Process { pid } => Some(HolderSnapshot::Process {
+                pid: *pid,
+                start: None,
+            }),
         }
     }
 
@@ -144,11 +160,23 @@ impl HolderSnapshot {
                 index: *index,
             }),
             HolderSnapshot::Task { id } => Holder::Task(*id),
+            HolderSnapshot::Process { pid, .. } => Holder::Process { pid: *pid },
         }
     }
 }
 
 impl Snapshot {
+    /// Every process holding a semaphore slot carried over, with its start time.
+    pub fn carried_holders(&mut self) -> impl Iterator<Item = (&mut u32, &mut Option<u64>)> {
+        self.semaphores
+            .iter_mut()
+            .flat_map(|s| s.holders.iter_mut())
+            .filter_map(|h| match h {
+                HolderSnapshot::Process { pid, start } => Some((pid, start)),
+                HolderSnapshot::Instance { .. } | HolderSnapshot::Task { .. } => None,
+            })
+    }
+
     /// Ends the tasks that a crashed herdd may have started after it wrote
     /// this snapshot: queued ones whose start was `recorded` (their spawn
     /// followed the record), and running ones without a pid (spawn held back
@@ -316,6 +344,12 @@ impl super::Supervisor {
     /// Every process the supervisor tracks.
     pub fn tracked_pids(&self) -> Vec<u32> {
         self.pids.keys().copied().collect()
+    }
+
+    /// Processes holding semaphore slots carried over a re-exec or crash:
+    /// the shell watches them and reports their end as an exit.
+    pub fn carried_holders(&self) -> Vec<u32> {
+        self.semaphores.carried_pids()
     }
 }
 

@@ -314,7 +314,8 @@ impl Shell {
     fn resume(&mut self, config: &Config) {
         let now = Instant::now();
         match reexec::take_handover() {
-            Some(Ok(handover)) => {
+            Some(Ok(mut handover)) => {
+                let holders_gone = adopt::watch_holders(&mut handover.snapshot, &self.inputs_tx);
                 self.core = Supervisor::restore(config, &handover.snapshot, now, false);
                 self.starts = handover.starts.into_iter().collect();
                 let pipes = handover
@@ -336,6 +337,7 @@ impl Shell {
                 self.outputs.import_logs(log_pipes, &self.logs);
                 info!(processes = self.starts.len(), "resumed after re-exec");
                 self.feed(Input::Boot);
+                self.holders_gone(holders_gone);
                 // Children that ended during the exec are zombies waiting for us.
                 self.reap();
                 return;
@@ -343,12 +345,13 @@ impl Shell {
             Some(Err(error)) => warn!(%error, "cannot read the re-exec handover; starting fresh"),
             None => {}
         }
-        let Some(snapshot) = self.journal.load() else {
+        let Some(mut snapshot) = self.journal.load() else {
             self.journal.forget_starts();
             self.feed(Input::Boot);
             return;
         };
         let recorded = snapshot_starts(&snapshot);
+        let holders_gone = adopt::watch_holders(&mut snapshot, &self.inputs_tx);
         self.core = Supervisor::restore(config, &snapshot, now, true);
         let mut gone = Vec::new();
         for pid in self.core.tracked_pids() {
@@ -366,11 +369,20 @@ impl Shell {
             "recovered the state of a previous herdd from its journal"
         );
         self.feed(Input::Boot);
+        self.holders_gone(holders_gone);
         for pid in gone {
             self.feed(Input::Exited {
                 pid,
                 exit: herd_common::state::Exit::Unknown,
             });
+        }
+    }
+
+    /// Processes that held semaphore slots and ended while herdd was away.
+    fn holders_gone(&mut self, pids: Vec<u32>) {
+        for pid in pids {
+            let exit = herd_common::state::Exit::Unknown;
+            self.feed(Input::Exited { pid, exit });
         }
     }
 
@@ -380,6 +392,7 @@ impl Shell {
         // Ended tasks stay out: they can be many, and nothing runs again for them.
         snapshot.tasks.retain(|task| !task.state.is_final());
         fill_starts(&mut snapshot, &self.starts);
+        adopt::fill_holder_starts(&mut snapshot);
         snapshot
     }
 
@@ -387,6 +400,7 @@ impl Shell {
     fn handover(&self) -> Handover {
         let mut snapshot = self.core.snapshot(Instant::now(), true);
         fill_starts(&mut snapshot, &self.starts);
+        adopt::fill_holder_starts(&mut snapshot);
         Handover {
             snapshot,
             starts: self
