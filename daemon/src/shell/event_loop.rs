@@ -202,10 +202,7 @@ async fn serve(
             }
             _ = signals.terminate.recv() => shell.shutdown("SIGTERM"),
             _ = signals.interrupt.recv() => shell.shutdown("SIGINT"),
-            _ = signals.hangup.recv() => {
-                let input = shell.read_config(None);
-                shell.feed(input);
-            }
+            _ = signals.hangup.recv() => shell.read_config(None),
             Some(incoming) = requests.recv() => shell.request(incoming),
             Some(input) = shell.inputs.recv() => shell.feed(input),
             spawns = shell.journal.recorded(), if shell.journal.holds_spawns() => {
@@ -433,27 +430,42 @@ impl Shell {
         }
     }
 
-    /// Reads the config file again for `reload` or SIGHUP. A bad config is
-    /// logged with every error and changes nothing.
-    fn read_config(&self, id: Option<RequestId>) -> Input {
-        let config = herd_config::load(&self.config_path).map_err(|errors| {
-            for error in &errors.0 {
-                warn!("{error}");
-            }
-            format!(
-                "{} is invalid; nothing was changed:\n{errors}",
-                self.config_path.display()
-            )
+    /// Reads the config file again for `reload` or SIGHUP, on a blocking
+    /// thread (a config on a slow or hung file system must not stall the
+    /// loop); the result comes back as `Input::ConfigLoaded`. A bad config
+    /// is logged with every error and changes nothing.
+    fn read_config(&self, id: Option<RequestId>) {
+        /// One read at a time, so results come back in the order asked for.
+        static READING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let path = self.config_path.clone();
+        let logs = self.logs.clone();
+        let inputs = self.inputs_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _one = READING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let loaded = std::panic::catch_unwind(|| herd_config::load(&path));
+            let config = match loaded {
+                Ok(Ok(config)) => {
+                    info!(config = %path.display(), "reloading");
+                    // A valid config is always applied: log files follow it now.
+                    logs.configure(&config);
+                    Ok(Box::new(config))
+                }
+                Ok(Err(errors)) => {
+                    for error in &errors.0 {
+                        warn!("{error}");
+                    }
+                    Err(format!(
+                        "{} is invalid; nothing was changed:\n{errors}",
+                        path.display()
+                    ))
+                }
+                Err(_) => Err(format!(
+                    "reading {} failed (a bug in herd); nothing was changed",
+                    path.display()
+                )),
+            };
+            let _ = inputs.send(Input::ConfigLoaded { id, config });
         });
-        if let Ok(config) = &config {
-            info!(config = %self.config_path.display(), "reloading");
-            // A valid config is always applied: log files follow it now.
-            self.logs.configure(config);
-        }
-        Input::ConfigLoaded {
-            id,
-            config: config.map(Box::new),
-        }
     }
 
     fn shutdown(&mut self, why: &str) {
@@ -608,7 +620,10 @@ Ok(spawned) => {
                 self.reexec = true;
                 None
             }
-            Action::ReadConfig { id } => Some(self.read_config(id)),
+            Action::ReadConfig { id } => {
+                self.read_config(id);
+                None
+            }
         }
     }
 }

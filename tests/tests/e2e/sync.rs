@@ -261,9 +261,21 @@ restart_delay = "0s"
     assert!(past.lines().count() >= wanted.len());
 }
 
+/// A process group this test started, SIGKILLed on drop (a failed test
+/// must not leave its holder behind).
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: killpg on the group of a process this test started.
+        unsafe { libc::killpg(self.0.id() as i32, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
 /// `herdctl sem acquire lock -- CMD` in a process group of its own; CMD
 /// ends once `$DIR/go` exists.
-fn hold_until_go(herd: &Herd) -> std::process::Child {
+fn hold_until_go(herd: &Herd) -> Group {
     let script = format!(
         "while [ ! -e {} ]; do sleep 0.02; done",
         herd.path("go").display()
@@ -275,6 +287,7 @@ fn hold_until_go(herd: &Herd) -> std::process::Child {
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
+        .map(Group)
         .unwrap()
 }
 
@@ -299,7 +312,7 @@ capacity = 1
 "#,
     );
     let mut holder = hold_until_go(&herd);
-    let pid = format!("pid {}", holder.id());
+    let pid = format!("pid {}", holder.0.id());
     herd.wait_for("the slot to be held", |h| lock_holders(h).len() == 1);
     restart(&mut herd);
     let holders = lock_holders(&herd);
@@ -312,7 +325,7 @@ capacity = 1
     assert_eq!(busy.status.code(), Some(1), "granted twice: {}", stderr(&busy));
     // The holder's command ends, herdctl exits: the slot is free again.
     std::fs::write(herd.path("go"), "").unwrap();
-    let _ = holder.wait();
+    let _ = holder.0.wait();
     let next = herd.ctl(&["sem", "acquire", "lock", "--timeout", "10s", "--", "/bin/true"]);
     assert_eq!(next.status.code(), Some(0), "{}", stderr(&next));
     assert!(lock_holders(&herd).is_empty());
