@@ -321,7 +321,10 @@ fn a_device_include_is_refused_without_reading_it() {
 #[test]
 fn a_file_larger_than_the_cap_is_refused() {
     let big = format!("# {}\n", "x".repeat(crate::source::MAX_FILE_BYTES as usize));
-    let dir = tree(&[("herd.toml", "include = [\"big.toml\"]\n"), ("big.toml", &big)]);
+    let dir = tree(&[
+        ("herd.toml", "include = [\"big.toml\"]\n"),
+        ("big.toml", &big),
+    ]);
     let main = dir.path().join("herd.toml");
     let expected = format!(
         "{}:1:1: include: {}: cannot read file: larger than {} bytes",
@@ -337,12 +340,19 @@ fn includes_nested_beyond_the_cap_are_an_error_not_a_stack_overflow() {
     let depth = 5000;
     let files: Vec<(String, String)> = (0..depth)
         .map(|i| {
-            let name = if i == 0 { "herd.toml".to_string() } else { format!("f{i}.toml") };
+            let name = if i == 0 {
+                "herd.toml".to_string()
+            } else {
+                format!("f{i}.toml")
+            };
             (name, format!("include = [\"f{}.toml\"]\n", i + 1))
         })
         .chain([(format!("f{depth}.toml"), String::new())])
         .collect();
-    let borrowed: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
     let dir = tree(&borrowed);
     let main = dir.path().join("herd.toml");
     let cap = crate::loader::MAX_INCLUDE_DEPTH;

@@ -115,6 +115,8 @@ pub struct Supervisor {
     waiters: Vec<Waiter>,
     shutdown: Option<Shutdown>,
     shutdown_timeout: Duration,
+    /// The `[herd]` settings in effect, for `reload` to tell what changed.
+    herd: herd_config::HerdSettings,
     /// Instances whose output cannot be written to their log file, and why
     /// (reported by the shell; shown in `status`).
     log_errors: HashMap<InstanceId, String>,
@@ -149,6 +151,7 @@ impl Supervisor {
             waiters: Vec::new(),
             shutdown: None,
             shutdown_timeout: config.herd.shutdown_timeout,
+            herd: config.herd.clone(),
             log_errors: HashMap::new(),
         }
     }
@@ -175,8 +178,7 @@ impl Supervisor {
                     }
                     Owner::Task(id) => {
                         if let Some(task) = self.tasks.get_mut(&id) {
-                            let config = self.pools.get(&task.pool).map(|p| &p.config);
-                            task.on_spawned(pid, now, config, &mut out);
+                            task.on_spawned(pid, now, &mut out);
                         }
                     }
                 }

@@ -46,7 +46,9 @@ pub enum Holder {
     /// A client's slot carried over a re-exec or a crash of herdd, when its
     /// connection was gone: held until that process ends (the shell watches
     /// it), or taken back by a new connection of the same process.
-    Process { pid: u32 },
+    Process {
+        pid: u32,
+    },
 }
 
 impl Holder {
@@ -283,7 +285,11 @@ impl Semaphores {
             .iter()
             .map(|(name, s)| SemaphoreSnapshot {
                 name: name.clone(),
-                holders: s.holders.iter().filter_map(HolderSnapshot::from_holder).collect(),
+                holders: s
+                    .holders
+                    .iter()
+                    .filter_map(HolderSnapshot::from_holder)
+                    .collect(),
                 waiters: s
                     .waiters
                     .iter()

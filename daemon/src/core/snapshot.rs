@@ -145,7 +145,9 @@ impl HolderSnapshot {
                 index: id.index,
             }),
             Holder::Task(id) => Some(HolderSnapshot::Task { id: *id }),
-            Holder::Client { pid, .. } => pid.map(|pid| HolderSnapshot::Process { pid, start: None }),
+            Holder::Client { pid, .. } => {
+                pid.map(|pid| HolderSnapshot::Process { pid, start: None })
+            }
             Holder::Process { pid } => Some(HolderSnapshot::Process {
                 pid: *pid,
                 start: None,
@@ -179,8 +181,8 @@ impl Snapshot {
 
     /// Ends the tasks that a crashed herdd may have started after it wrote
     /// this snapshot: queued ones whose start was `recorded` (their spawn
-    /// followed the record), and running ones without a pid (spawn held back
-    /// for the record, or under way). Each may have run, so none is started
+    /// followed the record), and running ones without a pid (a snapshot
+    /// taken while a spawn was under way). Each may have run, so none is started
     /// again: it ends `failed` with an unknown exit, and gives back its pool
     /// slot or queue place and any semaphore slot. Returns how many.
     pub fn settle_unconfirmed_starts(&mut self, recorded: &HashSet<TaskId>) -> usize {
@@ -212,7 +214,8 @@ impl Snapshot {
             task.deadline_in_ms = None;
             settled.insert(task.id);
         }
-        let gone = |h: &HolderSnapshot| matches!(h, HolderSnapshot::Task { id } if settled.contains(id));
+        let gone =
+            |h: &HolderSnapshot| matches!(h, HolderSnapshot::Task { id } if settled.contains(id));
         for semaphore in &mut self.semaphores {
             semaphore.holders.retain(|h| !gone(h));
             semaphore.waiters.retain(|h| !gone(h));

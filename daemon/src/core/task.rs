@@ -108,30 +108,13 @@ impl Task {
         }
     }
 
-    /// The spawn happened. The shell may spawn a while after [`Task::start`]
-    /// (once the start is recorded): a cancel that came meanwhile stops it now.
-    pub fn on_spawned(
-        &mut self,
-        pid: u32,
-        now: Instant,
-        config: Option<&PoolConfig>,
-        out: &mut Vec<Action>,
-    ) {
+    pub fn on_spawned(&mut self, pid: u32, now: Instant, out: &mut Vec<Action>) {
         self.pid = Some(pid);
         self.started_at = Some(now);
         out.push(Action::Publish(Lifecycle::Started {
             instance: self.label(),
             pid,
         }));
-        if self.cancelling {
-            let signal = config.map_or(libc::SIGTERM, |config| config.stop_signal);
-            out.push(Action::Signal { pid, signal });
-            out.push(Action::Publish(Lifecycle::Stopping {
-                instance: self.label(),
-                pid,
-                signal: signal_name(signal),
-            }));
-        }
     }
 
     /// Could not be executed: ends `failed` with the exec error.

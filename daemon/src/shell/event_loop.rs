@@ -39,6 +39,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Builds the single-threaded runtime and runs herdd until shutdown completes.
 pub fn start(config: Config) -> anyhow::Result<()> {
+    super::descriptors::mark_inherited_close_on_exec();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -114,8 +115,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Outcome::Finished => break,
             Outcome::Reexec => {
                 shell.reexec = false;
-                // No task may be handed over half-started.
-                shell.settle_starts();
                 if let Some(dbus) = &dbus {
                     dbus.flush().await;
                 }
@@ -205,9 +204,6 @@ async fn serve(
             _ = signals.hangup.recv() => shell.read_config(None),
             Some(incoming) = requests.recv() => shell.request(incoming),
             Some(input) = shell.inputs.recv() => shell.feed(input),
-            spawns = shell.journal.recorded(), if shell.journal.holds_spawns() => {
-                shell.spawn_recorded(spawns);
-            }
             notification = notify.recv() => shell.feed(Input::Notify {
                 pid: notification.pid,
                 pgid: notification.pgid,
@@ -441,7 +437,9 @@ impl Shell {
         let logs = self.logs.clone();
         let inputs = self.inputs_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let _one = READING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _one = READING
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let loaded = std::panic::catch_unwind(|| herd_config::load(&path));
             let config = match loaded {
                 Ok(Ok(config)) => {
@@ -517,14 +515,15 @@ impl Shell {
     fn feed(&mut self, input: Input) {
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
-            for action in self.core.handle(Instant::now(), input) {
+            let actions = self.core.handle(Instant::now(), input);
+            // Before any of them is spawned (docs/journal.md).
+            self.journal.record_starts(&actions);
+            for action in actions {
                 if let Some(next) = self.carry_out(action) {
                     inputs.push_back(next);
                 }
             }
         }
-        // One start record for every task this step started.
-        self.journal.record_held();
         if self.core.is_shutting_down() && !self.told_stopping {
             self.told_stopping = true;
             self.systemd.stopping();
@@ -538,7 +537,7 @@ impl Shell {
                 .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
         }
         match self.cgroups.spawn(&owner, &spec) {
-Ok(spawned) => {
+            Ok(spawned) => {
                 match (&owner, &spec.output, spawned.output) {
                     (Owner::Task(task), _, Some((stdout, stderr))) => {
                         self.outputs.watch(spawned.pid, *task, stdout, stderr);
@@ -562,32 +561,9 @@ Ok(spawned) => {
         }
     }
 
-    /// Spawns the tasks whose start is now recorded.
-    fn spawn_recorded(&mut self, spawns: Vec<super::journal::HeldSpawn>) {
-        for (owner, spec) in spawns {
-            let input = self.spawn(owner, spec);
-            self.feed(input);
-        }
-    }
-
-    /// Before a re-exec: every held-back task spawn is recorded and spawned.
-    fn settle_starts(&mut self) {
-        while self.journal.holds_spawns() {
-            let spawns = self.journal.settle();
-            self.spawn_recorded(spawns);
-        }
-    }
-
     fn carry_out(&mut self, action: Action) -> Option<Input> {
         match action {
-            Action::Spawn { owner, spec } => match owner {
-                // A task is spawned once its start is recorded (docs/journal.md).
-                Owner::Task(_) => {
-                    self.journal.hold((owner, spec));
-                    None
-                }
-                Owner::Instance(_) => Some(self.spawn(owner, spec)),
-            },
+            Action::Spawn { owner, spec } => Some(self.spawn(owner, spec)),
             Action::Signal { pid, signal } => {
                 let result = Signal::try_from(signal)
                     .and_then(|signal| killpg(Pid::from_raw(pid as i32), signal));

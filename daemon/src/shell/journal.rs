@@ -1,56 +1,57 @@
 //! The crash journal (docs/journal.md): the supervisor's [`Snapshot`] in
-//! `<state_dir>/journal.json`, and the append-only record of task starts in
-//! `<state_dir>/journal.starts`, both written by a thread of their own so that
-//! no write or `fsync` ever blocks the event loop.
+//! `<state_dir>/journal.json`, written by a thread of its own so that no
+//! write or `fsync` of it blocks the event loop, and the append-only record
+//! of task starts in `<state_dir>/journal.starts`.
 //!
-//! The ordering that makes "a task is never started twice" true: a task's
-//! spawn is held back until its id has been written to `journal.starts`
-//! (one write for every task a step starts, so a busy pool pays one write per
-//! batch, not per task). A journal snapshot taken after that covers the task
-//! (it is no longer queued in it), so the record is dropped once such a
-//! snapshot is on disk. After a crash, a task the journal still has queued but
-//! whose start was recorded may have run: it is not started again.
+//! The ordering that makes "a task is never started twice" true: before a
+//! step's spawns, the ids of the tasks it starts are appended to
+//! `journal.starts` in one `write` (a page-cache write, no `fsync`: it
+//! survives any death of herdd). A journal snapshot taken after that has the
+//! tasks as started, so the records are dropped once such a snapshot is on
+//! disk and nothing was recorded since. After a crash, a task the journal
+//! still has queued but whose start was recorded may have run: it is not
+//! started again.
 
 use crate::core::snapshot::{Snapshot, SNAPSHOT_VERSION};
-use crate::core::{Owner, SpawnSpec};
+use crate::core::{Action, Owner};
 use herd_common::protocol::TaskId;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as sync_mpsc;
 use std::thread::JoinHandle;
-use tokio::sync::mpsc;
 use tracing::warn;
 
-/// A spawn waiting for its start record.
-pub type HeldSpawn = (Owner, SpawnSpec);
+/// How long a clean exit waits for the journal's last writes.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// The journal's files and the thread that writes them.
+/// The journal's files and the thread that writes the snapshots.
 pub struct Journal {
     files: Files,
     jobs: sync_mpsc::Sender<Job>,
     thread: Option<JoinHandle<()>>,
-    /// The writer's acknowledgements: every start record up to this sequence
-    /// number has been written.
-    recorded: mpsc::UnboundedReceiver<u64>,
-    next_seq: u64,
-    /// Task spawns of the current step, not yet sent to the writer.
-    batch: Vec<HeldSpawn>,
-    /// Batches sent to the writer, oldest first, with their sequence number.
-    waiting: VecDeque<(u64, Vec<HeldSpawn>)>,
+    /// `journal.starts`, open for appending (once a task has started).
+    starts: Option<File>,
+    /// How many start records were appended, ever.
+    records: u64,
+    /// From the writer: a snapshot taken after this many records is on disk.
+    durable: sync_mpsc::Receiver<u64>,
+    /// Warn once, not at every start, while the state dir is unwritable.
+    starts_failing: bool,
 }
 
 /// What the writer thread is asked to do, in order.
 enum Job {
-    /// Append these task ids to `journal.starts`; acknowledge `seq`.
-    Starts { seq: u64, tasks: Vec<TaskId> },
-    /// Replace `journal.json` with this (already serialised) snapshot.
-    Snapshot(Vec<u8>),
-    /// Reply once every earlier job is done.
-    Flush(sync_mpsc::Sender<()>),
+    /// Replace `journal.json` with this (already serialised) snapshot, taken
+    /// after `records` start records.
+    Snapshot { bytes: Vec<u8>, records: u64 },
     /// The last job: with `remove`, a clean exit, nothing left to recover.
-    Close { remove: bool },
+    /// Replies when done.
+    Close {
+        remove: bool,
+        done: sync_mpsc::Sender<()>,
+    },
 }
 
 #[derive(Clone)]
@@ -67,7 +68,7 @@ impl Journal {
             starts: state_dir.join("journal.starts"),
         };
         let (jobs, queue) = sync_mpsc::channel();
-        let (acks, recorded) = mpsc::unbounded_channel();
+        let (acks, durable) = sync_mpsc::channel();
         let writer = Writer {
             files: files.clone(),
             acks,
@@ -80,10 +81,10 @@ impl Journal {
             files,
             jobs,
             thread: Some(thread),
-            recorded,
-            next_seq: 0,
-            batch: Vec::new(),
-            waiting: VecDeque::new(),
+            starts: None,
+            records: 0,
+            durable,
+            starts_failing: false,
         })
     }
 
@@ -138,81 +139,92 @@ impl Journal {
         let _ = fs::remove_file(&self.files.starts);
     }
 
-    /// Holds back a task's spawn until its start is recorded.
-    pub fn hold(&mut self, spawn: HeldSpawn) {
-        self.batch.push(spawn);
-    }
-
-    /// The end of a step: one record for every spawn it held back.
-    pub fn record_held(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.batch);
-        let tasks = batch
+    /// Records the start of every task among `actions` (one step's), in one
+    /// `write`, before the caller spawns them. Once it returns, the record
+    /// is in the kernel: it survives any death of herdd.
+    pub fn record_starts(&mut self, actions: &[Action]) {
+        let text: String = actions
             .iter()
-            .filter_map(|(owner, _)| match owner {
-                Owner::Task(id) => Some(*id),
-                Owner::Instance(_) => None,
+            .filter_map(|action| {
+                let Action::Spawn {
+                    owner: Owner::Task(id),
+                    ..
+                } = action
+                else {
+                    return None;
+                };
+                Some(format!("{id}\n"))
             })
             .collect();
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.waiting.push_back((seq, batch));
-        self.send(Job::Starts { seq, tasks });
-    }
-
-    /// The next spawns whose start is recorded: they may go ahead.
-    pub async fn recorded(&mut self) -> Vec<HeldSpawn> {
-        let Some(seq) = self.recorded.recv().await else {
-            // The writer is gone (it cannot be, short of a panic): nothing
-            // will be recorded any more, so do not hold anything back.
-            return self.waiting.drain(..).flat_map(|(_, b)| b).collect();
-        };
-        self.take_recorded(seq)
-    }
-
-    fn take_recorded(&mut self, seq: u64) -> Vec<HeldSpawn> {
-        let mut ready = Vec::new();
-        while self.waiting.front().is_some_and(|(s, _)| *s <= seq) {
-            ready.extend(self.waiting.pop_front().into_iter().flat_map(|(_, b)| b));
+        if text.is_empty() {
+            return;
         }
-        ready
-    }
-
-    /// Waits (blocking) until every held spawn is recorded and returns them:
-    /// before a re-exec, which must hand over no half-started task.
-    pub fn settle(&mut self) -> Vec<HeldSpawn> {
-        self.record_held();
-        let (done, wait) = sync_mpsc::channel();
-        self.send(Job::Flush(done));
-        let _ = wait.recv();
-        let mut ready = Vec::new();
-        while let Ok(seq) = self.recorded.try_recv() {
-            ready.extend(self.take_recorded(seq));
+        self.records += 1;
+        match self.append(text.as_bytes()) {
+            Ok(()) => self.starts_failing = false,
+            Err(err) if !self.starts_failing => {
+                self.starts_failing = true;
+                warn!(path = %self.files.starts.display(), error = %err,
+                      "cannot record task starts; a crash of herdd could run them again");
+            }
+            Err(_) => {}
         }
-        ready
     }
 
-    /// Whether spawns are waiting for their start record.
-    pub fn holds_spawns(&self) -> bool {
-        !self.batch.is_empty() || !self.waiting.is_empty()
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.starts.is_none() {
+            ensure_dir(&self.files.starts)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.files.starts)?;
+            self.starts = Some(file);
+        }
+        let file = self.starts.as_mut().expect("opened above");
+        file.write_all(bytes)
     }
 
-    /// Queues `snapshot` to replace the journal; the caller never waits.
+    /// Queues `snapshot` to replace the journal; the caller never waits. The
+    /// start records the last snapshot on disk covers are dropped first.
     pub fn write(&mut self, snapshot: &Snapshot) {
+        self.drop_covered_starts();
         match serde_json::to_vec(snapshot) {
-            Ok(bytes) => self.send(Job::Snapshot(bytes)),
+            Ok(bytes) => self.send(Job::Snapshot {
+                bytes,
+                records: self.records,
+            }),
             Err(err) => warn!(error = %err, "cannot serialise the journal"),
         }
     }
 
+    /// If a snapshot taken after every record so far is on disk, the records
+    /// are no longer needed: that snapshot has those tasks as started.
+    fn drop_covered_starts(&mut self) {
+        let covered = self.durable.try_iter().last();
+        if covered == Some(self.records) {
+            if let Some(file) = &self.starts {
+                // With O_APPEND, the next record goes to the new end: 0.
+                let _ = file.set_len(0);
+            }
+        }
+    }
+
     /// Finishes every queued write; with `remove` (a clean exit) then removes
-    /// the journal: nothing is left to recover.
+    /// the journal: nothing is left to recover. Waits at most
+    /// [`CLOSE_TIMEOUT`]: a hung state dir must not keep herdd from exiting.
     pub fn close(mut self, remove: bool) {
-        self.send(Job::Close { remove });
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        let (done, closed) = sync_mpsc::channel();
+        self.send(Job::Close { remove, done });
+        match closed.recv_timeout(CLOSE_TIMEOUT) {
+            Ok(()) => {
+                if let Some(thread) = self.thread.take() {
+                    let _ = thread.join();
+                }
+            }
+            Err(_) => warn!(
+                path = %self.files.journal.display(),
+                "the journal's last write did not finish in time; exiting without it"
+            ),
         }
     }
 
@@ -225,98 +237,57 @@ impl Journal {
 /// The writer thread's side.
 struct Writer {
     files: Files,
-    acks: mpsc::UnboundedSender<u64>,
+    acks: sync_mpsc::Sender<u64>,
     /// Warn once, not at every write, while the state dir is unwritable.
     failing: bool,
 }
 
 impl Writer {
-    /// Takes jobs in batches: every start record queued meanwhile goes out in
-    /// one write, and of several snapshots only the newest is written.
+    /// Of several snapshots queued while one was being written, only the
+    /// newest is written.
     fn run(mut self, queue: sync_mpsc::Receiver<Job>) {
         while let Ok(first) = queue.recv() {
-            let mut tasks = Vec::new();
-            let mut acked = None;
             let mut snapshot = None;
-            // Start records queued after the newest snapshot: that snapshot
-            // does not cover them, so they must outlive it.
-            let mut after_snapshot = false;
-            let mut flushes = Vec::new();
             let mut close = None;
             for job in std::iter::once(first).chain(std::iter::from_fn(|| queue.try_recv().ok())) {
                 match job {
-                    Job::Starts { seq, tasks: ids } => {
-                        tasks.extend(ids);
-                        acked = Some(seq);
-                        after_snapshot = true;
-                    }
-                    Job::Snapshot(bytes) => {
-                        snapshot = Some(bytes);
-                        after_snapshot = false;
-                    }
-                    Job::Flush(done) => flushes.push(done),
-                    Job::Close { remove } => {
-                        close = Some(remove);
+                    Job::Snapshot { bytes, records } => snapshot = Some((bytes, records)),
+                    Job::Close { remove, done } => {
+                        close = Some((remove, done));
                         break;
                     }
                 }
             }
-            if !tasks.is_empty() {
-                let result = self.append_starts(&tasks);
-                self.report(result, "cannot record task starts; a crash of herdd could run them again");
+            if let Some((bytes, records)) = snapshot {
+                match self.replace_journal(&bytes) {
+                    Ok(()) => {
+                        self.failing = false;
+                        let _ = self.acks.send(records);
+                    }
+                    Err(err) if !self.failing => {
+                        self.failing = true;
+                        warn!(path = %self.files.journal.display(), error = %err,
+                              "cannot write the journal; a crash of herdd would lose state");
+                    }
+                    Err(_) => {}
+                }
             }
-            if let Some(seq) = acked {
-                // The record is in the kernel's hands: it survives any death
-                // of herdd. The spawns may go ahead.
-                let _ = self.acks.send(seq);
-            }
-            if let Some(bytes) = snapshot {
-                let result = self.replace_journal(&bytes, !after_snapshot);
-                self.report(result, "cannot write the journal; a crash of herdd would lose state");
-            }
-            for done in flushes {
-                let _ = done.send(());
-            }
-            if let Some(remove) = close {
+            if let Some((remove, done)) = close {
                 if remove {
                     let _ = fs::remove_file(&self.files.journal);
                     let _ = fs::remove_file(&self.files.starts);
                 }
+                let _ = done.send(());
                 return;
             }
         }
     }
 
-    fn report(&mut self, result: std::io::Result<()>, what: &str) {
-        match result {
-            Ok(()) => self.failing = false,
-            Err(err) if !self.failing => {
-                self.failing = true;
-                warn!(path = %self.files.journal.display(), error = %err, "{what}");
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// One line per task id, in one `write`: a torn line is never a
-    /// complete id.
-    fn append_starts(&self, tasks: &[TaskId]) -> std::io::Result<()> {
-        let text: String = tasks.iter().map(|id| format!("{id}\n")).collect();
-        ensure_dir(&self.files.starts)?;
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.files.starts)?
-            .write_all(text.as_bytes())
-    }
-
     /// Temp file, `fsync`, rename, `fsync` of the directory: a reader sees
     /// the old or the new journal, never a torn one. The start records reach
-    /// the disk first; with `covered` (every one was queued before this
-    /// snapshot was taken, so it has those tasks as started) they are dropped
-    /// after. Records left over are harmless: they name tasks that no journal
-    /// written later has queued.
-    fn replace_journal(&self, bytes: &[u8], covered: bool) -> std::io::Result<()> {
+    /// the disk first (for a power loss; a death of herdd alone does not
+    /// need it).
+    fn replace_journal(&self, bytes: &[u8]) -> std::io::Result<()> {
         let dir = ensure_dir(&self.files.journal)?;
         if let Ok(starts) = File::open(&self.files.starts) {
             starts.sync_all()?;
@@ -326,15 +297,7 @@ impl Writer {
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&temp, &self.files.journal)?;
-        File::open(dir)?.sync_all()?;
-        if !covered {
-            return Ok(());
-        }
-        match OpenOptions::new().write(true).open(&self.files.starts) {
-            Ok(starts) => starts.set_len(0),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(err),
-        }
+        File::open(dir)?.sync_all()
     }
 }
 

@@ -164,7 +164,11 @@ fn check_config_refuses_a_fifo_a_device_and_a_deep_include_chain_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("herd.toml");
     for (include, error) in hostile_includes(dir.path()) {
-        std::fs::write(&config, format!("{include}\n[service.a]\ncommand = [\"/bin/true\"]\n")).unwrap();
+        std::fs::write(
+            &config,
+            format!("{include}\n[service.a]\ncommand = [\"/bin/true\"]\n"),
+        )
+        .unwrap();
         let (code, err) = check_file(&config);
         assert_eq!(code, Some(1), "{include}: {err}");
         assert!(err.contains(error), "{include}: {err}");
@@ -200,4 +204,27 @@ command = ["/bin/sleep", "1000"]
     std::fs::write(&herd.config, &good).unwrap();
     herd.ok(&["reload"]);
     assert_eq!(herd.pid_of("web"), pid);
+}
+
+#[test]
+fn a_reload_that_only_changes_instances_scales_like_scale() {
+    let herd = Herd::start(
+        r#"
+[service.web]
+command = ["/bin/sleep", "1000"]
+instances = 2
+"#,
+    );
+    herd.wait_state("web@0", "running");
+    herd.wait_state("web@1", "running");
+    let before = [herd.pid_of("web@0"), herd.pid_of("web@1")];
+    let text = std::fs::read_to_string(&herd.config).unwrap();
+    std::fs::write(&herd.config, text.replace("instances = 2", "instances = 3")).unwrap();
+    herd.ok(&["reload"]);
+    herd.wait_state("web@2", "running");
+    assert_eq!([herd.pid_of("web@0"), herd.pid_of("web@1")], before);
+    assert!(
+        before.iter().all(|pid| alive(*pid)),
+        "the old two were not restarted"
+    );
 }

@@ -276,8 +276,70 @@ size = 4
     for item in lines(&ran) {
         *seen.entry(item).or_default() += 1;
     }
-    let twice: Vec<&String> = seen.iter().filter(|(_, n)| **n > 1).map(|(i, _)| i).collect();
+    let twice: Vec<&String> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(i, _)| i)
+        .collect();
     assert!(twice.is_empty(), "ran twice: {twice:?}\n{}", herd.log());
     // The recovered herdd did run the queued rest.
     assert!(seen.len() > before, "{} then {}", before, seen.len());
+}
+
+/// Runs herdctl, failing the test (not hanging it) if no answer comes
+/// within the deadline.
+fn ctl_within(herd: &Herd, args: &[&str]) -> String {
+    let mut child = std::process::Command::new(bin("herdctl"))
+        .arg("--socket")
+        .arg(&herd.socket)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run herdctl");
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("herdctl {args:?}: no answer from herdd\n{}", herd.log());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "herdctl {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// The journal is written off the event loop: a state dir that hangs (here
+/// a FIFO where the journal's temp file goes, which blocks whoever opens it)
+/// stalls neither requests nor services, and herdd still exits cleanly.
+#[test]
+fn a_hung_journal_write_does_not_stall_herdd() {
+    let mut herd = Herd::configure(
+        r#"
+[service.web]
+command = ["/bin/sleep", "1000"]
+"#,
+    );
+    std::fs::create_dir_all(herd.path("state")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(herd.path("state/journal.json.tmp"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    herd = herd.launch();
+    let running = |herd: &Herd| ctl_within(herd, &["status", "web"]).contains("running");
+    let started = std::time::Instant::now();
+    while !running(&herd) {
+        assert!(started.elapsed() < DEADLINE, "web did not start");
+    }
+    // Every change asks for a journal write; the loop answers regardless.
+    for _ in 0..5 {
+        ctl_within(&herd, &["restart", "web"]);
+        ctl_within(&herd, &["status"]);
+    }
+    ctl_within(&herd, &["shutdown"]);
+    assert_eq!(herd.wait_exit(), 0, "{}", herd.log());
 }

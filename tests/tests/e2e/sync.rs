@@ -321,12 +321,33 @@ capacity = 1
         "{holders:?}\n{}",
         herd.log()
     );
-    let busy = herd.ctl(&["sem", "acquire", "lock", "--timeout", "300ms", "--", "/bin/true"]);
-    assert_eq!(busy.status.code(), Some(1), "granted twice: {}", stderr(&busy));
+    let busy = herd.ctl(&[
+        "sem",
+        "acquire",
+        "lock",
+        "--timeout",
+        "300ms",
+        "--",
+        "/bin/true",
+    ]);
+    assert_eq!(
+        busy.status.code(),
+        Some(1),
+        "granted twice: {}",
+        stderr(&busy)
+    );
     // The holder's command ends, herdctl exits: the slot is free again.
     std::fs::write(herd.path("go"), "").unwrap();
     let _ = holder.0.wait();
-    let next = herd.ctl(&["sem", "acquire", "lock", "--timeout", "10s", "--", "/bin/true"]);
+    let next = herd.ctl(&[
+        "sem",
+        "acquire",
+        "lock",
+        "--timeout",
+        "10s",
+        "--",
+        "/bin/true",
+    ]);
     assert_eq!(next.status.code(), Some(0), "{}", stderr(&next));
     assert!(lock_holders(&herd).is_empty());
 }
