@@ -37,6 +37,8 @@ pub struct Journal {
     records: u64,
     /// From the writer: a snapshot taken after this many records is on disk.
     durable: sync_mpsc::Receiver<u64>,
+    /// The newest of those seen so far.
+    covered: Option<u64>,
     /// Warn once, not at every start, while the state dir is unwritable.
     starts_failing: bool,
 }
@@ -84,6 +86,7 @@ impl Journal {
             starts: None,
             records: 0,
             durable,
+            covered: None,
             starts_failing: false,
         })
     }
@@ -200,8 +203,10 @@ impl Journal {
     /// If a snapshot taken after every record so far is on disk, the records
     /// are no longer needed: that snapshot has those tasks as started.
     fn drop_covered_starts(&mut self) {
-        let covered = self.durable.try_iter().last();
-        if covered == Some(self.records) {
+        if let Some(newest) = self.durable.try_iter().last() {
+            self.covered = Some(newest);
+        }
+        if self.covered == Some(self.records) {
             if let Some(file) = &self.starts {
                 // With O_APPEND, the next record goes to the new end: 0.
                 let _ = file.set_len(0);
@@ -306,4 +311,73 @@ fn ensure_dir(file: &Path) -> std::io::Result<&Path> {
     let dir = file.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::action::Output;
+    use crate::core::SpawnSpec;
+
+    fn task_spawn(id: TaskId) -> Action {
+        Action::Spawn {
+            owner: Owner::Task(id),
+            spec: SpawnSpec {
+                argv: vec!["/bin/true".into()],
+                env: Default::default(),
+                cwd: None,
+                user: None,
+                group: None,
+                umask: None,
+                rlimits: vec![],
+                confinement: Box::default(),
+                daemon: false,
+                output: Output::Capture,
+                notify: false,
+            },
+        }
+    }
+
+    fn empty_snapshot(next_task: TaskId) -> Snapshot {
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            next_task,
+            units: vec![],
+            pools: vec![],
+            tasks: vec![],
+            semaphores: vec![],
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn starts_are_recorded_at_once_and_dropped_once_a_later_snapshot_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.record_starts(&[task_spawn(1), task_spawn(2)]);
+        journal.record_starts(&[Action::Reexec]);
+        assert_eq!(journal.recorded_starts(), HashSet::from([1, 2]));
+        journal.write(&empty_snapshot(3));
+        // A record after that snapshot: the snapshot does not cover it.
+        journal.record_starts(&[task_spawn(3)]);
+        let on_disk = |journal: &mut Journal| {
+            journal.covered = Some(journal.durable.recv_timeout(CLOSE_TIMEOUT).unwrap());
+        };
+        on_disk(&mut journal);
+        journal.write(&empty_snapshot(4));
+        assert_eq!(
+            journal.recorded_starts(),
+            HashSet::from([1, 2, 3]),
+            "3 is not covered"
+        );
+        // The second snapshot covers everything: the next write drops it all.
+        on_disk(&mut journal);
+        journal.write(&empty_snapshot(4));
+        assert!(journal.recorded_starts().is_empty());
+        journal.record_starts(&[task_spawn(5)]);
+        assert_eq!(journal.recorded_starts(), HashSet::from([5]));
+        journal.close(true);
+        let journal_file = dir.path().join("journal.json");
+        assert!(!journal_file.exists() && !dir.path().join("journal.starts").exists());
+    }
 }
