@@ -565,9 +565,14 @@ pub struct ReloadReport {
     pub removed: Vec<String>,
     /// Units whose definition changed, now restarted with it.
     pub changed: Vec<String>,
-    /// Pools, semaphores and events whose settings changed in place.
+    /// Pools, semaphores and events whose settings changed in place, and
+    /// `[herd]` keys applied at once (`herd.shutdown_timeout`, ...).
     #[serde(default)]
     pub updated: Vec<String>,
+    /// `[herd]` keys that changed but take effect only when herdd is
+    /// restarted (`herd.socket`, ...): until then the old value holds.
+    #[serde(default)]
+    pub restart_needed: Vec<String>,
 }
 
 /// Payload of `cancel`.

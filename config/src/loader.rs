@@ -9,6 +9,11 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// How deep includes may nest (the main file is level 0): a chain beyond it
+/// is refused with an error at the `include` that goes too deep, so that no
+/// config can exhaust the stack.
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+
 use toml::de::DeTable;
 
 use crate::errors::{ConfigErrors, Errors, Location};
@@ -16,7 +21,7 @@ use crate::model::{Config, EventConfig, HerdSettings, PoolConfig, SemaphoreConfi
 use crate::named::Parsed;
 use crate::paths::directory_of;
 use crate::pool::parse_pools;
-use crate::source::Source;
+use crate::source::{self, Source};
 use crate::sync::{parse_events, parse_semaphores};
 use crate::unit::{parse_units, ParsedUnit};
 use crate::value::{unknown_key, Cx};
@@ -74,6 +79,8 @@ struct FileContents {
     herd: Option<HerdSettings>,
     tables: Tables,
     includes: Vec<PathBuf>,
+    /// Where the `include` key is, for errors about the files it names.
+    include_at: Option<Location>,
 }
 
 impl Loader {
@@ -90,15 +97,27 @@ impl Loader {
     }
     /// Reads `path` from disk, unless it has been read already.
     pub fn read_file(&mut self, path: &Path) {
+        self.read_file_at(path, 0, None);
+    }
+
+    /// Reads `path`, included `depth` levels below the main file by the
+    /// `include` at `included_at`. A file that cannot be read is an error
+    /// there (or at its own start, for the main file).
+    fn read_file_at(&mut self, path: &Path, depth: usize, included_at: Option<&Location>) {
         if !self.first_visit(path) {
             return;
         }
-        match fs::read_to_string(path) {
-            Ok(text) => self.read_text(path, &text),
-            Err(error) => {
+        match source::read_file(path) {
+            Ok(text) => self.read_text_at(path, &text, depth),
+            Err(message) => {
                 self.files.push(path.to_path_buf());
-                let message = format!("cannot read file: {error}");
-                self.errors.push(&Location::start_of(path), "", message);
+                match included_at {
+                    Some(at) => {
+                        let message = format!("{}: {message}", path.display());
+                        self.errors.push(at, "include", message);
+                    }
+                    None => self.errors.push(&Location::start_of(path), "", message),
+                }
                 self.complete = false;
             }
         }
@@ -106,6 +125,10 @@ impl Loader {
 
     /// Reads a file whose text is already at hand, then its includes.
     pub fn read_text(&mut self, path: &Path, text: &str) {
+        self.read_text_at(path, text, 0);
+    }
+
+    fn read_text_at(&mut self, path: &Path, text: &str, depth: usize) {
         // Already recorded when called from `read_file`; for `parse`, this
         // keeps an include of the main file from reading it again.
         self.first_visit(path);
@@ -132,8 +155,20 @@ impl Loader {
             self.herd = contents.herd;
         }
         self.tables.append(contents.tables);
+        let at = contents
+            .include_at
+            .unwrap_or_else(|| Location::start_of(path));
+        if depth >= MAX_INCLUDE_DEPTH && !contents.includes.is_empty() {
+            let message = format!(
+                "includes are nested more than {MAX_INCLUDE_DEPTH} levels deep; not reading {}",
+                contents.includes[0].display()
+            );
+            self.errors.push(&at, "include", message);
+            self.complete = false;
+            return;
+        }
         for included in &contents.includes {
-            self.read_file(included);
+            self.read_file_at(included, depth + 1, Some(&at));
         }
     }
 
@@ -174,7 +209,10 @@ fn read_root(cx: &mut Cx, root: &DeTable, is_main: bool) -> FileContents {
     for (key, value) in root.iter() {
         let name: &str = key.get_ref();
         match name {
-            "include" => contents.includes = include::expand(cx, value),
+            "include" => {
+                contents.include_at = Some(cx.source.locate(key.span()));
+                contents.includes = include::expand(cx, value);
+            }
             "herd" if is_main => contents.herd = Some(herd::parse(cx, value, &dir)),
             "herd" => cx.error(
                 key.span(),

@@ -1,10 +1,73 @@
 //! One config file's text, and the mapping from TOML byte spans to the
 //! `line:column` positions that users see.
 
+use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::ops::Range;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::errors::Location;
+
+/// Config files (the main one and every include) larger than this are
+/// refused: a config is small, and a mistaken include (`/dev/zero`, a log
+/// file) must not fill herdd's memory.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads one config file: only a regular file, at most [`MAX_FILE_BYTES`],
+/// UTF-8. A FIFO, device, socket or directory is refused without reading
+/// from it (and without waiting: opening a FIFO would block until someone
+/// writes to it). Errors are sentences for the user.
+pub(crate) fn read_file(path: &Path) -> Result<String, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        // Opening a FIFO must not wait for a writer; reads of a regular
+        // file are not affected.
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|error| format!("cannot read file: {error}"))?;
+    // The type of what was opened, not of what the path named a moment
+    // before: nothing can be swapped in between.
+    let meta = file
+        .metadata()
+        .map_err(|error| format!("cannot read file: {error}"))?;
+    let kind = meta.file_type();
+    let odd = if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else {
+        None
+    };
+    if let Some(odd) = odd {
+        return Err(format!("cannot read file: it is {odd}, not a regular file"));
+    }
+    let too_large = || format!("cannot read file: larger than {MAX_FILE_BYTES} bytes");
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    read_at_most(file, path).and_then(|text| {
+        // It may have grown since `fstat`.
+        if text.len() as u64 > MAX_FILE_BYTES {
+            Err(too_large())
+        } else {
+            Ok(text)
+        }
+    })
+}
+
+fn read_at_most(file: File, path: &Path) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("cannot read file: {error}"))?;
+    String::from_utf8(bytes)
+        .map_err(|_| format!("cannot read file: {} is not UTF-8 text", path.display()))
+}
 
 /// A file being validated: its path (as it will be shown in errors) and text.
 #[derive(Debug, Clone, Copy)]

@@ -282,3 +282,88 @@ fn semaphores_and_events_may_be_defined_in_included_files_but_only_once() {
     ];
     assert_eq!(load_errors(&main), expected);
 }
+
+/// `mkfifo path` (the test process has no reason to lack the right).
+fn make_fifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success());
+}
+
+#[test]
+fn a_fifo_include_is_refused_without_waiting_for_a_writer() {
+    let dir = tree(&[("herd.toml", "include = [\"conf.d/*.toml\"]\n")]);
+    fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+    let fifo = dir.path().join("conf.d/pipe.toml");
+    make_fifo(&fifo);
+    let main = dir.path().join("herd.toml");
+    let expected = format!(
+        "{}:1:1: include: {}: cannot read file: it is a FIFO, not a regular file",
+        main.display(),
+        fifo.display()
+    );
+    assert_eq!(load_errors(&main), [expected]);
+}
+
+#[test]
+fn a_device_include_is_refused_without_reading_it() {
+    let dir = tree(&[("herd.toml", "include = [\"/dev/zero\"]\n")]);
+    let main = dir.path().join("herd.toml");
+    let expected = format!(
+        "{}:1:1: include: /dev/zero: cannot read file: it is a device, not a regular file",
+        main.display()
+    );
+    assert_eq!(load_errors(&main), [expected]);
+}
+
+#[test]
+fn a_file_larger_than_the_cap_is_refused() {
+    let big = format!("# {}\n", "x".repeat(crate::source::MAX_FILE_BYTES as usize));
+    let dir = tree(&[
+        ("herd.toml", "include = [\"big.toml\"]\n"),
+        ("big.toml", &big),
+    ]);
+    let main = dir.path().join("herd.toml");
+    let expected = format!(
+        "{}:1:1: include: {}: cannot read file: larger than {} bytes",
+        main.display(),
+        dir.path().join("big.toml").display(),
+        crate::source::MAX_FILE_BYTES
+    );
+    assert_eq!(load_errors(&main), [expected]);
+}
+
+#[test]
+fn includes_nested_beyond_the_cap_are_an_error_not_a_stack_overflow() {
+    let depth = 5000;
+    let files: Vec<(String, String)> = (0..depth)
+        .map(|i| {
+            let name = if i == 0 {
+                "herd.toml".to_string()
+            } else {
+                format!("f{i}.toml")
+            };
+            (name, format!("include = [\"f{}.toml\"]\n", i + 1))
+        })
+        .chain([(format!("f{depth}.toml"), String::new())])
+        .collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let dir = tree(&borrowed);
+    let main = dir.path().join("herd.toml");
+    let cap = crate::loader::MAX_INCLUDE_DEPTH;
+    let expected = format!(
+        "{}:1:1: include: includes are nested more than {cap} levels deep; not reading {}",
+        dir.path().join(format!("f{cap}.toml")).display(),
+        dir.path().join(format!("f{}.toml", cap + 1)).display()
+    );
+    assert_eq!(load_errors(&main), [expected]);
+    // Exactly at the cap is fine.
+    let at_cap = dir.path().join(format!("f{}.toml", cap));
+    fs::write(&at_cap, "").unwrap();
+    load_ok(&main);
+}

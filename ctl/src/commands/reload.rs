@@ -25,6 +25,7 @@ fn describe(report: &ReloadReport) -> String {
         ("removed", &report.removed),
         ("changed", &report.changed),
         ("updated", &report.updated),
+        ("not applied until herdd restarts", &report.restart_needed),
     ]
     .into_iter()
     .filter(|(_, names)| !names.is_empty())
@@ -49,7 +50,11 @@ mod tests {
             removed: vec![],
             changed: vec!["web".into()],
             updated: vec![],
+            restart_needed: vec!["herd.socket".into()],
         };
-        assert_eq!(describe(&report), "added: api, pool jobs\nchanged: web\n");
+        assert_eq!(
+            describe(&report),
+            "added: api, pool jobs\nchanged: web\nnot applied until herdd restarts: herd.socket\n"
+        );
     }
 }

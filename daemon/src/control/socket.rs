@@ -347,6 +347,7 @@ async fn serve(
                     return;
                 }
                 Ok(request) if policy.allows(&peer, &request) => {
+                    let request = crate::core::semaphore::vouch_pid(request, peer.pid);
                     ask_core(&core, client, request).await
                 }
                 Ok(request) => {

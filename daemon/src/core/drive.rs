@@ -32,12 +32,26 @@ impl Cascade {
     /// at `now`). `None` once every input has been handled and every action
     /// taken.
     pub fn next(&mut self, core: &mut Supervisor, now: Instant) -> Option<Action> {
+        self.next_with(core, now, |_| {})
+    }
+
+    /// [`Cascade::next`], showing `on_batch` each input's actions before
+    /// the first of them is handed out: herdd records the task starts of a
+    /// batch before it spawns any of them.
+    pub fn next_with(
+        &mut self,
+        core: &mut Supervisor,
+        now: Instant,
+        mut on_batch: impl FnMut(&[Action]),
+    ) -> Option<Action> {
         loop {
             if let Some(action) = self.actions.pop_front() {
                 return Some(action);
             }
             let input = self.inputs.pop_front()?;
-            self.actions.extend(core.handle(now, input));
+            let batch = core.handle(now, input);
+            on_batch(&batch);
+            self.actions.extend(batch);
         }
     }
 

@@ -119,6 +119,8 @@ pub struct Supervisor {
     waiters: Vec<Waiter>,
     shutdown: Option<Shutdown>,
     shutdown_timeout: Duration,
+    /// The `[herd]` settings in effect, for `reload` to tell what changed.
+    herd: herd_config::HerdSettings,
     /// Instances whose output cannot be written to their log file, and why
     /// (reported by the shell; shown in `status`).
     log_errors: HashMap<InstanceId, String>,
@@ -153,6 +155,7 @@ impl Supervisor {
             waiters: Vec::new(),
             shutdown: None,
             shutdown_timeout: config.herd.shutdown_timeout,
+            herd: config.herd.clone(),
             log_errors: HashMap::new(),
         }
     }
@@ -199,8 +202,9 @@ impl Supervisor {
                     }
                 }
                 Some(Owner::Task(id)) => self.task_exited(now, id, pid, exit, &mut out),
-                // A re-parented orphan: reaped, nothing to update.
-                None => {}
+                // A re-parented orphan, or a process holding a carried-over
+                // semaphore slot (watched by pidfd): its slot goes.
+                None => self.process_gone(pid, &mut out),
             },
             Input::Output { task, stream, data } => {
                 if let Some(task) = self.tasks.get_mut(&task) {

@@ -8,7 +8,7 @@ use super::unit::Unit;
 use super::{Action, InstanceId, Supervisor};
 use herd_common::protocol::ReloadReport;
 use herd_common::state::State;
-use herd_config::{Config, UnitConfig, UnitKind};
+use herd_config::{Config, HerdSettings, UnitConfig, UnitKind};
 use std::time::Instant;
 
 impl Supervisor {
@@ -19,7 +19,8 @@ impl Supervisor {
         out: &mut Vec<Action>,
     ) -> ReloadReport {
         let mut report = ReloadReport::default();
-        self.shutdown_timeout = config.herd.shutdown_timeout;
+        self.reload_herd(&config.herd, &mut report);
+        self.shutdown_timeout = self.herd.shutdown_timeout;
         self.semaphores.reconfigure(
             config
                 .semaphores
@@ -53,6 +54,54 @@ impl Supervisor {
             }
         }
         report
+    }
+
+    /// `[herd]`: keys the shell applies at once (shutdown timeout, log
+    /// settings) are reported as updated; the others (sockets, state dir,
+    /// the control group) need a restart of herdd, and until then keep
+    /// their old value, so each reload reports them again.
+    fn reload_herd(&mut self, new: &HerdSettings, report: &mut ReloadReport) {
+        let HerdSettings {
+            socket,
+            log_dir,
+            state_dir,
+            dbus,
+            shutdown_timeout,
+            control_group,
+            log_max_size,
+            log_keep,
+        } = new;
+        let old = &self.herd;
+        let applied = [
+            (
+                "shutdown_timeout",
+                old.shutdown_timeout != *shutdown_timeout,
+            ),
+            ("log_dir", old.log_dir != *log_dir),
+            ("log_max_size", old.log_max_size != *log_max_size),
+            ("log_keep", old.log_keep != *log_keep),
+        ];
+        let later = [
+            ("socket", old.socket != *socket),
+            ("state_dir", old.state_dir != *state_dir),
+            ("dbus", old.dbus != *dbus),
+            ("control_group", old.control_group != *control_group),
+        ];
+        let keys = |list: &[(&str, bool)]| -> Vec<String> {
+            list.iter()
+                .filter(|(_, changed)| *changed)
+                .map(|(key, _)| format!("herd.{key}"))
+                .collect()
+        };
+        report.updated.extend(keys(&applied));
+        report.restart_needed = keys(&later);
+        self.herd = HerdSettings {
+            socket: old.socket.clone(),
+            state_dir: old.state_dir.clone(),
+            dbus: old.dbus.clone(),
+            control_group: old.control_group.clone(),
+            ..new.clone()
+        };
     }
 
     fn add_unit(&mut self, now: Instant, config: UnitConfig, out: &mut Vec<Action>) {
@@ -92,8 +141,9 @@ impl Supervisor {
         }
     }
 
-    /// New definition: the instance count follows it, and every instance
-    /// that has (or is about to have) a process restarts with it.
+    /// New definition: the instance count follows it (as `scale` does), and
+    /// if anything else changed every instance that has (or is about to
+    /// have) a process restarts with it.
     fn replace_unit(&mut self, now: Instant, config: UnitConfig, out: &mut Vec<Action>) {
         let name = config.name.clone();
         let count = match config.kind {
@@ -103,10 +153,14 @@ impl Supervisor {
         let Some(unit) = self.units.get_mut(&name) else {
             return;
         };
+        let settings_changed = !same_but_count(&unit.config, &config);
         unit.removing = false;
         unit.is_pool = config.instances.is_some();
         unit.config = config;
         let added = self.resize(now, &name, count, out);
+        if !settings_changed {
+            return;
+        }
         let unit = &self.units[&name];
         let running: Vec<InstanceId> = unit
             .staying()
@@ -181,4 +235,17 @@ impl Supervisor {
             self.tasks.retain(|_, task| task.pool != name);
         }
     }
+}
+
+/// Whether `new` differs from `old` in its instance count alone. A pool of
+/// one (`instances = 1`, `web@0`) and a plain service (`web`) are named
+/// differently, so turning one into the other is not a count change.
+fn same_but_count(old: &UnitConfig, new: &UnitConfig) -> bool {
+    let counted = |config: &UnitConfig| config.instances.is_some();
+    counted(old) == counted(new)
+        && *old
+            == UnitConfig {
+                instances: old.instances,
+                ..new.clone()
+            }
 }

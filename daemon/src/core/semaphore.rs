@@ -9,8 +9,25 @@
 use super::lifecycle::Lifecycle;
 use super::snapshot::{HolderSnapshot, SemaphoreSnapshot};
 use super::{Action, InstanceId};
-use herd_common::protocol::{SemaphoreStatus, TaskId};
+use herd_common::protocol::{Request, SemaphoreStatus, TaskId};
 use std::collections::{BTreeMap, VecDeque};
+
+/// `sem-acquire` names the holder's process by the pid the kernel reports
+/// for the connection (`SO_PEERCRED`), never by what the client says: the
+/// slot outlives a restart of herdd for as long as that process lives, so a
+/// client must not tie it to another process.
+pub fn vouch_pid(request: Request, peer_pid: Option<i32>) -> Request {
+    match request {
+        Request::SemAcquire {
+            name, timeout_ms, ..
+        } => Request::SemAcquire {
+            name,
+            timeout_ms,
+            pid: peer_pid.and_then(|pid| u32::try_from(pid).ok()),
+        },
+        other => other,
+    }
+}
 
 /// A client connection, as numbered by the shell.
 pub type ClientId = u64;
@@ -21,10 +38,16 @@ pub enum Holder {
     Instance(InstanceId),
     Task(TaskId),
     /// `herdctl sem acquire`: held while its connection is open; `pid` is the
-    /// client's, for `sem list`.
+    /// client process's, as the kernel reports it for the connection.
     Client {
         client: ClientId,
         pid: Option<u32>,
+    },
+    /// A client's slot carried over a re-exec or a crash of herdd, when its
+    /// connection was gone: held until that process ends (the shell watches
+    /// it), or taken back by a new connection of the same process.
+    Process {
+        pid: u32,
     },
 }
 
@@ -192,6 +215,39 @@ impl Semaphores {
         held
     }
 
+    /// A connection of process `pid` asks for `name`: if `pid` holds a slot
+    /// carried over a re-exec or crash, the connection takes it over.
+    /// Returns whether it did.
+    pub fn reclaim(&mut self, name: &str, pid: u32, holder: &Holder) -> bool {
+        let Some(semaphore) = self.by_name.get_mut(name) else {
+            return false;
+        };
+        let carried = Holder::Process { pid };
+        match semaphore.holders.iter_mut().find(|h| **h == carried) {
+            Some(slot) => {
+                *slot = holder.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Pids holding slots carried over a re-exec or crash.
+    pub fn carried_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .by_name
+            .values()
+            .flat_map(|s| &s.holders)
+            .filter_map(|h| match h {
+                Holder::Process { pid } => Some(*pid),
+                Holder::Instance(_) | Holder::Task(_) | Holder::Client { .. } => None,
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
     /// Leaves every queue without touching held slots (a waiter that gave up).
     pub fn withdraw(&mut self, holder: &Holder) {
         for semaphore in self.by_name.values_mut() {
@@ -221,17 +277,25 @@ impl Semaphores {
 }
 
 impl Semaphores {
-    /// Holders and waiters, without clients (their connections end with herdd).
+    /// Holders and waiters. A client's slot is kept as its process's (the
+    /// connection ends with herdd, the process may not); a waiting client's
+    /// place is not (its request ends with the connection).
     pub fn snapshot(&self) -> Vec<SemaphoreSnapshot> {
-        let keep = |list: &mut dyn Iterator<Item = &Holder>| -> Vec<HolderSnapshot> {
-            list.filter_map(HolderSnapshot::from_holder).collect()
-        };
         self.by_name
             .iter()
             .map(|(name, s)| SemaphoreSnapshot {
                 name: name.clone(),
-                holders: keep(&mut s.holders.iter()),
-                waiters: keep(&mut s.waiters.iter()),
+                holders: s
+                    .holders
+                    .iter()
+                    .filter_map(HolderSnapshot::from_holder)
+                    .collect(),
+                waiters: s
+                    .waiters
+                    .iter()
+                    .filter(|w| !matches!(w, Holder::Client { .. } | Holder::Process { .. }))
+                    .filter_map(HolderSnapshot::from_holder)
+                    .collect(),
             })
             .collect()
     }

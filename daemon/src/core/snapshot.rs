@@ -11,6 +11,7 @@ use super::InstanceId;
 use herd_common::protocol::TaskId;
 use herd_common::state::{Exit, State, TaskState};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// Bumped when the format changes incompatibly; other versions are ignored.
@@ -116,12 +117,24 @@ pub struct SemaphoreSnapshot {
     pub waiters: Vec<HolderSnapshot>,
 }
 
-/// Holders that outlive a re-exec: clients' connections do not, so they are left out.
+/// Holders that outlive a re-exec or a crash. A client's slot becomes its
+/// process's: `start` (the kernel start time, filled in by the shell) tells
+/// that process from a later one with the same pid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HolderSnapshot {
-    Instance { unit: String, index: u32 },
-    Task { id: TaskId },
+    Instance {
+        unit: String,
+        index: u32,
+    },
+    Task {
+        id: TaskId,
+    },
+    Process {
+        pid: u32,
+        #[serde(default)]
+        start: Option<u64>,
+    },
 }
 
 impl HolderSnapshot {
@@ -132,7 +145,13 @@ impl HolderSnapshot {
                 index: id.index,
             }),
             Holder::Task(id) => Some(HolderSnapshot::Task { id: *id }),
-            Holder::Client { .. } => None,
+            Holder::Client { pid, .. } => {
+                pid.map(|pid| HolderSnapshot::Process { pid, start: None })
+            }
+            Holder::Process { pid } => Some(HolderSnapshot::Process {
+                pid: *pid,
+                start: None,
+            }),
         }
     }
 
@@ -143,9 +162,71 @@ impl HolderSnapshot {
                 index: *index,
             }),
             HolderSnapshot::Task { id } => Holder::Task(*id),
+            HolderSnapshot::Process { pid, .. } => Holder::Process { pid: *pid },
         }
     }
 }
+
+impl Snapshot {
+    /// Every process holding a semaphore slot carried over, with its start time.
+    pub fn carried_holders(&mut self) -> impl Iterator<Item = (&mut u32, &mut Option<u64>)> {
+        self.semaphores
+            .iter_mut()
+            .flat_map(|s| s.holders.iter_mut())
+            .filter_map(|h| match h {
+                HolderSnapshot::Process { pid, start } => Some((pid, start)),
+                HolderSnapshot::Instance { .. } | HolderSnapshot::Task { .. } => None,
+            })
+    }
+
+    /// Ends the tasks that a crashed herdd may have started after it wrote
+    /// this snapshot: queued ones whose start was `recorded` (their spawn
+    /// followed the record), and running ones without a pid (a snapshot
+    /// taken while a spawn was under way). Each may have run, so none is started
+    /// again: it ends `failed` with an unknown exit, and gives back its pool
+    /// slot or queue place and any semaphore slot. Returns how many.
+    pub fn settle_unconfirmed_starts(&mut self, recorded: &HashSet<TaskId>) -> usize {
+        let mut settled = HashSet::new();
+        for task in &mut self.tasks {
+            let was_running = match task.state {
+                TaskState::Queued if recorded.contains(&task.id) => false,
+                TaskState::Running if task.pid.is_none() => true,
+                TaskState::Queued
+                | TaskState::Running
+                | TaskState::Exited
+                | TaskState::Failed
+                | TaskState::Cancelled => continue,
+            };
+            if let Some(pool) = self.pools.iter_mut().find(|p| p.name == task.pool) {
+                if was_running {
+                    pool.running = pool.running.saturating_sub(1);
+                } else {
+                    pool.queue.retain(|id| *id != task.id);
+                }
+                pool.finished.push(task.id);
+            }
+            task.state = TaskState::Failed;
+            task.exit = Some(Exit::Unknown);
+            task.reason = Some(UNCONFIRMED_START.to_string());
+            task.started_ago_ms = task.started_ago_ms.or(Some(0));
+            task.ended_ago_ms = Some(0);
+            task.cancelling = false;
+            task.deadline_in_ms = None;
+            settled.insert(task.id);
+        }
+        let gone =
+            |h: &HolderSnapshot| matches!(h, HolderSnapshot::Task { id } if settled.contains(id));
+        for semaphore in &mut self.semaphores {
+            semaphore.holders.retain(|h| !gone(h));
+            semaphore.waiters.retain(|h| !gone(h));
+        }
+        settled.len()
+    }
+}
+
+/// Why a task ended that a crashed herdd may have started.
+pub const UNCONFIRMED_START: &str =
+    "herdd died while starting it; it may have run, so it was not started again";
 
 /// How long ago `then` was, in whole milliseconds.
 pub fn ago(now: Instant, then: Instant) -> u64 {
@@ -266,5 +347,96 @@ impl super::Supervisor {
     /// Every process the supervisor tracks.
     pub fn tracked_pids(&self) -> Vec<u32> {
         self.pids.keys().copied().collect()
+    }
+
+    /// Processes holding semaphore slots carried over a re-exec or crash:
+    /// the shell watches them and reports their end as an exit.
+    pub fn carried_holders(&self) -> Vec<u32> {
+        self.semaphores.carried_pids()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: TaskId, state: TaskState, pid: Option<u32>) -> TaskSnapshot {
+        TaskSnapshot {
+            id,
+            pool: "p".into(),
+            name: None,
+            command: vec!["/bin/true".into()],
+            state,
+            pid,
+            pid_start: None,
+            started_ago_ms: None,
+            ended_ago_ms: None,
+            exit: None,
+            reason: None,
+            cancelling: false,
+            deadline_in_ms: None,
+            killed: false,
+            stdout: None,
+            stderr: None,
+            adopted: false,
+        }
+    }
+
+    /// Tasks 1 (running with a pid), 2 (running, spawn not confirmed),
+    /// 3 and 4 (queued; 3's start was recorded), 2 holding a slot of `s`.
+    fn crashed() -> Snapshot {
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            next_task: 5,
+            units: vec![],
+            pools: vec![PoolSnapshot {
+                name: "p".into(),
+                queue: vec![3, 4],
+                running: 2,
+                finished: vec![],
+                closed: false,
+                submitted: 4,
+            }],
+            tasks: vec![
+                task(1, TaskState::Running, Some(100)),
+                task(2, TaskState::Running, None),
+                task(3, TaskState::Queued, None),
+                task(4, TaskState::Queued, None),
+            ],
+            semaphores: vec![SemaphoreSnapshot {
+                name: "s".into(),
+                holders: vec![HolderSnapshot::Task { id: 2 }],
+                waiters: vec![HolderSnapshot::Task { id: 3 }],
+            }],
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn a_task_that_may_have_started_is_ended_not_queued_again() {
+        let mut snapshot = crashed();
+        let settled = snapshot.settle_unconfirmed_starts(&HashSet::from([3]));
+        assert_eq!(settled, 2);
+        let state = |id: TaskId| snapshot.tasks.iter().find(|t| t.id == id).unwrap();
+        assert_eq!(state(1).state, TaskState::Running, "its pid is adopted");
+        assert_eq!(state(4).state, TaskState::Queued, "never started: runs");
+        for id in [2, 3] {
+            assert_eq!(state(id).state, TaskState::Failed);
+            assert_eq!(state(id).exit, Some(Exit::Unknown));
+            assert_eq!(state(id).reason.as_deref(), Some(UNCONFIRMED_START));
+        }
+        let pool = &snapshot.pools[0];
+        assert_eq!(pool.queue, [4]);
+        assert_eq!(pool.running, 1);
+        assert_eq!(pool.finished, [2, 3]);
+        assert!(snapshot.semaphores[0].holders.is_empty());
+        assert!(snapshot.semaphores[0].waiters.is_empty());
+    }
+
+    #[test]
+    fn without_start_records_only_unconfirmed_spawns_are_settled() {
+        let mut snapshot = crashed();
+        assert_eq!(snapshot.settle_unconfirmed_starts(&HashSet::new()), 1);
+        assert_eq!(snapshot.pools[0].queue, [3, 4]);
     }
 }

@@ -37,6 +37,14 @@ impl Supervisor {
                 format!("this connection already holds a slot of {name}"),
             ));
         }
+        // The same process again after a re-exec or crash of herdd (its old
+        // connection is gone): its slot was kept for it.
+        if pid.is_some_and(|pid| self.semaphores.reclaim(&name, pid, &holder)) {
+            return Some(Reply::ok(AcquireReport {
+                name,
+                acquired: true,
+            }));
+        }
         // Granted (perhaps at once) when settling, in FIFO order with everyone else.
         self.waiters.push(Waiter {
             id: request,
@@ -119,6 +127,13 @@ impl Supervisor {
         self.waiters.retain(|waiter| waiter.client != client);
     }
 
+    /// A process that is not ours ended: any slot carried over for it goes.
+    pub(super) fn process_gone(&mut self, pid: u32, out: &mut Vec<Action>) {
+        let holder = Holder::Process { pid };
+        let label = self.holder_label(&holder);
+        self.semaphores.release(&holder, &label, out);
+    }
+
     /// A service with `sets_event` sets it when all its instances are ready
     /// and clears it when that stops being so (stop, crash, failure). Only
     /// changes are applied, so a user's own `event set/clear` is not undone.
@@ -151,6 +166,7 @@ impl Supervisor {
                 Some(pid) => format!("client {client} (pid {pid})"),
                 None => format!("client {client}"),
             },
+            Holder::Process { pid } => format!("pid {pid} (kept over a restart of herdd)"),
         }
     }
 }

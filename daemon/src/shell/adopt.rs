@@ -1,8 +1,11 @@
 //! Processes herdd did not spawn in this life: after a crash of herdd its
 //! `daemon = false` children live on, re-parented elsewhere. herdd cannot
 //! `waitpid` them, so it watches them with a pidfd (readable when the
-//! process ends) and reports an exit of unknown status.
+//! process ends) and reports an exit of unknown status. The same watch keeps
+//! a semaphore slot of a client process across a re-exec or crash of herdd
+//! until that process ends.
 
+use crate::core::snapshot::Snapshot;
 use crate::core::Input;
 use herd_common::state::Exit;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -54,4 +57,26 @@ pub fn watch(pid: u32, inputs: mpsc::UnboundedSender<Input>) -> bool {
         });
     });
     true
+}
+
+/// Records the start time of every process holding a semaphore slot that
+/// outlives herdd's connections (see [`Snapshot::carried_holders`]).
+pub fn fill_holder_starts(snapshot: &mut Snapshot) {
+    for (pid, start) in snapshot.carried_holders() {
+        *start = start.or_else(|| start_time(*pid));
+    }
+}
+
+/// Watches every process holding a carried-over semaphore slot, so that its
+/// end releases the slot; returns those already gone (or another process
+/// by now), whose slots go at once.
+pub fn watch_holders(snapshot: &mut Snapshot, inputs: &mpsc::UnboundedSender<Input>) -> Vec<u32> {
+    let mut gone: Vec<u32> = snapshot
+        .carried_holders()
+        .filter(|(pid, start)| !(is_same_process(**pid, **start) && watch(**pid, inputs.clone())))
+        .map(|(pid, _)| *pid)
+        .collect();
+    gone.sort_unstable();
+    gone.dedup();
+    gone
 }

@@ -40,6 +40,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Builds the single-threaded runtime and runs herdd until shutdown completes.
 pub fn start(config: Config) -> anyhow::Result<()> {
+    super::descriptors::mark_inherited_close_on_exec();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -71,7 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let hub = EventHub::new();
     let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
     let logs = LogHub::new(&config, inputs_tx.clone());
-    let mut journal = Journal::new(&config.herd.state_dir);
+    let journal = Journal::open(&config.herd.state_dir)?;
     let mut shell = Shell {
         core: Supervisor::new(&config),
         pending: HashMap::new(),
@@ -90,10 +91,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         systemd,
         told_stopping: false,
         cgroups: Cgroups::detect(),
+        journal,
     };
     // Every client (socket connections, and any other front end) sends here.
     let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
-    shell.resume(&config, &journal);
+    shell.resume(&config);
     // The D-Bus front end, when `[herd] dbus` names a bus: up before READY=1.
     let dbus = dbus::start(
         &config.herd.dbus,
@@ -110,7 +112,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             requests_tx: &requests_tx,
             control: &control,
         };
-        match serve(&mut shell, &mut signals, clients, &notify, &mut journal).await {
+        match serve(&mut shell, &mut signals, clients, &notify).await {
             Outcome::Finished => break,
             Outcome::Reexec => {
                 shell.reexec = false;
@@ -128,7 +130,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(dbus) = &dbus {
         dbus.flush().await;
     }
-    journal.remove();
+    shell.journal.close(true);
     shell.cgroups.close().await;
     info!("herdd stopped: every process has exited");
     Ok(())
@@ -156,7 +158,6 @@ async fn serve(
     signals: &mut Signals,
     clients: Clients<'_>,
     notify: &NotifySocket,
-    journal: &mut Journal,
 ) -> Outcome {
     let Clients {
         requests,
@@ -188,7 +189,8 @@ async fn serve(
             journal_due = None;
             last_journal = Some(Instant::now());
             journaled = Some(shell.core.generation());
-            journal.write(&shell.journal_snapshot());
+            let snapshot = shell.journal_snapshot();
+            shell.journal.write(&snapshot);
             continue;
         }
         let deadline = shell.core.next_deadline();
@@ -201,10 +203,7 @@ async fn serve(
             }
             _ = signals.terminate.recv() => shell.shutdown("SIGTERM"),
             _ = signals.interrupt.recv() => shell.shutdown("SIGINT"),
-            _ = signals.hangup.recv() => {
-                let input = shell.read_config(None);
-                shell.feed(input);
-            }
+            _ = signals.hangup.recv() => shell.read_config(None),
             Some(incoming) = requests.recv() => shell.request(incoming),
             Some(input) = shell.inputs.recv() => shell.feed(input),
             notification = notify.recv() => shell.feed(Input::Notify {
@@ -300,15 +299,18 @@ struct Shell {
     /// The cgroup of each process (when cgroups are writable); removes
     /// herd's cgroups when dropped.
     cgroups: Cgroups,
+    /// The crash journal; task spawns wait here for their start record.
+    journal: Journal,
 }
 
 impl Shell {
     /// Carries on from a re-exec handover or from the journal of a crashed
     /// herdd, if there is one; then boots whatever is not carried over.
-    fn resume(&mut self, config: &Config, journal: &Journal) {
+    fn resume(&mut self, config: &Config) {
         let now = Instant::now();
         match reexec::take_handover() {
-            Some(Ok(handover)) => {
+            Some(Ok(mut handover)) => {
+                let holders_gone = adopt::watch_holders(&mut handover.snapshot, &self.inputs_tx);
                 self.core = Supervisor::restore(config, &handover.snapshot, now, false);
                 self.starts = handover.starts.into_iter().collect();
                 let pipes = handover
@@ -330,6 +332,7 @@ impl Shell {
                 self.outputs.import_logs(log_pipes, &self.logs);
                 info!(processes = self.starts.len(), "resumed after re-exec");
                 self.feed(Input::Boot);
+                self.holders_gone(holders_gone);
                 // Children that ended during the exec are zombies waiting for us.
                 self.reap();
                 return;
@@ -337,11 +340,13 @@ impl Shell {
             Some(Err(error)) => warn!(%error, "cannot read the re-exec handover; starting fresh"),
             None => {}
         }
-        let Some(snapshot) = journal.load() else {
+        let Some(mut snapshot) = self.journal.load() else {
+            self.journal.forget_starts();
             self.feed(Input::Boot);
             return;
         };
         let recorded = snapshot_starts(&snapshot);
+        let holders_gone = adopt::watch_holders(&mut snapshot, &self.inputs_tx);
         self.core = Supervisor::restore(config, &snapshot, now, true);
         let mut gone = Vec::new();
         for pid in self.core.tracked_pids() {
@@ -359,11 +364,20 @@ impl Shell {
             "recovered the state of a previous herdd from its journal"
         );
         self.feed(Input::Boot);
+        self.holders_gone(holders_gone);
         for pid in gone {
             self.feed(Input::Exited {
                 pid,
                 exit: herd_common::state::Exit::Unknown,
             });
+        }
+    }
+
+    /// Processes that held semaphore slots and ended while herdd was away.
+    fn holders_gone(&mut self, pids: Vec<u32>) {
+        for pid in pids {
+            let exit = herd_common::state::Exit::Unknown;
+            self.feed(Input::Exited { pid, exit });
         }
     }
 
@@ -373,6 +387,7 @@ impl Shell {
         // Ended tasks stay out: they can be many, and nothing runs again for them.
         snapshot.tasks.retain(|task| !task.state.is_final());
         fill_starts(&mut snapshot, &self.starts);
+        adopt::fill_holder_starts(&mut snapshot);
         snapshot
     }
 
@@ -380,6 +395,7 @@ impl Shell {
     fn handover(&self) -> Handover {
         let mut snapshot = self.core.snapshot(Instant::now(), true);
         fill_starts(&mut snapshot, &self.starts);
+        adopt::fill_holder_starts(&mut snapshot);
         Handover {
             snapshot,
             starts: self
@@ -412,27 +428,44 @@ impl Shell {
         }
     }
 
-    /// Reads the config file again for `reload` or SIGHUP. A bad config is
-    /// logged with every error and changes nothing.
-    fn read_config(&self, id: Option<RequestId>) -> Input {
-        let config = herd_config::load(&self.config_path).map_err(|errors| {
-            for error in &errors.0 {
-                warn!("{error}");
-            }
-            format!(
-                "{} is invalid; nothing was changed:\n{errors}",
-                self.config_path.display()
-            )
+    /// Reads the config file again for `reload` or SIGHUP, on a blocking
+    /// thread (a config on a slow or hung file system must not stall the
+    /// loop); the result comes back as `Input::ConfigLoaded`. A bad config
+    /// is logged with every error and changes nothing.
+    fn read_config(&self, id: Option<RequestId>) {
+        /// One read at a time, so results come back in the order asked for.
+        static READING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let path = self.config_path.clone();
+        let logs = self.logs.clone();
+        let inputs = self.inputs_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _one = READING
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let loaded = std::panic::catch_unwind(|| herd_config::load(&path));
+            let config = match loaded {
+                Ok(Ok(config)) => {
+                    info!(config = %path.display(), "reloading");
+                    // A valid config is always applied: log files follow it now.
+                    logs.configure(&config);
+                    Ok(Box::new(config))
+                }
+                Ok(Err(errors)) => {
+                    for error in &errors.0 {
+                        warn!("{error}");
+                    }
+                    Err(format!(
+                        "{} is invalid; nothing was changed:\n{errors}",
+                        path.display()
+                    ))
+                }
+                Err(_) => Err(format!(
+                    "reading {} failed (a bug in herd); nothing was changed",
+                    path.display()
+                )),
+            };
+            let _ = inputs.send(Input::ConfigLoaded { id, config });
         });
-        if let Ok(config) = &config {
-            info!(config = %self.config_path.display(), "reloading");
-            // A valid config is always applied: log files follow it now.
-            self.logs.configure(config);
-        }
-        Input::ConfigLoaded {
-            id,
-            config: config.map(Box::new),
-        }
     }
 
     fn shutdown(&mut self, why: &str) {
@@ -483,7 +516,13 @@ impl Shell {
     /// back in as inputs until nothing is left to do.
     fn feed(&mut self, input: Input) {
         let mut cascade = crate::core::Cascade::new(input);
-        while let Some(action) = cascade.next(&mut self.core, Instant::now()) {
+        loop {
+            let journal = &mut self.journal;
+            // Task starts are recorded before any of them is spawned (docs/journal.md).
+            let next = cascade.next_with(&mut self.core, Instant::now(), |batch| {
+                journal.record_starts(batch)
+            });
+            let Some(action) = next else { break };
             if let Some(next) = self.carry_out(action) {
                 cascade.feed_back(next);
             }
@@ -494,37 +533,40 @@ impl Shell {
         }
     }
 
+    /// Forks `spec` for `owner`; the result goes back to the core.
+    fn spawn(&mut self, owner: Owner, mut spec: Box<crate::core::SpawnSpec>) -> Input {
+        if spec.notify {
+            spec.env
+                .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
+        }
+        match spawn_confined(&mut self.cgroups, &owner, &spec) {
+            Ok(spawned) => {
+                match (&owner, &spec.output, spawned.output) {
+                    (Owner::Task(task), _, Some((stdout, stderr))) => {
+                        self.outputs.watch(spawned.pid, *task, stdout, stderr);
+                    }
+                    (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
+                        let file = self.logs.file(id, instance);
+                        self.outputs.watch_log(spawned.pid, file, out, err);
+                    }
+                    _ => {}
+                }
+                if let Some(start) = adopt::start_time(spawned.pid) {
+                    self.starts.insert(spawned.pid, start);
+                }
+                self.programs.insert(spawned.pid, spec.argv[0].clone());
+                Input::Spawned {
+                    owner,
+                    pid: spawned.pid,
+                }
+            }
+            Err(error) => Input::SpawnFailed { owner, error },
+        }
+    }
+
     fn carry_out(&mut self, action: Action) -> Option<Input> {
         match action {
-            Action::Spawn { owner, mut spec } => {
-                if spec.notify {
-                    spec.env
-                        .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
-                }
-                Some(match spawn_confined(&mut self.cgroups, &owner, &spec) {
-                    Ok(spawned) => {
-                        match (&owner, &spec.output, spawned.output) {
-                            (Owner::Task(task), _, Some((stdout, stderr))) => {
-                                self.outputs.watch(spawned.pid, *task, stdout, stderr);
-                            }
-                            (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
-                                let file = self.logs.file(id, instance);
-                                self.outputs.watch_log(spawned.pid, file, out, err);
-                            }
-                            _ => {}
-                        }
-                        if let Some(start) = adopt::start_time(spawned.pid) {
-                            self.starts.insert(spawned.pid, start);
-                        }
-                        self.programs.insert(spawned.pid, spec.argv[0].clone());
-                        Input::Spawned {
-                            owner,
-                            pid: spawned.pid,
-                        }
-                    }
-                    Err(error) => Input::SpawnFailed { owner, error },
-                })
-            }
+            Action::Spawn { owner, spec } => Some(self.spawn(owner, spec)),
             Action::Signal { pid, signal } => {
                 let result = Signal::try_from(signal)
                     .and_then(|signal| killpg(Pid::from_raw(pid as i32), signal));
@@ -557,7 +599,10 @@ impl Shell {
                 self.reexec = true;
                 None
             }
-            Action::ReadConfig { id } => Some(self.read_config(id)),
+            Action::ReadConfig { id } => {
+                self.read_config(id);
+                None
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod adopt;
 pub mod cgroup;
+pub mod descriptors;
 pub mod event_loop;
 pub mod events;
 pub mod fork;

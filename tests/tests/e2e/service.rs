@@ -65,7 +65,12 @@ command = ["/bin/sleep", "1000"]
     assert_ne!(edited, original);
     std::fs::write(&herd.config, &edited).unwrap();
     signal(herd.daemon_pid(), libc::SIGHUP);
-    herd.wait_state("new", "running");
+    // The config is read off the event loop: `new` appears a moment later.
+    herd.wait_for("new to run", |h| {
+        h.instances()
+            .iter()
+            .any(|i| i["name"] == "new" && i["state"] == "running")
+    });
     herd.wait_for("change to restart", |h| {
         let i = h.instance("change");
         i["state"] == "running" && i["pid"].as_u64() != Some(change as u64)

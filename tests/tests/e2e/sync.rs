@@ -260,3 +260,113 @@ restart_delay = "0s"
     let past = herd.ok(&["--json", "events"]);
     assert!(past.lines().count() >= wanted.len());
 }
+
+/// A process group this test started, SIGKILLed on drop (a failed test
+/// must not leave its holder behind).
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: killpg on the group of a process this test started.
+        unsafe { libc::killpg(self.0.id() as i32, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+/// `herdctl sem acquire lock -- CMD` in a process group of its own; CMD
+/// ends once `$DIR/go` exists.
+fn hold_until_go(herd: &Herd) -> Group {
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done",
+        herd.path("go").display()
+    );
+    Command::new(bin("herdctl"))
+        .args(["--socket", herd.socket.to_str().unwrap()])
+        .args(["sem", "acquire", "lock", "--", "/bin/sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(Group)
+        .unwrap()
+}
+
+fn lock_holders(herd: &Herd) -> Vec<String> {
+    let list: serde_json::Value =
+        serde_json::from_str(&herd.ok(&["--json", "sem", "list"])).unwrap();
+    list["semaphores"][0]["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The slot stays with the holder's process over a restart of herdd, and
+/// goes when that process ends.
+fn slot_survives(restart: impl FnOnce(&mut Herd)) {
+    let mut herd = Herd::start(
+        r#"
+[semaphore.lock]
+capacity = 1
+"#,
+    );
+    let mut holder = hold_until_go(&herd);
+    let pid = format!("pid {}", holder.0.id());
+    herd.wait_for("the slot to be held", |h| lock_holders(h).len() == 1);
+    restart(&mut herd);
+    let holders = lock_holders(&herd);
+    assert!(
+        holders.len() == 1 && holders[0].contains(&pid),
+        "{holders:?}\n{}",
+        herd.log()
+    );
+    let busy = herd.ctl(&[
+        "sem",
+        "acquire",
+        "lock",
+        "--timeout",
+        "300ms",
+        "--",
+        "/bin/true",
+    ]);
+    assert_eq!(
+        busy.status.code(),
+        Some(1),
+        "granted twice: {}",
+        stderr(&busy)
+    );
+    // The holder's command ends, herdctl exits: the slot is free again.
+    std::fs::write(herd.path("go"), "").unwrap();
+    let _ = holder.0.wait();
+    let next = herd.ctl(&[
+        "sem",
+        "acquire",
+        "lock",
+        "--timeout",
+        "10s",
+        "--",
+        "/bin/true",
+    ]);
+    assert_eq!(next.status.code(), Some(0), "{}", stderr(&next));
+    assert!(lock_holders(&herd).is_empty());
+}
+
+#[test]
+fn a_semaphore_slot_stays_with_its_holder_over_daemon_reexec() {
+    slot_survives(|herd| {
+        herd.ok(&["daemon-reexec"]);
+    });
+}
+
+#[test]
+fn a_semaphore_slot_stays_with_its_holder_after_herdd_is_killed() {
+    slot_survives(|herd| {
+        wait_until("the journal to record the slot", || {
+            std::fs::read_to_string(herd.path("state/journal.json"))
+                .is_ok_and(|journal| journal.contains("\"process\""))
+        });
+        herd.kill_daemon();
+        herd.relaunch();
+    });
+}

@@ -58,11 +58,28 @@ fn reload_starts_new_stops_removed_restarts_changed_and_leaves_the_rest() {
 fn a_changed_instance_count_scales_without_restarting_untouched_settings() {
     let mut h = Harness::new(vec![pool("web", 2)]);
     h.boot();
+    let before = [h.instance("web@0").pid, h.instance("web@1").pid];
     let (report, actions) = h.reload(vec![pool("web", 3)]);
     assert_eq!(report.changed, ["web"]);
-    // A new definition restarts the running instances, and adds the third.
-    assert_eq!(signals(&actions).len(), 2);
+    // Exactly like `scale`: the third starts, the first two are untouched.
+    assert!(signals(&actions).is_empty(), "{actions:?}");
     assert_eq!(spawns(&actions).len(), 1);
+    assert_eq!([h.instance("web@0").pid, h.instance("web@1").pid], before);
+    assert_eq!(h.instance("web@2").state, State::Running);
+    // Scaling down stops only the instance that goes.
+    let (_, actions) = h.reload(vec![pool("web", 2)]);
+    let stopped: Vec<u32> = signals(&actions).iter().map(|(pid, _)| *pid).collect();
+    assert_eq!(stopped, [h.instance("web@2").pid.unwrap()]);
+    assert!(spawns(&actions).is_empty());
+    assert_eq!([h.instance("web@0").pid, h.instance("web@1").pid], before);
+    // A count change together with another setting restarts them all.
+    let changed = UnitConfig {
+        command: vec!["/bin/sleep".into(), "999".into()],
+        ..pool("web", 3)
+    };
+    let (_, actions) = h.reload(vec![changed]);
+    let stopped: Vec<u32> = signals(&actions).iter().map(|(pid, _)| *pid).collect();
+    assert!(stopped.contains(&before[0].unwrap()) && stopped.contains(&before[1].unwrap()));
 }
 
 #[test]
@@ -86,4 +103,30 @@ fn an_identical_config_touches_nothing() {
     let (report, actions) = h.reload(vec![service("web"), pool("api", 3)]);
     assert_eq!(report, ReloadReport::default());
     assert!(signals(&actions).is_empty() && spawns(&actions).is_empty());
+}
+
+#[test]
+fn changed_herd_settings_are_applied_or_named_as_needing_a_restart() {
+    let mut h = Harness::new(vec![service("web")]);
+    h.boot();
+    let mut config = config_with(vec![service("web")]);
+    config.herd.socket = "/elsewhere/herd.sock".into();
+    config.herd.shutdown_timeout = Duration::from_secs(99);
+    let reload = |h: &mut Harness, id| {
+        let actions = h.feed(Input::ConfigLoaded {
+            id: Some(id),
+            config: Ok(config.clone()),
+        });
+        match reply_to(id, &actions) {
+            Some(Reply::Ok(payload)) => serde_json::from_value::<ReloadReport>(payload).unwrap(),
+            other => panic!("reload failed: {other:?}"),
+        }
+    };
+    let report = reload(&mut h, 900);
+    assert_eq!(report.updated, ["herd.shutdown_timeout"]);
+    assert_eq!(report.restart_needed, ["herd.socket"]);
+    // Still not in effect: said again; the timeout is in effect: not again.
+    let report = reload(&mut h, 901);
+    assert!(report.updated.is_empty());
+    assert_eq!(report.restart_needed, ["herd.socket"]);
 }

@@ -412,3 +412,46 @@ fn notify_readiness_comes_from_the_unit_and_times_out() {
     assert_eq!(db.state, State::Failed);
     assert!(db.reason.unwrap().contains("READY=1"));
 }
+
+/// Over a re-exec or crash a client's slot becomes its process's: kept while
+/// that process lives, taken back by a new connection of it, released when
+/// it ends; a waiting client's place is not carried over.
+#[test]
+fn a_client_slot_outlives_herdd_with_its_process() {
+    let mut h = Harness::with_config(vec![], vec![], vec![semaphore("s", 1)], vec![]);
+    let acquire = |pid| Request::SemAcquire {
+        name: "s".into(),
+        timeout_ms: None,
+        pid: Some(pid),
+    };
+    let (id, actions) = h.request_from(10, acquire(42));
+    assert!(payload::<AcquireReport>(reply_to(id, &actions)).acquired);
+    let (waiting, actions) = h.request_from(11, acquire(43));
+    assert!(reply_to(waiting, &actions).is_none());
+    let snapshot = h.core.snapshot(h.now, true);
+    let config = test_config(vec![], vec![], vec![semaphore("s", 1)], vec![]);
+    h.core = Supervisor::restore(&config, &snapshot, h.now, false);
+    assert_eq!(h.core.carried_holders(), [42]);
+    assert_eq!(
+        h.sem_list().semaphores[0].holders,
+        ["pid 42 (kept over a restart of herdd)"]
+    );
+    assert!(h.sem_list().semaphores[0].waiters.is_empty());
+    // Another process waits; the holder's new connection takes its slot back.
+    let (other, actions) = h.request_from(1, acquire(43));
+    assert!(reply_to(other, &actions).is_none(), "still held");
+    let (again, actions) = h.request_from(2, acquire(42));
+    assert!(payload::<AcquireReport>(reply_to(again, &actions)).acquired);
+    assert_eq!(h.sem_list().semaphores[0].holders, ["client 2 (pid 42)"]);
+    // Gone without reconnecting: its end (reported by the shell) frees it.
+    let snapshot = h.core.snapshot(h.now, true);
+    h.core = Supervisor::restore(&config, &snapshot, h.now, false);
+    let (other, actions) = h.request_from(1, acquire(43));
+    assert!(reply_to(other, &actions).is_none());
+    let actions = h.feed(Input::Exited {
+        pid: 42,
+        exit: herd_common::state::Exit::Unknown,
+    });
+    assert!(payload::<AcquireReport>(reply_to(other, &actions)).acquired);
+    assert_eq!(h.sem_list().semaphores[0].holders, ["client 1 (pid 43)"]);
+}
