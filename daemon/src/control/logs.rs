@@ -15,10 +15,11 @@ use herd_common::protocol::{ErrorBody, ErrorCode, LogGap, LogLine, Reply, Reques
 use herd_config::LogMode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite};
 use tokio::sync::watch;
 
-use super::socket::STALL_TIMEOUT;
+use super::framing;
+use super::listener::Closing;
 
 /// Encoded lines are sent once this many bytes are ready.
 const FLUSH_AT: usize = 32 * 1024;
@@ -33,7 +34,7 @@ pub async fn stream(
     request: Request,
     reader: &mut (impl AsyncBufRead + Unpin),
     write: &mut (impl AsyncWrite + Unpin),
-    closing: &mut watch::Receiver<bool>,
+    closing: &mut watch::Receiver<Closing>,
 ) -> bool {
     let Request::Logs {
         names,
@@ -46,7 +47,7 @@ pub async fn stream(
     let dir = hub.dir();
     let sources = match resolve(hub, &dir, &names) {
         Ok(sources) => sources,
-        Err(body) => return send_line(write, Reply::Error(body).to_line().as_bytes()).await,
+        Err(body) => return framing::send(write, &Reply::Error(body)).await,
     };
 
     // One step, no await: the files as they are now, and where following
@@ -107,7 +108,7 @@ pub async fn stream(
             return false;
         }
         let end = Reply::ok(serde_json::json!({ "count": count }));
-        return send_line(write, end.to_line().as_bytes()).await;
+        return framing::send(write, &end).await;
     }
     if !flush(write, &mut out).await {
         return false;
@@ -135,7 +136,7 @@ async fn follow_logs(
     changes: &mut watch::Receiver<u64>,
     reader: &mut (impl AsyncBufRead + Unpin),
     write: &mut (impl AsyncWrite + Unpin),
-    closing: &mut watch::Receiver<bool>,
+    closing: &mut watch::Receiver<Closing>,
 ) -> bool {
     let mut known: BTreeSet<String> = cursors.iter().map(|c| c.instance.clone()).collect();
     let mut out = Vec::new();
@@ -188,7 +189,7 @@ async fn follow_logs(
                     reader.consume(n);
                 }
             },
-            _ = closing.wait_for(|closing| *closing) => return false,
+            _ = closing.wait_for(|closing| *closing != Closing::Open) => return false,
         }
     }
 }
@@ -325,7 +326,7 @@ async fn flush(write: &mut (impl AsyncWrite + Unpin), out: &mut Vec<u8>) -> bool
     if out.is_empty() {
         return true;
     }
-    let sent = send_line(write, out).await;
+    let sent = framing::write(write, out).await;
     out.clear();
     if out.capacity() > FLUSH_AT * 4 {
         out.shrink_to(FLUSH_AT * 2);
@@ -333,13 +334,8 @@ async fn flush(write: &mut (impl AsyncWrite + Unpin), out: &mut Vec<u8>) -> bool
     sent
 }
 
-async fn send_line(write: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> bool {
-    let written = tokio::time::timeout(STALL_TIMEOUT, write.write_all(bytes)).await;
-    matches!(written, Ok(Ok(())))
-}
-
 async fn failed(write: &mut (impl AsyncWrite + Unpin), err: &std::io::Error) -> bool {
     let reply = Reply::error(ErrorCode::Failed, format!("cannot read the log: {err}"));
-    send_line(write, reply.to_line().as_bytes()).await;
+    framing::send(write, &reply).await;
     false
 }
