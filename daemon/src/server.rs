@@ -8,7 +8,7 @@ use crate::control::dbus::{self, Sides};
 use crate::control::denials::Denials;
 use crate::control::listener::{Closing, Listener};
 use crate::control::socket::Control;
-use crate::shell::clients;
+use crate::shell::{clients, descriptors};
 use crate::shell::event_loop::{Outcome, Shell};
 use crate::shell::reexec::Invocation;
 use herd_config::Config;
@@ -25,6 +25,7 @@ pub fn start(config: Config) -> anyhow::Result<()> {
 
 /// Runs the supervisor until a shutdown has stopped every process.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    descriptors::raise_limit();
     let invocation = Invocation::current();
     let control = Control::bind(&config.herd.socket, config.herd.control_group.as_deref())?;
     let (requests_tx, requests) = clients::channel();
@@ -38,7 +39,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hub: shell.events(),
         denials: denials.clone(),
     };
-    let mut listener = Listener::new(control, requests_tx, shell.events(), shell.logs(), denials)?;
+    let mut listener = Listener::new(
+        control,
+        requests_tx,
+        shell.events(),
+        shell.logs(),
+        denials,
+        shell.reserve(),
+    )?;
     // The D-Bus front end, when `[herd] dbus` names a bus: up before READY=1.
     let dbus = dbus::start(&config.herd.dbus, sides).await;
     info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");

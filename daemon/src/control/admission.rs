@@ -30,7 +30,8 @@ pub const PER_UID: usize = 256;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Descriptors kept for everything else herdd opens (children's pipes,
-/// logs, ...) when `RLIMIT_NOFILE` is what limits connections.
+/// logs, ...) when `RLIMIT_NOFILE` is what limits connections (but at most
+/// three quarters of the limit).
 const FD_HEADROOM: u64 = 256;
 
 const MAX_CONNECTIONS_ENV: &str = "HERD_MAX_CONNECTIONS";
@@ -54,8 +55,10 @@ impl Limits {
         let wanted = env_number(MAX_CONNECTIONS_ENV, MAX_CONNECTIONS)?;
         let (soft, _) =
             nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
-        let by_fds =
-            usize::try_from(soft.saturating_sub(FD_HEADROOM).max(1)).unwrap_or(usize::MAX);
+        // A small limit still leaves a quarter of it to clients: children
+        // are held back by the shell's descriptor reserve, not by this.
+        let by_fds = usize::try_from(soft.saturating_sub(FD_HEADROOM).max(soft / 4).max(1))
+            .unwrap_or(usize::MAX);
         if by_fds < wanted {
             warn!(
                 nofile = soft,
@@ -65,7 +68,9 @@ impl Limits {
             );
         }
         let max_connections = wanted.min(by_fds);
-        let reserved = env_number(RESERVED_ENV, RESERVED)?.min(max_connections - 1);
+        // A small limit (few descriptors) keeps a quarter for the privileged.
+        let reserved = env_number(RESERVED_ENV, RESERVED.min(max_connections / 4))?
+            .min(max_connections - 1);
         Ok(Limits {
             max_connections,
             reserved,

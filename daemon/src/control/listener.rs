@@ -10,6 +10,7 @@ use super::connection::{self, Connection, Shared};
 use super::socket::Control;
 use super::denials::Denials;
 use crate::shell::clients::{ClientId, RequestSender};
+use crate::shell::descriptors::Reserve;
 use crate::shell::events::EventHub;
 use crate::shell::logs::LogHub;
 use herd_common::protocol::{ErrorCode, Reply};
@@ -29,6 +30,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long to stop accepting after `accept` failed for a reason other
 /// than a lack of descriptors (which the spare descriptor handles).
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Reserved descriptors given up at a time when `accept` runs out.
+const GIVE_UP_AT_ONCE: usize = 4;
 
 /// At most one "accept failed" line this often.
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -56,6 +60,8 @@ pub struct Listener {
     /// Held open so that, out of descriptors, herdd can still accept a
     /// client to tell it `too_busy` (closed for that, then opened again).
     spare: Option<OwnedFd>,
+    /// The shell's descriptor reserve, spent on clients when out of descriptors.
+    reserve: Arc<Reserve>,
     /// The spare was given up for the client being accepted.
     out_of_fds: bool,
     accept_failures: AcceptFailures,
@@ -68,6 +74,7 @@ impl Listener {
         hub: Arc<EventHub>,
         logs: Arc<LogHub>,
         denials: Arc<Denials>,
+        reserve: Arc<Reserve>,
     ) -> anyhow::Result<Listener> {
         let limits = Limits::from_env()?;
         let shared = Arc::new(Shared {
@@ -87,6 +94,7 @@ impl Listener {
             closing: watch::channel(Closing::Open).0,
             next_client: 1,
             spare: open_spare(),
+            reserve,
             out_of_fds: false,
             accept_failures: AcceptFailures::default(),
         })
@@ -157,16 +165,23 @@ impl Listener {
         });
     }
 
-    /// Out of descriptors (EMFILE, ENFILE): the spare is given up so that
-    /// the next accept succeeds, and that client is told so and closed
-    /// (see [`Listener::admit`]), then the spare is taken again: clients
-    /// hear `too_busy` instead of waiting in silence. Anything else, or no
-    /// spare, pauses accepting briefly (retrying at once would spin).
-    /// Returns until when accepting pauses.
+    /// Out of descriptors (EMFILE, ENFILE): first a few of the shell's
+    /// reserved descriptors are given up, so that the client is served
+    /// (root's `status` gets through however many pipes children hold).
+    /// With the reserve spent, the spare is given up so that the next
+    /// accept succeeds, and that client is told so and closed (see
+    /// [`Listener::admit`]): clients hear `too_busy` instead of waiting in
+    /// silence. Anything else, or no spare, pauses accepting briefly
+    /// (retrying at once would spin). Returns until when accepting pauses.
     fn accept_failed(&mut self, err: std::io::Error) -> Option<Instant> {
-        self.accept_failures.log(&err);
         let errno = err.raw_os_error().map(Errno::from_raw);
-        if matches!(errno, Some(Errno::EMFILE | Errno::ENFILE)) && self.spare.take().is_some() {
+        let out_of_fds = matches!(errno, Some(Errno::EMFILE | Errno::ENFILE));
+        if out_of_fds && self.reserve.give_up(GIVE_UP_AT_ONCE) > 0 {
+            debug!("out of descriptors; serving a client from the reserve");
+            return None;
+        }
+        self.accept_failures.log(&err);
+        if out_of_fds && self.spare.take().is_some() {
             self.out_of_fds = true;
             return None;
         }

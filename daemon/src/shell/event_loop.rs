@@ -9,6 +9,7 @@
 
 use super::adopt;
 use super::cgroup::Cgroups;
+use super::descriptors::Reserve;
 use super::clients::{Incoming, RequestReceiver};
 use super::events::EventHub;
 use super::fork;
@@ -141,6 +142,8 @@ pub struct Shell {
     /// The cgroup of each process (when cgroups are writable); removes
     /// herd's cgroups when dropped.
     cgroups: Cgroups,
+    /// Descriptors children's pipes never take (see descriptors.rs).
+    reserve: Arc<Reserve>,
 }
 
 impl Shell {
@@ -176,6 +179,7 @@ impl Shell {
             systemd: SystemdNotifier::from_env(),
             told_stopping: false,
             cgroups: Cgroups::detect(),
+            reserve: Reserve::new(),
         })
     }
 
@@ -187,6 +191,11 @@ impl Shell {
     /// The log files, for `logs` (read by the front ends, never the core).
     pub fn logs(&self) -> Arc<LogHub> {
         self.logs.clone()
+    }
+
+    /// The descriptor reserve, which the control socket may spend on clients.
+    pub fn reserve(&self) -> Arc<Reserve> {
+        self.reserve.clone()
     }
 
     /// Tells systemd (if it started herdd) that herdd is up.
@@ -481,6 +490,9 @@ impl Shell {
     fn carry_out(&mut self, action: Action) -> Option<Input> {
         match action {
             Action::Spawn { owner, mut spec } => {
+                if let Some(error) = self.reserve.short() {
+                    return Some(Input::SpawnFailed { owner, error });
+                }
                 if spec.notify {
                     spec.env
                         .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
@@ -506,7 +518,10 @@ impl Shell {
                             pid: spawned.pid,
                         }
                     }
-                    Err(error) => Input::SpawnFailed { owner, error },
+                    Err(error) => Input::SpawnFailed {
+                        owner,
+                        error: self.reserve.explain(error),
+                    },
                 })
             }
             Action::Signal { pid, signal } => {

@@ -7,6 +7,7 @@ mod harness;
 mod config;
 mod control;
 mod dbus;
+mod descriptors;
 mod logs;
 mod pools;
 mod privilege;
