@@ -16,7 +16,7 @@ use super::fork;
 use super::journal::Journal;
 use super::logs::LogHub;
 use super::notify::{Notification, NotifySocket};
-use super::output::OutputPipes;
+use super::output::{OutputPipes, QUEUED_CHUNKS};
 use super::reaper;
 use super::reexec::{self, Handover};
 use super::sd_notify::SystemdNotifier;
@@ -114,7 +114,11 @@ pub struct Shell {
     outputs: OutputPipes,
     /// The log files of instances (`log = "file"`).
     logs: Arc<LogHub>,
-    /// Inputs from helper tasks: output chunks, exits of adopted processes.
+    /// Task output, from the pipes' reader tasks: a bounded queue, so that
+    /// a flooding task is slowed down rather than herdd's memory grown.
+    chunks: mpsc::Receiver<Input>,
+    /// Inputs from helper tasks: log errors, exits of adopted processes
+    /// (at most one each per process: unbounded is bounded enough).
     inputs: mpsc::UnboundedReceiver<Input>,
     inputs_tx: mpsc::UnboundedSender<Input>,
     signals: Signals,
@@ -155,13 +159,15 @@ impl Shell {
         reaper::become_subreaper();
         let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
         let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
+        let (chunks_tx, chunks) = mpsc::channel::<Input>(QUEUED_CHUNKS);
         let logs = LogHub::new(config, inputs_tx.clone());
         Ok(Shell {
             core: Supervisor::new(config),
             pending: HashMap::new(),
             next_request: 0,
             requests,
-            outputs: OutputPipes::new(inputs_tx.clone()),
+            outputs: OutputPipes::new(chunks_tx),
+            chunks,
             logs,
             inputs,
             inputs_tx,
@@ -261,6 +267,7 @@ impl Shell {
             _ = self.signals.hangup.recv() => Wake::Hangup,
             Some(incoming) = self.requests.recv() => Wake::Request(incoming),
             Some(input) = self.inputs.recv() => Wake::Input(input),
+            Some(chunk) = self.chunks.recv() => Wake::Input(chunk),
             notification = self.notify.recv() => Wake::Notify(notification),
             _ = sleep_until(deadline), if deadline.is_some() => Wake::Tick,
             _ = sleep_until(journal_due), if journal_due.is_some() => Wake::Journal,
@@ -445,6 +452,9 @@ impl Shell {
             // Output first, so that whoever joins the task sees all of it.
             while let Ok(input) = self.inputs.try_recv() {
                 self.feed(input);
+            }
+            while let Ok(chunk) = self.chunks.try_recv() {
+                self.feed(chunk);
             }
             for chunk in self.outputs.drain(pid) {
                 self.feed(chunk);

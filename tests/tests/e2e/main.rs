@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod backpressure;
 mod config;
 mod control;
 mod dbus;
