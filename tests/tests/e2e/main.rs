@@ -5,6 +5,7 @@
 mod harness;
 
 mod backpressure;
+mod blocking;
 mod config;
 mod control;
 mod dbus;
