@@ -53,8 +53,7 @@ impl Limits {
     /// if herdd could not open that many descriptors.
     pub fn from_env() -> anyhow::Result<Limits> {
         let wanted = env_number(MAX_CONNECTIONS_ENV, MAX_CONNECTIONS)?;
-        let (soft, _) =
-            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+        let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
         // A small limit still leaves a quarter of it to clients: children
         // are held back by the shell's descriptor reserve, not by this.
         let by_fds = usize::try_from(soft.saturating_sub(FD_HEADROOM).max(soft / 4).max(1))
@@ -69,8 +68,8 @@ impl Limits {
         }
         let max_connections = wanted.min(by_fds);
         // A small limit (few descriptors) keeps a quarter for the privileged.
-        let reserved = env_number(RESERVED_ENV, RESERVED.min(max_connections / 4))?
-            .min(max_connections - 1);
+        let reserved =
+            env_number(RESERVED_ENV, RESERVED.min(max_connections / 4))?.min(max_connections - 1);
         Ok(Limits {
             max_connections,
             reserved,
@@ -107,9 +106,9 @@ impl Refusal {
     /// The `too_busy` message.
     pub fn message(&self) -> String {
         match self {
-            Refusal::Full { max } => format!(
-                "herdd is serving its maximum of {max} connections; try again later"
-            ),
+            Refusal::Full { max } => {
+                format!("herdd is serving its maximum of {max} connections; try again later")
+            }
             Refusal::UidFull { uid, max } => format!(
                 "uid {uid} already holds its maximum of {max} connections; close some and \
                  try again"

@@ -47,7 +47,7 @@ pub struct Shared {
     /// Log files, for `logs` (read by the connection, never by the core).
     pub logs: Arc<LogHub>,
     pub denials: Arc<Denials>,
-    /// Bytes of incomplete requests held by all connections (see [`Pending`]).
+    /// Bytes of incomplete requests held by all connections (see `Pending`).
     pub pending: Arc<AtomicUsize>,
     /// How long a connection may stay silent before its first request.
     pub idle_timeout: Duration,
@@ -464,7 +464,10 @@ mod tests {
         assert!(matches!(read.await.unwrap(), Line::Idle));
         let forever = read_line(&mut reader, &mut line, &mut charge, None);
         let waited = tokio::time::timeout(Duration::from_millis(200), forever).await;
-        assert!(waited.is_err(), "a connection that spoke is never cut off idle");
+        assert!(
+            waited.is_err(),
+            "a connection that spoke is never cut off idle"
+        );
     }
 
     #[tokio::test]
@@ -491,10 +494,8 @@ mod tests {
             client.write_all(b":2}\n").await.unwrap();
             client
         };
-        let (read, mut client) = tokio::join!(
-            read_line(&mut reader, &mut line, &mut charge, None),
-            rest
-        );
+        let (read, mut client) =
+            tokio::join!(read_line(&mut reader, &mut line, &mut charge, None), rest);
         assert!(matches!(read.unwrap(), Line::Complete));
         assert_eq!(line, b"{\"v\":2}");
         assert_eq!(total.load(Ordering::Relaxed), 0);

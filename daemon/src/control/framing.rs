@@ -70,7 +70,10 @@ mod tests {
         };
         encode_event(&mut out, &event);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.ends_with("}\n") && text.matches('\n').count() == 1, "{text}");
+        assert!(
+            text.ends_with("}\n") && text.matches('\n').count() == 1,
+            "{text}"
+        );
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["event"]["type"], "ready");
         assert_eq!(value["event"]["instance"], "web");

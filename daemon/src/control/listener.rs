@@ -7,8 +7,8 @@
 use super::admission::{Admission, Limits};
 use super::auth::Peer;
 use super::connection::{self, Connection, Shared};
-use super::socket::Control;
 use super::denials::Denials;
+use super::socket::Control;
 use crate::shell::clients::{ClientId, RequestSender};
 use crate::shell::descriptors::Reserve;
 use crate::shell::events::EventHub;

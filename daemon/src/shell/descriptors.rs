@@ -44,7 +44,11 @@ pub fn raise_limit() {
     match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
         Ok(()) => {
             let _ = CHILDREN.set((soft, hard));
-            info!(from = soft, to = hard, "raised herdd's descriptor limit (RLIMIT_NOFILE)");
+            info!(
+                from = soft,
+                to = hard,
+                "raised herdd's descriptor limit (RLIMIT_NOFILE)"
+            );
         }
         Err(err) => warn!(error = %err, "cannot raise herdd's descriptor limit"),
     }
@@ -157,6 +161,9 @@ mod tests {
         let reserve = Reserve::new();
         let said = reserve.explain("fork: Too many open files".into());
         assert!(said.starts_with(SHORT_MESSAGE), "{said}");
-        assert_eq!(reserve.explain("exec /x: No such file".into()), "exec /x: No such file");
+        assert_eq!(
+            reserve.explain("exec /x: No such file".into()),
+            "exec /x: No such file"
+        );
     }
 }

@@ -9,8 +9,8 @@
 
 use super::adopt;
 use super::cgroup::Cgroups;
-use super::descriptors::Reserve;
 use super::clients::{Incoming, RequestReceiver};
+use super::descriptors::Reserve;
 use super::events::EventHub;
 use super::fork;
 use super::journal::Journal;
@@ -243,9 +243,13 @@ impl Shell {
     fn write_journal_if_due(&mut self) -> bool {
         let schedule = &mut self.journal_schedule;
         if schedule.journaled != Some(self.core.generation()) && schedule.due.is_none() {
-            schedule.due = Some(schedule.last.map_or(Instant::now(), |at| at + JOURNAL_EVERY));
+            schedule.due = Some(
+                schedule
+                    .last
+                    .map_or(Instant::now(), |at| at + JOURNAL_EVERY),
+            );
         }
-        if !schedule.due.is_some_and(|due| due <= Instant::now()) {
+        if schedule.due.is_none_or(|due| due > Instant::now()) {
             return false;
         }
         schedule.due = None;

@@ -12,6 +12,7 @@
 use super::logs::{lock, LineSplitter, LogFile, LogHub, Stamp};
 use crate::core::{Input, InstanceId};
 use herd_common::protocol::{OutputStream, TaskId};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,14 +21,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use tokio::sync::mpsc;
 use tracing::warn;
 
 const READ_SIZE: usize = 64 * 1024;
 
 /// Chunks of task output queued for the core at most (4 MiB): beyond it,
-/// tasks' pipes wait (see [`forward`]).
+/// tasks' pipes wait (see `forward`).
 pub const QUEUED_CHUNKS: usize = 64;
 
 /// A log pipe that delivers at least half the kernel's default pipe size
@@ -398,7 +398,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         // The queue (2 chunks) plus the pipe (64 KiB) plus one read in hand.
-        assert!(written <= 4 * CHUNK, "{written} bytes taken without a reader");
+        assert!(
+            written <= 4 * CHUNK,
+            "{written} bytes taken without a reader"
+        );
 
         // Taking the chunks lets the rest through, all of it, in order.
         drop(writer);

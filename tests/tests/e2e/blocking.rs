@@ -39,14 +39,14 @@ command = ["/bin/sleep", "1000"]
         .unwrap();
     // herdd is stuck opening the FIFO (open(2) waits for a writer).
     let pid = herd.daemon_pid();
-    wait_until("herdd opening the FIFO", || waits_in(pid, "wait_for_partner"));
+    wait_until("herdd opening the FIFO", || {
+        waits_in(pid, "wait_for_partner")
+    });
 
     // Meanwhile everyone else is served.
     let mut status = UnixStream::connect(&herd.socket).unwrap();
     status.set_read_timeout(Some(DEADLINE)).unwrap();
-    status
-        .write_all(b"{\"v\":1,\"cmd\":\"status\"}\n")
-        .unwrap();
+    status.write_all(b"{\"v\":1,\"cmd\":\"status\"}\n").unwrap();
     let mut line = String::new();
     BufReader::new(&status)
         .read_line(&mut line)

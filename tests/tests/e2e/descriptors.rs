@@ -87,9 +87,7 @@ fn nofile_of(pid: u32) -> (u64, u64) {
 fn status_within_deadline(herd: &Herd) -> Value {
     let mut stream = UnixStream::connect(&herd.socket).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream
-        .write_all(b"{\"v\":1,\"cmd\":\"status\"}\n")
-        .unwrap();
+    stream.write_all(b"{\"v\":1,\"cmd\":\"status\"}\n").unwrap();
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)
@@ -127,7 +125,11 @@ rlimits = { nofile = 100 }
     herd.wait_state("web", "running");
     herd.wait_state("own", "running");
     assert_eq!(nofile_of(daemon.0.id()), (1024, 1024), "herdd's own");
-    assert_eq!(nofile_of(herd.pid_of("web")), (256, 1024), "as herdd was started");
+    assert_eq!(
+        nofile_of(herd.pid_of("web")),
+        (256, 1024),
+        "as herdd was started"
+    );
     assert_eq!(nofile_of(herd.pid_of("own")), (100, 100), "rlimits decides");
 }
 
@@ -153,8 +155,14 @@ command = ["/bin/sleep", "1000"]
     let all = settled().unwrap();
     let failed: Vec<_> = all.iter().filter(|(s, _)| s == "failed").collect();
     let running = all.len() - failed.len();
-    assert!(running >= 20, "most descriptors go to children: {running} running");
-    assert!(!failed.is_empty(), "not every instance fits in 150 descriptors");
+    assert!(
+        running >= 20,
+        "most descriptors go to children: {running} running"
+    );
+    assert!(
+        !failed.is_empty(),
+        "not every instance fits in 150 descriptors"
+    );
     for (_, reason) in &failed {
         assert!(
             reason.contains("too many open files in herdd"),

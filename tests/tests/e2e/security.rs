@@ -499,7 +499,12 @@ fn connect_as(
                 held.push(stream);
                 None
             } else {
-                Some(reply["error"]["code"].as_str().unwrap_or("closed").to_string())
+                Some(
+                    reply["error"]["code"]
+                        .as_str()
+                        .unwrap_or("closed")
+                        .to_string(),
+                )
             }
         })
         .collect()
@@ -524,7 +529,11 @@ fn no_local_user_can_lock_root_out() {
 
     // One user gets its share and is told why not beyond it.
     let nobody = connect_as(65534, &herd.socket, 10, &mut held);
-    assert_eq!(nobody.iter().filter(|r| r.is_none()).count(), 6, "{nobody:?}");
+    assert_eq!(
+        nobody.iter().filter(|r| r.is_none()).count(),
+        6,
+        "{nobody:?}"
+    );
     assert!(
         nobody.iter().flatten().all(|code| code == "too_busy"),
         "{nobody:?}"
@@ -616,7 +625,14 @@ fn denied_requests_are_logged_once_per_interval_with_a_count() {
         let counted: usize = log
             .lines()
             .filter(|l| l.contains("more times in") && l.contains("uid=65534"))
-            .filter_map(|l| l.split("denied=").nth(1)?.split_whitespace().next()?.parse::<usize>().ok())
+            .filter_map(|l| {
+                l.split("denied=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
             .sum();
         (logged, counted)
     };
@@ -625,5 +641,9 @@ fn denied_requests_are_logged_once_per_interval_with_a_count() {
         logged + counted == DENIED
     });
     let (logged, _) = accounted();
-    assert!(logged <= 10, "{logged} lines for {DENIED} denials:\n{}", herd.log());
+    assert!(
+        logged <= 10,
+        "{logged} lines for {DENIED} denials:\n{}",
+        herd.log()
+    );
 }

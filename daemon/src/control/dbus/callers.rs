@@ -119,7 +119,6 @@ pub async fn follow_departures(front: Arc<Front>, mut departures: fdo::NameOwner
     error!("lost the connection to the bus; D-Bus is off until herdd is restarted or re-executed");
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,6 @@ impl From<ErrorBody> for HerdError {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,10 +9,10 @@ use crate::control::denials::Denials;
 use crate::control::framing;
 use crate::shell::clients::RequestSender;
 use crate::shell::events::EventHub;
-use std::sync::Arc;
 use herd_common::protocol::{ErrorCode, Reply, Request};
 use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::{Mutex, OnceLock};
 use tokio::sync::{oneshot, Semaphore};
 use tracing::warn;
@@ -184,4 +184,3 @@ impl Drop for Answer<'_> {
         }
     }
 }
-

@@ -4,7 +4,9 @@
 use super::errors::HerdError;
 use super::front::{Answer, Front};
 use crate::control::framing;
-use herd_common::protocol::{decode_request, ErrorCode, OutputStream, Reply, Request, StatusReport, MAX_REQUEST_BYTES};
+use herd_common::protocol::{
+    decode_request, ErrorCode, OutputStream, Reply, Request, StatusReport, MAX_REQUEST_BYTES,
+};
 use std::sync::Arc;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
@@ -397,6 +399,9 @@ impl Manager {
 
     /// An event was set or cleared.
     #[zbus(signal)]
-    pub async fn event_changed(emitter: &SignalEmitter<'_>, name: &str, set: bool) -> zbus::Result<()>;
+    pub async fn event_changed(
+        emitter: &SignalEmitter<'_>,
+        name: &str,
+        set: bool,
+    ) -> zbus::Result<()>;
 }
-

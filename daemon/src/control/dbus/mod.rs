@@ -1,9 +1,11 @@
 //! The D-Bus front end: `org.herd.Herd1` at `/org/herd/Herd1`, interface
 //! `org.herd.Herd1.Manager` (docs/protocol.md, "D-Bus").
 //!
-//! An adapter, like the control socket: every method builds a [`Request`],
+//! An adapter, like the control socket: every method builds a
+//! [`Request`](herd_common::protocol::Request),
 //! sends it down the same channel as the socket's connections
-//! ([`Incoming`]) and turns the core's [`Reply`] into the D-Bus reply. No
+//! ([`Incoming`](crate::shell::clients::Incoming)) and turns the core's
+//! [`Reply`](herd_common::protocol::Reply) into the D-Bus reply. No
 //! behaviour is implemented twice. `Request(s) -> s` takes a socket request
 //! line and returns the reply line, which is what `herdctl --dbus` uses, so
 //! both transports give identical results; the typed methods are for other
@@ -11,12 +13,13 @@
 //! (`org.herd.Herd1.Error.NoSuchUnit`, ...).
 //!
 //! # Who is the client
-//! A caller is its unique bus name (`:1.42`): it gets a [`ClientId`] from a
+//! A caller is its unique bus name (`:1.42`): it gets a
+//! [`ClientId`](crate::shell::clients::ClientId) from a
 //! range of its own (socket connections count up from 1), and what it holds
 //! (a semaphore slot from `sem-acquire`) is released when the bus says the
 //! name has gone (`NameOwnerChanged`), however the caller ended. That
 //! notice and the caller's requests reach the core in the order the bus
-//! sent them: both go through [`Callers`] under one lock, and a request
+//! sent them: both go through `Callers` under one lock, and a request
 //! from a name already gone is dropped rather than given a slot no one
 //! would ever release.
 //!
@@ -126,7 +129,7 @@ impl Drop for DbusServer {
 
 /// Connects to `bus` (`[herd] dbus`: "system", "session" or an address),
 /// serves the interface and takes the name; `None` when `bus` is "off" or
-/// the bus cannot be had within [`START_TIMEOUT`] (logged: herdd goes on
+/// the bus cannot be had within 10 s (logged: herdd goes on
 /// with its socket, because a supervisor must not die or hang for want of
 /// a bus, above all after a re-exec with every child in its care).
 pub async fn start(bus: &str, front: Sides) -> Option<DbusServer> {
@@ -222,4 +225,3 @@ async fn connect(bus: &str, sides: Sides) -> zbus::Result<DbusServer> {
         tasks,
     })
 }
-

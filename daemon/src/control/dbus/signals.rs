@@ -83,7 +83,6 @@ pub(super) fn task_of(label: &str) -> Option<(u64, &str)> {
     Some((digits.parse().ok()?, pool))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
