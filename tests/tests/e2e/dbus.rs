@@ -117,7 +117,19 @@ impl BusHerd {
     /// `units` under a `[herd]` with `dbus` set to a private bus; `extra`
     /// goes into `[herd]` too. Waits until herdd owns its name.
     fn start(units: &str, extra: &str, open_to_others: bool) -> BusHerd {
-        let herd = Herd::configure(units);
+        BusHerd::start_with_env(units, extra, open_to_others, &[])
+    }
+
+    /// [`BusHerd::start`] with `env` for herdd.
+    fn start_with_env(
+        units: &str,
+        extra: &str,
+        open_to_others: bool,
+        env: &[(&str, &str)],
+    ) -> BusHerd {
+        let mut herd = Herd::configure(units);
+        herd.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         if open_to_others {
             // Tempdirs are 0700: let `nobody` reach the bus socket.
             std::fs::set_permissions(herd.dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -737,4 +749,27 @@ fn daemon_reexec_over_dbus_keeps_every_child_and_the_name() {
     assert_eq!(status["units"][0]["instances"][0]["pid"], web);
     assert_eq!(herd.herd.daemon_pid(), daemon);
     assert!(alive(daemon));
+}
+
+#[test]
+fn dbus_calls_waiting_for_herdd_are_capped() {
+    let herd = BusHerd::start_with_env(
+        "[event.go]\n",
+        "",
+        false,
+        &[("HERD_MAX_DBUS_CALLS", "2")],
+    );
+    let mut waiters: Vec<_> = (0..2)
+        .map(|_| herd.dctl_command(&["event", "wait", "go"]).spawn().unwrap())
+        .collect();
+    // With both waiting, a third call is turned away, not queued.
+    wait_until("a third call turned away", || {
+        let out = herd.dctl(&["status"]);
+        out.status.code() == Some(1) && stderr(&out).contains("maximum of 2 D-Bus calls")
+    });
+    herd.herd.ok(&["event", "set", "go"]);
+    for waiter in &mut waiters {
+        assert_eq!(waiter.wait().unwrap().code(), Some(0));
+    }
+    herd.dok(&["status"]);
 }

@@ -24,6 +24,17 @@ use zbus::names::BusName;
 /// and `sem acquire` may wait long); one more is answered `too_busy`.
 pub const MAX_CALLS: usize = 4096;
 
+/// Testing knob: overrides [`MAX_CALLS`] (read once at start).
+const MAX_CALLS_ENV: &str = "HERD_MAX_DBUS_CALLS";
+
+/// [`MAX_CALLS`], or the environment's number.
+pub fn max_calls() -> usize {
+    std::env::var(MAX_CALLS_ENV)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(MAX_CALLS)
+}
+
 /// What the interface's methods share.
 pub struct Front {
     pub core: RequestSender,
@@ -33,6 +44,8 @@ pub struct Front {
     pub callers: Mutex<Callers>,
     /// One permit per call waiting for the core.
     pub calls: Semaphore,
+    /// How many permits there are.
+    pub max_calls: usize,
     /// `org.freedesktop.DBus`, for callers' credentials; set once connected.
     pub bus: OnceLock<fdo::DBusProxy<'static>>,
     /// Replies the core has given that methods have not returned yet (see
@@ -66,7 +79,10 @@ impl Front {
         let Ok(_call) = self.calls.try_acquire() else {
             return answer(Reply::error(
                 ErrorCode::TooBusy,
-                format!("herdd is serving its maximum of {MAX_CALLS} D-Bus calls; try again later"),
+                format!(
+                    "herdd is serving its maximum of {} D-Bus calls; try again later",
+                    self.max_calls
+                ),
             ));
         };
         let (reply, receive) = oneshot::channel();
