@@ -145,60 +145,55 @@ impl Session {
 
     /// Answers what was read.
     async fn answer(&mut self, read: io::Result<Line>, line: &[u8]) -> Flow {
-        let reply = match read {
-            Ok(Line::Complete) if line.iter().all(u8::is_ascii_whitespace) => {
-                return Flow::Continue
-            }
+        match read {
+            Ok(Line::Complete) if line.iter().all(u8::is_ascii_whitespace) => Flow::Continue,
             Ok(Line::Complete) => {
                 self.spoke = true;
                 match decode_request(line) {
-                    Ok(request) => return self.request(request).await,
-                    Err(body) => Reply::Error(body),
+                    Ok(request) => self.request(request).await,
+                    Err(body) => self.reply(&Reply::Error(body)).await,
                 }
             }
-            Ok(Line::TooLong) => {
-                // The rest of the line cannot be parsed; close after telling why.
-                framing::send(&mut self.write, &framing::too_large()).await;
-                return Flow::Close;
+            Ok(Line::Cut(cut)) => {
+                // The rest cannot be parsed, or waited for: close after telling why.
+                let reply = self.why_cut(cut);
+                framing::send(&mut self.write, &reply).await;
+                Flow::Close
             }
-            Ok(Line::Stalled) => {
+            Ok(Line::End) | Err(_) => Flow::Close,
+        }
+    }
+
+    /// What a client whose connection is cut is told.
+    fn why_cut(&self, cut: Cut) -> Reply {
+        match cut {
+            Cut::TooLong => framing::too_large(),
+            Cut::Stalled => {
                 info!(
                     uid = self.peer.uid,
                     pid = self.peer.pid,
                     "request not completed in time; closing the connection"
                 );
-                let reply = Reply::error(
+                Reply::error(
                     ErrorCode::BadRequest,
                     format!(
                         "request not completed (no newline) within {STALL_TIMEOUT:?}; \
                          closing the connection"
                     ),
-                );
-                framing::send(&mut self.write, &reply).await;
-                return Flow::Close;
+                )
             }
-            Ok(Line::Idle) => {
-                let reply = Reply::error(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "no request within {:?} of connecting; closing the connection",
-                        self.shared.idle_timeout
-                    ),
-                );
-                framing::send(&mut self.write, &reply).await;
-                return Flow::Close;
-            }
-            Ok(Line::OverBudget) => {
-                let reply = Reply::error(
-                    ErrorCode::TooBusy,
-                    "herdd holds too many incomplete requests; try again later",
-                );
-                framing::send(&mut self.write, &reply).await;
-                return Flow::Close;
-            }
-            Ok(Line::End) | Err(_) => return Flow::Close,
-        };
-        self.reply(&reply).await
+            Cut::Idle => Reply::error(
+                ErrorCode::BadRequest,
+                format!(
+                    "no request within {:?} of connecting; closing the connection",
+                    self.shared.idle_timeout
+                ),
+            ),
+            Cut::OverBudget => Reply::error(
+                ErrorCode::TooBusy,
+                "herdd holds too many incomplete requests; try again later",
+            ),
+        }
     }
 
     async fn reply(&mut self, reply: &Reply) -> Flow {
@@ -330,6 +325,13 @@ impl Session {
 
 enum Line {
     Complete,
+    /// The client closed its end.
+    End,
+    /// The connection is cut, for this reason.
+    Cut(Cut),
+}
+
+enum Cut {
     TooLong,
     /// Part of a line came, but not the rest within [`STALL_TIMEOUT`].
     Stalled,
@@ -338,7 +340,6 @@ enum Line {
     Idle,
     /// Holding the line so far would exceed [`MAX_PENDING_BYTES`].
     OverBudget,
-    End,
 }
 
 /// One connection's share of [`MAX_PENDING_BYTES`], given back when it drops.
@@ -385,8 +386,8 @@ async fn read_line(
             None => reader.fill_buf().await?,
             Some(deadline) => match tokio::time::timeout_at(deadline, reader.fill_buf()).await {
                 Ok(read) => read?,
-                Err(_elapsed) if line.is_empty() => return Ok(Line::Idle),
-                Err(_elapsed) => return Ok(Line::Stalled),
+                Err(_elapsed) if line.is_empty() => return Ok(Line::Cut(Cut::Idle)),
+                Err(_elapsed) => return Ok(Line::Cut(Cut::Stalled)),
             },
         };
         if available.is_empty() {
@@ -407,14 +408,14 @@ async fn read_line(
         line.extend_from_slice(chunk);
         reader.consume(taken);
         if line.len() >= MAX_REQUEST_BYTES {
-            return Ok(Line::TooLong);
+            return Ok(Line::Cut(Cut::TooLong));
         }
         if found {
             pending.hold(0);
             return Ok(Line::Complete);
         }
         if !pending.hold(line.len()) {
-            return Ok(Line::OverBudget);
+            return Ok(Line::Cut(Cut::OverBudget));
         }
         // Measured from the first byte, so dripping a byte at a time does
         // not extend it.
@@ -461,7 +462,7 @@ mod tests {
         let mut line = Vec::new();
         let idle = Duration::from_millis(20);
         let read = read_line(&mut reader, &mut line, &mut charge, Some(idle));
-        assert!(matches!(read.await.unwrap(), Line::Idle));
+        assert!(matches!(read.await.unwrap(), Line::Cut(Cut::Idle)));
         let forever = read_line(&mut reader, &mut line, &mut charge, None);
         let waited = tokio::time::timeout(Duration::from_millis(200), forever).await;
         assert!(
@@ -508,7 +509,7 @@ mod tests {
         let read = read_line(&mut reader, &mut line, &mut charge, None)
             .await
             .unwrap();
-        assert!(matches!(read, Line::TooLong));
+        assert!(matches!(read, Line::Cut(Cut::TooLong)));
         // The connection closes then, and gives its share back.
         drop(charge);
         assert_eq!(total.load(Ordering::Relaxed), 0);
@@ -524,7 +525,7 @@ mod tests {
         let read = read_line(&mut reader, &mut line, &mut charge, None)
             .await
             .unwrap();
-        assert!(matches!(read, Line::OverBudget));
+        assert!(matches!(read, Line::Cut(Cut::OverBudget)));
         drop(client);
     }
 }

@@ -501,43 +501,48 @@ impl Shell {
         }
     }
 
+    /// Spawns a process for `owner` and watches its output; the result
+    /// goes back to the core as an input.
+    fn spawn(&mut self, owner: Owner, mut spec: crate::core::SpawnSpec) -> Input {
+        if let Some(error) = self.reserve.short() {
+            return Input::SpawnFailed { owner, error };
+        }
+        if spec.notify {
+            spec.env
+                .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
+        }
+        let spawned = match self.cgroups.spawn(&owner, &spec) {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                return Input::SpawnFailed {
+                    owner,
+                    error: self.reserve.explain(error),
+                }
+            }
+        };
+        match (&owner, &spec.output, spawned.output) {
+            (Owner::Task(task), _, Some((stdout, stderr))) => {
+                self.outputs.watch(spawned.pid, *task, stdout, stderr);
+            }
+            (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
+                let file = self.logs.file(id, instance);
+                self.outputs.watch_log(spawned.pid, file, out, err);
+            }
+            _ => {}
+        }
+        if let Some(start) = adopt::start_time(spawned.pid) {
+            self.starts.insert(spawned.pid, start);
+        }
+        self.programs.insert(spawned.pid, spec.argv[0].clone());
+        Input::Spawned {
+            owner,
+            pid: spawned.pid,
+        }
+    }
+
     fn carry_out(&mut self, action: Action) -> Option<Input> {
         match action {
-            Action::Spawn { owner, mut spec } => {
-                if let Some(error) = self.reserve.short() {
-                    return Some(Input::SpawnFailed { owner, error });
-                }
-                if spec.notify {
-                    spec.env
-                        .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
-                }
-                Some(match self.cgroups.spawn(&owner, &spec) {
-                    Ok(spawned) => {
-                        match (&owner, &spec.output, spawned.output) {
-                            (Owner::Task(task), _, Some((stdout, stderr))) => {
-                                self.outputs.watch(spawned.pid, *task, stdout, stderr);
-                            }
-                            (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
-                                let file = self.logs.file(id, instance);
-                                self.outputs.watch_log(spawned.pid, file, out, err);
-                            }
-                            _ => {}
-                        }
-                        if let Some(start) = adopt::start_time(spawned.pid) {
-                            self.starts.insert(spawned.pid, start);
-                        }
-                        self.programs.insert(spawned.pid, spec.argv[0].clone());
-                        Input::Spawned {
-                            owner,
-                            pid: spawned.pid,
-                        }
-                    }
-                    Err(error) => Input::SpawnFailed {
-                        owner,
-                        error: self.reserve.explain(error),
-                    },
-                })
-            }
+            Action::Spawn { owner, spec } => Some(self.spawn(owner, spec)),
             Action::Signal { pid, signal } => {
                 let result = Signal::try_from(signal)
                     .and_then(|signal| killpg(Pid::from_raw(pid as i32), signal));

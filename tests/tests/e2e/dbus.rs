@@ -753,12 +753,7 @@ fn daemon_reexec_over_dbus_keeps_every_child_and_the_name() {
 
 #[test]
 fn dbus_calls_waiting_for_herdd_are_capped() {
-    let herd = BusHerd::start_with_env(
-        "[event.go]\n",
-        "",
-        false,
-        &[("HERD_MAX_DBUS_CALLS", "2")],
-    );
+    let herd = BusHerd::start_with_env("[event.go]\n", "", false, &[("HERD_MAX_DBUS_CALLS", "2")]);
     let mut waiters: Vec<_> = (0..2)
         .map(|_| herd.dctl_command(&["event", "wait", "go"]).spawn().unwrap())
         .collect();
