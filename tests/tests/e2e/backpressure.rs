@@ -36,7 +36,7 @@ size = 8
                 "--",
                 "/bin/sh",
                 "-c",
-                "head -c 200000000 /dev/zero",
+                "head -c 50000000 /dev/zero",
             ])
             .trim()
             .to_string()
@@ -55,7 +55,7 @@ size = 8
     for id in &ids {
         let request = format!("{{\"v\":1,\"cmd\":\"output\",\"id\":{id}}}\n");
         let reply: serde_json::Value = serde_json::from_str(&herd.raw(request.as_bytes())).unwrap();
-        assert_eq!(reply["ok"]["total_bytes"], 200_000_000u64, "task {id}");
+        assert_eq!(reply["ok"]["total_bytes"], 50_000_000u64, "task {id}");
     }
     let peak = peak_rss_kb(herd.daemon_pid());
     assert!(peak < MAX_PEAK_KB, "herdd peaked at {peak} kB");

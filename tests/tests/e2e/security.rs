@@ -573,7 +573,7 @@ fn no_local_user_can_lock_root_out() {
 #[test]
 fn a_connection_that_never_speaks_is_closed_but_one_that_spoke_may_idle() {
     let herd = Herd::configure(WEB);
-    let _daemon = Daemon::launch(&herd, &herd.socket, &[("HERD_IDLE_TIMEOUT_MS", "300")]);
+    let _daemon = Daemon::launch(&herd, &herd.socket, &[("HERD_IDLE_TIMEOUT_MS", "1000")]);
     let mut spoke = UnixStream::connect(&herd.socket).unwrap();
     spoke.set_read_timeout(Some(DEADLINE)).unwrap();
     assert!(ask_status(&mut spoke)["ok"].is_object());
