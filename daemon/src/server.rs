@@ -4,6 +4,7 @@
 //! loop ends (shutdown finished, or `daemon-reexec`), the front ends let
 //! their clients take their last replies, then herdd exits or re-executes.
 
+use crate::control::admission::Limits;
 use crate::control::dbus::{self, Sides};
 use crate::control::denials::Denials;
 use crate::control::listener::{Closing, Listener};
@@ -28,6 +29,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     descriptors::raise_limit();
     let invocation = Invocation::current();
     let control = Control::bind(&config.herd.socket, config.herd.control_group.as_deref())?;
+    let limits = Limits::from_env()?;
     let (requests_tx, requests) = clients::channel();
     let mut shell = Shell::new(&config, requests)?;
     shell.resume(&config);
@@ -41,12 +43,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let mut listener = Listener::new(
         control,
+        limits,
         requests_tx,
         shell.events(),
         shell.logs(),
         denials,
         shell.reserve(),
-    )?;
+    );
     // The D-Bus front end, when `[herd] dbus` names a bus: up before READY=1.
     let dbus = dbus::start(&config.herd.dbus, sides).await;
     info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");

@@ -68,15 +68,17 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// A listener for `control` with `limits` (read before anything is
+    /// spawned: a bad limit stops herdd at start, with nothing started).
     pub fn new(
         control: Control,
+        limits: Limits,
         core: RequestSender,
         hub: Arc<EventHub>,
         logs: Arc<LogHub>,
         denials: Arc<Denials>,
         reserve: Arc<Reserve>,
-    ) -> anyhow::Result<Listener> {
-        let limits = Limits::from_env()?;
+    ) -> Listener {
         let shared = Arc::new(Shared {
             policy: control.policy.clone(),
             core,
@@ -86,7 +88,7 @@ impl Listener {
             pending: Arc::default(),
             idle_timeout: limits.idle_timeout,
         });
-        Ok(Listener {
+        Listener {
             control,
             shared,
             admission: Admission::new(limits),
@@ -97,7 +99,7 @@ impl Listener {
             reserve,
             out_of_fds: false,
             accept_failures: AcceptFailures::default(),
-        })
+        }
     }
 
     /// Serves connections until `stop` says how herdd closes; then lets
