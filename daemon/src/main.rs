@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         println!("{}: ok ({} units)", path.display(), config.units.len());
         return ExitCode::SUCCESS;
     }
-    match herdd::shell::event_loop::start(config) {
+    match herdd::start(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("herdd: {err:#}");

@@ -1,5 +1,6 @@
-//! `logs`: units' and instances' output, read back from their log files by
-//! the connection's own task — the core is not involved, and a slow reader
+//! `logs`: units' and instances' output, read back from their log files for
+//! the connection's own task, on blocking threads — the core is not
+//! involved, a slow disk never holds up the event loop, and a slow reader
 //! only ever waits for its own socket.
 //!
 //! The reply is one `{"log": LogLine}` line per line: the history (all kept
@@ -14,26 +15,47 @@ use herd_common::names::{is_valid_unit_name, Selector, INSTANCE_SEPARATOR};
 use herd_common::protocol::{ErrorBody, ErrorCode, LogGap, LogLine, Reply, Request};
 use herd_config::LogMode;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite};
+use tokio::sync::{mpsc, watch};
 
-use super::socket::STALL_TIMEOUT;
+use super::framing;
+use super::listener::Closing;
 
 /// Encoded lines are sent once this many bytes are ready.
 const FLUSH_AT: usize = 32 * 1024;
 
 /// Bytes of new log all cursors together read before the lines are sent.
-const FOLLOW_BUDGET: usize = 256 * 1024;
+const FOLLOW_BUFFER: usize = 256 * 1024;
+
+/// Batches of encoded history a reading thread may have ready ahead of the
+/// client: a slow client holds the thread back, not herdd's memory.
+const BATCHES_AHEAD: usize = 4;
+
+/// How reading the history ended.
+enum History {
+    /// The names cannot be served (the reply says why); the connection goes on.
+    Rejected(ErrorBody),
+    /// A file could not be read.
+    Failed(std::io::Error),
+    /// Every line was sent: how many, and where following goes on from.
+    Done {
+        count: u64,
+        sources: Sources,
+        cursors: Vec<Cursor>,
+    },
+}
 
 /// Streams the reply to a `logs` request. Returns whether the connection
-/// may go on (only without `follow`).
+/// may go on (only without `follow`). Files are read, and lines encoded,
+/// on blocking threads: a slow disk never holds up herdd's event loop.
 pub async fn stream(
-    hub: &LogHub,
+    hub: &Arc<LogHub>,
     request: Request,
     reader: &mut (impl AsyncBufRead + Unpin),
     write: &mut (impl AsyncWrite + Unpin),
-    closing: &mut watch::Receiver<bool>,
+    closing: &mut watch::Receiver<Closing>,
 ) -> bool {
     let Request::Logs {
         names,
@@ -43,15 +65,59 @@ pub async fn stream(
     else {
         return false;
     };
-    let dir = hub.dir();
-    let sources = match resolve(hub, &dir, &names) {
-        Ok(sources) => sources,
-        Err(body) => return send_line(write, Reply::Error(body).to_line().as_bytes()).await,
-    };
-
-    // One step, no await: the files as they are now, and where following
-    // goes on from (see shell/logs/read.rs).
+    // Subscribed before the files are looked at: no later write is missed.
     let mut changes = hub.subscribe();
+    let (batches_tx, mut batches) = mpsc::channel(BATCHES_AHEAD);
+    let reading = {
+        let hub = hub.clone();
+        tokio::task::spawn_blocking(move || read_history(&hub, &names, lines, &batches_tx))
+    };
+    while let Some(batch) = batches.recv().await {
+        if !framing::write(write, &batch).await {
+            // Dropping `batches` stops the thread at its next batch.
+            return false;
+        }
+    }
+    let (count, sources, cursors) = match reading.await {
+        Ok(History::Done {
+            count,
+            sources,
+            cursors,
+        }) => (count, sources, cursors),
+        Ok(History::Rejected(body)) => return framing::send(write, &Reply::Error(body)).await,
+        Ok(History::Failed(err)) => return failed(write, &err).await,
+        Err(_) => return false,
+    };
+    if !follow {
+        let end = Reply::ok(serde_json::json!({ "count": count }));
+        return framing::send(write, &end).await;
+    }
+    let follow = Follow {
+        hub: hub.clone(),
+        dir: hub.dir(),
+        units: sources.units,
+        known: cursors.iter().map(|c| c.instance.clone()).collect(),
+        cursors,
+    };
+    follow_logs(follow, &mut changes, reader, write, closing).await
+}
+
+/// On a blocking thread: resolves `names`, then reads and encodes the kept
+/// lines (all, or the last `lines`), merged across instances by time, and
+/// hands them over in batches.
+fn read_history(
+    hub: &LogHub,
+    names: &[String],
+    lines: Option<u64>,
+    batches: &mpsc::Sender<Vec<u8>>,
+) -> History {
+    let dir = hub.dir();
+    let sources = match resolve(hub, &dir, names) {
+        Ok(sources) => sources,
+        Err(body) => return History::Rejected(body),
+    };
+    // One step: the files as they are now, and where following goes on
+    // from (see shell/logs/read.rs).
     let snapshots: Vec<_> = sources
         .instances
         .iter()
@@ -77,82 +143,67 @@ pub async fn stream(
         cursors.push(snapshot.cursor);
     }
     let skip = lines.map_or(0, |n| total.saturating_sub(n));
-
-    let mut out = Vec::with_capacity(FLUSH_AT * 2);
-    let mut count = 0u64;
     let mut merge = match Merge::new(readers, skip) {
         Ok(merge) => merge,
-        Err(err) => return failed(write, &err).await,
+        Err(err) => return History::Failed(err),
     };
+    let mut out = Vec::with_capacity(FLUSH_AT * 2);
+    let mut count = 0u64;
     loop {
-        // Reading and encoding are synchronous; each flush lets others run.
         let line = match merge.next_line() {
             Ok(Some(line)) => line,
             Ok(None) => break,
-            Err(err) => return failed(write, &err).await,
+            Err(err) => return History::Failed(err),
         };
         encode_line(&mut out, &line);
         count += 1;
         if out.len() >= FLUSH_AT {
-            if !flush(write, &mut out).await {
-                return false;
+            let batch = std::mem::replace(&mut out, Vec::with_capacity(FLUSH_AT * 2));
+            if batches.blocking_send(batch).is_err() {
+                // The client has gone.
+                break;
             }
-            // A fast client never makes the write wait: let others run anyway.
-            tokio::task::yield_now().await;
         }
     }
-    drop(merge);
-    if !follow {
-        if !flush(write, &mut out).await {
-            return false;
-        }
-        let end = Reply::ok(serde_json::json!({ "count": count }));
-        return send_line(write, end.to_line().as_bytes()).await;
+    if !out.is_empty() {
+        let _ = batches.blocking_send(out);
     }
-    if !flush(write, &mut out).await {
-        return false;
-    }
-    follow_logs(
-        hub,
-        &dir,
-        &sources,
+    History::Done {
+        count,
+        sources,
         cursors,
-        &mut changes,
-        reader,
-        write,
-        closing,
-    )
-    .await
+    }
 }
 
-/// `-f`: new lines as they are written, until the client closes or herdd exits.
-#[allow(clippy::too_many_arguments)]
-async fn follow_logs(
-    hub: &LogHub,
-    dir: &Path,
-    sources: &Sources,
-    mut cursors: Vec<Cursor>,
-    changes: &mut watch::Receiver<u64>,
-    reader: &mut (impl AsyncBufRead + Unpin),
-    write: &mut (impl AsyncWrite + Unpin),
-    closing: &mut watch::Receiver<bool>,
-) -> bool {
-    let mut known: BTreeSet<String> = cursors.iter().map(|c| c.instance.clone()).collect();
-    let mut out = Vec::new();
-    loop {
+/// What following reads, handed to a blocking thread and back each round.
+struct Follow {
+    hub: Arc<LogHub>,
+    dir: PathBuf,
+    /// Units asked for whole: their new instances are followed too.
+    units: Vec<String>,
+    known: BTreeSet<String>,
+    cursors: Vec<Cursor>,
+}
+
+impl Follow {
+    /// One round on a blocking thread: the new lines of every cursor,
+    /// encoded; and whether some cursor has more ready.
+    fn poll(&mut self) -> (Vec<u8>, bool) {
         // Instances of a followed unit that started logging since.
-        for unit in &sources.units {
-            for instance in hub.instances_of(unit) {
-                if known.insert(instance.clone()) {
-                    cursors.push(Cursor::from_start(dir, unit, &instance));
+        for unit in &self.units {
+            for instance in self.hub.instances_of(unit) {
+                if self.known.insert(instance.clone()) {
+                    self.cursors
+                        .push(Cursor::from_start(&self.dir, unit, &instance));
                 }
             }
         }
-        let budget = (FOLLOW_BUDGET / cursors.len().max(1)).max(4096);
+        let budget = (FOLLOW_BUFFER / self.cursors.len().max(1)).max(4096);
         let mut batch = Vec::new();
+        let mut out = Vec::new();
         let mut more = false;
-        for cursor in &mut cursors {
-            let polled = cursor.poll(hub, budget, &mut batch);
+        for cursor in &mut self.cursors {
+            let polled = cursor.poll(&self.hub, budget, &mut batch);
             more |= polled.more;
             if polled.missed_files > 0 {
                 let gap = LogGap {
@@ -169,11 +220,31 @@ async fn follow_logs(
         for line in &batch {
             encode_line(&mut out, line);
         }
-        if !flush(write, &mut out).await {
+        (out, more)
+    }
+}
+
+/// `-f`: new lines as they are written, until the client closes or herdd exits.
+async fn follow_logs(
+    mut follow: Follow,
+    changes: &mut watch::Receiver<u64>,
+    reader: &mut (impl AsyncBufRead + Unpin),
+    write: &mut (impl AsyncWrite + Unpin),
+    closing: &mut watch::Receiver<Closing>,
+) -> bool {
+    loop {
+        let round = tokio::task::spawn_blocking(move || {
+            let polled = follow.poll();
+            (follow, polled)
+        });
+        let Ok((back, (out, more))) = round.await else {
+            return false;
+        };
+        follow = back;
+        if !out.is_empty() && !framing::write(write, &out).await {
             return false;
         }
         if more {
-            tokio::task::yield_now().await;
             continue;
         }
         tokio::select! {
@@ -188,7 +259,7 @@ async fn follow_logs(
                     reader.consume(n);
                 }
             },
-            _ = closing.wait_for(|closing| *closing) => return false,
+            _ = closing.wait_for(|closing| *closing != Closing::Open) => return false,
         }
     }
 }
@@ -320,26 +391,8 @@ fn encode_line(out: &mut Vec<u8>, line: &LogLine) {
     out.extend_from_slice(b"}\n");
 }
 
-/// Sends what is buffered; false when the client has gone or stopped reading.
-async fn flush(write: &mut (impl AsyncWrite + Unpin), out: &mut Vec<u8>) -> bool {
-    if out.is_empty() {
-        return true;
-    }
-    let sent = send_line(write, out).await;
-    out.clear();
-    if out.capacity() > FLUSH_AT * 4 {
-        out.shrink_to(FLUSH_AT * 2);
-    }
-    sent
-}
-
-async fn send_line(write: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> bool {
-    let written = tokio::time::timeout(STALL_TIMEOUT, write.write_all(bytes)).await;
-    matches!(written, Ok(Ok(())))
-}
-
 async fn failed(write: &mut (impl AsyncWrite + Unpin), err: &std::io::Error) -> bool {
     let reply = Reply::error(ErrorCode::Failed, format!("cannot read the log: {err}"));
-    send_line(write, reply.to_line().as_bytes()).await;
+    framing::send(write, &reply).await;
     false
 }

@@ -1,139 +1,48 @@
-//! The one event loop: signals, client connections, child pipes, the notify
+//! The one event loop: signals, client requests, child pipes, the notify
 //! socket and the core's deadline become inputs; the core's actions become
 //! syscalls. herdd wakes only when one of those is ready, or for the one-shot
 //! journal write that follows a change: no polling, zero CPU when idle.
+//!
+//! Clients reach it only through the request channel ([`super::clients`]):
+//! accepting connections and D-Bus calls is the front ends' business, wired
+//! to the shell in `server.rs`.
 
 use super::adopt;
 use super::cgroup::Cgroups;
+use super::clients::{Incoming, RequestReceiver};
+use super::descriptors::Reserve;
 use super::events::EventHub;
 use super::fork;
 use super::journal::Journal;
 use super::logs::LogHub;
-use super::notify::NotifySocket;
-use super::output::OutputPipes;
+use super::notify::{Notification, NotifySocket};
+use super::output::{OutputPipes, QUEUED_CHUNKS};
 use super::reaper;
-use super::reexec::{self, Handover, Invocation};
+use super::reexec::{self, Handover};
 use super::sd_notify::SystemdNotifier;
 use super::spawn::spawn_confined;
-use crate::control::dbus;
-use crate::control::socket::{self, Incoming};
 use crate::core::{Action, Input, Output, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 /// The journal is rewritten at most this often (docs/journal.md).
 const JOURNAL_EVERY: Duration = Duration::from_millis(100);
 
-/// How long exiting herdd waits for clients to take their last replies.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How long to stop accepting after `accept` failed (e.g. EMFILE).
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-
-/// Builds the single-threaded runtime and runs herdd until shutdown completes.
-pub fn start(config: Config) -> anyhow::Result<()> {
-    super::descriptors::mark_inherited_close_on_exec();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(config))
-}
-
-/// Why [`serve`] returned.
-enum Outcome {
+/// Why [`Shell::serve`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
     /// Shutdown finished: every process has exited.
     Finished,
-    /// `daemon-reexec` was asked for; replies are out.
+    /// `daemon-reexec` was asked for; its reply is on its way.
     Reexec,
-}
-
-/// Runs the supervisor until a shutdown has stopped every process.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    // Register SIGCHLD before the first spawn so no exit goes unnoticed.
-    let mut signals = Signals {
-        child: signal(SignalKind::child())?,
-        terminate: signal(SignalKind::terminate())?,
-        interrupt: signal(SignalKind::interrupt())?,
-        hangup: signal(SignalKind::hangup())?,
-    };
-    reaper::become_subreaper();
-    let systemd = SystemdNotifier::from_env();
-    let invocation = Invocation::current();
-    let control = socket::Control::bind(&config.herd.socket, config.herd.control_group.as_deref())?;
-    let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
-    let hub = EventHub::new();
-    let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
-    let logs = LogHub::new(&config, inputs_tx.clone());
-    let journal = Journal::open(&config.herd.state_dir)?;
-    let mut shell = Shell {
-        core: Supervisor::new(&config),
-        pending: HashMap::new(),
-        next_request: 0,
-        outputs: OutputPipes::new(inputs_tx.clone()),
-        logs,
-        inputs,
-        inputs_tx,
-        notify_socket: notify.path.display().to_string(),
-        hub: hub.clone(),
-        starts: HashMap::new(),
-        reexec: false,
-        exec_errors: fork::ExecErrors::open()?,
-        programs: HashMap::new(),
-        config_path: config.path.clone(),
-        systemd,
-        told_stopping: false,
-        cgroups: Cgroups::detect(),
-        journal,
-    };
-    // Every client (socket connections, and any other front end) sends here.
-    let (requests_tx, mut requests) = mpsc::unbounded_channel::<Incoming>();
-    shell.resume(&config);
-    // The D-Bus front end, when `[herd] dbus` names a bus: up before READY=1.
-    let dbus = dbus::start(
-        &config.herd.dbus,
-        config.herd.control_group.as_deref(),
-        requests_tx.clone(),
-        hub.clone(),
-    )
-    .await;
-    info!(socket = %config.herd.socket.display(), units = config.units.len(), "herdd started");
-    shell.systemd.ready();
-    loop {
-        let clients = Clients {
-            requests: &mut requests,
-            requests_tx: &requests_tx,
-            control: &control,
-        };
-        match serve(&mut shell, &mut signals, clients, &notify).await {
-            Outcome::Finished => break,
-            Outcome::Reexec => {
-                shell.reexec = false;
-                if let Some(dbus) = &dbus {
-                    dbus.flush().await;
-                }
-                let handover = shell.handover();
-                info!(program = %invocation.program().display(), "re-executing");
-                let error = invocation.exec(&handover);
-                // Still here: carry on as before, with the state we have.
-                warn!(error = %error, "re-exec failed; herdd goes on as it was");
-            }
-        }
-    }
-    if let Some(dbus) = &dbus {
-        dbus.flush().await;
-    }
-    shell.journal.close(true);
-    shell.cgroups.close().await;
-    info!("herdd stopped: every process has exited");
-    Ok(())
 }
 
 /// The signals herdd acts on.
@@ -144,112 +53,47 @@ struct Signals {
     hangup: tokio::signal::unix::Signal,
 }
 
-/// Where requests come from.
-struct Clients<'a> {
-    requests: &'a mut mpsc::UnboundedReceiver<Incoming>,
-    requests_tx: &'a mpsc::UnboundedSender<Incoming>,
-    control: &'a socket::Control,
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        Ok(Signals {
+            child: signal(SignalKind::child())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
 }
 
-/// Serves clients and supervises until shutdown completes or a re-exec is due;
-/// then lets every connection take its last reply and closes them all.
-async fn serve(
-    shell: &mut Shell,
-    signals: &mut Signals,
-    clients: Clients<'_>,
-    notify: &NotifySocket,
-) -> Outcome {
-    let Clients {
-        requests,
-        requests_tx,
-        control,
-    } = clients;
-    // Tells connection tasks to finish once their reply is written.
-    let (closing_tx, closing) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    let mut accept_paused_until: Option<Instant> = None;
-    let mut journaled = None;
-    let mut journal_due: Option<Instant> = None;
-    let mut last_journal: Option<Instant> = None;
-    let outcome = loop {
-        if shell.core.is_finished() {
-            break Outcome::Finished;
-        }
-        if shell.reexec {
-            break Outcome::Reexec;
-        }
-        // Journal after every step that changed state (not while idle).
-        // Journal after steps that changed state, at most every JOURNAL_EVERY:
-        // a busy herdd must not spend its time rewriting the journal, and a
-        // crash loses at most that much (never a process: those are found again).
-        if journaled != Some(shell.core.generation()) && journal_due.is_none() {
-            journal_due = Some(last_journal.map_or(Instant::now(), |at| at + JOURNAL_EVERY));
-        }
-        if journal_due.is_some_and(|due| due <= Instant::now()) {
-            journal_due = None;
-            last_journal = Some(Instant::now());
-            journaled = Some(shell.core.generation());
-            let snapshot = shell.journal_snapshot();
-            shell.journal.write(&snapshot);
-            continue;
-        }
-        let deadline = shell.core.next_deadline();
-        tokio::select! {
-            _ = signals.child.recv() => shell.reap(),
-            _ = shell.exec_errors.readable() => {
-                for input in shell.exec_failures() {
-                    shell.feed(input);
-                }
-            }
-            _ = signals.terminate.recv() => shell.shutdown("SIGTERM"),
-            _ = signals.interrupt.recv() => shell.shutdown("SIGINT"),
-            _ = signals.hangup.recv() => shell.read_config(None),
-            Some(incoming) = requests.recv() => shell.request(incoming),
-            Some(input) = shell.inputs.recv() => shell.feed(input),
-            notification = notify.recv() => shell.feed(Input::Notify {
-                pid: notification.pid,
-                pgid: notification.pgid,
-                fields: notification.fields,
-            }),
-            accepted = control.listener.accept(), if accept_paused_until.is_none() => match accepted {
-                // Beyond the limit a client is told `too_busy` at once, not left waiting.
-                Ok((stream, _)) if connections.len() >= control.max_connections => {
-                    control.turn_away(stream);
-                }
-                Ok((stream, _)) => {
-                    connections.spawn(control.serve(
-                        stream,
-                        requests_tx.clone(),
-                        shell.hub.clone(),
-                        shell.logs.clone(),
-                        closing.clone(),
-                    ));
-                }
-                Err(err) => {
-                    // Out of descriptors, say: retrying at once would spin.
-                    warn!(error = %err, "accept failed; pausing new connections");
-                    accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                }
-            },
-            _ = sleep_until(accept_paused_until), if accept_paused_until.is_some() => {
-                accept_paused_until = None;
-            }
-            _ = sleep_until(deadline), if deadline.is_some() => shell.feed(Input::Tick),
-            _ = sleep_until(journal_due), if journal_due.is_some() => {}
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    };
-    // Let every connection write its last reply (e.g. to `shutdown`), then close.
-    let _ = closing_tx.send(true);
-    let flushed = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(FLUSH_TIMEOUT, flushed).await.is_err() {
-        warn!("some clients did not take their last reply");
+/// What woke the loop.
+enum Wake {
+    Child,
+    ExecError,
+    Terminate,
+    Interrupt,
+    Hangup,
+    Request(Incoming),
+    Input(Input),
+    Notify(Notification),
+    /// The core's deadline has come.
+    Tick,
+    /// A journal write is due.
+    Journal,
+}
+
+/// When the journal is written: after steps that changed state, at most
+/// every [`JOURNAL_EVERY`].
+#[derive(Default)]
+struct JournalSchedule {
+    /// The core generation last written.
+    journaled: Option<u64>,
+    due: Option<Instant>,
+    last: Option<Instant>,
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
     }
-    if matches!(outcome, Outcome::Finished) {
-        // Collect any orphan that ended during the last step.
-        reaper::reap_all();
-    }
-    outcome
 }
 
 /// The notify socket lives next to the control socket: `<socket>.notify`.
@@ -259,29 +103,33 @@ fn notify_path(socket: &std::path::Path) -> std::path::PathBuf {
     path.into()
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(deadline) = deadline {
-        tokio::time::sleep_until(deadline.into()).await;
-    }
-}
-
 /// The core plus what the shell must remember to carry out its actions.
-struct Shell {
+pub struct Shell {
     core: Supervisor,
     /// Where to send the reply of each request the core has not answered yet.
     pending: HashMap<RequestId, oneshot::Sender<Reply>>,
     next_request: RequestId,
+    /// Requests and departures from every front end.
+    requests: RequestReceiver,
     /// Output pipes of running tasks and instances.
     outputs: OutputPipes,
     /// The log files of instances (`log = "file"`).
-    logs: std::sync::Arc<LogHub>,
-    /// Inputs from helper tasks: output chunks, exits of adopted processes.
+    logs: Arc<LogHub>,
+    /// Task output, from the pipes' reader tasks: a bounded queue, so that
+    /// a flooding task is slowed down rather than herdd's memory grown.
+    chunks: mpsc::Receiver<Input>,
+    /// Inputs from helper tasks: log errors, exits of adopted processes
+    /// (at most one each per process: unbounded is bounded enough).
     inputs: mpsc::UnboundedReceiver<Input>,
     inputs_tx: mpsc::UnboundedSender<Input>,
+    signals: Signals,
+    notify: NotifySocket,
     /// Path given to `ready = "notify"` processes as `NOTIFY_SOCKET`.
     notify_socket: String,
     /// Where published lifecycle events go.
-    hub: std::sync::Arc<EventHub>,
+    hub: Arc<EventHub>,
+    journal: Journal,
+    journal_schedule: JournalSchedule,
     /// Kernel start time of each spawned pid, for the journal (pid reuse check).
     starts: HashMap<u32, u64>,
     /// A `daemon-reexec` reply has gone out: leave the loop and re-execute.
@@ -299,14 +147,167 @@ struct Shell {
     /// The cgroup of each process (when cgroups are writable); removes
     /// herd's cgroups when dropped.
     cgroups: Cgroups,
-    /// The crash journal; task spawns wait here for their start record.
-    journal: Journal,
+    /// Descriptors children's pipes never take (see descriptors.rs).
+    reserve: Arc<Reserve>,
 }
 
 impl Shell {
+    /// Sets up everything the loop watches, before the first spawn: SIGCHLD
+    /// is registered so no exit goes unnoticed. Call it once the control
+    /// socket's lock is held (the notify socket next to it is replaced).
+    pub fn new(config: &Config, requests: RequestReceiver) -> anyhow::Result<Shell> {
+        let signals = Signals::register()?;
+        reaper::become_subreaper();
+        let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
+        let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
+        let (chunks_tx, chunks) = mpsc::channel::<Input>(QUEUED_CHUNKS);
+        let logs = LogHub::new(config, inputs_tx.clone());
+        Ok(Shell {
+            core: Supervisor::new(config),
+            pending: HashMap::new(),
+            next_request: 0,
+            requests,
+            outputs: OutputPipes::new(chunks_tx),
+            chunks,
+            logs,
+            inputs,
+            inputs_tx,
+            notify_socket: notify.path.display().to_string(),
+            signals,
+            notify,
+            hub: EventHub::new(),
+            journal: Journal::open(&config.herd.state_dir)?,
+            journal_schedule: JournalSchedule::default(),
+            starts: HashMap::new(),
+            reexec: false,
+            exec_errors: fork::ExecErrors::open()?,
+            programs: HashMap::new(),
+            config_path: config.path.clone(),
+            systemd: SystemdNotifier::from_env(),
+            told_stopping: false,
+            cgroups: Cgroups::detect(),
+            reserve: Reserve::new(),
+        })
+    }
+
+    /// The lifecycle event stream, for the front ends.
+    pub fn events(&self) -> Arc<EventHub> {
+        self.hub.clone()
+    }
+
+    /// The log files, for `logs` (read by the front ends, never the core).
+    pub fn logs(&self) -> Arc<LogHub> {
+        self.logs.clone()
+    }
+
+    /// The descriptor reserve, which the control socket may spend on clients.
+    pub fn reserve(&self) -> Arc<Reserve> {
+        self.reserve.clone()
+    }
+
+    /// Tells systemd (if it started herdd) that herdd is up.
+    pub fn ready(&self) {
+        self.systemd.ready();
+    }
+
+    /// Serves requests and supervises until shutdown completes or a
+    /// re-exec is due. The caller then lets clients take their last
+    /// replies: see `server.rs`.
+    pub async fn serve(&mut self) -> Outcome {
+        loop {
+            if self.core.is_finished() {
+                return Outcome::Finished;
+            }
+            if self.reexec {
+                self.reexec = false;
+                return Outcome::Reexec;
+            }
+            if self.write_journal_if_due() {
+                continue;
+            }
+            let wake = self.next_wake().await;
+            self.handle(wake);
+        }
+    }
+
+    /// After [`Outcome::Finished`] and the last replies: collects any orphan
+    /// that ended during the last step, and closes the journal (a clean exit) and removes herd's cgroups.
+    pub async fn finish(mut self) {
+        reaper::reap_all();
+        self.journal.close(true);
+        self.cgroups.close().await;
+    }
+
+    /// Journals after steps that changed state, at most every JOURNAL_EVERY:
+    /// a busy herdd must not spend its time rewriting the journal, and a
+    /// crash loses at most that much (never a process: those are found
+    /// again). True when it wrote.
+    fn write_journal_if_due(&mut self) -> bool {
+        let schedule = &mut self.journal_schedule;
+        if schedule.journaled != Some(self.core.generation()) && schedule.due.is_none() {
+            schedule.due = Some(
+                schedule
+                    .last
+                    .map_or(Instant::now(), |at| at + JOURNAL_EVERY),
+            );
+        }
+        if schedule.due.is_none_or(|due| due > Instant::now()) {
+            return false;
+        }
+        schedule.due = None;
+        schedule.last = Some(Instant::now());
+        schedule.journaled = Some(self.core.generation());
+        let snapshot = self.journal_snapshot();
+        self.journal.write(&snapshot);
+        true
+    }
+
+    /// Waits for the next thing to do.
+    async fn next_wake(&mut self) -> Wake {
+        let deadline = self.core.next_deadline();
+        let journal_due = self.journal_schedule.due;
+        tokio::select! {
+            _ = self.signals.child.recv() => Wake::Child,
+            _ = self.exec_errors.readable() => Wake::ExecError,
+            _ = self.signals.terminate.recv() => Wake::Terminate,
+            _ = self.signals.interrupt.recv() => Wake::Interrupt,
+            _ = self.signals.hangup.recv() => Wake::Hangup,
+            Some(incoming) = self.requests.recv() => Wake::Request(incoming),
+            Some(input) = self.inputs.recv() => Wake::Input(input),
+            Some(chunk) = self.chunks.recv() => Wake::Input(chunk),
+            notification = self.notify.recv() => Wake::Notify(notification),
+            _ = sleep_until(deadline), if deadline.is_some() => Wake::Tick,
+            _ = sleep_until(journal_due), if journal_due.is_some() => Wake::Journal,
+        }
+    }
+
+    fn handle(&mut self, wake: Wake) {
+        match wake {
+            Wake::Child => self.reap(),
+            Wake::ExecError => {
+                for input in self.exec_failures() {
+                    self.feed(input);
+                }
+            }
+            Wake::Terminate => self.shutdown("SIGTERM"),
+            Wake::Interrupt => self.shutdown("SIGINT"),
+            Wake::Hangup => self.read_config(None),
+            Wake::Request(incoming) => self.request(incoming),
+            Wake::Input(input) => self.feed(input),
+            Wake::Notify(notification) => self.feed(Input::Notify {
+                pid: notification.pid,
+                pgid: notification.pgid,
+                fields: notification.fields,
+            }),
+            Wake::Tick => self.feed(Input::Tick),
+            // The next turn writes it.
+            Wake::Journal => {}
+        }
+    }
+
     /// Carries on from a re-exec handover or from the journal of a crashed
     /// herdd, if there is one; then boots whatever is not carried over.
-    fn resume(&mut self, config: &Config) {
+    pub fn resume(&mut self, config: &Config) {
         let now = Instant::now();
         match reexec::take_handover() {
             Some(Ok(mut handover)) => {
@@ -392,7 +393,7 @@ impl Shell {
     }
 
     /// Everything the next image needs.
-    fn handover(&self) -> Handover {
+    pub fn handover(&self) -> Handover {
         let mut snapshot = self.core.snapshot(Instant::now(), true);
         fill_starts(&mut snapshot, &self.starts);
         adopt::fill_holder_starts(&mut snapshot);
@@ -488,6 +489,9 @@ impl Shell {
             while let Ok(input) = self.inputs.try_recv() {
                 self.feed(input);
             }
+            while let Ok(chunk) = self.chunks.try_recv() {
+                self.feed(chunk);
+            }
             for chunk in self.outputs.drain(pid) {
                 self.feed(chunk);
             }
@@ -533,34 +537,42 @@ impl Shell {
         }
     }
 
-    /// Forks `spec` for `owner`; the result goes back to the core.
+    /// Spawns a process for `owner` and watches its output; the result
+    /// goes back to the core as an input.
     fn spawn(&mut self, owner: Owner, mut spec: Box<crate::core::SpawnSpec>) -> Input {
+        if let Some(error) = self.reserve.short() {
+            return Input::SpawnFailed { owner, error };
+        }
         if spec.notify {
             spec.env
                 .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
         }
-        match spawn_confined(&mut self.cgroups, &owner, &spec) {
-            Ok(spawned) => {
-                match (&owner, &spec.output, spawned.output) {
-                    (Owner::Task(task), _, Some((stdout, stderr))) => {
-                        self.outputs.watch(spawned.pid, *task, stdout, stderr);
-                    }
-                    (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
-                        let file = self.logs.file(id, instance);
-                        self.outputs.watch_log(spawned.pid, file, out, err);
-                    }
-                    _ => {}
-                }
-                if let Some(start) = adopt::start_time(spawned.pid) {
-                    self.starts.insert(spawned.pid, start);
-                }
-                self.programs.insert(spawned.pid, spec.argv[0].clone());
-                Input::Spawned {
+        let spawned = match spawn_confined(&mut self.cgroups, &owner, &spec) {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                return Input::SpawnFailed {
                     owner,
-                    pid: spawned.pid,
+                    error: self.reserve.explain(error),
                 }
             }
-            Err(error) => Input::SpawnFailed { owner, error },
+        };
+        match (&owner, &spec.output, spawned.output) {
+            (Owner::Task(task), _, Some((stdout, stderr))) => {
+                self.outputs.watch(spawned.pid, *task, stdout, stderr);
+            }
+            (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
+                let file = self.logs.file(id, instance);
+                self.outputs.watch_log(spawned.pid, file, out, err);
+            }
+            _ => {}
+        }
+        if let Some(start) = adopt::start_time(spawned.pid) {
+            self.starts.insert(spawned.pid, start);
+        }
+        self.programs.insert(spawned.pid, spec.argv[0].clone());
+        Input::Spawned {
+            owner,
+            pid: spawned.pid,
         }
     }
 

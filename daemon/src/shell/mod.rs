@@ -1,11 +1,18 @@
-//! The I/O shell around the pure core: the only code that makes syscalls.
+//! The I/O shell around the pure core: the event loop, and everything that
+//! spawns, signals, reaps and watches processes. It makes the supervisor's
+//! syscalls; the front ends in `control` make only those a client needs
+//! (accepting, peer credentials, the socket's lock and directory, group
+//! lookups). The shell never calls into `control`: clients reach it
+//! through [`clients`].
 
 pub mod adopt;
 pub mod cgroup;
+pub mod clients;
 pub mod descriptors;
 pub mod event_loop;
 pub mod events;
 pub mod fork;
+pub mod inherited;
 pub mod journal;
 pub mod logging;
 pub mod logs;

@@ -12,6 +12,7 @@
 use super::logs::{lock, LineSplitter, LogFile, LogHub, Stamp};
 use crate::core::{Input, InstanceId};
 use herd_common::protocol::{OutputStream, TaskId};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -24,6 +25,10 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 const READ_SIZE: usize = 64 * 1024;
+
+/// Chunks of task output queued for the core at most (4 MiB): beyond it,
+/// tasks' pipes wait (see `forward`).
+pub const QUEUED_CHUNKS: usize = 64;
 
 /// A log pipe that delivers at least half the kernel's default pipe size
 /// (64 KiB) in one read grows to this (the most an unprivileged process
@@ -116,14 +121,19 @@ struct Pipe {
 
 impl Pipe {
     /// One non-blocking read and what it became: `Ok(false)` at EOF,
-    /// `WouldBlock` when empty.
-    fn step(&self, chunks: &mpsc::UnboundedSender<Input>) -> io::Result<bool> {
-        match &self.sink {
-            Sink::Task(_) => match self.read_chunk()? {
-                Some(chunk) => Ok(chunks.send(chunk).is_ok()),
+    /// `WouldBlock` when empty. A task pipe's chunk goes out through
+    /// `room`, its place in the queue, taken before reading.
+    fn step(&self, room: Option<mpsc::Permit<'_, Input>>) -> io::Result<bool> {
+        match (&self.sink, room) {
+            (Sink::Task(_), Some(room)) => match self.read_chunk()? {
+                Some(chunk) => {
+                    room.send(chunk);
+                    Ok(true)
+                }
                 None => Ok(false),
             },
-            Sink::Log(sink) => self.pump(sink),
+            (Sink::Task(_), None) => Ok(false),
+            (Sink::Log(sink), _) => self.pump(sink),
         }
     }
 
@@ -135,33 +145,18 @@ impl Pipe {
             if read.is_empty() {
                 read.resize(LOG_READ_SIZE, 0);
             }
-            // SAFETY: reads into a buffer we own, of the length we pass.
-            let n = unsafe {
-                libc::read(
-                    self.fd.get_ref().as_raw_fd(),
-                    read.as_mut_ptr().cast(),
-                    read.len(),
-                )
-            };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            let n = nix::unistd::read(self.fd.get_ref(), read).map_err(io::Error::from)?;
             if n == 0 {
                 return Ok(false);
             }
-            let n = n as usize;
             let mut sink = lock(sink);
             if n >= READ_SIZE / 2 && !sink.grown {
                 sink.grown = true;
-                // SAFETY: fcntl on a descriptor we own. Failure (EPERM over
-                // the user's pipe-buffer limit) leaves it as it was.
-                unsafe {
-                    libc::fcntl(
-                        self.fd.get_ref().as_raw_fd(),
-                        libc::F_SETPIPE_SZ,
-                        BUSY_PIPE_SIZE as libc::c_int,
-                    )
-                };
+                // Failure (EPERM over the user's pipe-buffer limit) leaves it as it was.
+                let _ = fcntl(
+                    self.fd.get_ref(),
+                    FcntlArg::F_SETPIPE_SZ(BUSY_PIPE_SIZE as libc::c_int),
+                );
             }
             let LogSink { file, lines, .. } = &mut *sink;
             lines.feed(&mut lock(file), &Stamp::now(), &read[..n], out);
@@ -175,21 +170,12 @@ impl Pipe {
             return Ok(None);
         };
         let mut buffer = [0u8; READ_SIZE];
-        // SAFETY: reads into a buffer we own, of the length we pass.
-        let n = unsafe {
-            libc::read(
-                self.fd.get_ref().as_raw_fd(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-            )
-        };
-        match n {
-            n if n < 0 => Err(io::Error::last_os_error()),
+        match nix::unistd::read(self.fd.get_ref(), &mut buffer).map_err(io::Error::from)? {
             0 => Ok(None),
             n => Ok(Some(Input::Output {
                 task,
                 stream: self.stream,
-                data: buffer[..n as usize].to_vec(),
+                data: buffer[..n].to_vec(),
             })),
         }
     }
@@ -198,11 +184,12 @@ impl Pipe {
 /// Pipes of live processes, by pid, and where chunks go.
 pub struct OutputPipes {
     by_pid: HashMap<u32, Vec<Arc<Pipe>>>,
-    chunks: mpsc::UnboundedSender<Input>,
+    chunks: mpsc::Sender<Input>,
 }
 
 impl OutputPipes {
-    pub fn new(chunks: mpsc::UnboundedSender<Input>) -> Self {
+    /// Task output goes to `chunks`, a queue of at most [`QUEUED_CHUNKS`].
+    pub fn new(chunks: mpsc::Sender<Input>) -> Self {
         OutputPipes {
             by_pid: HashMap::new(),
             chunks,
@@ -346,13 +333,26 @@ impl OutputPipes {
 
 /// Forwards one pipe's chunks until EOF or an error. After each chunk it
 /// lets every other task run (control requests, other pipes): a process
-/// writing as fast as it can gets its turn, not the whole loop.
-async fn forward(pipe: Arc<Pipe>, chunks: mpsc::UnboundedSender<Input>) {
+/// writing as fast as it can gets its turn, not the whole loop. A task's
+/// pipe is read only once its chunk has room in the queue: a task writing
+/// faster than herdd takes its output waits in its pipe (the kernel blocks
+/// its writes), instead of herdd's memory growing; and no chunk is ever
+/// held outside the queue, so draining the queue and then the pipe at
+/// exit keeps the output in order.
+async fn forward(pipe: Arc<Pipe>, chunks: mpsc::Sender<Input>) {
     loop {
         let Ok(mut ready) = pipe.fd.readable().await else {
             return;
         };
-        match ready.try_io(|_| pipe.step(&chunks)) {
+        let room = match pipe.sink {
+            Sink::Task(_) => match chunks.reserve().await {
+                Ok(room) => Some(room),
+                // herdd is exiting.
+                Err(_) => return,
+            },
+            Sink::Log(_) => None,
+        };
+        match ready.try_io(|_| pipe.step(room)) {
             Ok(Ok(true)) => tokio::task::yield_now().await,
             Ok(Ok(false)) | Ok(Err(_)) => return,
             Err(_would_block) => continue,
@@ -361,9 +361,57 @@ async fn forward(pipe: Arc<Pipe>, chunks: mpsc::UnboundedSender<Input>) {
 }
 
 fn set_nonblocking(fd: &OwnedFd) {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+        let _ = fcntl(fd, FcntlArg::F_SETFL(flags));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::errno::Errno;
+
+    #[tokio::test]
+    async fn a_task_writing_faster_than_herdd_takes_its_output_waits_in_its_pipe() {
+        const CHUNK: usize = 64 * 1024;
+        let (chunks_tx, mut chunks) = mpsc::channel(2);
+        let mut pipes = OutputPipes::new(chunks_tx);
+        let (stdout, writer) = nix::unistd::pipe().unwrap();
+        let (stderr, _stderr_writer) = nix::unistd::pipe().unwrap();
+        pipes.watch(1, 7, stdout, stderr);
+        set_nonblocking(&writer);
+        let data = vec![b'x'; CHUNK];
+        let mut written = 0;
+        // Nobody takes the chunks: the writer must soon find its pipe full,
+        // however often the reader task gets to run.
+        let mut full_in_a_row = 0;
+        while full_in_a_row < 100 && written < 1000 * CHUNK {
+            match nix::unistd::write(&writer, &data) {
+                Ok(n) => {
+                    written += n;
+                    full_in_a_row = 0;
+                }
+                Err(Errno::EAGAIN) => full_in_a_row += 1,
+                Err(err) => panic!("{err}"),
+            }
+            tokio::task::yield_now().await;
+        }
+        // The queue (2 chunks) plus the pipe (64 KiB) plus one read in hand.
+        assert!(
+            written <= 4 * CHUNK,
+            "{written} bytes taken without a reader"
+        );
+
+        // Taking the chunks lets the rest through, all of it, in order.
+        drop(writer);
+        let mut taken = 0;
+        while taken < written {
+            match chunks.recv().await {
+                Some(Input::Output { task: 7, data, .. }) => taken += data.len(),
+                other => panic!("unexpected {:?}", other.is_some()),
+            }
+        }
+        assert_eq!(taken, written);
     }
 }

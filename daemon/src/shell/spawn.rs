@@ -71,7 +71,8 @@ pub fn spawn(
         rlimits: spec
             .rlimits
             .iter()
-            .map(|(r, v)| (resource(*r), *v))
+            .map(|(r, v)| (resource(*r), *v, *v))
+            .chain(children_nofile(spec))
             .collect(),
         credentials,
     };
@@ -169,7 +170,8 @@ struct ChildSetup {
     no_new_privs: bool,
     die_with_parent: bool,
     umask: Option<u32>,
-    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    /// (resource, soft, hard)
+    rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
     credentials: Option<Credentials>,
 }
 
@@ -198,10 +200,10 @@ impl ChildSetup {
             if let Some(mask) = self.umask {
                 libc::umask(mask as libc::mode_t);
             }
-            for (resource, value) in &self.rlimits {
+            for (resource, soft, hard) in &self.rlimits {
                 let limit = libc::rlimit {
-                    rlim_cur: *value as libc::rlim_t,
-                    rlim_max: *value as libc::rlim_t,
+                    rlim_cur: *soft as libc::rlim_t,
+                    rlim_max: *hard as libc::rlim_t,
                 };
                 check(libc::setrlimit(*resource, &limit))?;
             }
@@ -235,6 +237,16 @@ fn check(result: libc::c_int) -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// The descriptor limit herdd was started with, for a child whose
+/// `rlimits` does not set one (herdd raised its own: descriptors.rs).
+fn children_nofile(spec: &SpawnSpec) -> Option<(libc::__rlimit_resource_t, u64, u64)> {
+    if spec.rlimits.iter().any(|(r, _)| *r == Rlimit::Nofile) {
+        return None;
+    }
+    let (soft, hard) = super::descriptors::children_limit()?;
+    Some((libc::RLIMIT_NOFILE, soft, hard))
 }
 
 fn resource(limit: Rlimit) -> libc::__rlimit_resource_t {

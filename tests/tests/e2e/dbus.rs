@@ -117,7 +117,19 @@ impl BusHerd {
     /// `units` under a `[herd]` with `dbus` set to a private bus; `extra`
     /// goes into `[herd]` too. Waits until herdd owns its name.
     fn start(units: &str, extra: &str, open_to_others: bool) -> BusHerd {
-        let herd = Herd::configure(units);
+        BusHerd::start_with_env(units, extra, open_to_others, &[])
+    }
+
+    /// [`BusHerd::start`] with `env` for herdd.
+    fn start_with_env(
+        units: &str,
+        extra: &str,
+        open_to_others: bool,
+        env: &[(&str, &str)],
+    ) -> BusHerd {
+        let mut herd = Herd::configure(units);
+        herd.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         if open_to_others {
             // Tempdirs are 0700: let `nobody` reach the bus socket.
             std::fs::set_permissions(herd.dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -741,4 +753,39 @@ fn daemon_reexec_over_dbus_keeps_every_child_and_the_name() {
     assert_eq!(status["units"][0]["instances"][0]["pid"], web);
     assert_eq!(herd.herd.daemon_pid(), daemon);
     assert!(alive(daemon));
+}
+
+#[test]
+fn dbus_calls_waiting_for_herdd_are_capped() {
+    let herd = BusHerd::start_with_env("[event.go]\n", "", false, &[("HERD_MAX_DBUS_CALLS", "2")]);
+    let waiter = || herd.dctl_command(&["event", "wait", "go"]).spawn().unwrap();
+    let mut waiters = vec![waiter(), waiter()];
+    // With both waiting, a third call is turned away, not queued. The
+    // probes run one at a time, so a refused probe means both waiters hold
+    // their call. A waiter that came while a probe held a call was itself
+    // turned away: it is started again. (On a loaded machine the waiters
+    // may be slow to reach herdd: a longer deadline than the harness's.)
+    let started = std::time::Instant::now();
+    loop {
+        for slot in &mut waiters {
+            if slot.try_wait().unwrap().is_some() {
+                *slot = waiter();
+            }
+        }
+        let out = herd.dctl(&["status"]);
+        if out.status.code() == Some(1) && stderr(&out).contains("maximum of 2 D-Bus calls") {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE * 4,
+            "a third call was never turned away: {}",
+            stderr(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    herd.herd.ok(&["event", "set", "go"]);
+    for waiter in &mut waiters {
+        assert_eq!(waiter.wait().unwrap().code(), Some(0));
+    }
+    herd.dok(&["status"]);
 }

@@ -1,59 +1,206 @@
-//! Children get stdin, stdout and stderr, not what herdd inherited.
+//! herdd short of file descriptors: it raises its own limit, keeps a
+//! reserve that children's pipes never take, refuses spawns with a clear
+//! error rather than running out, still answers its clients, and recovers.
 
 use crate::harness::*;
-use std::os::unix::fs::PermissionsExt;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-fn fds(pid: u32) -> Vec<u32> {
-    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+/// herdd started with `RLIMIT_NOFILE` = (soft, hard) and `env`; stopped
+/// (SIGTERM, then SIGKILL) on drop. Declare it after its `Herd`.
+struct Limited(Child);
+
+impl Limited {
+    fn launch(herd: &Herd, soft: u64, hard: u64, env: &[(&str, &str)]) -> Limited {
+        let log = std::fs::File::create(herd.path("herdd.log")).unwrap();
+        let mut command = Command::new(bin("herdd"));
+        // SAFETY: setrlimit(2) is async-signal-safe; it runs in the child only.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
+            .arg("--config")
+            .arg(&herd.config)
+            .envs(env.iter().copied())
+            .env("HERD_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while UnixStream::connect(&herd.socket).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("herdd exited at start ({status}):\n{}", herd.log());
+            }
+            assert!(started.elapsed() < DEADLINE, "herdd did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Limited(child)
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        signal(self.0.id(), libc::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(8) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `Max open files` (soft, hard) of `pid`.
+fn nofile_of(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
         .collect();
-    fds.sort_unstable();
-    fds
+    (numbers[0], numbers[1])
+}
+
+/// Status through a raw connection that gives up after [`DEADLINE`]: a
+/// herdd out of descriptors must answer, not leave the client hanging.
+fn status_within_deadline(herd: &Herd) -> Value {
+    let mut stream = UnixStream::connect(&herd.socket).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(b"{\"v\":1,\"cmd\":\"status\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .expect("a reply within the deadline");
+    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a reply: {line:?}"))
+}
+
+fn states(status: &Value) -> Vec<(String, String)> {
+    status["ok"]["units"][0]["instances"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a status: {status}"))
+        .iter()
+        .map(|i| {
+            (
+                i["state"].as_str().unwrap().to_string(),
+                i["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
 }
 
 #[test]
-fn a_descriptor_herdd_inherited_reaches_no_service_and_no_task() {
-    let mut herd = Herd::configure(
+fn herdd_raises_its_descriptor_limit_but_its_children_keep_theirs() {
+    let herd = Herd::configure(
         r#"
 [service.web]
 command = ["/bin/sleep", "1000"]
 
-[pool.p]
-size = 1
+[service.own]
+command = ["/bin/sleep", "1000"]
+rlimits = { nofile = 100 }
 "#,
     );
-    // herdd started the way a shell script would: with fd 7 open, not
-    // close-on-exec.
-    let wrapper = herd.path("herdd-with-fd-7");
-    let script = format!(
-        "#!/bin/sh\nexec 7>{}\nexec {} \"$@\"\n",
-        herd.path("leaked").display(),
-        bin("herdd").display()
-    );
-    std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    herd.herdd = wrapper;
-    let herd = herd.launch();
+    let daemon = Limited::launch(&herd, 256, 1024, &[]);
     herd.wait_state("web", "running");
+    herd.wait_state("own", "running");
+    assert_eq!(nofile_of(daemon.0.id()), (1024, 1024), "herdd's own");
+    assert_eq!(
+        nofile_of(herd.pid_of("web")),
+        (256, 1024),
+        "as herdd was started"
+    );
+    assert_eq!(nofile_of(herd.pid_of("own")), (100, 100), "rlimits decides");
+}
+
+#[test]
+fn short_of_descriptors_herdd_refuses_spawns_answers_clients_and_recovers() {
+    let herd = Herd::configure(
+        r#"
+[service.many]
+command = ["/bin/sleep", "1000"]
+"#,
+    );
+    // 200 descriptors, of which the last 50 are never spent on children.
+    let _daemon = Limited::launch(&herd, 200, 200, &[("HERD_FD_RESERVE", "50")]);
+    herd.wait_state("many", "running");
+    herd.ok(&["scale", "many", "150"]);
+    let settled = || {
+        let status = status_within_deadline(&herd);
+        let all = states(&status);
+        (all.len() == 150 && all.iter().all(|(s, _)| s == "running" || s == "failed"))
+            .then_some(all)
+    };
+    wait_until("every instance settled", || settled().is_some());
+    let all = settled().unwrap();
+    let failed: Vec<_> = all.iter().filter(|(s, _)| s == "failed").collect();
+    let running = all.len() - failed.len();
     assert!(
-        fds(herd.daemon_pid()).contains(&7),
-        "the test's premise: herdd has fd 7"
+        running >= 20,
+        "most descriptors go to children: {running} running"
     );
-    assert_eq!(fds(herd.pid_of("web")), [0, 1, 2]);
-    let id = herd.ok(&[
-        "submit",
-        "p",
-        "--",
-        "/bin/sh",
-        "-c",
-        "if [ -e /proc/self/fd/7 ]; then exit 9; fi",
-    ]);
-    let out = herd.ctl(&["join", id.trim()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    // Also after a re-exec (the new image inherits only what is handed over).
-    herd.ok(&["daemon-reexec"]);
-    herd.ok(&["restart", "web"]);
-    herd.wait_state("web", "running");
-    assert_eq!(fds(herd.pid_of("web")), [0, 1, 2]);
+    assert!(
+        !failed.is_empty(),
+        "not every instance fits in 150 descriptors"
+    );
+    for (_, reason) in &failed {
+        assert!(
+            reason.contains("too many open files in herdd"),
+            "a clear reason: {reason}"
+        );
+    }
+
+    // Followers and root's status still get through, promptly and often.
+    let followers: Vec<Child> = (0..10)
+        .map(|_| {
+            Command::new(bin("herdctl"))
+                .args(["--socket", herd.socket.to_str().unwrap(), "events", "-f"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..20 {
+        let status = status_within_deadline(&herd);
+        assert!(status["ok"].is_object(), "{status}\n{}", herd.log());
+    }
+    herd.ok(&["stop", "many@0"]);
+    assert!(
+        !herd.log().contains("accept failed"),
+        "no client was left waiting:\n{}",
+        herd.log()
+    );
+
+    // Freed descriptors make spawning work again.
+    herd.ok(&["scale", "many", "10"]);
+    herd.ok(&["restart", "many"]);
+    wait_until("ten running again", || {
+        let all = states(&status_within_deadline(&herd));
+        all.len() == 10 && all.iter().all(|(s, _)| s == "running")
+    });
+    for mut follower in followers {
+        signal(follower.id(), libc::SIGTERM);
+        let _ = follower.wait();
+    }
 }

@@ -8,10 +8,13 @@
 
 mod harness;
 
+mod backpressure;
+mod blocking;
 mod config;
 mod control;
 mod dbus;
 mod descriptors;
+mod inherited_fds;
 mod logs;
 mod pools;
 mod privilege;

@@ -450,3 +450,200 @@ fn big_incomplete_requests_cannot_make_herdd_grow() {
     assert!(busy > 0 && cut > 0, "{busy} turned away, {cut} cut off");
     herd.ok(&["status"]);
 }
+
+/// Runs `work` on a thread of its own whose credentials are `uid` (and the
+/// test's groups): the kernel keeps credentials per thread, and a raw
+/// setresuid changes only the calling thread's (glibc's wrapper would
+/// change every thread of the test process). Sockets it connects carry
+/// `uid` as their peer credentials, and outlive the thread.
+fn as_uid<T: Send>(uid: u32, work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: a plain syscall; it changes this thread only.
+                let rc = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+                assert_eq!(rc, 0, "setresuid({uid})");
+                work()
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// Opens `n` connections as `uid` and says what herdd did with each: `None`
+/// for a connection it kept (and still holds, in `held`), or the error
+/// code it turned it away with.
+fn connect_as(
+    uid: u32,
+    socket: &Path,
+    n: usize,
+    held: &mut Vec<UnixStream>,
+) -> Vec<Option<String>> {
+    let streams = as_uid(uid, || {
+        (0..n)
+            .map(|_| UnixStream::connect(socket).unwrap())
+            .collect::<Vec<_>>()
+    });
+    streams
+        .into_iter()
+        .map(|stream| {
+            // A turned-away connection gets its line at once and is closed;
+            // a kept one answers a request (anyone may ask for status).
+            let mut stream = stream;
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            let _ = stream.write_all(STATUS);
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            let reply: Value = serde_json::from_str(&line).unwrap_or_default();
+            if reply["ok"].is_object() {
+                held.push(stream);
+                None
+            } else {
+                Some(
+                    reply["error"]["code"]
+                        .as_str()
+                        .unwrap_or("closed")
+                        .to_string(),
+                )
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn no_local_user_can_lock_root_out() {
+    let herd = Herd::configure(WEB);
+    std::fs::set_permissions(herd.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // 20 in all, 4 of them for privileged clients only, 6 per other uid.
+    let env = [
+        ("HERD_MAX_CONNECTIONS", "20"),
+        ("HERD_RESERVED_CONNECTIONS", "4"),
+        ("HERD_MAX_CONNECTIONS_PER_UID", "6"),
+    ];
+    let _daemon = Daemon::launch(&herd, &herd.socket, &env);
+    wait_until("web running", || {
+        herd.ctl(&["status", "--json"]).status.success()
+            && stdout(&herd.ctl(&["status", "--json"])).contains("running")
+    });
+    let mut held = Vec::new();
+
+    // One user gets its share and is told why not beyond it.
+    let nobody = connect_as(65534, &herd.socket, 10, &mut held);
+    assert_eq!(
+        nobody.iter().filter(|r| r.is_none()).count(),
+        6,
+        "{nobody:?}"
+    );
+    assert!(
+        nobody.iter().flatten().all(|code| code == "too_busy"),
+        "{nobody:?}"
+    );
+    let mut stream = as_uid(65534, || UnixStream::connect(&herd.socket).unwrap());
+    let mut line = String::new();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    BufReader::new(&mut stream).read_line(&mut line).unwrap();
+    assert!(
+        line.contains("uid 65534 already holds its maximum of 6 connections"),
+        "{line}"
+    );
+
+    // Other users fill what is open to all (16), and no more.
+    let others: Vec<_> = [65533, 65532]
+        .iter()
+        .flat_map(|uid| connect_as(*uid, &herd.socket, 6, &mut held))
+        .collect();
+    assert_eq!(held.len(), 16, "{others:?}");
+    assert!(others.iter().flatten().all(|code| code == "too_busy"));
+    let late = connect_as(65531, &herd.socket, 1, &mut held);
+    assert_eq!(late, [Some("too_busy".to_string())]);
+
+    // Root still gets in, and may stop and start.
+    herd.ok(&["status"]);
+    herd.ok(&["stop", "web"]);
+    herd.ok(&["start", "web"]);
+
+    // Connections given back are free for others again.
+    held.truncate(10);
+    let held = std::cell::RefCell::new(held);
+    wait_until("a slot for another uid", || {
+        connect_as(65531, &herd.socket, 1, &mut held.borrow_mut()) == [None]
+    });
+}
+
+#[test]
+fn a_connection_that_never_speaks_is_closed_but_one_that_spoke_may_idle() {
+    let herd = Herd::configure(WEB);
+    let _daemon = Daemon::launch(&herd, &herd.socket, &[("HERD_IDLE_TIMEOUT_MS", "1000")]);
+    let mut spoke = UnixStream::connect(&herd.socket).unwrap();
+    spoke.set_read_timeout(Some(DEADLINE)).unwrap();
+    assert!(ask_status(&mut spoke)["ok"].is_object());
+
+    let silent = UnixStream::connect(&herd.socket).unwrap();
+    silent.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut told = String::new();
+    // Told why, then closed: read_to_string ends.
+    (&silent).read_to_string(&mut told).unwrap();
+    let reply: Value = serde_json::from_str(told.trim()).unwrap();
+    assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no request within"),
+        "{reply}"
+    );
+    // The one that spoke has been idle longer than that, and is still served.
+    assert!(ask_status(&mut spoke)["ok"].is_object());
+}
+
+#[test]
+fn denied_requests_are_logged_once_per_interval_with_a_count() {
+    const DENIED: usize = 300;
+    let herd = Herd::configure(WEB);
+    std::fs::set_permissions(herd.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = [("HERD_DENIAL_LOG_INTERVAL_MS", "1000")];
+    let _daemon = Daemon::launch(&herd, &herd.socket, &env);
+    let stream = as_uid(65534, || UnixStream::connect(&herd.socket).unwrap());
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    for _ in 0..DENIED {
+        writer
+            .write_all(b"{\"v\":1,\"cmd\":\"stop\",\"names\":[\"web\"]}\n")
+            .unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains("permission_denied"), "{line}");
+    }
+    // Every denial is accounted for: logged, or counted in a summary.
+    let accounted = || {
+        let log = without_colours(&herd.log());
+        let logged = log
+            .lines()
+            .filter(|l| l.contains("permission denied (socket)") && l.contains("uid=65534"))
+            .count();
+        let counted: usize = log
+            .lines()
+            .filter(|l| l.contains("more times in") && l.contains("uid=65534"))
+            .filter_map(|l| {
+                l.split("denied=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum();
+        (logged, counted)
+    };
+    wait_until("the summary", || {
+        let (logged, counted) = accounted();
+        logged + counted == DENIED
+    });
+    let (logged, _) = accounted();
+    assert!(
+        logged <= 10,
+        "{logged} lines for {DENIED} denials:\n{}",
+        herd.log()
+    );
+}
