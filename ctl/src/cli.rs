@@ -68,6 +68,14 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Give herdd this long (`500ms`, `10s`) to take the connection and to
+    /// answer, then exit 6 [default: 30s; 0: no limit]. Given before the verb; a verb's own
+    /// `--timeout` (join, event wait, pool join, sem acquire) is how long
+    /// herdd may wait for what was asked, and this comes on top of it; such
+    /// waits, start/stop/restart and followed streams have no limit otherwise
+    #[arg(long = "timeout", value_name = "D", value_parser = duration_arg)]
+    pub patience: Option<Duration>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -477,6 +477,7 @@ pub enum HerdError {
     Failed(String),
     ShuttingDown(String),
     TooBusy(String),
+    Reconnect(String),
 }
 
 impl From<ErrorBody> for HerdError {
@@ -496,6 +497,7 @@ impl From<ErrorBody> for HerdError {
             ErrorCode::Failed => HerdError::Failed(message),
             ErrorCode::ShuttingDown => HerdError::ShuttingDown(message),
             ErrorCode::TooBusy => HerdError::TooBusy(message),
+            ErrorCode::Reconnect => HerdError::Reconnect(message),
         }
     }
 }

@@ -104,6 +104,7 @@ impl Supervisor {
                         "herdd is shutting down",
                     ))
                 } else {
+                    self.send_waiters_away(out);
                     out.push(Action::Reexec);
                     Some(Reply::ok(serde_json::json!({})))
                 }
