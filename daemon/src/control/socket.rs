@@ -347,7 +347,11 @@ async fn serve(
                     return;
                 }
                 Ok(request) if policy.allows(&peer, &request) => {
-                    ask_core(&core, client, request).await
+                    match ask_core(&core, client, request, &mut closing).await {
+                        Some(reply) => reply,
+                        // Not carried out: the client may send it again.
+                        None => return,
+                    }
                 }
                 Ok(request) => {
                     let verb = request.verb();
@@ -405,11 +409,15 @@ async fn send(write: &mut (impl AsyncWrite + Unpin), reply: &Reply) -> bool {
     matches!(written, Ok(Ok(())))
 }
 
+/// The core's reply; `None` if herdd stopped taking requests (to re-execute
+/// or exit) before this one: it will never be carried out, and closing the
+/// connection without a reply tells the client so at once.
 async fn ask_core(
     core: &mpsc::UnboundedSender<Incoming>,
     client: ClientId,
     request: Request,
-) -> Reply {
+    closing: &mut watch::Receiver<bool>,
+) -> Option<Reply> {
     let (reply, answer) = oneshot::channel();
     let gone = || Reply::error(ErrorCode::ShuttingDown, "herdd is shutting down");
     let incoming = Incoming::Request {
@@ -418,9 +426,15 @@ async fn ask_core(
         reply,
     };
     if core.send(incoming).is_err() {
-        return gone();
+        return Some(gone());
     }
-    answer.await.unwrap_or_else(|_| gone())
+    let mut answer = answer;
+    tokio::select! {
+        biased;
+        reply = &mut answer => Some(reply.unwrap_or_else(|_| gone())),
+        // `closing` is set once the core has stopped: a reply is in by now or never.
+        _ = closing.wait_for(|closing| *closing) => answer.try_recv().ok(),
+    }
 }
 
 /// `events`: the remembered events, then (with `follow`) live ones until the

@@ -397,6 +397,11 @@ impl Shell {
                 request,
                 reply,
             } => {
+                if reply.is_closed() {
+                    // Its connection has gone (closed at a re-exec, say): the
+                    // client was told nothing, so nothing is to be done.
+                    return;
+                }
                 let id = self.next_request;
                 self.next_request += 1;
                 self.pending.insert(id, reply);
