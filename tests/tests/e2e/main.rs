@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod clients;
 mod config;
 mod control;
 mod dbus;
