@@ -229,3 +229,47 @@ fn a_stopped_herdd_makes_herdctl_give_up_with_exit_6() {
     // Awake again, it answers as before.
     herd.ok(&["--timeout", "1s", "status"]);
 }
+
+#[test]
+fn sem_acquire_over_dbus_waits_across_a_reexec() {
+    let herd = Herd::configure(SETUP);
+    let bus = crate::dbus::PrivateBus::start(herd.dir.path());
+    // The harness writes `[herd]` last, so this line lands in it.
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&herd.config)
+        .unwrap();
+    writeln!(config, "dbus = {:?}", bus.address).unwrap();
+    let herd = herd.launch();
+    let dbus = format!("--dbus={}", bus.address);
+    let dctl = |args: &[&str]| {
+        Command::new(bin("herdctl"))
+            .arg(&dbus)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run herdctl")
+    };
+    wait_until("herdd to own its name", || finish(dctl(&["status"])).0 == 0);
+    let holder_command = gated(&herd, "go", 0);
+    let mut args = vec!["sem", "acquire", "m", "--"];
+    args.extend(holder_command.iter().map(String::as_str));
+    let holder = herd.spawn_ctl(&args);
+    herd.wait_for("the holder to get the slot", |h| {
+        sem(h)["holders"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    // Waits in herdd's line (visible in `sem list`) over D-Bus.
+    let waiter = dctl(&["sem", "acquire", "m", "--", "sh", "-c", "echo D; exit 4"]);
+    herd.wait_for("the D-Bus client to queue", |h| {
+        sem(h)["waiters"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    herd.reexec();
+    std::fs::write(herd.path("go"), "").unwrap();
+    assert_eq!(finish(holder).0, 0);
+    let (code, out, err) = finish(waiter);
+    assert_eq!((code, out.as_str()), (4, "D\n"), "{err}");
+    drop(herd);
+    drop(bus);
+}
