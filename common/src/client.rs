@@ -456,7 +456,10 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            format!("herdd did not answer within 100ms (socket {})", path.display())
+            format!(
+                "herdd did not answer within 100ms (socket {})",
+                path.display()
+            )
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

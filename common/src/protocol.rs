@@ -968,4 +968,77 @@ mod tests {
         let back: Reply = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(back, Reply::error(ErrorCode::NoSuchUnit, "no unit \"x\""));
     }
+
+    #[test]
+    fn reconnect_is_spelled_once() {
+        let line = Reply::error(ErrorCode::Reconnect, "again").to_line();
+        assert_eq!(
+            line,
+            "{\"error\":{\"code\":\"reconnect\",\"message\":\"again\"}}\n"
+        );
+        let back: Reply = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(back, Reply::error(ErrorCode::Reconnect, "again"));
+    }
+
+    #[test]
+    fn waits_are_told_from_prompt_answers() {
+        let join = |timeout_ms| Request::Join {
+            ids: vec![1],
+            timeout_ms,
+        };
+        assert_eq!(join(None).answer(), Answer::Unbounded);
+        assert_eq!(join(Some(500)).answer(), Answer::Within(500));
+        assert_eq!(Request::Status { names: vec![] }.answer(), Answer::Prompt);
+        assert_eq!(Request::Events { follow: true }.answer(), Answer::Unbounded);
+        assert_eq!(Request::Events { follow: false }.answer(), Answer::Prompt);
+        let start = |wait| Request::Start {
+            names: vec!["web".into()],
+            wait,
+        };
+        assert_eq!(start(true).answer(), Answer::Unbounded);
+        assert_eq!(start(false).answer(), Answer::Prompt);
+    }
+
+    #[test]
+    fn a_resumed_wait_keeps_what_is_left_and_restarts_nothing() {
+        let elapsed = std::time::Duration::from_millis(300);
+        let wait = Request::EventWait {
+            name: "e".into(),
+            timeout_ms: Some(1000),
+        };
+        assert_eq!(
+            wait.resumed(elapsed),
+            Request::EventWait {
+                name: "e".into(),
+                timeout_ms: Some(700)
+            }
+        );
+        let late = Request::Join {
+            ids: vec![3],
+            timeout_ms: Some(100),
+        };
+        assert_eq!(
+            late.resumed(elapsed),
+            Request::Join {
+                ids: vec![3],
+                timeout_ms: Some(0)
+            }
+        );
+        let forever = Request::PoolJoin {
+            pool: "p".into(),
+            timeout_ms: None,
+        };
+        assert_eq!(forever.resumed(elapsed), forever);
+        let restart = Request::Restart {
+            names: vec!["web".into()],
+            wait: true,
+        };
+        assert_eq!(
+            restart.resumed(elapsed),
+            Request::Start {
+                names: vec!["web".into()],
+                wait: true
+            }
+        );
+    }
 }

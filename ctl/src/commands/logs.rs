@@ -243,7 +243,10 @@ mod tests {
                 files: 3
             })
         );
-        for (key, bad) in [("log", serde_json::json!(3)), ("what", serde_json::json!(1))] {
+        for (key, bad) in [
+            ("log", serde_json::json!(3)),
+            ("what", serde_json::json!(1)),
+        ] {
             assert!(
                 matches!(item(key, bad), Err(Error::Client(ClientError::Protocol(_)))),
                 "{key}"

@@ -64,7 +64,10 @@ mod tests {
         assert!(!replay.fresh(&item("T2", 3)));
         assert!(replay.fresh(&item("T2", 4)), "same time, not shown yet");
         assert!(replay.fresh(&item("T3", 5)));
-        assert!(replay.fresh(&item("T3", 5)), "a repeat outside a replay is shown");
+        assert!(
+            replay.fresh(&item("T3", 5)),
+            "a repeat outside a replay is shown"
+        );
     }
 
     #[test]

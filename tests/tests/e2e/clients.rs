@@ -141,7 +141,15 @@ fn map_across_reexecs_prints_every_result_in_order() {
     let mut map = Command::new(bin("herdctl"))
         .arg("--socket")
         .arg(&herd.socket)
-        .args(["map", "p", "--", "sh", "-c", "sleep 0.01; echo $1; [ $1 != 13 ]", "sh"])
+        .args([
+            "map",
+            "p",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.01; echo $1; [ $1 != 13 ]",
+            "sh",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -203,7 +211,8 @@ fn sem_acquire_holds_and_waits_across_a_reexec() {
 }
 
 fn sem(herd: &Herd) -> serde_json::Value {
-    let list: serde_json::Value = serde_json::from_str(&herd.ok(&["--json", "sem", "list"])).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(&herd.ok(&["--json", "sem", "list"])).unwrap();
     list["semaphores"][0].clone()
 }
 

@@ -347,11 +347,9 @@ fn map_of_a_bad_line_stops_there_and_cancels_what_runs() {
     herd.wait_for("the first item to run", |h| {
         let tasks: serde_json::Value =
             serde_json::from_str(&h.ok(&["--json", "tasks", "p"])).unwrap();
-        tasks["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["command"] == serde_json::json!(["/bin/sleep", "30", "1"]) && t["state"] == "running")
+        tasks["tasks"].as_array().unwrap().iter().any(|t| {
+            t["command"] == serde_json::json!(["/bin/sleep", "30", "1"]) && t["state"] == "running"
+        })
     });
     input.write_all(b"\xff\n").unwrap();
     drop(input);
