@@ -116,6 +116,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 if let Some(dbus) = &dbus {
                     dbus.flush().await;
                 }
+                // Output already read from task pipes (and adopted exits) waits
+                // here: into the state it goes, or it is lost with this image.
+                while let Ok(input) = shell.inputs.try_recv() {
+                    shell.feed(input);
+                }
                 let handover = shell.handover();
                 info!(program = %invocation.program().display(), "re-executing");
                 let error = invocation.exec(&handover);
