@@ -34,6 +34,11 @@ pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(30);
 /// How often a refused connection is tried again while herdd re-executes.
 const RETRY_EVERY: Duration = Duration::from_millis(10);
 
+/// How long the socket may be missing before herdd is taken to have gone:
+/// at exit herdd removes it, while a re-executed image removes and binds
+/// it again within microseconds.
+const MISSING_FOR: Duration = Duration::from_millis(200);
+
 /// Why a call did not produce an `ok` payload.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -86,6 +91,8 @@ pub struct Client {
     herdd: Option<u32>,
     /// The streaming request in progress, to send again after a re-exec.
     streaming: Option<Request>,
+    /// The read timeout set on the socket; `None` until one is set.
+    read_timeout: Option<Option<Duration>>,
 }
 
 impl Client {
@@ -109,6 +116,7 @@ impl Client {
             writer,
             herdd,
             streaming: None,
+            read_timeout: None,
         })
     }
 
@@ -234,11 +242,18 @@ impl Client {
         !self.reader.buffer().is_empty()
     }
 
-    fn set_timeout(&self, limit: Option<Duration>) -> Result<(), ClientError> {
+    /// Sets the read timeout (`None` or zero: none), unless it is set already.
+    fn set_timeout(&mut self, limit: Option<Duration>) -> Result<(), ClientError> {
+        let limit = limit.filter(|limit| !limit.is_zero());
+        if self.read_timeout == Some(limit) {
+            return Ok(());
+        }
         self.reader
             .get_ref()
-            .set_read_timeout(limit.filter(|limit| !limit.is_zero()))
-            .map_err(|err| ClientError::Protocol(format!("cannot set a read timeout: {err}")))
+            .set_read_timeout(limit)
+            .map_err(|err| ClientError::Protocol(format!("cannot set a read timeout: {err}")))?;
+        self.read_timeout = Some(limit);
+        Ok(())
     }
 
     /// One line; `None` at the end of the connection (or when herdd reset it).
@@ -275,6 +290,7 @@ impl Client {
     /// refuses (it is re-executing). Returns `lost` when that herdd is gone.
     fn reconnect(&mut self, lost: ClientError) -> Result<(), ClientError> {
         let deadline = Instant::now() + self.patience;
+        let mut missing_since: Option<Instant> = None;
         loop {
             match open(&self.path, self.patience) {
                 Ok(stream) => {
@@ -287,9 +303,17 @@ impl Client {
                         .map_err(|err| ClientError::Protocol(err.to_string()))?;
                     self.reader = BufReader::with_capacity(64 * 1024, stream);
                     self.writer = writer;
+                    self.read_timeout = None;
                     return Ok(());
                 }
                 Err(_) if self.herdd.is_some_and(|pid| !alive(pid)) => return Err(lost),
+                Err(ClientError::Unreachable { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound
+                        && missing_since.get_or_insert_with(Instant::now).elapsed()
+                            >= MISSING_FOR =>
+                {
+                    return Err(lost)
+                }
                 Err(_) if Instant::now() >= deadline => {
                     return Err(ClientError::NoAnswer {
                         path: self.path.clone(),
