@@ -14,7 +14,7 @@
 //! started again) is not the one that was asked: the loss is reported.
 //!
 //! # Patience
-//! Connecting and each answer are given [`Client::patience`] (default
+//! Connecting and each answer are given the client's patience (default
 //! [`DEFAULT_PATIENCE`]); a request that waits by design ([`Answer`]) gets
 //! its own timeout plus the patience, or no limit. Past that the call fails
 //! with [`ClientError::NoAnswer`] (herdctl exits 6): a stopped or wedged
@@ -118,12 +118,6 @@ impl Client {
             streaming: None,
             read_timeout: None,
         })
-    }
-
-    /// How long herdd is given to take a connection and to give an answer
-    /// that is due.
-    pub fn patience(&self) -> Duration {
-        self.patience
     }
 
     /// Sends `request` and returns the `ok` payload of its reply; across a
