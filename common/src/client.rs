@@ -176,6 +176,8 @@ impl Client {
     /// was lost first.
     fn read_reply(&mut self, answer: Answer) -> Result<Option<Reply>, ClientError> {
         let limit = match answer {
+            // Zero patience: no limit at all.
+            _ if self.patience.is_zero() => None,
             Answer::Prompt => Some(self.patience),
             Answer::Within(ms) => Some(Duration::from_millis(ms).saturating_add(self.patience)),
             Answer::Unbounded => None,
@@ -308,7 +310,7 @@ impl Client {
                 {
                     return Err(lost)
                 }
-                Err(_) if Instant::now() >= deadline => {
+                Err(_) if !self.patience.is_zero() && Instant::now() >= deadline => {
                     return Err(ClientError::NoAnswer {
                         path: self.path.clone(),
                         after: self.patience,
@@ -328,9 +330,9 @@ fn is_loss(err: &io::Error) -> bool {
     )
 }
 
-/// Connects within `patience`. A Unix socket whose backlog is full (herdd
-/// stopped, say) would block `connect` for ever; non-blocking, it says
-/// `EAGAIN` and is tried again until the deadline.
+/// Connects within `patience` (zero: no limit). A Unix socket whose backlog
+/// is full (herdd stopped, say) would block `connect` for ever; non-blocking,
+/// it says `EAGAIN` and is tried again until the deadline.
 fn open(path: &Path, patience: Duration) -> Result<UnixStream, ClientError> {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
     let unreachable = |source: io::Error| ClientError::Unreachable {
@@ -354,7 +356,7 @@ fn open(path: &Path, patience: Duration) -> Result<UnixStream, ClientError> {
                 stream.set_nonblocking(false).map_err(unreachable)?;
                 return Ok(stream);
             }
-            Err(nix::errno::Errno::EAGAIN) if Instant::now() < deadline => {
+            Err(nix::errno::Errno::EAGAIN) if patience.is_zero() || Instant::now() < deadline => {
                 std::thread::sleep(RETRY_EVERY);
             }
             Err(nix::errno::Errno::EAGAIN) => {
@@ -479,6 +481,27 @@ mod tests {
                 path.display()
             )
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn zero_patience_is_no_limit_not_an_error() {
+        let dir = std::env::temp_dir().join(format!("herd-client-0-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // Answers after longer than the socket's default would matter: 300 ms.
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            (&stream).write_all(b"{\"ok\":{}}\n").unwrap();
+        });
+        let mut client = Client::connect_with(&path, Duration::ZERO).unwrap();
+        assert_eq!(client.call(&Request::SemList).unwrap(), json!({}));
+        server.join().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -282,3 +282,30 @@ fn sem_acquire_over_dbus_waits_across_a_reexec() {
     drop(herd);
     drop(bus);
 }
+
+#[test]
+fn restart_waits_across_a_reexec_and_restarts_once() {
+    let herd = Herd::start(
+        r#"
+[service.slow]
+command = ["/bin/sh", "-c", "echo started >> $DIR/starts; trap '' TERM; while :; do sleep 0.05; done"]
+stop_timeout = "1s"
+"#,
+    );
+    wait_until("slow to start", || herd.path("starts").exists());
+    let first = herd.pid_of("slow");
+    // Ignoring SIGTERM, it takes stop_timeout to stop: restart waits meanwhile.
+    let restart = herd.spawn_ctl(&["restart", "slow"]);
+    herd.wait_for("slow to be stopping", |h| {
+        h.instance("slow")["state"] == "stopping"
+    });
+    wait_until_waiting(&restart);
+    herd.reexec();
+    let (code, out, err) = finish(restart);
+    assert_eq!(code, 0, "{out}{err}");
+    let instance = herd.instance("slow");
+    assert_eq!(instance["state"], "running");
+    assert_ne!(instance["pid"], first);
+    let starts = std::fs::read_to_string(herd.path("starts")).unwrap();
+    assert_eq!(starts.lines().count(), 2, "started, then restarted once");
+}
