@@ -24,7 +24,7 @@ pub const RECENT_EVENTS_METHOD: &str = "RecentEvents";
 pub const EVENT_SIGNAL: &str = "Event";
 
 /// Every code, so tests and mappings can go over all of them.
-pub const ERROR_CODES: [ErrorCode; 13] = [
+pub const ERROR_CODES: [ErrorCode; 14] = [
     ErrorCode::BadRequest,
     ErrorCode::UnsupportedVersion,
     ErrorCode::UnknownCommand,
@@ -38,6 +38,7 @@ pub const ERROR_CODES: [ErrorCode; 13] = [
     ErrorCode::Failed,
     ErrorCode::ShuttingDown,
     ErrorCode::TooBusy,
+    ErrorCode::Reconnect,
 ];
 
 /// The last part of the D-Bus error name of `code` (`NoSuchUnit`).
@@ -56,6 +57,7 @@ pub fn error_member(code: ErrorCode) -> &'static str {
         ErrorCode::Failed => "Failed",
         ErrorCode::ShuttingDown => "ShuttingDown",
         ErrorCode::TooBusy => "TooBusy",
+        ErrorCode::Reconnect => "Reconnect",
     }
 }
 

@@ -189,6 +189,88 @@ impl Request {
         }
     }
 
+    /// How long herdd may take to answer, by design: at once, or only when
+    /// what the request waits for has happened (with or without a limit).
+    /// A client's own timeout is counted from then.
+    pub fn answer(&self) -> Answer {
+        let wait = |timeout_ms: &Option<u64>| match timeout_ms {
+            Some(ms) => Answer::Within(*ms),
+            None => Answer::Unbounded,
+        };
+        match self {
+            Request::Join { timeout_ms, .. }
+            | Request::PoolJoin { timeout_ms, .. }
+            | Request::SemAcquire { timeout_ms, .. }
+            | Request::EventWait { timeout_ms, .. } => wait(timeout_ms),
+            Request::Start { wait: true, .. }
+            | Request::Stop { wait: true, .. }
+            | Request::Restart { wait: true, .. }
+            | Request::Shutdown
+            | Request::Events { follow: true }
+            | Request::Logs { follow: true, .. } => Answer::Unbounded,
+            Request::Status { .. }
+            | Request::Start { wait: false, .. }
+            | Request::Stop { wait: false, .. }
+            | Request::Restart { wait: false, .. }
+            | Request::Kill { .. }
+            | Request::Scale { .. }
+            | Request::Submit { .. }
+            | Request::Tasks { .. }
+            | Request::Output { .. }
+            | Request::Cancel { .. }
+            | Request::PoolClose { .. }
+            | Request::PoolTerminate { .. }
+            | Request::SemList
+            | Request::SemRelease { .. }
+            | Request::EventList
+            | Request::EventSet { .. }
+            | Request::EventClear { .. }
+            | Request::Reload
+            | Request::DaemonReexec
+            | Request::Events { follow: false }
+            | Request::Logs { follow: false, .. } => Answer::Prompt,
+        }
+    }
+
+    /// What to send to a new herdd image to go on waiting after a
+    /// [`ErrorCode::Reconnect`] cut this request's wait short, `elapsed`
+    /// after it was first sent: the same wait with what is left of its
+    /// timeout. A `restart` was carried out, so it becomes a `start`.
+    pub fn resumed(&self, elapsed: std::time::Duration) -> Request {
+        let left = |timeout_ms: &Option<u64>| {
+            let elapsed = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            timeout_ms.map(|ms| ms.saturating_sub(elapsed))
+        };
+        match self {
+            Request::Restart { names, wait } => Request::Start {
+                names: names.clone(),
+                wait: *wait,
+            },
+            Request::Join { ids, timeout_ms } => Request::Join {
+                ids: ids.clone(),
+                timeout_ms: left(timeout_ms),
+            },
+            Request::PoolJoin { pool, timeout_ms } => Request::PoolJoin {
+                pool: pool.clone(),
+                timeout_ms: left(timeout_ms),
+            },
+            Request::SemAcquire {
+                name,
+                timeout_ms,
+                pid,
+            } => Request::SemAcquire {
+                name: name.clone(),
+                timeout_ms: left(timeout_ms),
+                pid: *pid,
+            },
+            Request::EventWait { name, timeout_ms } => Request::EventWait {
+                name: name.clone(),
+                timeout_ms: left(timeout_ms),
+            },
+            other => other.clone(),
+        }
+    }
+
     /// The verb, as it appears in `cmd`.
     pub fn verb(&self) -> String {
         serde_json::to_value(self)
@@ -200,6 +282,18 @@ impl Request {
 
 fn default_true() -> bool {
     true
+}
+
+/// When herdd answers a request (see [`Request::answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// As soon as it has read it.
+    Prompt,
+    /// When what it waits for happens, at the latest after this many ms.
+    Within(u64),
+    /// When what it waits for happens, however long that takes (or never,
+    /// for a followed stream).
+    Unbounded,
 }
 
 /// Machine-readable error codes; each maps to one herdctl exit code.
@@ -233,6 +327,12 @@ pub enum ErrorCode {
     /// herdd already serves its maximum number of connections; this one is
     /// closed after the error. Trying again later may succeed.
     TooBusy,
+    /// herdd is re-executing (`daemon-reexec`): the request was carried out
+    /// but its wait was cut short, and the connection closes next. Connect
+    /// again (the new image answers on the same socket, with the same pid and
+    /// state) and wait again: send the same request (`restart` becomes
+    /// `start`, which waits without restarting twice). herdctl does this by itself.
+    Reconnect,
 }
 
 impl ErrorCode {
@@ -252,7 +352,8 @@ impl ErrorCode {
             ErrorCode::Failed
             | ErrorCode::ShuttingDown
             | ErrorCode::Refused
-            | ErrorCode::TooBusy => 1,
+            | ErrorCode::TooBusy
+            | ErrorCode::Reconnect => 1,
         }
     }
 
@@ -271,6 +372,7 @@ impl ErrorCode {
             ErrorCode::Failed => "failed",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::TooBusy => "too_busy",
+            ErrorCode::Reconnect => "reconnect",
         }
     }
 }
@@ -870,5 +972,78 @@ mod tests {
         );
         let back: Reply = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(back, Reply::error(ErrorCode::NoSuchUnit, "no unit \"x\""));
+    }
+
+    #[test]
+    fn reconnect_is_spelled_once() {
+        let line = Reply::error(ErrorCode::Reconnect, "again").to_line();
+        assert_eq!(
+            line,
+            "{\"error\":{\"code\":\"reconnect\",\"message\":\"again\"}}\n"
+        );
+        let back: Reply = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(back, Reply::error(ErrorCode::Reconnect, "again"));
+    }
+
+    #[test]
+    fn waits_are_told_from_prompt_answers() {
+        let join = |timeout_ms| Request::Join {
+            ids: vec![1],
+            timeout_ms,
+        };
+        assert_eq!(join(None).answer(), Answer::Unbounded);
+        assert_eq!(join(Some(500)).answer(), Answer::Within(500));
+        assert_eq!(Request::Status { names: vec![] }.answer(), Answer::Prompt);
+        assert_eq!(Request::Events { follow: true }.answer(), Answer::Unbounded);
+        assert_eq!(Request::Events { follow: false }.answer(), Answer::Prompt);
+        let start = |wait| Request::Start {
+            names: vec!["web".into()],
+            wait,
+        };
+        assert_eq!(start(true).answer(), Answer::Unbounded);
+        assert_eq!(start(false).answer(), Answer::Prompt);
+    }
+
+    #[test]
+    fn a_resumed_wait_keeps_what_is_left_and_restarts_nothing() {
+        let elapsed = std::time::Duration::from_millis(300);
+        let wait = Request::EventWait {
+            name: "e".into(),
+            timeout_ms: Some(1000),
+        };
+        assert_eq!(
+            wait.resumed(elapsed),
+            Request::EventWait {
+                name: "e".into(),
+                timeout_ms: Some(700)
+            }
+        );
+        let late = Request::Join {
+            ids: vec![3],
+            timeout_ms: Some(100),
+        };
+        assert_eq!(
+            late.resumed(elapsed),
+            Request::Join {
+                ids: vec![3],
+                timeout_ms: Some(0)
+            }
+        );
+        let forever = Request::PoolJoin {
+            pool: "p".into(),
+            timeout_ms: None,
+        };
+        assert_eq!(forever.resumed(elapsed), forever);
+        let restart = Request::Restart {
+            names: vec!["web".into()],
+            wait: true,
+        };
+        assert_eq!(
+            restart.resumed(elapsed),
+            Request::Start {
+                names: vec!["web".into()],
+                wait: true
+            }
+        );
     }
 }

@@ -68,6 +68,14 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Give herdd this long (`500ms`, `10s`) to take the connection and to
+    /// answer, then exit 6 [default: 30s; 0: no limit]. Given before the verb; a verb's own
+    /// `--timeout` (join, event wait, pool join, sem acquire) is how long
+    /// herdd may wait for what was asked, and this comes on top of it; such
+    /// waits, start/stop/restart and followed streams have no limit otherwise
+    #[arg(long = "timeout", value_name = "D", value_parser = duration_arg)]
+    pub patience: Option<Duration>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -100,8 +108,10 @@ pub enum Command {
     /// Run CMD once per line of stdin in a pool, `{}` replaced by the line; print
     /// the outputs in input order
     ///
-    /// Each task's stdout is printed as soon as it and every task before it
-    /// have ended. At most `-j N` tasks (default 256) are submitted and not yet
+    /// Each line is submitted as soon as it is read, so stdin may stay open
+    /// (`tail -f queue | herdctl map ...`); a line that is not UTF-8 stops
+    /// the map (exit 1, outstanding tasks cancelled). Each task's stdout is
+    /// printed as soon as it and every task before it have ended. At most `-j N` tasks (default 256) are submitted and not yet
     /// collected at once; the pool's `size` decides how many run. Exits 0 if
     /// every task exited 0; otherwise 1, with one line per failed item on
     /// stderr. Ctrl-C cancels the tasks still outstanding and exits 130. On a

@@ -22,13 +22,17 @@ use herd_common::dbus::{
     error_code, BUS_NAME, EVENT_SIGNAL, INTERFACE, OBJECT_PATH, RECENT_EVENTS_METHOD,
     REQUEST_METHOD,
 };
-use herd_common::protocol::{encode_request, ErrorBody, Reply, Request};
+use herd_common::protocol::{encode_request, ErrorBody, ErrorCode, Reply, Request};
 use std::collections::HashSet;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 use zbus::fdo::DBusProxy;
 use zbus::message::Type as MessageType;
 use zbus::names::BusName;
 use zbus::{DBusError, MatchRule, MessageStream};
+
+/// How long a re-executed herdd may take to own its name again.
+const BACK_WITHIN: Duration = Duration::from_secs(30);
 
 /// Which bus `--dbus` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,8 +127,47 @@ impl DbusClient {
 
     /// Sends `request` through `Request` and returns the `ok` payload, or
     /// herdd's error reply as [`ClientError::Remote`], exactly as the socket
-    /// client does.
+    /// client does. A wait that herdd's re-exec cut short (`reconnect`) is
+    /// taken up again with the new image once it is back on the bus.
     pub fn call(&mut self, request: &Request) -> Result<serde_json::Value, Error> {
+        let started = Instant::now();
+        let mut current = request.clone();
+        loop {
+            match self.call_once(&current) {
+                Err(Error::Client(ClientError::Remote(body)))
+                    if body.code == ErrorCode::Reconnect =>
+                {
+                    self.wait_back()?;
+                    current = request.resumed(started.elapsed());
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// After a re-exec: waits until the old image has left the bus and the
+    /// new one owns herdd's name.
+    fn wait_back(&mut self) -> Result<(), Error> {
+        self.wait_gone()?;
+        let deadline = Instant::now() + BACK_WITHIN;
+        loop {
+            let owner = self.runtime.block_on(async {
+                let proxy = DBusProxy::new(&self.connection).await?;
+                let name = BusName::from_static_str(BUS_NAME)?;
+                Ok::<_, zbus::Error>(proxy.get_name_owner(name).await?)
+            });
+            match owner {
+                Ok(owner) => {
+                    self.owner = owner.to_string();
+                    return Ok(());
+                }
+                Err(err) if Instant::now() >= deadline => return Err(self.failure(&err)),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    fn call_once(&mut self, request: &Request) -> Result<serde_json::Value, Error> {
         let line = encode_request(request);
         let line = line.trim_end();
         let reply = self.runtime.block_on(async {

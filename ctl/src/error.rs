@@ -50,8 +50,8 @@ impl Error {
     }
 
     /// The `{"error": {...}}` document printed on stdout with `--json`, so that
-    /// scripts always get JSON. Codes are the daemon's own, plus `unreachable`
-    /// and `protocol_error` for failures that never reached it.
+    /// scripts always get JSON. Codes are the daemon's own, plus `unreachable`,
+    /// `no_answer` and `protocol_error` for failures that never reached it.
     pub fn to_json(&self) -> Value {
         let message = self.to_string();
         match self {
@@ -68,6 +68,9 @@ impl Error {
             }
             Error::Client(ClientError::Protocol(_)) => {
                 json!({ "error": { "code": "protocol_error", "message": message } })
+            }
+            Error::Client(ClientError::NoAnswer { path, .. }) => {
+                json!({ "error": { "code": "no_answer", "message": message, "socket": path } })
             }
             Error::Bus(err) => {
                 let code = if err.denied {
@@ -93,7 +96,9 @@ impl fmt::Display for Error {
                 write_unreachable(f, path, source)
             }
             Error::Client(ClientError::Remote(body)) => f.write_str(&body.message),
-            Error::Client(err @ ClientError::Protocol(_)) => err.fmt(f),
+            Error::Client(err @ (ClientError::Protocol(_) | ClientError::NoAnswer { .. })) => {
+                err.fmt(f)
+            }
             Error::Bus(err) => f.write_str(&err.message),
             Error::Output(err) => write!(f, "cannot write output: {}", describe_io(err)),
             Error::Input(message) => f.write_str(message),

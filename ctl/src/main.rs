@@ -47,7 +47,7 @@ fn report(err: &Error, json: bool) {
 
 /// SPEC.md: 0 ok; 1 operation failed; 2 usage error (clap exits 2 itself);
 /// 3 not running; 4 no such unit/pool/task/semaphore; 5 permission denied;
-/// 6 daemon unreachable. `join`, `submit --wait` and `sem acquire` pass a
+/// 6 daemon unreachable (or it did not answer within `--timeout`). `join`, `submit --wait` and `sem acquire` pass a
 /// process's own exit code on (`Outcome::Code`), `map` exits 130 when
 /// interrupted, and a command `sem acquire` cannot run exits 127 (not
 /// found) or 126, as shells do.
@@ -66,6 +66,7 @@ fn exit_code(result: &Result<Outcome, Error>) -> u8 {
             }
         }
         Err(Error::Client(ClientError::Protocol(_))) => 1,
+        Err(Error::Client(ClientError::NoAnswer { .. })) => 6,
         Err(Error::Bus(err)) => {
             if err.denied {
                 5

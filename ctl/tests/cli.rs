@@ -277,11 +277,13 @@ impl ScriptedHerdd {
     }
 
     /// Answers each request with several lines (streaming verbs); a `null`
-    /// among them closes the connection instead.
+    /// among them closes the connection instead, and removes the socket, as
+    /// herdd does when it exits (a client would otherwise reconnect).
     fn streaming(answer: impl Fn(&Value) -> Vec<Value> + Send + Sync + 'static) -> ScriptedHerdd {
         let dir = TempDir::new().expect("temp dir");
         let socket = dir.path().join("herd.sock");
         let listener = UnixListener::bind(&socket).expect("bind fake socket");
+        let path = socket.clone();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let answer = Arc::new(answer);
         let log = Arc::clone(&seen);
@@ -289,6 +291,7 @@ impl ScriptedHerdd {
             for (connection, stream) in listener.incoming().enumerate() {
                 let Ok(stream) = stream else { return };
                 let (answer, log) = (Arc::clone(&answer), Arc::clone(&log));
+                let path = path.clone();
                 thread::spawn(move || {
                     for line in BufReader::new(&stream).lines() {
                         let Ok(line) = line else { return };
@@ -298,7 +301,11 @@ impl ScriptedHerdd {
                             request: request.clone(),
                         });
                         for reply in answer(&request) {
-                            if reply.is_null() || writeln!(&stream, "{reply}").is_err() {
+                            if reply.is_null() {
+                                let _ = std::fs::remove_file(&path);
+                                return;
+                            }
+                            if writeln!(&stream, "{reply}").is_err() {
                                 return;
                             }
                         }

@@ -2,9 +2,10 @@
 //!
 //! herdd answers `events` with one `{"event": EventLine}` line per event
 //! it remembers, then `{"ok": ...}`; with `follow`, it goes on with live
-//! events instead, until one side closes. So the reply is read line by line
-//! here, not through `Client::call`. Each event is printed, and flushed, as
-//! it arrives:
+//! events instead, until one side closes. So the reply is read as a stream
+//! (`Client::open_stream`), which a `daemon-reexec` does not end: herdctl
+//! follows the new image, without showing an event twice (`replay`). Each
+//! event is printed, and flushed, as it arrives:
 //!
 //! ```text
 //! 2026-11-29T17:00:00.123Z web@1: pid 42 exited (killed by SIGKILL)
@@ -16,50 +17,55 @@
 //! it on stderr: `herdctl: missed 12 events (reader too slow)`. A closed
 //! stdout (`herdctl events -f | head`) ends herdctl quietly with 0.
 
+use super::replay::Replay;
 use super::{Context, Outcome, Transport};
 use crate::dbus::{Bus, DbusClient};
 use crate::error::Error;
 use crate::output;
-use herd_common::client::ClientError;
+use herd_common::client::{Client, ClientError, Streamed};
 use herd_common::events::{EventLine, Lifecycle};
-use herd_common::protocol::{encode_request, ErrorBody, Request};
+use herd_common::protocol::{ErrorBody, Request};
 use serde_json::Value;
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{self, Write};
 
 pub fn exec(ctx: &Context, follow: bool) -> Result<Outcome, Error> {
     let socket = match &ctx.transport {
         Transport::Socket(socket) => socket,
         Transport::Dbus(bus) => return over_dbus(ctx, bus, follow),
     };
-    let stream = UnixStream::connect(socket).map_err(|source| ClientError::Unreachable {
-        path: socket.clone(),
-        source,
-    })?;
-    (&stream)
-        .write_all(encode_request(&Request::Events { follow }).as_bytes())
-        .map_err(|err| protocol(format!("cannot send request: {err}")))?;
-    let mut reader = BufReader::new(&stream);
-    let mut line = String::new();
+    let mut client = Client::connect_with(socket, ctx.patience)?;
+    client.open_stream(&Request::Events { follow })?;
+    let mut replay = Replay::default();
     loop {
-        line.clear();
-        let read = reader
-            .read_line(&mut line)
-            .map_err(|err| protocol(format!("cannot read events: {err}")))?;
-        if read == 0 {
+        match client.next_streamed()? {
+            Some(Streamed::Item { key, value }) => {
+                let event = event_of(&key, value)?;
+                if replay.fresh(&event) {
+                    show(&event, ctx.json)?;
+                }
+            }
+            Some(Streamed::End(_)) => return Ok(Outcome::Success),
+            // herdd re-executed: the new image's stream starts over.
+            Some(Streamed::Resumed) => replay.resumed(),
             // herdd went away (shutdown) while we followed: the stream is over.
-            return if follow {
-                Ok(Outcome::Success)
-            } else {
-                Err(protocol(
+            None if follow => return Ok(Outcome::Success),
+            None => {
+                return Err(protocol(
                     "herdd closed the connection before the end of the events".into(),
                 ))
-            };
+            }
         }
-        match parse(&line)? {
-            Item::Event(event) => show(&event, ctx.json)?,
-            Item::End => return Ok(Outcome::Success),
-        }
+    }
+}
+
+/// The EventLine of one `{"event": EventLine}` line of the stream.
+fn event_of(key: &str, value: Value) -> Result<Value, Error> {
+    match (key, value) {
+        ("event", event @ Value::Object(_)) => Ok(event),
+        (key, value) => Err(protocol(format!(
+            "bad event line: {}",
+            serde_json::json!({ key: value })
+        ))),
     }
 }
 

@@ -18,15 +18,15 @@
 //! deleted before it read them, a note goes to stderr. A closed stdout
 //! (`herdctl logs web | head`) ends herdctl quietly with 0.
 
+use super::replay::Replay;
 use super::{Context, Outcome, Transport};
 use crate::cli::LogsArgs;
 use crate::error::Error;
 use crate::output;
-use herd_common::client::ClientError;
-use herd_common::protocol::{encode_request, ErrorBody, LogGap, LogLine, Request};
+use herd_common::client::{Client, ClientError, Streamed};
+use herd_common::protocol::{LogGap, LogLine, Request};
 use serde_json::Value;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{self, BufWriter, Write};
 
 /// Lines shown by `-f` before the new ones when `-n` is not given (as `tail -f`).
 pub const FOLLOW_LINES: u64 = 10;
@@ -45,39 +45,43 @@ pub fn exec(ctx: &Context, args: LogsArgs) -> Result<Outcome, Error> {
         lines: args.lines.or(args.follow.then_some(FOLLOW_LINES)),
         follow: args.follow,
     };
-    let stream = UnixStream::connect(socket).map_err(|source| ClientError::Unreachable {
-        path: socket.clone(),
-        source,
-    })?;
-    (&stream)
-        .write_all(encode_request(&request).as_bytes())
-        .map_err(|err| protocol(format!("cannot send request: {err}")))?;
-    let mut reader = BufReader::with_capacity(64 * 1024, &stream);
+    let mut client = Client::connect_with(socket, ctx.patience)?;
+    client.open_stream(&request)?;
     let mut stdout = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let mut view = View {
         json: ctx.json,
         timestamps: args.timestamps,
         width: 0,
     };
-    let mut line = String::new();
+    let mut replay = Replay::default();
     loop {
-        line.clear();
-        let read = reader
-            .read_line(&mut line)
-            .map_err(|err| protocol(format!("cannot read the logs: {err}")))?;
-        if read == 0 {
-            stdout.flush()?;
-            // herdd went away (shutdown) while we followed: the stream is over.
-            return if args.follow {
-                Ok(Outcome::Success)
-            } else {
-                Err(protocol(
-                    "herdd closed the connection before the end of the logs".into(),
-                ))
-            };
-        }
-        match parse(&line)? {
-            Item::Line(log) => view.show(&mut stdout, &log)?,
+        let item = match client.next_streamed()? {
+            Some(Streamed::Item { key, value }) => item(&key, value)?,
+            Some(Streamed::End(_)) => Item::End,
+            // herdd re-executed: the new image sends the last lines again.
+            Some(Streamed::Resumed) => {
+                replay.resumed();
+                continue;
+            }
+            None => {
+                stdout.flush()?;
+                // herdd went away (shutdown) while we followed: the stream is over.
+                return if args.follow {
+                    Ok(Outcome::Success)
+                } else {
+                    Err(protocol(
+                        "herdd closed the connection before the end of the logs".into(),
+                    ))
+                };
+            }
+        };
+        match item {
+            Item::Line(log) => {
+                let seen = serde_json::to_value(&log).map_err(io::Error::from)?;
+                if replay.fresh(&seen) {
+                    view.show(&mut stdout, &log)?;
+                }
+            }
             Item::Missed(gap) => {
                 stdout.flush()?;
                 output::print_diagnostic(&missed_note(&gap));
@@ -88,7 +92,7 @@ pub fn exec(ctx: &Context, args: LogsArgs) -> Result<Outcome, Error> {
             }
         }
         // Flush before waiting for more, so `-f` shows lines as they come.
-        if reader.buffer().is_empty() {
+        if !client.has_buffered() {
             stdout.flush()?;
         }
     }
@@ -104,32 +108,23 @@ pub enum Item {
     End,
 }
 
-/// What one line says; an `{"error": ...}` line is herdd's error, reported
-/// (and exited on) as for any verb.
-pub fn parse(line: &str) -> Result<Item, Error> {
-    let bad = |why: &str| protocol(format!("{why}: {:?}", line.trim_end()));
-    let value: Value = serde_json::from_str(line).map_err(|_| bad("bad log line"))?;
-    let Value::Object(mut object) = value else {
-        return Err(bad("bad log line"));
+/// What one `{"KEY": value}` line of the stream says.
+pub fn item(key: &str, value: Value) -> Result<Item, Error> {
+    let bad = || {
+        protocol(format!(
+            "bad log line: {}",
+            serde_json::json!({ key: value.clone() })
+        ))
     };
-    if let Some(log) = object.remove("log") {
-        return serde_json::from_value(log)
+    match key {
+        "log" => serde_json::from_value(value.clone())
             .map(Item::Line)
-            .map_err(|_| bad("bad log line"));
-    }
-    if let Some(gap) = object.remove("missed") {
-        return serde_json::from_value(gap)
+            .map_err(|_| bad()),
+        "missed" => serde_json::from_value(value.clone())
             .map(Item::Missed)
-            .map_err(|_| bad("bad log line"));
+            .map_err(|_| bad()),
+        _ => Err(bad()),
     }
-    if object.contains_key("ok") {
-        return Ok(Item::End);
-    }
-    if let Some(error) = object.remove("error") {
-        let body: ErrorBody = serde_json::from_value(error).map_err(|_| bad("bad error reply"))?;
-        return Err(Error::Client(ClientError::Remote(body)));
-    }
-    Err(bad("bad log line"))
 }
 
 /// How lines are printed.
@@ -235,26 +230,26 @@ mod tests {
 
     #[test]
     fn lines_of_the_reply() {
-        let line = serde_json::json!({ "log": log("web@2", "hi") }).to_string();
-        assert_eq!(parse(&line).unwrap(), Item::Line(log("web@2", "hi")));
-        assert_eq!(parse("{\"ok\":{\"count\":3}}\n").unwrap(), Item::End);
+        let line = serde_json::to_value(log("web@2", "hi")).unwrap();
+        assert_eq!(item("log", line).unwrap(), Item::Line(log("web@2", "hi")));
         assert_eq!(
-            parse(r#"{"missed":{"instance":"web@2","files":3}}"#).unwrap(),
+            item(
+                "missed",
+                serde_json::json!({"instance": "web@2", "files": 3})
+            )
+            .unwrap(),
             Item::Missed(LogGap {
                 instance: "web@2".into(),
                 files: 3
             })
         );
-        let err =
-            parse(r#"{"error":{"code":"no_such_unit","message":"no such unit: x"}}"#).unwrap_err();
-        assert!(
-            matches!(&err, Error::Client(ClientError::Remote(body)) if body.message == "no such unit: x"),
-            "{err:?}"
-        );
-        for bad in ["garbage", "[1]", "{\"what\":1}", "{\"log\":3}"] {
+        for (key, bad) in [
+            ("log", serde_json::json!(3)),
+            ("what", serde_json::json!(1)),
+        ] {
             assert!(
-                matches!(parse(bad), Err(Error::Client(ClientError::Protocol(_)))),
-                "{bad}"
+                matches!(item(key, bad), Err(Error::Client(ClientError::Protocol(_)))),
+                "{key}"
             );
         }
         assert_eq!(

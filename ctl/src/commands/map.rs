@@ -4,16 +4,19 @@
 //! ended.
 //!
 //! # How
-//! All of stdin is read first (so the total is known for the progress line
-//! and bad input is refused before anything runs). Then one connection
-//! runs a simple loop: submit until `-j N` tasks are outstanding (submitted,
-//! not yet collected), then wait for the oldest one (`join` with a short
-//! timeout, so Ctrl-C is noticed), fetch its stdout, print it, repeat.
-//! Collecting in order bounds both how many of our tasks are unfinished and
-//! how many ended ones herd must keep for us to `N`; a slow task holds the
-//! window, which `N` well above the pool's `size` absorbs. Ended tasks wait
-//! in herd until collected, so the window is also held to the pool's
-//! `keep_finished` when herdd's `status` reports it.
+//! Lines are submitted as they arrive: a thread reads stdin, so a slow
+//! producer (`tail -f queue | herdctl map ...`) is served line by line and
+//! never holds up collecting results or noticing Ctrl-C; a line is picked
+//! up within [`POLL_MS`]. One connection runs a simple loop: submit until
+//! `-j N` tasks are outstanding (submitted, not yet collected), then wait
+//! for the oldest one (`join` with a short timeout, so Ctrl-C and new lines
+//! are noticed), fetch its stdout, print it, repeat. Collecting in order
+//! bounds both how many of our tasks are unfinished and how many ended ones
+//! herd must keep for us to `N`; a slow task holds the window, which `N`
+//! well above the pool's `size` absorbs. Ended tasks wait in herd until
+//! collected, so the window is also held to the pool's `keep_finished` when
+//! herdd's `status` reports it. Nothing is asked of herdd before the first
+//! line, so `map` of empty input does nothing.
 //!
 //! A pool that refuses a submission while some of ours are outstanding
 //! (its queue is at `max_queue`) is taken as back-pressure: the submission
@@ -21,8 +24,11 @@
 //! outstanding (closed pool) is an error.
 //!
 //! Ctrl-C cancels every task submitted and not yet collected and exits 130.
-//! So does any error (herdd went away, stdout closed): nothing is left
-//! running behind the user's back, as far as herdd can still be told.
+//! So does any error (herdd went away, stdout closed, a line of stdin that
+//! is not UTF-8, which is where reading stops): nothing is left running
+//! behind the user's back, as far as herdd can still be told. A
+//! `daemon-reexec` meanwhile is not an error: the client carries on with
+//! the new image (herd_common::client).
 
 use super::progress::Progress;
 use super::{interrupt, join, Connection, Context, Outcome};
@@ -37,7 +43,9 @@ use herd_common::protocol::{
 use herd_common::state::{Exit, TaskState};
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io::{self, BufRead};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// How long one `join` may block, so Ctrl-C and the progress line are
 /// attended to a few times a second.
@@ -47,27 +55,29 @@ const POLL_MS: u64 = 200;
 const INTERRUPTED_EXIT: u8 = 130;
 
 pub fn exec(ctx: &Context, args: MapArgs) -> Result<Outcome, Error> {
-    let mut stdin = Vec::new();
-    io::stdin()
-        .lock()
-        .read_to_end(&mut stdin)
-        .map_err(|err| Error::Input(format!("cannot read stdin: {err}")))?;
-    let items = split_items(&stdin)?;
-    if items.is_empty() {
-        return Ok(Outcome::Success);
-    }
     interrupt::catch_sigint().map_err(|err| Error::Input(format!("cannot catch SIGINT: {err}")))?;
     let mut run = Run {
         ctx,
         pool: args.pool,
         template: args.command,
         window: usize::try_from(args.jobs).unwrap_or(usize::MAX).max(1),
-        progress: Progress::new(items.len()),
-        items,
+        progress: Progress::new(),
+        items: Vec::new(),
+        input: Some(read_lines()),
         submitted: 0,
         outstanding: VecDeque::new(),
         failed: 0,
     };
+    // Nothing is asked of herdd before there is something to do.
+    while run.items.is_empty() && run.input.is_some() {
+        if interrupt::interrupted() {
+            return Ok(Outcome::Code(INTERRUPTED_EXIT));
+        }
+        run.take_lines(Duration::from_millis(POLL_MS))?;
+    }
+    if run.items.is_empty() {
+        return Ok(Outcome::Success);
+    }
     let result = ctx.connect().and_then(|mut connection| {
         if let Some(keep) = keep_finished(&mut connection, &run.pool) {
             run.window = run.window.min(keep.max(1));
@@ -82,14 +92,52 @@ pub fn exec(ctx: &Context, args: MapArgs) -> Result<Outcome, Error> {
             Outcome::Failed
         }),
         Ok(false) => {
-            run.cancel_outstanding("interrupted");
+            output::print_diagnostic(&format!("interrupted; {}", run.cancel_outstanding()));
             Ok(Outcome::Code(INTERRUPTED_EXIT))
         }
+        Err(Error::Input(message)) => {
+            let cancelled = run.cancel_outstanding();
+            Err(Error::Input(format!("{message}; {cancelled}")))
+        }
         Err(err) => {
-            run.cancel_outstanding("");
+            run.cancel_outstanding();
             Err(err)
         }
     }
+}
+
+/// One line of stdin without its newline, or why stdin could not be read.
+type Line = io::Result<Vec<u8>>;
+
+/// Reads stdin on a thread of its own, one line per message; the channel
+/// closes at the end of stdin (or after a read error, which is sent). A
+/// final newline does not start an empty item; empty lines in between are
+/// items.
+fn read_lines() -> mpsc::Receiver<Line> {
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdin = io::stdin().lock();
+        loop {
+            let mut line = Vec::new();
+            match stdin.read_until(b'\n', &mut line) {
+                Ok(0) => return,
+                Ok(_) => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                    }
+                    if lines.send(Ok(line)).is_err() {
+                        return;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    let _ = lines.send(Err(err));
+                    return;
+                }
+            }
+        }
+    });
+    received
 }
 
 /// The pool's `keep_finished`, if herdd's `status` tells it. Tasks are
@@ -123,27 +171,15 @@ fn explain_eviction(err: Error) -> Error {
     }
 }
 
-/// The lines of stdin, one item each. A final newline does not start an
-/// empty item; empty lines in between are items. Items become arguments,
+/// Line `number` (from 1) of stdin as an item. Items become arguments,
 /// which the protocol carries as strings: a line that is not UTF-8 is
-/// refused before anything is submitted.
-pub fn split_items(input: &[u8]) -> Result<Vec<String>, Error> {
-    let mut lines: Vec<&[u8]> = input.split(|byte| *byte == b'\n').collect();
-    if lines.last().is_some_and(|line| line.is_empty()) {
-        lines.pop();
-    }
-    lines
-        .into_iter()
-        .enumerate()
-        .map(|(index, line)| {
-            String::from_utf8(line.to_vec()).map_err(|_| {
-                Error::Input(format!(
-                    "stdin line {} is not UTF-8; nothing was submitted",
-                    index + 1
-                ))
-            })
-        })
-        .collect()
+/// refused, and reading stops there.
+pub fn item(number: usize, line: Vec<u8>) -> Result<String, Error> {
+    String::from_utf8(line).map_err(|_| {
+        Error::Input(format!(
+            "stdin line {number} is not UTF-8; nothing after it was submitted"
+        ))
+    })
 }
 
 /// The command for one item: every `{}` in every argument replaced by the
@@ -185,7 +221,10 @@ struct Run<'a> {
     template: Vec<String>,
     /// At most this many tasks outstanding (`-j`).
     window: usize,
+    /// The lines of stdin read so far.
     items: Vec<String>,
+    /// Where more lines come from; `None` once stdin has ended.
+    input: Option<mpsc::Receiver<Line>>,
     /// How many items have been submitted; the next one to submit.
     submitted: usize,
     /// Submitted and not yet collected, oldest first: (item index, task id).
@@ -199,13 +238,19 @@ impl Run<'_> {
     /// (`Ok(false)`); the caller cancels what is outstanding then.
     fn run(&mut self, connection: &mut Connection) -> Result<bool, Error> {
         loop {
+            self.take_lines(Duration::ZERO)?;
             self.fill(connection)?;
             self.progress.draw();
             if interrupt::interrupted() {
                 return Ok(false);
             }
             let Some(&(index, id)) = self.outstanding.front() else {
-                return Ok(true);
+                if self.input.is_none() && self.submitted == self.items.len() {
+                    return Ok(true);
+                }
+                // Everything submitted is collected: wait for stdin.
+                self.take_lines(Duration::from_millis(POLL_MS))?;
+                continue;
             };
             let report: TaskReport = connection
                 .call(&Request::Join {
@@ -233,6 +278,34 @@ impl Run<'_> {
                 .map_err(explain_eviction)?;
             self.outstanding.pop_front();
             self.print(index, &task, &output)?;
+        }
+    }
+
+    /// Takes the lines stdin has given, waiting up to `wait` for the first.
+    fn take_lines(&mut self, wait: Duration) -> Result<(), Error> {
+        let Some(input) = &self.input else {
+            return Ok(());
+        };
+        let mut next = if wait.is_zero() {
+            input.try_recv().map_err(Gone::from)
+        } else {
+            input.recv_timeout(wait).map_err(Gone::from)
+        };
+        loop {
+            match next {
+                Ok(Ok(line)) => {
+                    self.items.push(item(self.items.len() + 1, line)?);
+                    self.progress.item_added();
+                }
+                Ok(Err(err)) => return Err(Error::Input(format!("cannot read stdin: {err}"))),
+                Err(Gone::NotYet) => return Ok(()),
+                Err(Gone::Ended) => {
+                    self.input = None;
+                    self.progress.input_done();
+                    return Ok(());
+                }
+            }
+            next = input.try_recv().map_err(Gone::from);
         }
     }
 
@@ -309,28 +382,42 @@ impl Run<'_> {
     }
 
     /// Cancels every task submitted and not yet collected, on a fresh
-    /// connection (the main one may be broken). With a `why`, says so on
-    /// stderr; without, it is a best effort after an error that main reports.
-    fn cancel_outstanding(&mut self, why: &str) {
+    /// connection (the main one may be broken), and says what came of it.
+    fn cancel_outstanding(&mut self) -> String {
         let ids: Vec<TaskId> = self.outstanding.iter().map(|(_, id)| *id).collect();
         if ids.is_empty() {
-            if !why.is_empty() {
-                output::print_diagnostic(&format!("{why}; no task was running"));
-            }
-            return;
+            return "no task was running".to_string();
         }
         let result: Result<CancelReport, Error> = self.ctx.call(&Request::Cancel { ids });
-        if why.is_empty() {
-            return;
-        }
         match result {
-            Ok(report) => output::print_diagnostic(&format!(
-                "{why}; cancelled {} task(s)",
-                report.cancelled.len()
-            )),
-            Err(err) => {
-                output::print_diagnostic(&format!("{why}; could not cancel the tasks: {err}"))
-            }
+            Ok(report) => format!("cancelled {} task(s)", report.cancelled.len()),
+            Err(err) => format!("could not cancel the tasks: {err}"),
+        }
+    }
+}
+
+/// Why no line was taken from stdin.
+enum Gone {
+    /// None yet: stdin is open.
+    NotYet,
+    /// stdin has ended.
+    Ended,
+}
+
+impl From<mpsc::TryRecvError> for Gone {
+    fn from(err: mpsc::TryRecvError) -> Self {
+        match err {
+            mpsc::TryRecvError::Empty => Gone::NotYet,
+            mpsc::TryRecvError::Disconnected => Gone::Ended,
+        }
+    }
+}
+
+impl From<mpsc::RecvTimeoutError> for Gone {
+    fn from(err: mpsc::RecvTimeoutError) -> Self {
+        match err {
+            mpsc::RecvTimeoutError::Timeout => Gone::NotYet,
+            mpsc::RecvTimeoutError::Disconnected => Gone::Ended,
         }
     }
 }
@@ -362,17 +449,12 @@ mod tests {
 
     #[test]
     fn lines_become_items() {
-        let items = |input: &[u8]| split_items(input).unwrap();
-        assert_eq!(items(b""), Vec::<String>::new());
-        assert_eq!(items(b"\n"), [""]);
-        assert_eq!(items(b"a\nb\n"), ["a", "b"]);
-        assert_eq!(items(b"a\nb"), ["a", "b"]);
-        assert_eq!(items(b"a\n\nb\n"), ["a", "", "b"]);
-        assert_eq!(items(b"a b \n"), ["a b "]);
-        let err = split_items(b"ok\n\xff\n").unwrap_err();
+        assert_eq!(item(1, b"a b ".to_vec()).unwrap(), "a b ");
+        assert_eq!(item(2, Vec::new()).unwrap(), "");
+        let err = item(2, b"\xff".to_vec()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "stdin line 2 is not UTF-8; nothing was submitted"
+            "stdin line 2 is not UTF-8; nothing after it was submitted"
         );
     }
 

@@ -19,6 +19,7 @@ mod pool;
 mod progress;
 mod reexec;
 mod reload;
+mod replay;
 mod scale;
 mod sem;
 mod shutdown;
@@ -69,6 +70,9 @@ pub struct Context {
     pub json: bool,
     /// Whether human output may be coloured (stdout is a terminal).
     pub colour: bool,
+    /// Global `--timeout`: how long herdd has to take a connection and to
+    /// give an answer that is due (herd_common::client, "Patience").
+    pub patience: Duration,
 }
 
 impl Context {
@@ -82,7 +86,9 @@ impl Context {
     /// or one that must stay open (`sem acquire` holds its slot with it).
     pub fn connect(&self) -> Result<Connection, Error> {
         Ok(match &self.transport {
-            Transport::Socket(path) => Connection::Socket(Client::connect(path)?),
+            Transport::Socket(path) => {
+                Connection::Socket(Client::connect_with(path, self.patience)?)
+            }
             Transport::Dbus(bus) => Connection::Dbus(DbusClient::connect(bus)?),
         })
     }
@@ -148,6 +154,9 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         transport,
         json: cli.json,
         colour: crate::output::use_colour(),
+        patience: cli
+            .patience
+            .unwrap_or(herd_common::client::DEFAULT_PATIENCE),
     };
     match cli.command {
         Command::Status(args) => status::exec(&ctx, args),

@@ -27,6 +27,9 @@ pub struct Progress {
     /// before each result is printed.
     shares_stdout: bool,
     total: usize,
+    /// Whether more items may come (stdin is still open): the total is
+    /// then shown as `N+` and there is no ETA.
+    more: bool,
     done: usize,
     failed: usize,
     start: Instant,
@@ -35,17 +38,28 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A progress line for `total` items, shown only on a terminal.
-    pub fn new(total: usize) -> Progress {
+    /// A progress line for items yet to come, shown only on a terminal.
+    pub fn new() -> Progress {
         Progress {
             enabled: io::stderr().is_terminal(),
             shares_stdout: io::stdout().is_terminal(),
-            total,
+            total: 0,
+            more: true,
             done: 0,
             failed: 0,
             start: Instant::now(),
             drawn_at: None,
         }
+    }
+
+    /// Counts one more item to do.
+    pub fn item_added(&mut self) {
+        self.total += 1;
+    }
+
+    /// No more items will come.
+    pub fn input_done(&mut self) {
+        self.more = false;
     }
 
     /// Counts one more collected item.
@@ -69,7 +83,11 @@ impl Progress {
         {
             return;
         }
-        let line = render(self.done, self.total, self.failed, self.start.elapsed());
+        let total = Total {
+            known: self.total,
+            more: self.more,
+        };
+        let line = render(self.done, total, self.failed, self.start.elapsed());
         let _ = write!(io::stderr().lock(), "{ERASE_LINE}{line}");
         self.drawn_at = Some(now);
     }
@@ -90,14 +108,24 @@ impl Progress {
     }
 }
 
+/// How many items there are: `known` so far, and whether `more` may come.
+#[derive(Debug, Clone, Copy)]
+pub struct Total {
+    pub known: usize,
+    pub more: bool,
+}
+
 /// `[#######-------------] 37/100  2 failed  12.3/s  ETA 5s`; the failed
 /// count only when there are failures, rate and ETA once something is done.
-pub fn render(done: usize, total: usize, failed: usize, elapsed: Duration) -> String {
+/// While more items may come: `37/100+` and no ETA.
+pub fn render(done: usize, total: Total, failed: usize, elapsed: Duration) -> String {
+    let Total { known: total, more } = total;
     let filled = (done * BAR_WIDTH).checked_div(total).unwrap_or(BAR_WIDTH);
     let mut line = format!(
-        "[{}{}] {done}/{total}",
+        "[{}{}] {done}/{total}{}",
         "#".repeat(filled),
-        "-".repeat(BAR_WIDTH - filled)
+        "-".repeat(BAR_WIDTH - filled),
+        if more { "+" } else { "" }
     );
     if failed > 0 {
         line.push_str(&format!("  {failed} failed"));
@@ -106,7 +134,7 @@ pub fn render(done: usize, total: usize, failed: usize, elapsed: Duration) -> St
     if done > 0 && seconds > 0.0 {
         let rate = done as f64 / seconds;
         line.push_str(&format!("  {rate:.1}/s"));
-        if done < total {
+        if done < total && !more {
             let eta_ms = (total - done) as f64 / rate * 1000.0;
             line.push_str(&format!("  ETA {}", format_duration(eta_ms as u64)));
         }
@@ -118,23 +146,39 @@ pub fn render(done: usize, total: usize, failed: usize, elapsed: Duration) -> St
 mod tests {
     use super::*;
 
+    fn all(known: usize) -> Total {
+        Total { known, more: false }
+    }
+
     #[test]
     fn lines() {
         assert_eq!(
-            render(0, 100, 0, Duration::ZERO),
+            render(0, all(100), 0, Duration::ZERO),
             "[--------------------] 0/100"
         );
         assert_eq!(
-            render(25, 100, 2, Duration::from_secs(5)),
+            render(25, all(100), 2, Duration::from_secs(5)),
             "[#####---------------] 25/100  2 failed  5.0/s  ETA 15s"
         );
         assert_eq!(
-            render(3, 3, 0, Duration::from_millis(1500)),
+            render(3, all(3), 0, Duration::from_millis(1500)),
             "[####################] 3/3  2.0/s"
         );
         assert_eq!(
-            render(0, 0, 0, Duration::ZERO),
+            render(0, all(0), 0, Duration::ZERO),
             "[####################] 0/0"
+        );
+    }
+
+    #[test]
+    fn while_stdin_is_open_the_total_is_a_lower_bound() {
+        let so_far = Total {
+            known: 100,
+            more: true,
+        };
+        assert_eq!(
+            render(25, so_far, 0, Duration::from_secs(5)),
+            "[#####---------------] 25/100+  5.0/s"
         );
     }
 }

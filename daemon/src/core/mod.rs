@@ -521,6 +521,25 @@ impl Supervisor {
         }
     }
 
+    /// `daemon-reexec`: every waiting request is answered `reconnect` now,
+    /// so its connection closes at once instead of holding up the re-exec,
+    /// and its client waits again on the new image (it has the same state).
+    /// A semaphore waiter leaves the line; it queues again when it asks again.
+    fn send_waiters_away(&mut self, out: &mut Vec<Action>) {
+        for waiter in std::mem::take(&mut self.waiters) {
+            if let Goal::SemAcquired { holder, .. } = &waiter.goal {
+                self.semaphores.withdraw(holder);
+            }
+            out.push(Action::Reply {
+                id: waiter.id,
+                reply: Reply::error(
+                    ErrorCode::Reconnect,
+                    "herdd is re-executing; connect again and wait again",
+                ),
+            });
+        }
+    }
+
     fn is_reached(&self, goal: &Goal) -> bool {
         match goal {
             Goal::Started(targets) => self.instances_settled(targets, |instance, unit| {

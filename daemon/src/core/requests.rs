@@ -146,6 +146,7 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return shutting_down();
         }
+        self.send_waiters_away(out);
         out.push(Action::Reexec);
         Reply::ok(serde_json::json!({}))
     }

@@ -393,7 +393,15 @@ impl Shell {
     }
 
     /// Everything the next image needs.
-    pub fn handover(&self) -> Handover {
+    pub fn handover(&mut self) -> Handover {
+        // Output already read from task pipes (and adopted exits) waits in
+        // the queues: into the state it goes, or it is lost with this image.
+        while let Ok(input) = self.inputs.try_recv() {
+            self.feed(input);
+        }
+        while let Ok(chunk) = self.chunks.try_recv() {
+            self.feed(chunk);
+        }
         let mut snapshot = self.core.snapshot(Instant::now(), true);
         fill_starts(&mut snapshot, &self.starts);
         adopt::fill_holder_starts(&mut snapshot);
@@ -416,6 +424,11 @@ impl Shell {
                 request,
                 reply,
             } => {
+                if reply.is_closed() {
+                    // Its connection has gone (closed at a re-exec, say): the
+                    // client was told nothing, so nothing is to be done.
+                    return;
+                }
                 let id = self.next_request;
                 self.next_request += 1;
                 self.pending.insert(id, reply);

@@ -10,6 +10,7 @@ mod harness;
 
 mod backpressure;
 mod blocking;
+mod clients;
 mod config;
 mod control;
 mod dbus;

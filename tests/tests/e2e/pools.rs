@@ -282,3 +282,91 @@ size = 1
     );
     assert_eq!(herd.wait_exit(), 0);
 }
+
+/// `tail -f queue | herdctl map`: each line is run as it arrives, and its
+/// result printed, while stdin stays open.
+#[test]
+fn map_runs_lines_as_they_arrive_on_an_open_pipe() {
+    use std::io::{BufRead, BufReader};
+    let herd = Herd::start(POOL);
+    let mut map = Command::new(bin("herdctl"))
+        .arg("--socket")
+        .arg(&herd.socket)
+        .args(["map", "p", "--", "/bin/sh", "-c", "echo got $1", "sh", "{}"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without streaming, map would wait for the end of stdin and the reads
+    // below for ever: past the deadline, the map is killed and the test fails.
+    let (done, watchdog) = std::sync::mpsc::channel::<()>();
+    let pid = map.id();
+    let watchdog = std::thread::spawn(move || {
+        if watchdog.recv_timeout(DEADLINE).is_err() {
+            signal(pid, libc::SIGKILL);
+        }
+    });
+    let mut input = map.stdin.take().unwrap();
+    let mut results = BufReader::new(map.stdout.take().unwrap());
+    for item in ["a", "b b", "c"] {
+        writeln!(input, "{item}").unwrap();
+        input.flush().unwrap();
+        // Blocks until the result is printed: with stdin still open.
+        let mut line = String::new();
+        results.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("got {item}\n"));
+    }
+    drop(input);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut results, &mut rest).unwrap();
+    let status = map.wait().unwrap();
+    done.send(()).unwrap();
+    watchdog.join().unwrap();
+    assert!(status.success(), "map ends 0 when stdin ends");
+    assert_eq!(rest, "", "nothing more after the last item");
+}
+
+#[test]
+fn map_of_a_bad_line_stops_there_and_cancels_what_runs() {
+    let herd = Herd::start(POOL);
+    let out = herd.map(&["p", "--", "/bin/echo"], "ok\n\u{fffd}\n");
+    assert!(out.status.success(), "U+FFFD is UTF-8: {}", stderr(&out));
+    let mut map = Command::new(bin("herdctl"))
+        .arg("--socket")
+        .arg(&herd.socket)
+        .args(["map", "p", "--", "/bin/sleep", "30"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = map.stdin.take().unwrap();
+    input.write_all(b"1\n").unwrap();
+    input.flush().unwrap();
+    herd.wait_for("the first item to run", |h| {
+        let tasks: serde_json::Value =
+            serde_json::from_str(&h.ok(&["--json", "tasks", "p"])).unwrap();
+        tasks["tasks"].as_array().unwrap().iter().any(|t| {
+            t["command"] == serde_json::json!(["/bin/sleep", "30", "1"]) && t["state"] == "running"
+        })
+    });
+    input.write_all(b"\xff\n").unwrap();
+    drop(input);
+    let out = map.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "herdctl: stdin line 2 is not UTF-8; nothing after it was submitted; cancelled 1 task(s)\n"
+    );
+    herd.wait_for("the running item to be cancelled", |h| {
+        let tasks: serde_json::Value =
+            serde_json::from_str(&h.ok(&["--json", "tasks", "p"])).unwrap();
+        tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["command"][0] == "/bin/sleep")
+            .all(|t| t["state"] == "cancelled")
+    });
+}

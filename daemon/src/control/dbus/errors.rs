@@ -22,6 +22,7 @@ pub enum HerdError {
     Failed(String),
     ShuttingDown(String),
     TooBusy(String),
+    Reconnect(String),
 }
 
 impl From<ErrorBody> for HerdError {
@@ -41,6 +42,7 @@ impl From<ErrorBody> for HerdError {
             ErrorCode::Failed => HerdError::Failed(message),
             ErrorCode::ShuttingDown => HerdError::ShuttingDown(message),
             ErrorCode::TooBusy => HerdError::TooBusy(message),
+            ErrorCode::Reconnect => HerdError::Reconnect(message),
         }
     }
 }
