@@ -6,6 +6,7 @@ mod harness;
 
 mod config;
 mod control;
+mod daemon_output;
 mod dbus;
 mod logs;
 mod pools;
