@@ -6,6 +6,7 @@ mod harness;
 
 mod config;
 mod control;
+mod ctl_signals;
 mod daemon_output;
 mod dbus;
 mod logs;
