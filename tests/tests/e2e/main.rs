@@ -9,6 +9,7 @@ mod control;
 mod ctl_signals;
 mod daemon_output;
 mod dbus;
+mod docs;
 mod logs;
 mod pools;
 mod privilege;
