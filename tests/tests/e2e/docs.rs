@@ -219,3 +219,148 @@ fn markdown_links_stay_inside_the_repository() {
     }
     assert!(broken.is_empty(), "links to nothing in the repository:\n{}", broken.join("\n"));
 }
+
+/// Markdown inline text as roff: `code` and **strong** in bold, links as
+/// their text.
+fn inlines(text: &str) -> Vec<roff::Inline> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let next = rest.find(['`', '*', '[']).unwrap_or(rest.len());
+        if next > 0 {
+            out.push(roff::roman(&rest[..next]));
+            rest = &rest[next..];
+            continue;
+        }
+        let (inline, used) = if let Some(code) = rest.strip_prefix('`') {
+            let end = code.find('`').unwrap_or(code.len());
+            (roff::bold(&code[..end]), end + 2)
+        } else if let Some(strong) = rest.strip_prefix("**") {
+            let end = strong.find("**").unwrap_or(strong.len());
+            (roff::bold(&strong[..end]), end + 4)
+        } else if let Some((label, after)) = rest
+            .strip_prefix('[')
+            .and_then(|link| link.split_once("]("))
+            .filter(|(label, _)| !label.contains(['[', '`']))
+        {
+            let end = after.find(')').unwrap_or(after.len());
+            (roff::roman(label), label.len() + end + 4)
+        } else {
+            (roff::roman(&rest[..1]), 1)
+        };
+        out.push(inline);
+        rest = &rest[used.min(rest.len())..];
+    }
+    out
+}
+
+/// herd.toml(5), from docs/config.md: `##` sections, `###` keys, paragraphs,
+/// bullets and code blocks.
+pub fn config_man_page(markdown: &str) -> String {
+    let mut page = roff::Roff::new();
+    let version = format!("herd {}", env!("CARGO_PKG_VERSION"));
+    page.control("TH", ["HERD.TOML", "5", "", version.as_str(), "File Formats"]);
+    page.control("SH", ["NAME"]);
+    page.text([roff::roman(
+        "herd.toml - the configuration file of herdd, the herd process supervisor",
+    )]);
+    page.control("SH", ["DESCRIPTION"]);
+    let mut paragraph: Vec<String> = Vec::new();
+    let mut in_code = false;
+    let flush = |page: &mut roff::Roff, paragraph: &mut Vec<String>| {
+        if !paragraph.is_empty() {
+            page.text(inlines(&paragraph.join(" ")));
+            paragraph.clear();
+        }
+    };
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            flush(&mut page, &mut paragraph);
+            if in_code {
+                page.control("fi", []).control("RE", []);
+            } else {
+                page.control("PP", []).control("RS", ["4"]).control("nf", []);
+            }
+            in_code = !in_code;
+        } else if in_code {
+            page.text([roff::roman(line)]);
+        } else if line.starts_with("# ") {
+            continue;
+        } else if let Some(title) = line.strip_prefix("## ") {
+            flush(&mut page, &mut paragraph);
+            page.control("SH", [title.replace('`', "").to_uppercase().as_str()]);
+        } else if let Some(key) = line.strip_prefix("### ") {
+            flush(&mut page, &mut paragraph);
+            page.control("SS", [key.replace('`', "").as_str()]);
+        } else if let Some(item) = line.strip_prefix("- ") {
+            flush(&mut page, &mut paragraph);
+            page.control("IP", ["\\(bu", "2"]);
+            paragraph.push(item.to_string());
+        } else if line.trim().is_empty() {
+            flush(&mut page, &mut paragraph);
+            paragraph.clear();
+            page.control("PP", []);
+        } else {
+            paragraph.push(line.trim().to_string());
+        }
+    }
+    flush(&mut page, &mut paragraph);
+    page.control("SH", ["SEE ALSO"]);
+    page.text([
+        roff::bold("herdd"),
+        roff::roman("(8), "),
+        roff::bold("herdctl"),
+        roff::roman("(1)"),
+    ]);
+    page.render()
+}
+
+#[test]
+fn herd_toml_5_is_generated_from_the_config_reference() {
+    let root = repo_root();
+    let markdown = std::fs::read_to_string(root.join("docs/config.md")).unwrap();
+    let page = config_man_page(&markdown);
+    let path = root.join("man/herd.toml.5");
+    if std::env::var_os("HERD_BLESS").is_some() {
+        std::fs::write(&path, &page).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == page,
+        "man/herd.toml.5 is stale: run `HERD_BLESS=1 cargo test -p herd-tests --test e2e docs::` and commit it"
+    );
+}
+
+#[test]
+fn man_pages_render_without_warnings() {
+    let dir = repo_root().join("man");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    pages.sort();
+    let names: Vec<String> = pages
+        .iter()
+        .map(|page| page.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in ["herdctl.1", "herdctl-sem-acquire.1", "herdd.8", "herd.toml.5"] {
+        assert!(names.iter().any(|name| name == expected), "no man/{expected}");
+    }
+    if Command::new("man").arg("--version").output().is_err() {
+        println!("note: man is not installed; man pages were not rendered");
+        return;
+    }
+    for page in &pages {
+        let out = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(page)
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", page.display(), stderr(&out));
+        assert!(stderr(&out).is_empty(), "{}: {}", page.display(), stderr(&out));
+        assert!(stdout(&out).contains("NAME"), "{}", page.display());
+    }
+}
