@@ -14,7 +14,7 @@ mod commands;
 mod dbus;
 mod error;
 #[cfg(test)]
-mod man;
+mod generated;
 mod output;
 
 use clap::Parser;

@@ -10,6 +10,7 @@ mod ctl_signals;
 mod daemon_output;
 mod dbus;
 mod docs;
+mod install;
 mod logs;
 mod pools;
 mod privilege;
