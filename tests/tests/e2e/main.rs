@@ -13,6 +13,7 @@ mod docs;
 mod install;
 mod logs;
 mod pools;
+mod python;
 mod privilege;
 mod recovery;
 mod security;
