@@ -173,7 +173,9 @@ fn wait(pid: libc::pid_t, child: &Mutex<libc::pid_t>) -> io::Result<ExitStatus> 
             return Err(err);
         }
     }
-    *child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = 0;
+    *child
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = 0;
     let mut status: c_int = 0;
     loop {
         // SAFETY: a valid out-pointer.

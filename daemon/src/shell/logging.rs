@@ -34,9 +34,7 @@ pub fn init() {
             .with_level(false)
             .with_target(false)
             .with_ansi(false);
-        builder
-            .event_format(SyslogPriority(format))
-            .try_init()
+        builder.event_format(SyslogPriority(format)).try_init()
     } else {
         let colour = colour(
             std::io::stderr().is_terminal(),
@@ -104,7 +102,10 @@ mod tests {
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {
         assert!(colour(true, None));
-        assert!(colour(true, Some(OsStr::new(""))), "empty NO_COLOR is unset");
+        assert!(
+            colour(true, Some(OsStr::new(""))),
+            "empty NO_COLOR is unset"
+        );
         assert!(!colour(true, Some(OsStr::new("1"))));
         assert!(!colour(false, None));
     }

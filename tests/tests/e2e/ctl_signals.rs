@@ -42,7 +42,12 @@ fn exit_code(mut child: Child) -> (Option<i32>, String) {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             return (status.code(), err);
         }
         if started.elapsed() > DEADLINE {
@@ -113,10 +118,13 @@ fn map_cancels_its_tasks_on_ctrl_c_and_exits_130() {
         .process_group(0)
         .spawn()
         .unwrap();
-    map.stdin.take().unwrap().write_all(b"1000\n1000\n1000\n").unwrap();
+    map.stdin
+        .take()
+        .unwrap()
+        .write_all(b"1000\n1000\n1000\n")
+        .unwrap();
     herd.wait_for("two tasks to run", |h| {
-        let tasks: serde_json::Value =
-            serde_json::from_str(&h.ok(&["--json", "tasks"])).unwrap();
+        let tasks: serde_json::Value = serde_json::from_str(&h.ok(&["--json", "tasks"])).unwrap();
         let tasks = tasks["tasks"].as_array().cloned().unwrap_or_default();
         tasks.iter().filter(|t| t["state"] == "running").count() == 2
     });
@@ -124,8 +132,7 @@ fn map_cancels_its_tasks_on_ctrl_c_and_exits_130() {
     let (code, err) = exit_code(map);
     assert_eq!(code, Some(130), "{err}");
     herd.wait_for("every task to be cancelled", |h| {
-        let tasks: serde_json::Value =
-            serde_json::from_str(&h.ok(&["--json", "tasks"])).unwrap();
+        let tasks: serde_json::Value = serde_json::from_str(&h.ok(&["--json", "tasks"])).unwrap();
         let tasks = tasks["tasks"].as_array().cloned().unwrap_or_default();
         !tasks.is_empty()
             && tasks

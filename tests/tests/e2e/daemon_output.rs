@@ -26,7 +26,11 @@ fn check_config(text: &str, out: Stdio, err: Stdio) -> (tempfile::TempDir, Outpu
 }
 
 fn dev_full() -> Stdio {
-    File::options().write(true).open("/dev/full").unwrap().into()
+    File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+        .into()
 }
 
 #[test]

@@ -83,7 +83,10 @@ fn documented_keys(text: &str) -> BTreeMap<String, BTreeSet<String>> {
         } else if let Some(key) = line.strip_prefix("### ") {
             let key = key.trim_matches('`').to_string();
             assert!(
-                sections.entry(section.clone()).or_default().insert(key.clone()),
+                sections
+                    .entry(section.clone())
+                    .or_default()
+                    .insert(key.clone()),
                 "{key} twice in {section}"
             );
         }
@@ -125,12 +128,12 @@ fn the_config_reference_documents_exactly_the_accepted_keys() {
     let unit = "`[service.NAME]` and `[task.NAME]`";
     let service_only: BTreeSet<String> = ["instances", "sets_event"].map(String::from).into();
     let expected_docs: [(&str, BTreeSet<String>); 8] = [
-        ("top", &union(&docs, &["Top level"]) | &documented_tables(&docs)),
-        ("herd", union(&docs, &["`[herd]`"])),
         (
-            "service",
-            union(&docs, &[unit, "Process keys", "Log keys"]),
+            "top",
+            &union(&docs, &["Top level"]) | &documented_tables(&docs),
         ),
+        ("herd", union(&docs, &["`[herd]`"])),
+        ("service", union(&docs, &[unit, "Process keys", "Log keys"])),
         (
             "task",
             &union(&docs, &[unit, "Process keys", "Log keys"]) - &service_only,
@@ -217,7 +220,11 @@ fn markdown_links_stay_inside_the_repository() {
             }
         }
     }
-    assert!(broken.is_empty(), "links to nothing in the repository:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "links to nothing in the repository:\n{}",
+        broken.join("\n")
+    );
 }
 
 /// Markdown inline text as roff: `code` and **strong** in bold, links as
@@ -259,7 +266,10 @@ fn inlines(text: &str) -> Vec<roff::Inline> {
 pub fn config_man_page(markdown: &str) -> String {
     let mut page = roff::Roff::new();
     let version = format!("herd {}", env!("CARGO_PKG_VERSION"));
-    page.control("TH", ["HERD.TOML", "5", "", version.as_str(), "File Formats"]);
+    page.control(
+        "TH",
+        ["HERD.TOML", "5", "", version.as_str(), "File Formats"],
+    );
     page.control("SH", ["NAME"]);
     page.text([roff::roman(
         "herd.toml - the configuration file of herdd, the herd process supervisor",
@@ -279,7 +289,9 @@ pub fn config_man_page(markdown: &str) -> String {
             if in_code {
                 page.control("fi", []).control("RE", []);
             } else {
-                page.control("PP", []).control("RS", ["4"]).control("nf", []);
+                page.control("PP", [])
+                    .control("RS", ["4"])
+                    .control("nf", []);
             }
             in_code = !in_code;
         } else if in_code {
@@ -345,8 +357,16 @@ fn man_pages_render_without_warnings() {
         .iter()
         .map(|page| page.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    for expected in ["herdctl.1", "herdctl-sem-acquire.1", "herdd.8", "herd.toml.5"] {
-        assert!(names.iter().any(|name| name == expected), "no man/{expected}");
+    for expected in [
+        "herdctl.1",
+        "herdctl-sem-acquire.1",
+        "herdd.8",
+        "herd.toml.5",
+    ] {
+        assert!(
+            names.iter().any(|name| name == expected),
+            "no man/{expected}"
+        );
     }
     if Command::new("man").arg("--version").output().is_err() {
         println!("note: man is not installed; man pages were not rendered");
@@ -360,7 +380,12 @@ fn man_pages_render_without_warnings() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}: {}", page.display(), stderr(&out));
-        assert!(stderr(&out).is_empty(), "{}: {}", page.display(), stderr(&out));
+        assert!(
+            stderr(&out).is_empty(),
+            "{}: {}",
+            page.display(),
+            stderr(&out)
+        );
         assert!(stdout(&out).contains("NAME"), "{}", page.display());
     }
 }

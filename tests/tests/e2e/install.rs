@@ -66,17 +66,30 @@ fn install_sh_lays_herd_out_under_destdir_and_prefix_usr() {
         "usr/share/man/man8/herdd.8",
         "etc/herd/herd.toml",
     ] {
-        assert!(installed.contains(expected), "{expected} missing: {installed:#?}");
+        assert!(
+            installed.contains(expected),
+            "{expected} missing: {installed:#?}"
+        );
     }
     assert_eq!(mode(&root.join("usr/bin/herdd")), 0o755);
     assert_eq!(mode(&root.join("usr/share/man/man8/herdd.8")), 0o644);
 
     let unit = std::fs::read_to_string(root.join("usr/lib/systemd/system/herd.service")).unwrap();
-    assert!(unit.contains("\nExecStart=/usr/bin/herdd --config /etc/herd/herd.toml\n"), "{unit}");
+    assert!(
+        unit.contains("\nExecStart=/usr/bin/herdd --config /etc/herd/herd.toml\n"),
+        "{unit}"
+    );
 
     // The installed binaries work, and the example config is valid.
-    let version = Command::new(root.join("usr/bin/herdctl")).arg("--version").output().unwrap();
-    assert!(stdout(&version).starts_with("herdctl "), "{}", stdout(&version));
+    let version = Command::new(root.join("usr/bin/herdctl"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&version).starts_with("herdctl "),
+        "{}",
+        stdout(&version)
+    );
     let check = Command::new(root.join("usr/bin/herdd"))
         .arg("--check-config")
         .arg("--config")
@@ -101,7 +114,9 @@ fn install_sh_honours_prefix_and_keeps_an_edited_config() {
     assert!(installed.contains("usr/local/bin/herdd"), "{installed:#?}");
     assert!(installed.contains("usr/local/share/man/man8/herdd.8"));
     assert!(!installed.iter().any(|file| file.starts_with("usr/bin")));
-    let unit_path = dest.path().join("usr/local/lib/systemd/system/herd.service");
+    let unit_path = dest
+        .path()
+        .join("usr/local/lib/systemd/system/herd.service");
     let unit = std::fs::read_to_string(unit_path).unwrap();
     assert!(unit.contains("\nExecStart=/usr/local/bin/herdd "), "{unit}");
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");

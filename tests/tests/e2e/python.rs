@@ -25,9 +25,15 @@ fn the_python_client_passes_its_unittest_suite() {
         Err(err) => panic!("cannot run python3: {err}"),
     };
     let report = stderr(&out);
-    assert!(out.status.success(), "python3 -m unittest failed:\n{report}");
+    assert!(
+        out.status.success(),
+        "python3 -m unittest failed:\n{report}"
+    );
     // Not vacuous: the suite ran, against herdd.
     assert!(report.contains("\nOK"), "{report}");
-    assert!(report.contains("test_submit_returns_an_async_result"), "{report}");
+    assert!(
+        report.contains("test_submit_returns_an_async_result"),
+        "{report}"
+    );
     assert!(!report.contains("skipped 'no herdd"), "{report}");
 }
