@@ -1,6 +1,6 @@
 //! `herdd` — parse arguments, load the config, run the supervisor.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use std::fmt::Display;
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 /// SIGINT shut it down, stopping what it runs. It exits 0 after a shutdown, 1
 /// when it cannot start.
 #[derive(Parser)]
-#[command(name = "herdd", version, after_help = ENVIRONMENT)]
+#[command(name = "herdd", version)]
 struct Args {
     /// Config file [default: /etc/herd/herd.toml as root, else $XDG_CONFIG_HOME/herd/herd.toml]
     #[arg(long, short, env = "HERD_CONFIG")]
@@ -24,18 +24,9 @@ struct Args {
     check_config: bool,
 }
 
-/// The environment variables herdd reads, for `--help`.
-const ENVIRONMENT: &str = "\
-Environment:
-  HERD_CONFIG     the config file, as --config
-  HERD_LOG        herdd's own log filter: error, warn, info (default), debug, trace
-  NO_COLOR        when set and not empty, no colour even on a terminal
-  JOURNAL_STREAM  set by systemd: when it names herdd's stderr, log lines carry
-                  journald's <N> priority prefix and no timestamp";
-
-/// The same, for herdd(8): (name, meaning).
-#[cfg(test)]
-const ENVIRONMENT_ENTRIES: [(&str, &str); 4] = [
+/// The environment variables herdd reads: (name, meaning), for `--help` and
+/// the ENVIRONMENT section of herdd(8).
+const ENVIRONMENT: [(&str, &str); 4] = [
     ("HERD_CONFIG", "The config file, as --config."),
     (
         "HERD_LOG",
@@ -54,8 +45,17 @@ const ENVIRONMENT_ENTRIES: [(&str, &str); 4] = [
     ),
 ];
 
+/// [`Args`] with [`ENVIRONMENT`] at the end of `--help`.
+fn command() -> clap::Command {
+    let mut help = String::from("Environment:");
+    for (name, meaning) in ENVIRONMENT {
+        help += &format!("\n  {name}\n          {meaning}");
+    }
+    Args::command().after_help(help)
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::from_arg_matches(&command().get_matches()).unwrap_or_else(|err| err.exit());
     herdd::shell::logging::init();
     let path = args
         .config
@@ -105,6 +105,14 @@ mod man {
     use super::Args;
     use clap::CommandFactory;
 
+    #[test]
+    fn help_lists_the_environment() {
+        let help = super::command().render_help().to_string();
+        for (name, _) in super::ENVIRONMENT {
+            assert!(help.contains(name), "{help}");
+        }
+    }
+
     /// clap_mangen's sections, then ENVIRONMENT, FILES and SEE ALSO in
     /// place of the plain `after_help` text.
     fn render() -> Vec<u8> {
@@ -120,7 +128,7 @@ mod man {
         man.render_options_section(&mut page).unwrap();
         let mut extra = Roff::new();
         extra.control("SH", ["ENVIRONMENT"]);
-        for (name, meaning) in super::ENVIRONMENT_ENTRIES {
+        for (name, meaning) in super::ENVIRONMENT {
             extra
                 .control("TP", [])
                 .text([bold(name)])
