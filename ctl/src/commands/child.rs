@@ -82,8 +82,10 @@ fn catch() -> io::Result<SignalsInfo<WithOrigin>> {
         }
     }
     defaults_when_idle(&caught)?;
+    // Queueing first: a signal that comes before still kills herdctl.
+    let signals = SignalsInfo::new(caught)?;
     IDLE.store(false, Ordering::SeqCst);
-    SignalsInfo::new(caught)
+    Ok(signals)
 }
 
 /// Registers, once per process, the default action of each of `signals` for
