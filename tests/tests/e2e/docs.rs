@@ -171,6 +171,28 @@ fn every_key_in_the_config_reference_has_type_default_example_and_reload() {
     }
 }
 
+#[test]
+fn every_example_in_the_config_reference_sets_its_own_key() {
+    let text = std::fs::read_to_string(repo_root().join("docs/config.md")).unwrap();
+    for entry in text.split("\n### ").skip(1) {
+        let key = entry.lines().next().unwrap().trim_matches('`');
+        let example = entry
+            .lines()
+            .find_map(|line| line.strip_prefix("- **Example**: `"))
+            .and_then(|line| line.strip_suffix('`'))
+            .unwrap_or_else(|| panic!("{key}: no one-line example"));
+        let table: toml::Table = toml::from_str(example)
+            .unwrap_or_else(|err| panic!("{key}: example {example:?} is not TOML: {err}"));
+        // An rlimits key is shown inside `rlimits = { ... }`.
+        let own = table.contains_key(key)
+            || table
+                .get("rlimits")
+                .and_then(|limits| limits.as_table())
+                .is_some_and(|limits| limits.contains_key(key));
+        assert!(own, "{key}: example {example:?} does not set {key}");
+    }
+}
+
 /// Every `.md` file of the repository (not under target/ or hidden folders).
 fn markdown_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
