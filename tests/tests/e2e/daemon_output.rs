@@ -131,3 +131,38 @@ fn sizes_take_binary_unit_spellings() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("herd.log_max_size: invalid size `1XiB`"));
 }
+
+#[test]
+fn herdd_runs_and_shuts_down_cleanly_with_its_output_on_a_full_disk() {
+    let herd = Herd::configure(WEB);
+    let mut daemon = Command::new(bin("herdd"))
+        .arg("--config")
+        .arg(&herd.config)
+        .env("HERD_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(dev_full())
+        .stderr(dev_full())
+        .spawn()
+        .unwrap();
+    let pid = daemon.id();
+    wait_until("herdd to answer", || {
+        assert!(alive(pid), "herdd exited");
+        herd.ctl(&["status"]).status.success()
+    });
+    herd.wait_state("web", "running");
+    herd.ok(&["restart", "web"]);
+    signal(daemon.id(), libc::SIGTERM);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            panic!("herdd did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
+}
