@@ -169,7 +169,16 @@ mod man {
         ]);
         extra.to_writer(&mut page).unwrap();
         man.render_version_section(&mut page).unwrap();
-        page
+        once_preamble(page)
+    }
+
+    /// Each of clap_mangen's `render_*_section` starts with the same
+    /// two-line preamble (defining `\*(Aq`); a page needs it once, at the top.
+    fn once_preamble(page: Vec<u8>) -> Vec<u8> {
+        const PREAMBLE: &str = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+        let text = String::from_utf8(page).expect("roff is UTF-8");
+        let rest = text.strip_prefix(PREAMBLE).unwrap_or(&text);
+        format!("{PREAMBLE}{}", rest.replace(PREAMBLE, "")).into_bytes()
     }
 
     #[test]
