@@ -6,6 +6,8 @@ result is what it wrote to stdout, and a task that does not exit 0 raises
 """
 
 import collections
+import queue
+import threading
 
 from .errors import NoSuchTask, TaskFailed, TimeoutError
 
@@ -66,9 +68,7 @@ class Pool:
         ``items`` may be a long or endless iterator. A task that fails
         raises TaskFailed; the tasks still outstanding are then cancelled,
         as they are when the iterator is closed early."""
-        if window is None:
-            window = self.status()["size"]
-        window = max(1, int(window))
+        window = self._window(window)
         items = iter(items)
         outstanding = collections.deque()
         try:
@@ -83,12 +83,46 @@ class Pool:
                 yield outstanding[0].get()
                 outstanding.popleft()
         finally:
-            if outstanding:
-                ids = [result.id for result in outstanding]
-                try:
-                    self._client.request("cancel", ids=ids)
-                except Exception:
-                    pass
+            self._cancel(outstanding)
+
+    def _window(self, window):
+        if window is None:
+            window = self.status()["size"]
+        return max(1, int(window))
+
+    def _cancel(self, results):
+        """Cancels what is left of an iteration that ended early (best effort:
+        herdd may be gone, which ends the tasks' reason to exist anyway)."""
+        ids = [result.id if isinstance(result, AsyncResult) else result for result in results]
+        if ids:
+            try:
+                self._client.request("cancel", ids=ids)
+            except Exception:
+                pass
+
+    def imap_unordered(self, command, items, window=None):
+        """As :meth:`imap`, but yields each stdout as soon as its task is
+        done, whatever the order of ``items``."""
+        window = self._window(window)
+        items = iter(items)
+        done = queue.Queue()
+        outstanding = {}
+        try:
+            while True:
+                while len(outstanding) < window:
+                    item = next(items, _END)
+                    if item is _END:
+                        break
+                    result = self.submit(command_for(command, item))
+                    outstanding[result.id] = result
+                    threading.Thread(target=_wait_into, args=(result, done), daemon=True).start()
+                if not outstanding:
+                    return
+                result = done.get()
+                del outstanding[result.id]
+                yield result.get()
+        finally:
+            self._cancel(outstanding)
 
     def map(self, command, items, window=None):
         """As :meth:`imap`, collected into a list (``Pool.map``)."""
@@ -116,6 +150,15 @@ class Pool:
 
 
 _END = object()
+
+
+def _wait_into(result, done):
+    """Waits for ``result`` on a connection of its own, then hands it over."""
+    try:
+        result.wait()
+    except Exception:
+        pass  # get() raises it again for the caller
+    done.put(result)
 
 
 class AsyncResult:

@@ -168,6 +168,17 @@ class Pools(HerdTest):
             lambda: all(t["state"] not in ("queued", "running") for t in self.client.tasks("convert")),
         )
 
+    def test_imap_unordered_yields_what_ends_first(self):
+        # "slow" never ends on its own: only an unordered iterator yields "fast".
+        command = ["/bin/sh", "-c", "[ $0 = slow ] && exec sleep 1000; echo $0", "{}"]
+        results = self.client.pool("convert").imap_unordered(command, ["slow", "fast"], window=2)
+        self.assertEqual(next(results), "fast\n")
+        results.close()
+        wait_until(
+            "slow to be cancelled",
+            lambda: all(t["state"] not in ("queued", "running") for t in self.client.tasks("convert")),
+        )
+
     def test_a_failing_item_raises_from_map(self):
         with self.assertRaises(herd.TaskFailed):
             self.client.pool("convert").map(["/bin/sh", "-c", "exit $0"], [0, 4, 0])
