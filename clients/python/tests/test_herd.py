@@ -282,6 +282,14 @@ class Permissions(HerdTest):
     def test_another_user_may_read_but_not_control(self):
         if os.geteuid() != 0 or shutil.which("setpriv") is None:
             self.skipTest("needs root and setpriv to run a client as nobody")
+        # A copy of the package that nobody can read, wherever the sources are.
+        package = os.path.join(self.dir, "package")
+        if not os.path.exists(package):
+            shutil.copytree(os.path.join(PACKAGE_ROOT, "herd"), os.path.join(package, "herd"))
+            for root, dirs, files in os.walk(package):
+                os.chmod(root, 0o755)
+                for name in files:
+                    os.chmod(os.path.join(root, name), 0o644)
         script = textwrap.dedent(
             """
             import sys
@@ -298,7 +306,7 @@ class Permissions(HerdTest):
             except herd.PermissionDenied as err:
                 print("connect denied:", err)
             """
-            % (PACKAGE_ROOT, self.socket, self.private_socket())
+            % (package, self.socket, self.private_socket())
         )
         out = subprocess.run(
             ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c", script],
