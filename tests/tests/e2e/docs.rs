@@ -411,3 +411,30 @@ fn man_pages_render_without_warnings() {
         assert!(stdout(&out).contains("NAME"), "{}", page.display());
     }
 }
+
+#[test]
+fn markdown_files_name_only_markdown_files_of_the_repository() {
+    let root = repo_root();
+    let mut files = Vec::new();
+    markdown_files(&root, &mut files);
+    let names: BTreeSet<String> = files
+        .iter()
+        .map(|file| file.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let mut unknown = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || "_-./".contains(c)));
+        for word in words.filter(|word| word.ends_with(".md")) {
+            let name = word.rsplit('/').next().unwrap();
+            if name != ".md" && !names.contains(name) {
+                unknown.push(format!("{}: {word}", file.display()));
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "files named that are not in the repository:\n{}",
+        unknown.join("\n")
+    );
+}
