@@ -85,9 +85,15 @@ fn sem_acquire_passes_sigterm_on_and_exits_143() {
 fn sem_acquire_exits_with_the_status_of_a_command_that_handles_the_signal() {
     let herd = Herd::start(LOCK);
     for (signo, code) in [(libc::SIGHUP, 41), (libc::SIGINT, 42)] {
-        let script = format!("trap 'exit {code}' HUP INT; while :; do sleep 0.05; done");
+        // The file says the trap is in place: a signal before it would kill sh.
+        let trapped = herd.path(&format!("trapped-{signo}"));
+        let script = format!(
+            "trap 'exit {code}' HUP INT; : > {}; while :; do sleep 0.05; done",
+            trapped.display()
+        );
         let holder = acquire(&herd, &["/bin/sh", "-c", &script]);
         wait_running(&herd, &holder);
+        wait_until("the trap", || trapped.exists());
         signal(holder.id(), signo);
         let (exit, err) = exit_code(holder);
         assert_eq!(exit, Some(code), "signal {signo}: {err}");
