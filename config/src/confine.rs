@@ -5,7 +5,7 @@
 use toml::de::DeValue;
 
 use crate::model::Confinement;
-use crate::value::{set, Cx, Value};
+use crate::value::{parse_size, set, Cx, Value, SIZE_SYNTAX};
 
 /// The kernel's `PID_MAX_LIMIT` on 64-bit: no cgroup can hold more.
 const MAX_PIDS: i64 = 4_194_304;
@@ -37,10 +37,10 @@ pub(crate) fn read(
     true
 }
 
-/// `"max"` (no limit), a number of bytes, or a string with a binary suffix:
-/// `"512K"`, `"512M"`, `"2G"`, `"1T"` (as systemd's `MemoryMax=`).
+/// `"max"` (no limit), a number of bytes, or a size string (see
+/// [`parse_size`]): `"512M"`, `"512MiB"`, `"2G"` (as systemd's `MemoryMax=`).
 fn memory(cx: &mut Cx, key: &str, value: &Value) -> Option<Option<u64>> {
-    const EXPECTED: &str = "a size like \"512M\" or \"2G\", a number of bytes, or \"max\"";
+    let expected = format!("{SIZE_SYNTAX}, a number of bytes, or \"max\"");
     let text = match value.get_ref() {
         DeValue::Integer(_) => {
             let bytes = cx.integer_in::<u64>(key, value, 1..=i64::MAX)?;
@@ -48,7 +48,7 @@ fn memory(cx: &mut Cx, key: &str, value: &Value) -> Option<Option<u64>> {
         }
         DeValue::String(text) => text.as_ref(),
         _ => {
-            cx.type_error(key, value, EXPECTED);
+            cx.type_error(key, value, &expected);
             return None;
         }
     };
@@ -59,28 +59,11 @@ fn memory(cx: &mut Cx, key: &str, value: &Value) -> Option<Option<u64>> {
         Some(0) => cx.error(value.span(), key, "must be more than 0 bytes"),
         Some(bytes) => return Some(Some(bytes)),
         None => {
-            let message = format!("invalid size `{text}` (expected {EXPECTED})");
+            let message = format!("invalid size `{text}` (expected {expected})");
             cx.error(value.span(), key, message);
         }
     }
     None
-}
-
-/// `"1024"`, `"512K"`, `"2G"`, ...: digits and an optional K/M/G/T suffix
-/// (powers of 1024, either case); `None` when malformed or too large.
-pub(crate) fn parse_size(text: &str) -> Option<u64> {
-    let (digits, shift) = match text.as_bytes().last()? {
-        b'k' | b'K' => (&text[..text.len() - 1], 10),
-        b'm' | b'M' => (&text[..text.len() - 1], 20),
-        b'g' | b'G' => (&text[..text.len() - 1], 30),
-        b't' | b'T' => (&text[..text.len() - 1], 40),
-        _ => (text, 0),
-    };
-    if digits.is_empty() || !digits.bytes().all(|digit| digit.is_ascii_digit()) {
-        return None;
-    }
-    let number: u64 = digits.parse().ok()?;
-    number.checked_mul(1u64 << shift)
 }
 
 /// A positive integer up to the kernel's pid limit, or `"max"`.

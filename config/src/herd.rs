@@ -50,13 +50,10 @@ pub(crate) fn parse(cx: &mut Cx, value: &Value, base: &Path) -> HerdSettings {
             "state_dir" => set(&mut settings.state_dir, dir_or_file(cx, &path, value, base)),
             "dbus" => set(&mut settings.dbus, dbus(cx, &path, value)),
             "shutdown_timeout" => set(&mut settings.shutdown_timeout, cx.duration(&path, value)),
-            "control_group" => {
-                let group = cx.non_empty_string(&path, value);
-                set(
-                    &mut settings.control_group,
-                    group.map(|g| Some(g.to_string())),
-                );
-            }
+            "control_group" => set(
+                &mut settings.control_group,
+                control_group(cx, &path, value).map(Some),
+            ),
             "log_max_size" => set(
                 &mut settings.log_max_size,
                 crate::logs::max_size(cx, &path, value),
@@ -71,6 +68,19 @@ pub(crate) fn parse(cx: &mut Cx, value: &Value, base: &Path) -> HerdSettings {
 fn dir_or_file(cx: &mut Cx, key: &str, value: &Value, base: &Path) -> Option<PathBuf> {
     cx.non_empty_string(key, value)
         .map(|text| resolve(base, text))
+}
+
+/// The name of a group that exists: herdd resolves it when it starts, and
+/// refusing it here lets `--check-config` and `reload` catch a typo.
+fn control_group(cx: &mut Cx, key: &str, value: &Value) -> Option<String> {
+    let name = cx.non_empty_string(key, value)?;
+    let problem = match nix::unistd::Group::from_name(name) {
+        Ok(Some(_)) => return Some(name.to_string()),
+        Ok(None) => format!("no such group `{name}` (see /etc/group or `getent group`)"),
+        Err(err) => format!("cannot look up group `{name}`: {err}"),
+    };
+    cx.error(value.span(), key, problem);
+    None
 }
 
 /// `"off"`, `"system"`, `"session"`, or something that looks like a D-Bus

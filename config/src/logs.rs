@@ -3,9 +3,8 @@
 
 use toml::de::DeValue;
 
-use crate::confine::parse_size;
 use crate::model::{LogMode, UnitLog};
-use crate::value::{set, Cx, Value};
+use crate::value::{parse_size, set, Cx, Value, SIZE_SYNTAX};
 
 /// The log keys of `[service.NAME]` and `[task.NAME]`, in the order
 /// "unknown key" errors list them.
@@ -42,15 +41,15 @@ fn mode(cx: &mut Cx, key: &str, value: &Value) -> Option<LogMode> {
     }
 }
 
-/// A number of bytes, or a string with a binary suffix: `"512K"`, `"10M"`,
-/// `"1G"` (as `memory_max`). At least 1 byte.
+/// A number of bytes, or a size string (see [`parse_size`]): `"512K"`,
+/// `"10MiB"`, `"1G"` (as `memory_max`). At least 1 byte.
 pub(crate) fn max_size(cx: &mut Cx, key: &str, value: &Value) -> Option<u64> {
-    const EXPECTED: &str = "a size like \"512K\", \"10M\" or \"1G\", or a number of bytes";
+    let expected = format!("{SIZE_SYNTAX}, or a number of bytes");
     let text = match value.get_ref() {
         DeValue::Integer(_) => return cx.integer_in::<u64>(key, value, 1..=i64::MAX),
         DeValue::String(text) => text.as_ref(),
         _ => {
-            cx.type_error(key, value, EXPECTED);
+            cx.type_error(key, value, &expected);
             return None;
         }
     };
@@ -58,7 +57,7 @@ pub(crate) fn max_size(cx: &mut Cx, key: &str, value: &Value) -> Option<u64> {
         Some(0) => cx.error(value.span(), key, "must be more than 0 bytes"),
         Some(bytes) => return Some(bytes),
         None => {
-            let message = format!("invalid size `{text}` (expected {EXPECTED})");
+            let message = format!("invalid size `{text}` (expected {expected})");
             cx.error(value.span(), key, message);
         }
     }

@@ -173,6 +173,35 @@ impl Cx<'_> {
     }
 }
 
+/// What size errors say a size looks like.
+pub(crate) const SIZE_SYNTAX: &str = "a size like \"512K\", \"10MiB\" or \"1G\"";
+
+/// `"1024"`, `"512K"`, `"10MB"`, `"1GiB"`, ...: digits and an optional unit
+/// `K`, `M`, `G` or `T`, alone or followed by `B` or `iB`, in either case.
+/// Every spelling means a power of 1024 (`"1MB"` = `"1MiB"` = `"1M"` =
+/// 1048576 bytes), as `memory_max` and the kernel's cgroup files count, and
+/// as herd always has; a bare `"B"` is bytes. `None` when malformed or too
+/// large for a `u64`.
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    if digits.is_empty() {
+        return None;
+    }
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    let number: u64 = digits.parse().ok()?;
+    number.checked_mul(1u64 << shift)
+}
+
 /// Overwrites a default only when the value was valid (readers return `None`
 /// after reporting an error).
 pub(crate) fn set<T>(field: &mut T, value: Option<T>) {
@@ -219,4 +248,51 @@ pub(crate) fn unknown_key(key: &str, known: &[&str]) -> String {
         "unknown key `{key}` (expected one of: {})",
         known.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+    use std::path::Path;
+
+    #[test]
+    fn sizes_take_every_common_spelling_of_binary_units() {
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("1"), Some(1));
+        assert_eq!(parse_size("1B"), Some(1));
+        for unit in ["K", "k", "KB", "kb", "KiB", "kib", "KIB"] {
+            assert_eq!(parse_size(&format!("3{unit}")), Some(3 << 10), "{unit}");
+        }
+        for unit in ["M", "MB", "MiB", "mib"] {
+            assert_eq!(parse_size(&format!("16{unit}")), Some(16 << 20), "{unit}");
+        }
+        for unit in ["G", "GB", "GiB"] {
+            assert_eq!(parse_size(&format!("2{unit}")), Some(2 << 30), "{unit}");
+        }
+        assert_eq!(parse_size("1TiB"), Some(1 << 40));
+    }
+
+    #[test]
+    fn malformed_sizes_are_refused() {
+        for text in [
+            "", "K", "KiB", "-1", " 1", "1 M", "1M ", "16E", "1.5G", "1Mi", "1iB", "1MBB", "1KIBB",
+        ] {
+            assert_eq!(parse_size(text), None, "{text:?}");
+        }
+        assert_eq!(parse_size("16777215T"), Some(16_777_215 << 40));
+        assert_eq!(parse_size("16777216TiB"), None, "overflows u64");
+    }
+
+    #[test]
+    fn every_size_key_takes_the_long_spellings() {
+        let text = "[herd]\nlog_max_size = \"1MiB\"\n\
+                    [service.a]\ncommand = [\"a\"]\nmemory_max = \"512MB\"\nlog_max_size = \"2GiB\"\n\
+                    [pool.p]\nsize = 1\nmemory_max = \"1GB\"\n";
+        let config = crate::parse(Path::new("/etc/herd/herd.toml"), text)
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        assert_eq!(config.herd.log_max_size, 1 << 20);
+        assert_eq!(config.units[0].confinement.memory_max, Some(512 << 20));
+        assert_eq!(config.units[0].log.max_size, Some(2 << 30));
+        assert_eq!(config.pools[0].confinement.memory_max, Some(1 << 30));
+    }
 }

@@ -13,6 +13,8 @@ mod cli;
 mod commands;
 mod dbus;
 mod error;
+#[cfg(test)]
+mod generated;
 mod output;
 
 use clap::Parser;

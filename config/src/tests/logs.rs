@@ -73,7 +73,7 @@ fn bad_values() {
         (
             "[herd]\nlog_max_size = \"10 MB\"\n",
             "2:16: herd.log_max_size: invalid size `10 MB` (expected a size like \"512K\", \
-             \"10M\" or \"1G\", or a number of bytes)",
+             \"10MiB\" or \"1G\", or a number of bytes)",
         ),
         (
             "[herd]\nlog_max_size = \"0K\"\n",

@@ -20,7 +20,7 @@ log_dir = "log"
 state_dir = "/var/lib/herd"
 dbus = "system"
 shutdown_timeout = "1m30s"
-control_group = "herd"
+control_group = "root"
 
 [semaphore.db]
 capacity = 2
@@ -147,7 +147,7 @@ fn full_config() {
         state_dir: PathBuf::from("/var/lib/herd"),
         dbus: "system".to_string(),
         shutdown_timeout: Duration::from_secs(90),
-        control_group: Some("herd".to_string()),
+        control_group: Some("root".to_string()),
         log_max_size: DEFAULT_LOG_MAX_SIZE,
         log_keep: DEFAULT_LOG_KEEP,
     };

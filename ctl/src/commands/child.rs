@@ -12,59 +12,34 @@
 //! and would get them twice. Neither are the ones CMD sends herdctl itself.
 //! A signal herdctl was started with ignored (`nohup`) stays ignored.
 //!
-//! A signal that comes before CMD's pid is known is kept and passed on as
-//! soon as it is (the last one, if several). Nothing is blocked, so CMD
-//! starts with herdctl's own signal mask; its handlers reset on exec.
+//! signal-hook's handlers only queue each signal with its sender (a
+//! `SignalsInfo<WithOrigin>`); a thread of herdctl's passes them on. A signal
+//! that comes before CMD's pid is known stays queued until it is. Once CMD has
+//! ended, the signals do what their default action would again. Nothing is
+//! blocked, so CMD starts with herdctl's own signal mask; its handlers reset
+//! on exec.
 
+use crate::commands::interrupt;
 use crate::error::Error;
 use libc::c_int;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::exfiltrator::origin::WithOrigin;
+use signal_hook::iterator::{Handle, SignalsInfo};
+use signal_hook::low_level::siginfo::{Cause, Origin};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
-use std::ptr;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 /// What herdctl passes on to CMD.
-const FORWARDED: [c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+const FORWARDED: [c_int; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
-/// CMD's pid while it runs and is not yet reaped; 0 otherwise.
-static CHILD: AtomicI32 = AtomicI32::new(0);
-
-/// A signal to pass on that came before CMD's pid was known; 0 for none.
-/// Whoever swaps it out first (the handler or [`run`]) sends it, so it is
-/// sent exactly once.
-static PENDING: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(signo: c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    if info.is_null() {
-        return;
-    }
-    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo_t.
-    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
-    // si_code > 0 (SI_KERNEL): from the terminal, to the whole group.
-    if code > 0 || sender == CHILD.load(Ordering::SeqCst) {
-        return;
-    }
-    PENDING.store(signo, Ordering::SeqCst);
-    pass_on();
-}
-
-/// Sends the pending signal to CMD, if there is one and CMD is known.
-/// Async-signal-safe: atomics and kill.
-fn pass_on() {
-    let child = CHILD.load(Ordering::SeqCst);
-    if child <= 0 {
-        return;
-    }
-    let signo = PENDING.swap(0, Ordering::SeqCst);
-    if signo != 0 {
-        // SAFETY: kill is async-signal-safe; the pid is our unreaped child.
-        unsafe {
-            libc::kill(child, signo);
-        }
-    }
-}
+/// True while no CMD runs: then the signals in [`FORWARDED`] take their
+/// default action, as if herdctl had never caught them.
+static IDLE: AtomicBool = AtomicBool::new(true);
 
 /// Runs `argv` and returns the exit code to pass on: CMD's own, 128+N if a
 /// signal N killed it. A command that cannot be started is an
@@ -78,34 +53,109 @@ pub fn run(argv: &[String]) -> Result<u8, Error> {
         program: program.clone(),
         source,
     };
-    PENDING.store(0, Ordering::SeqCst);
-    let guard = Forwarding::start().map_err(spawn_error)?;
+    let mut signals = catch().map_err(spawn_error)?;
     let child = match Command::new(program).args(args).spawn() {
         Ok(child) => child,
         Err(source) => {
-            drop(guard);
+            IDLE.store(true, Ordering::SeqCst);
             // A signal meant for CMD came first; with no CMD, it is ours.
-            let signo = PENDING.swap(0, Ordering::SeqCst);
-            if signo != 0 {
-                // SAFETY: raising a signal whose previous action is back.
-                unsafe {
-                    libc::raise(signo);
-                }
+            if let Some(origin) = signals.pending().find(sent_by_a_process) {
+                let _ = signal_hook::low_level::emulate_default_handler(origin.signal);
             }
             return Err(spawn_error(source));
         }
     };
-    let pid = i32::try_from(child.id()).expect("pids fit in pid_t");
-    CHILD.store(pid, Ordering::SeqCst);
-    pass_on();
-    let status = wait(pid);
-    drop(guard);
+    let pid = libc::pid_t::try_from(child.id()).expect("pids fit in pid_t");
+    let forwarder = Forwarder::start(signals, pid);
+    let status = wait(pid, &forwarder.child);
+    IDLE.store(true, Ordering::SeqCst);
+    forwarder.stop();
     Ok(exit_code(status.map_err(spawn_error)?))
 }
 
-/// Waits for `pid` to end, forgets it (so nothing is forwarded to a reused
-/// pid), then reaps it.
-fn wait(pid: libc::pid_t) -> io::Result<ExitStatus> {
+/// Starts queueing the signals of [`FORWARDED`] that are not ignored.
+fn catch() -> io::Result<SignalsInfo<WithOrigin>> {
+    let mut caught = Vec::new();
+    for signal in FORWARDED {
+        if !interrupt::ignored(signal)? {
+            caught.push(signal);
+        }
+    }
+    defaults_when_idle(&caught)?;
+    // Queueing first: a signal that comes before still kills herdctl.
+    let signals = SignalsInfo::new(caught)?;
+    IDLE.store(false, Ordering::SeqCst);
+    Ok(signals)
+}
+
+/// Registers, once per process, the default action of each of `signals` for
+/// while [`IDLE`] is set: signal-hook's handler stays installed after a
+/// `SignalsInfo` is dropped, and would otherwise swallow them.
+fn defaults_when_idle(signals: &[c_int]) -> io::Result<()> {
+    static REGISTERED: OnceLock<Mutex<Vec<c_int>>> = OnceLock::new();
+    let mut registered = REGISTERED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for &signal in signals {
+        if !registered.contains(&signal) {
+            signal_hook::flag::register_conditional_default(signal, &IDLE)?;
+            registered.push(signal);
+        }
+    }
+    Ok(())
+}
+
+/// Sent by `kill` (or `sigqueue`, `tgkill`) from some process, rather than
+/// by the kernel on behalf of the terminal.
+fn sent_by_a_process(origin: &Origin) -> bool {
+    matches!(origin.cause, Cause::Sent(_))
+}
+
+/// The thread that passes the queued signals on to CMD.
+struct Forwarder {
+    /// CMD's pid until it has ended (0 from then on): held while sending,
+    /// so nothing is ever sent to a pid reused after CMD was reaped.
+    child: Arc<Mutex<libc::pid_t>>,
+    handle: Handle,
+    thread: JoinHandle<()>,
+}
+
+impl Forwarder {
+    fn start(mut signals: SignalsInfo<WithOrigin>, pid: libc::pid_t) -> Forwarder {
+        let child = Arc::new(Mutex::new(pid));
+        let handle = signals.handle();
+        let target = Arc::clone(&child);
+        let thread = std::thread::spawn(move || {
+            for origin in signals.forever() {
+                let from_cmd = origin.process.is_some_and(|sender| sender.pid == pid);
+                if sent_by_a_process(&origin) && !from_cmd {
+                    let target = target.lock().unwrap_or_else(|p| p.into_inner());
+                    if *target > 0 {
+                        // SAFETY: kill(2) has no memory-safety preconditions;
+                        // the pid is our child, not yet reaped (the lock
+                        // keeps it so).
+                        unsafe { libc::kill(*target, origin.signal) };
+                    }
+                }
+            }
+        });
+        Forwarder {
+            child,
+            handle,
+            thread,
+        }
+    }
+
+    fn stop(self) {
+        self.handle.close();
+        let _ = self.thread.join();
+    }
+}
+
+/// Waits for `pid` to end, forgets it in `child` (so nothing is forwarded
+/// to a reused pid), then reaps it.
+fn wait(pid: libc::pid_t, child: &Mutex<libc::pid_t>) -> io::Result<ExitStatus> {
     loop {
         let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
         // SAFETY: a valid out-pointer; WNOWAIT leaves the child to be reaped below.
@@ -125,7 +175,9 @@ fn wait(pid: libc::pid_t) -> io::Result<ExitStatus> {
             return Err(err);
         }
     }
-    CHILD.store(0, Ordering::SeqCst);
+    *child
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = 0;
     let mut status: c_int = 0;
     loop {
         // SAFETY: a valid out-pointer.
@@ -145,54 +197,6 @@ pub fn exit_code(status: ExitStatus) -> u8 {
         (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
         (None, Some(signo)) => u8::try_from(128 + signo).unwrap_or(255),
         (None, None) => 1,
-    }
-}
-
-/// The forwarding handlers; dropping it restores the previous ones.
-struct Forwarding {
-    previous: Vec<(c_int, libc::sigaction)>,
-}
-
-impl Forwarding {
-    fn start() -> io::Result<Forwarding> {
-        // SAFETY: sigset and sigaction calls on zeroed, then filled-in
-        // structures and valid out-pointers; the handler is async-signal-safe.
-        unsafe {
-            let mut guard = Forwarding {
-                previous: Vec::new(),
-            };
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = forward
-                as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void)
-                as libc::sighandler_t;
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            for signo in FORWARDED {
-                let mut previous: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(signo, ptr::null(), &mut previous) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if previous.sa_sigaction == libc::SIG_IGN {
-                    continue;
-                }
-                if libc::sigaction(signo, &action, ptr::null_mut()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                guard.previous.push((signo, previous));
-            }
-            Ok(guard)
-        }
-    }
-}
-
-impl Drop for Forwarding {
-    fn drop(&mut self) {
-        // SAFETY: reinstalls the actions saved in `start`.
-        unsafe {
-            for (signo, previous) in &self.previous {
-                libc::sigaction(*signo, previous, ptr::null_mut());
-            }
-        }
     }
 }
 
@@ -217,7 +221,7 @@ mod tests {
     fn runs_and_passes_the_code_on() {
         assert_eq!(run(&sh("exit 7")).unwrap(), 7);
         assert_eq!(run(&sh("kill -KILL $$")).unwrap(), 137);
-        assert_eq!(CHILD.load(Ordering::SeqCst), 0);
+        assert!(IDLE.load(Ordering::SeqCst));
 
         let err = run(&["/no/such/program".into()]).unwrap_err();
         let Error::Spawn { program, source } = err else {

@@ -205,9 +205,13 @@ impl Herd {
         }
     }
 
+    /// Waits until `instance` is in `state`; an instance not there yet (a
+    /// reload still being applied) is waited for too.
     pub fn wait_state(&self, instance: &str, state: &str) {
         self.wait_for(&format!("{instance} to be {state}"), |h| {
-            h.instance(instance)["state"] == state
+            h.instances()
+                .iter()
+                .any(|i| i["name"] == instance && i["state"] == state)
         });
     }
 

@@ -214,7 +214,7 @@ fn an_unknown_control_group_stops_herdd_at_start() {
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
     assert!(
-        message.contains("control_group = \"no-such-group-herd-e2e\": no such group"),
+        message.contains("herd.control_group: no such group `no-such-group-herd-e2e`"),
         "{message}"
     );
     assert!(!herd.socket.exists(), "nothing is listening");
