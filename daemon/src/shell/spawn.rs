@@ -208,12 +208,17 @@ impl ChildSetup {
                 check(libc::setrlimit(*resource, &limit))?;
             }
             if let Some(credentials) = &self.credentials {
-                check(libc::setgroups(
+                // Raw syscalls, not glibc's wrappers: those apply the change
+                // to every thread glibc knows of, and a child forked by a raw
+                // clone3 still lists herdd's other threads (the journal
+                // writer), so the wrapper would wait for them for ever.
+                check_syscall(libc::syscall(
+                    libc::SYS_setgroups,
                     credentials.groups.len(),
                     credentials.groups.as_ptr(),
                 ))?;
-                check(libc::setgid(credentials.gid))?;
-                check(libc::setuid(credentials.uid))?;
+                check_syscall(libc::syscall(libc::SYS_setgid, credentials.gid))?;
+                check_syscall(libc::syscall(libc::SYS_setuid, credentials.uid))?;
             }
             // After the credentials: changing them clears the parent-death signal.
             if self.die_with_parent {
@@ -227,6 +232,14 @@ impl ChildSetup {
                 check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
             }
         }
+        Ok(())
+    }
+}
+
+fn check_syscall(result: libc::c_long) -> io::Result<()> {
+    if result == -1 {
+        Err(io::Error::last_os_error())
+    } else {
         Ok(())
     }
 }
