@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_herdctl_global_optspecs
-    string join \n socket= dbus= json h/help V/version
+    string join \n socket= dbus= json timeout= h/help V/version
 end
 
 function __fish_herdctl_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c herdctl -n "__fish_herdctl_needs_command" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_needs_command" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_needs_command" -l timeout -d 'Give herdd this long (`500ms`, `10s`) to take the connection and to answer, then exit 6 [default: 30s; 0: no limit]. Given before the verb; a verb\'s own `--timeout` (join, event wait, pool join, sem acquire) is how long herdd may wait for what was asked, and this comes on top of it; such waits, start/stop/restart and followed streams have no limit otherwise' -r
 complete -c herdctl -n "__fish_herdctl_needs_command" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_needs_command" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_needs_command" -s V -l version -d 'Print version'
