@@ -216,7 +216,7 @@ impl Journal {
 
     /// Finishes every queued write; with `remove` (a clean exit) then removes
     /// the journal: nothing is left to recover. Waits at most
-    /// [`CLOSE_TIMEOUT`]: a hung state dir must not keep herdd from exiting.
+    /// `CLOSE_TIMEOUT`: a hung state dir must not keep herdd from exiting.
     pub fn close(mut self, remove: bool) {
         let (done, closed) = sync_mpsc::channel();
         self.send(Job::Close { remove, done });
