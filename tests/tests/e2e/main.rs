@@ -25,6 +25,7 @@ mod pools;
 mod privilege;
 mod python;
 mod recovery;
+mod rust_client;
 mod security;
 mod service;
 mod stopping;
