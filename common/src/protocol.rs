@@ -156,7 +156,7 @@ pub enum OutputStream {
 
 impl Request {
     /// Whether the request only reads state. Users who may not control herd
-    /// may still send these (SPEC: "other local users may only read status").
+    /// may still send these (README: other local users may only read status).
     pub fn is_read_only(&self) -> bool {
         match self {
             // Waiting reveals no more than status does.
@@ -336,7 +336,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// herdctl's exit code for this error (SPEC.md: 1 failed, 2 usage,
+    /// herdctl's exit code for this error (README "herdctl": 1 failed, 2 usage,
     /// 4 no such unit, 5 permission denied).
     pub fn exit_code(self) -> u8 {
         match self {

@@ -7,7 +7,7 @@
 //! - `error`    — what can go wrong, in words and in JSON
 //! - `dbus`     — the D-Bus transport (`--dbus`)
 //!
-//! This file owns the exit-code policy (SPEC.md "Exit codes"), in one place.
+//! This file owns the exit-code policy (README "herdctl", exit codes), in one place.
 
 mod cli;
 mod commands;
@@ -47,7 +47,7 @@ fn report(err: &Error, json: bool) {
     }
 }
 
-/// SPEC.md: 0 ok; 1 operation failed; 2 usage error (clap exits 2 itself);
+/// Exit codes: 0 ok; 1 operation failed; 2 usage error (clap exits 2 itself);
 /// 3 not running; 4 no such unit/pool/task/semaphore; 5 permission denied;
 /// 6 daemon unreachable (or it did not answer within `--timeout`). `join`, `submit --wait` and `sem acquire` pass a
 /// process's own exit code on (`Outcome::Code`), `map` exits 130 when

@@ -1,4 +1,4 @@
-//! Who may do what on the control socket (SPEC: "Authorisation by SO_PEERCRED").
+//! Who may do what on the control socket (by the peer credentials, SO_PEERCRED).
 //!
 //! Root, herdd's own user and members of `[herd] control_group` may do
 //! anything; everyone else who can reach the socket may only read. The

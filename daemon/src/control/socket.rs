@@ -33,7 +33,7 @@ impl Control {
                 // Searchable by all, whatever the umask: the peer-credential
                 // check, not the path, keeps strangers read-only. An admin who
                 // wants them out entirely makes the directory 0750 or 0700
-                // (the SPEC's "or nothing, if the socket mode says so").
+                // (README: "Authorisation and limits").
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o755)

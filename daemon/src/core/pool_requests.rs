@@ -21,7 +21,7 @@ impl Supervisor {
         out: &mut Vec<Action>,
     ) -> Reply {
         if self.shutdown.is_some() {
-            return Reply::error(ErrorCode::ShuttingDown, "herdd is shutting down");
+            return super::requests::shutting_down();
         }
         if command.first().is_none_or(|program| program.is_empty()) {
             return Reply::error(ErrorCode::BadRequest, "a task needs a command");

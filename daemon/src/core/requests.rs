@@ -428,7 +428,7 @@ impl Supervisor {
 }
 
 /// The refusal of anything that would start processes during shutdown.
-fn shutting_down() -> Reply {
+pub(super) fn shutting_down() -> Reply {
     Reply::error(ErrorCode::ShuttingDown, "herdd is shutting down")
 }
 

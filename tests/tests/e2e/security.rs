@@ -344,10 +344,8 @@ fn slowloris_clients_are_cut_off_and_do_not_stall_herdd() {
         started.elapsed()
     });
 
-    let started = Instant::now();
-    herd.ok(&["status"]);
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "status took {took:?}");
+    // Served while they hang: herdctl gives up (exit 6) if herdd does not answer.
+    herd.ok(&["--timeout", "5s", "status"]);
     let rss = rss_kb(herd.daemon_pid());
     assert!(rss < MAX_RSS_KB, "herdd uses {rss} kB");
 
