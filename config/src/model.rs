@@ -65,6 +65,31 @@ pub struct PoolConfig {
     pub daemon: bool,
     /// Semaphores each running task holds a slot of (declared `[semaphore]`s).
     pub semaphores: Vec<String>,
+    /// `task_timeout`, `retries`, `retry_delay`: what a submission that does
+    /// not say gets.
+    pub task_defaults: TaskDefaults,
+}
+
+/// A pool's defaults for the limits of each submitted task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDefaults {
+    /// `task_timeout`: stop a task that ran this long. Default none.
+    pub timeout: Option<Duration>,
+    /// `retries`: run a failed task again up to this many times. Default 0.
+    pub retries: u32,
+    /// `retry_delay`: wait before the first retry, doubled for each next one.
+    /// Default 1s.
+    pub retry_delay: Duration,
+}
+
+impl Default for TaskDefaults {
+    fn default() -> Self {
+        TaskDefaults {
+            timeout: None,
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
+        }
+    }
 }
 
 /// `[herd]`.

@@ -493,7 +493,8 @@ fn errors_display_one_per_line() {
 
 #[test]
 fn pool_errors() {
-    let pool_keys = "size, max_queue, keep_finished, semaphores, env, cwd, user, group, umask, \
+    let pool_keys = "size, max_queue, keep_finished, semaphores, task_timeout, retries, \
+                     retry_delay, env, cwd, user, group, umask, \
                      rlimits, no_new_privs, clear_env, memory_max, pids_max, cpu_weight, \
                      stop_signal, stop_timeout, daemon";
     assert_single_errors(&[
@@ -578,6 +579,22 @@ fn pool_errors() {
         (
             "[pool.convert]\nsize = 1\n[service.x]\ncommand = [\"x\"]\n[pool.convert.env]\nA = 1\n",
             "6:5: pool.convert.env.A: expected a string, found an integer",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nretries = -1\n",
+            "3:11: pool.convert.retries: must be at least 0 (got -1)",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nretries = 1001\n",
+            "3:11: pool.convert.retries: must be at most 1000 (got 1001)",
+        ),
+        (
+            "[pool.convert]\nsize = 1\ntask_timeout = \"0s\"\n",
+            "3:16: pool.convert.task_timeout: must be longer than 0s",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nretry_delay = 5\n",
+            "3:15: pool.convert.retry_delay: durations need a unit (ms, s, m or h), e.g. \"10s\"",
         ),
     ]);
 }

@@ -90,6 +90,7 @@ fn pool(name: &str, size: u32) -> PoolConfig {
             max_queue: 10_000,
             keep_finished: 1000,
             semaphores: Vec::new(),
+            task_defaults: Default::default(),
         },
         false
     )
@@ -294,6 +295,9 @@ rlimits = { nofile = 256, cpu = 60, core = "infinity" }
 stop_signal = "INT"
 stop_timeout = "1m"
 daemon = true
+task_timeout = "30s"
+retries = 3
+retry_delay = "2s"
 
 # A pool may share its name with a unit.
 [service.convert]
@@ -320,6 +324,11 @@ command = ["/usr/bin/convertd"]
         stop_signal: sig("SIGINT"),
         stop_timeout: Duration::from_secs(60),
         daemon: true,
+        task_defaults: TaskDefaults {
+            timeout: Some(Duration::from_secs(30)),
+            retries: 3,
+            retry_delay: Duration::from_secs(2),
+        },
         ..pool("convert", 3)
     };
     assert_eq!(config.pools, [expected]);

@@ -103,6 +103,7 @@ fn task_pool(name: &str, size: u32) -> PoolConfig {
         daemon: false,
         semaphores: vec![],
         confinement: Default::default(),
+        task_defaults: Default::default(),
     }
 }
 
@@ -928,6 +929,7 @@ fn inputs_are_handled_first_in_first_out() {
     );
 }
 
+mod jobs;
 mod pools;
 mod property;
 mod reload;
