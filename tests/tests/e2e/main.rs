@@ -20,6 +20,7 @@ mod descriptors;
 mod docs;
 mod inherited_fds;
 mod install;
+mod jobs;
 mod logs;
 mod pools;
 mod privilege;
