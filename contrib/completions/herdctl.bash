@@ -254,7 +254,7 @@ _herdctl() {
 
     case "${cmd}" in
         herdctl)
-            opts="-h -V --socket --dbus --json --help --version status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help"
+            opts="-h -V --socket --dbus --json --timeout --help --version status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,6 +265,10 @@ _herdctl() {
                     return 0
                     ;;
                 --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1096,7 +1100,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__map)
-            opts="-j -h -V --jobs --socket --dbus --json --help --version"
+            opts="-j -h -V --jobs --timeout --retries --retry-delay --priority --after --socket --dbus --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1107,6 +1111,26 @@ _herdctl() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1590,13 +1614,33 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__submit)
-            opts="-h -V --name --wait --socket --dbus --json --help --version"
+            opts="-h -V --name --unique --wait --timeout --retries --retry-delay --priority --after --socket --dbus --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
