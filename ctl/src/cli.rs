@@ -656,8 +656,23 @@ mod tests {
     #[test]
     fn submit_takes_limits_and_refuses_bad_ones() {
         let Command::Submit(args) = parse(&[
-            "submit", "p", "--timeout", "30s", "--retries", "3", "--retry-delay", "2s",
-            "--priority", "5", "--after", "1m", "--name", "n", "--unique", "--", "job",
+            "submit",
+            "p",
+            "--timeout",
+            "30s",
+            "--retries",
+            "3",
+            "--retry-delay",
+            "2s",
+            "--priority",
+            "5",
+            "--after",
+            "1m",
+            "--name",
+            "n",
+            "--unique",
+            "--",
+            "job",
         ])
         .unwrap()
         .command
@@ -680,9 +695,10 @@ mod tests {
             let err = parse(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
         }
-        let Command::Map(args) = parse(&["map", "p", "--timeout", "5s", "--retries", "1", "--", "x"])
-            .unwrap()
-            .command
+        let Command::Map(args) =
+            parse(&["map", "p", "--timeout", "5s", "--retries", "1", "--", "x"])
+                .unwrap()
+                .command
         else {
             panic!("expected map");
         };

@@ -113,7 +113,10 @@ mod tests {
             retry_delay: Duration::from_secs(1),
         };
         let l = TaskLimits::new(&SubmitOptions::default(), &defaults).unwrap();
-        assert_eq!((l.timeout_ms, l.retries, l.retry_delay_ms), (Some(30_000), 2, 1000));
+        assert_eq!(
+            (l.timeout_ms, l.retries, l.retry_delay_ms),
+            (Some(30_000), 2, 1000)
+        );
         let asked = SubmitOptions {
             timeout_ms: Some(5),
             retries: Some(0),

@@ -13,7 +13,10 @@ stop_timeout = "300ms"
 fn submit(herd: &Herd, args: &[&str]) -> u64 {
     let mut all = vec!["submit", "p"];
     all.extend_from_slice(args);
-    herd.ok(&all).trim().parse().expect("submit prints the task id")
+    herd.ok(&all)
+        .trim()
+        .parse()
+        .expect("submit prints the task id")
 }
 
 fn task(herd: &Herd, id: u64) -> serde_json::Value {
@@ -33,11 +36,28 @@ fn join_of_a_timed_out_task_exits_124() {
     // It ignores SIGTERM, so it is SIGKILLed after stop_timeout.
     let id = submit(
         &herd,
-        &["--timeout", "200ms", "--", "/bin/sh", "-c", "trap '' TERM; sleep 60"],
+        &[
+            "--timeout",
+            "200ms",
+            "--",
+            "/bin/sh",
+            "-c",
+            "trap '' TERM; sleep 60",
+        ],
     );
     let out = herd.ctl(&["join", &id.to_string()]);
-    assert_eq!(out.status.code(), Some(124), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("timed out (killed by SIGKILL)"), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("timed out (killed by SIGKILL)"),
+        "{}",
+        stdout(&out)
+    );
     let status = task(&herd, id);
     assert_eq!(status["state"], "timed_out");
     assert!(herd.ok(&["tasks"]).contains("timed out"));
@@ -54,10 +74,25 @@ fn a_task_failing_twice_succeeds_on_its_third_attempt() {
     );
     let id = submit(
         &herd,
-        &["--retries", "3", "--retry-delay", "50ms", "--", "/bin/sh", "-c", &script],
+        &[
+            "--retries",
+            "3",
+            "--retry-delay",
+            "50ms",
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ],
     );
     let out = herd.ctl(&["join", &id.to_string()]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("exited 0"), "{}", stdout(&out));
     let status = task(&herd, id);
     assert_eq!(status["state"], "exited");
@@ -67,9 +102,18 @@ fn a_task_failing_twice_succeeds_on_its_third_attempt() {
     let output = herd.ok(&["output", &id.to_string()]);
     assert_eq!(output, "attempt 1\nattempt 2\nattempt 3\n");
     let errors = herd.ok(&["output", "--stderr", &id.to_string()]);
-    assert!(errors.contains("attempt 1 failed (exit code 1); retry 1 of 3"), "{errors}");
-    assert!(errors.contains("attempt 2 failed (exit code 1); retry 2 of 3"), "{errors}");
-    assert!(herd.ok(&["tasks"]).contains("3/4"), "tasks shows the attempts");
+    assert!(
+        errors.contains("attempt 1 failed (exit code 1); retry 1 of 3"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("attempt 2 failed (exit code 1); retry 2 of 3"),
+        "{errors}"
+    );
+    assert!(
+        herd.ok(&["tasks"]).contains("3/4"),
+        "tasks shows the attempts"
+    );
 }
 
 #[test]
@@ -84,7 +128,10 @@ fn a_pool_of_one_runs_higher_priorities_first() {
     let mut ids = vec![first];
     for (label, priority) in [("low", "0"), ("high1", "9"), ("mid", "5"), ("high2", "9")] {
         let write = format!("echo {label} >> {}", order.display());
-        ids.push(submit(&herd, &["--priority", priority, "--", "/bin/sh", "-c", &write]));
+        ids.push(submit(
+            &herd,
+            &["--priority", priority, "--", "/bin/sh", "-c", &write],
+        ));
     }
     std::fs::write(&gate, "").unwrap();
     let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
@@ -98,8 +145,23 @@ fn a_pool_of_one_runs_higher_priorities_first() {
 #[test]
 fn after_delays_a_start_and_unique_returns_the_same_id() {
     let herd = Herd::start(POOL);
-    let first = submit(&herd, &["--name", "nightly", "--unique", "--after", "1h", "--", "/bin/true"]);
-    assert_eq!(task(&herd, first)["state"], "queued", "not before an hour from now");
+    let first = submit(
+        &herd,
+        &[
+            "--name",
+            "nightly",
+            "--unique",
+            "--after",
+            "1h",
+            "--",
+            "/bin/true",
+        ],
+    );
+    assert_eq!(
+        task(&herd, first)["state"],
+        "queued",
+        "not before an hour from now"
+    );
     let again = submit(&herd, &["--name", "nightly", "--unique", "--", "/bin/true"]);
     assert_eq!(again, first, "a duplicate returns the existing task");
     let other = submit(&herd, &["--name", "nightly", "--", "/bin/true"]);
@@ -142,14 +204,21 @@ retry_delay = "10ms"
     let out = herd.ctl(&["join", &id.to_string()]);
     assert_eq!(out.status.code(), Some(124), "{}", stdout(&out));
     let status = task(&herd, id);
-    assert_eq!(status["attempts"], 2, "timed out once, retried, timed out again");
+    assert_eq!(
+        status["attempts"], 2,
+        "timed out once, retried, timed out again"
+    );
 }
 
 #[test]
 fn check_config_names_bad_task_limits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("herd.toml");
-    std::fs::write(&path, "[pool.p]\nsize = 1\nretries = -1\ntask_timeout = \"0s\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[pool.p]\nsize = 1\nretries = -1\ntask_timeout = \"0s\"\n",
+    )
+    .unwrap();
     let out = Command::new(bin("herdd"))
         .arg("--check-config")
         .arg("--config")
@@ -159,6 +228,14 @@ fn check_config_names_bad_task_limits() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     let file = path.display().to_string();
-    assert!(err.contains(&format!("{file}:3:11: pool.p.retries: must be at least 0")), "{err}");
-    assert!(err.contains(&format!("{file}:4:16: pool.p.task_timeout: must be longer than 0s")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:3:11: pool.p.retries: must be at least 0")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:4:16: pool.p.task_timeout: must be longer than 0s"
+        )),
+        "{err}"
+    );
 }

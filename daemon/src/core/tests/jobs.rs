@@ -98,8 +98,14 @@ fn a_failed_attempt_is_retried_after_a_doubling_delay() {
         panic!("output failed")
     };
     let data = payload["data"].as_str().unwrap().to_string();
-    assert!(data.contains("attempt 1 failed (exit code 1); retry 1 of 3"), "{data}");
-    assert!(data.contains("attempt 2 failed (killed by SIGSEGV); retry 2 of 3"), "{data}");
+    assert!(
+        data.contains("attempt 1 failed (exit code 1); retry 1 of 3"),
+        "{data}"
+    );
+    assert!(
+        data.contains("attempt 2 failed (killed by SIGSEGV); retry 2 of 3"),
+        "{data}"
+    );
 }
 
 #[test]
