@@ -68,6 +68,8 @@ pub struct PoolConfig {
     /// `task_timeout`, `retries`, `retry_delay`: what a submission that does
     /// not say gets.
     pub task_defaults: TaskDefaults,
+    /// `env_file`: read at each task start, under `env`.
+    pub env_files: Vec<crate::env_file::EnvFile>,
 }
 
 /// A pool's defaults for the limits of each submitted task.
@@ -205,6 +207,8 @@ pub struct UnitConfig {
     pub start_timeout: Duration,
     /// Where its output goes (`log`, `log_max_size`, `log_keep`).
     pub log: UnitLog,
+    /// `env_file`: read at each start, under `env`.
+    pub env_files: Vec<crate::env_file::EnvFile>,
 }
 
 /// What a process may do beyond its user, group and rlimits: the keys

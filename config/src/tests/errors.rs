@@ -2,7 +2,7 @@
 
 use super::{assert_single_errors, errors_of, MAIN};
 
-const UNIT_KEYS: &str = "command, instances, env, cwd, user, group, umask, rlimits, \
+const UNIT_KEYS: &str = "command, instances, env, env_file, cwd, user, group, umask, rlimits, \
      no_new_privs, clear_env, memory_max, pids_max, cpu_weight, after, wait_events, semaphores, \
      ready, start_timeout, sets_event, restart, restart_delay, restart_delay_max, start_limit, \
      start_interval, stop_signal, stop_timeout, daemon, autostart, log, log_max_size, log_keep";
@@ -494,7 +494,7 @@ fn errors_display_one_per_line() {
 #[test]
 fn pool_errors() {
     let pool_keys = "size, max_queue, keep_finished, semaphores, task_timeout, retries, \
-                     retry_delay, env, cwd, user, group, umask, \
+                     retry_delay, env, env_file, cwd, user, group, umask, \
                      rlimits, no_new_privs, clear_env, memory_max, pids_max, cpu_weight, \
                      stop_signal, stop_timeout, daemon";
     assert_single_errors(&[
@@ -579,6 +579,14 @@ fn pool_errors() {
         (
             "[pool.convert]\nsize = 1\n[service.x]\ncommand = [\"x\"]\n[pool.convert.env]\nA = 1\n",
             "6:5: pool.convert.env.A: expected a string, found an integer",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nenv_file = [\"-\"]\n",
+            "3:13: pool.convert.env_file: an env_file path may not be empty",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nenv_file = 3\n",
+            "3:12: pool.convert.env_file: expected an array of strings, found an integer",
         ),
         (
             "[pool.convert]\nsize = 1\nretries = -1\n",

@@ -136,6 +136,7 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         sets_event: None,
         start_timeout: Duration::from_secs(90),
         log: UnitLog::default(),
+        env_files: Vec::new(),
     }
 }
 
@@ -298,6 +299,7 @@ daemon = true
 task_timeout = "30s"
 retries = 3
 retry_delay = "2s"
+env_file = ["/etc/herd/jobs.env", "-local.env"]
 
 # A pool may share its name with a unit.
 [service.convert]
@@ -329,6 +331,16 @@ command = ["/usr/bin/convertd"]
             retries: 3,
             retry_delay: Duration::from_secs(2),
         },
+        env_files: vec![
+            env_file::EnvFile {
+                path: PathBuf::from("/etc/herd/jobs.env"),
+                optional: false,
+            },
+            env_file::EnvFile {
+                path: PathBuf::from("/etc/herd/local.env"),
+                optional: true,
+            },
+        ],
         ..pool("convert", 3)
     };
     assert_eq!(config.pools, [expected]);

@@ -152,6 +152,7 @@ impl Task {
             daemon: config.daemon,
             output: super::action::Output::Capture,
             notify: false,
+            env_files: config.env_files.clone(),
         }
     }
 

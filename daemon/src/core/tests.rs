@@ -40,6 +40,7 @@ fn service(name: &str) -> UnitConfig {
         sets_event: None,
         start_timeout: 90_000 * MS,
         log: Default::default(),
+        env_files: vec![],
     }
 }
 
@@ -104,6 +105,7 @@ fn task_pool(name: &str, size: u32) -> PoolConfig {
         semaphores: vec![],
         confinement: Default::default(),
         task_defaults: Default::default(),
+        env_files: vec![],
     }
 }
 

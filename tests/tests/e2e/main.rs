@@ -18,6 +18,7 @@ mod daemon_output;
 mod dbus;
 mod descriptors;
 mod docs;
+mod envfiles;
 mod inherited_fds;
 mod install;
 mod jobs;
