@@ -91,7 +91,11 @@ fn wrong_types() {
         ),
         (
             "[service.web]\ncommand = [\"a\"]\ninstances = \"4\"\n",
-            "3:13: service.web.instances: expected an integer, found a string",
+            "3:13: service.web.instances: expected a number, \"cpus\", \"cpus*N\" or \"cpus/N\" (got \"4\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\ninstances = \"cpus*20000\"\n",
+            "3:13: service.web.instances: expected a number, \"cpus\", \"cpus*N\" or \"cpus/N\", N from 1 to 1000 (got \"cpus*20000\")",
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nstop_signal = [15]\n",

@@ -239,3 +239,26 @@ fn check_config_names_bad_task_limits() {
         "{err}"
     );
 }
+
+#[test]
+fn instances_cpus_times_two_runs_two_per_online_cpu() {
+    let herd = Herd::start(
+        r#"
+[service.worker]
+command = ["/bin/sleep", "1000"]
+instances = "cpus*2"
+"#,
+    );
+    let online = Command::new("getconf")
+        .arg("_NPROCESSORS_ONLN")
+        .output()
+        .unwrap();
+    let cpus: usize = stdout(&online).trim().parse().unwrap();
+    let workers = herd
+        .instances()
+        .iter()
+        .filter(|i| i["name"].as_str().unwrap().starts_with("worker@"))
+        .count();
+    assert_eq!(workers, 2 * cpus);
+    herd.wait_state(&format!("worker@{}", 2 * cpus - 1), "running");
+}
