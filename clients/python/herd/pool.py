@@ -40,6 +40,7 @@ def _timeout_ms(timeout):
 # The states of a task that has ended (herd.toml `task_timeout` ends one "timed_out").
 _ENDED = ("exited", "failed", "cancelled", "timed_out")
 
+
 class Pool:
     """The pool named ``name`` on herdd. It is herd's, shared with every
     other client: nothing here closes it unless asked (:meth:`close`)."""
