@@ -601,8 +601,8 @@ pub struct SubmitReport {
     pub id: TaskId,
     pub state: TaskState,
     /// `unique` was asked and a live task of that name was found: `id` is
-    /// that task's, nothing was queued.
-    #[serde(default)]
+    /// that task's, nothing was queued. Sent only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub existing: bool,
 }
 

@@ -303,7 +303,15 @@ mod cpus_tests {
         assert_eq!(cpus_expression(" cpus * 3 ", 2), Ok(6));
         assert_eq!(cpus_expression("cpus/4", 2), Ok(1), "at least one");
         assert_eq!(cpus_expression("cpus/2", 8), Ok(4));
-        for bad in ["max", "cpus*0", "cpus*", "cpus+1", "cpus*-2", "2*cpus", "cpus*1001"] {
+        for bad in [
+            "max",
+            "cpus*0",
+            "cpus*",
+            "cpus+1",
+            "cpus*-2",
+            "2*cpus",
+            "cpus*1001",
+        ] {
             let err = cpus_expression(bad, 8).unwrap_err();
             assert!(err.contains("expected a number, \"cpus\""), "{bad}: {err}");
         }
