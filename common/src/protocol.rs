@@ -58,6 +58,9 @@ pub enum Request {
         /// A label shown in `tasks`.
         #[serde(default)]
         name: Option<String>,
+        /// Timeout, retries, priority, start delay, uniqueness.
+        #[serde(default, skip_serializing_if = "SubmitOptions::is_default")]
+        options: SubmitOptions,
     },
     /// Wait until every task has ended, or `timeout_ms` passed (then the reply
     /// has `timed_out: true` and the tasks' current states).
@@ -578,6 +581,18 @@ pub struct TaskStatus {
     /// Re-adopted after herdd crashed (exit status will be unknown, output not captured).
     #[serde(default)]
     pub adopted: bool,
+    /// Its priority: higher runs first.
+    #[serde(default)]
+    pub priority: u32,
+    /// How many times it was started (retries included).
+    #[serde(default)]
+    pub attempts: u32,
+    /// How many retries it may use in all.
+    #[serde(default)]
+    pub retries: u32,
+    /// How each earlier, failed attempt ended, oldest first.
+    #[serde(default)]
+    pub failed_attempts: Vec<Exit>,
 }
 
 /// Payload of `submit`.
@@ -585,6 +600,50 @@ pub struct TaskStatus {
 pub struct SubmitReport {
     pub id: TaskId,
     pub state: TaskState,
+    /// `unique` was asked and a live task of that name was found: `id` is
+    /// that task's, nothing was queued. Sent only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub existing: bool,
+}
+
+/// How one submitted task runs. Absent limits take the pool's defaults
+/// (`task_timeout`, `retries`, `retry_delay`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitOptions {
+    /// Stop the task (stop signal, then SIGKILL) once it ran this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Run it again up to this many times when it exits non-zero or is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Wait before the first retry; each further retry waits twice as long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay_ms: Option<u64>,
+    /// Higher runs first; tasks of equal priority run in submission order.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: u32,
+    /// Do not start it before this many milliseconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<u64>,
+    /// With a `name`: while a task of that name is queued or running in the
+    /// pool, return its id instead of queueing another.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unique: bool,
+}
+
+impl SubmitOptions {
+    pub fn is_default(&self) -> bool {
+        *self == SubmitOptions::default()
+    }
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// Payload of `join` and `tasks`.
@@ -789,6 +848,14 @@ mod tests {
                 pool: "p".into(),
                 command: vec!["a b".into(), "{}".into()],
                 name: Some("n".into()),
+                options: SubmitOptions {
+                    timeout_ms: Some(30_000),
+                    retries: Some(3),
+                    retry_delay_ms: Some(500),
+                    priority: 2,
+                    after_ms: Some(10),
+                    unique: true,
+                },
             },
             Request::Join {
                 ids: vec![1, 2],
@@ -894,6 +961,7 @@ mod tests {
                 pool: "p".into(),
                 command: vec!["true".into()],
                 name: None,
+                options: SubmitOptions::default(),
             },
             Request::Join {
                 ids: vec![1],

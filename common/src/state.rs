@@ -61,6 +61,9 @@ pub enum TaskState {
     Failed,
     /// Removed from the queue, or stopped, by `cancel`, `pool terminate` or shutdown.
     Cancelled,
+    /// Stopped because it ran longer than its timeout (and had no retry left).
+    #[serde(rename = "timed_out")]
+    TimedOut,
 }
 
 impl TaskState {
@@ -71,6 +74,7 @@ impl TaskState {
             TaskState::Exited => "exited",
             TaskState::Failed => "failed",
             TaskState::Cancelled => "cancelled",
+            TaskState::TimedOut => "timed out",
         }
     }
 
@@ -78,7 +82,9 @@ impl TaskState {
     pub fn is_final(self) -> bool {
         match self {
             TaskState::Queued | TaskState::Running => false,
-            TaskState::Exited | TaskState::Failed | TaskState::Cancelled => true,
+            TaskState::Exited | TaskState::Failed | TaskState::Cancelled | TaskState::TimedOut => {
+                true
+            }
         }
     }
 }

@@ -33,6 +33,7 @@
 mod accounts;
 mod confine;
 mod duration;
+pub mod env_file;
 mod errors;
 mod fields;
 mod herd;

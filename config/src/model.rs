@@ -65,6 +65,33 @@ pub struct PoolConfig {
     pub daemon: bool,
     /// Semaphores each running task holds a slot of (declared `[semaphore]`s).
     pub semaphores: Vec<String>,
+    /// `task_timeout`, `retries`, `retry_delay`: what a submission that does
+    /// not say gets.
+    pub task_defaults: TaskDefaults,
+    /// `env_file`: read at each task start, under `env`.
+    pub env_files: Vec<crate::env_file::EnvFile>,
+}
+
+/// A pool's defaults for the limits of each submitted task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDefaults {
+    /// `task_timeout`: stop a task that ran this long. Default none.
+    pub timeout: Option<Duration>,
+    /// `retries`: run a failed task again up to this many times. Default 0.
+    pub retries: u32,
+    /// `retry_delay`: wait before the first retry, doubled for each next one.
+    /// Default 1s.
+    pub retry_delay: Duration,
+}
+
+impl Default for TaskDefaults {
+    fn default() -> Self {
+        TaskDefaults {
+            timeout: None,
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
+        }
+    }
 }
 
 /// `[herd]`.
@@ -180,6 +207,8 @@ pub struct UnitConfig {
     pub start_timeout: Duration,
     /// Where its output goes (`log`, `log_max_size`, `log_keep`).
     pub log: UnitLog,
+    /// `env_file`: read at each start, under `env`.
+    pub env_files: Vec<crate::env_file::EnvFile>,
 }
 
 /// What a process may do beyond its user, group and rlimits: the keys

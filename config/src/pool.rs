@@ -13,7 +13,18 @@ use crate::process::{process_keys, with_default_process, SETUP_KEYS, STOP_KEYS};
 use crate::value::{set, Cx, Value};
 
 /// The pool's own keys, listed before the process keys in "unknown key" errors.
-const OWN_KEYS: &[&str] = &["size", "max_queue", "keep_finished", "semaphores"];
+const OWN_KEYS: &[&str] = &[
+    "size",
+    "max_queue",
+    "keep_finished",
+    "semaphores",
+    "task_timeout",
+    "retries",
+    "retry_delay",
+];
+
+/// Upper bound of `retries`: a task retried more than this is broken, not flaky.
+pub(crate) const MAX_RETRIES: i64 = 1000;
 
 /// Most tasks a pool may run at once: like `instances`, a typo such as
 /// `size = 40000` should not fork-bomb the host.
@@ -34,6 +45,7 @@ pub(crate) fn parse_pools(cx: &mut Cx, value: &Value, base: &Path) -> Vec<Parsed
                 max_queue: 10_000,
                 keep_finished: 1000,
                 semaphores: Vec::new(),
+                task_defaults: Default::default(),
             },
             false
         );
@@ -60,6 +72,18 @@ pub(crate) fn parse_pools(cx: &mut Cx, value: &Value, base: &Path) -> Vec<Parsed
                 "semaphores" => {
                     let names = references(cx, key, value, Namespace::Semaphore, None, refs);
                     set(&mut pool.semaphores, names);
+                }
+                "task_timeout" => {
+                    let timeout = cx.positive_duration(key, value);
+                    set(&mut pool.task_defaults.timeout, timeout.map(Some));
+                }
+                "retries" => {
+                    let retries = cx.integer_in(key, value, 0..=MAX_RETRIES);
+                    set(&mut pool.task_defaults.retries, retries);
+                }
+                "retry_delay" => {
+                    let delay = cx.duration(key, value);
+                    set(&mut pool.task_defaults.retry_delay, delay);
                 }
                 _ => return false,
             }

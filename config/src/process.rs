@@ -23,6 +23,7 @@ use crate::value::{set, Cx, Value};
 /// The keys that set a process up, in the order "unknown key" errors list them.
 pub(crate) const SETUP_KEYS: &[&str] = &[
     "env",
+    "env_file",
     "cwd",
     "user",
     "group",
@@ -70,6 +71,7 @@ macro_rules! with_default_process {
             stop_signal: $crate::process::sigterm(),
             stop_timeout: $crate::process::DEFAULT_STOP_TIMEOUT,
             daemon: $daemon,
+            env_files: Vec::new(),
         }
     };
 }
@@ -90,6 +92,7 @@ macro_rules! process_keys {
             stop_signal: &mut $model.stop_signal,
             stop_timeout: &mut $model.stop_timeout,
             daemon: &mut $model.daemon,
+            env_files: &mut $model.env_files,
         }
     };
 }
@@ -107,6 +110,7 @@ pub(crate) struct ProcessKeys<'m> {
     pub stop_signal: &'m mut i32,
     pub stop_timeout: &'m mut Duration,
     pub daemon: &'m mut bool,
+    pub env_files: &'m mut Vec<crate::env_file::EnvFile>,
 }
 
 impl ProcessKeys<'_> {
@@ -116,6 +120,7 @@ impl ProcessKeys<'_> {
     pub fn read(self, cx: &mut Cx, key: &str, name: &str, value: &Value, base: &Path) -> bool {
         match name {
             "env" => set(self.env, env(cx, key, value)),
+            "env_file" => crate::env_file::read_key(cx, key, value, base, self.env_files),
             "cwd" => {
                 let cwd = cx.non_empty_string(key, value);
                 set(self.cwd, cwd.map(|dir| Some(resolve(base, dir))));

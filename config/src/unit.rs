@@ -156,7 +156,7 @@ impl Draft {
                 cx.error(field.span(), key, "only services have instances");
             }
             "instances" => {
-                let count = cx.integer_in(key, value, 0..=MAX_INSTANCES);
+                let count = instance_count(cx, key, value);
                 set(&mut unit.instances, count.map(Some));
             }
             "after" => {
@@ -240,4 +240,81 @@ fn keys_of(kind: UnitKind) -> Vec<&'static str> {
     .into_iter()
     .filter(|key| kind == UnitKind::Service || !SERVICE_ONLY_KEYS.contains(key))
     .collect()
+}
+
+/// `instances`: a number, or `"cpus"`, `"cpus*N"`, `"cpus/N"` (the number of
+/// online CPUs when the config is loaded, times or divided by N, at least 1).
+fn instance_count(cx: &mut Cx, key: &str, value: &Value) -> Option<u32> {
+    let toml::de::DeValue::String(text) = value.get_ref() else {
+        return cx.integer_in(key, value, 0..=MAX_INSTANCES);
+    };
+    let count = match cpus_expression(text, online_cpus()) {
+        Ok(count) => count,
+        Err(message) => {
+            cx.error(value.span(), key, message);
+            return None;
+        }
+    };
+    if count > MAX_INSTANCES as u64 {
+        let message = format!("must be at most {MAX_INSTANCES} (got {text} = {count})");
+        cx.error(value.span(), key, message);
+        return None;
+    }
+    u32::try_from(count).ok()
+}
+
+/// `"cpus"`, `"cpus*N"` or `"cpus/N"` with `cpus` CPUs; N from 1 to 1000.
+fn cpus_expression(text: &str, cpus: u64) -> Result<u64, String> {
+    const SYNTAX: &str = "expected a number, \"cpus\", \"cpus*N\" or \"cpus/N\"";
+    let spaced: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let Some(rest) = spaced.strip_prefix("cpus") else {
+        return Err(format!("{SYNTAX} (got {text:?})"));
+    };
+    if rest.is_empty() {
+        return Ok(cpus);
+    }
+    let (op, factor) = rest.split_at(1);
+    let factor: u64 = match factor.parse() {
+        Ok(n) if (1..=1000).contains(&n) => n,
+        _ => return Err(format!("{SYNTAX}, N from 1 to 1000 (got {text:?})")),
+    };
+    match op {
+        "*" => Ok(cpus * factor),
+        "/" => Ok((cpus / factor).max(1)),
+        _ => Err(format!("{SYNTAX} (got {text:?})")),
+    }
+}
+
+/// The number of online CPUs (at least 1).
+fn online_cpus() -> u64 {
+    // SAFETY: sysconf reads a system value; it has no memory-safety preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u64::try_from(online).unwrap_or(1).max(1)
+}
+
+#[cfg(test)]
+mod cpus_tests {
+    use super::*;
+
+    #[test]
+    fn cpus_expressions() {
+        assert_eq!(cpus_expression("cpus", 8), Ok(8));
+        assert_eq!(cpus_expression("cpus*2", 8), Ok(16));
+        assert_eq!(cpus_expression(" cpus * 3 ", 2), Ok(6));
+        assert_eq!(cpus_expression("cpus/4", 2), Ok(1), "at least one");
+        assert_eq!(cpus_expression("cpus/2", 8), Ok(4));
+        for bad in [
+            "max",
+            "cpus*0",
+            "cpus*",
+            "cpus+1",
+            "cpus*-2",
+            "2*cpus",
+            "cpus*1001",
+        ] {
+            let err = cpus_expression(bad, 8).unwrap_err();
+            assert!(err.contains("expected a number, \"cpus\""), "{bad}: {err}");
+        }
+        assert!(online_cpus() >= 1);
+    }
 }

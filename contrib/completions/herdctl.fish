@@ -103,8 +103,14 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -l json -
 complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l name -d 'A label for the task, shown by `tasks`' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l timeout -d 'Stop the task once it ran this long (`30s`, `5m`): stop signal, then SIGKILL after the pool\'s `stop_timeout`; it ends `timed out` and `join` exits 124' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l retries -d 'Run the task again up to N times when it exits non-zero, is killed or times out; every attempt shows in `tasks` and `output --stderr`' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l retry-delay -d 'Wait this long before the first retry, twice as long before each next' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l priority -d 'Higher priorities leave the queue first; equal ones in submission order' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l after -d 'Do not start the task before this long from now (`10s`, `1h`)' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l unique -d 'While a task of this `--name` is queued or running in the pool, print its id instead of queueing another (submission that may run twice)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l wait -d 'Wait until the task has ended, print how, and exit with its exit code'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -s h -l help -d 'Print help'
@@ -116,6 +122,11 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand join" -l json -d 'Print 
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -s j -l jobs -d 'At most N tasks submitted and not yet collected at once (the pool\'s `size` decides how many of them run); keep it at most the pool\'s `keep_finished`' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l timeout -d 'Stop the task once it ran this long (`30s`, `5m`): stop signal, then SIGKILL after the pool\'s `stop_timeout`; it ends `timed out` and `join` exits 124' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l retries -d 'Run the task again up to N times when it exits non-zero, is killed or times out; every attempt shows in `tasks` and `output --stderr`' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l retry-delay -d 'Wait this long before the first retry, twice as long before each next' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l priority -d 'Higher priorities leave the queue first; equal ones in submission order' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l after -d 'Do not start the task before this long from now (`10s`, `1h`)' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l json -d 'Print one JSON document on stdout instead of human output'

@@ -218,9 +218,17 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// While a task of this `--name` is queued or running in the pool, print
+    /// its id instead of queueing another (submission that may run twice)
+    #[arg(long, requires = "name")]
+    pub unique: bool,
+
     /// Wait until the task has ended, print how, and exit with its exit code
     #[arg(long)]
     pub wait: bool,
+
+    #[command(flatten)]
+    pub limits: TaskLimitArgs,
 
     /// The command and its arguments, run without a shell (put them after `--`)
     #[arg(
@@ -231,6 +239,34 @@ pub struct SubmitArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<String>,
+}
+
+/// How each submitted task runs; unset limits take the pool's defaults
+/// (`task_timeout`, `retries`, `retry_delay`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TaskLimitArgs {
+    /// Stop the task once it ran this long (`30s`, `5m`): stop signal, then
+    /// SIGKILL after the pool's `stop_timeout`; it ends `timed out` and `join`
+    /// exits 124
+    #[arg(long, value_name = "D", value_parser = duration_arg)]
+    pub timeout: Option<Duration>,
+
+    /// Run the task again up to N times when it exits non-zero, is killed or
+    /// times out; every attempt shows in `tasks` and `output --stderr`
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub retries: Option<u32>,
+
+    /// Wait this long before the first retry, twice as long before each next
+    #[arg(long, value_name = "D", value_parser = duration_arg)]
+    pub retry_delay: Option<Duration>,
+
+    /// Higher priorities leave the queue first; equal ones in submission order
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub priority: u32,
+
+    /// Do not start the task before this long from now (`10s`, `1h`)
+    #[arg(long, value_name = "D", value_parser = duration_arg)]
+    pub after: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -264,6 +300,9 @@ pub struct MapArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub jobs: u32,
+
+    #[command(flatten)]
+    pub limits: TaskLimitArgs,
 
     /// The command; `{}` in any argument is replaced by the line (every
     /// occurrence), or the line is appended as the last argument if no
@@ -612,6 +651,59 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
         let err = parse(&["submit", "p", "--"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn submit_takes_limits_and_refuses_bad_ones() {
+        let Command::Submit(args) = parse(&[
+            "submit",
+            "p",
+            "--timeout",
+            "30s",
+            "--retries",
+            "3",
+            "--retry-delay",
+            "2s",
+            "--priority",
+            "5",
+            "--after",
+            "1m",
+            "--name",
+            "n",
+            "--unique",
+            "--",
+            "job",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("expected submit");
+        };
+        assert_eq!(args.limits.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(args.limits.retries, Some(3));
+        assert_eq!(args.limits.retry_delay, Some(Duration::from_secs(2)));
+        assert_eq!(args.limits.priority, 5);
+        assert_eq!(args.limits.after, Some(Duration::from_secs(60)));
+        assert!(args.unique);
+        for bad in [
+            &["submit", "p", "--retries", "-1", "job"][..],
+            &["submit", "p", "--retries", "1001", "job"],
+            &["submit", "p", "--priority", "-2", "job"],
+            &["submit", "p", "--timeout", "soon", "job"],
+            &["submit", "p", "--unique", "job"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        let Command::Map(args) =
+            parse(&["map", "p", "--timeout", "5s", "--retries", "1", "--", "x"])
+                .unwrap()
+                .command
+        else {
+            panic!("expected map");
+        };
+        assert_eq!(args.limits.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(args.limits.retries, Some(1));
     }
 
     #[test]

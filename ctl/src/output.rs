@@ -37,7 +37,7 @@ impl Paint {
     pub fn for_task_state(state: TaskState) -> Paint {
         match state {
             TaskState::Running => Paint::Green,
-            TaskState::Failed => Paint::Red,
+            TaskState::Failed | TaskState::TimedOut => Paint::Red,
             TaskState::Queued | TaskState::Cancelled => Paint::Yellow,
             TaskState::Exited => Paint::Plain,
         }

@@ -384,6 +384,43 @@ fn submit_prints_the_id_alone() {
 }
 
 #[test]
+fn submit_sends_the_task_limits_in_milliseconds() {
+    let herdd =
+        ScriptedHerdd::new(|_| json!({"ok": {"id": 5, "state": "running", "existing": true}}));
+    let out = run(
+        &herdd.socket,
+        &[
+            "submit",
+            "p",
+            "--timeout",
+            "1m",
+            "--retries",
+            "2",
+            "--retry-delay",
+            "500ms",
+            "--priority",
+            "7",
+            "--after",
+            "2s",
+            "--name",
+            "n",
+            "--unique",
+            "--",
+            "job",
+        ],
+    );
+    assert_eq!(
+        herdd.requests(),
+        [
+            json!({"v": 1, "cmd": "submit", "pool": "p", "name": "n", "command": ["job"],
+                "options": {"timeout_ms": 60000, "retries": 2, "retry_delay_ms": 500,
+                            "priority": 7, "after_ms": 2000, "unique": true}})
+        ]
+    );
+    assert_eq!((text(&out.stdout), out.status.code()), ("5\n", Some(0)));
+}
+
+#[test]
 fn submit_wait_exits_with_the_tasks_code() {
     let herdd = ScriptedHerdd::new(|request| match request["cmd"].as_str() {
         Some("submit") => json!({"ok": {"id": 17, "state": "queued"}}),

@@ -71,6 +71,15 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
+        let env_file_errors = herd_config::env_file::check(&config);
+        if !env_file_errors.is_empty() {
+            let errors = env_file_errors.join("\n");
+            report(
+                std::io::stderr(),
+                format_args!("{errors}\nherdd: {}: invalid configuration", path.display()),
+            );
+            return ExitCode::FAILURE;
+        }
         let units = config.units.len();
         let line = format_args!("{}: ok ({units} units)", path.display());
         return if report(std::io::stdout(), line) {

@@ -37,6 +37,10 @@ def _timeout_ms(timeout):
     return max(0, int(timeout * 1000))
 
 
+# The states of a task that has ended (herd.toml `task_timeout` ends one "timed_out").
+_ENDED = ("exited", "failed", "cancelled", "timed_out")
+
+
 class Pool:
     """The pool named ``name`` on herdd. It is herd's, shared with every
     other client: nothing here closes it unless asked (:meth:`close`)."""
@@ -178,17 +182,17 @@ class AsyncResult:
             return
         report = self._client.waiting_request("join", ids=[self.id], timeout_ms=_timeout_ms(timeout))
         task = _only(report, self.id)
-        if task["state"] in ("exited", "failed", "cancelled"):
+        if task["state"] in _ENDED:
             self._final = task
 
     def ready(self):
         """Whether the task has ended."""
-        return self._status()["state"] in ("exited", "failed", "cancelled")
+        return self._status()["state"] in _ENDED
 
     def successful(self):
         """Whether it exited 0; ValueError if it has not ended yet."""
         state = self._status()["state"]
-        if state not in ("exited", "failed", "cancelled"):
+        if state not in _ENDED:
             raise ValueError("task %d is not ready (%s)" % (self.id, state))
         return state == "exited"
 
@@ -221,7 +225,7 @@ class AsyncResult:
             return self._final
         report = self._client.request("join", ids=[self.id], timeout_ms=0)
         task = _only(report, self.id)
-        if task["state"] in ("exited", "failed", "cancelled"):
+        if task["state"] in _ENDED:
             self._final = task
         return task
 

@@ -2,7 +2,7 @@
 
 use super::{assert_single_errors, errors_of, MAIN};
 
-const UNIT_KEYS: &str = "command, instances, env, cwd, user, group, umask, rlimits, \
+const UNIT_KEYS: &str = "command, instances, env, env_file, cwd, user, group, umask, rlimits, \
      no_new_privs, clear_env, memory_max, pids_max, cpu_weight, after, wait_events, semaphores, \
      ready, start_timeout, sets_event, restart, restart_delay, restart_delay_max, start_limit, \
      start_interval, stop_signal, stop_timeout, daemon, autostart, log, log_max_size, log_keep";
@@ -91,7 +91,11 @@ fn wrong_types() {
         ),
         (
             "[service.web]\ncommand = [\"a\"]\ninstances = \"4\"\n",
-            "3:13: service.web.instances: expected an integer, found a string",
+            "3:13: service.web.instances: expected a number, \"cpus\", \"cpus*N\" or \"cpus/N\" (got \"4\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\ninstances = \"cpus*20000\"\n",
+            "3:13: service.web.instances: expected a number, \"cpus\", \"cpus*N\" or \"cpus/N\", N from 1 to 1000 (got \"cpus*20000\")",
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nstop_signal = [15]\n",
@@ -493,7 +497,8 @@ fn errors_display_one_per_line() {
 
 #[test]
 fn pool_errors() {
-    let pool_keys = "size, max_queue, keep_finished, semaphores, env, cwd, user, group, umask, \
+    let pool_keys = "size, max_queue, keep_finished, semaphores, task_timeout, retries, \
+                     retry_delay, env, env_file, cwd, user, group, umask, \
                      rlimits, no_new_privs, clear_env, memory_max, pids_max, cpu_weight, \
                      stop_signal, stop_timeout, daemon";
     assert_single_errors(&[
@@ -578,6 +583,30 @@ fn pool_errors() {
         (
             "[pool.convert]\nsize = 1\n[service.x]\ncommand = [\"x\"]\n[pool.convert.env]\nA = 1\n",
             "6:5: pool.convert.env.A: expected a string, found an integer",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nenv_file = [\"-\"]\n",
+            "3:13: pool.convert.env_file: an env_file path may not be empty",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nenv_file = 3\n",
+            "3:12: pool.convert.env_file: expected an array of strings, found an integer",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nretries = -1\n",
+            "3:11: pool.convert.retries: must be at least 0 (got -1)",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nretries = 1001\n",
+            "3:11: pool.convert.retries: must be at most 1000 (got 1001)",
+        ),
+        (
+            "[pool.convert]\nsize = 1\ntask_timeout = \"0s\"\n",
+            "3:16: pool.convert.task_timeout: must be longer than 0s",
+        ),
+        (
+            "[pool.convert]\nsize = 1\nretry_delay = 5\n",
+            "3:15: pool.convert.retry_delay: durations need a unit (ms, s, m or h), e.g. \"10s\"",
         ),
     ]);
 }

@@ -90,6 +90,7 @@ fn pool(name: &str, size: u32) -> PoolConfig {
             max_queue: 10_000,
             keep_finished: 1000,
             semaphores: Vec::new(),
+            task_defaults: Default::default(),
         },
         false
     )
@@ -135,6 +136,7 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         sets_event: None,
         start_timeout: Duration::from_secs(90),
         log: UnitLog::default(),
+        env_files: Vec::new(),
     }
 }
 
@@ -294,6 +296,10 @@ rlimits = { nofile = 256, cpu = 60, core = "infinity" }
 stop_signal = "INT"
 stop_timeout = "1m"
 daemon = true
+task_timeout = "30s"
+retries = 3
+retry_delay = "2s"
+env_file = ["/etc/herd/jobs.env", "-local.env"]
 
 # A pool may share its name with a unit.
 [service.convert]
@@ -320,6 +326,21 @@ command = ["/usr/bin/convertd"]
         stop_signal: sig("SIGINT"),
         stop_timeout: Duration::from_secs(60),
         daemon: true,
+        task_defaults: TaskDefaults {
+            timeout: Some(Duration::from_secs(30)),
+            retries: 3,
+            retry_delay: Duration::from_secs(2),
+        },
+        env_files: vec![
+            env_file::EnvFile {
+                path: PathBuf::from("/etc/herd/jobs.env"),
+                optional: false,
+            },
+            env_file::EnvFile {
+                path: PathBuf::from("/etc/herd/local.env"),
+                optional: true,
+            },
+        ],
         ..pool("convert", 3)
     };
     assert_eq!(config.pools, [expected]);

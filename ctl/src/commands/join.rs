@@ -83,16 +83,22 @@ pub fn describe(task: &TaskStatus) -> String {
             (None, None) => "failed".to_string(),
         },
         TaskState::Cancelled => "cancelled".to_string(),
+        TaskState::TimedOut => match &task.exit {
+            Some(exit) => format!("timed out ({exit})"),
+            None => "timed out".to_string(),
+        },
         TaskState::Queued | TaskState::Running => task.state.as_str().to_string(),
     }
 }
 
 /// A task's exit code, as a shell would report it: its own code, 128+N when
 /// killed by signal N, 1 when it failed without an exit (it could not be
-/// executed) or was cancelled. 0 only for `exited`.
+/// executed) or was cancelled; 124 when it timed out, as timeout(1) does.
+/// 0 only for `exited`.
 pub fn exit_code(task: &TaskStatus) -> u8 {
     match (task.state, &task.exit) {
         (TaskState::Exited, _) => 0,
+        (TaskState::TimedOut, _) => TIMED_OUT_EXIT,
         (TaskState::Failed, Some(Exit::Code(code))) => match u8::try_from(*code & 0xff) {
             Ok(0) | Err(_) => 1,
             Ok(code) => code,
@@ -104,6 +110,9 @@ pub fn exit_code(task: &TaskStatus) -> u8 {
         | (TaskState::Cancelled | TaskState::Queued | TaskState::Running, _) => 1,
     }
 }
+
+/// What `join` exits with for a task that ran past its timeout (timeout(1)'s code).
+pub const TIMED_OUT_EXIT: u8 = 124;
 
 /// The first non-zero exit code in the order given, or 0.
 pub fn combined_exit_code(tasks: &[&TaskStatus]) -> u8 {
@@ -135,6 +144,10 @@ pub mod tests {
             reason: reason.map(str::to_string),
             duration_ms: Some(1200),
             adopted: false,
+            priority: 0,
+            attempts: 1,
+            retries: 0,
+            failed_attempts: vec![],
         }
     }
 
@@ -162,6 +175,12 @@ pub mod tests {
             ),
             task(22, TaskState::Running, None, None),
             task(23, TaskState::Queued, None, None),
+            task(
+                24,
+                TaskState::TimedOut,
+                Some(Exit::Signal("SIGTERM".into())),
+                None,
+            ),
         ]
     }
 
@@ -181,6 +200,7 @@ pub mod tests {
                 "21: cancelled",
                 "22: running",
                 "23: queued",
+                "24: timed out (killed by SIGTERM)",
             ]
         );
     }
@@ -188,7 +208,7 @@ pub mod tests {
     #[test]
     fn exit_codes_are_a_shells() {
         let codes: Vec<u8> = samples().iter().map(exit_code).collect();
-        assert_eq!(codes, [0, 3, 137, 1, 1, 1, 1]);
+        assert_eq!(codes, [0, 3, 137, 1, 1, 1, 1, 124]);
         let term = task(
             1,
             TaskState::Failed,

@@ -31,14 +31,14 @@
 //! the new image (herd_common::client).
 
 use super::progress::Progress;
-use super::{interrupt, join, Connection, Context, Outcome};
+use super::{interrupt, join, submit, Connection, Context, Outcome};
 use crate::cli::MapArgs;
 use crate::error::Error;
 use crate::output;
 use herd_common::client::ClientError;
 use herd_common::protocol::{
-    CancelReport, ErrorCode, OutputReport, OutputStream, Request, SubmitReport, TaskId, TaskReport,
-    TaskStatus,
+    CancelReport, ErrorCode, OutputReport, OutputStream, Request, SubmitOptions, SubmitReport,
+    TaskId, TaskReport, TaskStatus,
 };
 use herd_common::state::{Exit, TaskState};
 use serde::Serialize;
@@ -60,6 +60,7 @@ pub fn exec(ctx: &Context, args: MapArgs) -> Result<Outcome, Error> {
         ctx,
         pool: args.pool,
         template: args.command,
+        options: submit::options(&args.limits, false),
         window: usize::try_from(args.jobs).unwrap_or(usize::MAX).max(1),
         progress: Progress::new(),
         items: Vec::new(),
@@ -219,6 +220,8 @@ struct Run<'a> {
     ctx: &'a Context,
     pool: String,
     template: Vec<String>,
+    /// Timeout, retries, priority, start delay of every task.
+    options: SubmitOptions,
     /// At most this many tasks outstanding (`-j`).
     window: usize,
     /// The lines of stdin read so far.
@@ -322,6 +325,7 @@ impl Run<'_> {
                 pool: self.pool.clone(),
                 command: command_for(&self.template, &self.items[index]),
                 name: None,
+                options: self.options.clone(),
             };
             match connection.call::<SubmitReport>(&request) {
                 Ok(report) => {

@@ -19,10 +19,15 @@ pub fn exec(ctx: &Context, args: TasksArgs) -> Result<Outcome, Error> {
 
 /// One row per task, in herdd's order. As in `status`, a REASON column
 /// (exec errors, why a task was cancelled) only appears when some task has
-/// a reason.
+/// a reason; an ATTEMPTS column (`2/4`: started twice, at most 4 times)
+/// only when some task may be retried.
 pub fn render_table(report: &TaskReport, colour: bool) -> String {
     let with_reason = report.tasks.iter().any(|task| task.reason.is_some());
+    let with_attempts = report.tasks.iter().any(|task| task.retries > 0);
     let mut header = vec!["ID", "POOL", "NAME", "STATE", "PID", "DURATION", "EXIT"];
+    if with_attempts {
+        header.push("ATTEMPTS");
+    }
     if with_reason {
         header.push("REASON");
     }
@@ -37,6 +42,10 @@ pub fn render_table(report: &TaskReport, colour: bool) -> String {
             Cell::new(task.duration_ms.map_or_else(|| "-".into(), format_duration)),
             Cell::new(format_exit(task.exit.as_ref())),
         ];
+        if with_attempts {
+            let most = task.retries.saturating_add(1);
+            row.push(Cell::new(format!("{}/{most}", task.attempts)));
+        }
         if with_reason {
             row.push(Cell::new(task.reason.as_deref().unwrap_or("")));
         }
@@ -91,6 +100,28 @@ ID  POOL     NAME    STATE    PID   DURATION  EXIT     REASON
 19  convert  -       queued   -     -         -
 20  convert  -       failed   -     1s        -        exec /no/such: No such file or directory
 21  convert  -       failed   -     1s        SIGKILL
+";
+        assert_eq!(render_table(&report, false), expected);
+    }
+
+    #[test]
+    fn attempts_column_when_a_task_may_be_retried() {
+        let report = TaskReport {
+            tasks: vec![
+                TaskStatus {
+                    attempts: 3,
+                    retries: 3,
+                    failed_attempts: vec![Exit::Code(1), Exit::Code(1)],
+                    ..task(17, TaskState::Exited, Some(Exit::Code(0)), None)
+                },
+                task(18, TaskState::Exited, Some(Exit::Code(0)), None),
+            ],
+            timed_out: false,
+        };
+        let expected = "\
+ID  POOL     NAME  STATE   PID  DURATION  EXIT    ATTEMPTS
+17  convert  -     exited  -    1s        code 0  3/4
+18  convert  -     exited  -    1s        code 0  1/1
 ";
         assert_eq!(render_table(&report, false), expected);
     }

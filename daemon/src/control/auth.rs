@@ -226,6 +226,7 @@ mod tests {
                 pool: "p".into(),
                 command: vec!["/bin/true".into()],
                 name: None,
+                options: Default::default(),
             },
             Request::Output {
                 id: 1,

@@ -50,6 +50,9 @@ pub struct SpawnSpec {
     pub output: Output,
     /// `ready = "notify"`: give it `NOTIFY_SOCKET`.
     pub notify: bool,
+    /// `env_file`: read by the shell just before the fork (so each start
+    /// sees the files' current contents), under `env`.
+    pub env_files: Vec<herd_config::env_file::EnvFile>,
 }
 
 /// Where a process's stdout and stderr go.

@@ -19,6 +19,7 @@ pub mod pool;
 mod pool_requests;
 mod reload;
 mod requests;
+pub mod retry;
 pub mod semaphore;
 pub mod snapshot;
 mod sync_requests;
@@ -430,7 +431,10 @@ impl Supervisor {
         }
         for task in self.tasks.values_mut() {
             if task.deadline.is_some_and(|d| d <= now) {
-                task.on_deadline(out);
+                match self.pools.get(&task.pool) {
+                    Some(pool) => task.on_deadline(now, &pool.config, out),
+                    None => task.deadline = None,
+                }
             }
         }
         let join_over = self

@@ -1,4 +1,5 @@
-//! Task pools: a FIFO queue feeding at most `size` running tasks.
+//! Task pools: a priority queue (FIFO within a priority) feeding at most
+//! `size` running tasks.
 
 use super::action::Action;
 use super::semaphore::{Holder, Semaphores};
@@ -12,7 +13,7 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Pool {
     pub config: PoolConfig,
-    /// Queued task ids, oldest first.
+    /// Queued task ids, highest priority first, oldest first within one.
     queue: VecDeque<TaskId>,
     /// Tasks holding a slot (spawned or being stopped).
     running: u32,
@@ -65,13 +66,30 @@ impl Pool {
         Ok(())
     }
 
-    pub fn enqueue(&mut self, id: TaskId) {
+    /// Queues a new task (already in `tasks`) behind those of its priority.
+    pub fn enqueue(&mut self, id: TaskId, tasks: &BTreeMap<TaskId, Task>) {
         self.submitted += 1;
-        self.queue.push_back(id);
+        self.insert_by_priority(id, tasks);
     }
 
-    /// Starts queued tasks, oldest first, while slots are free and the head
-    /// task gets the semaphore slots it needs (it keeps its place if not).
+    /// A running task failed an attempt and will be retried: its slot is
+    /// freed and it queues again behind those of its priority.
+    pub fn requeue(&mut self, id: TaskId, tasks: &BTreeMap<TaskId, Task>) {
+        self.running = self.running.saturating_sub(1);
+        self.insert_by_priority(id, tasks);
+    }
+
+    fn insert_by_priority(&mut self, id: TaskId, tasks: &BTreeMap<TaskId, Task>) {
+        let priority = |id: &TaskId| tasks.get(id).map_or(0, |t| t.limits.priority);
+        let own = priority(&id);
+        let at = self.queue.partition_point(|queued| priority(queued) >= own);
+        self.queue.insert(at, id);
+    }
+
+    /// Starts queued tasks in queue order while slots are free, skipping
+    /// those whose start time has not come; the first due task that does
+    /// not get the semaphore slots it needs keeps its place and stops the
+    /// round (so a busy semaphore cannot starve it).
     pub fn fill(
         &mut self,
         tasks: &mut BTreeMap<TaskId, Task>,
@@ -79,12 +97,17 @@ impl Pool {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        while self.running < self.config.size {
-            let Some(&id) = self.queue.front() else { break };
+        let mut at = 0;
+        while self.running < self.config.size && at < self.queue.len() {
+            let id = self.queue[at];
             let Some(task) = tasks.get_mut(&id) else {
-                self.queue.pop_front();
+                self.queue.remove(at);
                 continue;
             };
+            if !task.is_due(now) {
+                at += 1;
+                continue;
+            }
             let holder = Holder::Task(id);
             let label = task.label();
             if let Err(reason) =
@@ -93,7 +116,7 @@ impl Pool {
                 task.reason = Some(reason);
                 break;
             }
-            self.queue.pop_front();
+            self.queue.remove(at);
             self.running += 1;
             task.reason = None;
             task.start(now, &self.config, out);

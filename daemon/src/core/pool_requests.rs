@@ -3,10 +3,11 @@
 
 use super::semaphore::{ClientId, Holder};
 use super::{error, Action, Goal, RequestId, Supervisor, Waiter};
-use crate::core::task::Task;
+use crate::core::retry::TaskLimits;
+use crate::core::task::{AttemptEnd, Task};
 use herd_common::protocol::{
     CancelReport, ErrorBody, ErrorCode, OutputReport, OutputStream, PoolReport, Reply,
-    SubmitReport, TaskId, TaskReport,
+    SubmitOptions, SubmitReport, TaskId, TaskReport,
 };
 use herd_common::state::{Exit, TaskState};
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ impl Supervisor {
         pool_name: &str,
         command: Vec<String>,
         name: Option<String>,
+        options: SubmitOptions,
         out: &mut Vec<Action>,
     ) -> Reply {
         if self.shutdown.is_some() {
@@ -32,14 +34,37 @@ impl Supervisor {
         let Some(pool) = self.pools.get_mut(pool_name) else {
             return Reply::Error(no_such_pool(pool_name));
         };
+        let limits = match TaskLimits::new(&options, &pool.config.task_defaults) {
+            Ok(limits) => limits,
+            Err(message) => return Reply::error(ErrorCode::BadRequest, message),
+        };
+        if options.unique {
+            let Some(name) = &name else {
+                return Reply::error(ErrorCode::BadRequest, "unique needs a task name");
+            };
+            let same = |task: &&Task| {
+                task.pool == pool_name && task.name.as_ref() == Some(name) && !task.state.is_final()
+            };
+            if let Some(task) = self.tasks.values().find(same) {
+                return Reply::ok(SubmitReport {
+                    id: task.id,
+                    state: task.state,
+                    existing: true,
+                });
+            }
+        }
         if let Err(body) = pool.admit() {
             return Reply::Error(body);
         }
         let id = self.next_task;
         self.next_task += 1;
-        pool.enqueue(id);
-        self.tasks
-            .insert(id, Task::new(id, pool_name, command, name));
+        let not_before = options
+            .after_ms
+            .filter(|ms| *ms > 0)
+            .map(|ms| now + Duration::from_millis(ms));
+        let task = Task::new(id, pool_name, command, name).with_limits(limits, not_before);
+        self.tasks.insert(id, task);
+        pool.enqueue(id, &self.tasks);
         out.push(Action::Publish(super::lifecycle::Lifecycle::TaskQueued {
             task: id,
             pool: pool_name.to_string(),
@@ -49,6 +74,7 @@ impl Supervisor {
         Reply::ok(SubmitReport {
             id,
             state: self.tasks[&id].state,
+            existing: false,
         })
     }
 
@@ -214,9 +240,31 @@ impl Supervisor {
         out: &mut Vec<Action>,
     ) {
         if let Some(task) = self.tasks.get_mut(&id) {
-            task.on_exit(exit, now, out);
+            let end = task.on_exit(exit, now, out);
             out.push(Action::KillLeftovers { pgid: pid });
-            self.task_ended(id, true, out);
+            match end {
+                AttemptEnd::Final => self.task_ended(id, true, out),
+                AttemptEnd::Retry => self.task_retried(now, id, out),
+            }
+        }
+    }
+
+    /// A failed attempt will be retried: its slots go, it queues again
+    /// (and is cancelled at once if herdd is shutting down).
+    fn task_retried(&mut self, now: Instant, id: TaskId, out: &mut Vec<Action>) {
+        let holder = Holder::Task(id);
+        let label = self.holder_label(&holder);
+        self.semaphores.release(&holder, &label, out);
+        let Some(pool) = self
+            .tasks
+            .get(&id)
+            .and_then(|t| self.pools.get_mut(&t.pool))
+        else {
+            return;
+        };
+        pool.requeue(id, &self.tasks);
+        if self.shutdown.is_some() {
+            self.cancel_task(now, id, "herdd shut down", out);
         }
     }
 

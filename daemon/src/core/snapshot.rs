@@ -101,6 +101,24 @@ pub struct TaskSnapshot {
     #[serde(default)]
     pub stderr: Option<CapturedSnapshot>,
     pub adopted: bool,
+    /// Limits, attempts made, and when a queued retry may start.
+    #[serde(default)]
+    pub attempts: AttemptsSnapshot,
+}
+
+/// A task's limits and the attempts it made so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptsSnapshot {
+    #[serde(default)]
+    pub limits: super::retry::TaskLimits,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub failed_attempts: Vec<Exit>,
+    #[serde(default)]
+    pub not_before_in_ms: Option<u64>,
+    #[serde(default)]
+    pub timing_out: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,7 +213,8 @@ impl Snapshot {
                 | TaskState::Running
                 | TaskState::Exited
                 | TaskState::Failed
-                | TaskState::Cancelled => continue,
+                | TaskState::Cancelled
+                | TaskState::TimedOut => continue,
             };
             if let Some(pool) = self.pools.iter_mut().find(|p| p.name == task.pool) {
                 if was_running {
@@ -379,6 +398,7 @@ mod tests {
             stdout: None,
             stderr: None,
             adopted: false,
+            attempts: AttemptsSnapshot::default(),
         }
     }
 

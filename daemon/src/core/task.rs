@@ -2,7 +2,10 @@
 
 use super::action::{Action, SpawnSpec};
 use super::lifecycle::Lifecycle;
-use super::snapshot::{after, ago, before, hex, unhex, until, CapturedSnapshot, TaskSnapshot};
+use super::retry::TaskLimits;
+use super::snapshot::{
+    after, ago, before, hex, unhex, until, AttemptsSnapshot, CapturedSnapshot, TaskSnapshot,
+};
 use super::Owner;
 use herd_common::protocol::{OutputStream, TaskId, TaskStatus};
 use herd_common::signals::signal_name;
@@ -48,13 +51,34 @@ pub struct Task {
     pub reason: Option<String>,
     /// Set when a running task is being cancelled: its exit makes it `cancelled`.
     pub cancelling: bool,
-    /// SIGKILL time while cancelling.
+    /// When it next needs attention: its start time (`after`, a retry's
+    /// delay) while queued; its timeout while running; SIGKILL time while
+    /// being stopped.
     pub deadline: Option<Instant>,
     killed: bool,
     /// Re-adopted after a crash of herdd: not its child, output not captured.
     pub adopted: bool,
     pub stdout: Captured,
     pub stderr: Captured,
+    /// Timeout, retries, priority: fixed at submission.
+    pub limits: TaskLimits,
+    /// How many times it was started.
+    pub attempts: u32,
+    /// How each earlier attempt ended, when it failed and was retried.
+    pub failed_attempts: Vec<Exit>,
+    /// Not started before this (`after`, or a retry's delay).
+    pub not_before: Option<Instant>,
+    /// Being stopped because its timeout passed.
+    timing_out: bool,
+}
+
+/// What an ended attempt leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// The task has ended for good.
+    Final,
+    /// The task is queued again for another attempt.
+    Retry,
 }
 
 impl Task {
@@ -76,13 +100,36 @@ impl Task {
             adopted: false,
             stdout: Captured::default(),
             stderr: Captured::default(),
+            limits: TaskLimits::default(),
+            attempts: 0,
+            failed_attempts: Vec::new(),
+            not_before: None,
+            timing_out: false,
         }
+    }
+
+    /// Submitted with these limits; not started before `not_before`.
+    pub fn with_limits(mut self, limits: TaskLimits, not_before: Option<Instant>) -> Self {
+        self.limits = limits;
+        self.not_before = not_before;
+        self.deadline = not_before;
+        self
+    }
+
+    /// Whether it may leave the queue now (its `after` or retry delay passed).
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.not_before.is_none_or(|at| at <= now)
     }
 
     /// Leaves the queue for a slot: asks the shell to spawn it.
     pub fn start(&mut self, now: Instant, config: &PoolConfig, out: &mut Vec<Action>) {
         self.state = TaskState::Running;
         self.started_at = Some(now);
+        self.ended_at = None;
+        self.attempts += 1;
+        self.timing_out = false;
+        self.killed = false;
+        self.deadline = self.limits.timeout().map(|timeout| now + timeout);
         out.push(Action::Spawn {
             owner: Owner::Task(self.id),
             spec: Box::new(self.spawn_spec(config)),
@@ -105,6 +152,7 @@ impl Task {
             daemon: config.daemon,
             output: super::action::Output::Capture,
             notify: false,
+            env_files: config.env_files.clone(),
         }
     }
 
@@ -127,15 +175,29 @@ impl Task {
         self.reason = Some(error);
     }
 
-    pub fn on_exit(&mut self, exit: Exit, now: Instant, out: &mut Vec<Action>) {
+    /// Its process ended: the task ends, or is queued again when the attempt
+    /// failed (non-zero exit, signal, timeout) and a retry is left.
+    pub fn on_exit(&mut self, exit: Exit, now: Instant, out: &mut Vec<Action>) -> AttemptEnd {
         let pid = self.pid.unwrap_or(0);
         out.push(Action::Publish(Lifecycle::Exited {
             instance: self.label(),
             pid,
             exit: exit.clone(),
         }));
+        let failed = self.timing_out || !exit.is_success();
+        // An adopted task's status is unknown: it may have succeeded.
+        let retry = !self.cancelling
+            && failed
+            && exit != Exit::Unknown
+            && self.attempts <= self.limits.retries;
+        if retry {
+            self.retry(exit, now);
+            return AttemptEnd::Retry;
+        }
         let state = if self.cancelling {
             TaskState::Cancelled
+        } else if self.timing_out {
+            TaskState::TimedOut
         } else if exit.is_success() {
             TaskState::Exited
         } else {
@@ -144,6 +206,34 @@ impl Task {
         self.exit = Some(exit);
         self.adopted = false;
         self.end(state, now);
+        AttemptEnd::Final
+    }
+
+    /// Back to the queue after a failed attempt, not before its back-off.
+    /// A line on its captured stderr separates the attempts' outputs.
+    fn retry(&mut self, exit: Exit, now: Instant) {
+        let retry = self.attempts;
+        let delay = self.limits.delay_before(retry);
+        let how = if self.timing_out {
+            format!("timed out, {exit}")
+        } else {
+            exit.to_string()
+        };
+        let note = format!(
+            "herd: attempt {} failed ({how}); retry {retry} of {} in {}ms\n",
+            self.attempts,
+            self.limits.retries,
+            delay.as_millis()
+        );
+        self.stderr.append(note.as_bytes());
+        self.reason = Some(format!("retry {retry} of {}", self.limits.retries));
+        self.failed_attempts.push(exit);
+        self.state = TaskState::Queued;
+        self.pid = None;
+        self.adopted = false;
+        self.timing_out = false;
+        self.not_before = Some(now + delay);
+        self.deadline = self.not_before;
     }
 
     /// `cancel`, `pool terminate` or shutdown. Returns whether it was still
@@ -180,19 +270,45 @@ impl Task {
                 }
                 true
             }
-            TaskState::Exited | TaskState::Failed | TaskState::Cancelled => false,
+            TaskState::Exited | TaskState::Failed | TaskState::Cancelled | TaskState::TimedOut => {
+                false
+            }
         }
     }
 
-    /// Its stop timeout passed while cancelling: SIGKILL, once.
-    pub fn on_deadline(&mut self, out: &mut Vec<Action>) {
+    /// Its deadline passed: a queued task may now start (the pool takes it);
+    /// a running one ran past its timeout and is stopped; one being stopped
+    /// gets SIGKILL, once.
+    pub fn on_deadline(&mut self, now: Instant, config: &PoolConfig, out: &mut Vec<Action>) {
         self.deadline = None;
-        if let (Some(pid), false) = (self.pid, self.killed) {
-            self.killed = true;
-            out.push(Action::Signal {
-                pid,
-                signal: libc::SIGKILL,
-            });
+        match self.state {
+            TaskState::Queued => {}
+            TaskState::Running if !self.cancelling && !self.timing_out => {
+                self.timing_out = true;
+                self.reason = Some("timed out".into());
+                self.deadline = Some(now + config.stop_timeout);
+                if let Some(pid) = self.pid {
+                    out.push(Action::Signal {
+                        pid,
+                        signal: config.stop_signal,
+                    });
+                    out.push(Action::Publish(Lifecycle::Stopping {
+                        instance: self.label(),
+                        pid,
+                        signal: signal_name(config.stop_signal),
+                    }));
+                }
+            }
+            TaskState::Running => {
+                if let (Some(pid), false) = (self.pid, self.killed) {
+                    self.killed = true;
+                    out.push(Action::Signal {
+                        pid,
+                        signal: libc::SIGKILL,
+                    });
+                }
+            }
+            TaskState::Exited | TaskState::Failed | TaskState::Cancelled | TaskState::TimedOut => {}
         }
     }
 
@@ -233,6 +349,10 @@ impl Task {
                 end.saturating_duration_since(start).as_millis() as u64
             }),
             adopted: self.adopted,
+            priority: self.limits.priority,
+            attempts: self.attempts,
+            retries: self.limits.retries,
+            failed_attempts: self.failed_attempts.clone(),
         }
     }
 }
@@ -274,6 +394,13 @@ impl Task {
             stdout: with_output.then(|| self.stdout.snapshot()),
             stderr: with_output.then(|| self.stderr.snapshot()),
             adopted: self.adopted,
+            attempts: AttemptsSnapshot {
+                limits: self.limits.clone(),
+                attempts: self.attempts,
+                failed_attempts: self.failed_attempts.clone(),
+                not_before_in_ms: self.not_before.map(|at| until(now, at)),
+                timing_out: self.timing_out,
+            },
         }
     }
 
@@ -303,6 +430,11 @@ impl Task {
                 .as_ref()
                 .map(Captured::restore)
                 .unwrap_or_default(),
+            limits: snapshot.attempts.limits.clone(),
+            attempts: snapshot.attempts.attempts,
+            failed_attempts: snapshot.attempts.failed_attempts.clone(),
+            not_before: snapshot.attempts.not_before_in_ms.map(|ms| after(now, ms)),
+            timing_out: snapshot.attempts.timing_out,
         }
     }
 }

@@ -40,6 +40,7 @@ fn service(name: &str) -> UnitConfig {
         sets_event: None,
         start_timeout: 90_000 * MS,
         log: Default::default(),
+        env_files: vec![],
     }
 }
 
@@ -103,6 +104,8 @@ fn task_pool(name: &str, size: u32) -> PoolConfig {
         daemon: false,
         semaphores: vec![],
         confinement: Default::default(),
+        task_defaults: Default::default(),
+        env_files: vec![],
     }
 }
 
@@ -928,6 +931,7 @@ fn inputs_are_handled_first_in_first_out() {
     );
 }
 
+mod jobs;
 mod pools;
 mod property;
 mod reload;

@@ -150,5 +150,6 @@ pub fn spawn_spec(config: &UnitConfig, index: u32, name: &str) -> SpawnSpec {
             LogMode::Off => Output::Discard,
         },
         notify: config.ready == herd_config::Ready::Notify,
+        env_files: config.env_files.clone(),
     }
 }

@@ -334,6 +334,7 @@ mod tests {
                 daemon: false,
                 output: Output::Capture,
                 notify: false,
+                env_files: vec![],
             }),
         }
     }

@@ -62,6 +62,9 @@ pub fn spawn(
         }
     }
     let credentials = Credentials::resolve(spec)?;
+    // Read now, at each start, so a restart picks up an edited file. The
+    // files are small regular files opened without blocking (env_file.rs).
+    let from_files = herd_config::env_file::load(&spec.env_files)?;
     let setup = ChildSetup {
         parent: std::process::id() as libc::pid_t,
         cgroup_procs: cgroup_procs.to_vec(),
@@ -76,7 +79,7 @@ pub fn spawn(
             .collect(),
         credentials,
     };
-    let env = environment(spec);
+    let env = environment(spec, from_files);
     let (stdout, stderr) = match spec.output {
         Output::Capture | Output::Log { .. } => (Stdio::Pipe, Stdio::Pipe),
         Output::Discard => (Stdio::Null, Stdio::Null),
@@ -105,13 +108,18 @@ pub fn spawn(
 }
 
 /// The child's environment: herdd's own (unless `clear_env`), then the
-/// spec's `env` on top.
-fn environment(spec: &SpawnSpec) -> Vec<(OsString, OsString)> {
+/// variables of its `env_file`s, then the spec's `env` on top.
+fn environment(spec: &SpawnSpec, from_files: Vec<(String, String)>) -> Vec<(OsString, OsString)> {
     let mut env: BTreeMap<OsString, OsString> = if spec.confinement.clear_env {
         BTreeMap::from([(OsString::from("PATH"), OsString::from(DEFAULT_PATH))])
     } else {
         std::env::vars_os().collect()
     };
+    env.extend(
+        from_files
+            .into_iter()
+            .map(|(key, value)| (OsString::from(key), OsString::from(value))),
+    );
     env.extend(
         spec.env
             .iter()

@@ -176,6 +176,7 @@ impl Manager {
             pool,
             command,
             name: None,
+            options: Default::default(),
         };
         let answer = self.ask(&header, request).await;
         answer

@@ -23,6 +23,7 @@ impl Harness {
             pool: pool.into(),
             command: vec![program.into()],
             name: None,
+            options: Default::default(),
         });
         (reply_to(id, &actions), actions)
     }
@@ -87,6 +88,7 @@ fn submissions_are_refused_clearly() {
         pool: "p".into(),
         command: vec!["/bin/true".into()],
         name: None,
+        options: Default::default(),
     });
     match reply_to(id, &actions) {
         Some(Reply::Error(body)) => {
@@ -102,6 +104,7 @@ fn submissions_are_refused_clearly() {
         pool: "p".into(),
         command: vec!["/bin/true".into()],
         name: None,
+        options: Default::default(),
     });
     match reply_to(id, &actions) {
         Some(Reply::Error(body)) => assert!(body.message.contains("closed"), "{}", body.message),

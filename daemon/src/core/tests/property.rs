@@ -205,6 +205,14 @@ fn request(rng: &mut Rng) -> Request {
                 _ => vec!["/bin/job".into(), rng.below(100).to_string()],
             },
             name: rng.chance(2).then(|| "label".to_string()),
+            options: herd_common::protocol::SubmitOptions {
+                timeout_ms: timeout(rng),
+                retries: [None, Some(0), Some(2), Some(5000)][rng.below(4)],
+                retry_delay_ms: timeout(rng),
+                priority: rng.below(3) as u32,
+                after_ms: [None, Some(0), Some(100), Some(u64::MAX)][rng.below(4)],
+                unique: rng.chance(3),
+            },
         },
         10 => Request::Join {
             ids: task_ids(rng),

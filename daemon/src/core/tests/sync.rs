@@ -126,6 +126,7 @@ fn pool_tasks_hold_semaphore_slots() {
             pool: "p".into(),
             command: vec!["/bin/true".into()],
             name: None,
+            options: Default::default(),
         });
         let report: herd_common::protocol::SubmitReport = payload(reply_to(id, &actions));
         ids.push(report.id);
