@@ -150,6 +150,7 @@ impl Herd {
             pool: pool.to_string(),
             command: strings(command),
             name: None,
+            options: Default::default(),
         })?;
         Ok(report.id)
     }
