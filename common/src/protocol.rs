@@ -539,6 +539,19 @@ pub struct StatusReport {
     /// Task pools; only in the reply to `status` without names.
     #[serde(default)]
     pub pools: Vec<PoolStatus>,
+    /// Listening sockets herd holds; only in the reply to `status` without names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<SocketStatus>,
+}
+
+/// A listening socket herd holds (`[socket.NAME]`), as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketStatus {
+    pub name: String,
+    /// `127.0.0.1:8080`, `[::1]:80` or a Unix socket's path.
+    pub listen: String,
+    /// The services that name it in `sockets`.
+    pub units: Vec<String>,
 }
 
 /// A task pool as `status` and `pool-*` verbs show it.

@@ -20,6 +20,42 @@ pub struct Config {
     pub semaphores: Vec<SemaphoreConfig>,
     /// `[event.NAME]`, in name order.
     pub events: Vec<EventConfig>,
+    /// `[socket.NAME]`, in name order.
+    pub sockets: Vec<SocketConfig>,
+}
+
+/// `[socket.NAME]`: a listening socket herdd binds and holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketConfig {
+    pub name: String,
+    pub listen: ListenAddress,
+    /// `listen(2)` backlog. Default 1024.
+    pub backlog: u32,
+    /// Permissions of a Unix socket's file, e.g. 0o660.
+    pub mode: Option<u32>,
+    /// Owner of a Unix socket's file.
+    pub user: Option<User>,
+    pub group: Option<Group>,
+    /// `file:line:col: socket.NAME.listen`, for bind errors found by herdd.
+    pub defined_at: String,
+}
+
+/// `listen = ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    /// `"127.0.0.1:8080"`, `"[::]:80"`.
+    Tcp(std::net::SocketAddr),
+    /// An absolute path.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::Tcp(address) => write!(f, "{address}"),
+            ListenAddress::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// `[semaphore.NAME]`: a counting semaphore owned by herdd.
@@ -180,6 +216,9 @@ pub struct UnitConfig {
     pub start_timeout: Duration,
     /// Where its output goes (`log`, `log_max_size`, `log_keep`).
     pub log: UnitLog,
+    /// `sockets`: declared `[socket]`s passed as descriptors 3.. in this
+    /// order (services only).
+    pub sockets: Vec<String>,
 }
 
 /// What a process may do beyond its user, group and rlimits: the keys

@@ -15,6 +15,7 @@ use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind, UnitLog};
 use crate::named::{
     missing_key, read_keys, read_tables, reference, references, Key, Namespace, Parsed, Reference,
 };
+use crate::socket::MAX_SOCKETS_PER_UNIT;
 use crate::process::{process_keys, with_default_process, SETUP_KEYS, STOP_KEYS};
 use crate::value::{key_path, set, Cx, Value};
 
@@ -38,10 +39,10 @@ const LIFECYCLE_KEYS: &[&str] = &[
 ];
 
 /// Keys of `[service.NAME]` after the stop keys (then the log keys).
-const LAST_KEYS: &[&str] = &["autostart"];
+const LAST_KEYS: &[&str] = &["autostart", "sockets"];
 
 /// Keys of `[service.NAME]` that tasks do not have.
-const SERVICE_ONLY_KEYS: &[&str] = &["instances", "sets_event"];
+const SERVICE_ONLY_KEYS: &[&str] = &["instances", "sets_event", "sockets"];
 
 /// Most replicas a worker pool may have: a typo like `instances = 40000`
 /// should not fork-bomb the host.
@@ -117,6 +118,7 @@ impl Draft {
                     sets_event: None,
                     start_timeout: Duration::from_secs(90),
                     log: UnitLog::default(),
+                    sockets: Vec::new(),
                 },
                 service
             ),
@@ -196,6 +198,18 @@ impl Draft {
             }
             "start_interval" => set(&mut unit.start_interval, cx.duration(key, value)),
             "autostart" => set(&mut unit.autostart, cx.boolean(key, value)),
+            "sockets" if !service => {
+                cx.error(field.span(), key, "only services have sockets");
+            }
+            "sockets" => {
+                let names = references(cx, key, value, Namespace::Socket, None, refs);
+                if names.as_ref().is_some_and(|names| names.len() > MAX_SOCKETS_PER_UNIT) {
+                    let message = format!("at most {MAX_SOCKETS_PER_UNIT} sockets per service");
+                    cx.error(value.span(), key, message);
+                } else {
+                    set(&mut unit.sockets, names);
+                }
+            }
             _ => return false,
         }
         true

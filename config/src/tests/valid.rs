@@ -135,6 +135,7 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         sets_event: None,
         start_timeout: Duration::from_secs(90),
         log: UnitLog::default(),
+        sockets: Vec::new(),
     }
 }
 
@@ -224,6 +225,7 @@ fn full_config() {
                 set: true,
             },
         ],
+        sockets: Vec::new(),
     };
     assert_eq!(config, expected);
 }

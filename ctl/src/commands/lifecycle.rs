@@ -117,6 +117,7 @@ mod tests {
 
     fn report(instances: Vec<InstanceStatus>) -> StatusReport {
         StatusReport {
+            sockets: Vec::new(),
             units: vec![UnitStatus {
                 name: "web".into(),
                 kind: UnitKind::Service,

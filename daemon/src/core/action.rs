@@ -50,6 +50,12 @@ pub struct SpawnSpec {
     pub output: Output,
     /// `ready = "notify"`: give it `NOTIFY_SOCKET`.
     pub notify: bool,
+    /// `sockets`: the names of the herd-held listening sockets it gets as
+    /// descriptors 3.. (the shell looks up the descriptors).
+    pub sockets: Vec<String>,
+    /// The descriptors of `sockets`, filled in by the shell just before it
+    /// spawns (the core never sees descriptors).
+    pub listen_fds: Vec<i32>,
 }
 
 /// Where a process's stdout and stderr go.

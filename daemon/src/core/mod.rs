@@ -124,6 +124,8 @@ pub struct Supervisor {
     /// Instances whose output cannot be written to their log file, and why
     /// (reported by the shell; shown in `status`).
     log_errors: HashMap<InstanceId, String>,
+    /// `[socket.NAME]` in effect (the shell holds the sockets themselves).
+    sockets: Vec<herd_config::SocketConfig>,
 }
 
 impl Supervisor {
@@ -157,6 +159,7 @@ impl Supervisor {
             shutdown_timeout: config.herd.shutdown_timeout,
             herd: config.herd.clone(),
             log_errors: HashMap::new(),
+            sockets: config.sockets.clone(),
         }
     }
 
@@ -605,6 +608,7 @@ impl Supervisor {
         StatusReport {
             units,
             pools: Vec::new(),
+            sockets: Vec::new(),
         }
     }
 
@@ -616,7 +620,25 @@ impl Supervisor {
                 .map(|unit| self.unit_status(now, unit, None))
                 .collect(),
             pools: self.pools.values().map(Pool::status).collect(),
+            sockets: self.socket_status(),
         }
+    }
+
+    /// Each socket with the services that use it.
+    fn socket_status(&self) -> Vec<herd_common::protocol::SocketStatus> {
+        self.sockets
+            .iter()
+            .map(|socket| herd_common::protocol::SocketStatus {
+                name: socket.name.clone(),
+                listen: socket.listen.to_string(),
+                units: self
+                    .units
+                    .values()
+                    .filter(|unit| unit.config.sockets.contains(&socket.name))
+                    .map(|unit| unit.config.name.clone())
+                    .collect(),
+            })
+            .collect()
     }
 
     fn unit_status(&self, now: Instant, unit: &Unit, only: Option<&[u32]>) -> UnitStatus {

@@ -40,13 +40,27 @@ impl Supervisor {
             self.remove_unit(now, &name, out);
             report.removed.push(name);
         }
+        // A service whose socket moved to another address gets the new one
+        // by restarting.
+        let moved: Vec<&str> = config
+            .sockets
+            .iter()
+            .filter(|new| {
+                self.sockets
+                    .iter()
+                    .any(|old| old.name == new.name && old.listen != new.listen)
+            })
+            .map(|socket| socket.name.as_str())
+            .collect();
+        self.sockets = config.sockets.clone();
         for unit in &config.units {
+            let socket_moved = unit.sockets.iter().any(|name| moved.contains(&name.as_str()));
             match self.units.get(&unit.name) {
                 None => {
                     self.add_unit(now, unit.clone(), out);
                     report.added.push(unit.name.clone());
                 }
-                Some(current) if current.config != *unit || current.removing => {
+                Some(current) if current.config != *unit || current.removing || socket_moved => {
                     self.replace_unit(now, unit.clone(), out);
                     report.changed.push(unit.name.clone());
                 }

@@ -105,6 +105,8 @@ impl Task {
             daemon: config.daemon,
             output: super::action::Output::Capture,
             notify: false,
+            sockets: Vec::new(),
+            listen_fds: Vec::new(),
         }
     }
 

@@ -40,6 +40,7 @@ fn service(name: &str) -> UnitConfig {
         sets_event: None,
         start_timeout: 90_000 * MS,
         log: Default::default(),
+        sockets: vec![],
     }
 }
 
@@ -82,6 +83,7 @@ fn test_config(
         pools,
         semaphores,
         events,
+        sockets: vec![],
     }
 }
 

@@ -150,5 +150,7 @@ pub fn spawn_spec(config: &UnitConfig, index: u32, name: &str) -> SpawnSpec {
             LogMode::Off => Output::Discard,
         },
         notify: config.ready == herd_config::Ready::Notify,
+        sockets: config.sockets.clone(),
+        listen_fds: Vec::new(),
     }
 }

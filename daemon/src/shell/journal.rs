@@ -334,6 +334,8 @@ mod tests {
                 daemon: false,
                 output: Output::Capture,
                 notify: false,
+                sockets: vec![],
+                listen_fds: vec![],
             }),
         }
     }

@@ -27,6 +27,7 @@ mod python;
 mod recovery;
 mod security;
 mod service;
+mod sockets;
 mod stopping;
 mod supervision;
 mod sync;
