@@ -55,6 +55,13 @@ pub enum Lifecycle {
     Lagged {
         missed: u64,
     },
+    /// A ready instance sent no `WATCHDOG=1` within its `watchdog` time: it
+    /// is stopped and started again.
+    WatchdogExpired {
+        instance: String,
+        pid: u32,
+        timeout_ms: u64,
+    },
 }
 
 /// One line of `herdctl events --json`.
@@ -98,6 +105,14 @@ impl fmt::Display for Lifecycle {
                 write!(f, "event {event}: {}", if *set { "set" } else { "cleared" })
             }
             Lifecycle::Lagged { missed } => write!(f, "missed {missed} events (reader too slow)"),
+            Lifecycle::WatchdogExpired {
+                instance,
+                pid,
+                timeout_ms,
+            } => write!(
+                f,
+                "{instance}: watchdog: pid {pid} sent no WATCHDOG=1 within {timeout_ms}ms; restarting"
+            ),
         }
     }
 }

@@ -219,6 +219,9 @@ pub struct UnitConfig {
     /// `sockets`: declared `[socket]`s passed as descriptors 3.. in this
     /// order (services only).
     pub sockets: Vec<String>,
+    /// `watchdog`: a ready instance must send `WATCHDOG=1` at least this
+    /// often or it is restarted (services only). Default none.
+    pub watchdog: Option<Duration>,
 }
 
 /// What a process may do beyond its user, group and rlimits: the keys

@@ -44,7 +44,10 @@ pub(crate) fn parse_sockets(cx: &mut Cx, value: &Value) -> Vec<Parsed<SocketConf
                         format!("{}:{}:{}: {key}", at.file.display(), at.line, at.column);
                     set(&mut socket.listen, listen(cx, key, value));
                 }
-                "backlog" => set(&mut socket.backlog, cx.integer_in(key, value, 1..=MAX_BACKLOG)),
+                "backlog" => set(
+                    &mut socket.backlog,
+                    cx.integer_in(key, value, 1..=MAX_BACKLOG),
+                ),
                 "mode" => set(&mut socket.mode, mode(cx, key, value).map(Some)),
                 "user" => set(&mut socket.user, accounts::user(cx, key, value).map(Some)),
                 "group" => set(&mut socket.group, accounts::group(cx, key, value).map(Some)),

@@ -15,8 +15,8 @@ use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind, UnitLog};
 use crate::named::{
     missing_key, read_keys, read_tables, reference, references, Key, Namespace, Parsed, Reference,
 };
-use crate::socket::MAX_SOCKETS_PER_UNIT;
 use crate::process::{process_keys, with_default_process, SETUP_KEYS, STOP_KEYS};
+use crate::socket::MAX_SOCKETS_PER_UNIT;
 use crate::value::{key_path, set, Cx, Value};
 
 /// Keys of `[service.NAME]` that come before the setup keys (`env`, ...) in
@@ -39,10 +39,10 @@ const LIFECYCLE_KEYS: &[&str] = &[
 ];
 
 /// Keys of `[service.NAME]` after the stop keys (then the log keys).
-const LAST_KEYS: &[&str] = &["autostart", "sockets"];
+const LAST_KEYS: &[&str] = &["autostart", "sockets", "watchdog"];
 
 /// Keys of `[service.NAME]` that tasks do not have.
-const SERVICE_ONLY_KEYS: &[&str] = &["instances", "sets_event", "sockets"];
+const SERVICE_ONLY_KEYS: &[&str] = &["instances", "sets_event", "sockets", "watchdog"];
 
 /// Most replicas a worker pool may have: a typo like `instances = 40000`
 /// should not fork-bomb the host.
@@ -119,6 +119,7 @@ impl Draft {
                     start_timeout: Duration::from_secs(90),
                     log: UnitLog::default(),
                     sockets: Vec::new(),
+                    watchdog: None,
                 },
                 service
             ),
@@ -198,12 +199,22 @@ impl Draft {
             }
             "start_interval" => set(&mut unit.start_interval, cx.duration(key, value)),
             "autostart" => set(&mut unit.autostart, cx.boolean(key, value)),
+            "watchdog" if !service => {
+                cx.error(field.span(), key, "only services have a watchdog");
+            }
+            "watchdog" => {
+                let timeout = cx.positive_duration(key, value);
+                set(&mut unit.watchdog, timeout.map(Some));
+            }
             "sockets" if !service => {
                 cx.error(field.span(), key, "only services have sockets");
             }
             "sockets" => {
                 let names = references(cx, key, value, Namespace::Socket, None, refs);
-                if names.as_ref().is_some_and(|names| names.len() > MAX_SOCKETS_PER_UNIT) {
+                if names
+                    .as_ref()
+                    .is_some_and(|names| names.len() > MAX_SOCKETS_PER_UNIT)
+                {
                     let message = format!("at most {MAX_SOCKETS_PER_UNIT} sockets per service");
                     cx.error(value.span(), key, message);
                 } else {

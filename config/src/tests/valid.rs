@@ -136,6 +136,7 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         start_timeout: Duration::from_secs(90),
         log: UnitLog::default(),
         sockets: Vec::new(),
+        watchdog: None,
     }
 }
 

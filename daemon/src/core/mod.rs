@@ -24,6 +24,7 @@ pub mod snapshot;
 mod sync_requests;
 pub mod task;
 pub mod unit;
+pub mod watchdog;
 
 #[cfg(test)]
 mod tests;
@@ -281,7 +282,7 @@ impl Supervisor {
             .units
             .values()
             .flat_map(|u| &u.instances)
-            .filter_map(|i| i.deadline);
+            .filter_map(Instance::next_timer);
         let tasks = self.tasks.values().filter_map(|t| t.deadline);
         let waiters = self.waiters.iter().filter_map(|w| w.deadline);
         let join = self
@@ -421,7 +422,7 @@ impl Supervisor {
             .flat_map(|u| {
                 u.instances
                     .iter()
-                    .filter(|i| i.deadline.is_some_and(|d| d <= now))
+                    .filter(|i| i.next_timer().is_some_and(|d| d <= now))
                     .map(|i| InstanceId {
                         unit: u.name().to_string(),
                         index: i.index,

@@ -54,7 +54,10 @@ impl Supervisor {
             .collect();
         self.sockets = config.sockets.clone();
         for unit in &config.units {
-            let socket_moved = unit.sockets.iter().any(|name| moved.contains(&name.as_str()));
+            let socket_moved = unit
+                .sockets
+                .iter()
+                .any(|name| moved.contains(&name.as_str()));
             match self.units.get(&unit.name) {
                 None => {
                     self.add_unit(now, unit.clone(), out);

@@ -41,6 +41,7 @@ fn service(name: &str) -> UnitConfig {
         start_timeout: 90_000 * MS,
         log: Default::default(),
         sockets: vec![],
+        watchdog: None,
     }
 }
 

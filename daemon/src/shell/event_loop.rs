@@ -447,7 +447,9 @@ impl Shell {
                 let path = config.path.display();
                 Input::ConfigLoaded {
                     id,
-                    config: Err(format!("{path} cannot be applied; nothing was changed:\n{error}")),
+                    config: Err(format!(
+                        "{path} cannot be applied; nothing was changed:\n{error}"
+                    )),
                 }
             }
         }

@@ -39,10 +39,14 @@ pub struct ExecPlan {
     stderr: Stdio,
     /// Listening sockets the child gets as descriptors 3.. (`LISTEN_FDS`).
     listen_fds: Vec<RawFd>,
-    /// Index in `envp` of the `LISTEN_PID=` entry, which the child rewrites
-    /// with its own pid (only it knows it).
-    listen_pid_slot: Option<usize>,
+    /// Indexes in `envp` of the entries the child fills with its own pid
+    /// (only it knows it): an empty `LISTEN_PID=` or `WATCHDOG_PID=`.
+    pid_slots: [Option<(usize, &'static [u8])>; PID_VARIABLES.len()],
 }
+
+/// Variables that name the process itself, filled in by the fork child
+/// when the environment has them empty.
+const PID_VARIABLES: [&[u8]; 2] = [b"LISTEN_PID=", b"WATCHDOG_PID="];
 
 impl ExecPlan {
     /// `program` is looked up in the child's `PATH` unless it contains a `/`.
@@ -75,7 +79,13 @@ impl ExecPlan {
             pair.extend_from_slice(value.as_bytes());
             envp.push(cstring(&pair)?);
         }
+        let pid_slots = PID_VARIABLES.map(|prefix| {
+            envp.iter()
+                .position(|entry| entry.as_bytes() == prefix)
+                .map(|at| (at, prefix))
+        });
         Ok(ExecPlan {
+            pid_slots,
             path: cstring(path.as_os_str().as_bytes())?,
             argv,
             envp,
@@ -85,17 +95,12 @@ impl ExecPlan {
             stdout,
             stderr,
             listen_fds: Vec::new(),
-            listen_pid_slot: None,
         })
     }
 
-    /// Passes `fds` as descriptors 3.. in this order; the environment must
-    /// hold a `LISTEN_PID=` entry, which the child fills in.
+    /// Passes `fds` as descriptors 3.. in this order (with an empty
+    /// `LISTEN_PID=` in the environment, which the child fills in).
     pub fn pass_sockets(&mut self, fds: Vec<RawFd>) {
-        self.listen_pid_slot = self
-            .envp
-            .iter()
-            .position(|entry| entry.as_bytes().starts_with(b"LISTEN_PID="));
         self.listen_fds = fds;
     }
 }
@@ -200,10 +205,12 @@ pub fn fork_exec(
         unsafe {
             // Filled in here, in the child's own copy of `envp`: the pid is
             // known only now, and the child may not allocate.
-            let mut listen_pid = [0u8; 32];
-            if let Some(slot) = plan.listen_pid_slot {
-                format_listen_pid(&mut listen_pid, libc::getpid());
-                envp[slot] = listen_pid.as_ptr().cast();
+            let mut pid_entries = [[0u8; 32]; PID_VARIABLES.len()];
+            for (entry, slot) in pid_entries.iter_mut().zip(&plan.pid_slots) {
+                if let Some((at, prefix)) = slot {
+                    format_pid_entry(entry, prefix, libc::getpid());
+                    envp[*at] = entry.as_ptr().cast();
+                }
             }
             // Out of the way of descriptors 3.., which the sockets take.
             let report = if plan.listen_fds.is_empty() {
@@ -383,10 +390,10 @@ unsafe fn place_sockets(fds: &[RawFd]) -> libc::c_int {
     0
 }
 
-/// Writes `LISTEN_PID=<pid>` and a NUL into `buffer`, without allocating.
-fn format_listen_pid(buffer: &mut [u8; 32], pid: libc::pid_t) {
-    const PREFIX: &[u8] = b"LISTEN_PID=";
-    buffer[..PREFIX.len()].copy_from_slice(PREFIX);
+/// Writes `prefix` (`LISTEN_PID=`), `pid` and a NUL into `buffer`, without
+/// allocating. `prefix` is at most 14 bytes, so it fits.
+fn format_pid_entry(buffer: &mut [u8; 32], prefix: &[u8], pid: libc::pid_t) {
+    buffer[..prefix.len()].copy_from_slice(prefix);
     let mut digits = [0u8; 12];
     let mut count = 0;
     let mut rest = pid.unsigned_abs();
@@ -399,11 +406,10 @@ fn format_listen_pid(buffer: &mut [u8; 32], pid: libc::pid_t) {
         }
     }
     for (at, digit) in digits[..count].iter().rev().enumerate() {
-        buffer[PREFIX.len() + at] = *digit;
+        buffer[prefix.len() + at] = *digit;
     }
-    buffer[PREFIX.len() + count] = 0;
+    buffer[prefix.len() + count] = 0;
 }
-
 
 fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
     strings
@@ -476,9 +482,9 @@ mod tests {
     #[test]
     fn listen_pid_is_written_in_decimal_with_a_terminating_nul() {
         let mut buffer = [0xffu8; 32];
-        format_listen_pid(&mut buffer, 4_194_304);
+        format_pid_entry(&mut buffer, b"LISTEN_PID=", 4_194_304);
         assert_eq!(&buffer[..19], b"LISTEN_PID=4194304\0");
-        format_listen_pid(&mut buffer, 7);
-        assert_eq!(&buffer[..13], b"LISTEN_PID=7\0");
+        format_pid_entry(&mut buffer, b"WATCHDOG_PID=", 7);
+        assert_eq!(&buffer[..15], b"WATCHDOG_PID=7\0");
     }
 }

@@ -276,8 +276,16 @@ mod tests {
         let error = sockets
             .apply(&[tcp("web", "127.0.0.1:0"), tcp("api", &busy)])
             .unwrap_err();
-        assert!(error.contains("herd.toml:2:10") && error.contains(&busy), "{error}");
-        assert_eq!(sockets.list().len(), 1, "nothing changed: {:?}", sockets.list());
+        assert!(
+            error.contains("herd.toml:2:10") && error.contains(&busy),
+            "{error}"
+        );
+        assert_eq!(
+            sockets.list().len(),
+            1,
+            "nothing changed: {:?}",
+            sockets.list()
+        );
         assert!(sockets.descriptors(&["api".into()]).is_err());
     }
 

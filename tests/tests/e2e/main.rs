@@ -31,3 +31,4 @@ mod sockets;
 mod stopping;
 mod supervision;
 mod sync;
+mod watchdog;

@@ -107,9 +107,7 @@ impl Client {
     /// Waits until `more` further requests have been answered.
     fn wait_answers(&self, more: usize) {
         let target = self.answered() + more;
-        crate::harness::wait_until("the pool to answer requests", || {
-            self.answered() >= target
-        });
+        crate::harness::wait_until("the pool to answer requests", || self.answered() >= target);
     }
 
     /// Stops; the bodies answered and the failures.
@@ -173,7 +171,10 @@ fn serve_through_restart_and_reexec(herd: &Herd, target: Target) {
     }
     let served: std::collections::BTreeSet<String> =
         bodies.iter().map(|body| field(body, "pid")).collect();
-    assert!(served.contains(&after[1].to_string()), "the new web@1 served: {served:?}");
+    assert!(
+        served.contains(&after[1].to_string()),
+        "the new web@1 served: {served:?}"
+    );
 }
 
 #[test]
@@ -259,8 +260,11 @@ fn an_unknown_socket_name_is_a_config_error_and_a_reload_with_it_changes_nothing
     herd.wait_state("web@0", "running");
     let pid = herd.pid_of("web@0");
     let text = std::fs::read_to_string(&herd.config).unwrap();
-    std::fs::write(&herd.config, text.replace(r#"sockets = ["web"]"#, r#"sockets = ["nope"]"#))
-        .unwrap();
+    std::fs::write(
+        &herd.config,
+        text.replace(r#"sockets = ["web"]"#, r#"sockets = ["nope"]"#),
+    )
+    .unwrap();
     let check = std::process::Command::new(&herd.herdd)
         .arg("--check-config")
         .arg("--config")
@@ -270,7 +274,10 @@ fn an_unknown_socket_name_is_a_config_error_and_a_reload_with_it_changes_nothing
     let said = format!("{}{}", stdout(&check), stderr(&check));
     let at = format!("{}:8:12: service.web.sockets", herd.config.display());
     assert!(!check.status.success());
-    assert!(said.contains(&at) && said.contains("unknown socket `nope`"), "{said}");
+    assert!(
+        said.contains(&at) && said.contains("unknown socket `nope`"),
+        "{said}"
+    );
     let out = herd.ctl(&["reload"]);
     assert_ne!(out.status.code(), Some(0));
     let said = format!("{}{}", stdout(&out), stderr(&out));

@@ -31,7 +31,8 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         Lifecycle::Started { instance, .. }
         | Lifecycle::Ready { instance }
         | Lifecycle::Restarting { instance, .. }
-        | Lifecycle::Stopping { instance, .. } => {
+        | Lifecycle::Stopping { instance, .. }
+        | Lifecycle::WatchdogExpired { instance, .. } => {
             Manager::instance_changed(emitter, instance, change(event)).await?;
         }
         Lifecycle::Exited { instance, exit, .. } => {
@@ -73,6 +74,7 @@ pub(super) fn change(event: &Lifecycle) -> &'static str {
         Lifecycle::SemaphoreReleased { .. } => "semaphore_released",
         Lifecycle::EventChanged { .. } => "event_changed",
         Lifecycle::Lagged { .. } => "lagged",
+        Lifecycle::WatchdogExpired { .. } => "watchdog_expired",
     }
 }
 
