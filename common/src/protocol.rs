@@ -43,6 +43,11 @@ pub enum Request {
         #[serde(default = "default_true")]
         wait: bool,
     },
+    /// Restart the running instances of service `name` a batch of
+    /// `max_unavailable` at a time, each batch ready before the next; reply
+    /// once all are, or with a `failed` error naming the instance that did
+    /// not become ready (the rest keep running as they were).
+    RollingRestart { name: String },
     /// Send `signal` (a name like `SIGHUP` or `HUP`, or a number) to the
     /// process group of every running instance.
     Kill { names: Vec<String>, signal: String },
@@ -173,6 +178,7 @@ impl Request {
             Request::Start { .. }
             | Request::Stop { .. }
             | Request::Restart { .. }
+            | Request::RollingRestart { .. }
             | Request::Kill { .. }
             | Request::Scale { .. }
             | Request::Shutdown
@@ -205,6 +211,7 @@ impl Request {
             Request::Start { wait: true, .. }
             | Request::Stop { wait: true, .. }
             | Request::Restart { wait: true, .. }
+            | Request::RollingRestart { .. }
             | Request::Shutdown
             | Request::Events { follow: true }
             | Request::Logs { follow: true, .. } => Answer::Unbounded,

@@ -222,6 +222,32 @@ pub struct UnitConfig {
     /// `watchdog`: a ready instance must send `WATCHDOG=1` at least this
     /// often or it is restarted (services only). Default none.
     pub watchdog: Option<Duration>,
+    /// `max_unavailable`: most instances a rolling restart leaves not ready
+    /// at once. Default 1, at least 1.
+    pub max_unavailable: u32,
+    /// `update`: how a reload that changes its settings restarts it; `None`
+    /// (the key absent) rolls a unit with more than one instance.
+    pub update: Option<UpdateMode>,
+}
+
+/// `update = "rolling" | "parallel"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// A batch of `max_unavailable` at a time, each ready before the next.
+    Rolling,
+    /// All at once.
+    Parallel,
+}
+
+impl UnitConfig {
+    /// Whether a reload that changes its settings rolls it.
+    pub fn rolls_on_update(&self) -> bool {
+        match self.update {
+            Some(UpdateMode::Rolling) => true,
+            Some(UpdateMode::Parallel) => false,
+            None => self.instances.unwrap_or(1) > 1,
+        }
+    }
 }
 
 /// What a process may do beyond its user, group and rlimits: the keys

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::fields::{command, ready, restart};
-use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind, UnitLog};
+use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind, UnitLog, UpdateMode};
 use crate::named::{
     missing_key, read_keys, read_tables, reference, references, Key, Namespace, Parsed, Reference,
 };
@@ -39,10 +39,23 @@ const LIFECYCLE_KEYS: &[&str] = &[
 ];
 
 /// Keys of `[service.NAME]` after the stop keys (then the log keys).
-const LAST_KEYS: &[&str] = &["autostart", "sockets", "watchdog"];
+const LAST_KEYS: &[&str] = &[
+    "autostart",
+    "sockets",
+    "watchdog",
+    "max_unavailable",
+    "update",
+];
 
 /// Keys of `[service.NAME]` that tasks do not have.
-const SERVICE_ONLY_KEYS: &[&str] = &["instances", "sets_event", "sockets", "watchdog"];
+const SERVICE_ONLY_KEYS: &[&str] = &[
+    "instances",
+    "sets_event",
+    "sockets",
+    "watchdog",
+    "max_unavailable",
+    "update",
+];
 
 /// Most replicas a worker pool may have: a typo like `instances = 40000`
 /// should not fork-bomb the host.
@@ -120,6 +133,8 @@ impl Draft {
                     log: UnitLog::default(),
                     sockets: Vec::new(),
                     watchdog: None,
+                    max_unavailable: 1,
+                    update: None,
                 },
                 service
             ),
@@ -199,6 +214,14 @@ impl Draft {
             }
             "start_interval" => set(&mut unit.start_interval, cx.duration(key, value)),
             "autostart" => set(&mut unit.autostart, cx.boolean(key, value)),
+            "max_unavailable" | "update" if !service => {
+                cx.error(field.span(), key, "only services have rolling updates");
+            }
+            "max_unavailable" => {
+                let most = cx.integer_in(key, value, 1..=MAX_INSTANCES);
+                set(&mut unit.max_unavailable, most);
+            }
+            "update" => set(&mut unit.update, update(cx, key, value).map(Some)),
             "watchdog" if !service => {
                 cx.error(field.span(), key, "only services have a watchdog");
             }
@@ -265,4 +288,18 @@ fn keys_of(kind: UnitKind) -> Vec<&'static str> {
     .into_iter()
     .filter(|key| kind == UnitKind::Service || !SERVICE_ONLY_KEYS.contains(key))
     .collect()
+}
+
+/// `update = "rolling" | "parallel"`.
+fn update(cx: &mut Cx, key: &str, value: &Value) -> Option<UpdateMode> {
+    match cx.string(key, value)? {
+        "rolling" => Some(UpdateMode::Rolling),
+        "parallel" => Some(UpdateMode::Parallel),
+        other => {
+            let message =
+                format!("invalid update `{other}` (expected \"rolling\" or \"parallel\")");
+            cx.error(value.span(), key, message);
+            None
+        }
+    }
 }

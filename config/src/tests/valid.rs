@@ -137,6 +137,8 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         log: UnitLog::default(),
         sockets: Vec::new(),
         watchdog: None,
+        max_unavailable: 1,
+        update: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod pool;
 mod pool_requests;
 mod reload;
 mod requests;
+mod rolling;
 pub mod semaphore;
 pub mod snapshot;
 mod sync_requests;
@@ -127,6 +128,8 @@ pub struct Supervisor {
     log_errors: HashMap<InstanceId, String>,
     /// `[socket.NAME]` in effect (the shell holds the sockets themselves).
     sockets: Vec<herd_config::SocketConfig>,
+    /// Rolling restarts under way.
+    rollouts: Vec<rolling::Rollout>,
 }
 
 impl Supervisor {
@@ -161,6 +164,7 @@ impl Supervisor {
             herd: config.herd.clone(),
             log_errors: HashMap::new(),
             sockets: config.sockets.clone(),
+            rollouts: Vec::new(),
         }
     }
 
@@ -246,6 +250,7 @@ impl Supervisor {
                 }
             },
         }
+        self.advance_rollouts(now, &mut out);
         // Freed slots and set events may let others start, whose starts may
         // free or take more: repeat until a round grants nothing new.
         loop {
@@ -290,7 +295,13 @@ impl Supervisor {
             .as_ref()
             .filter(|s| !s.joined_terminated)
             .map(|s| s.join_deadline);
-        instances.chain(tasks).chain(waiters).chain(join).min()
+        let rollouts = self.next_rollout_deadline();
+        instances
+            .chain(tasks)
+            .chain(waiters)
+            .chain(join)
+            .chain(rollouts)
+            .min()
     }
 
     /// Shutdown was requested and every process is gone: herdd may exit.

@@ -191,6 +191,11 @@ impl Supervisor {
                 index: i.index,
             })
             .collect();
+        if unit.config.rolls_on_update() && running.len() > 1 {
+            let indexes = running.iter().map(|id| id.index).collect();
+            self.begin_rollout(now, &name, indexes, None, out);
+            return;
+        }
         for id in running {
             self.with_instance(now, &id, out, Instance::restart);
         }

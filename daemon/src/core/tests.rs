@@ -42,6 +42,8 @@ fn service(name: &str) -> UnitConfig {
         log: Default::default(),
         sockets: vec![],
         watchdog: None,
+        max_unavailable: 1,
+        update: None,
     }
 }
 

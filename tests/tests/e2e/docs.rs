@@ -130,9 +130,16 @@ fn the_config_reference_documents_exactly_the_accepted_keys() {
     let docs = documented_keys(&text);
     let accepted = accepted_keys();
     let unit = "`[service.NAME]` and `[task.NAME]`";
-    let service_only: BTreeSet<String> = ["instances", "sets_event", "sockets", "watchdog"]
-        .map(String::from)
-        .into();
+    let service_only: BTreeSet<String> = [
+        "instances",
+        "sets_event",
+        "sockets",
+        "watchdog",
+        "max_unavailable",
+        "update",
+    ]
+    .map(String::from)
+    .into();
     let expected_docs: [(&str, BTreeSet<String>); 9] = [
         (
             "top",

@@ -55,6 +55,8 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         Lifecycle::TaskQueued { .. }
         | Lifecycle::SemaphoreAcquired { .. }
         | Lifecycle::SemaphoreReleased { .. }
+        | Lifecycle::RolloutStep { .. }
+        | Lifecycle::RolloutEnded { .. }
         | Lifecycle::Lagged { .. } => {}
     }
     Ok(())
@@ -75,6 +77,8 @@ pub(super) fn change(event: &Lifecycle) -> &'static str {
         Lifecycle::EventChanged { .. } => "event_changed",
         Lifecycle::Lagged { .. } => "lagged",
         Lifecycle::WatchdogExpired { .. } => "watchdog_expired",
+        Lifecycle::RolloutStep { .. } => "rollout_step",
+        Lifecycle::RolloutEnded { .. } => "rollout_ended",
     }
 }
 
