@@ -529,6 +529,7 @@ pub const KNOWN_VERBS: &[&str] = &[
     "daemon-reexec",
     "reload",
     "logs",
+    "rolling-restart",
 ];
 
 /// Kind of unit.

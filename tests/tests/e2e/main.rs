@@ -25,6 +25,7 @@ mod pools;
 mod privilege;
 mod python;
 mod recovery;
+mod rolling;
 mod security;
 mod service;
 mod sockets;

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-fn worker_script() -> PathBuf {
+pub(crate) fn worker_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/web_worker.py")
 }
 
 /// A config with a pool of `instances` workers on socket `web` at `listen`.
-fn pool_config(listen: &str, instances: u32) -> String {
+pub(crate) fn pool_config(listen: &str, instances: u32) -> String {
     format!(
         r#"
 [socket.web]
@@ -34,19 +34,19 @@ ready = "notify"
 }
 
 /// A TCP port nobody listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
     probe.local_addr().expect("probe address").port()
 }
 
 #[derive(Clone)]
-enum Target {
+pub(crate) enum Target {
     Tcp(String),
     Unix(PathBuf),
 }
 
 /// One `GET /`: the body, or why it failed.
-fn get(target: &Target) -> Result<String, String> {
+pub(crate) fn get(target: &Target) -> Result<String, String> {
     let request = b"GET / HTTP/1.0\r\nHost: herd\r\n\r\n";
     let mut response = String::new();
     let result = match target {
@@ -72,14 +72,14 @@ fn get(target: &Target) -> Result<String, String> {
 
 /// Sends requests back to back until stopped; collects every answer and
 /// every failure.
-struct Client {
+pub(crate) struct Client {
     stop: Arc<AtomicBool>,
     bodies: Arc<Mutex<Vec<String>>>,
     thread: JoinHandle<Vec<String>>,
 }
 
 impl Client {
-    fn start(target: Target) -> Client {
+    pub(crate) fn start(target: Target) -> Client {
         let stop = Arc::new(AtomicBool::new(false));
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let (stop_flag, answers) = (stop.clone(), bodies.clone());
@@ -100,18 +100,18 @@ impl Client {
         }
     }
 
-    fn answered(&self) -> usize {
+    pub(crate) fn answered(&self) -> usize {
         self.bodies.lock().unwrap().len()
     }
 
     /// Waits until `more` further requests have been answered.
-    fn wait_answers(&self, more: usize) {
+    pub(crate) fn wait_answers(&self, more: usize) {
         let target = self.answered() + more;
         crate::harness::wait_until("the pool to answer requests", || self.answered() >= target);
     }
 
     /// Stops; the bodies answered and the failures.
-    fn finish(self) -> (Vec<String>, Vec<String>) {
+    pub(crate) fn finish(self) -> (Vec<String>, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         let failures = self.thread.join().expect("client thread");
         let bodies = std::mem::take(&mut *self.bodies.lock().unwrap());
@@ -120,18 +120,18 @@ impl Client {
 }
 
 /// `pid=N` of a body.
-fn field(body: &str, name: &str) -> String {
+pub(crate) fn field(body: &str, name: &str) -> String {
     body.split_whitespace()
         .find_map(|word| word.strip_prefix(&format!("{name}=")))
         .unwrap_or_default()
         .to_string()
 }
 
-fn pool_pids(herd: &Herd) -> Vec<u32> {
+pub(crate) fn pool_pids(herd: &Herd) -> Vec<u32> {
     (0..4).map(|i| herd.pid_of(&format!("web@{i}"))).collect()
 }
 
-fn wait_pool_running(herd: &Herd) {
+pub(crate) fn wait_pool_running(herd: &Herd) {
     for i in 0..4 {
         herd.wait_state(&format!("web@{i}"), "running");
     }
