@@ -954,6 +954,7 @@ mod tests {
                 lines: Some(10),
                 follow: true,
             },
+            Request::RollingRestart { name: "web".into() },
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()

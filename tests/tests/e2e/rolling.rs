@@ -95,7 +95,10 @@ fn assert_one_at_a_time(herd: &Herd) {
         let event: serde_json::Value = serde_json::from_str(line).expect("event JSON");
         match event["type"].as_str() {
             Some("rollout_step") => {
-                assert_eq!(waiting_for, None, "a step before the last was ready:\n{events}");
+                assert_eq!(
+                    waiting_for, None,
+                    "a step before the last was ready:\n{events}"
+                );
                 waiting_for = event["instance"].as_str().map(String::from);
                 steps += 1;
             }
@@ -170,7 +173,11 @@ start_timeout = "5s"
         said.contains("web@0") && said.contains("did not become ready"),
         "{said}"
     );
-    let others = |h: &Herd| (1..4).map(|i| h.pid_of(&format!("web@{i}"))).collect::<Vec<_>>();
+    let others = |h: &Herd| {
+        (1..4)
+            .map(|i| h.pid_of(&format!("web@{i}")))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(others(&herd), before[1..], "the others were not touched");
     assert!(
         crate::sockets::get(&Target::Tcp(address)).is_ok(),
