@@ -438,7 +438,7 @@ impl Instance {
             self.watchdog_expired(ctx);
             return;
         }
-        if !self.deadline.is_some_and(|deadline| deadline <= ctx.now) {
+        if self.deadline.is_none_or(|deadline| deadline > ctx.now) {
             return;
         }
         self.deadline = None;
