@@ -254,7 +254,7 @@ _herdctl() {
 
     case "${cmd}" in
         herdctl)
-            opts="-h -V --socket --dbus --json --help --version status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help"
+            opts="-h -V --socket --dbus --json --timeout --help --version status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,6 +265,10 @@ _herdctl() {
                     return 0
                     ;;
                 --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1332,7 +1336,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__restart)
-            opts="-h -V --no-block --socket --dbus --json --help --version"
+            opts="-h -V --no-block --rolling --socket --dbus --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_herdctl_global_optspecs
-    string join \n socket= dbus= json h/help V/version
+    string join \n socket= dbus= json timeout= h/help V/version
 end
 
 function __fish_herdctl_needs_command
@@ -26,13 +26,14 @@ end
 
 complete -c herdctl -n "__fish_herdctl_needs_command" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_needs_command" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_needs_command" -l timeout -d 'Give herdd this long (`500ms`, `10s`) to take the connection and to answer, then exit 6 [default: 30s; 0: no limit]. Given before the verb; a verb\'s own `--timeout` (join, event wait, pool join, sem acquire) is how long herdd may wait for what was asked, and this comes on top of it; such waits, start/stop/restart and followed streams have no limit otherwise' -r
 complete -c herdctl -n "__fish_herdctl_needs_command" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_needs_command" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_needs_command" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "status" -d 'Show units and their instances; exit 3 if a named unit is not running'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "start" -d 'Start units or instances, waiting until they are running (or exited, for tasks)'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "stop" -d 'Stop units or instances, waiting until their processes are gone'
-complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "restart" -d 'Stop, then start units or instances again'
+complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "restart" -d 'Stop, then start units or instances again (--rolling: a batch at a time, without downtime)'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "kill" -d 'Send a signal to the process group of every running instance'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "scale" -d 'Change the number of instances of a service at run time'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "shutdown" -d 'Stop everything gracefully (daemon/join semantics); waits until herdd has exited'
@@ -71,6 +72,7 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand stop" -s V -l version -d
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l no-block -d 'Return as soon as herdd accepted the request instead of waiting'
+complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l rolling -d 'Restart each named service\'s instances a batch of `max_unavailable` at a time, each batch ready before the next; stop at the first that does not become ready within `start_timeout` (exit 1, the rest keep running)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -s V -l version -d 'Print version'
@@ -245,7 +247,7 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand completions" -s V -l ver
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help" -f -a "status" -d 'Show units and their instances; exit 3 if a named unit is not running'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help" -f -a "start" -d 'Start units or instances, waiting until they are running (or exited, for tasks)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help" -f -a "stop" -d 'Stop units or instances, waiting until their processes are gone'
-complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help" -f -a "restart" -d 'Stop, then start units or instances again'
+complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help" -f -a "restart" -d 'Stop, then start units or instances again (--rolling: a batch at a time, without downtime)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help" -f -a "kill" -d 'Send a signal to the process group of every running instance'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help" -f -a "scale" -d 'Change the number of instances of a service at run time'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help" -f -a "shutdown" -d 'Stop everything gracefully (daemon/join semantics); waits until herdd has exited'
