@@ -285,3 +285,36 @@ fn an_unknown_socket_name_is_a_config_error_and_a_reload_with_it_changes_nothing
     assert_eq!(herd.pid_of("web@0"), pid);
     assert!(get(&Target::Tcp(address)).is_ok());
 }
+
+#[test]
+fn a_reload_keeps_an_unchanged_socket_and_moves_a_changed_one() {
+    let old = format!("127.0.0.1:{}", free_port());
+    let herd = Herd::start(&pool_config(&old, 2));
+    herd.wait_state("web@0", "running");
+    herd.wait_state("web@1", "running");
+    let before = [herd.pid_of("web@0"), herd.pid_of("web@1")];
+    // Only the backlog changes: the socket and the workers stay.
+    let text = std::fs::read_to_string(&herd.config).unwrap();
+    let backlog = text.replace("[socket.web]\n", "[socket.web]\nbacklog = 64\n");
+    std::fs::write(&herd.config, &backlog).unwrap();
+    herd.ok(&["reload"]);
+    assert_eq!([herd.pid_of("web@0"), herd.pid_of("web@1")], before);
+    assert!(get(&Target::Tcp(old.clone())).is_ok());
+    // Another address: bound anew, the workers restart onto it, the old one closes.
+    let new = format!("127.0.0.1:{}", free_port());
+    std::fs::write(&herd.config, backlog.replace(&old, &new)).unwrap();
+    herd.ok(&["reload"]);
+    herd.wait_for("the workers to restart onto the new socket", |h| {
+        (0..2).all(|i| {
+            let instance = h.instance(&format!("web@{i}"));
+            instance["state"] == "running"
+                && !before.contains(&(instance["pid"].as_u64().unwrap_or(0) as u32))
+        })
+    });
+    let body = get(&Target::Tcp(new)).expect("the new address serves");
+    assert!(
+        !before.contains(&field(&body, "pid").parse().unwrap()),
+        "{body}"
+    );
+    assert!(get(&Target::Tcp(old)).is_err(), "the old socket is closed");
+}
