@@ -55,6 +55,26 @@ pub enum Lifecycle {
     Lagged {
         missed: u64,
     },
+    /// A ready instance sent no `WATCHDOG=1` within its `watchdog` time: it
+    /// is stopped and started again.
+    WatchdogExpired {
+        instance: String,
+        pid: u32,
+        timeout_ms: u64,
+    },
+    /// A rolling restart of `unit` restarts `instance`: step `step` of `steps`.
+    RolloutStep {
+        unit: String,
+        instance: String,
+        step: u32,
+        steps: u32,
+    },
+    /// A rolling restart of `unit` ended: every instance replaced and ready,
+    /// or stopped at the first that was not (`error` says which and why).
+    RolloutEnded {
+        unit: String,
+        error: Option<String>,
+    },
 }
 
 /// One line of `herdctl events --json`.
@@ -98,6 +118,27 @@ impl fmt::Display for Lifecycle {
                 write!(f, "event {event}: {}", if *set { "set" } else { "cleared" })
             }
             Lifecycle::Lagged { missed } => write!(f, "missed {missed} events (reader too slow)"),
+            Lifecycle::WatchdogExpired {
+                instance,
+                pid,
+                timeout_ms,
+            } => write!(
+                f,
+                "{instance}: watchdog: pid {pid} sent no WATCHDOG=1 within {timeout_ms}ms; restarting"
+            ),
+            Lifecycle::RolloutStep {
+                unit,
+                instance,
+                step,
+                steps,
+            } => write!(f, "{unit}: rolling restart {step}/{steps}: {instance}"),
+            Lifecycle::RolloutEnded { unit, error: None } => {
+                write!(f, "{unit}: rolling restart done")
+            }
+            Lifecycle::RolloutEnded {
+                unit,
+                error: Some(error),
+            } => write!(f, "{unit}: rolling restart stopped: {error}"),
         }
     }
 }

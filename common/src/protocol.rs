@@ -43,6 +43,11 @@ pub enum Request {
         #[serde(default = "default_true")]
         wait: bool,
     },
+    /// Restart the running instances of service `name` a batch of
+    /// `max_unavailable` at a time, each batch ready before the next; reply
+    /// once all are, or with a `failed` error naming the instance that did
+    /// not become ready (the rest keep running as they were).
+    RollingRestart { name: String },
     /// Send `signal` (a name like `SIGHUP` or `HUP`, or a number) to the
     /// process group of every running instance.
     Kill { names: Vec<String>, signal: String },
@@ -176,6 +181,7 @@ impl Request {
             Request::Start { .. }
             | Request::Stop { .. }
             | Request::Restart { .. }
+            | Request::RollingRestart { .. }
             | Request::Kill { .. }
             | Request::Scale { .. }
             | Request::Shutdown
@@ -208,6 +214,7 @@ impl Request {
             Request::Start { wait: true, .. }
             | Request::Stop { wait: true, .. }
             | Request::Restart { wait: true, .. }
+            | Request::RollingRestart { .. }
             | Request::Shutdown
             | Request::Events { follow: true }
             | Request::Logs { follow: true, .. } => Answer::Unbounded,
@@ -525,6 +532,7 @@ pub const KNOWN_VERBS: &[&str] = &[
     "daemon-reexec",
     "reload",
     "logs",
+    "rolling-restart",
 ];
 
 /// Kind of unit.
@@ -542,6 +550,19 @@ pub struct StatusReport {
     /// Task pools; only in the reply to `status` without names.
     #[serde(default)]
     pub pools: Vec<PoolStatus>,
+    /// Listening sockets herd holds; only in the reply to `status` without names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<SocketStatus>,
+}
+
+/// A listening socket herd holds (`[socket.NAME]`), as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketStatus {
+    pub name: String,
+    /// `127.0.0.1:8080`, `[::1]:80` or a Unix socket's path.
+    pub listen: String,
+    /// The services that name it in `sockets`.
+    pub units: Vec<String>,
 }
 
 /// A task pool as `status` and `pool-*` verbs show it.
@@ -1001,6 +1022,7 @@ mod tests {
                 lines: Some(10),
                 follow: true,
             },
+            Request::RollingRestart { name: "web".into() },
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()

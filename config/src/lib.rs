@@ -16,6 +16,7 @@
 //! - `unit`         — `[service.NAME]` and `[task.NAME]`
 //! - `pool`         — `[pool.NAME]`
 //! - `sync`         — `[semaphore.NAME]` and `[event.NAME]`
+//! - `socket`       — `[socket.NAME]`
 //! - `named`        — what those tables share: valid names, key checks,
 //!   duplicates, references to other tables
 //! - `process`      — the process keys units and pools share (env, cwd, daemon, ...)
@@ -45,6 +46,7 @@ mod named;
 mod paths;
 mod pool;
 mod process;
+mod socket;
 mod source;
 mod sync;
 mod unit;
@@ -55,6 +57,7 @@ use std::path::Path;
 
 pub use errors::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use socket::MAX_SOCKETS_PER_UNIT;
 
 use loader::Loader;
 

@@ -17,10 +17,13 @@ pub const MAX_INCLUDE_DEPTH: usize = 16;
 use toml::de::DeTable;
 
 use crate::errors::{ConfigErrors, Errors, Location};
-use crate::model::{Config, EventConfig, HerdSettings, PoolConfig, SemaphoreConfig, UnitKind};
+use crate::model::{
+    Config, EventConfig, HerdSettings, PoolConfig, SemaphoreConfig, SocketConfig, UnitKind,
+};
 use crate::named::Parsed;
 use crate::paths::directory_of;
 use crate::pool::parse_pools;
+use crate::socket::parse_sockets;
 use crate::source::{self, Source};
 use crate::sync::{parse_events, parse_semaphores};
 use crate::unit::{parse_units, ParsedUnit};
@@ -35,6 +38,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "service",
     "task",
     "pool",
+    "socket",
 ];
 
 /// Everything read so far.
@@ -62,6 +66,7 @@ pub(crate) struct Tables {
     pub pools: Vec<Parsed<PoolConfig>>,
     pub semaphores: Vec<Parsed<SemaphoreConfig>>,
     pub events: Vec<Parsed<EventConfig>>,
+    pub sockets: Vec<Parsed<SocketConfig>>,
 }
 
 impl Tables {
@@ -70,6 +75,7 @@ impl Tables {
         self.pools.append(&mut other.pools);
         self.semaphores.append(&mut other.semaphores);
         self.events.append(&mut other.events);
+        self.sockets.append(&mut other.sockets);
     }
 }
 
@@ -183,6 +189,7 @@ impl Loader {
             pools,
             semaphores,
             events,
+            sockets,
         } = self.tables;
         Ok(Config {
             path: self.main,
@@ -191,6 +198,7 @@ impl Loader {
             pools: in_name_order(pools),
             semaphores: in_name_order(semaphores),
             events: in_name_order(events),
+            sockets: in_name_order(sockets),
         })
     }
 
@@ -228,6 +236,7 @@ fn read_root(cx: &mut Cx, root: &DeTable, is_main: bool) -> FileContents {
                 .units
                 .extend(parse_units(cx, UnitKind::Task, value, &dir)),
             "pool" => tables.pools = parse_pools(cx, value, &dir),
+            "socket" => tables.sockets = parse_sockets(cx, value),
             _ => cx.error(key.span(), name, unknown_key(name, TOP_LEVEL_KEYS)),
         }
     }

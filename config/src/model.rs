@@ -20,6 +20,42 @@ pub struct Config {
     pub semaphores: Vec<SemaphoreConfig>,
     /// `[event.NAME]`, in name order.
     pub events: Vec<EventConfig>,
+    /// `[socket.NAME]`, in name order.
+    pub sockets: Vec<SocketConfig>,
+}
+
+/// `[socket.NAME]`: a listening socket herdd binds and holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketConfig {
+    pub name: String,
+    pub listen: ListenAddress,
+    /// `listen(2)` backlog. Default 1024.
+    pub backlog: u32,
+    /// Permissions of a Unix socket's file, e.g. 0o660.
+    pub mode: Option<u32>,
+    /// Owner of a Unix socket's file.
+    pub user: Option<User>,
+    pub group: Option<Group>,
+    /// `file:line:col: socket.NAME.listen`, for bind errors found by herdd.
+    pub defined_at: String,
+}
+
+/// `listen = ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    /// `"127.0.0.1:8080"`, `"[::]:80"`.
+    Tcp(std::net::SocketAddr),
+    /// An absolute path.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::Tcp(address) => write!(f, "{address}"),
+            ListenAddress::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// `[semaphore.NAME]`: a counting semaphore owned by herdd.
@@ -209,6 +245,38 @@ pub struct UnitConfig {
     pub log: UnitLog,
     /// `env_file`: read at each start, under `env`.
     pub env_files: Vec<crate::env_file::EnvFile>,
+    /// `sockets`: declared `[socket]`s passed as descriptors 3.. in this
+    /// order (services only).
+    pub sockets: Vec<String>,
+    /// `watchdog`: a ready instance must send `WATCHDOG=1` at least this
+    /// often or it is restarted (services only). Default none.
+    pub watchdog: Option<Duration>,
+    /// `max_unavailable`: most instances a rolling restart leaves not ready
+    /// at once. Default 1, at least 1.
+    pub max_unavailable: u32,
+    /// `update`: how a reload that changes its settings restarts it; `None`
+    /// (the key absent) rolls a unit with more than one instance.
+    pub update: Option<UpdateMode>,
+}
+
+/// `update = "rolling" | "parallel"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// A batch of `max_unavailable` at a time, each ready before the next.
+    Rolling,
+    /// All at once.
+    Parallel,
+}
+
+impl UnitConfig {
+    /// Whether a reload that changes its settings rolls it.
+    pub fn rolls_on_update(&self) -> bool {
+        match self.update {
+            Some(UpdateMode::Rolling) => true,
+            Some(UpdateMode::Parallel) => false,
+            None => self.instances.unwrap_or(1) > 1,
+        }
+    }
 }
 
 /// What a process may do beyond its user, group and rlimits: the keys

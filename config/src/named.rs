@@ -54,6 +54,8 @@ pub(crate) enum Namespace {
     Unit,
     Semaphore,
     Event,
+    /// A `[socket]` (`sockets`).
+    Socket,
 }
 
 /// A name written in a unit or pool that must be defined somewhere; whether it

@@ -11,11 +11,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::fields::{command, ready, restart};
-use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind, UnitLog};
+use crate::model::{Ready, RestartPolicy, UnitConfig, UnitKind, UnitLog, UpdateMode};
 use crate::named::{
     missing_key, read_keys, read_tables, reference, references, Key, Namespace, Parsed, Reference,
 };
 use crate::process::{process_keys, with_default_process, SETUP_KEYS, STOP_KEYS};
+use crate::socket::MAX_SOCKETS_PER_UNIT;
 use crate::value::{key_path, set, Cx, Value};
 
 /// Keys of `[service.NAME]` that come before the setup keys (`env`, ...) in
@@ -38,10 +39,23 @@ const LIFECYCLE_KEYS: &[&str] = &[
 ];
 
 /// Keys of `[service.NAME]` after the stop keys (then the log keys).
-const LAST_KEYS: &[&str] = &["autostart"];
+const LAST_KEYS: &[&str] = &[
+    "autostart",
+    "sockets",
+    "watchdog",
+    "max_unavailable",
+    "update",
+];
 
 /// Keys of `[service.NAME]` that tasks do not have.
-const SERVICE_ONLY_KEYS: &[&str] = &["instances", "sets_event"];
+const SERVICE_ONLY_KEYS: &[&str] = &[
+    "instances",
+    "sets_event",
+    "sockets",
+    "watchdog",
+    "max_unavailable",
+    "update",
+];
 
 /// Most replicas a worker pool may have: a typo like `instances = 40000`
 /// should not fork-bomb the host.
@@ -117,6 +131,10 @@ impl Draft {
                     sets_event: None,
                     start_timeout: Duration::from_secs(90),
                     log: UnitLog::default(),
+                    sockets: Vec::new(),
+                    watchdog: None,
+                    max_unavailable: 1,
+                    update: None,
                 },
                 service
             ),
@@ -196,6 +214,36 @@ impl Draft {
             }
             "start_interval" => set(&mut unit.start_interval, cx.duration(key, value)),
             "autostart" => set(&mut unit.autostart, cx.boolean(key, value)),
+            "max_unavailable" | "update" if !service => {
+                cx.error(field.span(), key, "only services have rolling updates");
+            }
+            "max_unavailable" => {
+                let most = cx.integer_in(key, value, 1..=MAX_INSTANCES);
+                set(&mut unit.max_unavailable, most);
+            }
+            "update" => set(&mut unit.update, update(cx, key, value).map(Some)),
+            "watchdog" if !service => {
+                cx.error(field.span(), key, "only services have a watchdog");
+            }
+            "watchdog" => {
+                let timeout = cx.positive_duration(key, value);
+                set(&mut unit.watchdog, timeout.map(Some));
+            }
+            "sockets" if !service => {
+                cx.error(field.span(), key, "only services have sockets");
+            }
+            "sockets" => {
+                let names = references(cx, key, value, Namespace::Socket, None, refs);
+                if names
+                    .as_ref()
+                    .is_some_and(|names| names.len() > MAX_SOCKETS_PER_UNIT)
+                {
+                    let message = format!("at most {MAX_SOCKETS_PER_UNIT} sockets per service");
+                    cx.error(value.span(), key, message);
+                } else {
+                    set(&mut unit.sockets, names);
+                }
+            }
             _ => return false,
         }
         true
@@ -316,5 +364,19 @@ mod cpus_tests {
             assert!(err.contains("expected a number, \"cpus\""), "{bad}: {err}");
         }
         assert!(online_cpus() >= 1);
+    }
+}
+
+/// `update = "rolling" | "parallel"`.
+fn update(cx: &mut Cx, key: &str, value: &Value) -> Option<UpdateMode> {
+    match cx.string(key, value)? {
+        "rolling" => Some(UpdateMode::Rolling),
+        "parallel" => Some(UpdateMode::Parallel),
+        other => {
+            let message =
+                format!("invalid update `{other}` (expected \"rolling\" or \"parallel\")");
+            cx.error(value.span(), key, message);
+            None
+        }
     }
 }

@@ -28,6 +28,7 @@ pub(crate) fn check(tables: &Tables, complete: bool, errors: &mut Errors) {
     unique(&tables.pools, "pool", errors);
     let semaphores = unique(&tables.semaphores, "semaphore", errors);
     let events = unique(&tables.events, "event", errors);
+    let sockets = unique(&tables.sockets, "socket", errors);
     if complete {
         let refs = units
             .iter()
@@ -38,6 +39,7 @@ pub(crate) fn check(tables: &Tables, complete: bool, errors: &mut Errors) {
                 Namespace::Unit => &unit_names,
                 Namespace::Semaphore => &semaphores,
                 Namespace::Event => &events,
+                Namespace::Socket => &sockets,
             };
             if !defined.contains_key(reference.name.as_str()) {
                 errors.push(&reference.at, &reference.key, unknown(reference));
@@ -69,6 +71,7 @@ fn unknown(reference: &Reference) -> String {
         Namespace::Unit => ("unit", "no service or task has this name".to_string()),
         Namespace::Semaphore => ("semaphore", declare("semaphore", name)),
         Namespace::Event => ("event", declare("event", name)),
+        Namespace::Socket => ("socket", declare("socket", name)),
     };
     format!("unknown {noun} `{name}` ({hint})")
 }

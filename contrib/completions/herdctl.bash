@@ -1356,7 +1356,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__restart)
-            opts="-h -V --no-block --socket --dbus --json --help --version"
+            opts="-h -V --no-block --rolling --socket --dbus --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

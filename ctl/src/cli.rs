@@ -88,8 +88,8 @@ pub enum Command {
     Start(LifecycleArgs),
     /// Stop units or instances, waiting until their processes are gone
     Stop(LifecycleArgs),
-    /// Stop, then start units or instances again
-    Restart(LifecycleArgs),
+    /// Stop, then start units or instances again (--rolling: a batch at a time, without downtime)
+    Restart(RestartArgs),
     /// Send a signal to the process group of every running instance
     Kill(KillArgs),
     /// Change the number of instances of a service at run time
@@ -178,6 +178,19 @@ pub struct LifecycleArgs {
     /// Return as soon as herdd accepted the request instead of waiting
     #[arg(long)]
     pub no_block: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub lifecycle: LifecycleArgs,
+
+    /// Restart each named service's instances a batch of `max_unavailable`
+    /// at a time, each batch ready before the next; stop at the first that
+    /// does not become ready within `start_timeout` (exit 1, the rest keep
+    /// running)
+    #[arg(long, conflicts_with = "no_block")]
+    pub rolling: bool,
 }
 
 #[derive(Debug, Args)]
@@ -576,9 +589,13 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument, "{verb}");
 
             let cli = parse(&[verb, "web", "db@1", "--no-block"]).unwrap();
-            let (Command::Start(args) | Command::Stop(args) | Command::Restart(args)) = cli.command
-            else {
-                panic!("expected {verb}");
+            let args = match cli.command {
+                Command::Start(args) | Command::Stop(args) => args,
+                Command::Restart(args) => {
+                    assert!(!args.rolling);
+                    args.lifecycle
+                }
+                _ => panic!("expected {verb}"),
             };
             assert_eq!(args.names, ["web", "db@1"]);
             assert!(args.no_block);

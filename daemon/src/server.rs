@@ -76,6 +76,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 let error = invocation.exec(&handover);
                 // Still here: carry on as before, with the state we have.
                 warn!(error = %error, "re-exec failed; herdd goes on as it was");
+                shell.reexec_failed();
             }
         }
     }

@@ -5,9 +5,10 @@ use super::{assert_single_errors, errors_of, MAIN};
 const UNIT_KEYS: &str = "command, instances, env, env_file, cwd, user, group, umask, rlimits, \
      no_new_privs, clear_env, memory_max, pids_max, cpu_weight, after, wait_events, semaphores, \
      ready, start_timeout, sets_event, restart, restart_delay, restart_delay_max, start_limit, \
-     start_interval, stop_signal, stop_timeout, daemon, autostart, log, log_max_size, log_keep";
+     start_interval, stop_signal, stop_timeout, daemon, autostart, sockets, watchdog, \
+     max_unavailable, update, log, log_max_size, log_keep";
 
-const TOP_LEVEL_KEYS: &str = "include, herd, semaphore, event, service, task, pool";
+const TOP_LEVEL_KEYS: &str = "include, herd, semaphore, event, service, task, pool, socket";
 
 const NAME_RULE: &str =
     "use at most 128 ASCII letters, digits, '-', '_' and '.', not starting with '-' or '.'";
@@ -18,7 +19,8 @@ fn unknown_keys() {
         format!("3:1: service.web.restat: unknown key `restat` (expected one of: {UNIT_KEYS})");
     let task_keys = UNIT_KEYS
         .replace("instances, ", "")
-        .replace("sets_event, ", "");
+        .replace("sets_event, ", "")
+        .replace("sockets, watchdog, max_unavailable, update, ", "");
     let task = format!("3:1: task.t.restat: unknown key `restat` (expected one of: {task_keys})");
     assert_single_errors(&[
         (
@@ -607,6 +609,46 @@ fn pool_errors() {
         (
             "[pool.convert]\nsize = 1\nretry_delay = 5\n",
             "3:15: pool.convert.retry_delay: durations need a unit (ms, s, m or h), e.g. \"10s\"",
+        ),
+    ]);
+}
+
+#[test]
+fn socket_errors() {
+    assert_single_errors(&[
+        (
+            "[socket.web]\nlisten = \"localhost:80\"\n",
+            "2:10: socket.web.listen: invalid listen address `localhost:80` (expected IP:PORT \
+             like \"127.0.0.1:8080\" or \"[::1]:8080\", or an absolute path for a Unix socket)",
+        ),
+        (
+            "[socket.web]\nbacklog = 8\n",
+            "1:9: socket.web: missing required key `listen`",
+        ),
+        (
+            "[socket.web]\nlisten = \"127.0.0.1:80\"\nmode = \"0660\"\n",
+            "1:9: socket.web: `mode`, `user` and `group` apply to Unix sockets only",
+        ),
+        (
+            "[socket.web]\nlisten = \"/run/web.sock\"\nmode = \"rw\"\n",
+            "3:8: socket.web.mode: invalid mode `rw` (expected an octal string like \"0660\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nsockets = [\"nope\"]\n",
+            "3:12: service.web.sockets: unknown socket `nope` (declare it with [socket.nope])",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\nsockets = []\n",
+            "3:1: task.t.sockets: only services have sockets",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nupdate = \"sometimes\"\n",
+            "3:10: service.web.update: invalid update `sometimes` (expected \"rolling\" or \
+             \"parallel\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nmax_unavailable = 0\n",
+            "3:19: service.web.max_unavailable: must be at least 1 (got 0)",
         ),
     ]);
 }

@@ -137,6 +137,10 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         start_timeout: Duration::from_secs(90),
         log: UnitLog::default(),
         env_files: Vec::new(),
+        sockets: Vec::new(),
+        watchdog: None,
+        max_unavailable: 1,
+        update: None,
     }
 }
 
@@ -226,6 +230,7 @@ fn full_config() {
                 set: true,
             },
         ],
+        sockets: Vec::new(),
     };
     assert_eq!(config, expected);
 }

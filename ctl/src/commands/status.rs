@@ -6,7 +6,7 @@ use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::output::{self, format_command, format_duration, format_exit, Cell, Paint, Table};
 use herd_common::protocol::{
-    InstanceStatus, PoolStatus, Request, StatusReport, UnitKind, UnitStatus,
+    InstanceStatus, PoolStatus, Request, SocketStatus, StatusReport, UnitKind, UnitStatus,
 };
 use herd_common::state::State;
 use std::fmt::Write as _;
@@ -47,7 +47,29 @@ pub fn render_overview(report: &StatusReport, colour: bool) -> String {
         out.push('\n');
         out.push_str(&render_pools(&report.pools, colour));
     }
+    if !report.sockets.is_empty() {
+        out.push('\n');
+        out.push_str(&render_sockets(&report.sockets, colour));
+    }
     out
+}
+
+/// One row per listening socket herd holds, with the services using it.
+pub fn render_sockets(sockets: &[SocketStatus], colour: bool) -> String {
+    let mut table = Table::new(&["SOCKET", "LISTEN", "USED BY"]);
+    for socket in sockets {
+        let users = if socket.units.is_empty() {
+            "-".to_string()
+        } else {
+            socket.units.join(", ")
+        };
+        table.push(vec![
+            Cell::new(&socket.name),
+            Cell::new(&socket.listen),
+            Cell::new(users),
+        ]);
+    }
+    table.render(colour)
 }
 
 /// One row per task pool: its size, what it is doing, what it has done,
@@ -356,6 +378,7 @@ mod tests {
                 unit("idle", UnitKind::Service, State::Inactive, vec![]),
             ],
             pools: vec![],
+            sockets: vec![],
         }
     }
 
@@ -383,6 +406,7 @@ idle     inactive
                 vec![running("db", 7, 3_000)],
             )],
             pools: vec![],
+            sockets: vec![],
         };
         let expected = "\
 UNIT  STATE    PID  UPTIME  RESTARTS  LAST EXIT
@@ -392,6 +416,7 @@ db    running  7    3s      0         -
         let empty = StatusReport {
             units: vec![],
             pools: vec![],
+            sockets: vec![],
         };
         assert_eq!(
             render_table(&empty, false),
@@ -436,6 +461,7 @@ db    running  7    3s      0         -
                 vec![running("frontend@10", 9, 1)],
             )],
             pools: vec![],
+            sockets: vec![],
         };
         let expected = "\
 ● frontend - service, 1 instance
@@ -456,6 +482,7 @@ db    running  7    3s      0         -
                 vec![instance("db", State::Failed)],
             )],
             pools: vec![],
+            sockets: vec![],
         };
         let block = render_blocks(&report, true);
         assert!(
@@ -490,6 +517,7 @@ db    running  7    3s      0         -
                 ],
             )],
             pools: vec![],
+            sockets: vec![],
         }
     }
 
@@ -537,6 +565,7 @@ db@2  running  9    1s      0         -
                 ],
             )],
             pools: vec![],
+            sockets: vec![],
         };
         let table = render_table(&report, false);
         assert!(
@@ -572,6 +601,7 @@ db@2  running  9    1s      0         -
                 vec![running("db", 7, 3_000)],
             )],
             pools: vec![],
+            sockets: vec![],
         };
         assert_eq!(outcome(true, &up), Outcome::Success);
         assert_eq!(outcome(false, &sample()), Outcome::Success);
@@ -586,12 +616,14 @@ db@2  running  9    1s      0         -
             let report = StatusReport {
                 units: vec![unit("t", UnitKind::Task, state, vec![instance("t", state)])],
                 pools: vec![],
+                sockets: vec![],
             };
             assert_eq!(outcome(true, &report), Outcome::NotRunning, "{state}");
         }
         let scaled_to_zero = StatusReport {
             units: vec![unit("web", UnitKind::Service, State::Inactive, vec![])],
             pools: vec![],
+            sockets: vec![],
         };
         assert_eq!(outcome(true, &scaled_to_zero), Outcome::NotRunning);
     }

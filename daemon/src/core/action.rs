@@ -53,6 +53,12 @@ pub struct SpawnSpec {
     /// `env_file`: read by the shell just before the fork (so each start
     /// sees the files' current contents), under `env`.
     pub env_files: Vec<herd_config::env_file::EnvFile>,
+    /// `sockets`: the names of the herd-held listening sockets it gets as
+    /// descriptors 3.. (the shell looks up the descriptors).
+    pub sockets: Vec<String>,
+    /// The descriptors of `sockets`, filled in by the shell just before it
+    /// spawns (the core never sees descriptors).
+    pub listen_fds: Vec<i32>,
 }
 
 /// Where a process's stdout and stderr go.

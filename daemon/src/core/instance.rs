@@ -9,6 +9,7 @@ use super::lifecycle::Lifecycle;
 use super::semaphore::{Holder, Semaphores};
 use super::snapshot::{after, ago, before, until, AfterStopSnapshot, InstanceSnapshot};
 use super::unit::spawn_spec;
+use super::watchdog::Watchdog;
 use super::{InstanceId, Owner};
 use herd_common::signals::signal_name;
 use herd_common::state::{Exit, State};
@@ -102,6 +103,8 @@ pub struct Instance {
     pub adopted: bool,
     backoff: Backoff,
     starts: StartLimit,
+    /// `watchdog`: armed while it runs, by readiness and each `WATCHDOG=1`.
+    pub watchdog: Watchdog,
 }
 
 impl Instance {
@@ -121,7 +124,16 @@ impl Instance {
             adopted: false,
             backoff: Backoff::new(config.restart_delay),
             starts: StartLimit::default(),
+            watchdog: Watchdog::default(),
         }
+    }
+
+    /// The earliest of its timers: the state's deadline and the watchdog.
+    pub fn next_timer(&self) -> Option<Instant> {
+        [self.deadline, self.watchdog.due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether the instance is marked to disappear once stopped.
@@ -194,6 +206,7 @@ impl Instance {
             return;
         };
         let signal = ctx.config.stop_signal;
+        self.watchdog.disarm();
         self.state = State::Stopping;
         self.killed = false;
         self.deadline = Some(ctx.now + ctx.config.stop_timeout);
@@ -271,6 +284,7 @@ impl Instance {
     fn become_ready(&mut self, ctx: &mut Ctx) {
         self.state = State::Running;
         self.deadline = None;
+        self.watchdog.arm(ctx.now, ctx.config);
         ctx.out.push(Action::Publish(Lifecycle::Ready {
             instance: ctx.name.clone(),
         }));
@@ -290,6 +304,7 @@ impl Instance {
     pub fn on_exit(&mut self, exit: Exit, ctx: &mut Ctx) -> Fate {
         let pid = self.pid.take().unwrap_or(0);
         self.adopted = false;
+        self.watchdog.disarm();
         let run = self
             .spawned_at
             .take()
@@ -346,6 +361,17 @@ impl Instance {
                     self.become_ready(ctx);
                 }
                 "STATUS" => self.notify_status = Some(value.clone()),
+                "WATCHDOG" if value == "1" => match self.state {
+                    State::Running => self.watchdog.arm(ctx.now, ctx.config),
+                    // Armed once it is ready; a stopping process is let go.
+                    State::Starting
+                    | State::Stopping
+                    | State::Inactive
+                    | State::Waiting
+                    | State::Exited
+                    | State::Failed
+                    | State::Backoff => {}
+                },
                 // STOPPING=1, MAINPID=, RELOADING=1, ... are accepted and not acted on:
                 // herd keeps following the process it spawned.
                 _ => {}
@@ -406,8 +432,15 @@ impl Instance {
         }
     }
 
-    /// Its deadline has passed.
+    /// One of its timers has passed: the watchdog, or the state's deadline.
     pub fn on_deadline(&mut self, ctx: &mut Ctx) {
+        if self.watchdog.expired(ctx.now) {
+            self.watchdog_expired(ctx);
+            return;
+        }
+        if self.deadline.is_none_or(|deadline| deadline > ctx.now) {
+            return;
+        }
         self.deadline = None;
         match self.state {
             State::Starting => match ctx.config.ready {
@@ -436,6 +469,37 @@ impl Instance {
                 }
             }
             State::Inactive | State::Waiting | State::Running | State::Exited | State::Failed => {}
+        }
+    }
+
+    /// No `WATCHDOG=1` in time: the process is taken for hung, stopped
+    /// (`stop_signal`, then SIGKILL after `stop_timeout`) and started again.
+    fn watchdog_expired(&mut self, ctx: &mut Ctx) {
+        self.watchdog.disarm();
+        let timeout = ctx.config.watchdog.unwrap_or_default();
+        match (self.state, self.pid) {
+            (State::Running, Some(pid)) => {
+                self.restarts += 1;
+                ctx.out.push(Action::Publish(Lifecycle::WatchdogExpired {
+                    instance: ctx.name.clone(),
+                    pid,
+                    timeout_ms: timeout.as_millis() as u64,
+                }));
+                self.stop_then(AfterStop::Start, ctx);
+                self.reason = Some(format!("watchdog: no WATCHDOG=1 within {timeout:?}"));
+            }
+            // The watchdog is only armed while running.
+            (
+                State::Running
+                | State::Starting
+                | State::Stopping
+                | State::Inactive
+                | State::Waiting
+                | State::Exited
+                | State::Failed
+                | State::Backoff,
+                _,
+            ) => {}
         }
     }
 
@@ -504,6 +568,8 @@ impl Instance {
             starts: StartLimit::from_starts(
                 snapshot.starts_ago_ms.iter().map(|ms| before(now, *ms)),
             ),
+            // Armed by the caller, which has the unit's config.
+            watchdog: Watchdog::default(),
         }
     }
 }

@@ -20,11 +20,13 @@ mod pool_requests;
 mod reload;
 mod requests;
 pub mod retry;
+mod rolling;
 pub mod semaphore;
 pub mod snapshot;
 mod sync_requests;
 pub mod task;
 pub mod unit;
+pub mod watchdog;
 
 #[cfg(test)]
 mod tests;
@@ -125,6 +127,10 @@ pub struct Supervisor {
     /// Instances whose output cannot be written to their log file, and why
     /// (reported by the shell; shown in `status`).
     log_errors: HashMap<InstanceId, String>,
+    /// `[socket.NAME]` in effect (the shell holds the sockets themselves).
+    sockets: Vec<herd_config::SocketConfig>,
+    /// Rolling restarts under way.
+    rollouts: Vec<rolling::Rollout>,
 }
 
 impl Supervisor {
@@ -158,6 +164,8 @@ impl Supervisor {
             shutdown_timeout: config.herd.shutdown_timeout,
             herd: config.herd.clone(),
             log_errors: HashMap::new(),
+            sockets: config.sockets.clone(),
+            rollouts: Vec::new(),
         }
     }
 
@@ -243,6 +251,7 @@ impl Supervisor {
                 }
             },
         }
+        self.advance_rollouts(now, &mut out);
         // Freed slots and set events may let others start, whose starts may
         // free or take more: repeat until a round grants nothing new.
         loop {
@@ -279,7 +288,7 @@ impl Supervisor {
             .units
             .values()
             .flat_map(|u| &u.instances)
-            .filter_map(|i| i.deadline);
+            .filter_map(Instance::next_timer);
         let tasks = self.tasks.values().filter_map(|t| t.deadline);
         let waiters = self.waiters.iter().filter_map(|w| w.deadline);
         let join = self
@@ -287,7 +296,13 @@ impl Supervisor {
             .as_ref()
             .filter(|s| !s.joined_terminated)
             .map(|s| s.join_deadline);
-        instances.chain(tasks).chain(waiters).chain(join).min()
+        let rollouts = self.next_rollout_deadline();
+        instances
+            .chain(tasks)
+            .chain(waiters)
+            .chain(join)
+            .chain(rollouts)
+            .min()
     }
 
     /// Shutdown was requested and every process is gone: herdd may exit.
@@ -419,7 +434,7 @@ impl Supervisor {
             .flat_map(|u| {
                 u.instances
                     .iter()
-                    .filter(|i| i.deadline.is_some_and(|d| d <= now))
+                    .filter(|i| i.next_timer().is_some_and(|d| d <= now))
                     .map(|i| InstanceId {
                         unit: u.name().to_string(),
                         index: i.index,
@@ -609,6 +624,7 @@ impl Supervisor {
         StatusReport {
             units,
             pools: Vec::new(),
+            sockets: Vec::new(),
         }
     }
 
@@ -620,7 +636,25 @@ impl Supervisor {
                 .map(|unit| self.unit_status(now, unit, None))
                 .collect(),
             pools: self.pools.values().map(Pool::status).collect(),
+            sockets: self.socket_status(),
         }
+    }
+
+    /// Each socket with the services that use it.
+    fn socket_status(&self) -> Vec<herd_common::protocol::SocketStatus> {
+        self.sockets
+            .iter()
+            .map(|socket| herd_common::protocol::SocketStatus {
+                name: socket.name.clone(),
+                listen: socket.listen.to_string(),
+                units: self
+                    .units
+                    .values()
+                    .filter(|unit| unit.config.sockets.contains(&socket.name))
+                    .map(|unit| unit.config.name.clone())
+                    .collect(),
+            })
+            .collect()
     }
 
     fn unit_status(&self, now: Instant, unit: &Unit, only: Option<&[u32]>) -> UnitStatus {

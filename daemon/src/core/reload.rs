@@ -40,11 +40,32 @@ impl Supervisor {
             self.remove_unit(now, &name, out);
             report.removed.push(name);
         }
+        // A service whose socket moved to another address gets the new one
+        // by restarting.
+        let moved: Vec<&str> = config
+            .sockets
+            .iter()
+            .filter(|new| {
+                self.sockets
+                    .iter()
+                    .any(|old| old.name == new.name && old.listen != new.listen)
+            })
+            .map(|socket| socket.name.as_str())
+            .collect();
+        self.sockets = config.sockets.clone();
         for unit in &config.units {
+            let socket_moved = unit
+                .sockets
+                .iter()
+                .any(|name| moved.contains(&name.as_str()));
             match self.units.get(&unit.name) {
                 None => {
                     self.add_unit(now, unit.clone(), out);
                     report.added.push(unit.name.clone());
+                }
+                Some(current) if socket_moved && current.config == *unit && !current.removing => {
+                    self.restart_onto_moved_socket(now, &unit.name, out);
+                    report.changed.push(unit.name.clone());
                 }
                 Some(current) if current.config != *unit || current.removing => {
                     self.replace_unit(now, unit.clone(), out);
@@ -174,7 +195,40 @@ impl Supervisor {
                 index: i.index,
             })
             .collect();
+        if unit.config.rolls_on_update() && running.len() > 1 {
+            let indexes = running.iter().map(|id| id.index).collect();
+            self.begin_rollout(now, &name, indexes, None, out);
+            return;
+        }
         for id in running {
+            self.with_instance(now, &id, out, Instance::restart);
+        }
+    }
+
+    /// A service whose definition is unchanged but one of whose sockets
+    /// moved to another address: its running instances restart (rolling,
+    /// when it rolls on update) to get the new socket.
+    fn restart_onto_moved_socket(&mut self, now: Instant, name: &str, out: &mut Vec<Action>) {
+        let Some(unit) = self.units.get(name) else {
+            return;
+        };
+        let running: Vec<u32> = unit
+            .staying()
+            .filter(|i| match i.state {
+                State::Starting | State::Running | State::Waiting | State::Backoff => true,
+                State::Inactive | State::Stopping | State::Exited | State::Failed => false,
+            })
+            .map(|i| i.index)
+            .collect();
+        if unit.config.rolls_on_update() && running.len() > 1 {
+            self.begin_rollout(now, name, running, None, out);
+            return;
+        }
+        for index in running {
+            let id = InstanceId {
+                unit: name.to_string(),
+                index,
+            };
             self.with_instance(now, &id, out, Instance::restart);
         }
     }

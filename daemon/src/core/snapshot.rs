@@ -330,7 +330,14 @@ impl super::Supervisor {
             unit.instances = saved
                 .instances
                 .iter()
-                .map(|i| Instance::restore(i, now, adopted))
+                .map(|i| {
+                    let mut instance = Instance::restore(i, now, adopted);
+                    // A full period from now: the countdown is not in the snapshot.
+                    if instance.state == herd_common::state::State::Running {
+                        instance.watchdog.arm(now, &unit.config);
+                    }
+                    instance
+                })
                 .collect();
             supervisor.restored.insert(saved.name.clone());
             for instance in &unit.instances {

@@ -153,6 +153,8 @@ impl Task {
             output: super::action::Output::Capture,
             notify: false,
             env_files: config.env_files.clone(),
+            sockets: Vec::new(),
+            listen_fds: Vec::new(),
         }
     }
 

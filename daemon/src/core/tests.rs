@@ -41,6 +41,10 @@ fn service(name: &str) -> UnitConfig {
         start_timeout: 90_000 * MS,
         log: Default::default(),
         env_files: vec![],
+        sockets: vec![],
+        watchdog: None,
+        max_unavailable: 1,
+        update: None,
     }
 }
 
@@ -83,6 +87,7 @@ fn test_config(
         pools,
         semaphores,
         events,
+        sockets: vec![],
     }
 }
 

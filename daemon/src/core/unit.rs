@@ -132,6 +132,11 @@ pub fn spawn_spec(config: &UnitConfig, index: u32, name: &str) -> SpawnSpec {
         .collect();
     env.insert("HERD_UNIT".into(), config.name.clone());
     env.insert("HERD_INSTANCE".into(), number.clone());
+    if let Some(usec) = super::watchdog::usec(config) {
+        env.insert("WATCHDOG_USEC".into(), usec);
+        // Empty: the fork child fills in its own pid (see shell/fork.rs).
+        env.insert("WATCHDOG_PID".into(), String::new());
+    }
     SpawnSpec {
         argv: config.command.iter().map(substitute).collect(),
         env,
@@ -149,7 +154,9 @@ pub fn spawn_spec(config: &UnitConfig, index: u32, name: &str) -> SpawnSpec {
             LogMode::Inherit => Output::Inherit,
             LogMode::Off => Output::Discard,
         },
-        notify: config.ready == herd_config::Ready::Notify,
+        notify: config.ready == herd_config::Ready::Notify || config.watchdog.is_some(),
+        sockets: config.sockets.clone(),
+        listen_fds: Vec::new(),
         env_files: config.env_files.clone(),
     }
 }

@@ -14,6 +14,7 @@ use super::descriptors::Reserve;
 use super::events::EventHub;
 use super::fork;
 use super::journal::Journal;
+use super::listen::{self, Sockets};
 use super::logs::LogHub;
 use super::notify::{Notification, NotifySocket};
 use super::output::{OutputPipes, QUEUED_CHUNKS};
@@ -149,6 +150,8 @@ pub struct Shell {
     cgroups: Cgroups,
     /// Descriptors children's pipes never take (see descriptors.rs).
     reserve: Arc<Reserve>,
+    /// The listening sockets herdd holds for services (`[socket.NAME]`).
+    sockets: Sockets,
 }
 
 impl Shell {
@@ -187,6 +190,8 @@ impl Shell {
             told_stopping: false,
             cgroups: Cgroups::detect(),
             reserve: Reserve::new(),
+            // Before anything is started: a service may need its socket.
+            sockets: Sockets::open(&config.sockets).map_err(anyhow::Error::msg)?,
         })
     }
 
@@ -293,7 +298,10 @@ impl Shell {
             Wake::Interrupt => self.shutdown("SIGINT"),
             Wake::Hangup => self.read_config(None),
             Wake::Request(incoming) => self.request(incoming),
-            Wake::Input(input) => self.feed(input),
+            Wake::Input(input) => {
+                let input = self.bind_reloaded_sockets(input);
+                self.feed(input)
+            }
             Wake::Notify(notification) => self.feed(Input::Notify {
                 pid: notification.pid,
                 pgid: notification.pgid,
@@ -402,6 +410,7 @@ impl Shell {
         while let Ok(chunk) = self.chunks.try_recv() {
             self.feed(chunk);
         }
+        self.sockets.hand_over();
         let mut snapshot = self.core.snapshot(Instant::now(), true);
         fill_starts(&mut snapshot, &self.starts);
         adopt::fill_holder_starts(&mut snapshot);
@@ -415,6 +424,45 @@ impl Shell {
             pipes: self.outputs.export(),
             log_pipes: self.outputs.export_logs(),
         }
+    }
+
+    /// A reloaded config's sockets are bound before the core sees it: a
+    /// socket that cannot be bound makes the whole reload an error that
+    /// changes nothing.
+    fn bind_reloaded_sockets(&mut self, input: Input) -> Input {
+        let Input::ConfigLoaded {
+            id,
+            config: Ok(config),
+        } = input
+        else {
+            return input;
+        };
+        match self.sockets.apply(&config.sockets) {
+            Ok(()) => Input::ConfigLoaded {
+                id,
+                config: Ok(config),
+            },
+            Err(error) => {
+                warn!("{error}");
+                let path = config.path.display();
+                Input::ConfigLoaded {
+                    id,
+                    config: Err(format!(
+                        "{path} cannot be applied; nothing was changed:\n{error}"
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The listening sockets, for `status`.
+    pub fn sockets(&self) -> Vec<listen::SocketInfo> {
+        self.sockets.list()
+    }
+
+    /// After a failed re-exec: the sockets handed over stay herdd's own.
+    pub fn reexec_failed(&self) {
+        self.sockets.keep_after_failed_handover();
     }
 
     fn request(&mut self, incoming: Incoming) {
@@ -559,6 +607,12 @@ impl Shell {
         if spec.notify {
             spec.env
                 .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
+        }
+        if !spec.sockets.is_empty() {
+            match self.sockets.descriptors(&spec.sockets) {
+                Ok(fds) => listen::pass(&mut spec, fds),
+                Err(error) => return Input::SpawnFailed { owner, error },
+            }
         }
         let spawned = match spawn_confined(&mut self.cgroups, &owner, &spec) {
             Ok(spawned) => spawned,

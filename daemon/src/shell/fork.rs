@@ -37,7 +37,16 @@ pub struct ExecPlan {
     cwd: Option<CString>,
     stdout: Stdio,
     stderr: Stdio,
+    /// Listening sockets the child gets as descriptors 3.. (`LISTEN_FDS`).
+    listen_fds: Vec<RawFd>,
+    /// Indexes in `envp` of the entries the child fills with its own pid
+    /// (only it knows it): an empty `LISTEN_PID=` or `WATCHDOG_PID=`.
+    pid_slots: [Option<(usize, &'static [u8])>; PID_VARIABLES.len()],
 }
+
+/// Variables that name the process itself, filled in by the fork child
+/// when the environment has them empty.
+const PID_VARIABLES: [&[u8]; 2] = [b"LISTEN_PID=", b"WATCHDOG_PID="];
 
 impl ExecPlan {
     /// `program` is looked up in the child's `PATH` unless it contains a `/`.
@@ -70,7 +79,13 @@ impl ExecPlan {
             pair.extend_from_slice(value.as_bytes());
             envp.push(cstring(&pair)?);
         }
+        let pid_slots = PID_VARIABLES.map(|prefix| {
+            envp.iter()
+                .position(|entry| entry.as_bytes() == prefix)
+                .map(|at| (at, prefix))
+        });
         Ok(ExecPlan {
+            pid_slots,
             path: cstring(path.as_os_str().as_bytes())?,
             argv,
             envp,
@@ -79,7 +94,14 @@ impl ExecPlan {
                 .transpose()?,
             stdout,
             stderr,
+            listen_fds: Vec::new(),
         })
+    }
+
+    /// Passes `fds` as descriptors 3.. in this order (with an empty
+    /// `LISTEN_PID=` in the environment, which the child fills in).
+    pub fn pass_sockets(&mut self, fds: Vec<RawFd>) {
+        self.listen_fds = fds;
     }
 }
 
@@ -156,7 +178,7 @@ pub fn fork_exec(
     let (stderr_read, stderr_write) = pipe_for(&plan.stderr)?;
     let report = EXEC_ERRORS.get().map_or(-1, AsRawFd::as_raw_fd);
     let argv = pointers(&plan.argv);
-    let envp = pointers(&plan.envp);
+    let mut envp = pointers(&plan.envp);
     let target = |stdio: &Stdio, write: &Option<OwnedFd>| match stdio {
         Stdio::Inherit => None,
         Stdio::Null => Some(null.as_raw_fd()),
@@ -181,6 +203,22 @@ pub fn fork_exec(
     if pid == 0 {
         // SAFETY: in the child; see above.
         unsafe {
+            // Filled in here, in the child's own copy of `envp`: the pid is
+            // known only now, and the child may not allocate.
+            let mut pid_entries = [[0u8; 32]; PID_VARIABLES.len()];
+            for (entry, slot) in pid_entries.iter_mut().zip(&plan.pid_slots) {
+                if let Some((at, prefix)) = slot {
+                    format_pid_entry(entry, prefix, libc::getpid());
+                    envp[*at] = entry.as_ptr().cast();
+                }
+            }
+            // Out of the way of descriptors 3.., which the sockets take.
+            let report = if plan.listen_fds.is_empty() {
+                report
+            } else {
+                let above = (3 + plan.listen_fds.len()) as libc::c_int;
+                libc::fcntl(report, libc::F_DUPFD_CLOEXEC, above)
+            };
             let error = match join_by_write {
                 Some(procs) if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 => {
                     io::Error::last_os_error()
@@ -290,6 +328,10 @@ unsafe fn child(
         if let Err(error) = setup() {
             return error;
         }
+        // Last: setup may still use descriptors (cgroup.procs) that these replace.
+        if place_sockets(&plan.listen_fds) != 0 {
+            return fail();
+        }
         libc::execve(plan.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
     }
     fail()
@@ -311,6 +353,62 @@ unsafe fn redirect(fd: RawFd, target: RawFd) -> libc::c_int {
             0
         }
     }
+}
+
+/// Most sockets a child gets (see `herd_config::MAX_SOCKETS_PER_UNIT`).
+const MAX_SOCKETS: usize = herd_config::MAX_SOCKETS_PER_UNIT;
+
+/// Puts `fds` at descriptors 3, 4, ... in order, without close-on-exec.
+/// First every one that sits in that range is moved above it, so that no
+/// `dup2` overwrites a socket still to be placed.
+///
+/// # Safety
+/// Async-signal-safe (a fixed-size table on the stack); for the child.
+unsafe fn place_sockets(fds: &[RawFd]) -> libc::c_int {
+    let count = fds.len().min(MAX_SOCKETS);
+    let first_free = (3 + count) as RawFd;
+    let mut moved = [-1 as RawFd; MAX_SOCKETS];
+    // SAFETY: fcntl/dup2 on descriptors the child owns.
+    unsafe {
+        for (slot, fd) in fds.iter().take(count).enumerate() {
+            moved[slot] = if *fd < first_free {
+                libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, first_free)
+            } else {
+                *fd
+            };
+            if moved[slot] < 0 {
+                return -1;
+            }
+        }
+        for (slot, fd) in moved.iter().take(count).enumerate() {
+            // dup2 clears close-on-exec on the copy.
+            if libc::dup2(*fd, 3 + slot as RawFd) < 0 {
+                return -1;
+            }
+        }
+    }
+    0
+}
+
+/// Writes `prefix` (`LISTEN_PID=`), `pid` and a NUL into `buffer`, without
+/// allocating. `prefix` is at most 14 bytes, so it fits.
+fn format_pid_entry(buffer: &mut [u8; 32], prefix: &[u8], pid: libc::pid_t) {
+    buffer[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 12];
+    let mut count = 0;
+    let mut rest = pid.unsigned_abs();
+    loop {
+        digits[count] = b'0' + (rest % 10) as u8;
+        count += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for (at, digit) in digits[..count].iter().rev().enumerate() {
+        buffer[prefix.len() + at] = *digit;
+    }
+    buffer[prefix.len() + count] = 0;
 }
 
 fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
@@ -375,4 +473,18 @@ fn executable(path: &Path) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(libc::EACCES));
     }
     Ok(access(path, AccessFlags::X_OK)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_pid_is_written_in_decimal_with_a_terminating_nul() {
+        let mut buffer = [0xffu8; 32];
+        format_pid_entry(&mut buffer, b"LISTEN_PID=", 4_194_304);
+        assert_eq!(&buffer[..19], b"LISTEN_PID=4194304\0");
+        format_pid_entry(&mut buffer, b"WATCHDOG_PID=", 7);
+        assert_eq!(&buffer[..15], b"WATCHDOG_PID=7\0");
+    }
 }

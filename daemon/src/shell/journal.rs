@@ -335,6 +335,8 @@ mod tests {
                 output: Output::Capture,
                 notify: false,
                 env_files: vec![],
+                sockets: vec![],
+                listen_fds: vec![],
             }),
         }
     }

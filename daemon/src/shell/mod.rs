@@ -14,6 +14,7 @@ pub mod events;
 pub mod fork;
 pub mod inherited;
 pub mod journal;
+pub mod listen;
 pub mod logging;
 pub mod logs;
 pub mod mountinfo;

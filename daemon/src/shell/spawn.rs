@@ -86,8 +86,11 @@ pub fn spawn(
         Output::Inherit => (Stdio::Inherit, Stdio::Inherit),
     };
     let cwd = spec.cwd.as_deref();
-    let plan = ExecPlan::new(program, args, env, cwd, stdout, stderr)
+    let mut plan = ExecPlan::new(program, args, env, cwd, stdout, stderr)
         .map_err(|err| format!("exec {program}: {}", describe(&err)))?;
+    if !spec.listen_fds.is_empty() {
+        plan.pass_sockets(spec.listen_fds.clone());
+    }
     let apply = || {
         if setup.is_needed() {
             setup.apply()

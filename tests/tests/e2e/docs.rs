@@ -34,6 +34,9 @@ capacity = 1
 zzz = 1
 [event.e]
 zzz = 1
+[socket.k]
+listen = "127.0.0.1:1"
+zzz = 1
 "#;
 
 /// The keys herdd accepts, by table: `top`, `herd`, `service`, `rlimits`, ...
@@ -63,12 +66,13 @@ fn accepted_keys() -> BTreeMap<String, BTreeSet<String>> {
             "pool.p.zzz" => "pool",
             "semaphore.m.zzz" => "semaphore",
             "event.e.zzz" => "event",
+            "socket.k.zzz" => "socket",
             other => panic!("unexpected error for {other}: {line}"),
         };
         let keys = list.trim_end_matches(')').split(", ").map(String::from);
         tables.insert(table.to_string(), keys.collect());
     }
-    assert_eq!(tables.len(), 8, "one list per table:\n{}", stderr(&out));
+    assert_eq!(tables.len(), 9, "one list per table:\n{}", stderr(&out));
     tables
 }
 
@@ -126,8 +130,17 @@ fn the_config_reference_documents_exactly_the_accepted_keys() {
     let docs = documented_keys(&text);
     let accepted = accepted_keys();
     let unit = "`[service.NAME]` and `[task.NAME]`";
-    let service_only: BTreeSet<String> = ["instances", "sets_event"].map(String::from).into();
-    let expected_docs: [(&str, BTreeSet<String>); 8] = [
+    let service_only: BTreeSet<String> = [
+        "instances",
+        "sets_event",
+        "sockets",
+        "watchdog",
+        "max_unavailable",
+        "update",
+    ]
+    .map(String::from)
+    .into();
+    let expected_docs: [(&str, BTreeSet<String>); 9] = [
         (
             "top",
             &union(&docs, &["Top level"]) | &documented_tables(&docs),
@@ -142,6 +155,7 @@ fn the_config_reference_documents_exactly_the_accepted_keys() {
         ("pool", union(&docs, &["`[pool.NAME]`", "Process keys"])),
         ("semaphore", union(&docs, &["`[semaphore.NAME]`"])),
         ("event", union(&docs, &["`[event.NAME]`"])),
+        ("socket", union(&docs, &["`[socket.NAME]`"])),
     ];
     for (table, documented) in expected_docs {
         let keys = &accepted[table];

@@ -31,7 +31,8 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         Lifecycle::Started { instance, .. }
         | Lifecycle::Ready { instance }
         | Lifecycle::Restarting { instance, .. }
-        | Lifecycle::Stopping { instance, .. } => {
+        | Lifecycle::Stopping { instance, .. }
+        | Lifecycle::WatchdogExpired { instance, .. } => {
             Manager::instance_changed(emitter, instance, change(event)).await?;
         }
         Lifecycle::Exited { instance, exit, .. } => {
@@ -54,6 +55,8 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         Lifecycle::TaskQueued { .. }
         | Lifecycle::SemaphoreAcquired { .. }
         | Lifecycle::SemaphoreReleased { .. }
+        | Lifecycle::RolloutStep { .. }
+        | Lifecycle::RolloutEnded { .. }
         | Lifecycle::Lagged { .. } => {}
     }
     Ok(())
@@ -73,6 +76,9 @@ pub(super) fn change(event: &Lifecycle) -> &'static str {
         Lifecycle::SemaphoreReleased { .. } => "semaphore_released",
         Lifecycle::EventChanged { .. } => "event_changed",
         Lifecycle::Lagged { .. } => "lagged",
+        Lifecycle::WatchdogExpired { .. } => "watchdog_expired",
+        Lifecycle::RolloutStep { .. } => "rollout_step",
+        Lifecycle::RolloutEnded { .. } => "rollout_ended",
     }
 }
 

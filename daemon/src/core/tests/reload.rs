@@ -72,9 +72,11 @@ fn a_changed_instance_count_scales_without_restarting_untouched_settings() {
     assert_eq!(stopped, [h.instance("web@2").pid.unwrap()]);
     assert!(spawns(&actions).is_empty());
     assert_eq!([h.instance("web@0").pid, h.instance("web@1").pid], before);
-    // A count change together with another setting restarts them all.
+    // A count change together with another setting restarts them all
+    // (at once with `update = "parallel"`).
     let changed = UnitConfig {
         command: vec!["/bin/sleep".into(), "999".into()],
+        update: Some(herd_config::UpdateMode::Parallel),
         ..pool("web", 3)
     };
     let (_, actions) = h.reload(vec![changed]);
@@ -129,4 +131,74 @@ fn changed_herd_settings_are_applied_or_named_as_needing_a_restart() {
     let report = reload(&mut h, 901);
     assert!(report.updated.is_empty());
     assert_eq!(report.restart_needed, ["herd.socket"]);
+}
+
+/// The pids signalled by `actions`.
+fn stopped(actions: &[Action]) -> Vec<u32> {
+    signals(actions).iter().map(|(pid, _)| *pid).collect()
+}
+
+#[test]
+fn a_reload_rolls_a_pool_one_ready_instance_at_a_time() {
+    let mut h = Harness::new(vec![pool("web", 3)]);
+    h.boot();
+    let old: Vec<u32> = (0..3)
+        .map(|i| h.instance(&format!("web@{i}")).pid.unwrap())
+        .collect();
+    let changed = UnitConfig {
+        command: vec!["/bin/sleep".into(), "999".into()],
+        ..pool("web", 3)
+    };
+    let (_, actions) = h.reload(vec![changed]);
+    assert_eq!(
+        stopped(&actions),
+        [old[0]],
+        "one at a time (max_unavailable = 1)"
+    );
+    // web@0 is replaced and ready at once (ready = "started"): web@1 is next.
+    let actions = h.exit("web@0", Exit::Signal("SIGTERM".into()));
+    assert_eq!(spawns(&actions)[0].1.argv, ["/bin/sleep", "999"]);
+    assert_eq!(stopped(&actions), [old[1]]);
+    let actions = h.exit("web@1", Exit::Signal("SIGTERM".into()));
+    assert_eq!(stopped(&actions), [old[2]]);
+    let actions = h.exit("web@2", Exit::Signal("SIGTERM".into()));
+    assert!(stopped(&actions).is_empty());
+    assert!(actions.iter().any(|action| matches!(
+        action,
+        Action::Publish(Lifecycle::RolloutEnded { error: None, .. })
+    )));
+}
+
+#[test]
+fn a_rolling_restart_stops_at_a_replacement_that_fails_and_leaves_the_rest() {
+    let mut h = Harness::new(vec![UnitConfig {
+        max_unavailable: 2,
+        ready: herd_config::Ready::After(Duration::from_secs(1)),
+        ..pool("web", 4)
+    }]);
+    h.boot();
+    h.advance(Duration::from_secs(1));
+    let old: Vec<u32> = (0..4)
+        .map(|i| h.instance(&format!("web@{i}")).pid.unwrap())
+        .collect();
+    let (id, actions) = h.request(Request::RollingRestart { name: "web".into() });
+    assert_eq!(
+        stopped(&actions),
+        [old[0], old[1]],
+        "a batch of max_unavailable"
+    );
+    h.exit("web@0", Exit::Signal("SIGTERM".into()));
+    // The replacement of web@0 runs (a new pid) and crashes before it is ready.
+    let actions = h.exit("web@0", Exit::Code(1));
+    let Some(Reply::Error(error)) = reply_to(id, &actions) else {
+        panic!("the rollout should have failed: {actions:?}");
+    };
+    assert!(error.message.contains("web@0"), "{}", error.message);
+    assert_eq!(error.code, herd_common::protocol::ErrorCode::Failed);
+    assert_eq!(
+        h.instance("web@2").pid,
+        Some(old[2]),
+        "not yet restarted: untouched"
+    );
+    assert_eq!(h.instance("web@3").pid, Some(old[3]));
 }
