@@ -578,6 +578,9 @@ pub struct TaskStatus {
     /// Re-adopted after herdd crashed (exit status will be unknown, output not captured).
     #[serde(default)]
     pub adopted: bool,
+    /// What it costs while it runs (filled in by herdd as it replies).
+    #[serde(flatten)]
+    pub usage: Usage,
 }
 
 /// Payload of `submit`.
@@ -729,6 +732,27 @@ pub struct InstanceStatus {
     /// dir): herdd reads and discards it until writing works again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+    /// What it costs while it runs (filled in by herdd as it replies).
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+/// What a running instance or task costs, from its cgroup (or its
+/// processes in /proc): absent while nothing runs or where not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Memory in use now (the cgroup's charge, or the resident set summed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// The most it ever used, where the kernel records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak_bytes: Option<u64>,
+    /// User plus system CPU time, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_usec: Option<u64>,
+    /// How many processes it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
 }
 
 /// One line of a log, as `logs` streams it (`{"log": LogLine}`).

@@ -82,7 +82,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show units and their instances; exit 3 if a named unit is not running
+    /// Show units and their instances, with the memory, CPU time and processes of each running one; exit 3 if a named unit is not running
     Status(StatusArgs),
     /// Start units or instances, waiting until they are running (or exited, for tasks)
     Start(LifecycleArgs),

@@ -135,6 +135,7 @@ pub mod tests {
             reason: reason.map(str::to_string),
             duration_ms: Some(1200),
             adopted: false,
+            usage: Default::default(),
         }
     }
 

@@ -15,6 +15,7 @@ use super::listener::Closing;
 use crate::shell::clients::{ClientId, Incoming, RequestSender};
 use crate::shell::events::{EventHub, Next};
 use crate::shell::logs::LogHub;
+use crate::shell::usage;
 use herd_common::protocol::{decode_request, ErrorCode, Reply, Request, MAX_REQUEST_BYTES};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -242,7 +243,9 @@ impl Session {
 
     /// Hands `request` to the core and writes its reply.
     async fn core_request(&mut self, request: Request) -> Flow {
+        let costs = usage::costs(&request);
         match self.ask_core(request).await {
+            Some(reply) if costs => self.reply(&usage::with_usage(reply).await).await,
             Some(reply) => self.reply(&reply).await,
             // herdd re-executes: a request it did not answer was never
             // carried out, and the client may send it again.

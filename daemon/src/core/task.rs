@@ -233,6 +233,8 @@ impl Task {
                 end.saturating_duration_since(start).as_millis() as u64
             }),
             adopted: self.adopted,
+            // The core does no I/O: the front end fills this in when asked.
+            usage: Default::default(),
         }
     }
 }

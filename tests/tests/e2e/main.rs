@@ -30,3 +30,4 @@ mod service;
 mod stopping;
 mod supervision;
 mod sync;
+mod usage;
