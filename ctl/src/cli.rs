@@ -150,6 +150,12 @@ pub enum Command {
     /// rotations, until interrupted. With --json, one object per line:
     /// {"time", "instance", "stream", "text"}.
     Logs(LogsArgs),
+    /// Print herd's metrics in Prometheus text format: per instance state,
+    /// restarts, uptime, memory, CPU and processes; per pool tasks by state,
+    /// totals and a task duration histogram; semaphores, events, and herdd
+    /// itself. The same text `[herd] metrics_listen` serves on GET /metrics.
+    /// With --json: {"text": "..."}.
+    Metrics,
     /// Print a shell completion script on stdout
     Completions(CompletionsArgs),
 }

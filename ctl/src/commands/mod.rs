@@ -14,6 +14,7 @@ mod kill;
 mod lifecycle;
 mod logs;
 mod map;
+mod metrics;
 mod output;
 mod pool;
 mod progress;
@@ -179,6 +180,7 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Event(command) => event::exec(&ctx, command),
         Command::Events(args) => events::exec(&ctx, args.follow),
         Command::Logs(args) => logs::exec(&ctx, args),
+        Command::Metrics => metrics::exec(&ctx),
         Command::Completions(args) => completions::exec(args),
     }
 }

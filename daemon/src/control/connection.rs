@@ -106,6 +106,7 @@ pub async fn serve(connection: Connection, shared: Arc<Shared>, closing: watch::
         client,
         core: shared.core.clone(),
     };
+    let _counted = super::metrics::Counted::new();
     let (read, write) = stream.into_split();
     let mut session = Session {
         client,
@@ -233,6 +234,14 @@ impl Session {
                 } else {
                     Flow::Close
                 }
+            }
+            // Gathered from several core replies and /proc: see metrics.rs.
+            Request::Metrics => {
+                let reply = match super::metrics::gather(&self.shared.core, self.client).await {
+                    Ok(text) => Reply::ok(herd_common::protocol::MetricsReport { text }),
+                    Err(reply) => reply,
+                };
+                self.reply(&reply).await
             }
             request => {
                 let request = crate::core::semaphore::vouch_pid(request, self.peer.pid);

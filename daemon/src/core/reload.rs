@@ -70,6 +70,7 @@ impl Supervisor {
             control_group,
             log_max_size,
             log_keep,
+            metrics_listen,
         } = new;
         let old = &self.herd;
         let applied = [
@@ -86,6 +87,7 @@ impl Supervisor {
             ("state_dir", old.state_dir != *state_dir),
             ("dbus", old.dbus != *dbus),
             ("control_group", old.control_group != *control_group),
+            ("metrics_listen", old.metrics_listen != *metrics_listen),
         ];
         let keys = |list: &[(&str, bool)]| -> Vec<String> {
             list.iter()
@@ -100,6 +102,7 @@ impl Supervisor {
             state_dir: old.state_dir.clone(),
             dbus: old.dbus.clone(),
             control_group: old.control_group.clone(),
+            metrics_listen: old.metrics_listen,
             ..new.clone()
         };
     }

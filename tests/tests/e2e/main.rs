@@ -21,6 +21,7 @@ mod docs;
 mod inherited_fds;
 mod install;
 mod logs;
+mod metrics;
 mod pools;
 mod privilege;
 mod python;
