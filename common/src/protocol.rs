@@ -1023,6 +1023,7 @@ mod tests {
                 lines: Some(10),
                 follow: true,
             },
+            Request::Metrics,
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()

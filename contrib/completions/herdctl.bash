@@ -46,6 +46,9 @@ _herdctl() {
             herdctl,map)
                 cmd="herdctl__subcmd__map"
                 ;;
+            herdctl,metrics)
+                cmd="herdctl__subcmd__metrics"
+                ;;
             herdctl,output)
                 cmd="herdctl__subcmd__output"
                 ;;
@@ -141,6 +144,9 @@ _herdctl() {
                 ;;
             herdctl__subcmd__help,map)
                 cmd="herdctl__subcmd__help__subcmd__map"
+                ;;
+            herdctl__subcmd__help,metrics)
+                cmd="herdctl__subcmd__help__subcmd__metrics"
                 ;;
             herdctl__subcmd__help,output)
                 cmd="herdctl__subcmd__help__subcmd__output"
@@ -254,7 +260,7 @@ _herdctl() {
 
     case "${cmd}" in
         herdctl)
-            opts="-h -V --socket --dbus --json --help --version status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help"
+            opts="-h -V --socket --dbus --json --timeout --help --version status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,6 +271,10 @@ _herdctl() {
                     return 0
                     ;;
                 --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -562,7 +572,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__help)
-            opts="status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help"
+            opts="status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -758,6 +768,20 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__help__subcmd__map)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        herdctl__subcmd__help__subcmd__metrics)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1110,6 +1134,28 @@ _herdctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        herdctl__subcmd__metrics)
+            opts="-h -V --socket --dbus --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -244,7 +244,11 @@ fn render_block(unit: &UnitStatus, colour: bool) -> String {
 /// summed over the unit's running instances; none when nothing is known.
 fn usage_lines(unit: &UnitStatus) -> Vec<(String, String)> {
     let sum = |field: fn(&Usage) -> Option<u64>| -> Option<u64> {
-        let known: Vec<u64> = unit.instances.iter().filter_map(|i| field(&i.usage)).collect();
+        let known: Vec<u64> = unit
+            .instances
+            .iter()
+            .filter_map(|i| field(&i.usage))
+            .collect();
         (!known.is_empty()).then(|| known.iter().sum())
     };
     let mut lines = Vec::new();

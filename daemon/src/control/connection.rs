@@ -106,7 +106,7 @@ pub async fn serve(connection: Connection, shared: Arc<Shared>, closing: watch::
         client,
         core: shared.core.clone(),
     };
-    let _counted = super::metrics::Counted::new();
+    let _counted = super::metrics::Counted::default();
     let (read, write) = stream.into_split();
     let mut session = Session {
         client,

@@ -21,8 +21,8 @@ static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 /// Counts one open control connection for as long as it lives.
 pub struct Counted(());
 
-impl Counted {
-    pub fn new() -> Counted {
+impl Default for Counted {
+    fn default() -> Counted {
         CONNECTIONS.fetch_add(1, Ordering::Relaxed);
         Counted(())
     }
@@ -75,7 +75,10 @@ async fn ask(core: &RequestSender, client: ClientId, request: Request) -> Result
 fn decode<T: DeserializeOwned>(reply: Reply) -> Result<T, Reply> {
     match reply {
         Reply::Ok(payload) => serde_json::from_value(payload).map_err(|err| {
-            Reply::error(ErrorCode::Failed, format!("cannot read the core's reply: {err}"))
+            Reply::error(
+                ErrorCode::Failed,
+                format!("cannot read the core's reply: {err}"),
+            )
         }),
         error @ Reply::Error(_) => Err(error),
     }
@@ -171,9 +174,17 @@ pub fn render(
     render_instances(&mut out, status);
     render_pools(&mut out, status);
     render_semaphores(&mut out, semaphores);
-    out.family("herd_event_set", "gauge", "1 when the event is set, else 0.");
+    out.family(
+        "herd_event_set",
+        "gauge",
+        "1 when the event is set, else 0.",
+    );
     for event in &events.events {
-        out.sample("herd_event_set", &[("event", &event.name)], u8::from(event.set));
+        out.sample(
+            "herd_event_set",
+            &[("event", &event.name)],
+            u8::from(event.set),
+        );
     }
     render_herdd(&mut out, herdd);
     out.text
@@ -181,11 +192,10 @@ pub fn render(
 
 fn render_instances(out: &mut Exposition, status: &StatusReport) {
     let instances = || {
-        status.units.iter().flat_map(|unit| {
-            unit.instances
-                .iter()
-                .map(move |i| (unit.name.as_str(), i))
-        })
+        status
+            .units
+            .iter()
+            .flat_map(|unit| unit.instances.iter().map(move |i| (unit.name.as_str(), i)))
     };
     out.family(
         "herd_instance_state",
@@ -199,7 +209,11 @@ fn render_instances(out: &mut Exposition, status: &StatusReport) {
                 ("instance", instance.name.as_str()),
                 ("state", state.as_str()),
             ];
-            out.sample("herd_instance_state", &labels, u8::from(instance.state == state));
+            out.sample(
+                "herd_instance_state",
+                &labels,
+                u8::from(instance.state == state),
+            );
         }
     }
     out.family(
@@ -213,21 +227,36 @@ fn render_instances(out: &mut Exposition, status: &StatusReport) {
     }
     type Field = fn(&herd_common::protocol::InstanceStatus) -> Option<f64>;
     let running: [(&str, &str, &str, Field); 5] = [
-        ("herd_instance_uptime_seconds", "gauge", "Seconds since its process was spawned.", |i| {
-            i.uptime_ms.map(|ms| ms as f64 / 1000.0)
-        }),
-        ("herd_instance_memory_bytes", "gauge", "Memory in use by its processes.", |i| {
-            i.usage.memory_bytes.map(|b| b as f64)
-        }),
-        ("herd_instance_memory_peak_bytes", "gauge", "The most memory it used, where the kernel records it.", |i| {
-            i.usage.memory_peak_bytes.map(|b| b as f64)
-        }),
-        ("herd_instance_cpu_seconds_total", "counter", "User plus system CPU time of its processes.", |i| {
-            i.usage.cpu_usec.map(|usec| usec as f64 / 1e6)
-        }),
-        ("herd_instance_processes", "gauge", "How many processes it has.", |i| {
-            i.usage.processes.map(|n| n as f64)
-        }),
+        (
+            "herd_instance_uptime_seconds",
+            "gauge",
+            "Seconds since its process was spawned.",
+            |i| i.uptime_ms.map(|ms| ms as f64 / 1000.0),
+        ),
+        (
+            "herd_instance_memory_bytes",
+            "gauge",
+            "Memory in use by its processes.",
+            |i| i.usage.memory_bytes.map(|b| b as f64),
+        ),
+        (
+            "herd_instance_memory_peak_bytes",
+            "gauge",
+            "The most memory it used, where the kernel records it.",
+            |i| i.usage.memory_peak_bytes.map(|b| b as f64),
+        ),
+        (
+            "herd_instance_cpu_seconds_total",
+            "counter",
+            "User plus system CPU time of its processes.",
+            |i| i.usage.cpu_usec.map(|usec| usec as f64 / 1e6),
+        ),
+        (
+            "herd_instance_processes",
+            "gauge",
+            "How many processes it has.",
+            |i| i.usage.processes.map(|n| n as f64),
+        ),
     ];
     for (name, kind, help, field) in running {
         out.family(name, kind, help);
@@ -241,30 +270,66 @@ fn render_instances(out: &mut Exposition, status: &StatusReport) {
 }
 
 fn render_pools(out: &mut Exposition, status: &StatusReport) {
-    out.family("herd_pool_size", "gauge", "At most this many tasks run at once.");
+    out.family(
+        "herd_pool_size",
+        "gauge",
+        "At most this many tasks run at once.",
+    );
     for pool in &status.pools {
         out.sample("herd_pool_size", &[("pool", &pool.name)], pool.size);
     }
-    out.family("herd_pool_tasks", "gauge", "Tasks of the pool by state (finished: still kept).");
+    out.family(
+        "herd_pool_tasks",
+        "gauge",
+        "Tasks of the pool by state (finished: still kept).",
+    );
     for pool in &status.pools {
         for (state, count) in [
             ("running", pool.running),
             ("queued", pool.queued),
             ("finished", pool.finished),
         ] {
-            out.sample("herd_pool_tasks", &[("pool", &pool.name), ("state", state)], count);
+            out.sample(
+                "herd_pool_tasks",
+                &[("pool", &pool.name), ("state", state)],
+                count,
+            );
         }
     }
-    out.family("herd_pool_queue_depth", "gauge", "Tasks waiting for a free slot.");
+    out.family(
+        "herd_pool_queue_depth",
+        "gauge",
+        "Tasks waiting for a free slot.",
+    );
     for pool in &status.pools {
-        out.sample("herd_pool_queue_depth", &[("pool", &pool.name)], pool.queued);
+        out.sample(
+            "herd_pool_queue_depth",
+            &[("pool", &pool.name)],
+            pool.queued,
+        );
     }
     type Count = fn(&herd_common::protocol::PoolStatus) -> u64;
     let totals: [(&str, &str, Count); 4] = [
-        ("herd_pool_submitted_total", "Tasks ever submitted to the pool.", |p| p.submitted),
-        ("herd_pool_completed_total", "Tasks that exited with code 0, since herdd started.", |p| p.tally.completed),
-        ("herd_pool_failed_total", "Tasks that failed, since herdd started.", |p| p.tally.failed),
-        ("herd_pool_cancelled_total", "Tasks cancelled, since herdd started.", |p| p.tally.cancelled),
+        (
+            "herd_pool_submitted_total",
+            "Tasks ever submitted to the pool.",
+            |p| p.submitted,
+        ),
+        (
+            "herd_pool_completed_total",
+            "Tasks that exited with code 0, since herdd started.",
+            |p| p.tally.completed,
+        ),
+        (
+            "herd_pool_failed_total",
+            "Tasks that failed, since herdd started.",
+            |p| p.tally.failed,
+        ),
+        (
+            "herd_pool_cancelled_total",
+            "Tasks cancelled, since herdd started.",
+            |p| p.tally.cancelled,
+        ),
     ];
     for (name, help, count) in totals {
         out.family(name, "counter", help);
@@ -273,17 +338,29 @@ fn render_pools(out: &mut Exposition, status: &StatusReport) {
         }
     }
     let name = "herd_pool_task_duration_seconds";
-    out.family(name, "histogram", "How long the pool's tasks ran, since herdd started.");
+    out.family(
+        name,
+        "histogram",
+        "How long the pool's tasks ran, since herdd started.",
+    );
     for pool in &status.pools {
         let counts = &pool.tally.duration_counts;
         let mut cumulative = 0u64;
         for (i, bound) in TASK_DURATION_BUCKETS.iter().enumerate() {
             cumulative += counts.get(i).copied().unwrap_or(0);
             let le = bound.to_string();
-            out.sample(&format!("{name}_bucket"), &[("pool", &pool.name), ("le", &le)], cumulative);
+            out.sample(
+                &format!("{name}_bucket"),
+                &[("pool", &pool.name), ("le", &le)],
+                cumulative,
+            );
         }
         let total: u64 = counts.iter().sum();
-        out.sample(&format!("{name}_bucket"), &[("pool", &pool.name), ("le", "+Inf")], total);
+        out.sample(
+            &format!("{name}_bucket"),
+            &[("pool", &pool.name), ("le", "+Inf")],
+            total,
+        );
         let sum = pool.tally.duration_sum_ms as f64 / 1000.0;
         out.sample(&format!("{name}_sum"), &[("pool", &pool.name)], sum);
         out.sample(&format!("{name}_count"), &[("pool", &pool.name)], total);
@@ -293,9 +370,17 @@ fn render_pools(out: &mut Exposition, status: &StatusReport) {
 fn render_semaphores(out: &mut Exposition, report: &SemaphoreReport) {
     type Count = fn(&herd_common::protocol::SemaphoreStatus) -> usize;
     let families: [(&str, &str, Count); 3] = [
-        ("herd_semaphore_capacity", "Slots of the semaphore.", |s| s.capacity as usize),
-        ("herd_semaphore_held", "Slots held now.", |s| s.holders.len()),
-        ("herd_semaphore_waiting", "Holders waiting in line for a slot.", |s| s.waiters.len()),
+        ("herd_semaphore_capacity", "Slots of the semaphore.", |s| {
+            s.capacity as usize
+        }),
+        ("herd_semaphore_held", "Slots held now.", |s| {
+            s.holders.len()
+        }),
+        (
+            "herd_semaphore_waiting",
+            "Holders waiting in line for a slot.",
+            |s| s.waiters.len(),
+        ),
     ];
     for (name, help, count) in families {
         out.family(name, "gauge", help);
@@ -307,10 +392,26 @@ fn render_semaphores(out: &mut Exposition, report: &SemaphoreReport) {
 
 fn render_herdd(out: &mut Exposition, herdd: &Herdd) {
     let figures: [(&str, &str, f64); 4] = [
-        ("herd_daemon_resident_memory_bytes", "herdd's own resident memory.", herdd.resident_bytes as f64),
-        ("herd_daemon_open_fds", "Descriptors herdd has open.", herdd.open_fds as f64),
-        ("herd_daemon_connections", "Control socket connections open now.", CONNECTIONS.load(Ordering::Relaxed) as f64),
-        ("herd_daemon_uptime_seconds", "Seconds since herdd started.", herdd.uptime_seconds),
+        (
+            "herd_daemon_resident_memory_bytes",
+            "herdd's own resident memory.",
+            herdd.resident_bytes as f64,
+        ),
+        (
+            "herd_daemon_open_fds",
+            "Descriptors herdd has open.",
+            herdd.open_fds as f64,
+        ),
+        (
+            "herd_daemon_connections",
+            "Control socket connections open now.",
+            CONNECTIONS.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "herd_daemon_uptime_seconds",
+            "Seconds since herdd started.",
+            herdd.uptime_seconds,
+        ),
     ];
     for (name, help, value) in figures {
         out.family(name, "gauge", help);

@@ -24,7 +24,7 @@ const MAX_HEAD: usize = 8 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The client id the core sees for scrapes (far above socket and D-Bus ids);
 /// they only read, so they never hold anything the core must release.
-const SCRAPER: ClientId = 1 << 56;
+pub const SCRAPER: ClientId = 1 << 56;
 
 /// The listening socket, bound at start-up so that an address that cannot
 /// be bound stops herdd with an error naming it.
@@ -95,7 +95,11 @@ async fn answer(mut stream: TcpStream, core: &RequestSender) {
                 "herdd is shutting down\n".into(),
             ),
         },
-        Route::NotFound => response("404 Not Found", "text/plain", "only /metrics is here\n".into()),
+        Route::NotFound => response(
+            "404 Not Found",
+            "text/plain",
+            "only /metrics is here\n".into(),
+        ),
         Route::BadMethod => response(
             "405 Method Not Allowed",
             "text/plain",
@@ -130,7 +134,9 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
     /// `body`: false for HEAD.
-    Metrics { body: bool },
+    Metrics {
+        body: bool,
+    },
     NotFound,
     BadMethod,
     Bad,
@@ -170,8 +176,14 @@ mod tests {
     fn routes() {
         let get = |line: &str| route(&format!("{line}\r\nHost: x\r\n\r\n"));
         assert_eq!(get("GET /metrics HTTP/1.1"), Route::Metrics { body: true });
-        assert_eq!(get("GET /metrics?x=1 HTTP/1.0"), Route::Metrics { body: true });
-        assert_eq!(get("HEAD /metrics HTTP/1.1"), Route::Metrics { body: false });
+        assert_eq!(
+            get("GET /metrics?x=1 HTTP/1.0"),
+            Route::Metrics { body: true }
+        );
+        assert_eq!(
+            get("HEAD /metrics HTTP/1.1"),
+            Route::Metrics { body: false }
+        );
         assert_eq!(get("GET / HTTP/1.1"), Route::NotFound);
         assert_eq!(get("POST /metrics HTTP/1.1"), Route::BadMethod);
         assert_eq!(get("GET /metrics"), Route::Bad);

@@ -232,9 +232,10 @@ impl Supervisor {
         let Some(pool) = self.pools.get_mut(&task.pool) else {
             return;
         };
-        let ran_ms = task.started_at.zip(task.ended_at).map(|(start, end)| {
-            end.saturating_duration_since(start).as_millis() as u64
-        });
+        let ran_ms = task
+            .started_at
+            .zip(task.ended_at)
+            .map(|(start, end)| end.saturating_duration_since(start).as_millis() as u64);
         pool.tally.record(task.state, ran_ms);
         let evicted = pool.finished(id, was_running);
         self.evicted.extend(evicted);

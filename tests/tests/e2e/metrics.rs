@@ -20,7 +20,10 @@ fn with_metrics_listen(units: &str, address: &str) -> Herd {
     let herd = Herd::configure(units);
     let config = herd.path("herd.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[herd]\n", &format!("[herd]\nmetrics_listen = {address:?}\n"));
+    let text = text.replace(
+        "[herd]\n",
+        &format!("[herd]\nmetrics_listen = {address:?}\n"),
+    );
     std::fs::write(&config, text).unwrap();
     herd
 }
@@ -45,12 +48,7 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
     let sample = scrape
         .samples
         .iter()
-        .find(|s| {
-            s.metric == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(k) == Some(*v))
-        })
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
         .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
     match &sample.value {
         prometheus_parse::Value::Counter(v)
@@ -120,7 +118,10 @@ set = true
         let web = [("instance", "web@0")];
         assert!(value(scrape, "herd_instance_memory_bytes", &web) > 0.0);
         assert_eq!(value(scrape, "herd_instance_processes", &web), 1.0);
-        assert_eq!(value(scrape, "herd_semaphore_capacity", &[("semaphore", "disk")]), 3.0);
+        assert_eq!(
+            value(scrape, "herd_semaphore_capacity", &[("semaphore", "disk")]),
+            3.0
+        );
         assert_eq!(value(scrape, "herd_event_set", &[("event", "go")]), 1.0);
         assert!(value(scrape, "herd_daemon_resident_memory_bytes", &[]) > 0.0);
         let histogram = scrape
@@ -163,7 +164,10 @@ fn a_metrics_listen_that_cannot_be_bound_stops_herdd_with_its_name() {
 
 #[test]
 fn a_metrics_listen_that_is_not_an_address_is_a_config_error() {
-    let herd = with_metrics_listen("[service.web]\ncommand = [\"sleep\", \"600\"]\n", "localhost");
+    let herd = with_metrics_listen(
+        "[service.web]\ncommand = [\"sleep\", \"600\"]\n",
+        "localhost",
+    );
     let out = std::process::Command::new(bin("herdd"))
         .arg("--check-config")
         .arg("--config")

@@ -85,6 +85,15 @@ impl Front {
                 ),
             ));
         };
+        if request == Request::Metrics {
+            // Gathered from several core replies, as on the socket.
+            let scraper = crate::control::metrics_http::SCRAPER;
+            let reply = match crate::control::metrics::gather(&self.core, scraper).await {
+                Ok(text) => Reply::ok(herd_common::protocol::MetricsReport { text }),
+                Err(reply) => reply,
+            };
+            return answer(reply);
+        }
         let (reply, receive) = oneshot::channel();
         let costs = crate::shell::usage::costs(&request);
         if !self.callers().forward(&self.core, &sender, request, reply) {
