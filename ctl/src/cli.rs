@@ -156,6 +156,12 @@ pub enum Command {
     /// itself. The same text `[herd] metrics_listen` serves on GET /metrics.
     /// With --json: {"text": "..."}.
     Metrics,
+    /// A live view of every instance and pool, busiest first: CPU %,
+    /// memory, processes, state, restarts, uptime; pools with running and
+    /// queued tasks. Keys: c/m/p/n sort by CPU, memory, processes, name;
+    /// q or Ctrl-C quits. Not on a terminal, or with -b, plain frames go
+    /// to stdout.
+    Top(TopArgs),
     /// Print a shell completion script on stdout
     Completions(CompletionsArgs),
 }
@@ -430,6 +436,21 @@ pub struct LogsArgs {
     /// Start each line with the time herdd read it (UTC)
     #[arg(short, long)]
     pub timestamps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Batch mode: print plain text frames to stdout, no screen handling
+    #[arg(short, long)]
+    pub batch: bool,
+
+    /// Stop after N frames (default: until quit or interrupted)
+    #[arg(short = 'n', long = "iterations", value_name = "N")]
+    pub iterations: Option<u64>,
+
+    /// Seconds between frames (fractions allowed)
+    #[arg(short, long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub delay: f64,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,7 @@ mod shutdown;
 mod status;
 mod submit;
 mod tasks;
+mod top;
 
 use crate::cli::{Cli, Command};
 use crate::dbus::{Bus, DbusClient};
@@ -181,6 +182,7 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Events(args) => events::exec(&ctx, args.follow),
         Command::Logs(args) => logs::exec(&ctx, args),
         Command::Metrics => metrics::exec(&ctx),
+        Command::Top(args) => top::exec(&ctx, args),
         Command::Completions(args) => completions::exec(args),
     }
 }

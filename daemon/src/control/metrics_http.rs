@@ -1,7 +1,7 @@
 //! `[herd] metrics_listen`: `GET /metrics` over HTTP/1.x for a Prometheus
 //! scraper. A front end like the control socket, and as careful: at most
-//! [`MAX_SCRAPES`] connections at once (more are closed at once), a request
-//! head of at most [`MAX_HEAD`] bytes read within [`IO_TIMEOUT`], one
+//! 8 (`MAX_SCRAPES`) connections at once (more are closed at once), a request
+//! head of at most 8 KiB (`MAX_HEAD`) read within 10 s (`IO_TIMEOUT`), one
 //! response per connection, and the answer written within the same limit,
 //! so a slow or hostile client costs herdd one small task and nothing else.
 //! Other paths get 404, other methods 405. Anyone who can reach the address

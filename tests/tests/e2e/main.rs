@@ -31,4 +31,5 @@ mod service;
 mod stopping;
 mod supervision;
 mod sync;
+mod top;
 mod usage;
