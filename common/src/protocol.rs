@@ -148,6 +148,9 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// Everything herdd can tell a monitoring system, as Prometheus text
+    /// exposition: `{"ok": MetricsReport}`.
+    Metrics,
 }
 
 /// A pool task's id: unique for the life of herdd, across pools, never reused.
@@ -175,7 +178,8 @@ impl Request {
             | Request::SemList
             | Request::EventList
             | Request::EventWait { .. }
-            | Request::Events { .. } => true,
+            | Request::Events { .. }
+            | Request::Metrics => true,
             // Output and logs may hold secrets; they are for those who may control herd.
             Request::Output { .. } | Request::Logs { .. } => false,
             Request::Start { .. }
@@ -238,7 +242,8 @@ impl Request {
             | Request::Reload
             | Request::DaemonReexec
             | Request::Events { follow: false }
-            | Request::Logs { follow: false, .. } => Answer::Prompt,
+            | Request::Logs { follow: false, .. }
+            | Request::Metrics => Answer::Prompt,
         }
     }
 
@@ -533,6 +538,7 @@ pub const KNOWN_VERBS: &[&str] = &[
     "reload",
     "logs",
     "rolling-restart",
+    "metrics",
 ];
 
 /// Kind of unit.
@@ -582,6 +588,67 @@ pub struct PoolStatus {
     pub keep_finished: u32,
     /// `pool close` was called: submissions are refused.
     pub closed: bool,
+    /// How its tasks ended, since herdd started.
+    #[serde(flatten)]
+    pub tally: PoolTally,
+}
+
+/// Upper bounds, in seconds, of the task duration histogram's buckets (the
+/// last bucket, `+Inf`, is implied).
+pub const TASK_DURATION_BUCKETS: [f64; 10] =
+    [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0];
+
+/// How a pool's tasks ended, counted since herdd started (not carried over a
+/// `daemon-reexec`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolTally {
+    /// Tasks that exited with code 0.
+    #[serde(default)]
+    pub completed: u64,
+    /// Tasks that failed (non-zero code, signal, exec error, timed out).
+    #[serde(default)]
+    pub failed: u64,
+    #[serde(default)]
+    pub cancelled: u64,
+    /// Tasks that ran and ended, by duration: one count per bound of
+    /// [`TASK_DURATION_BUCKETS`], not cumulative; then those above the last.
+    #[serde(default)]
+    pub duration_counts: Vec<u64>,
+    /// Sum of the durations of the tasks counted there, milliseconds.
+    #[serde(default)]
+    pub duration_sum_ms: u64,
+}
+
+impl PoolTally {
+    /// Counts a task that ended in `state` after running `ran_ms` (if it ran).
+    pub fn record(&mut self, state: TaskState, ran_ms: Option<u64>) {
+        match state {
+            TaskState::Exited => self.completed += 1,
+            // A timed-out task failed too (it did not finish its work).
+            TaskState::Failed | TaskState::TimedOut => self.failed += 1,
+            TaskState::Cancelled => self.cancelled += 1,
+            // Not an end: nothing to count.
+            TaskState::Queued | TaskState::Running => return,
+        }
+        let Some(ms) = ran_ms else { return };
+        if self.duration_counts.len() != TASK_DURATION_BUCKETS.len() + 1 {
+            self.duration_counts = vec![0; TASK_DURATION_BUCKETS.len() + 1];
+        }
+        let seconds = ms as f64 / 1000.0;
+        let bucket = TASK_DURATION_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(TASK_DURATION_BUCKETS.len());
+        self.duration_counts[bucket] += 1;
+        self.duration_sum_ms += ms;
+    }
+}
+
+/// Payload of `metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    /// Prometheus text exposition format (version 0.0.4).
+    pub text: String,
 }
 
 /// One pool task.
@@ -614,6 +681,9 @@ pub struct TaskStatus {
     /// How each earlier, failed attempt ended, oldest first.
     #[serde(default)]
     pub failed_attempts: Vec<Exit>,
+    /// What it costs while it runs (filled in by herdd as it replies).
+    #[serde(flatten)]
+    pub usage: Usage,
 }
 
 /// Payload of `submit`.
@@ -809,6 +879,27 @@ pub struct InstanceStatus {
     /// dir): herdd reads and discards it until writing works again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+    /// What it costs while it runs (filled in by herdd as it replies).
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+/// What a running instance or task costs, from its cgroup (or its
+/// processes in /proc): absent while nothing runs or where not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Memory in use now (the cgroup's charge, or the resident set summed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// The most it ever used, where the kernel records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak_bytes: Option<u64>,
+    /// User plus system CPU time, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_usec: Option<u64>,
+    /// How many processes it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
 }
 
 /// One line of a log, as `logs` streams it (`{"log": LogLine}`).
@@ -1023,6 +1114,7 @@ mod tests {
                 follow: true,
             },
             Request::RollingRestart { name: "web".into() },
+            Request::Metrics,
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()

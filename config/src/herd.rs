@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "control_group",
     "log_max_size",
     "log_keep",
+    "metrics_listen",
 ];
 
 /// The settings used when `[herd]` (or one of its keys) is absent.
@@ -31,6 +32,7 @@ pub(crate) fn defaults() -> HerdSettings {
         control_group: None,
         log_max_size: crate::model::DEFAULT_LOG_MAX_SIZE,
         log_keep: crate::model::DEFAULT_LOG_KEEP,
+        metrics_listen: None,
     }
 }
 
@@ -59,6 +61,10 @@ pub(crate) fn parse(cx: &mut Cx, value: &Value, base: &Path) -> HerdSettings {
                 crate::logs::max_size(cx, &path, value),
             ),
             "log_keep" => set(&mut settings.log_keep, crate::logs::keep(cx, &path, value)),
+            "metrics_listen" => set(
+                &mut settings.metrics_listen,
+                metrics_listen(cx, &path, value).map(Some),
+            ),
             _ => cx.error(key.span(), &path, unknown_key(name, KEYS)),
         }
     }
@@ -81,6 +87,26 @@ fn control_group(cx: &mut Cx, key: &str, value: &Value) -> Option<String> {
     };
     cx.error(value.span(), key, problem);
     None
+}
+
+/// `"127.0.0.1:9464"` or `"[::1]:9464"`: an IP address and port (no host
+/// names: herdd binds it when it starts, without asking a resolver).
+fn metrics_listen(cx: &mut Cx, key: &str, value: &Value) -> Option<std::net::SocketAddr> {
+    let text = cx.non_empty_string(key, value)?;
+    match text.parse() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            cx.error(
+                value.span(),
+                key,
+                format!(
+                    "invalid address `{text}` (expected an IP address and port, \
+                     like \"127.0.0.1:9464\")"
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// `"off"`, `"system"`, `"session"`, or something that looks like a D-Bus

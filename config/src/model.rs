@@ -149,6 +149,9 @@ pub struct HerdSettings {
     /// `log_keep`: rotated files kept per instance (`.log.1` … `.log.N`).
     /// Default 5; units may override it.
     pub log_keep: u32,
+    /// `metrics_listen`: where herdd serves `GET /metrics` over HTTP.
+    /// Default none (off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `log_max_size` when `[herd]` does not set it: 10 MiB.

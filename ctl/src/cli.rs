@@ -82,7 +82,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show units and their instances; exit 3 if a named unit is not running
+    /// Show units and their instances, with the memory, CPU time and processes of each running one; exit 3 if a named unit is not running
     Status(StatusArgs),
     /// Start units or instances, waiting until they are running (or exited, for tasks)
     Start(LifecycleArgs),
@@ -150,6 +150,18 @@ pub enum Command {
     /// rotations, until interrupted. With --json, one object per line:
     /// {"time", "instance", "stream", "text"}.
     Logs(LogsArgs),
+    /// Print herd's metrics in Prometheus text format: per instance state,
+    /// restarts, uptime, memory, CPU and processes; per pool tasks by state,
+    /// totals and a task duration histogram; semaphores, events, and herdd
+    /// itself. The same text `[herd] metrics_listen` serves on GET /metrics.
+    /// With --json: {"text": "..."}.
+    Metrics,
+    /// A live view of every instance and pool, busiest first: CPU %,
+    /// memory, processes, state, restarts, uptime; pools with running and
+    /// queued tasks. Keys: c/m/p/n sort by CPU, memory, processes, name;
+    /// q or Ctrl-C quits. Not on a terminal, or with -b, plain frames go
+    /// to stdout.
+    Top(TopArgs),
     /// Print a shell completion script on stdout
     Completions(CompletionsArgs),
 }
@@ -476,6 +488,21 @@ pub struct LogsArgs {
     /// Start each line with the time herdd read it (UTC)
     #[arg(short, long)]
     pub timestamps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Batch mode: print plain text frames to stdout, no screen handling
+    #[arg(short, long)]
+    pub batch: bool,
+
+    /// Stop after N frames (default: until quit or interrupted)
+    #[arg(short = 'n', long = "iterations", value_name = "N")]
+    pub iterations: Option<u64>,
+
+    /// Seconds between frames (fractions allowed)
+    #[arg(short, long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub delay: f64,
 }
 
 #[derive(Debug, Args)]

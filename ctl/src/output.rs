@@ -154,6 +154,28 @@ pub fn format_duration(ms: u64) -> String {
     }
 }
 
+/// A size as `systemctl status` shows memory: `812K`, `60.2M`, `1.5G`
+/// (binary units, one decimal from M up).
+pub fn format_bytes(bytes: u64) -> String {
+    const K: u64 = 1024;
+    match bytes {
+        b if b < K => format!("{b}B"),
+        b if b < K * K => format!("{}K", b / K),
+        b if b < K * K * K => format!("{:.1}M", b as f64 / (K * K) as f64),
+        b if b < K * K * K * K => format!("{:.1}G", b as f64 / (K * K * K) as f64),
+        b => format!("{:.1}T", b as f64 / (K * K * K * K) as f64),
+    }
+}
+
+/// CPU time: `0.124s`, `12.5s` under a minute, else as [`format_duration`].
+pub fn format_cpu(usec: u64) -> String {
+    match usec {
+        u if u < 10_000_000 => format!("{:.3}s", u as f64 / 1e6),
+        u if u < 60_000_000 => format!("{:.1}s", u as f64 / 1e6),
+        u => format_duration(u / 1000),
+    }
+}
+
 /// An exit status in a few characters: `code 1`, `SIGKILL`, or `-` for none.
 pub fn format_exit(exit: Option<&Exit>) -> String {
     match exit {

@@ -8,6 +8,7 @@ use crate::control::admission::Limits;
 use crate::control::dbus::{self, Sides};
 use crate::control::denials::Denials;
 use crate::control::listener::{Closing, Listener};
+use crate::control::metrics_http::MetricsListener;
 use crate::control::socket::Control;
 use crate::shell::event_loop::{Outcome, Shell};
 use crate::shell::reexec::Invocation;
@@ -30,8 +31,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     descriptors::raise_limit();
     let invocation = Invocation::current();
     let control = Control::bind(&config.herd.socket, config.herd.control_group.as_deref())?;
+    let metrics = match config.herd.metrics_listen {
+        Some(address) => Some(MetricsListener::bind(address)?),
+        None => None,
+    };
     let limits = Limits::from_env()?;
     let (requests_tx, requests) = clients::channel();
+    if let Some(metrics) = metrics {
+        tokio::spawn(metrics.serve(requests_tx.clone()));
+    }
     let mut shell = Shell::new(&config, requests)?;
     shell.resume(&config);
     let denials = Denials::new();

@@ -35,7 +35,7 @@ fn unknown_keys() {
         (
             "[herd]\nsockets = \"/x\"\n",
             "2:1: herd.sockets: unknown key `sockets` (expected one of: socket, log_dir, \
-             state_dir, dbus, shutdown_timeout, control_group, log_max_size, log_keep)",
+             state_dir, dbus, shutdown_timeout, control_group, log_max_size, log_keep, metrics_listen)",
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nrlimits = { nofiles = 1 }\n",

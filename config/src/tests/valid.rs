@@ -156,6 +156,7 @@ fn full_config() {
         control_group: Some("root".to_string()),
         log_max_size: DEFAULT_LOG_MAX_SIZE,
         log_keep: DEFAULT_LOG_KEEP,
+        metrics_listen: None,
     };
     let migrate = UnitConfig {
         semaphores: vec!["db".to_string()],
@@ -248,6 +249,7 @@ fn defaults() {
         control_group: None,
         log_max_size: 10 * 1024 * 1024,
         log_keep: 5,
+        metrics_listen: None,
     };
     assert_eq!(config.herd, herd);
     assert_eq!(

@@ -148,6 +148,7 @@ pub mod tests {
             attempts: 1,
             retries: 0,
             failed_attempts: vec![],
+            usage: Default::default(),
         }
     }
 

@@ -14,6 +14,7 @@ mod kill;
 mod lifecycle;
 mod logs;
 mod map;
+mod metrics;
 mod output;
 mod pool;
 mod progress;
@@ -26,6 +27,7 @@ mod shutdown;
 mod status;
 mod submit;
 mod tasks;
+mod top;
 
 use crate::cli::{Cli, Command};
 use crate::dbus::{Bus, DbusClient};
@@ -180,6 +182,8 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Event(command) => event::exec(&ctx, command),
         Command::Events(args) => events::exec(&ctx, args.follow),
         Command::Logs(args) => logs::exec(&ctx, args),
+        Command::Metrics => metrics::exec(&ctx),
+        Command::Top(args) => top::exec(&ctx, args),
         Command::Completions(args) => completions::exec(args),
     }
 }

@@ -61,6 +61,7 @@ mod tests {
             max_queue: 10_000,
             keep_finished: 1000,
             closed: false,
+            tally: Default::default(),
         };
         assert_eq!(
             timeout_message(&pool, Some(Duration::from_secs(10))),

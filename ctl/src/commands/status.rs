@@ -4,9 +4,12 @@
 use super::{Context, Outcome};
 use crate::cli::StatusArgs;
 use crate::error::Error;
-use crate::output::{self, format_command, format_duration, format_exit, Cell, Paint, Table};
+use crate::output::{
+    self, format_bytes, format_command, format_cpu, format_duration, format_exit, Cell, Paint,
+    Table,
+};
 use herd_common::protocol::{
-    InstanceStatus, PoolStatus, Request, SocketStatus, StatusReport, UnitKind, UnitStatus,
+    InstanceStatus, PoolStatus, Request, SocketStatus, StatusReport, UnitKind, UnitStatus, Usage,
 };
 use herd_common::state::State;
 use std::fmt::Write as _;
@@ -117,7 +120,15 @@ pub fn render_table(report: &StatusReport, colour: bool) -> String {
         .iter()
         .flat_map(|unit| &unit.instances)
         .any(|instance| reason_cell(instance).is_some());
+    let with_usage = report
+        .units
+        .iter()
+        .flat_map(|unit| &unit.instances)
+        .any(|instance| instance.usage != Usage::default());
     let mut header = vec!["UNIT", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"];
+    if with_usage {
+        header.extend(["MEMORY", "CPU", "TASKS"]);
+    }
     if with_reason {
         header.push("REASON");
     }
@@ -146,6 +157,9 @@ pub fn render_table(report: &StatusReport, colour: bool) -> String {
                 Cell::new(instance.restarts.to_string()),
                 Cell::new(format_exit(instance.last_exit.as_ref())),
             ];
+            if with_usage {
+                row.extend(usage_cells(&instance.usage));
+            }
             if with_reason {
                 row.push(Cell::new(reason_cell(instance).unwrap_or_default()));
             }
@@ -153,6 +167,17 @@ pub fn render_table(report: &StatusReport, colour: bool) -> String {
         }
     }
     table.render(colour)
+}
+
+/// The MEMORY, CPU and TASKS cells: `-` for what is not known (an
+/// instance that is not running).
+fn usage_cells(usage: &Usage) -> [Cell; 3] {
+    let or_dash = |value: Option<String>| Cell::new(value.unwrap_or_else(|| "-".into()));
+    [
+        or_dash(usage.memory_bytes.map(format_bytes)),
+        or_dash(usage.cpu_usec.map(format_cpu)),
+        or_dash(usage.processes.map(|n| n.to_string())),
+    ]
 }
 
 /// What the REASON column shows for an instance: herd's reason, else the
@@ -216,6 +241,7 @@ fn render_block(unit: &UnitStatus, colour: bool) -> String {
         paint.apply(unit.state.as_str(), colour),
     )];
     lines.push(("Command".to_string(), format_command(&unit.command)));
+    lines.extend(usage_lines(unit));
     for instance in &unit.instances {
         lines.push((instance.name.clone(), describe_instance(instance, colour)));
     }
@@ -234,6 +260,34 @@ fn render_block(unit: &UnitStatus, colour: bool) -> String {
         let _ = writeln!(out, "{label:>label_width$}: {value}");
     }
     out
+}
+
+/// `Tasks`, `Memory` and `CPU` lines, as `systemctl status` has them:
+/// summed over the unit's running instances; none when nothing is known.
+fn usage_lines(unit: &UnitStatus) -> Vec<(String, String)> {
+    let sum = |field: fn(&Usage) -> Option<u64>| -> Option<u64> {
+        let known: Vec<u64> = unit
+            .instances
+            .iter()
+            .filter_map(|i| field(&i.usage))
+            .collect();
+        (!known.is_empty()).then(|| known.iter().sum())
+    };
+    let mut lines = Vec::new();
+    if let Some(processes) = sum(|u| u.processes) {
+        lines.push(("Tasks".to_string(), processes.to_string()));
+    }
+    if let Some(memory) = sum(|u| u.memory_bytes) {
+        let mut text = format_bytes(memory);
+        if let Some(peak) = sum(|u| u.memory_peak_bytes) {
+            let _ = write!(text, " (peak: {})", format_bytes(peak));
+        }
+        lines.push(("Memory".to_string(), text));
+    }
+    if let Some(cpu) = sum(|u| u.cpu_usec) {
+        lines.push(("CPU".to_string(), format_cpu(cpu)));
+    }
+    lines
 }
 
 /// `running`, or `running (adopted)` for a process herdd re-adopted after
@@ -270,6 +324,18 @@ fn describe_instance(instance: &InstanceStatus, colour: bool) -> String {
     if let Some(exit) = &instance.last_exit {
         parts.push(format!("last exit {}", format_exit(Some(exit))));
     }
+    if let Some(memory) = instance.usage.memory_bytes {
+        parts.push(format!("memory {}", format_bytes(memory)));
+    }
+    if let Some(cpu) = instance.usage.cpu_usec {
+        parts.push(format!("cpu {}", format_cpu(cpu)));
+    }
+    if let Some(processes) = instance.usage.processes {
+        parts.push(match processes {
+            1 => "1 process".to_string(),
+            n => format!("{n} processes"),
+        });
+    }
     if let Some(status) = &instance.notify_status {
         parts.push(format!("status: {}", quote_status(status)));
     }
@@ -303,6 +369,7 @@ mod tests {
             notify_status: None,
             adopted: false,
             log_error: None,
+            usage: Default::default(),
         }
     }
 
@@ -422,6 +489,65 @@ db    running  7    3s      0         -
             render_table(&empty, false),
             "UNIT  STATE  PID  UPTIME  RESTARTS  LAST EXIT\n"
         );
+    }
+
+    fn costly() -> StatusReport {
+        let mut web0 = running("web@0", 7, 3_000);
+        web0.usage = Usage {
+            memory_bytes: Some(63_188_992),
+            memory_peak_bytes: None,
+            cpu_usec: Some(2_843_099),
+            processes: Some(3),
+        };
+        let mut web1 = running("web@1", 8, 3_000);
+        web1.usage = Usage {
+            memory_bytes: Some(1_048_576),
+            memory_peak_bytes: None,
+            cpu_usec: Some(100_000),
+            processes: Some(1),
+        };
+        StatusReport {
+            units: vec![unit(
+                "web",
+                UnitKind::Service,
+                State::Running,
+                vec![web0, web1, instance("web@2", State::Inactive)],
+            )],
+            pools: vec![],
+            sockets: vec![],
+        }
+    }
+
+    #[test]
+    fn table_shows_usage_columns_when_herdd_sent_usage() {
+        let expected = "\
+UNIT   STATE     PID  UPTIME  RESTARTS  LAST EXIT  MEMORY  CPU     TASKS
+web@0  running   7    3s      0         -          60.3M   2.843s  3
+web@1  running   8    3s      0         -          1.0M    0.100s  1
+web@2  inactive  -    -       0         -          -       -       -
+";
+        assert_eq!(render_table(&costly(), false), expected);
+    }
+
+    #[test]
+    fn block_sums_usage_like_systemctl() {
+        let block = render_blocks(&costly(), false);
+        assert!(block.contains("   Tasks: 4\n"), "{block}");
+        assert!(block.contains("  Memory: 61.3M\n"), "{block}");
+        assert!(block.contains("     CPU: 2.943s\n"), "{block}");
+        assert!(
+            block.contains("memory 60.3M, cpu 2.843s, 3 processes"),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn sizes_and_cpu_times_read_like_systemctl() {
+        assert_eq!(format_bytes(512), "512B");
+        assert_eq!(format_bytes(830 * 1024), "830K");
+        assert_eq!(format_bytes(3 << 30), "3.0G");
+        assert_eq!(format_cpu(12_500_000), "12.5s");
+        assert_eq!(format_cpu(125_000_000), "2m5s");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::listener::Closing;
 use crate::shell::clients::{ClientId, Incoming, RequestSender};
 use crate::shell::events::{EventHub, Next};
 use crate::shell::logs::LogHub;
+use crate::shell::usage;
 use herd_common::protocol::{decode_request, ErrorCode, Reply, Request, MAX_REQUEST_BYTES};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,6 +106,7 @@ pub async fn serve(connection: Connection, shared: Arc<Shared>, closing: watch::
         client,
         core: shared.core.clone(),
     };
+    let _counted = super::metrics::Counted::default();
     let (read, write) = stream.into_split();
     let mut session = Session {
         client,
@@ -233,6 +235,14 @@ impl Session {
                     Flow::Close
                 }
             }
+            // Gathered from several core replies and /proc: see metrics.rs.
+            Request::Metrics => {
+                let reply = match super::metrics::gather(&self.shared.core, self.client).await {
+                    Ok(text) => Reply::ok(herd_common::protocol::MetricsReport { text }),
+                    Err(reply) => reply,
+                };
+                self.reply(&reply).await
+            }
             request => {
                 let request = crate::core::semaphore::vouch_pid(request, self.peer.pid);
                 self.core_request(request).await
@@ -242,7 +252,9 @@ impl Session {
 
     /// Hands `request` to the core and writes its reply.
     async fn core_request(&mut self, request: Request) -> Flow {
+        let costs = usage::costs(&request);
         match self.ask_core(request).await {
+            Some(reply) if costs => self.reply(&usage::with_usage(reply).await).await,
             Some(reply) => self.reply(&reply).await,
             // herdd re-executes: a request it did not answer was never
             // carried out, and the client may send it again.

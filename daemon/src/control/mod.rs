@@ -10,4 +10,6 @@ pub mod denials;
 pub mod framing;
 pub mod listener;
 pub mod logs;
+pub mod metrics;
+pub mod metrics_http;
 pub mod socket;

@@ -676,6 +676,8 @@ impl Supervisor {
                 notify_status: i.notify_status.clone(),
                 adopted: i.adopted,
                 log_error: self.log_error_of(unit, i.index),
+                // The core does no I/O: the front end fills this in when asked.
+                usage: Default::default(),
             })
             .collect();
         UnitStatus {

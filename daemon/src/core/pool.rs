@@ -5,7 +5,7 @@ use super::action::Action;
 use super::semaphore::{Holder, Semaphores};
 use super::snapshot::PoolSnapshot;
 use super::task::Task;
-use herd_common::protocol::{ErrorBody, ErrorCode, PoolStatus, TaskId};
+use herd_common::protocol::{ErrorBody, ErrorCode, PoolStatus, PoolTally, TaskId};
 use herd_config::PoolConfig;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -25,6 +25,8 @@ pub struct Pool {
     submitted: u64,
     /// Gone from the config (`reload`): dropped once drained.
     pub removing: bool,
+    /// How its tasks ended (for metrics).
+    pub tally: PoolTally,
 }
 
 impl Pool {
@@ -37,6 +39,7 @@ impl Pool {
             closed: false,
             submitted: 0,
             removing: false,
+            tally: PoolTally::default(),
         }
     }
 
@@ -163,6 +166,7 @@ impl Pool {
             max_queue: self.config.max_queue,
             keep_finished: self.config.keep_finished,
             closed: self.closed,
+            tally: self.tally.clone(),
         }
     }
 }

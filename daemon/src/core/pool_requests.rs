@@ -274,13 +274,17 @@ impl Supervisor {
         let holder = Holder::Task(id);
         let label = self.holder_label(&holder);
         self.semaphores.release(&holder, &label, out);
-        let Some(pool) = self
-            .tasks
-            .get(&id)
-            .and_then(|t| self.pools.get_mut(&t.pool))
-        else {
+        let Some(task) = self.tasks.get(&id) else {
             return;
         };
+        let Some(pool) = self.pools.get_mut(&task.pool) else {
+            return;
+        };
+        let ran_ms = task
+            .started_at
+            .zip(task.ended_at)
+            .map(|(start, end)| end.saturating_duration_since(start).as_millis() as u64);
+        pool.tally.record(task.state, ran_ms);
         let evicted = pool.finished(id, was_running);
         self.evicted.extend(evicted);
     }

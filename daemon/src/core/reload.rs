@@ -91,6 +91,7 @@ impl Supervisor {
             control_group,
             log_max_size,
             log_keep,
+            metrics_listen,
         } = new;
         let old = &self.herd;
         let applied = [
@@ -107,6 +108,7 @@ impl Supervisor {
             ("state_dir", old.state_dir != *state_dir),
             ("dbus", old.dbus != *dbus),
             ("control_group", old.control_group != *control_group),
+            ("metrics_listen", old.metrics_listen != *metrics_listen),
         ];
         let keys = |list: &[(&str, bool)]| -> Vec<String> {
             list.iter()
@@ -121,6 +123,7 @@ impl Supervisor {
             state_dir: old.state_dir.clone(),
             dbus: old.dbus.clone(),
             control_group: old.control_group.clone(),
+            metrics_listen: old.metrics_listen,
             ..new.clone()
         };
     }

@@ -125,6 +125,7 @@ impl Supervisor {
             Request::DaemonReexec => Some(self.reexec(now, out)),
             // Streamed by the connection itself, never queued here.
             Request::Events { .. } => Some(served_by_the_connection("events")),
+            Request::Metrics => Some(served_by_the_connection("metrics")),
             // Read from the log files by the connection itself.
             Request::Logs { .. } => Some(served_by_the_connection("logs")),
         };

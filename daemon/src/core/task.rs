@@ -355,6 +355,8 @@ impl Task {
             attempts: self.attempts,
             retries: self.limits.retries,
             failed_attempts: self.failed_attempts.clone(),
+            // The core does no I/O: the front end fills this in when asked.
+            usage: Default::default(),
         }
     }
 }

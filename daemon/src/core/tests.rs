@@ -82,6 +82,7 @@ fn test_config(
             control_group: None,
             log_max_size: herd_config::DEFAULT_LOG_MAX_SIZE,
             log_keep: herd_config::DEFAULT_LOG_KEEP,
+            metrics_listen: None,
         },
         units,
         pools,

@@ -24,3 +24,4 @@ pub mod reaper;
 pub mod reexec;
 pub mod sd_notify;
 pub mod spawn;
+pub mod usage;

@@ -85,12 +85,25 @@ impl Front {
                 ),
             ));
         };
+        if request == Request::Metrics {
+            // Gathered from several core replies, as on the socket.
+            let scraper = crate::control::metrics_http::SCRAPER;
+            let reply = match crate::control::metrics::gather(&self.core, scraper).await {
+                Ok(text) => Reply::ok(herd_common::protocol::MetricsReport { text }),
+                Err(reply) => reply,
+            };
+            return answer(reply);
+        }
         let (reply, receive) = oneshot::channel();
+        let costs = crate::shell::usage::costs(&request);
         if !self.callers().forward(&self.core, &sender, request, reply) {
             // Gone from the bus (no one to answer), or the core has stopped.
             return answer(framing::shutting_down());
         }
-        let reply = receive.await.unwrap_or_else(|_| framing::shutting_down());
+        let mut reply = receive.await.unwrap_or_else(|_| framing::shutting_down());
+        if costs {
+            reply = crate::shell::usage::with_usage(reply).await;
+        }
         self.answered.fetch_add(1, Ordering::SeqCst);
         Answer {
             reply,

@@ -1,0 +1,260 @@
+//! What a running instance or task costs: memory, CPU time and processes,
+//! read when a client asks (`status`, `tasks`, metrics), never otherwise.
+//!
+//! The figures come from the process's own cgroup when herd gave it one
+//! (a directory named `herd-<pid>/...`, see `cgroup.rs`): the v2 files
+//! `memory.current`, `memory.peak`, `cpu.stat` (`usage_usec`) and
+//! `pids.current`, or on a hybrid host the v1 files of the controllers
+//! bound there (`memory.usage_in_bytes`, `memory.max_usage_in_bytes`,
+//! `cpuacct.usage`, `pids.current`). What no cgroup offers is summed over
+//! the processes themselves from /proc: the members of the v2 cgroup when
+//! there is one, else the process group. Each figure is a best effort: a
+//! process that exits while it is read simply counts no more.
+
+use super::mountinfo;
+use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Bytes per page and clock ticks per second, for /proc's figures.
+struct Units {
+    page: u64,
+    ticks: u64,
+}
+
+impl Units {
+    fn current() -> Units {
+        // SAFETY: sysconf only reads a constant of the running system.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        // SAFETY: as above.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        Units {
+            page: u64::try_from(page).unwrap_or(4096).max(1),
+            ticks: u64::try_from(ticks).unwrap_or(100).max(1),
+        }
+    }
+}
+
+/// Reads usage for many process groups at once (mountinfo read once).
+pub struct Reader {
+    mountinfo: String,
+    units: Units,
+}
+
+impl Default for Reader {
+    fn default() -> Self {
+        Reader::new()
+    }
+}
+
+impl Reader {
+    pub fn new() -> Reader {
+        Reader {
+            mountinfo: fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+            units: Units::current(),
+        }
+    }
+
+    /// Usage of the instance or task whose leader (and process group) is
+    /// `pid`; `None` when it has gone.
+    pub fn of(&self, pid: u32) -> Option<Usage> {
+        let memberships = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let own = |dir: Option<PathBuf>| dir.filter(|dir| is_herds(dir));
+        let v2 = own(mountinfo::v2_dir(&self.mountinfo, &memberships));
+        let v1 = |controller| own(mountinfo::v1_dir(&self.mountinfo, &memberships, controller));
+        let (memory_v1, cpuacct, pids_v1) = (v1("memory"), v1("cpuacct"), v1("pids"));
+        let mut members = match &v2 {
+            Some(dir) => read_pids(&dir.join("cgroup.procs")),
+            None => group_members(pid),
+        };
+        if members.is_empty() {
+            // Not a group leader (or a cgroup read raced an exit): itself at least.
+            members.push(pid);
+        }
+        let mut usage = Usage::default();
+        let v2_file = |file: &str| v2.as_ref().and_then(|dir| read_u64(&dir.join(file)));
+        let v1_file = |dir: &Option<PathBuf>, file: &str| {
+            dir.as_ref().and_then(|dir| read_u64(&dir.join(file)))
+        };
+        usage.memory_bytes = v2_file("memory.current")
+            .or_else(|| v1_file(&memory_v1, "memory.usage_in_bytes"))
+            .or_else(|| Some(self.resident(&members)));
+        usage.memory_peak_bytes =
+            v2_file("memory.peak").or_else(|| v1_file(&memory_v1, "memory.max_usage_in_bytes"));
+        usage.cpu_usec = v2
+            .as_ref()
+            .and_then(|dir| cpu_stat_usec(&dir.join("cpu.stat")))
+            .or_else(|| v1_file(&cpuacct, "cpuacct.usage").map(|ns| ns / 1000))
+            .or_else(|| Some(self.cpu_time(&members)));
+        usage.processes = v2_file("pids.current")
+            .or_else(|| v1_file(&pids_v1, "pids.current"))
+            .or(Some(members.len() as u64));
+        Some(usage)
+    }
+
+    /// Resident memory of `pids`, summed (shared pages count once per process).
+    fn resident(&self, pids: &[u32]) -> u64 {
+        pids.iter()
+            .filter_map(|pid| {
+                let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+                statm.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .sum::<u64>()
+            * self.units.page
+    }
+
+    /// User plus system CPU time of `pids` (and of the children they reaped), in µs.
+    fn cpu_time(&self, pids: &[u32]) -> u64 {
+        let ticks: u64 = pids.iter().filter_map(|pid| stat_ticks(*pid)).sum();
+        ticks * 1_000_000 / self.units.ticks
+    }
+}
+
+/// Whether the reply to `request` carries usage (`status`, `tasks`).
+pub fn costs(request: &Request) -> bool {
+    matches!(request, Request::Status { .. } | Request::Tasks { .. })
+}
+
+/// A `status` or `tasks` reply with what each running process costs, read
+/// on a blocking thread: the files of hundreds of cgroups must not hold up
+/// the loop. Nothing is read unless a client asks.
+pub async fn with_usage(reply: Reply) -> Reply {
+    let Reply::Ok(mut payload) = reply else {
+        return reply;
+    };
+    match tokio::task::spawn_blocking(move || {
+        fill_payload(&mut payload);
+        payload
+    })
+    .await
+    {
+        Ok(payload) => Reply::Ok(payload),
+        Err(err) => Reply::error(ErrorCode::Failed, format!("cannot read usage: {err}")),
+    }
+}
+
+/// Fills usage into a `status` or `tasks` payload as herdd sends it:
+/// every instance (`units[].instances[]`) and task (`tasks[]`) with a pid.
+/// Reads files for each: run it off the event loop.
+pub fn fill_payload(payload: &mut serde_json::Value) {
+    let reader = Reader::new();
+    let Some(object) = payload.as_object_mut() else {
+        return;
+    };
+    let mut entries: Vec<&mut serde_json::Value> = Vec::new();
+    for (key, value) in object.iter_mut() {
+        let Some(list) = value.as_array_mut() else {
+            continue;
+        };
+        match key.as_str() {
+            "units" => entries.extend(
+                list.iter_mut()
+                    .filter_map(|unit| unit.get_mut("instances")?.as_array_mut())
+                    .flatten(),
+            ),
+            "tasks" => entries.extend(list.iter_mut()),
+            _ => {}
+        }
+    }
+    for entry in entries {
+        let pid = entry.get("pid").and_then(serde_json::Value::as_u64);
+        let (Some(pid), Some(object)) = (pid, entry.as_object_mut()) else {
+            continue;
+        };
+        let Some(usage) = u32::try_from(pid).ok().and_then(|pid| reader.of(pid)) else {
+            continue;
+        };
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(usage) {
+            object.extend(fields);
+        }
+    }
+}
+
+/// A cgroup herd made for one process (not herdd's own, shared one).
+fn is_herds(dir: &Path) -> bool {
+    dir.components().any(|part| {
+        part.as_os_str()
+            .to_str()
+            .is_some_and(|name| name.starts_with("herd-"))
+    })
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn read_pids(path: &Path) -> Vec<u32> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect()
+}
+
+/// `usage_usec` of a v2 `cpu.stat` (present with or without the cpu controller).
+fn cpu_stat_usec(path: &Path) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("usage_usec "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name (which may hold
+/// spaces and parentheses, so it is skipped up to its last `)`).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// utime + stime + cutime + cstime, in clock ticks.
+fn stat_ticks(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    // After the name: state(0) ppid pgrp session tty tpgid flags minflt
+    // cminflt majflt cmajflt utime(11) stime cutime cstime(14).
+    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some(tick(11)? + tick(12)? + tick(13)? + tick(14)?)
+}
+
+/// Every process whose process group is `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            stat_fields(*pid)
+                .and_then(|fields| fields.get(2)?.parse::<u32>().ok())
+                .is_some_and(|group| group == pgid)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_usage_is_read_from_proc() {
+        // This test process is in no herd cgroup: its figures come from /proc.
+        let reader = Reader::new();
+        let me = std::process::id();
+        let usage = reader.of(me).expect("this process exists");
+        let group = nix::unistd::getpgrp().as_raw() as u32;
+        assert!(group_members(group).contains(&me));
+        assert!(usage.memory_bytes.unwrap() > 0);
+        assert!(usage.processes.is_some());
+        assert!(reader.of(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn only_herds_cgroups_count() {
+        assert!(is_herds(Path::new(
+            "/sys/fs/cgroup/unified/herd-12/units/web/0"
+        )));
+        assert!(!is_herds(Path::new("/sys/fs/cgroup/memory/user.slice")));
+    }
+}
