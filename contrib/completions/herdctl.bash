@@ -46,6 +46,9 @@ _herdctl() {
             herdctl,map)
                 cmd="herdctl__subcmd__map"
                 ;;
+            herdctl,metrics)
+                cmd="herdctl__subcmd__metrics"
+                ;;
             herdctl,output)
                 cmd="herdctl__subcmd__output"
                 ;;
@@ -81,6 +84,9 @@ _herdctl() {
                 ;;
             herdctl,tasks)
                 cmd="herdctl__subcmd__tasks"
+                ;;
+            herdctl,top)
+                cmd="herdctl__subcmd__top"
                 ;;
             herdctl__subcmd__event,clear)
                 cmd="herdctl__subcmd__event__subcmd__clear"
@@ -142,6 +148,9 @@ _herdctl() {
             herdctl__subcmd__help,map)
                 cmd="herdctl__subcmd__help__subcmd__map"
                 ;;
+            herdctl__subcmd__help,metrics)
+                cmd="herdctl__subcmd__help__subcmd__metrics"
+                ;;
             herdctl__subcmd__help,output)
                 cmd="herdctl__subcmd__help__subcmd__output"
                 ;;
@@ -177,6 +186,9 @@ _herdctl() {
                 ;;
             herdctl__subcmd__help,tasks)
                 cmd="herdctl__subcmd__help__subcmd__tasks"
+                ;;
+            herdctl__subcmd__help,top)
+                cmd="herdctl__subcmd__help__subcmd__top"
                 ;;
             herdctl__subcmd__help__subcmd__event,clear)
                 cmd="herdctl__subcmd__help__subcmd__event__subcmd__clear"
@@ -254,7 +266,7 @@ _herdctl() {
 
     case "${cmd}" in
         herdctl)
-            opts="-h -V --socket --dbus --json --timeout --help --version status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help"
+            opts="-h -V --socket --dbus --json --timeout --help --version status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -566,7 +578,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__help)
-            opts="status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs completions help"
+            opts="status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -762,6 +774,20 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__help__subcmd__map)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        herdctl__subcmd__help__subcmd__metrics)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1013,6 +1039,20 @@ _herdctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        herdctl__subcmd__help__subcmd__top)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         herdctl__subcmd__join)
             opts="-h -V --timeout --socket --dbus --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1134,6 +1174,28 @@ _herdctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        herdctl__subcmd__metrics)
+            opts="-h -V --socket --dbus --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1666,6 +1728,44 @@ _herdctl() {
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        herdctl__subcmd__top)
+            opts="-b -n -d -h -V --batch --iterations --delay --socket --dbus --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --iterations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
