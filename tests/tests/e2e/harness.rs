@@ -84,16 +84,29 @@ impl Herd {
             .append(true)
             .open(self.dir.path().join("herdd.log"))
             .expect("log file");
-        let child = Command::new(&self.herdd)
+        let mut command = Command::new(&self.herdd);
+        command
             .arg("--config")
             .arg(&self.config)
             .env("HERD_LOG", "debug")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn herdd");
+            .stderr(log);
+        let started = Instant::now();
+        let child = loop {
+            match command.spawn() {
+                // A test that just copied the binary: a child another test
+                // forked meanwhile may hold the copy's descriptor until its exec.
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::ExecutableFileBusy
+                        && started.elapsed() < DEADLINE =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                spawned => break spawned.expect("spawn herdd"),
+            }
+        };
         self.daemon = Some(child);
         let started = Instant::now();
         while UnixStream::connect(&self.socket).is_err() {
