@@ -23,3 +23,4 @@ pub mod reaper;
 pub mod reexec;
 pub mod sd_notify;
 pub mod spawn;
+pub mod task_cgroups;

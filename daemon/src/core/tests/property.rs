@@ -387,7 +387,10 @@ impl Driver {
                     );
                     None
                 }
-                Action::KillLeftovers { .. } | Action::Publish(_) | Action::Reexec => None,
+                Action::KillLeftovers { .. }
+                | Action::KillPoolLeftovers { .. }
+                | Action::Publish(_)
+                | Action::Reexec => None,
                 Action::Reply { id, .. } => {
                     if *sending != Some(id) {
                         stats.later_replies += 1;
