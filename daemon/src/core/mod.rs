@@ -24,6 +24,7 @@ pub mod snapshot;
 mod sync_requests;
 pub mod task;
 pub mod unit;
+mod waiters;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use task::Task;
 use unit::{AsDependency, Unit};
+use waiters::Waiters;
 
 /// Names one instance: its unit and its index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,7 +118,13 @@ pub struct Supervisor {
     /// Counts the inputs that changed state, so the shell knows when to
     /// write the journal.
     generation: u64,
-    waiters: Vec<Waiter>,
+    waiters: Waiters,
+    /// Tasks that are queued or running (the only ones with deadlines), so
+    /// that [`Supervisor::next_deadline`] does not walk the finished ones
+    /// kept for `status`; brought up to date at the end of each step.
+    live_tasks: std::collections::BTreeSet<TaskId>,
+    /// Tasks from this id on are not in `live_tasks` yet.
+    unindexed_tasks: TaskId,
     shutdown: Option<Shutdown>,
     shutdown_timeout: Duration,
     /// The `[herd]` settings in effect, for `reload` to tell what changed.
@@ -152,7 +160,9 @@ impl Supervisor {
             events: Events::new(config.events.iter().map(|e| (e.name.clone(), e.set))),
             restored: std::collections::HashSet::new(),
             generation: 0,
-            waiters: Vec::new(),
+            waiters: Waiters::default(),
+            live_tasks: std::collections::BTreeSet::new(),
+            unindexed_tasks: 0,
             shutdown: None,
             shutdown_timeout: config.herd.shutdown_timeout,
             herd: config.herd.clone(),
@@ -259,7 +269,19 @@ impl Supervisor {
             self.tasks.remove(&id);
         }
         self.drop_removed();
+        self.index_live_tasks();
         out
+    }
+
+    /// Adds the tasks submitted during the step to `live_tasks` and drops
+    /// those that have ended: the cost grows with the live tasks only.
+    fn index_live_tasks(&mut self) {
+        let new = self.tasks.range(self.unindexed_tasks..).map(|(id, _)| *id);
+        self.live_tasks.extend(new);
+        self.unindexed_tasks = self.next_task.max(self.unindexed_tasks);
+        let tasks = &self.tasks;
+        self.live_tasks
+            .retain(|id| tasks.get(id).is_some_and(|task| !task.state.is_final()));
     }
 
     /// A process could not be started: exec errors do not heal by retrying.
@@ -279,8 +301,11 @@ impl Supervisor {
             .values()
             .flat_map(|u| &u.instances)
             .filter_map(|i| i.deadline);
-        let tasks = self.tasks.values().filter_map(|t| t.deadline);
-        let waiters = self.waiters.iter().filter_map(|w| w.deadline);
+        let tasks = self
+            .live_tasks
+            .iter()
+            .filter_map(|id| self.tasks.get(id)?.deadline);
+        let waiters = self.waiters.first_deadline();
         let join = self
             .shutdown
             .as_ref()
@@ -493,9 +518,15 @@ impl Supervisor {
 
     /// Replies to every waiter whose goal is reached or whose deadline passed.
     /// Waiters are kept in arrival order, so replies go out in that order.
+    /// Only the waiters that may be done are looked at (see `waiters.rs`).
     fn settle_waiters(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let waiters = std::mem::take(&mut self.waiters);
-        for waiter in waiters {
+        let candidates = self
+            .waiters
+            .candidates(now, |name| self.events.is_set(name));
+        for seq in candidates {
+            let Some(waiter) = self.waiters.take(seq) else {
+                continue;
+            };
             let reached = match &waiter.goal {
                 Goal::SemAcquired { holder, name } => {
                     let label = self.holder_label(holder);
@@ -516,7 +547,7 @@ impl Supervisor {
                     reply,
                 });
             } else {
-                self.waiters.push(waiter);
+                self.waiters.restore(seq, waiter);
             }
         }
     }
@@ -526,7 +557,7 @@ impl Supervisor {
     /// and its client waits again on the new image (it has the same state).
     /// A semaphore waiter leaves the line; it queues again when it asks again.
     fn send_waiters_away(&mut self, out: &mut Vec<Action>) {
-        for waiter in std::mem::take(&mut self.waiters) {
+        for waiter in self.waiters.drain() {
             if let Goal::SemAcquired { holder, .. } = &waiter.goal {
                 self.semaphores.withdraw(holder);
             }
