@@ -12,6 +12,7 @@ pub mod action;
 pub mod backoff;
 mod drive;
 pub mod event;
+mod held;
 pub mod input;
 pub mod instance;
 pub mod lifecycle;
@@ -109,6 +110,8 @@ pub struct Supervisor {
     /// Finished tasks past their pool's `keep_finished`, dropped at the end of
     /// the step (after waiters have seen them).
     evicted: Vec<TaskId>,
+    /// Ended tasks kept for the client that submitted them (see `held.rs`).
+    held: held::Held,
     /// Every live process herd spawned, to map `waitpid` results to owners.
     pids: HashMap<u32, Owner>,
     semaphores: Semaphores,
@@ -150,6 +153,7 @@ impl Supervisor {
             tasks: BTreeMap::new(),
             next_task: 1,
             evicted: Vec::new(),
+            held: held::Held::default(),
             pids: HashMap::new(),
             semaphores: Semaphores::new(
                 config
@@ -182,8 +186,21 @@ impl Supervisor {
                 id,
                 client,
                 request,
-            } => self.request(now, id, client, request, &mut out),
-            Input::ClientGone { client } => self.client_gone(client, &mut out),
+            } => {
+                let submitted_from = self.next_task;
+                let read = match &request {
+                    herd_common::protocol::Request::Output { id, .. } => Some(*id),
+                    _ => None,
+                };
+                self.request(now, id, client, request, &mut out);
+                self.hold_results(client, submitted_from, read);
+            }
+            Input::ClientGone { client } => {
+                self.client_gone(client, &mut out);
+                for id in self.held.client_gone(client) {
+                    self.tasks.remove(&id);
+                }
+            }
             Input::Spawned { owner, pid } => {
                 self.pids.insert(pid, owner.clone());
                 match owner {
@@ -266,11 +283,30 @@ impl Supervisor {
         }
         // Only now, so that a join waiting on an evicted task has seen its end.
         for id in self.evicted.drain(..) {
-            self.tasks.remove(&id);
+            if !self.held.on_evicted(id) {
+                self.tasks.remove(&id);
+            }
         }
         self.drop_removed();
         self.index_live_tasks();
         out
+    }
+
+    /// Holds the tasks `client` submitted (ids from `submitted_from` on)
+    /// until it reads their output (`read`) or disconnects.
+    fn hold_results(&mut self, client: ClientId, submitted_from: TaskId, read: Option<TaskId>) {
+        for id in submitted_from..self.next_task {
+            if self.tasks.contains_key(&id) {
+                self.held.hold(client, id);
+            }
+        }
+        let Some(id) = read else {
+            return;
+        };
+        let ended = self.tasks.get(&id).is_some_and(|t| t.state.is_final());
+        if ended && self.held.release(client, id) {
+            self.tasks.remove(&id);
+        }
     }
 
     /// Adds the tasks submitted during the step to `live_tasks` and drops
