@@ -483,9 +483,16 @@ impl Cgroups {
             }
         } else if let Some(root) = self.root.clone() {
             match self.make_v2(&root, &relative, confinement) {
-                Ok(leaf) => {
+                Ok((directory, procs, reused)) => {
                     placement.dirs.push(root.join(&relative));
-                    placement.v2 = Some(leaf);
+                    if reused {
+                        // It may have been killed (`cgroup.kill`): a child
+                        // cloned right into such a cgroup is killed at birth
+                        // (seen on Linux 6.18), so it joins by write.
+                        placement.procs.push(procs);
+                    } else {
+                        placement.v2 = Some((directory, procs));
+                    }
                 }
                 Err(err) => warn!(
                     cgroup = %root.join(&relative).display(),
@@ -530,13 +537,13 @@ impl Cgroups {
 
     /// The v2 leaf: parents with every enabled controller delegated, limits
     /// written (defaults where the config sets none); the leaf directory and
-    /// its `cgroup.procs`, open.
+    /// its `cgroup.procs`, open, and whether the leaf was there already.
     fn make_v2(
         &mut self,
         root: &Path,
         relative: &Path,
         confinement: &Confinement,
-    ) -> io::Result<(File, File)> {
+    ) -> io::Result<(File, File, bool)> {
         let leaf = root.join(relative);
         let mut dir = root.to_path_buf();
         let parents: Vec<_> = relative.parent().into_iter().flat_map(Path::iter).collect();
@@ -547,9 +554,10 @@ impl Cgroups {
             }
         }
         // A leftover cgroup of this instance's last run is used again.
-        create_dir(&leaf)?;
+        let reused = !create_dir(&leaf)?;
         self.doomed.retain(|doomed| doomed != &leaf);
-        self.configure_v2(&leaf, confinement)
+        let (directory, procs) = self.configure_v2(&leaf, confinement)?;
+        Ok((directory, procs, reused))
     }
 
     /// Writes the limits into the v2 `leaf` (defaults where the config sets

@@ -72,6 +72,15 @@ impl TaskCgroups {
         delegate: impl Fn(&Path),
     ) -> io::Result<(PathBuf, RawFd, RawFd)> {
         let entry = self.pools.entry(pool.to_string()).or_default();
+        // Removed behind our back (an empty cgroup can be, e.g. by another
+        // herdd that took our tree for a stale one): make it again.
+        if entry
+            .shared
+            .as_ref()
+            .is_some_and(|shared| !shared.dir.exists())
+        {
+            entry.shared = None;
+        }
         if entry.shared.is_none() {
             let dir = pool_dir(root, pool, delegate)?
                 .join(format!("{SHARED_PREFIX}{}", entry.generation));
@@ -222,6 +231,10 @@ pub fn is_shared(dir: &Path) -> bool {
 
 /// `<root>/pools/<pool>`, made if missing (with the controllers delegated).
 fn pool_dir(root: &Path, pool: &str, delegate: impl Fn(&Path)) -> io::Result<PathBuf> {
+    // herd's own subtree too, should it have been removed.
+    if make_dir(root)? {
+        delegate(root);
+    }
     let pools = root.join("pools");
     if make_dir(&pools)? {
         delegate(&pools);
