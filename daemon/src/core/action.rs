@@ -17,6 +17,10 @@ pub enum Action {
     /// SIGKILL whatever is left in the process group of `pgid`, whose leader
     /// has just exited, so no stray process outlives its instance.
     KillLeftovers { pgid: u32 },
+    /// `pool terminate`: once the pool's stopped tasks have exited, SIGKILL
+    /// whatever they left behind in the pool's shared cgroup (processes that
+    /// left their task's process group with `setsid`).
+    KillPoolLeftovers { pool: String },
     /// Answer request `id`.
     Reply { id: RequestId, reply: Reply },
     /// Something happened that logs and the event stream should show.

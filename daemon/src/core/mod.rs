@@ -12,6 +12,7 @@ pub mod action;
 pub mod backoff;
 mod drive;
 pub mod event;
+mod held;
 pub mod input;
 pub mod instance;
 pub mod lifecycle;
@@ -26,6 +27,7 @@ pub mod snapshot;
 mod sync_requests;
 pub mod task;
 pub mod unit;
+mod waiters;
 pub mod watchdog;
 
 #[cfg(test)]
@@ -49,6 +51,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use task::Task;
 use unit::{AsDependency, Unit};
+use waiters::Waiters;
 
 /// Names one instance: its unit and its index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -110,6 +113,8 @@ pub struct Supervisor {
     /// Finished tasks past their pool's `keep_finished`, dropped at the end of
     /// the step (after waiters have seen them).
     evicted: Vec<TaskId>,
+    /// Ended tasks kept for the client that submitted them (see `held.rs`).
+    held: held::Held,
     /// Every live process herd spawned, to map `waitpid` results to owners.
     pids: HashMap<u32, Owner>,
     semaphores: Semaphores,
@@ -119,7 +124,13 @@ pub struct Supervisor {
     /// Counts the inputs that changed state, so the shell knows when to
     /// write the journal.
     generation: u64,
-    waiters: Vec<Waiter>,
+    waiters: Waiters,
+    /// Tasks that are queued or running (the only ones with deadlines), so
+    /// that [`Supervisor::next_deadline`] does not walk the finished ones
+    /// kept for `status`; brought up to date at the end of each step.
+    live_tasks: std::collections::BTreeSet<TaskId>,
+    /// Tasks from this id on are not in `live_tasks` yet.
+    unindexed_tasks: TaskId,
     shutdown: Option<Shutdown>,
     shutdown_timeout: Duration,
     /// The `[herd]` settings in effect, for `reload` to tell what changed.
@@ -149,6 +160,7 @@ impl Supervisor {
             tasks: BTreeMap::new(),
             next_task: 1,
             evicted: Vec::new(),
+            held: held::Held::default(),
             pids: HashMap::new(),
             semaphores: Semaphores::new(
                 config
@@ -159,7 +171,9 @@ impl Supervisor {
             events: Events::new(config.events.iter().map(|e| (e.name.clone(), e.set))),
             restored: std::collections::HashSet::new(),
             generation: 0,
-            waiters: Vec::new(),
+            waiters: Waiters::default(),
+            live_tasks: std::collections::BTreeSet::new(),
+            unindexed_tasks: 0,
             shutdown: None,
             shutdown_timeout: config.herd.shutdown_timeout,
             herd: config.herd.clone(),
@@ -181,8 +195,21 @@ impl Supervisor {
                 id,
                 client,
                 request,
-            } => self.request(now, id, client, request, &mut out),
-            Input::ClientGone { client } => self.client_gone(client, &mut out),
+            } => {
+                let submitted_from = self.next_task;
+                let read = match &request {
+                    herd_common::protocol::Request::Output { id, .. } => Some(*id),
+                    _ => None,
+                };
+                self.request(now, id, client, request, &mut out);
+                self.hold_results(client, submitted_from, read);
+            }
+            Input::ClientGone { client } => {
+                self.client_gone(client, &mut out);
+                for id in self.held.client_gone(client) {
+                    self.tasks.remove(&id);
+                }
+            }
             Input::Spawned { owner, pid } => {
                 self.pids.insert(pid, owner.clone());
                 match owner {
@@ -266,10 +293,41 @@ impl Supervisor {
         }
         // Only now, so that a join waiting on an evicted task has seen its end.
         for id in self.evicted.drain(..) {
-            self.tasks.remove(&id);
+            if !self.held.on_evicted(id) {
+                self.tasks.remove(&id);
+            }
         }
         self.drop_removed();
+        self.index_live_tasks();
         out
+    }
+
+    /// Holds the tasks `client` submitted (ids from `submitted_from` on)
+    /// until it reads their output (`read`) or disconnects.
+    fn hold_results(&mut self, client: ClientId, submitted_from: TaskId, read: Option<TaskId>) {
+        for id in submitted_from..self.next_task {
+            if self.tasks.contains_key(&id) {
+                self.held.hold(client, id);
+            }
+        }
+        let Some(id) = read else {
+            return;
+        };
+        let ended = self.tasks.get(&id).is_some_and(|t| t.state.is_final());
+        if ended && self.held.release(client, id) {
+            self.tasks.remove(&id);
+        }
+    }
+
+    /// Adds the tasks submitted during the step to `live_tasks` and drops
+    /// those that have ended: the cost grows with the live tasks only.
+    fn index_live_tasks(&mut self) {
+        let new = self.tasks.range(self.unindexed_tasks..).map(|(id, _)| *id);
+        self.live_tasks.extend(new);
+        self.unindexed_tasks = self.next_task.max(self.unindexed_tasks);
+        let tasks = &self.tasks;
+        self.live_tasks
+            .retain(|id| tasks.get(id).is_some_and(|task| !task.state.is_final()));
     }
 
     /// A process could not be started: exec errors do not heal by retrying.
@@ -289,8 +347,11 @@ impl Supervisor {
             .values()
             .flat_map(|u| &u.instances)
             .filter_map(Instance::next_timer);
-        let tasks = self.tasks.values().filter_map(|t| t.deadline);
-        let waiters = self.waiters.iter().filter_map(|w| w.deadline);
+        let tasks = self
+            .live_tasks
+            .iter()
+            .filter_map(|id| self.tasks.get(id)?.deadline);
+        let waiters = self.waiters.first_deadline();
         let join = self
             .shutdown
             .as_ref()
@@ -512,9 +573,15 @@ impl Supervisor {
 
     /// Replies to every waiter whose goal is reached or whose deadline passed.
     /// Waiters are kept in arrival order, so replies go out in that order.
+    /// Only the waiters that may be done are looked at (see `waiters.rs`).
     fn settle_waiters(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let waiters = std::mem::take(&mut self.waiters);
-        for waiter in waiters {
+        let candidates = self
+            .waiters
+            .candidates(now, |name| self.events.is_set(name));
+        for seq in candidates {
+            let Some(waiter) = self.waiters.take(seq) else {
+                continue;
+            };
             let reached = match &waiter.goal {
                 Goal::SemAcquired { holder, name } => {
                     let label = self.holder_label(holder);
@@ -535,7 +602,7 @@ impl Supervisor {
                     reply,
                 });
             } else {
-                self.waiters.push(waiter);
+                self.waiters.restore(seq, waiter);
             }
         }
     }
@@ -545,7 +612,7 @@ impl Supervisor {
     /// and its client waits again on the new image (it has the same state).
     /// A semaphore waiter leaves the line; it queues again when it asks again.
     fn send_waiters_away(&mut self, out: &mut Vec<Action>) {
-        for waiter in std::mem::take(&mut self.waiters) {
+        for waiter in self.waiters.drain() {
             if let Goal::SemAcquired { holder, .. } = &waiter.goal {
                 self.semaphores.withdraw(holder);
             }

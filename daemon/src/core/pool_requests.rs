@@ -175,6 +175,9 @@ impl Supervisor {
         for id in self.live_tasks(|task| task.pool == name) {
             self.cancel_task(now, id, "pool terminated", out);
         }
+        out.push(Action::KillPoolLeftovers {
+            pool: name.to_string(),
+        });
         self.pool_reply(name, false)
     }
 

@@ -1,4 +1,4 @@
-//! One cgroup per instance and per pool task, so that stopping kills the
+//! One cgroup per instance (and per pool task with limits), so that stopping kills the
 //! whole tree — including processes that left the process group with
 //! `setsid` — and so that `memory_max`, `pids_max` and `cpu_weight` apply.
 //!
@@ -6,8 +6,8 @@
 //! itself in the cgroup v2 hierarchy (found in /proc/self/mountinfo and
 //! /proc/self/cgroup: `/sys/fs/cgroup` on a unified system,
 //! `/sys/fs/cgroup/unified` on a hybrid one). Each process then gets
-//! `herd-<pid>/units/<unit>/<index>` or `herd-<pid>/tasks/<id>`, and is
-//! created right in it (`clone3` with `CLONE_INTO_CGROUP`; on kernels without
+//! `herd-<pid>/units/<unit>/<index>` (pool tasks: see `task_cgroups.rs`),
+//! and is created right in it (`clone3` with `CLONE_INTO_CGROUP`; on kernels without
 //! it the child writes `0` to the cgroup's `cgroup.procs` before its exec).
 //!
 //! The v1 cgroups of a hybrid system (below) have no such clone flag: the
@@ -59,6 +59,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::mountinfo;
+use super::task_cgroups::{self, TaskCgroups};
 
 /// Prefix of the subtree each herdd creates (`herd-<pid>`).
 const SUBTREE_PREFIX: &str = "herd-";
@@ -148,6 +149,8 @@ pub struct Cgroups {
     doomed: Vec<PathBuf>,
     /// Limits already reported as unenforceable.
     warned: HashSet<Controller>,
+    /// Pool tasks' shared and reusable v2 cgroups.
+    tasks: TaskCgroups,
 }
 
 /// The cgroups prepared for a process about to be spawned.
@@ -159,6 +162,8 @@ pub struct Placement {
     v2: Option<(File, File)>,
     /// `cgroup.procs` of each v1 cgroup, open for writing: the child writes `0` to them.
     procs: Vec<File>,
+    /// A pool's shared cgroup (kept open by [`TaskCgroups`]) instead of `v2`.
+    shared: Option<(PathBuf, RawFd, RawFd)>,
 }
 
 impl Placement {
@@ -171,6 +176,9 @@ impl Placement {
     /// The v2 cgroup to create the child in: its directory and (for kernels
     /// without `CLONE_INTO_CGROUP`) its `cgroup.procs`.
     pub fn v2(&self) -> Option<(RawFd, RawFd)> {
+        if let Some((_, dir, procs)) = &self.shared {
+            return Some((*dir, *procs));
+        }
         self.v2
             .as_ref()
             .map(|(dir, procs)| (dir.as_raw_fd(), procs.as_raw_fd()))
@@ -188,6 +196,7 @@ impl Cgroups {
             live: HashMap::new(),
             doomed: Vec::new(),
             warned: HashSet::new(),
+            tasks: TaskCgroups::default(),
         }
     }
 
@@ -241,7 +250,7 @@ impl Cgroups {
                 root = %root.display(),
                 controllers = %names(cgroups.enabled.clone()),
                 v1_controllers = %names(v1),
-                "each instance and task gets its own cgroup"
+                "each instance, and each task whose pool sets a limit, gets its own cgroup"
             );
         }
         cgroups
@@ -250,15 +259,24 @@ impl Cgroups {
     /// The spawn of a process placed with [`Cgroups::place`] is over: its
     /// cgroups are now its own (`Some(pid)`), or removed if it did not start.
     pub fn settle(&mut self, placement: Option<Placement>, pid: Option<u32>) {
-        let Some(Placement { dirs, .. }) = placement else {
+        let Some(Placement { dirs, shared, .. }) = placement else {
             return;
         };
+        if let (Some((dir, ..)), Some(pid)) = (shared, pid) {
+            self.tasks.joined(dir, pid);
+        }
         match pid {
-            Some(pid) => {
+            Some(pid) if !dirs.is_empty() => {
                 self.live.insert(pid, dirs);
             }
+            Some(_) => {}
             None => {
-                self.doomed.extend(dirs);
+                let (slots, others): (Vec<PathBuf>, Vec<PathBuf>) =
+                    dirs.into_iter().partition(|dir| self.tasks.is_slot(dir));
+                for slot in slots {
+                    self.tasks.unused(slot);
+                }
+                self.doomed.extend(others);
                 self.sweep();
             }
         }
@@ -268,6 +286,12 @@ impl Cgroups {
     /// (`cgroup.kill` reaches processes that left its process group) and
     /// remove the cgroup once empty.
     pub fn kill_leftovers(&mut self, pid: u32) {
+        if let Some(killed) = self.tasks.leader_exited(pid) {
+            // A shared pool cgroup: the process group was all of this task to kill.
+            self.doomed.extend(killed);
+            self.sweep();
+            return;
+        }
         let Some(dirs) = self.live.remove(&pid) else {
             return;
         };
@@ -291,13 +315,29 @@ impl Cgroups {
                 }
             }
         }
-        self.doomed.extend(dirs);
+        let (slots, others): (Vec<PathBuf>, Vec<PathBuf>) =
+            dirs.into_iter().partition(|dir| self.tasks.is_slot(dir));
+        for slot in slots {
+            self.tasks.drain(slot);
+        }
+        self.doomed.extend(others);
         self.sweep();
+    }
+
+    /// `pool terminate`: the pool's shared cgroup is killed — now if its
+    /// tasks have all exited, else when the last one has — and removed; the
+    /// pool's next tasks get a fresh one.
+    pub fn kill_pool_leftovers(&mut self, pool: &str) {
+        if let Some(killed) = self.tasks.retire(pool) {
+            self.doomed.push(killed);
+            self.sweep();
+        }
     }
 
     /// Removes the cgroups that have emptied since they were doomed; keeps
     /// the busy ones for the next call (after the next reap).
     pub fn sweep(&mut self) {
+        self.tasks.recycle();
         if self.doomed.is_empty() {
             return;
         }
@@ -370,28 +410,89 @@ impl Cgroups {
             debug!(cgroup = %top.display(), processes = leaders.len(), "took over a cgroup tree");
         }
         for (pid, dir) in leaders {
-            self.live.entry(pid).or_default().push(dir);
+            if task_cgroups::is_shared(&dir) {
+                self.tasks.adopt_sharer(pid, dir);
+            } else {
+                self.live.entry(pid).or_default().push(dir);
+            }
         }
     }
 
     /// Creates and configures the cgroups for `owner`'s next process and
     /// opens their `cgroup.procs`; `None` when it gets none (process groups
     /// only). Hand the placement back to [`Cgroups::settle`] after the spawn.
-    pub fn place(&mut self, owner: &Owner, confinement: &Confinement) -> Option<Placement> {
+    /// `pool` is the pool of a task: see `task_cgroups.rs`.
+    pub fn place(
+        &mut self,
+        owner: &Owner,
+        confinement: &Confinement,
+        pool: Option<&str>,
+    ) -> Option<Placement> {
         let relative = match owner {
             Owner::Instance(id) => Path::new("units").join(&id.unit).join(id.index.to_string()),
-            Owner::Task(id) => Path::new("tasks").join(id.to_string()),
+            // Not `tasks/<id>`: every v1 cgroup has a file named `tasks`.
+            Owner::Task(id) => match pool {
+                Some(pool) => Path::new("pools").join(pool).join(format!("task-{id}")),
+                None => Path::new("tasks").join(id.to_string()),
+            },
         };
         let mut placement = Placement {
             dirs: Vec::new(),
             v2: None,
             procs: Vec::new(),
+            shared: None,
         };
-        if let Some(root) = self.root.clone() {
+        let has_limits = Controller::ALL
+            .iter()
+            .any(|controller| controller.limit(confinement).is_some());
+        let task_pool = pool.filter(|_| matches!(owner, Owner::Task(_)));
+        if let (Some(root), Some(pool)) = (self.root.clone(), task_pool) {
+            let enabled = self.enabled.clone();
+            let delegate = |dir: &Path| enable(dir, &enabled);
+            let placed = if has_limits {
+                self.tasks
+                    .slot(&root, pool, delegate)
+                    .and_then(|(leaf, reused)| {
+                        let files = self.configure_v2(&leaf, confinement);
+                        if files.is_err() {
+                            self.tasks.unused(leaf.clone());
+                        }
+                        let (directory, procs) = files?;
+                        if reused {
+                            // A child cloned right into a cgroup that was
+                            // killed before (`cgroup.kill`) is killed at
+                            // birth (seen on Linux 6.18): it joins by write.
+                            placement.procs.push(procs);
+                        } else {
+                            placement.v2 = Some((directory, procs));
+                        }
+                        placement.dirs.push(leaf);
+                        Ok(())
+                    })
+            } else {
+                self.tasks
+                    .shared(&root, pool, delegate)
+                    .map(|shared| placement.shared = Some(shared))
+            };
+            if let Err(err) = placed {
+                warn!(
+                    pool,
+                    error = %err,
+                    "cannot create the task's cgroup; it gets a process group only"
+                );
+            }
+        } else if let Some(root) = self.root.clone() {
             match self.make_v2(&root, &relative, confinement) {
-                Ok(leaf) => {
+                Ok((directory, procs, reused)) => {
                     placement.dirs.push(root.join(&relative));
-                    placement.v2 = Some(leaf);
+                    if reused {
+                        // It may have been killed (`cgroup.kill`): a child
+                        // cloned right into such a cgroup is killed at birth
+                        // (seen on Linux 6.18), so it joins by write.
+                        placement.procs.push(procs);
+                    } else {
+                        placement.v2 = Some((directory, procs));
+                    }
                 }
                 Err(err) => warn!(
                     cgroup = %root.join(&relative).display(),
@@ -431,18 +532,18 @@ impl Cgroups {
                 ),
             }
         }
-        (!placement.dirs.is_empty()).then_some(placement)
+        (!placement.dirs.is_empty() || placement.shared.is_some()).then_some(placement)
     }
 
     /// The v2 leaf: parents with every enabled controller delegated, limits
     /// written (defaults where the config sets none); the leaf directory and
-    /// its `cgroup.procs`, open.
+    /// its `cgroup.procs`, open, and whether the leaf was there already.
     fn make_v2(
         &mut self,
         root: &Path,
         relative: &Path,
         confinement: &Confinement,
-    ) -> io::Result<(File, File)> {
+    ) -> io::Result<(File, File, bool)> {
         let leaf = root.join(relative);
         let mut dir = root.to_path_buf();
         let parents: Vec<_> = relative.parent().into_iter().flat_map(Path::iter).collect();
@@ -453,8 +554,15 @@ impl Cgroups {
             }
         }
         // A leftover cgroup of this instance's last run is used again.
-        create_dir(&leaf)?;
+        let reused = !create_dir(&leaf)?;
         self.doomed.retain(|doomed| doomed != &leaf);
+        let (directory, procs) = self.configure_v2(&leaf, confinement)?;
+        Ok((directory, procs, reused))
+    }
+
+    /// Writes the limits into the v2 `leaf` (defaults where the config sets
+    /// none); the leaf directory and its `cgroup.procs`, open.
+    fn configure_v2(&self, leaf: &Path, confinement: &Confinement) -> io::Result<(File, File)> {
         for controller in self.enabled.clone() {
             let (file, value) = controller.v2_setting(controller.limit(confinement));
             if let Err(err) = fs::write(leaf.join(file), &value) {
@@ -464,7 +572,7 @@ impl Cgroups {
         let directory = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
-            .open(&leaf)?;
+            .open(leaf)?;
         let procs = OpenOptions::new()
             .write(true)
             .open(leaf.join("cgroup.procs"))?;

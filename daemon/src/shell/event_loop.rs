@@ -662,6 +662,10 @@ impl Shell {
                 self.cgroups.kill_leftovers(pgid);
                 None
             }
+            Action::KillPoolLeftovers { pool } => {
+                self.cgroups.kill_pool_leftovers(&pool);
+                None
+            }
             Action::Reply { id, reply } => {
                 if let Some(sender) = self.pending.remove(&id) {
                     // The client may have gone; its loss is not ours.

@@ -24,4 +24,5 @@ pub mod reaper;
 pub mod reexec;
 pub mod sd_notify;
 pub mod spawn;
+pub mod task_cgroups;
 pub mod usage;

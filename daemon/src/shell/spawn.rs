@@ -26,14 +26,17 @@ pub struct Spawned {
 /// `PATH` of a `clear_env` process whose `env` sets none (systemd's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Spawns `spec` in cgroups of its own, as far as this system allows (see
-/// `cgroup.rs`): the one call the event loop makes to start a process.
+/// Spawns `spec` in cgroups of its own, or a pool task without limits in
+/// its pool's, as far as this system allows (see `cgroup.rs`): the one call
+/// the event loop makes to start a process.
 pub fn spawn_confined(
     cgroups: &mut Cgroups,
     owner: &Owner,
     spec: &SpawnSpec,
 ) -> Result<Spawned, String> {
-    let placement = cgroups.place(owner, &spec.confinement);
+    // The core names a task's pool in its environment.
+    let pool = spec.env.get("HERD_POOL").map(String::as_str);
+    let placement = cgroups.place(owner, &spec.confinement, pool);
     let join_by_write = placement
         .as_ref()
         .map(Placement::join_by_write)

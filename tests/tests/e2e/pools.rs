@@ -370,3 +370,49 @@ fn map_of_a_bad_line_stops_there_and_cancels_what_runs() {
             .all(|t| t["state"] == "cancelled")
     });
 }
+
+#[test]
+fn results_are_held_for_the_connection_that_submitted_them() {
+    use std::io::{BufRead, BufReader, Write};
+    let herd = Herd::start(
+        r#"
+[pool.tiny]
+size = 2
+keep_finished = 1
+"#,
+    );
+    // One connection: two tasks, a join on both, then both outputs. The
+    // pool keeps only one ended task, but the connection still wants both.
+    let mut stream = std::os::unix::net::UnixStream::connect(&herd.socket).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let submit = r#"{"v":1,"cmd":"submit","pool":"tiny","command":["/bin/echo","hi"]}"#;
+    let requests = [
+        submit.to_string(),
+        submit.to_string(),
+        r#"{"v":1,"cmd":"join","ids":[1,2]}"#.to_string(),
+        r#"{"v":1,"cmd":"output","id":1}"#.to_string(),
+        r#"{"v":1,"cmd":"output","id":2}"#.to_string(),
+    ];
+    stream
+        .write_all((requests.join("\n") + "\n").as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    for request in &requests {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let reply: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(reply.get("ok").is_some(), "{request} -> {line}");
+        if request.contains("output") {
+            assert_eq!(reply["ok"]["data"], "hi\n", "{line}");
+        }
+    }
+    drop(reader);
+    // Read (and the connection closed): the pool is back to keeping one.
+    herd.wait_for("the read results to be let go", |h| {
+        let tasks: serde_json::Value =
+            serde_json::from_str(&h.ok(&["--json", "tasks", "tiny"])).unwrap();
+        tasks["tasks"].as_array().unwrap().len() == 1
+    });
+}

@@ -12,7 +12,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// What herdd logs at start when each process gets a cgroup.
-const CGROUPS_ON: &str = "each instance and task gets its own cgroup";
+const CGROUPS_ON: &str =
+    "each instance, and each task whose pool sets a limit, gets its own cgroup";
 
 /// What herdd logs when a limit has no controller to enforce it.
 const NOT_ENFORCED: &str = "the limit is not enforced";
@@ -470,4 +471,116 @@ fn an_unknown_user_is_a_config_error_at_its_key() {
         stderr(&out)
     );
     assert_eq!(herd.pid_of("web"), pid, "the old config stays");
+}
+
+/// Submits to pool `p` a task that starts a child which leaves its process
+/// group with `setsid`, then sleeps; returns (task id, task leader, escaped child).
+fn submit_escaper(herd: &Herd, name: &str) -> (String, u32, u32) {
+    let leader_file = herd.path(&format!("{name}.leader"));
+    let escaped_file = herd.path(&format!("{name}.escaped"));
+    let script = format!(
+        "setsid sleep 1000 & echo $! > {}; echo $$ > {}; exec sleep 1000",
+        escaped_file.display(),
+        leader_file.display()
+    );
+    let id = herd.ok(&["submit", "p", "--", "/bin/sh", "-c", &script]);
+    let leader: u32 = read_when_written(&leader_file).parse().unwrap();
+    let escaped: u32 = read_when_written(&escaped_file).parse().unwrap();
+    wait_until("the child to call setsid", || {
+        stat_field(escaped, 6) == Some(i64::from(escaped))
+    });
+    (id.trim().to_string(), leader, escaped)
+}
+
+#[test]
+fn pool_terminate_kills_a_task_child_that_escaped_with_setsid() {
+    let herd = Herd::start(
+        r#"
+[pool.p]
+size = 4
+"#,
+    );
+    let (_, first, first_escaped) = submit_escaper(&herd, "first");
+    let (_, second, second_escaped) = submit_escaper(&herd, "second");
+    let on = cgroups_on(
+        &herd,
+        "pool_terminate_kills_a_task_child_that_escaped_with_setsid",
+    );
+    let shared = cgroup_dir(first, None).filter(|_| on);
+    if let Some(shared) = &shared {
+        // A pool without limits: its tasks share one cgroup, made once.
+        assert!(
+            shared
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("shared-"),
+            "{} is not the pool's shared cgroup",
+            shared.display()
+        );
+        for pid in [first_escaped, second, second_escaped] {
+            assert_eq!(cgroup_dir(pid, None).as_ref(), Some(shared));
+        }
+    }
+    herd.ok(&["pool", "terminate", "p"]);
+    wait_until("the tasks to be killed", || gone(first) && gone(second));
+    if shared.is_none() {
+        // Process groups only: the escaped children are out of herd's reach.
+        signal(first_escaped, libc::SIGKILL);
+        signal(second_escaped, libc::SIGKILL);
+        return;
+    }
+    wait_until("the escaped children to be killed", || {
+        gone(first_escaped) && gone(second_escaped)
+    });
+    let shared = shared.unwrap();
+    wait_until("the terminated pool's cgroup to be removed", || {
+        !shared.exists()
+    });
+    // The pool's next task runs in a fresh cgroup, unharmed by the kill.
+    let (_, third, third_escaped) = submit_escaper(&herd, "third");
+    let fresh = cgroup_dir(third, None).expect("the new task's cgroup");
+    assert_ne!(fresh, shared);
+    assert!(alive(third) && alive(third_escaped));
+    herd.ok(&["pool", "terminate", "p"]);
+    wait_until("the third task and its child to be killed", || {
+        gone(third) && gone(third_escaped)
+    });
+}
+
+#[test]
+fn tasks_with_limits_get_a_cgroup_of_their_own_which_is_reused() {
+    let herd = Herd::start(
+        r#"
+[pool.p]
+size = 1
+pids_max = 20
+"#,
+    );
+    if !cgroups_on(
+        &herd,
+        "tasks_with_limits_get_a_cgroup_of_their_own_which_is_reused",
+    ) {
+        return;
+    }
+    let mut leaves = Vec::new();
+    for round in 0..2 {
+        let (id, leader, escaped) = submit_escaper(&herd, &format!("round{round}"));
+        let leaf = cgroup_dir(leader, None).expect("the task's cgroup");
+        assert_eq!(cgroup_dir(escaped, None).as_ref(), Some(&leaf));
+        assert_eq!(cgroup_members(leader).len(), 2, "{}", leaf.display());
+        // The limit applies (v2, or the pids v1 hierarchy of a hybrid system).
+        let max = limit_file(leader, "pids", "pids.max", "pids.max");
+        if let Some(max) = max.filter(|file| file.to_string_lossy().contains("/herd-")) {
+            assert_eq!(std::fs::read_to_string(max).unwrap().trim(), "20");
+        }
+        // Stopping the task kills the child that escaped its process group.
+        herd.ok(&["cancel", &id]);
+        wait_until("the task and its escaped child to be killed", || {
+            gone(leader) && gone(escaped)
+        });
+        leaves.push(leaf);
+    }
+    // The second task reused the first one's emptied cgroup.
+    assert_eq!(leaves[0], leaves[1]);
 }

@@ -160,6 +160,8 @@ fn unknown_and_evicted_tasks_are_told_apart() {
     let b = h.submit_ok("p");
     h.finish(a, Exit::Code(0));
     h.finish(b, Exit::Code(0)); // a is evicted: only 1 kept
+                                // ... once its submitter's connection has closed (held until then).
+    h.feed(Input::ClientGone { client: 1 });
     let (rid, actions) = h.join(vec![a], None);
     match reply_to(rid, &actions) {
         Some(Reply::Error(body)) => {
@@ -193,6 +195,7 @@ fn a_waiting_join_sees_the_result_even_when_nothing_is_kept() {
         }),
     ));
     assert_eq!(report.tasks[0].exit, Some(Exit::Code(7)));
+    h.feed(Input::ClientGone { client: 1 });
     let (rid, actions) = h.join(vec![a], None);
     assert_eq!(
         err_code(reply_to(rid, &actions)),
@@ -449,4 +452,54 @@ impl Harness {
         let report: TaskReport = ok(reply_to(rid, &actions));
         report.tasks
     }
+}
+
+#[test]
+fn a_result_is_held_for_its_submitter_until_it_reads_the_output() {
+    let mut h = Harness::with_pools(
+        vec![],
+        vec![PoolConfig {
+            keep_finished: 1,
+            ..task_pool("p", 2)
+        }],
+    );
+    let a = h.submit_ok("p");
+    let b = h.submit_ok("p");
+    h.finish(a, Exit::Code(0));
+    h.finish(b, Exit::Code(0)); // past keep_finished, but client 1 has not read a
+                                // Another client's tasks ending do not push a out either.
+    h.feed(Input::Request {
+        id: 3_000,
+        client: 2,
+        request: Request::Submit {
+            pool: "p".into(),
+            command: vec!["/bin/true".into()],
+            name: None,
+            options: Default::default(),
+        },
+    });
+    let c = b + 1;
+    h.finish(c, Exit::Code(0));
+    assert_eq!(h.task(a).state, TaskState::Exited);
+    let output = |h: &mut Harness, client, id| {
+        let actions = h.feed(Input::Request {
+            id: 5_000 + id,
+            client,
+            request: Request::Output {
+                id,
+                stream: OutputStream::Stdout,
+            },
+        });
+        reply_to(5_000 + id, &actions)
+    };
+    // Someone else reading it does not release it.
+    assert!(matches!(output(&mut h, 2, a), Some(Reply::Ok(_))));
+    assert!(matches!(output(&mut h, 1, a), Some(Reply::Ok(_))));
+    // Read by its submitter: now it goes, as the pool keeps one.
+    assert_eq!(err_code(output(&mut h, 1, a)), ErrorCode::NoSuchTask);
+    // b is held too, until client 1 disconnects.
+    assert!(matches!(output(&mut h, 2, b), Some(Reply::Ok(_))));
+    h.feed(Input::ClientGone { client: 1 });
+    assert_eq!(err_code(output(&mut h, 2, b)), ErrorCode::NoSuchTask);
+    assert_eq!(h.task(c).state, TaskState::Exited);
 }

@@ -395,7 +395,10 @@ impl Driver {
                     );
                     None
                 }
-                Action::KillLeftovers { .. } | Action::Publish(_) | Action::Reexec => None,
+                Action::KillLeftovers { .. }
+                | Action::KillPoolLeftovers { .. }
+                | Action::Publish(_)
+                | Action::Reexec => None,
                 Action::Reply { id, .. } => {
                     if *sending != Some(id) {
                         stats.later_replies += 1;
@@ -634,4 +637,43 @@ fn waiting_for_an_event_with_an_invalid_name_is_refused() {
         driver.request(1, request);
         assert!(driver.pending.is_empty(), "{name:?}: no reply");
     }
+}
+
+/// The earliest deadline found by walking every instance, task and waiter:
+/// what `next_deadline` must equal, whatever its indexes.
+fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
+    let instances = core
+        .units
+        .values()
+        .flat_map(|u| &u.instances)
+        .filter_map(|i| i.deadline);
+    let tasks = core.tasks.values().filter_map(|t| t.deadline);
+    let waiters = core.waiters.iter().filter_map(|w| w.deadline);
+    let join = core
+        .shutdown
+        .as_ref()
+        .filter(|s| !s.joined_terminated)
+        .map(|s| s.join_deadline);
+    instances.chain(tasks).chain(waiters).chain(join).min()
+}
+
+#[test]
+fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
+    let mut compared = 0;
+    let mut with_deadline = 0;
+    for seed in 0..SEEDS {
+        let mut driver = Driver::new(seed);
+        driver.feed(Input::Boot);
+        for _ in 0..STEPS {
+            driver.step();
+            let expected = brute_force_deadline(&driver.core);
+            assert_eq!(driver.core.next_deadline(), expected, "seed {seed}");
+            compared += 1;
+            with_deadline += usize::from(expected.is_some());
+        }
+    }
+    assert!(
+        with_deadline > compared / 10,
+        "too few steps had a deadline: {with_deadline} of {compared}"
+    );
 }
