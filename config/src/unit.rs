@@ -340,6 +340,20 @@ fn online_cpus() -> u64 {
     u64::try_from(online).unwrap_or(1).max(1)
 }
 
+/// `update = "rolling" | "parallel"`.
+fn update(cx: &mut Cx, key: &str, value: &Value) -> Option<UpdateMode> {
+    match cx.string(key, value)? {
+        "rolling" => Some(UpdateMode::Rolling),
+        "parallel" => Some(UpdateMode::Parallel),
+        other => {
+            let message =
+                format!("invalid update `{other}` (expected \"rolling\" or \"parallel\")");
+            cx.error(value.span(), key, message);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod cpus_tests {
     use super::*;
@@ -364,19 +378,5 @@ mod cpus_tests {
             assert!(err.contains("expected a number, \"cpus\""), "{bad}: {err}");
         }
         assert!(online_cpus() >= 1);
-    }
-}
-
-/// `update = "rolling" | "parallel"`.
-fn update(cx: &mut Cx, key: &str, value: &Value) -> Option<UpdateMode> {
-    match cx.string(key, value)? {
-        "rolling" => Some(UpdateMode::Rolling),
-        "parallel" => Some(UpdateMode::Parallel),
-        other => {
-            let message =
-                format!("invalid update `{other}` (expected \"rolling\" or \"parallel\")");
-            cx.error(value.span(), key, message);
-            None
-        }
     }
 }
