@@ -21,6 +21,9 @@ pub enum Lifecycle {
         instance: String,
         pid: u32,
         exit: Exit,
+        /// The task, when a pool task's process exited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskRef>,
     },
     Restarting {
         instance: String,
@@ -34,6 +37,9 @@ pub enum Lifecycle {
     Failed {
         instance: String,
         reason: String,
+        /// The task, when a pool task could not be run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskRef>,
     },
     TaskQueued {
         task: TaskId,
@@ -77,6 +83,14 @@ pub enum Lifecycle {
     },
 }
 
+/// A pool task named in an event, so that front ends need not parse its
+/// label (`convert#17 (name)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub id: TaskId,
+    pub pool: String,
+}
+
 /// One line of `herdctl events --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventLine {
@@ -95,6 +109,7 @@ impl fmt::Display for Lifecycle {
                 instance,
                 pid,
                 exit,
+                ..
             } => {
                 write!(f, "{instance}: pid {pid} exited ({exit})")
             }
@@ -106,7 +121,9 @@ impl fmt::Display for Lifecycle {
                 pid,
                 signal,
             } => write!(f, "{instance}: stopping pid {pid} with {signal}"),
-            Lifecycle::Failed { instance, reason } => write!(f, "{instance}: failed: {reason}"),
+            Lifecycle::Failed {
+                instance, reason, ..
+            } => write!(f, "{instance}: failed: {reason}"),
             Lifecycle::TaskQueued { task, pool } => write!(f, "{pool}#{task}: queued"),
             Lifecycle::SemaphoreAcquired { semaphore, holder } => {
                 write!(f, "semaphore {semaphore}: acquired by {holder}")
@@ -148,6 +165,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_task_event_names_its_task() {
+        let exited = |task| Lifecycle::Exited {
+            instance: "p#17".into(),
+            pid: 42,
+            exit: Exit::Code(0),
+            task,
+        };
+        let task = TaskRef {
+            id: 17,
+            pool: "p".into(),
+        };
+        let json = serde_json::to_value(exited(Some(task.clone()))).unwrap();
+        assert_eq!(json["task"], serde_json::json!({"id": 17, "pool": "p"}));
+        let json = serde_json::to_value(exited(None)).unwrap();
+        assert!(json.get("task").is_none(), "{json}");
+        let back: Lifecycle = serde_json::from_value(json).unwrap();
+        assert_eq!(back, exited(None));
+    }
+
+    #[test]
     fn json_shape() {
         let line = EventLine {
             time: "2026-11-29T17:00:00.000Z".into(),
@@ -155,6 +192,7 @@ mod tests {
                 instance: "web@1".into(),
                 pid: 42,
                 exit: Exit::Signal("SIGKILL".into()),
+                task: None,
             },
         };
         let json = serde_json::to_string(&line).unwrap();

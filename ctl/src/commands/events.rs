@@ -200,6 +200,7 @@ mod tests {
                     instance: "web@1".into(),
                     pid: 42,
                     exit: herd_common::state::Exit::Signal("SIGKILL".into()),
+                    task: None,
                 }),
                 "2026-11-29T17:00:00.123Z web@1: pid 42 exited (killed by SIGKILL)",
             ),

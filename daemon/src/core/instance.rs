@@ -297,6 +297,7 @@ impl Instance {
         ctx.out.push(Action::Publish(Lifecycle::Failed {
             instance: ctx.name.clone(),
             reason,
+            task: None,
         }));
     }
 
@@ -315,6 +316,7 @@ impl Instance {
             instance: ctx.name.clone(),
             pid,
             exit: exit.clone(),
+            task: None,
         }));
         ctx.out.push(Action::KillLeftovers { pgid: pid });
         ctx.release();

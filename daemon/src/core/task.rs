@@ -7,6 +7,7 @@ use super::snapshot::{
     after, ago, before, hex, unhex, until, AttemptsSnapshot, CapturedSnapshot, TaskSnapshot,
 };
 use super::Owner;
+use herd_common::events::TaskRef;
 use herd_common::protocol::{OutputStream, TaskId, TaskStatus};
 use herd_common::signals::signal_name;
 use herd_common::state::{Exit, TaskState};
@@ -173,6 +174,7 @@ impl Task {
         out.push(Action::Publish(Lifecycle::Failed {
             instance: self.label(),
             reason: error.clone(),
+            task: Some(self.task_ref()),
         }));
         self.reason = Some(error);
     }
@@ -185,6 +187,7 @@ impl Task {
             instance: self.label(),
             pid,
             exit: exit.clone(),
+            task: Some(self.task_ref()),
         }));
         let failed = self.timing_out || !exit.is_success();
         // An adopted task's status is unknown: it may have succeeded.
@@ -329,6 +332,14 @@ impl Task {
     }
 
     /// `convert#17` (or `convert#17 (name)`) in logs.
+    /// Names it in events.
+    fn task_ref(&self) -> TaskRef {
+        TaskRef {
+            id: self.id,
+            pool: self.pool.clone(),
+        }
+    }
+
     pub fn label(&self) -> String {
         match &self.name {
             Some(name) => format!("{}#{} ({name})", self.pool, self.id),

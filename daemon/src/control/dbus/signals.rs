@@ -35,18 +35,28 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         | Lifecycle::WatchdogExpired { instance, .. } => {
             Manager::instance_changed(emitter, instance, change(event)).await?;
         }
-        Lifecycle::Exited { instance, exit, .. } => {
+        Lifecycle::Exited {
+            instance,
+            exit,
+            task,
+            ..
+        } => {
             Manager::instance_changed(emitter, instance, change(event)).await?;
-            if let Some((id, pool)) = task_of(instance) {
+            if let Some(task) = task {
                 let result = exit.to_string();
-                Manager::task_finished(emitter, id, pool, exit.is_success(), &result).await?;
+                let success = exit.is_success();
+                Manager::task_finished(emitter, task.id, &task.pool, success, &result).await?;
             }
         }
-        Lifecycle::Failed { instance, reason } => {
+        Lifecycle::Failed {
+            instance,
+            reason,
+            task,
+        } => {
             Manager::instance_changed(emitter, instance, change(event)).await?;
             // A task fails without exiting only when it could not be run.
-            if let Some((id, pool)) = task_of(instance) {
-                Manager::task_finished(emitter, id, pool, false, reason).await?;
+            if let Some(task) = task {
+                Manager::task_finished(emitter, task.id, &task.pool, false, reason).await?;
             }
         }
         Lifecycle::EventChanged { event, set } => {
@@ -82,24 +92,9 @@ pub(super) fn change(event: &Lifecycle) -> &'static str {
     }
 }
 
-/// The id and pool of a task's label: `convert#17` or `convert#17 (name)`.
-pub(super) fn task_of(label: &str) -> Option<(u64, &str)> {
-    let (pool, rest) = label.split_once('#')?;
-    let digits = rest.split(' ').next()?;
-    Some((digits.parse().ok()?, pool))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn task_labels() {
-        assert_eq!(task_of("convert#17"), Some((17, "convert")));
-        assert_eq!(task_of("convert#17 (thumb a.png)"), Some((17, "convert")));
-        assert_eq!(task_of("web@2"), None);
-        assert_eq!(task_of("db"), None);
-    }
 
     #[test]
     fn event_types_match_their_json() {
