@@ -8,16 +8,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// herdd started with `RLIMIT_NOFILE` = (soft, hard) and `env`; stopped
 /// (SIGTERM, then SIGKILL) on drop. Declare it after its `Herd`.
-struct Limited(Child);
-
-impl Limited {
-    fn launch(herd: &Herd, soft: u64, hard: u64, env: &[(&str, &str)]) -> Limited {
-        let log = std::fs::File::create(herd.path("herdd.log")).unwrap();
-        let mut command = Command::new(bin("herdd"));
+fn launch_limited(herd: &Herd, soft: u64, hard: u64, env: &[(&str, &str)]) -> OwnHerdd {
+    OwnHerdd::launch(herd, &herd.socket, env, |command| {
         // SAFETY: setrlimit(2) is async-signal-safe; it runs in the child only.
         unsafe {
             command.pre_exec(move || {
@@ -31,41 +26,7 @@ impl Limited {
                 Ok(())
             });
         }
-        let mut child = command
-            .arg("--config")
-            .arg(&herd.config)
-            .envs(env.iter().copied())
-            .env("HERD_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while UnixStream::connect(&herd.socket).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("herdd exited at start ({status}):\n{}", herd.log());
-            }
-            assert!(started.elapsed() < DEADLINE, "herdd did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Limited(child)
-    }
-}
-
-impl Drop for Limited {
-    fn drop(&mut self) {
-        signal(self.0.id(), libc::SIGTERM);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(8) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    })
 }
 
 /// `Max open files` (soft, hard) of `pid`.
@@ -121,7 +82,7 @@ command = ["/bin/sleep", "1000"]
 rlimits = { nofile = 100 }
 "#,
     );
-    let daemon = Limited::launch(&herd, 256, 1024, &[]);
+    let daemon = launch_limited(&herd, 256, 1024, &[]);
     herd.wait_state("web", "running");
     herd.wait_state("own", "running");
     assert_eq!(nofile_of(daemon.0.id()), (1024, 1024), "herdd's own");
@@ -142,7 +103,7 @@ command = ["/bin/sleep", "1000"]
 "#,
     );
     // 200 descriptors, of which the last 50 are never spent on children.
-    let _daemon = Limited::launch(&herd, 200, 200, &[("HERD_FD_RESERVE", "50")]);
+    let _daemon = launch_limited(&herd, 200, 200, &[("HERD_FD_RESERVE", "50")]);
     herd.wait_state("many", "running");
     herd.ok(&["scale", "many", "150"]);
     let settled = || {

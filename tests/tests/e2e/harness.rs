@@ -377,3 +377,58 @@ pub fn some_other_group() -> (String, u32) {
         })
         .expect("one of users, staff, adm, daemon exists")
 }
+
+/// A herdd a test starts with a command of its own (resource limits, a
+/// umask, an environment the harness's launch does not set); stopped on drop
+/// (SIGTERM, then SIGKILL). Declare it after its `Herd`, so it goes first.
+pub struct OwnHerdd(pub Child);
+
+impl OwnHerdd {
+    /// Starts herdd on `herd`'s config with `env`, after `prepare` has had
+    /// its say on the command (e.g. a `pre_exec`), and waits until `socket`
+    /// answers.
+    pub fn launch(
+        herd: &Herd,
+        socket: &Path,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&mut Command),
+    ) -> OwnHerdd {
+        let log = std::fs::File::create(herd.path("herdd.log")).unwrap();
+        let mut command = Command::new(bin("herdd"));
+        prepare(&mut command);
+        let mut child = command
+            .arg("--config")
+            .arg(&herd.config)
+            .envs(env.iter().copied())
+            .env("HERD_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while UnixStream::connect(socket).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("herdd exited at start ({status}):\n{}", herd.log());
+            }
+            assert!(started.elapsed() < DEADLINE, "herdd did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        OwnHerdd(child)
+    }
+}
+
+impl Drop for OwnHerdd {
+    fn drop(&mut self) {
+        signal(self.0.id(), libc::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(8) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

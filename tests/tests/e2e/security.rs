@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -90,13 +90,8 @@ fn ask_status(stream: &mut UnixStream) -> Value {
 /// herdd with an environment of its own (the harness's launch takes none),
 /// and umask 077, so that the modes herdd needs cannot come from its umask.
 /// Stopped on drop: declare it after its `Herd` so it is dropped first.
-struct Daemon(Child);
-
-impl Daemon {
-    /// Starts herdd on `herd`'s config and waits until `socket` answers.
-    fn launch(herd: &Herd, socket: &Path, env: &[(&str, &str)]) -> Daemon {
-        let log = std::fs::File::create(herd.path("herdd.log")).unwrap();
-        let mut command = Command::new(bin("herdd"));
+fn launch_daemon(herd: &Herd, socket: &Path, env: &[(&str, &str)]) -> OwnHerdd {
+    OwnHerdd::launch(herd, socket, env, |command| {
         // SAFETY: umask(2) is async-signal-safe.
         unsafe {
             command.pre_exec(|| {
@@ -104,41 +99,7 @@ impl Daemon {
                 Ok(())
             });
         }
-        let mut child = command
-            .arg("--config")
-            .arg(&herd.config)
-            .envs(env.iter().copied())
-            .env("HERD_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while UnixStream::connect(socket).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("herdd exited at start ({status}):\n{}", herd.log());
-            }
-            assert!(started.elapsed() < DEADLINE, "herdd did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Daemon(child)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        signal(self.0.id(), libc::SIGTERM);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(8) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    })
 }
 
 #[test]
@@ -267,7 +228,7 @@ fn herdd_refuses_a_socket_directory_others_could_tamper_with() {
         ),
     )
     .unwrap();
-    let _daemon = Daemon::launch(&herd, &socket, &[]);
+    let _daemon = launch_daemon(&herd, &socket, &[]);
     let mode = std::fs::metadata(&nested).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
@@ -380,7 +341,7 @@ fn slowloris_clients_are_cut_off_and_do_not_stall_herdd() {
 fn a_client_beyond_the_connection_limit_is_told_too_busy() {
     const LIMIT: usize = 8;
     let herd = Herd::configure(WEB);
-    let _daemon = Daemon::launch(&herd, &herd.socket, &[("HERD_MAX_CONNECTIONS", "8")]);
+    let _daemon = launch_daemon(&herd, &herd.socket, &[("HERD_MAX_CONNECTIONS", "8")]);
     // Fill every slot; a served request proves herdd accepted the connection.
     let mut held: Vec<UnixStream> = (0..LIMIT)
         .map(|_| {
@@ -518,7 +479,7 @@ fn no_local_user_can_lock_root_out() {
         ("HERD_RESERVED_CONNECTIONS", "4"),
         ("HERD_MAX_CONNECTIONS_PER_UID", "6"),
     ];
-    let _daemon = Daemon::launch(&herd, &herd.socket, &env);
+    let _daemon = launch_daemon(&herd, &herd.socket, &env);
     wait_until("web running", || {
         herd.ctl(&["status", "--json"]).status.success()
             && stdout(&herd.ctl(&["status", "--json"])).contains("running")
@@ -571,7 +532,7 @@ fn no_local_user_can_lock_root_out() {
 #[test]
 fn a_connection_that_never_speaks_is_closed_but_one_that_spoke_may_idle() {
     let herd = Herd::configure(WEB);
-    let _daemon = Daemon::launch(&herd, &herd.socket, &[("HERD_IDLE_TIMEOUT_MS", "1000")]);
+    let _daemon = launch_daemon(&herd, &herd.socket, &[("HERD_IDLE_TIMEOUT_MS", "1000")]);
     let mut spoke = UnixStream::connect(&herd.socket).unwrap();
     spoke.set_read_timeout(Some(DEADLINE)).unwrap();
     assert!(ask_status(&mut spoke)["ok"].is_object());
@@ -600,7 +561,7 @@ fn denied_requests_are_logged_once_per_interval_with_a_count() {
     let herd = Herd::configure(WEB);
     std::fs::set_permissions(herd.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let env = [("HERD_DENIAL_LOG_INTERVAL_MS", "1000")];
-    let _daemon = Daemon::launch(&herd, &herd.socket, &env);
+    let _daemon = launch_daemon(&herd, &herd.socket, &env);
     let stream = as_uid(65534, || UnixStream::connect(&herd.socket).unwrap());
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
