@@ -60,8 +60,16 @@ impl Reader {
     pub fn of(&self, pid: u32) -> Option<Usage> {
         let memberships = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         let own = |dir: Option<PathBuf>| dir.filter(|dir| is_herds(dir));
-        let v2 = own(mountinfo::v2_dir(&self.mountinfo, &memberships));
-        let v1 = |controller| own(mountinfo::v1_dir(&self.mountinfo, &memberships, controller));
+        // Only a cgroup herd made for it is looked up in the file system:
+        // herdd's own, shared ones say nothing about this process.
+        let v2 = herds_membership(&memberships, None)
+            .then(|| own(mountinfo::v2_dir(&self.mountinfo, &memberships)))
+            .flatten();
+        let v1 = |controller| {
+            herds_membership(&memberships, Some(controller))
+                .then(|| own(mountinfo::v1_dir(&self.mountinfo, &memberships, controller)))
+                .flatten()
+        };
         let (memory_v1, cpuacct, pids_v1) = (v1("memory"), v1("cpuacct"), v1("pids"));
         let mut members = match &v2 {
             Some(dir) => read_pids(&dir.join("cgroup.procs")),
@@ -170,6 +178,24 @@ pub fn fill_payload(payload: &mut serde_json::Value) {
     }
 }
 
+/// Whether `/proc/<pid>/cgroup` puts the process in a cgroup of herd's in
+/// the v2 hierarchy (`controller` `None`) or the v1 one of `controller`.
+fn herds_membership(memberships: &str, controller: Option<&str>) -> bool {
+    memberships.lines().any(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return false;
+        };
+        let matches = match controller {
+            None => controllers.is_empty(),
+            Some(controller) => controllers.split(',').any(|c| c == controller),
+        };
+        matches && is_herds(Path::new(path))
+    })
+}
+
 /// A cgroup herd made for one process (not herdd's own, shared one).
 fn is_herds(dir: &Path) -> bool {
     dir.components().any(|part| {
@@ -248,6 +274,16 @@ mod tests {
         assert!(usage.memory_bytes.unwrap() > 0);
         assert!(usage.processes.is_some());
         assert!(reader.of(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn memberships_name_herds_cgroups() {
+        let text = "4:memory:/process_api/x\n3:pids:/herd-7/units/web/0\n0::/herd-7/units/web/0\n";
+        assert!(herds_membership(text, None));
+        assert!(herds_membership(text, Some("pids")));
+        assert!(!herds_membership(text, Some("memory")));
+        assert!(!herds_membership(text, Some("cpuacct")));
+        assert!(!herds_membership("0::/user.slice\n", None));
     }
 
     #[test]
