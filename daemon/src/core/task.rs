@@ -259,25 +259,30 @@ impl Task {
             TaskState::Running => {
                 if !self.cancelling {
                     self.cancelling = true;
-                    self.reason = Some(why.to_string());
-                    self.deadline = Some(now + config.stop_timeout);
-                    if let Some(pid) = self.pid {
-                        out.push(Action::Signal {
-                            pid,
-                            signal: config.stop_signal,
-                        });
-                        out.push(Action::Publish(Lifecycle::Stopping {
-                            instance: self.label(),
-                            pid,
-                            signal: signal_name(config.stop_signal),
-                        }));
-                    }
+                    self.stop(why, now, config, out);
                 }
                 true
             }
             TaskState::Exited | TaskState::Failed | TaskState::Cancelled | TaskState::TimedOut => {
                 false
             }
+        }
+    }
+
+    /// Sends the stop signal (SIGKILL follows at the deadline), saying `why`.
+    fn stop(&mut self, why: &str, now: Instant, config: &PoolConfig, out: &mut Vec<Action>) {
+        self.reason = Some(why.to_string());
+        self.deadline = Some(now + config.stop_timeout);
+        if let Some(pid) = self.pid {
+            out.push(Action::Signal {
+                pid,
+                signal: config.stop_signal,
+            });
+            out.push(Action::Publish(Lifecycle::Stopping {
+                instance: self.label(),
+                pid,
+                signal: signal_name(config.stop_signal),
+            }));
         }
     }
 
@@ -290,19 +295,7 @@ impl Task {
             TaskState::Queued => {}
             TaskState::Running if !self.cancelling && !self.timing_out => {
                 self.timing_out = true;
-                self.reason = Some("timed out".into());
-                self.deadline = Some(now + config.stop_timeout);
-                if let Some(pid) = self.pid {
-                    out.push(Action::Signal {
-                        pid,
-                        signal: config.stop_signal,
-                    });
-                    out.push(Action::Publish(Lifecycle::Stopping {
-                        instance: self.label(),
-                        pid,
-                        signal: signal_name(config.stop_signal),
-                    }));
-                }
+                self.stop("timed out", now, config, out);
             }
             TaskState::Running => {
                 if let (Some(pid), false) = (self.pid, self.killed) {
