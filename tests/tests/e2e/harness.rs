@@ -126,6 +126,18 @@ impl Herd {
         }
     }
 
+    /// Task `id` as `herdctl tasks --json` shows it.
+    pub fn task(&self, id: u64) -> Value {
+        let tasks: Value = serde_json::from_str(&self.ok(&["--json", "tasks"])).unwrap();
+        tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no task {id}"))
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

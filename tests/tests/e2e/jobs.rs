@@ -19,17 +19,6 @@ fn submit(herd: &Herd, args: &[&str]) -> u64 {
         .expect("submit prints the task id")
 }
 
-fn task(herd: &Herd, id: u64) -> serde_json::Value {
-    let tasks: serde_json::Value = serde_json::from_str(&herd.ok(&["--json", "tasks"])).unwrap();
-    tasks["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("no task {id}"))
-}
-
 #[test]
 fn join_of_a_timed_out_task_exits_124() {
     let herd = Herd::start(POOL);
@@ -58,7 +47,7 @@ fn join_of_a_timed_out_task_exits_124() {
         "{}",
         stdout(&out)
     );
-    let status = task(&herd, id);
+    let status = herd.task(id);
     assert_eq!(status["state"], "timed_out");
     assert!(herd.ok(&["tasks"]).contains("timed out"));
 }
@@ -94,7 +83,7 @@ fn a_task_failing_twice_succeeds_on_its_third_attempt() {
         stderr(&out)
     );
     assert!(stdout(&out).contains("exited 0"), "{}", stdout(&out));
-    let status = task(&herd, id);
+    let status = herd.task(id);
     assert_eq!(status["state"], "exited");
     assert_eq!(status["attempts"], 3);
     assert_eq!(status["failed_attempts"].as_array().unwrap().len(), 2);
@@ -158,7 +147,7 @@ fn after_delays_a_start_and_unique_returns_the_same_id() {
         ],
     );
     assert_eq!(
-        task(&herd, first)["state"],
+        herd.task(first)["state"],
         "queued",
         "not before an hour from now"
     );
@@ -168,7 +157,7 @@ fn after_delays_a_start_and_unique_returns_the_same_id() {
     assert_ne!(other, first, "without --unique another task is queued");
     // The delayed task does not hold up the queue.
     herd.ok(&["join", &other.to_string()]);
-    assert_eq!(task(&herd, first)["state"], "queued");
+    assert_eq!(herd.task(first)["state"], "queued");
 }
 
 #[test]
@@ -203,7 +192,7 @@ retry_delay = "10ms"
     let id = submit(&herd, &["--", "/bin/sleep", "60"]);
     let out = herd.ctl(&["join", &id.to_string()]);
     assert_eq!(out.status.code(), Some(124), "{}", stdout(&out));
-    let status = task(&herd, id);
+    let status = herd.task(id);
     assert_eq!(
         status["attempts"], 2,
         "timed out once, retried, timed out again"

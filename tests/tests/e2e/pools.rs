@@ -41,18 +41,6 @@ impl Herd {
             .unwrap();
         child.wait_with_output().unwrap()
     }
-
-    fn task(&self, id: u64) -> serde_json::Value {
-        let tasks: serde_json::Value =
-            serde_json::from_str(&self.ok(&["--json", "tasks"])).unwrap();
-        tasks["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no task {id}"))
-    }
 }
 
 #[test]
