@@ -123,13 +123,22 @@ pub fn costs(request: &Request) -> bool {
     matches!(request, Request::Status { .. } | Request::Tasks { .. })
 }
 
+/// Usage reads running at once: `status` is open to every local user, and
+/// each read of hundreds of cgroups is a blocking thread's work; a flood of
+/// `status` requests waits its turn instead of filling the blocking pool.
+const CONCURRENT_READS: usize = 2;
+
 /// A `status` or `tasks` reply with what each running process costs, read
 /// on a blocking thread: the files of hundreds of cgroups must not hold up
 /// the loop. Nothing is read unless a client asks.
 pub async fn with_usage(reply: Reply) -> Reply {
+    static READS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     let Reply::Ok(mut payload) = reply else {
         return reply;
     };
+    let reads = READS.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_READS));
+    // Never closed, so acquiring only waits.
+    let _turn = reads.acquire().await;
     match tokio::task::spawn_blocking(move || {
         fill_payload(&mut payload);
         payload
