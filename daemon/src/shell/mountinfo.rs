@@ -75,19 +75,90 @@ pub fn v2_dir(mountinfo: &str, memberships: &str) -> Option<PathBuf> {
 /// The directory of a process's cgroup in the v1 hierarchy that has
 /// `controller` (`4:memory:/path` in its `/proc/<pid>/cgroup`).
 pub fn v1_dir(mountinfo: &str, memberships: &str, controller: &str) -> Option<PathBuf> {
-    let path = memberships.lines().find_map(|line| {
+    let path = v1_path(memberships, controller)?;
+    mounts(mountinfo)
+        .filter(|mount| {
+            mount.fstype == "cgroup" && mount.super_options.split(',').any(|o| o == controller)
+        })
+        .find_map(|mount| join_mount(&mount, path))
+}
+
+/// Where the cgroup hierarchies are mounted, parsed once for many look-ups
+/// (reading usage of hundreds of processes). Unlike [`v2_dir`] and
+/// [`v1_dir`] its answers are not checked against the file system: a
+/// directory that has gone simply yields no files.
+pub struct Hierarchies {
+    v2: Option<OwnedMount>,
+    v1: Vec<(OwnedMount, String)>,
+}
+
+struct OwnedMount {
+    root: String,
+    point: PathBuf,
+}
+
+impl OwnedMount {
+    fn of(mount: &Mount) -> OwnedMount {
+        OwnedMount {
+            root: mount.root.to_string(),
+            point: PathBuf::from(unescape(mount.point)),
+        }
+    }
+
+    fn join(&self, path: &str) -> Option<PathBuf> {
+        let relative = path.strip_prefix(self.root.as_str())?;
+        Some(self.point.join(relative.trim_start_matches('/')))
+    }
+}
+
+impl Hierarchies {
+    pub fn parse(mountinfo: &str) -> Hierarchies {
+        let mut hierarchies = Hierarchies {
+            v2: None,
+            v1: Vec::new(),
+        };
+        for mount in mounts(mountinfo) {
+            match mount.fstype {
+                "cgroup2" if hierarchies.v2.is_none() => {
+                    hierarchies.v2 = Some(OwnedMount::of(&mount));
+                }
+                "cgroup" => hierarchies
+                    .v1
+                    .push((OwnedMount::of(&mount), mount.super_options.to_string())),
+                _ => {}
+            }
+        }
+        hierarchies
+    }
+
+    /// As [`v2_dir`], from the parsed mounts.
+    pub fn v2_dir(&self, memberships: &str) -> Option<PathBuf> {
+        let path = memberships
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))?;
+        self.v2.as_ref()?.join(path)
+    }
+
+    /// As [`v1_dir`], from the parsed mounts.
+    pub fn v1_dir(&self, memberships: &str, controller: &str) -> Option<PathBuf> {
+        let path = v1_path(memberships, controller)?;
+        self.v1
+            .iter()
+            .filter(|(_, options)| options.split(',').any(|o| o == controller))
+            .find_map(|(mount, _)| mount.join(path))
+    }
+}
+
+/// The path of a process's cgroup in the v1 hierarchy that has `controller`.
+fn v1_path<'a>(memberships: &'a str, controller: &str) -> Option<&'a str> {
+    memberships.lines().find_map(|line| {
         let mut fields = line.splitn(3, ':');
         let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
         controllers
             .split(',')
             .any(|name| name == controller)
             .then_some(path)
-    })?;
-    mounts(mountinfo)
-        .filter(|mount| {
-            mount.fstype == "cgroup" && mount.super_options.split(',').any(|o| o == controller)
-        })
-        .find_map(|mount| join_mount(&mount, path))
+    })
 }
 
 #[cfg(test)]
@@ -138,6 +209,16 @@ mod tests {
         assert_eq!(v1_dir(&mountinfo, memberships, "pids"), None);
         assert_eq!(
             v2_dir(&mountinfo, memberships),
+            Some(v2.join("system.slice/herd.service"))
+        );
+        let parsed = Hierarchies::parse(&mountinfo);
+        assert_eq!(
+            parsed.v1_dir(memberships, "memory"),
+            Some(v1.join("process_api/abc"))
+        );
+        assert_eq!(parsed.v1_dir(memberships, "pids"), None);
+        assert_eq!(
+            parsed.v2_dir(memberships),
             Some(v2.join("system.slice/herd.service"))
         );
     }

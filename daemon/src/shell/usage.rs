@@ -13,7 +13,9 @@
 
 use super::mountinfo;
 use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
+use std::collections::HashMap;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Bytes per page and clock ticks per second, for /proc's figures.
@@ -35,10 +37,24 @@ impl Units {
     }
 }
 
-/// Reads usage for many process groups at once (mountinfo read once).
+/// Reads usage for many process groups at once: the mounts are parsed once,
+/// which v2 files a cgroup has is learnt once per parent directory, and
+/// every file is read with one `read` into a reused buffer. A `status` of
+/// hundreds of instances costs a few small reads each.
 pub struct Reader {
-    mountinfo: String,
+    hierarchies: mountinfo::Hierarchies,
     units: Units,
+    /// Per parent cgroup: which controllers its children have (its
+    /// `cgroup.subtree_control`), so absent files are never tried.
+    delegated: HashMap<PathBuf, Delegated>,
+    buffer: Vec<u8>,
+}
+
+/// The v2 controllers whose files a cgroup has besides `cpu.stat`.
+#[derive(Clone, Copy)]
+struct Delegated {
+    memory: bool,
+    pids: bool,
 }
 
 impl Default for Reader {
@@ -49,72 +65,149 @@ impl Default for Reader {
 
 impl Reader {
     pub fn new() -> Reader {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         Reader {
-            mountinfo: fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+            hierarchies: mountinfo::Hierarchies::parse(&mountinfo),
             units: Units::current(),
+            delegated: HashMap::new(),
+            buffer: Vec::new(),
         }
     }
 
     /// Usage of the instance or task whose leader (and process group) is
     /// `pid`; `None` when it has gone.
-    pub fn of(&self, pid: u32) -> Option<Usage> {
-        let memberships = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    pub fn of(&mut self, pid: u32) -> Option<Usage> {
+        let memberships = self.read(&format!("/proc/{pid}/cgroup"))?.to_string();
         let own = |dir: Option<PathBuf>| dir.filter(|dir| is_herds(dir));
         // Only a cgroup herd made for it is looked up in the file system:
         // herdd's own, shared ones say nothing about this process.
         let v2 = herds_membership(&memberships, None)
-            .then(|| own(mountinfo::v2_dir(&self.mountinfo, &memberships)))
+            .then(|| own(self.hierarchies.v2_dir(&memberships)))
             .flatten();
         let v1 = |controller| {
             herds_membership(&memberships, Some(controller))
-                .then(|| own(mountinfo::v1_dir(&self.mountinfo, &memberships, controller)))
+                .then(|| own(self.hierarchies.v1_dir(&memberships, controller)))
                 .flatten()
         };
         let (memory_v1, cpuacct, pids_v1) = (v1("memory"), v1("cpuacct"), v1("pids"));
+        let delegated = v2.as_ref().map(|dir| self.delegated(dir));
         let mut members = match &v2 {
-            Some(dir) => read_pids(&dir.join("cgroup.procs")),
+            Some(dir) => self.pids(&dir.join("cgroup.procs")),
             None => group_members(pid),
         };
         if members.is_empty() {
             // Not a group leader (or a cgroup read raced an exit): itself at least.
             members.push(pid);
         }
-        let mut usage = Usage::default();
-        let v2_file = |file: &str| v2.as_ref().and_then(|dir| read_u64(&dir.join(file)));
-        let v1_file = |dir: &Option<PathBuf>, file: &str| {
-            dir.as_ref().and_then(|dir| read_u64(&dir.join(file)))
+        let v2_memory = v2.as_ref().filter(|_| delegated.is_some_and(|d| d.memory));
+        let v2_pids = v2.as_ref().filter(|_| delegated.is_some_and(|d| d.pids));
+        let mut usage = Usage {
+            memory_bytes: self.number(v2_memory, "memory.current"),
+            memory_peak_bytes: self.number(v2_memory, "memory.peak"),
+            cpu_usec: v2.as_ref().and_then(|dir| self.cpu_stat_usec(dir)),
+            processes: self.number(v2_pids, "pids.current"),
         };
-        usage.memory_bytes = v2_file("memory.current")
-            .or_else(|| v1_file(&memory_v1, "memory.usage_in_bytes"))
-            .or_else(|| Some(self.resident(&members)));
-        usage.memory_peak_bytes =
-            v2_file("memory.peak").or_else(|| v1_file(&memory_v1, "memory.max_usage_in_bytes"));
-        usage.cpu_usec = v2
-            .as_ref()
-            .and_then(|dir| cpu_stat_usec(&dir.join("cpu.stat")))
-            .or_else(|| v1_file(&cpuacct, "cpuacct.usage").map(|ns| ns / 1000))
-            .or_else(|| Some(self.cpu_time(&members)));
-        usage.processes = v2_file("pids.current")
-            .or_else(|| v1_file(&pids_v1, "pids.current"))
-            .or(Some(members.len() as u64));
+        if usage.memory_bytes.is_none() {
+            usage.memory_bytes = self.number(memory_v1.as_ref(), "memory.usage_in_bytes");
+            usage.memory_peak_bytes = self.number(memory_v1.as_ref(), "memory.max_usage_in_bytes");
+        }
+        if usage.cpu_usec.is_none() {
+            usage.cpu_usec = self
+                .number(cpuacct.as_ref(), "cpuacct.usage")
+                .map(|ns| ns / 1000);
+        }
+        if usage.processes.is_none() {
+            usage.processes = self
+                .number(pids_v1.as_ref(), "pids.current")
+                .or(Some(members.len() as u64));
+        }
+        if usage.memory_bytes.is_none() || usage.cpu_usec.is_none() {
+            let (resident, cpu) = self.summed(&members);
+            usage.memory_bytes = usage.memory_bytes.or(Some(resident));
+            usage.cpu_usec = usage.cpu_usec.or(Some(cpu));
+        }
         Some(usage)
     }
 
-    /// Resident memory of `pids`, summed (shared pages count once per process).
-    fn resident(&self, pids: &[u32]) -> u64 {
-        pids.iter()
-            .filter_map(|pid| {
-                let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-                statm.split_whitespace().nth(1)?.parse::<u64>().ok()
-            })
-            .sum::<u64>()
-            * self.units.page
+    /// Which controllers the cgroups next to `dir` have, read once per parent.
+    fn delegated(&mut self, dir: &Path) -> Delegated {
+        let parent = dir.parent().unwrap_or(dir).to_path_buf();
+        if let Some(known) = self.delegated.get(&parent) {
+            return *known;
+        }
+        let list = self
+            .read(&parent.join("cgroup.subtree_control"))
+            .unwrap_or_default()
+            .to_string();
+        let has = |name| list.split_whitespace().any(|word| word == name);
+        let delegated = Delegated {
+            memory: has("memory"),
+            pids: has("pids"),
+        };
+        self.delegated.insert(parent, delegated);
+        delegated
     }
 
-    /// User plus system CPU time of `pids` (and of the children they reaped), in µs.
-    fn cpu_time(&self, pids: &[u32]) -> u64 {
-        let ticks: u64 = pids.iter().filter_map(|pid| stat_ticks(*pid)).sum();
-        ticks * 1_000_000 / self.units.ticks
+    /// Resident memory (bytes; shared pages count once per process) and
+    /// user plus system CPU time (µs, with the children they reaped) of
+    /// `pids`, summed, from one read of each `/proc/<pid>/stat`.
+    fn summed(&mut self, pids: &[u32]) -> (u64, u64) {
+        let (mut pages, mut ticks) = (0, 0);
+        for pid in pids {
+            if let Some((resident, used)) = self
+                .read(&format!("/proc/{pid}/stat"))
+                .and_then(stat_figures)
+            {
+                pages += resident;
+                ticks += used;
+            }
+        }
+        (
+            pages * self.units.page,
+            ticks * 1_000_000 / self.units.ticks,
+        )
+    }
+
+    fn number(&mut self, dir: Option<&PathBuf>, file: &str) -> Option<u64> {
+        self.read(&dir?.join(file))?.trim().parse().ok()
+    }
+
+    fn pids(&mut self, path: &Path) -> Vec<u32> {
+        self.read(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect()
+    }
+
+    /// `usage_usec` of a v2 `cpu.stat` (present with or without the cpu controller).
+    fn cpu_stat_usec(&mut self, dir: &Path) -> Option<u64> {
+        self.read(&dir.join("cpu.stat"))?
+            .lines()
+            .find_map(|line| line.strip_prefix("usage_usec "))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The text of a small kernel file (procfs, cgroupfs), into the reused
+    /// buffer. These files are produced whole by each `read` that is large
+    /// enough, so a short read is the end: no `fstat` for a size hint, no
+    /// second `read` to see the end, as `fs::read_to_string` would do.
+    fn read(&mut self, path: impl AsRef<Path>) -> Option<&str> {
+        let mut file = fs::File::open(path).ok()?;
+        self.buffer.clear();
+        let mut filled = 0;
+        loop {
+            self.buffer.resize(filled + 4096, 0);
+            let n = file.read(&mut self.buffer[filled..]).ok()?;
+            filled += n;
+            if n < 4096 {
+                break;
+            }
+        }
+        self.buffer.truncate(filled);
+        std::str::from_utf8(&self.buffer).ok()
     }
 }
 
@@ -154,7 +247,7 @@ pub async fn with_usage(reply: Reply) -> Reply {
 /// every instance (`units[].instances[]`) and task (`tasks[]`) with a pid.
 /// Reads files for each: run it off the event loop.
 pub fn fill_payload(payload: &mut serde_json::Value) {
-    let reader = Reader::new();
+    let mut reader = Reader::new();
     let Some(object) = payload.as_object_mut() else {
         return;
     };
@@ -214,43 +307,23 @@ fn is_herds(dir: &Path) -> bool {
     })
 }
 
-fn read_u64(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-fn read_pids(path: &Path) -> Vec<u32> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| line.trim().parse().ok())
-        .collect()
-}
-
-/// `usage_usec` of a v2 `cpu.stat` (present with or without the cpu controller).
-fn cpu_stat_usec(path: &Path) -> Option<u64> {
-    let text = fs::read_to_string(path).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("usage_usec "))?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Fields of `/proc/<pid>/stat` after the command name (which may hold
-/// spaces and parentheses, so it is skipped up to its last `)`).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// Fields of a `/proc/<pid>/stat` text after the command name (which may
+/// hold spaces and parentheses, so it is skipped up to its last `)`).
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_string).collect())
+    Some(rest.split_whitespace().collect())
 }
 
-/// utime + stime + cutime + cstime, in clock ticks.
-fn stat_ticks(pid: u32) -> Option<u64> {
-    let fields = stat_fields(pid)?;
+/// Resident pages and utime + stime + cutime + cstime (clock ticks) of a
+/// `/proc/<pid>/stat` text.
+fn stat_figures(stat: &str) -> Option<(u64, u64)> {
+    let fields = stat_fields(stat)?;
     // After the name: state(0) ppid pgrp session tty tpgid flags minflt
-    // cminflt majflt cmajflt utime(11) stime cutime cstime(14).
-    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    Some(tick(11)? + tick(12)? + tick(13)? + tick(14)?)
+    // cminflt majflt cmajflt utime(11) stime cutime cstime(14) priority
+    // nice threads itrealvalue starttime vsize rss(21).
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let ticks = number(11)? + number(12)? + number(13)? + number(14)?;
+    Some((number(21)?, ticks))
 }
 
 /// Every process whose process group is `pgid`.
@@ -261,7 +334,8 @@ fn group_members(pgid: u32) -> Vec<u32> {
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            stat_fields(*pid)
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat_fields(&stat)
                 .and_then(|fields| fields.get(2)?.parse::<u32>().ok())
                 .is_some_and(|group| group == pgid)
         })
@@ -275,7 +349,7 @@ mod tests {
     #[test]
     fn own_usage_is_read_from_proc() {
         // This test process is in no herd cgroup: its figures come from /proc.
-        let reader = Reader::new();
+        let mut reader = Reader::new();
         let me = std::process::id();
         let usage = reader.of(me).expect("this process exists");
         let group = nix::unistd::getpgrp().as_raw() as u32;
