@@ -327,3 +327,40 @@ log = "console"
     wait_until("ticks after the re-exec", || ticks(&herd) >= before + 5);
     assert_eq!(herd.pid_of("web"), pid, "the same process, its pipe kept");
 }
+
+#[test]
+fn a_stdout_nobody_reads_drops_console_lines_but_never_holds_herdd() {
+    let herd = Herd::configure(
+        r#"
+[service.flood]
+command = ["yes", "a line of console output that nobody reads"]
+log = "console"
+"#,
+    );
+    let log = std::fs::File::create(herd.path("herdd.log")).unwrap();
+    let mut child = Command::new(bin("herdd"))
+        .arg("--config")
+        .arg(&herd.config)
+        .env("HERD_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Held open and never read: the pipe fills, then herdd's writes wait.
+    let _unread = child.stdout.take().unwrap();
+    let _daemon = OwnHerdd(child);
+    let started = Instant::now();
+    while UnixStream::connect(&herd.socket).is_err() {
+        assert!(started.elapsed() < DEADLINE, "herdd did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_until("herdd to say it drops lines", || {
+        herd.log().contains("forwarded output falls behind")
+    });
+    // The loop still answers, and still reads the flood (its pipe does not fill).
+    for _ in 0..5 {
+        herd.ok(&["status", "flood"]);
+    }
+    assert_eq!(herd.instance("flood")["state"], "running");
+}
