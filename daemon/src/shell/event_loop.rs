@@ -244,7 +244,9 @@ impl Shell {
     pub async fn finish(mut self) {
         reaper::reap_all();
         // The last lines of stopped instances, before herdd's stdout closes.
-        self.logs.forwarder().settle(Instant::now() + FORWARD_SETTLE);
+        self.logs
+            .forwarder()
+            .settle(Instant::now() + FORWARD_SETTLE);
         self.journal.close(true);
         self.cgroups.close().await;
     }
@@ -431,7 +433,9 @@ impl Shell {
             log_pipes: self.outputs.export_logs(),
         };
         // The new image starts with an empty queue.
-        self.logs.forwarder().settle(Instant::now() + FORWARD_SETTLE);
+        self.logs
+            .forwarder()
+            .settle(Instant::now() + FORWARD_SETTLE);
         handover
     }
 

@@ -19,7 +19,10 @@ fn with_journal_socket(units: &str) -> Herd {
     let text = std::fs::read_to_string(&herd.config).unwrap();
     let text = text.replace(
         "[herd]\n",
-        &format!("[herd]\njournal_socket = {:?}\n", socket.display().to_string()),
+        &format!(
+            "[herd]\njournal_socket = {:?}\n",
+            socket.display().to_string()
+        ),
     );
     std::fs::write(&herd.config, text).unwrap();
     herd
@@ -82,7 +85,9 @@ fn find<'a>(
     entries: &'a [BTreeMap<String, String>],
     message: &str,
 ) -> Option<&'a BTreeMap<String, String>> {
-    entries.iter().find(|e| e.get("MESSAGE").map(String::as_str) == Some(message))
+    entries
+        .iter()
+        .find(|e| e.get("MESSAGE").map(String::as_str) == Some(message))
 }
 
 #[test]
@@ -124,7 +129,11 @@ log = "journal"
     assert!(!herd.path("log/web").exists());
     let out = herd.ctl(&["logs", "web"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("log = \"journal\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("log = \"journal\""),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -232,14 +241,14 @@ log = "console"
     let text = stdout.text();
     let mut next = [1u32, 1u32];
     for line in text.lines() {
-        for index in 0..2 {
+        for (index, next) in next.iter_mut().enumerate() {
             let prefix = format!("web@{index} | line-{index}-");
             if let Some(number) = line.strip_prefix(&prefix) {
                 let number: u32 = number
                     .parse()
                     .unwrap_or_else(|_| panic!("a line cut or mixed: {line:?}\n{text}"));
-                assert_eq!(number, next[index], "lines in order: {line:?}");
-                next[index] += 1;
+                assert_eq!(number, *next, "lines in order: {line:?}");
+                *next += 1;
             } else {
                 assert!(
                     !line.contains(&format!("line-{index}-")),
@@ -252,11 +261,18 @@ log = "console"
     assert!(text.contains("hello | hi\n"), "{text}");
     // herdd's own log is on stderr (a pipe): no escape codes, no unit lines.
     let log = stderr.text();
-    assert!(log.contains("web@0: started") || log.contains("web: started"), "{log}");
+    assert!(
+        log.contains("web@0: started") || log.contains("web: started"),
+        "{log}"
+    );
     assert!(!log.contains('\x1b'), "escape codes on a pipe:\n{log:?}");
     assert!(!log.contains("| line-"), "{log}");
     let out = herd.ctl(&["logs", "web"]);
-    assert!(stderr_of(&out).contains("log = \"console\""), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("log = \"console\""),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 fn stderr_of(out: &std::process::Output) -> String {
@@ -274,7 +290,10 @@ command = ["sh", "-c", "echo run-$$; exec sleep 600"]
     herd.wait_state("web", "running");
     let old = herd.pid_of("web");
     let text = std::fs::read_to_string(&herd.config).unwrap();
-    let text = text.replace("exec sleep 600\"]\n", "exec sleep 600\"]\nlog = \"console\"\n");
+    let text = text.replace(
+        "exec sleep 600\"]\n",
+        "exec sleep 600\"]\nlog = \"console\"\n",
+    );
     std::fs::write(&herd.config, text).unwrap();
     herd.ok(&["reload"]);
     herd.wait_for("a new web", |h| {

@@ -398,11 +398,6 @@ impl Prefix {
     fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
-
-    /// Whether the line did not end with a newline (tag `stdout+`/`stderr+`).
-    pub fn partial(&self) -> bool {
-        self.bytes[self.len - 2] == b'+'
-    }
 }
 
 /// Cuts one pipe's bytes into lines for a [`LineSink`], keeping an

@@ -316,7 +316,11 @@ impl Writer {
             journald::field(&mut self.entry, "SYSLOG_IDENTIFIER", origin.unit.as_bytes());
             journald::field(&mut self.entry, "SYSLOG_PID", pid.as_bytes());
             journald::field(&mut self.entry, "HERD_INSTANCE", index.as_bytes());
-            journald::field(&mut self.entry, "HERD_INSTANCE_NAME", origin.instance.as_bytes());
+            journald::field(
+                &mut self.entry,
+                "HERD_INSTANCE_NAME",
+                origin.instance.as_bytes(),
+            );
             match self.send(&path) {
                 Ok(()) => self.journal_works(&path),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
