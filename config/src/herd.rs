@@ -19,6 +19,7 @@ const KEYS: &[&str] = &[
     "log_max_size",
     "log_keep",
     "metrics_listen",
+    "journal_socket",
 ];
 
 /// The settings used when `[herd]` (or one of its keys) is absent.
@@ -33,6 +34,7 @@ pub(crate) fn defaults() -> HerdSettings {
         log_max_size: crate::model::DEFAULT_LOG_MAX_SIZE,
         log_keep: crate::model::DEFAULT_LOG_KEEP,
         metrics_listen: None,
+        journal_socket: PathBuf::from(crate::model::DEFAULT_JOURNAL_SOCKET),
     }
 }
 
@@ -64,6 +66,10 @@ pub(crate) fn parse(cx: &mut Cx, value: &Value, base: &Path) -> HerdSettings {
             "metrics_listen" => set(
                 &mut settings.metrics_listen,
                 metrics_listen(cx, &path, value).map(Some),
+            ),
+            "journal_socket" => set(
+                &mut settings.journal_socket,
+                dir_or_file(cx, &path, value, base),
             ),
             _ => cx.error(key.span(), &path, unknown_key(name, KEYS)),
         }

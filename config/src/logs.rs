@@ -25,16 +25,20 @@ pub(crate) fn read(log: &mut UnitLog, cx: &mut Cx, key: &str, name: &str, value:
     true
 }
 
-/// `"file"`, `"inherit"` or `"off"`.
+/// `"file"`, `"inherit"`, `"off"`, `"journal"` or `"console"`.
 fn mode(cx: &mut Cx, key: &str, value: &Value) -> Option<LogMode> {
     let text = cx.string(key, value)?;
     match text {
         "file" => Some(LogMode::File),
         "inherit" => Some(LogMode::Inherit),
         "off" => Some(LogMode::Off),
+        "journal" => Some(LogMode::Journal),
+        "console" => Some(LogMode::Console),
         _ => {
-            let message =
-                format!("invalid log `{text}` (expected \"file\", \"inherit\" or \"off\")");
+            let message = format!(
+                "invalid log `{text}` (expected \"file\", \"inherit\", \"off\", \"journal\" \
+                 or \"console\")"
+            );
             cx.error(value.span(), key, message);
             None
         }

@@ -152,7 +152,13 @@ pub struct HerdSettings {
     /// `metrics_listen`: where herdd serves `GET /metrics` over HTTP.
     /// Default none (off).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `journal_socket`: journald's native socket, where `log = "journal"`
+    /// units' lines go. Default [`DEFAULT_JOURNAL_SOCKET`].
+    pub journal_socket: PathBuf,
 }
+
+/// `journal_socket` when `[herd]` does not set it.
+pub const DEFAULT_JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
 /// `log_max_size` when `[herd]` does not set it: 10 MiB.
 pub const DEFAULT_LOG_MAX_SIZE: u64 = 10 << 20;
@@ -171,7 +177,7 @@ pub struct UnitLog {
     pub keep: Option<u32>,
 }
 
-/// `log = "file" | "inherit" | "off"`.
+/// `log = "file" | "inherit" | "off" | "journal" | "console"`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogMode {
     /// Captured through pipes into `<log_dir>/<unit>/<instance>.log`,
@@ -182,6 +188,11 @@ pub enum LogMode {
     Inherit,
     /// `/dev/null`.
     Off,
+    /// Through pipes to journald's native socket (`[herd] journal_socket`),
+    /// one entry per line.
+    Journal,
+    /// Through pipes to herdd's own stdout, each line prefixed `web@2 | `.
+    Console,
 }
 
 /// Whether a unit is a long-running service or a one-shot task.

@@ -35,7 +35,8 @@ fn unknown_keys() {
         (
             "[herd]\nsockets = \"/x\"\n",
             "2:1: herd.sockets: unknown key `sockets` (expected one of: socket, log_dir, \
-             state_dir, dbus, shutdown_timeout, control_group, log_max_size, log_keep, metrics_listen)",
+             state_dir, dbus, shutdown_timeout, control_group, log_max_size, log_keep, metrics_listen, \
+             journal_socket)",
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nrlimits = { nofiles = 1 }\n",

@@ -12,6 +12,7 @@ fn defaults_and_overrides() {
 [herd]
 log_max_size = "512K"
 log_keep = 2
+journal_socket = "journal.sock"
 
 [service.web]
 command = ["a"]
@@ -30,10 +31,21 @@ log_max_size = "1G"
 [service.plain]
 command = ["a"]
 log = "file"
+
+[service.journaled]
+command = ["a"]
+log = "journal"
+
+[task.shown]
+command = ["a"]
+log = "console"
 "#;
     let config = parse(Path::new(MAIN), text).unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(config.herd.log_max_size, 512 * 1024);
     assert_eq!(config.herd.log_keep, 2);
+    // Relative to the config file's directory, like every path in `[herd]`.
+    let main_dir = Path::new(MAIN).parent().unwrap();
+    assert_eq!(config.herd.journal_socket, main_dir.join("journal.sock"));
     let log = |name: &str| config.units.iter().find(|u| u.name == name).unwrap().log;
     assert_eq!(
         log("web"),
@@ -53,18 +65,25 @@ log = "file"
         }
     );
     assert_eq!(log("plain"), UnitLog::default());
+    assert_eq!(log("journaled").mode, LogMode::Journal);
+    assert_eq!(log("shown").mode, LogMode::Console);
 
     let defaults = parse(Path::new(MAIN), "").unwrap();
     assert_eq!(defaults.herd.log_max_size, 10 << 20);
     assert_eq!(defaults.herd.log_keep, 5);
+    assert_eq!(
+        defaults.herd.journal_socket,
+        Path::new("/run/systemd/journal/socket")
+    );
 }
 
 #[test]
 fn bad_values() {
     assert_single_errors(&[
         (
-            "[service.web]\ncommand = [\"a\"]\nlog = \"journal\"\n",
-            "3:7: service.web.log: invalid log `journal` (expected \"file\", \"inherit\" or \"off\")",
+            "[service.web]\ncommand = [\"a\"]\nlog = \"journald\"\n",
+            "3:7: service.web.log: invalid log `journald` (expected \"file\", \"inherit\", \"off\", \
+             \"journal\" or \"console\")",
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nlog = true\n",

@@ -157,6 +157,7 @@ fn full_config() {
         log_max_size: DEFAULT_LOG_MAX_SIZE,
         log_keep: DEFAULT_LOG_KEEP,
         metrics_listen: None,
+        journal_socket: PathBuf::from(DEFAULT_JOURNAL_SOCKET),
     };
     let migrate = UnitConfig {
         semaphores: vec!["db".to_string()],
@@ -250,6 +251,7 @@ fn defaults() {
         log_max_size: 10 * 1024 * 1024,
         log_keep: 5,
         metrics_listen: None,
+        journal_socket: PathBuf::from("/run/systemd/journal/socket"),
     };
     assert_eq!(config.herd, herd);
     assert_eq!(

@@ -377,6 +377,20 @@ fn check_unit(hub: &LogHub, dir: &Path, unit: &str) -> Result<(), ErrorBody> {
             ErrorCode::Failed,
             format!("{unit} has log = \"off\": its output is discarded"),
         )),
+        Some(LogMode::Journal) => Err(ErrorBody::new(
+            ErrorCode::Failed,
+            format!(
+                "{unit} has log = \"journal\": its lines go to journald, not to a log file \
+                 (journalctl SYSLOG_IDENTIFIER={unit})"
+            ),
+        )),
+        Some(LogMode::Console) => Err(ErrorBody::new(
+            ErrorCode::Failed,
+            format!(
+                "{unit} has log = \"console\": its lines go to herdd's own stdout, not to a \
+                 log file"
+            ),
+        )),
     }
 }
 

@@ -3,6 +3,7 @@
 use super::lifecycle::Lifecycle;
 use super::{Owner, RequestId};
 use herd_common::protocol::Reply;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -74,9 +75,22 @@ pub enum Output {
     Discard,
     /// Pipes back to herdd, kept in memory (`Input::Output`): pool tasks.
     Capture,
-    /// Pipes back to herdd, written to the instance's log file, timestamped
-    /// and rotated (`log = "file"`). `instance` names the file: `web@2`.
-    Log { instance: String },
+    /// Pipes back to herdd, whose lines go `to` the instance's log file
+    /// (timestamped and rotated), journald or herdd's stdout. `instance`
+    /// names the instance there: `web@2`.
+    Log { instance: String, to: LogTarget },
+}
+
+/// Where the lines of a piped instance go (`log = "file" | "journal" | "console"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    /// `<log_dir>/<unit>/<instance>.log`.
+    File,
+    /// journald's native socket.
+    Journal,
+    /// herdd's own stdout, prefixed with the instance's name.
+    Console,
 }
 
 impl Output {

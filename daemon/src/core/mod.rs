@@ -33,7 +33,7 @@ pub mod watchdog;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, Output, SpawnSpec};
+pub use action::{Action, LogTarget, Output, SpawnSpec};
 pub use drive::Cascade;
 pub use input::{Input, RequestId};
 pub use lifecycle::Lifecycle;

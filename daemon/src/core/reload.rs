@@ -92,6 +92,7 @@ impl Supervisor {
             log_max_size,
             log_keep,
             metrics_listen,
+            journal_socket,
         } = new;
         let old = &self.herd;
         let applied = [
@@ -102,6 +103,7 @@ impl Supervisor {
             ("log_dir", old.log_dir != *log_dir),
             ("log_max_size", old.log_max_size != *log_max_size),
             ("log_keep", old.log_keep != *log_keep),
+            ("journal_socket", old.journal_socket != *journal_socket),
         ];
         let later = [
             ("socket", old.socket != *socket),

@@ -83,6 +83,7 @@ fn test_config(
             log_max_size: herd_config::DEFAULT_LOG_MAX_SIZE,
             log_keep: herd_config::DEFAULT_LOG_KEEP,
             metrics_listen: None,
+            journal_socket: herd_config::DEFAULT_JOURNAL_SOCKET.into(),
         },
         units,
         pools,

@@ -1,6 +1,6 @@
 //! A unit (service or task) from the config and its instances.
 
-use super::action::{Output, SpawnSpec};
+use super::action::{LogTarget, Output, SpawnSpec};
 use super::instance::Instance;
 use herd_common::names::instance_name;
 use herd_common::state::State;
@@ -150,6 +150,15 @@ pub fn spawn_spec(config: &UnitConfig, index: u32, name: &str) -> SpawnSpec {
         output: match config.log.mode {
             LogMode::File => Output::Log {
                 instance: name.to_string(),
+                to: LogTarget::File,
+            },
+            LogMode::Journal => Output::Log {
+                instance: name.to_string(),
+                to: LogTarget::Journal,
+            },
+            LogMode::Console => Output::Log {
+                instance: name.to_string(),
+                to: LogTarget::Console,
             },
             LogMode::Inherit => Output::Inherit,
             LogMode::Off => Output::Discard,

@@ -15,14 +15,14 @@ use super::events::EventHub;
 use super::fork;
 use super::journal::Journal;
 use super::listen::{self, Sockets};
-use super::logs::LogHub;
+use super::logs::{LogHub, Origin};
 use super::notify::{Notification, NotifySocket};
 use super::output::{OutputPipes, QUEUED_CHUNKS};
 use super::reaper;
 use super::reexec::{self, Handover};
 use super::sd_notify::SystemdNotifier;
 use super::spawn::spawn_confined;
-use crate::core::{Action, Input, Output, Owner, RequestId, Supervisor};
+use crate::core::{Action, Input, LogTarget, Output, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
@@ -36,6 +36,10 @@ use tracing::{debug, info, warn};
 
 /// The journal is rewritten at most this often (docs/journal.md).
 const JOURNAL_EVERY: Duration = Duration::from_millis(100);
+
+/// How long herdd waits, before it exits or re-executes, for lines still
+/// queued for journald or its stdout (a stuck reader loses them).
+const FORWARD_SETTLE: Duration = Duration::from_secs(2);
 
 /// Why [`Shell::serve`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +243,10 @@ impl Shell {
     /// that ended during the last step, and closes the journal (a clean exit) and removes herd's cgroups.
     pub async fn finish(mut self) {
         reaper::reap_all();
+        // The last lines of stopped instances, before herdd's stdout closes.
+        self.logs
+            .forwarder()
+            .settle(Instant::now() + FORWARD_SETTLE);
         self.journal.close(true);
         self.cgroups.close().await;
     }
@@ -414,7 +422,7 @@ impl Shell {
         let mut snapshot = self.core.snapshot(Instant::now(), true);
         fill_starts(&mut snapshot, &self.starts);
         adopt::fill_holder_starts(&mut snapshot);
-        Handover {
+        let handover = Handover {
             snapshot,
             starts: self
                 .starts
@@ -423,7 +431,12 @@ impl Shell {
                 .collect(),
             pipes: self.outputs.export(),
             log_pipes: self.outputs.export_logs(),
-        }
+        };
+        // The new image starts with an empty queue.
+        self.logs
+            .forwarder()
+            .settle(Instant::now() + FORWARD_SETTLE);
+        handover
     }
 
     /// A reloaded config's sockets are bound before the core sees it: a
@@ -627,10 +640,22 @@ impl Shell {
             (Owner::Task(task), _, Some((stdout, stderr))) => {
                 self.outputs.watch(spawned.pid, *task, stdout, stderr);
             }
-            (Owner::Instance(id), Output::Log { instance }, Some((out, err))) => {
-                let file = self.logs.file(id, instance);
-                self.outputs.watch_log(spawned.pid, file, out, err);
-            }
+            (Owner::Instance(id), Output::Log { instance, to }, Some((out, err))) => match to {
+                LogTarget::File => {
+                    let file = self.logs.file(id, instance);
+                    self.outputs.watch_log(spawned.pid, file, out, err);
+                }
+                LogTarget::Journal | LogTarget::Console => {
+                    let origin = Origin {
+                        unit: id.unit.clone(),
+                        index: id.index,
+                        instance: instance.clone(),
+                        pid: spawned.pid,
+                    };
+                    self.outputs
+                        .watch_forward(origin, *to, &self.logs, out, err);
+                }
+            },
             _ => {}
         }
         if let Some(start) = adopt::start_time(spawned.pid) {

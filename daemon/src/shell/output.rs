@@ -2,15 +2,16 @@
 //!
 //! A reader task per pipe takes chunks as they come and hands them to the
 //! pipe's destination: a pool task's in-memory capture (`Input::Output` to
-//! the core) or a unit instance's log file (written at once, on the event
-//! loop, see `logs/`). When the process exits, the event loop drains what is
+//! the core), a unit instance's log file (written at once, on the event
+//! loop, see `logs/`), or whole lines handed to the forwarder for journald
+//! or herdd's stdout (`logs/forward.rs`). When the process exits, the event loop drains what is
 //! left in its pipes *before* reporting the exit, so a joined task's output
 //! is complete and an instance's last line is in its log. Exit is never
 //! detected by EOF: a background grandchild may hold a pipe open for ever;
 //! its later writes are still captured until EOF.
 
-use super::logs::{lock, LineSplitter, LogFile, LogHub, Stamp};
-use crate::core::{Input, InstanceId};
+use super::logs::{lock, ForwardSink, LineSplitter, LogFile, LogHub, Origin, Stamp};
+use crate::core::{Input, InstanceId, LogTarget};
 use herd_common::protocol::{OutputStream, TaskId};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,62 @@ enum Sink {
     Task(TaskId),
     /// A unit instance's log file.
     Log(Mutex<LogSink>),
+    /// A unit instance's lines for journald or herdd's stdout.
+    Forward(Mutex<ForwardedLines>),
+}
+
+/// A pipe whose bytes are cut into lines on the event loop.
+trait Lines {
+    /// Cuts `data` (read at `now`) into lines and sends the whole ones on;
+    /// `out` is scratch space.
+    fn feed(&mut self, now: &Stamp, data: &[u8], out: &mut Vec<u8>);
+    /// Sends an unfinished line on, marked partial.
+    fn finish(&mut self);
+    /// Whether the pipe was made [`BUSY_PIPE_SIZE`] (or that failed: not again).
+    fn grown(&mut self) -> &mut bool;
+}
+
+impl Lines for LogSink {
+    fn feed(&mut self, now: &Stamp, data: &[u8], out: &mut Vec<u8>) {
+        self.lines.feed(&mut *lock(&self.file), now, data, out);
+    }
+
+    fn finish(&mut self) {
+        LogSink::finish(self);
+    }
+
+    fn grown(&mut self) -> &mut bool {
+        &mut self.grown
+    }
+}
+
+/// One pipe's lines for the forwarder.
+struct ForwardedLines {
+    sink: ForwardSink,
+    lines: LineSplitter,
+    grown: bool,
+}
+
+impl Lines for ForwardedLines {
+    fn feed(&mut self, now: &Stamp, data: &[u8], out: &mut Vec<u8>) {
+        self.lines.feed(&mut self.sink, now, data, out);
+    }
+
+    fn finish(&mut self) {
+        let mut out = Vec::new();
+        self.lines.finish(&mut self.sink, &mut out);
+    }
+
+    fn grown(&mut self) -> &mut bool {
+        &mut self.grown
+    }
+}
+
+impl Drop for ForwardedLines {
+    /// The pipe has ended: an unfinished line goes out too.
+    fn drop(&mut self) {
+        Lines::finish(self);
+    }
 }
 
 /// One pipe's share of an instance's log file.
@@ -73,7 +130,7 @@ impl LogSink {
     /// Writes an unfinished line, marked partial.
     fn finish(&mut self) {
         let mut out = Vec::new();
-        self.lines.finish(&mut lock(&self.file), &mut out);
+        self.lines.finish(&mut *lock(&self.file), &mut out);
     }
 }
 
@@ -111,6 +168,16 @@ pub struct LogPipe {
     pub instance: String,
     pub stream: OutputStream,
     pub fd: i32,
+    /// Where its lines go (absent from older images: a log file).
+    #[serde(default = "log_file")]
+    pub to: LogTarget,
+    /// The process the pipe came from (forwarded lines name it).
+    #[serde(default)]
+    pub process: u32,
+}
+
+fn log_file() -> LogTarget {
+    LogTarget::File
 }
 
 struct Pipe {
@@ -134,11 +201,12 @@ impl Pipe {
             },
             (Sink::Task(_), None) => Ok(false),
             (Sink::Log(sink), _) => self.pump(sink),
+            (Sink::Forward(sink), _) => self.pump(sink),
         }
     }
 
-    /// Log pipes: one read, written to the log file at once.
-    fn pump(&self, sink: &Mutex<LogSink>) -> io::Result<bool> {
+    /// Log and forwarded pipes: one read, its lines written or queued at once.
+    fn pump<L: Lines>(&self, sink: &Mutex<L>) -> io::Result<bool> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let Scratch { read, out } = &mut *scratch;
@@ -150,18 +218,28 @@ impl Pipe {
                 return Ok(false);
             }
             let mut sink = lock(sink);
-            if n >= READ_SIZE / 2 && !sink.grown {
-                sink.grown = true;
+            if n >= READ_SIZE / 2 && !*sink.grown() {
+                *sink.grown() = true;
                 // Failure (EPERM over the user's pipe-buffer limit) leaves it as it was.
                 let _ = fcntl(
                     self.fd.get_ref(),
                     FcntlArg::F_SETPIPE_SZ(BUSY_PIPE_SIZE as libc::c_int),
                 );
             }
-            let LogSink { file, lines, .. } = &mut *sink;
-            lines.feed(&mut lock(file), &Stamp::now(), &read[..n], out);
+            sink.feed(&Stamp::now(), &read[..n], out);
             Ok(true)
         })
+    }
+
+    /// What is left in a line pipe, at its process's exit: read without
+    /// waiting, and an unfinished last line sent on (marked partial).
+    fn drain_lines<L: Lines>(&self, sink: &Mutex<L>) {
+        for _ in 0..DRAIN_READS {
+            if !matches!(self.pump(sink), Ok(true)) {
+                break;
+            }
+        }
+        lock(sink).finish();
     }
 
     /// Task pipes: one non-blocking read: `Ok(None)` at EOF, `WouldBlock` when empty.
@@ -224,6 +302,29 @@ impl OutputPipes {
         self.watch_streams(pid, streams.into());
     }
 
+    /// Starts forwarding a new instance process's lines `to` journald or
+    /// herdd's stdout.
+    pub fn watch_forward(
+        &mut self,
+        origin: Origin,
+        to: LogTarget,
+        hub: &LogHub,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) {
+        let pid = origin.pid;
+        let origin = Arc::new(origin);
+        let streams = [
+            (stdout, OutputStream::Stdout),
+            (stderr, OutputStream::Stderr),
+        ]
+        .map(|(fd, stream)| {
+            let sink = hub.forwarder().sink(origin.clone(), to, stream);
+            (fd, stream, forwarded(sink, stream))
+        });
+        self.watch_streams(pid, streams.into());
+    }
+
     /// The task pipes to hand to a re-executed herdd: (pid, task, stream, descriptor).
     pub fn export(&self) -> Vec<(u32, TaskId, OutputStream, i32)> {
         self.by_pid
@@ -231,7 +332,7 @@ impl OutputPipes {
             .flat_map(|(pid, pipes)| {
                 pipes.iter().filter_map(|p| match p.sink {
                     Sink::Task(task) => Some((*pid, task, p.stream, p.fd.get_ref().as_raw_fd())),
-                    Sink::Log(_) => None,
+                    Sink::Log(_) | Sink::Forward(_) => None,
                 })
             })
             .collect()
@@ -243,13 +344,26 @@ impl OutputPipes {
         let mut exported = Vec::new();
         for (pid, pipes) in &self.by_pid {
             for pipe in pipes {
-                let Sink::Log(sink) = &pipe.sink else {
-                    continue;
+                let (id, instance, to, process) = match &pipe.sink {
+                    Sink::Task(_) => continue,
+                    Sink::Log(sink) => {
+                        let mut sink = lock(sink);
+                        sink.finish();
+                        let file = lock(&sink.file);
+                        let instance = file.instance().to_string();
+                        (file.id().clone(), instance, LogTarget::File, *pid)
+                    }
+                    Sink::Forward(sink) => {
+                        let mut sink = lock(sink);
+                        Lines::finish(&mut *sink);
+                        let origin = sink.sink.origin();
+                        let id = InstanceId {
+                            unit: origin.unit.clone(),
+                            index: origin.index,
+                        };
+                        (id, origin.instance.clone(), sink.sink.target(), origin.pid)
+                    }
                 };
-                let mut sink = lock(sink);
-                sink.finish();
-                let id = lock(&sink.file).id().clone();
-                let instance = lock(&sink.file).instance().to_string();
                 exported.push(LogPipe {
                     pid: *pid,
                     unit: id.unit,
@@ -257,6 +371,8 @@ impl OutputPipes {
                     instance,
                     stream: pipe.stream,
                     fd: pipe.fd.get_ref().as_raw_fd(),
+                    to,
+                    process,
                 });
             }
         }
@@ -273,12 +389,26 @@ impl OutputPipes {
     /// Takes over log pipes exported by the previous image.
     pub fn import_logs(&mut self, pipes: Vec<(LogPipe, OwnedFd)>, hub: &LogHub) {
         for (pipe, fd) in pipes {
-            let id = InstanceId {
-                unit: pipe.unit,
-                index: pipe.index,
+            let sink = match pipe.to {
+                LogTarget::File => {
+                    let id = InstanceId {
+                        unit: pipe.unit,
+                        index: pipe.index,
+                    };
+                    let file = hub.file(&id, &pipe.instance);
+                    Sink::Log(Mutex::new(LogSink::new(file, pipe.stream)))
+                }
+                LogTarget::Journal | LogTarget::Console => {
+                    let origin = Arc::new(Origin {
+                        unit: pipe.unit,
+                        index: pipe.index,
+                        instance: pipe.instance,
+                        pid: pipe.process,
+                    });
+                    let sink = hub.forwarder().sink(origin, pipe.to, pipe.stream);
+                    forwarded(sink, pipe.stream)
+                }
             };
-            let file = hub.file(&id, &pipe.instance);
-            let sink = Sink::Log(Mutex::new(LogSink::new(file, pipe.stream)));
             self.watch_streams(pipe.pid, vec![(fd, pipe.stream, sink)]);
         }
     }
@@ -317,14 +447,8 @@ impl OutputPipes {
                         }
                     }
                 }
-                Sink::Log(sink) => {
-                    for _ in 0..DRAIN_READS {
-                        if !matches!(pipe.pump(sink), Ok(true)) {
-                            break;
-                        }
-                    }
-                    lock(sink).finish();
-                }
+                Sink::Log(sink) => pipe.drain_lines(sink),
+                Sink::Forward(sink) => pipe.drain_lines(sink),
             }
         }
         chunks
@@ -350,7 +474,7 @@ async fn forward(pipe: Arc<Pipe>, chunks: mpsc::Sender<Input>) {
                 // herdd is exiting.
                 Err(_) => return,
             },
-            Sink::Log(_) => None,
+            Sink::Log(_) | Sink::Forward(_) => None,
         };
         match ready.try_io(|_| pipe.step(room)) {
             Ok(Ok(true)) => tokio::task::yield_now().await,
@@ -358,6 +482,14 @@ async fn forward(pipe: Arc<Pipe>, chunks: mpsc::Sender<Input>) {
             Err(_would_block) => continue,
         }
     }
+}
+
+fn forwarded(sink: ForwardSink, stream: OutputStream) -> Sink {
+    Sink::Forward(Mutex::new(ForwardedLines {
+        sink,
+        lines: LineSplitter::new(stream),
+        grown: false,
+    }))
 }
 
 fn set_nonblocking(fd: &OwnedFd) {

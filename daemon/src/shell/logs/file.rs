@@ -179,7 +179,7 @@ impl LogFile {
 
     /// Opens the file if it is not open and writing is not suspended after
     /// a failure; so `size` is right before the first line is placed.
-    fn prepare(&mut self) {
+    fn open_if_closed(&mut self) {
         if self.file.is_some() {
             return;
         }
@@ -200,12 +200,12 @@ impl LogFile {
     /// Places one line in `out` (the batch being built), first writing out
     /// the batch and rotating if the line would take the file past
     /// `max_size`.
-    fn line(&mut self, out: &mut Vec<u8>, prefix: &Prefix, body: &[u8]) {
+    fn place(&mut self, out: &mut Vec<u8>, prefix: &Prefix, body: &[u8]) {
         let prefix = prefix.as_bytes();
         let length = (prefix.len() + body.len() + 1) as u64;
         let pending = self.size + out.len() as u64;
         if pending + length > self.rotation.max_size && pending > 0 && self.file.is_some() {
-            self.flush(out);
+            self.write_out(out);
             if self.file.is_some() {
                 self.rotate();
             }
@@ -216,7 +216,7 @@ impl LogFile {
     }
 
     /// Writes the batch (or counts it as discarded) and empties it.
-    fn flush(&mut self, out: &mut Vec<u8>) {
+    fn write_out(&mut self, out: &mut Vec<u8>) {
         if out.is_empty() {
             return;
         }
@@ -282,7 +282,7 @@ impl LogFile {
         self.rotations += 1;
         self.size = 0;
         match result {
-            Ok(()) => self.prepare(),
+            Ok(()) => self.open_if_closed(),
             // Appending on would let the file grow without bound.
             Err(err) => self.fail("cannot rotate", &err),
         }
@@ -315,6 +315,32 @@ impl LogFile {
             }
         }
     }
+}
+
+impl LineSink for LogFile {
+    fn prepare(&mut self) {
+        self.open_if_closed();
+    }
+
+    fn line(&mut self, out: &mut Vec<u8>, prefix: &Prefix, body: &[u8]) {
+        self.place(out, prefix, body);
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        self.write_out(out);
+    }
+}
+
+/// Where a [`LineSplitter`] puts the lines it cuts: a log file, or lines
+/// forwarded to journald or herdd's stdout (`forward.rs`).
+pub trait LineSink {
+    /// Called before the lines of a chunk are placed.
+    fn prepare(&mut self);
+    /// Places one line (`body`, without its newline) in `out`, the batch
+    /// being built from one chunk.
+    fn line(&mut self, out: &mut Vec<u8>, prefix: &Prefix, body: &[u8]);
+    /// Sends the batch on and empties it.
+    fn flush(&mut self, out: &mut Vec<u8>);
 }
 
 /// Creates the directory and opens (appends to) the file; returns its size.
@@ -374,7 +400,7 @@ impl Prefix {
     }
 }
 
-/// Cuts one pipe's bytes into lines for a [`LogFile`], keeping an
+/// Cuts one pipe's bytes into lines for a [`LineSink`], keeping an
 /// unfinished line until its newline comes (or it grows to [`MAX_LINE`],
 /// or the process exits).
 #[derive(Debug)]
@@ -396,7 +422,7 @@ impl LineSplitter {
 
     /// Writes the complete lines of `data` (read at `now`) to `file`;
     /// `out` is scratch space, empty before and after.
-    pub fn feed(&mut self, file: &mut LogFile, now: &Stamp, data: &[u8], out: &mut Vec<u8>) {
+    pub fn feed<S: LineSink>(&mut self, file: &mut S, now: &Stamp, data: &[u8], out: &mut Vec<u8>) {
         file.prepare();
         let complete = Prefix::new(now, tag(self.stream, false));
         let mut rest = data;
@@ -431,7 +457,7 @@ impl LineSplitter {
 
     /// The process exited (or the pipe ended): an unfinished line is
     /// written, marked partial.
-    pub fn finish(&mut self, file: &mut LogFile, out: &mut Vec<u8>) {
+    pub fn finish<S: LineSink>(&mut self, file: &mut S, out: &mut Vec<u8>) {
         if self.partial.is_empty() {
             return;
         }
@@ -441,7 +467,7 @@ impl LineSplitter {
     }
 
     /// Writes the kept line: complete (its newline came) or partial.
-    fn emit_partial(&mut self, file: &mut LogFile, out: &mut Vec<u8>, partial: bool) {
+    fn emit_partial<S: LineSink>(&mut self, file: &mut S, out: &mut Vec<u8>, partial: bool) {
         if partial || self.partial.len() <= MAX_LINE {
             let prefix = Prefix::new(&self.partial_since, tag(self.stream, partial));
             file.line(out, &prefix, &self.partial);
@@ -463,7 +489,7 @@ impl LineSplitter {
 
     /// An unfinished line that reached [`MAX_LINE`] is written in pieces
     /// marked partial; the rest waits for its newline.
-    fn cut_long(&mut self, file: &mut LogFile, out: &mut Vec<u8>, now: &Stamp) {
+    fn cut_long<S: LineSink>(&mut self, file: &mut S, out: &mut Vec<u8>, now: &Stamp) {
         if self.partial.len() < MAX_LINE {
             return;
         }

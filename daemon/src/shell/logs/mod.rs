@@ -1,4 +1,6 @@
-//! Log files of unit instances (`log = "file"`, the default).
+//! Log files of unit instances (`log = "file"`, the default), and lines
+//! forwarded to journald or herdd's stdout (`log = "journal"`, `"console"`:
+//! `forward.rs`).
 //!
 //! Each instance's stdout and stderr are pipes (see `output.rs`), read on
 //! the event loop and written, line by line with a timestamp, to one file
@@ -12,9 +14,12 @@
 //! only wakes followers when something was written.
 
 pub mod file;
+pub mod forward;
+pub mod journald;
 pub mod read;
 
-pub use file::{LineSplitter, LogFile, Rotation, Stamp};
+pub use file::{LineSink, LineSplitter, LogFile, Rotation, Stamp};
+pub use forward::{ForwardSink, Forwarder, Origin};
 
 use crate::core::{Input, InstanceId};
 use herd_config::{Config, LogMode, UnitLog};
@@ -65,6 +70,8 @@ pub fn log_path(dir: &Path, unit: &str, instance: &str) -> PathBuf {
 pub struct LogHub {
     registry: Mutex<Registry>,
     notifier: Notifier,
+    /// Lines of `log = "journal"` and `"console"` units.
+    forwarder: Forwarder,
 }
 
 struct Registry {
@@ -110,14 +117,24 @@ impl LogHub {
                 files: HashMap::new(),
             }),
             notifier: Notifier::new(core),
+            forwarder: Forwarder::new(&config.herd.journal_socket),
         };
         hub.configure(config);
         Arc::new(hub)
     }
 
     /// Takes the settings of a (re)loaded config; files being written
-    /// follow them from their next line.
+    /// follow them from their next line, forwarded lines from their next
+    /// batch.
     pub fn configure(&self, config: &Config) {
+        let journaled: Vec<String> = config
+            .units
+            .iter()
+            .filter(|unit| unit.log.mode == LogMode::Journal)
+            .map(|unit| unit.name.clone())
+            .collect();
+        self.forwarder
+            .configure(&config.herd.journal_socket, &journaled);
         let mut registry = lock(&self.registry);
         registry.dir = config.herd.log_dir.clone();
         registry.defaults = Rotation {
@@ -157,6 +174,11 @@ impl LogHub {
         )));
         registry.files.insert(instance.to_string(), file.clone());
         file
+    }
+
+    /// Where `log = "journal"` and `"console"` lines go.
+    pub fn forwarder(&self) -> &Forwarder {
+        &self.forwarder
     }
 
     /// `[herd] log_dir`.
