@@ -8,14 +8,20 @@
 //! bound there (`memory.usage_in_bytes`, `memory.max_usage_in_bytes`,
 //! `cpuacct.usage`, `pids.current`). What no cgroup offers is summed over
 //! the processes themselves from /proc: the members of the v2 cgroup when
-//! there is one, else the process group. Each figure is a best effort: a
-//! process that exits while it is read simply counts no more.
+//! there is one, else the process group; when memory has to be summed so,
+//! the same `/proc/<pid>/stat` reads give the CPU time too (each process's
+//! own and its reaped children's) instead of the cgroup's `cpu.stat`. Each
+//! figure is a best effort: a process that exits while it is read simply
+//! counts no more.
 
 use super::mountinfo;
 use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use std::collections::HashMap;
-use std::fs;
-use std::io::Read;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// Bytes per page and clock ticks per second, for /proc's figures.
@@ -37,22 +43,26 @@ impl Units {
     }
 }
 
-/// Reads usage for many process groups at once: the mounts are parsed once,
-/// which v2 files a cgroup has is learnt once per parent directory, and
-/// every file is read with one `read` into a reused buffer. A `status` of
-/// hundreds of instances costs a few small reads each.
+/// Reads usage for many process groups at once. What is the same for all
+/// of them is found once: the mounts, /proc and each parent cgroup are
+/// opened once (files are opened relative to them, so the kernel does not
+/// walk the long cgroup paths again for every file), and which v2 files
+/// the cgroups below a parent have is read once from its
+/// `cgroup.subtree_control`. Each file is read with one `read` into a
+/// reused buffer. A `status` of hundreds of instances costs three small
+/// reads each.
 pub struct Reader {
     hierarchies: mountinfo::Hierarchies,
     units: Units,
-    /// Per parent cgroup: which controllers its children have (its
-    /// `cgroup.subtree_control`), so absent files are never tried.
-    delegated: HashMap<PathBuf, Delegated>,
+    proc: Option<OwnedFd>,
+    parents: HashMap<PathBuf, Parent>,
     buffer: Vec<u8>,
 }
 
-/// The v2 controllers whose files a cgroup has besides `cpu.stat`.
-#[derive(Clone, Copy)]
-struct Delegated {
+/// A directory whose child cgroups are read.
+struct Parent {
+    dir: Option<OwnedFd>,
+    /// The v2 controllers whose files the children have besides `cpu.stat`.
     memory: bool,
     pids: bool,
 }
@@ -69,7 +79,8 @@ impl Reader {
         Reader {
             hierarchies: mountinfo::Hierarchies::parse(&mountinfo),
             units: Units::current(),
-            delegated: HashMap::new(),
+            proc: open_dir(Path::new("/proc")),
+            parents: HashMap::new(),
             buffer: Vec::new(),
         }
     }
@@ -77,7 +88,7 @@ impl Reader {
     /// Usage of the instance or task whose leader (and process group) is
     /// `pid`; `None` when it has gone.
     pub fn of(&mut self, pid: u32) -> Option<Usage> {
-        let memberships = self.read(&format!("/proc/{pid}/cgroup"))?.to_string();
+        let memberships = self.proc_file(pid, "cgroup")?.to_string();
         let own = |dir: Option<PathBuf>| dir.filter(|dir| is_herds(dir));
         // Only a cgroup herd made for it is looked up in the file system:
         // herdd's own, shared ones say nothing about this process.
@@ -90,26 +101,43 @@ impl Reader {
                 .flatten()
         };
         let (memory_v1, cpuacct, pids_v1) = (v1("memory"), v1("cpuacct"), v1("pids"));
-        let delegated = v2.as_ref().map(|dir| self.delegated(dir));
+        let v2 = v2.as_deref().and_then(split_leaf);
+        let (memory, pids) = match &v2 {
+            Some((parent, _)) => {
+                let parent = self.parent(parent);
+                (parent.memory, parent.pids)
+            }
+            None => (false, false),
+        };
         let mut members = match &v2 {
-            Some(dir) => self.pids(&dir.join("cgroup.procs")),
+            Some((parent, leaf)) => self.pids(parent, leaf),
             None => group_members(pid),
         };
         if members.is_empty() {
             // Not a group leader (or a cgroup read raced an exit): itself at least.
             members.push(pid);
         }
-        let v2_memory = v2.as_ref().filter(|_| delegated.is_some_and(|d| d.memory));
-        let v2_pids = v2.as_ref().filter(|_| delegated.is_some_and(|d| d.pids));
+        let v2_number = |reader: &mut Reader, present: bool, file: &str| {
+            let (parent, leaf) = v2.as_ref().filter(|_| present)?;
+            reader.cgroup_file(parent, leaf, file)?.trim().parse().ok()
+        };
         let mut usage = Usage {
-            memory_bytes: self.number(v2_memory, "memory.current"),
-            memory_peak_bytes: self.number(v2_memory, "memory.peak"),
-            cpu_usec: v2.as_ref().and_then(|dir| self.cpu_stat_usec(dir)),
-            processes: self.number(v2_pids, "pids.current"),
+            memory_bytes: v2_number(self, memory, "memory.current"),
+            memory_peak_bytes: v2_number(self, memory, "memory.peak"),
+            cpu_usec: None,
+            processes: v2_number(self, pids, "pids.current"),
         };
         if usage.memory_bytes.is_none() {
             usage.memory_bytes = self.number(memory_v1.as_ref(), "memory.usage_in_bytes");
             usage.memory_peak_bytes = self.number(memory_v1.as_ref(), "memory.max_usage_in_bytes");
+        }
+        // Where memory comes from /proc anyway, the same read gives CPU
+        // time (the processes' own and their reaped children's) and the
+        // cgroup's `cpu.stat` is not read: one file less per instance.
+        if usage.memory_bytes.is_some() {
+            usage.cpu_usec = v2
+                .as_ref()
+                .and_then(|(parent, leaf)| self.cpu_stat_usec(parent, leaf));
         }
         if usage.cpu_usec.is_none() {
             usage.cpu_usec = self
@@ -129,23 +157,37 @@ impl Reader {
         Some(usage)
     }
 
-    /// Which controllers the cgroups next to `dir` have, read once per parent.
-    fn delegated(&mut self, dir: &Path) -> Delegated {
-        let parent = dir.parent().unwrap_or(dir).to_path_buf();
-        if let Some(known) = self.delegated.get(&parent) {
-            return *known;
+    /// The parent cgroup `dir`, opened and its children's controllers read
+    /// on first use.
+    fn parent(&mut self, dir: &Path) -> &Parent {
+        if !self.parents.contains_key(dir) {
+            let list = read(
+                &mut self.buffer,
+                File::open(dir.join("cgroup.subtree_control")),
+            )
+            .unwrap_or_default();
+            let has = |name| list.split_whitespace().any(|word| word == name);
+            let parent = Parent {
+                memory: has("memory"),
+                pids: has("pids"),
+                dir: open_dir(dir),
+            };
+            self.parents.insert(dir.to_path_buf(), parent);
         }
-        let list = self
-            .read(&parent.join("cgroup.subtree_control"))
-            .unwrap_or_default()
-            .to_string();
-        let has = |name| list.split_whitespace().any(|word| word == name);
-        let delegated = Delegated {
-            memory: has("memory"),
-            pids: has("pids"),
-        };
-        self.delegated.insert(parent, delegated);
-        delegated
+        &self.parents[dir]
+    }
+
+    /// `<parent>/<leaf>/<file>`, opened relative to the parent.
+    fn cgroup_file(&mut self, parent: &Path, leaf: &str, file: &str) -> Option<&str> {
+        let dir = self.parents.get(parent)?.dir.as_ref()?;
+        read(&mut self.buffer, open_at(dir, &format!("{leaf}/{file}")))
+    }
+
+    fn proc_file(&mut self, pid: u32, file: &str) -> Option<&str> {
+        read(
+            &mut self.buffer,
+            open_at(self.proc.as_ref()?, &format!("{pid}/{file}")),
+        )
     }
 
     /// Resident memory (bytes; shared pages count once per process) and
@@ -154,10 +196,7 @@ impl Reader {
     fn summed(&mut self, pids: &[u32]) -> (u64, u64) {
         let (mut pages, mut ticks) = (0, 0);
         for pid in pids {
-            if let Some((resident, used)) = self
-                .read(&format!("/proc/{pid}/stat"))
-                .and_then(stat_figures)
-            {
+            if let Some((resident, used)) = self.proc_file(*pid, "stat").and_then(stat_figures) {
                 pages += resident;
                 ticks += used;
             }
@@ -168,12 +207,17 @@ impl Reader {
         )
     }
 
+    /// A number file of a v1 cgroup (rare: only where a limit put the
+    /// process in one of herd's v1 cgroups).
     fn number(&mut self, dir: Option<&PathBuf>, file: &str) -> Option<u64> {
-        self.read(&dir?.join(file))?.trim().parse().ok()
+        read(&mut self.buffer, File::open(dir?.join(file)))?
+            .trim()
+            .parse()
+            .ok()
     }
 
-    fn pids(&mut self, path: &Path) -> Vec<u32> {
-        self.read(path)
+    fn pids(&mut self, parent: &Path, leaf: &str) -> Vec<u32> {
+        self.cgroup_file(parent, leaf, "cgroup.procs")
             .unwrap_or_default()
             .lines()
             .filter_map(|line| line.trim().parse().ok())
@@ -181,34 +225,58 @@ impl Reader {
     }
 
     /// `usage_usec` of a v2 `cpu.stat` (present with or without the cpu controller).
-    fn cpu_stat_usec(&mut self, dir: &Path) -> Option<u64> {
-        self.read(&dir.join("cpu.stat"))?
+    fn cpu_stat_usec(&mut self, parent: &Path, leaf: &str) -> Option<u64> {
+        self.cgroup_file(parent, leaf, "cpu.stat")?
             .lines()
             .find_map(|line| line.strip_prefix("usage_usec "))?
             .trim()
             .parse()
             .ok()
     }
+}
 
-    /// The text of a small kernel file (procfs, cgroupfs), into the reused
-    /// buffer. These files are produced whole by each `read` that is large
-    /// enough, so a short read is the end: no `fstat` for a size hint, no
-    /// second `read` to see the end, as `fs::read_to_string` would do.
-    fn read(&mut self, path: impl AsRef<Path>) -> Option<&str> {
-        let mut file = fs::File::open(path).ok()?;
-        self.buffer.clear();
-        let mut filled = 0;
-        loop {
-            self.buffer.resize(filled + 4096, 0);
-            let n = file.read(&mut self.buffer[filled..]).ok()?;
-            filled += n;
-            if n < 4096 {
-                break;
-            }
+/// A directory opened to open files relative to it.
+fn open_dir(dir: &Path) -> Option<OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    nix::fcntl::open(dir, flags, Mode::empty()).ok()
+}
+
+fn open_at(dir: &OwnedFd, path: &str) -> io::Result<File> {
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    Ok(File::from(nix::fcntl::openat(
+        dir,
+        path,
+        flags,
+        Mode::empty(),
+    )?))
+}
+
+/// `dir` as its parent and its last component.
+fn split_leaf(dir: &Path) -> Option<(PathBuf, String)> {
+    Some((
+        dir.parent()?.to_path_buf(),
+        dir.file_name()?.to_str()?.to_string(),
+    ))
+}
+
+/// The text of a small kernel file (procfs, cgroupfs), into `buffer`.
+/// These files are produced whole by each `read` that is large enough, so
+/// a short read is the end: no `fstat` for a size hint and no second
+/// `read` to see the end, as `fs::read_to_string` would do.
+fn read(buffer: &mut Vec<u8>, file: io::Result<File>) -> Option<&str> {
+    let mut file = file.ok()?;
+    buffer.clear();
+    let mut filled = 0;
+    loop {
+        buffer.resize(filled + 4096, 0);
+        let n = file.read(&mut buffer[filled..]).ok()?;
+        filled += n;
+        if n < 4096 {
+            break;
         }
-        self.buffer.truncate(filled);
-        std::str::from_utf8(&self.buffer).ok()
     }
+    buffer.truncate(filled);
+    std::str::from_utf8(buffer).ok()
 }
 
 /// Whether the reply to `request` carries usage (`status`, `tasks`).
@@ -247,7 +315,6 @@ pub async fn with_usage(reply: Reply) -> Reply {
 /// every instance (`units[].instances[]`) and task (`tasks[]`) with a pid.
 /// Reads files for each: run it off the event loop.
 pub fn fill_payload(payload: &mut serde_json::Value) {
-    let mut reader = Reader::new();
     let Some(object) = payload.as_object_mut() else {
         return;
     };
@@ -266,6 +333,23 @@ pub fn fill_payload(payload: &mut serde_json::Value) {
             _ => {}
         }
     }
+    // Hundreds of entries are split among a few threads: the reads are
+    // independent, and each waits on the kernel more than on the CPU.
+    let threads = (entries.len() / ENTRIES_PER_THREAD).clamp(1, MAX_THREADS);
+    let chunk = entries.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for part in entries.chunks_mut(chunk) {
+            scope.spawn(move || fill_entries(part));
+        }
+    });
+}
+
+/// Threads one usage read may use, and the fewest entries worth a thread.
+const MAX_THREADS: usize = 4;
+const ENTRIES_PER_THREAD: usize = 128;
+
+fn fill_entries(entries: &mut [&mut serde_json::Value]) {
+    let mut reader = Reader::new();
     for entry in entries {
         let pid = entry.get("pid").and_then(serde_json::Value::as_u64);
         let (Some(pid), Some(object)) = (pid, entry.as_object_mut()) else {
