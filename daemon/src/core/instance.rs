@@ -543,12 +543,19 @@ impl Instance {
             backoff_next_ms: self.backoff.upcoming().as_millis() as u64,
             starts_ago_ms: self.starts.starts().map(|at| ago(now, at)).collect(),
             adopted: self.adopted,
+            watchdog_ago_ms: self.watchdog.armed_at().map(|at| ago(now, at)),
         }
     }
 
-    /// Rebuilds an instance; `adopted` when its process is no longer herdd's child.
-    pub fn restore(snapshot: &InstanceSnapshot, now: Instant, adopted: bool) -> Instance {
-        Instance {
+    /// Rebuilds an instance of a unit with `config`; `adopted` when its
+    /// process is no longer herdd's child.
+    pub fn restore(
+        snapshot: &InstanceSnapshot,
+        now: Instant,
+        adopted: bool,
+        config: &UnitConfig,
+    ) -> Instance {
+        let mut instance = Instance {
             index: snapshot.index,
             state: snapshot.state,
             pid: snapshot.pid,
@@ -570,8 +577,14 @@ impl Instance {
             starts: StartLimit::from_starts(
                 snapshot.starts_ago_ms.iter().map(|ms| before(now, *ms)),
             ),
-            // Armed by the caller, which has the unit's config.
             watchdog: Watchdog::default(),
+        };
+        if instance.state == State::Running {
+            // The countdown goes on from its last start; a snapshot without
+            // one (an older herdd) starts it afresh.
+            let armed = snapshot.watchdog_ago_ms.map_or(now, |ms| before(now, ms));
+            instance.watchdog.arm(armed, config);
         }
+        instance
     }
 }
