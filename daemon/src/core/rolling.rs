@@ -377,7 +377,13 @@ impl Supervisor {
             });
         }
         if !adopted {
-            self.rollout_results = saved.ended.iter().cloned().collect();
+            let units = &self.units;
+            self.rollout_results = saved
+                .ended
+                .iter()
+                .filter(|(unit, _)| units.contains_key(unit))
+                .cloned()
+                .collect();
         }
     }
 }
