@@ -86,13 +86,17 @@ impl Steps {
         std::thread::spawn(move || {
             let _done = done;
             let mut replay = Replay::default();
+            // Said once per re-exec (connecting may take more than one go).
+            let mut resume_said = false;
             loop {
                 let event = match client.next_streamed() {
                     Ok(Some(Streamed::Item { key, value })) if key == "event" => value,
                     Ok(Some(Streamed::Item { .. })) => continue,
                     Ok(Some(Streamed::Resumed)) => {
                         replay.resumed();
-                        show("herdd re-executed; the rolling restart goes on");
+                        if !std::mem::replace(&mut resume_said, true) {
+                            show("herdd re-executed; the rolling restart goes on");
+                        }
                         continue;
                     }
                     Ok(Some(Streamed::End(_)) | None) | Err(_) => return,
@@ -104,6 +108,7 @@ impl Steps {
                 let step = step_line(&event, &unit);
                 if let Some(line) = &step.line {
                     show(line);
+                    resume_said = false;
                 }
                 if step.last {
                     return;

@@ -283,10 +283,14 @@ fn roll_across_reexec(herd: &Herd, before: &[u32], begin: impl FnOnce()) {
     }
 }
 
+/// herdctl, on a terminal, follows the rollout into the new image: it shows
+/// every step once and ends as without the re-exec.
 #[test]
 fn a_rolling_restart_goes_on_across_daemon_reexec_and_herdctl_gets_its_result() {
     let (herd, before) = held_pool();
-    let ctl = std::process::Command::new(crate::harness::bin("herdctl"))
+    let ctl = std::process::Command::new("python3")
+        .args(["-c", ON_A_TERMINAL])
+        .arg(crate::harness::bin("herdctl"))
         .arg("--socket")
         .arg(&herd.socket)
         .args(["restart", "--rolling", "web"])
@@ -294,11 +298,23 @@ fn a_rolling_restart_goes_on_across_daemon_reexec_and_herdctl_gets_its_result() 
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("run herdctl");
+        .expect("python3");
     roll_across_reexec(&herd, &before, || {});
     let out = ctl.wait_with_output().expect("herdctl");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(crate::harness::stdout(&out), "", "quiet off a terminal");
+    let shown = crate::harness::stdout(&out).replace("\r\n", "\n");
+    assert_eq!(out.status.code(), Some(0), "{shown}{}", stderr(&out));
+    for i in 0..4 {
+        let step = format!("web: rolling restart {}/4: web@{i}", i + 1);
+        let count = shown.lines().filter(|line| *line == step).count();
+        assert_eq!(count, 1, "{step:?} once in:\n{shown}");
+    }
+    let resumed = "herdd re-executed; the rolling restart goes on";
+    let said = shown.lines().filter(|line| *line == resumed).count();
+    assert_eq!(said, 1, "{shown}");
+    assert!(
+        shown.lines().last() == Some("web: rolling restart done"),
+        "{shown}"
+    );
 }
 
 #[test]
