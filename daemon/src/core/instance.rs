@@ -547,15 +547,9 @@ impl Instance {
         }
     }
 
-    /// Rebuilds an instance of a unit with `config`; `adopted` when its
-    /// process is no longer herdd's child.
-    pub fn restore(
-        snapshot: &InstanceSnapshot,
-        now: Instant,
-        adopted: bool,
-        config: &UnitConfig,
-    ) -> Instance {
-        let mut instance = Instance {
+    /// Rebuilds an instance; `adopted` when its process is no longer herdd's child.
+    pub fn restore(snapshot: &InstanceSnapshot, now: Instant, adopted: bool) -> Instance {
+        Instance {
             index: snapshot.index,
             state: snapshot.state,
             pid: snapshot.pid,
@@ -577,14 +571,8 @@ impl Instance {
             starts: StartLimit::from_starts(
                 snapshot.starts_ago_ms.iter().map(|ms| before(now, *ms)),
             ),
+            // Armed by the caller, which has the unit's config.
             watchdog: Watchdog::default(),
-        };
-        if instance.state == State::Running {
-            // The countdown goes on from its last start; a snapshot without
-            // one (an older herdd) starts it afresh.
-            let armed = snapshot.watchdog_ago_ms.map_or(now, |ms| before(now, ms));
-            instance.watchdog.arm(armed, config);
         }
-        instance
     }
 }

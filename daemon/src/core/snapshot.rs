@@ -376,7 +376,16 @@ impl super::Supervisor {
             unit.instances = saved
                 .instances
                 .iter()
-                .map(|i| Instance::restore(i, now, adopted, &unit.config))
+                .map(|i| {
+                    let mut instance = Instance::restore(i, now, adopted);
+                    // The countdown goes on from its last start (a snapshot
+                    // of an older herdd has none: a full period from now).
+                    if instance.state == herd_common::state::State::Running {
+                        let armed = i.watchdog_ago_ms.map_or(now, |ms| before(now, ms));
+                        instance.watchdog.arm(armed, &unit.config);
+                    }
+                    instance
+                })
                 .collect();
             supervisor.restored.insert(saved.name.clone());
             for instance in &unit.instances {
@@ -499,6 +508,21 @@ mod tests {
         assert_eq!(pool.finished, [2, 3]);
         assert!(snapshot.semaphores[0].holders.is_empty());
         assert!(snapshot.semaphores[0].waiters.is_empty());
+    }
+
+    /// Journals written before rollouts and watchdog countdowns were kept
+    /// still load, and a snapshot without either is written as before.
+    #[test]
+    fn the_fields_added_later_are_optional() {
+        let text = serde_json::to_string(&crashed()).unwrap();
+        assert!(!text.contains("rollouts"), "{text}");
+        assert_eq!(serde_json::from_str::<Snapshot>(&text).unwrap(), crashed());
+        let instance = r#"{"index": 0, "state": "running", "pid": 4242, "pid_start": 1,
+            "spawned_ago_ms": 5123, "deadline_in_ms": null, "restarts": 0, "last_exit": null,
+            "reason": null, "notify_status": null, "after_stop": "stay", "killed": false,
+            "backoff_next_ms": 100, "starts_ago_ms": [5123], "adopted": false}"#;
+        let instance: InstanceSnapshot = serde_json::from_str(instance).unwrap();
+        assert_eq!(instance.watchdog_ago_ms, None);
     }
 
     #[test]
