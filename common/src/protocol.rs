@@ -47,7 +47,14 @@ pub enum Request {
     /// `max_unavailable` at a time, each batch ready before the next; reply
     /// once all are, or with a `failed` error naming the instance that did
     /// not become ready (the rest keep running as they were).
-    RollingRestart { name: String },
+    RollingRestart {
+        name: String,
+        /// Sent again after a `daemon-reexec` cut the wait short: wait for
+        /// the rolling restart of `name` carried over from the previous
+        /// image (or take its result) instead of starting another.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resume: bool,
+    },
     /// Send `signal` (a name like `SIGHUP` or `HUP`, or a number) to the
     /// process group of every running instance.
     Kill { names: Vec<String>, signal: String },
@@ -281,6 +288,10 @@ impl Request {
             Request::EventWait { name, timeout_ms } => Request::EventWait {
                 name: name.clone(),
                 timeout_ms: left(timeout_ms),
+            },
+            Request::RollingRestart { name, .. } => Request::RollingRestart {
+                name: name.clone(),
+                resume: true,
             },
             other => other.clone(),
         }
@@ -1113,7 +1124,10 @@ mod tests {
                 lines: Some(10),
                 follow: true,
             },
-            Request::RollingRestart { name: "web".into() },
+            Request::RollingRestart {
+                name: "web".into(),
+                resume: false,
+            },
             Request::Metrics,
         ];
         let mut verbs: Vec<String> = every_variant
@@ -1227,5 +1241,19 @@ mod tests {
                 wait: true
             }
         );
+        let rolling = Request::RollingRestart {
+            name: "web".into(),
+            resume: false,
+        };
+        assert_eq!(
+            rolling.resumed(elapsed),
+            Request::RollingRestart {
+                name: "web".into(),
+                resume: true
+            },
+            "waits for the rollout under way instead of starting another"
+        );
+        let line = encode_request(&rolling);
+        assert!(!line.contains("resume"), "{line}");
     }
 }

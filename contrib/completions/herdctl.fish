@@ -74,7 +74,7 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand stop" -s V -l version -d
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l no-block -d 'Return as soon as herdd accepted the request instead of waiting'
-complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l rolling -d 'Restart each named service\'s instances a batch of `max_unavailable` at a time, each batch ready before the next; stop at the first that does not become ready within `start_timeout` (exit 1, the rest keep running)'
+complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l rolling -d 'Restart each named service\'s instances a batch of `max_unavailable` at a time, each batch ready before the next; stop at the first that does not become ready within `start_timeout` (exit 1, the rest keep running). On a terminal, each step is printed as it happens. A `daemon-reexec` meanwhile does not stop it'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -s V -l version -d 'Print version'

@@ -200,7 +200,8 @@ pub struct RestartArgs {
     /// Restart each named service's instances a batch of `max_unavailable`
     /// at a time, each batch ready before the next; stop at the first that
     /// does not become ready within `start_timeout` (exit 1, the rest keep
-    /// running)
+    /// running). On a terminal, each step is printed as it happens. A
+    /// `daemon-reexec` meanwhile does not stop it
     #[arg(long, conflicts_with = "no_block")]
     pub rolling: bool,
 }

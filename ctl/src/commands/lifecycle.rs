@@ -58,19 +58,6 @@ pub fn exec(ctx: &Context, verb: Verb, args: LifecycleArgs) -> Result<Outcome, E
     })
 }
 
-/// `restart --rolling NAME...`: one service after the other. herdd answers
-/// when every instance is replaced and ready, or with an error naming the
-/// instance that was not (exit 1); progress is in `herdctl events`.
-pub fn rolling(ctx: &Context, args: LifecycleArgs) -> Result<Outcome, Error> {
-    for name in args.names {
-        let report: StatusReport = ctx.call(&Request::RollingRestart { name })?;
-        if ctx.json {
-            output::print_json(&report)?;
-        }
-    }
-    Ok(Outcome::Success)
-}
-
 /// One line per instance that did not come up after a waited start: those
 /// that `failed`, and those still `waiting` with a reason, which herdd only
 /// reports once what they wait for has failed (a failed `after` dependency).

@@ -21,6 +21,7 @@ mod progress;
 mod reexec;
 mod reload;
 mod replay;
+mod rolling;
 mod scale;
 mod sem;
 mod shutdown;
@@ -164,7 +165,7 @@ pub fn exec(cli: Cli) -> Result<Outcome, Error> {
         Command::Status(args) => status::exec(&ctx, args),
         Command::Start(args) => lifecycle::exec(&ctx, lifecycle::Verb::Start, args),
         Command::Stop(args) => lifecycle::exec(&ctx, lifecycle::Verb::Stop, args),
-        Command::Restart(args) if args.rolling => lifecycle::rolling(&ctx, args.lifecycle),
+        Command::Restart(args) if args.rolling => rolling::exec(&ctx, args.lifecycle),
         Command::Restart(args) => lifecycle::exec(&ctx, lifecycle::Verb::Restart, args.lifecycle),
         Command::Kill(args) => kill::exec(&ctx, args),
         Command::Scale(args) => scale::exec(&ctx, args),

@@ -543,6 +543,7 @@ impl Instance {
             backoff_next_ms: self.backoff.upcoming().as_millis() as u64,
             starts_ago_ms: self.starts.starts().map(|at| ago(now, at)).collect(),
             adopted: self.adopted,
+            watchdog_ago_ms: self.watchdog.armed_at().map(|at| ago(now, at)),
         }
     }
 

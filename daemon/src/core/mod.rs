@@ -142,6 +142,9 @@ pub struct Supervisor {
     sockets: Vec<herd_config::SocketConfig>,
     /// Rolling restarts under way.
     rollouts: Vec<rolling::Rollout>,
+    /// How rollouts ended whose requester a `daemon-reexec` sent away and
+    /// that has not asked again yet: unit -> error (`None`: done).
+    rollout_results: BTreeMap<String, Option<String>>,
 }
 
 impl Supervisor {
@@ -180,6 +183,7 @@ impl Supervisor {
             log_errors: HashMap::new(),
             sockets: config.sockets.clone(),
             rollouts: Vec::new(),
+            rollout_results: BTreeMap::new(),
         }
     }
 

@@ -84,7 +84,9 @@ impl Supervisor {
             Request::Restart { names, wait } => {
                 self.change(now, asker, Change::Restart, &names, wait, out)
             }
-            Request::RollingRestart { name } => self.rolling_restart(now, id, &name, out),
+            Request::RollingRestart { name, resume } => {
+                self.rolling_restart(now, id, &name, resume, out)
+            }
             Request::Kill { names, signal } => self.kill(&names, &signal, out),
             Request::Scale { name, instances } => self.scale(now, &name, instances, out),
             Request::Shutdown => {
@@ -122,7 +124,7 @@ impl Supervisor {
                 out.push(Action::ReadConfig { id: Some(id) });
                 None
             }
-            Request::DaemonReexec => Some(self.reexec(now, out)),
+            Request::DaemonReexec => Some(self.reexec(out)),
             // Streamed by the connection itself, never queued here.
             Request::Events { .. } => Some(served_by_the_connection("events")),
             Request::Metrics => Some(served_by_the_connection("metrics")),
@@ -145,12 +147,12 @@ impl Supervisor {
     }
 
     /// `daemon-reexec`: the shell re-executes herdd once the reply is out.
-    fn reexec(&mut self, now: Instant, out: &mut Vec<Action>) -> Reply {
+    fn reexec(&mut self, out: &mut Vec<Action>) -> Reply {
         if self.shutdown.is_some() {
             return shutting_down();
         }
         self.send_waiters_away(out);
-        self.abandon_rollouts(now, out);
+        self.send_rollout_waiters_away(out);
         out.push(Action::Reexec);
         Reply::ok(serde_json::json!({}))
     }

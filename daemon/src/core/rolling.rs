@@ -8,11 +8,17 @@
 //!
 //! A rollout is advanced after every input (like waiters are settled): it
 //! reads instance states, never keeps its own copy of them.
+//!
+//! A rollout outlives `daemon-reexec` (it is in the snapshot): its
+//! requester is answered `reconnect` and asks again with `resume`, which
+//! waits for the carried rollout — or takes its result, kept for it if the
+//! rollout ended before it came back — instead of starting another.
 
 use super::action::Action;
 use super::input::RequestId;
 use super::instance::Instance;
 use super::lifecycle::Lifecycle;
+use super::snapshot::{after, until, RolloutSnapshot, RolloutStepSnapshot, RolloutsSnapshot};
 use super::{InstanceId, Supervisor};
 use herd_common::protocol::{ErrorCode, Reply};
 use herd_common::state::State;
@@ -31,6 +37,9 @@ pub struct Rollout {
     in_flight: Vec<Step>,
     steps: u32,
     started: u32,
+    /// A `daemon-reexec` sent the requester away; it is expected to ask
+    /// again (`resume`) for the result.
+    awaited: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -50,14 +59,19 @@ enum Progress {
 }
 
 impl Supervisor {
-    /// `restart --rolling NAME`: `None` when the reply comes later.
+    /// `restart --rolling NAME`: `None` when the reply comes later. With
+    /// `resume` (asked again after a re-exec), the rollout under way.
     pub(super) fn rolling_restart(
         &mut self,
         now: Instant,
         id: RequestId,
         name: &str,
+        resume: bool,
         out: &mut Vec<Action>,
     ) -> Option<Reply> {
+        if resume {
+            return self.resume_rollout(now, id, name);
+        }
         let Some(unit) = self.units.get(name) else {
             let message = format!("no unit named `{name}` (a rolling restart takes a unit)");
             return Some(Reply::error(ErrorCode::NoSuchUnit, message));
@@ -79,6 +93,30 @@ impl Supervisor {
             .collect();
         self.begin_rollout(now, name, indexes, Some(id), out);
         None
+    }
+
+    /// A requester back after a re-exec: it waits for its rollout, or gets
+    /// the result kept for it.
+    fn resume_rollout(&mut self, now: Instant, id: RequestId, name: &str) -> Option<Reply> {
+        let carried = self
+            .rollouts
+            .iter_mut()
+            .find(|rollout| rollout.unit == name && rollout.awaited);
+        if let Some(rollout) = carried {
+            rollout.awaited = false;
+            rollout.reply_to = Some(id);
+            return None;
+        }
+        match self.rollout_results.remove(name) {
+            Some(error) => Some(self.rollout_reply(now, name, error)),
+            None => Some(Reply::error(
+                ErrorCode::Failed,
+                format!(
+                    "herdd re-executed during the rolling restart of `{name}` and has no \
+                     record of it; see `herdctl status {name}` and `herdctl events`"
+                ),
+            )),
+        }
     }
 
     /// Starts rolling `indexes` of unit `name`; answers `reply_to` at the end.
@@ -103,7 +141,10 @@ impl Supervisor {
             pending: indexes.into(),
             in_flight: Vec::new(),
             started: 0,
+            awaited: false,
         });
+        // A result nobody came back for is stale now.
+        self.rollout_results.remove(name);
         self.advance_rollouts(now, out);
     }
 
@@ -194,7 +235,8 @@ impl Supervisor {
         Ok(rollout.pending.is_empty() && rollout.in_flight.is_empty())
     }
 
-    /// Publishes the end and answers the request, if any.
+    /// Publishes the end and answers the request, if any (or keeps the
+    /// result for a requester a re-exec sent away).
     fn end_rollout(
         &mut self,
         now: Instant,
@@ -206,18 +248,30 @@ impl Supervisor {
             unit: rollout.unit.clone(),
             error: error.clone(),
         }));
-        let Some(id) = rollout.reply_to else {
-            return;
-        };
-        let reply = match error {
+        match rollout.reply_to {
+            Some(id) => {
+                let reply = self.rollout_reply(now, &rollout.unit, error);
+                out.push(Action::Reply { id, reply });
+            }
+            None if rollout.awaited => {
+                self.rollout_results.insert(rollout.unit, error);
+            }
+            None => {}
+        }
+    }
+
+    /// The answer to `restart --rolling`: the unit's report, or why it stopped.
+    fn rollout_reply(&self, now: Instant, unit: &str, error: Option<String>) -> Reply {
+        match error {
             None => {
                 let targets: Vec<InstanceId> = self
                     .units
-                    .get(&rollout.unit)
-                    .map(|unit| {
-                        unit.staying()
+                    .get(unit)
+                    .map(|found| {
+                        found
+                            .staying()
                             .map(|instance| InstanceId {
-                                unit: rollout.unit.clone(),
+                                unit: unit.to_string(),
                                 index: instance.index,
                             })
                             .collect()
@@ -227,14 +281,12 @@ impl Supervisor {
             }
             Some(error) => {
                 let message = format!(
-                    "rolling restart of {} stopped: {error}; the instances not yet restarted \
-                     keep running",
-                    rollout.unit
+                    "rolling restart of {unit} stopped: {error}; the instances not yet restarted \
+                     keep running"
                 );
                 Reply::error(ErrorCode::Failed, message)
             }
-        };
-        out.push(Action::Reply { id, reply });
+        }
     }
 
     /// The earliest rollout deadline, for the shell's timer.
@@ -245,12 +297,93 @@ impl Supervisor {
             .min()
     }
 
-    /// `daemon-reexec`: rollouts are not carried over; their requests are
-    /// answered now (the instances restarted so far stay restarted).
-    pub(super) fn abandon_rollouts(&mut self, now: Instant, out: &mut Vec<Action>) {
-        for rollout in std::mem::take(&mut self.rollouts) {
-            let error = "interrupted by daemon-reexec".to_string();
-            self.end_rollout(now, rollout, Some(error), out);
+    /// `daemon-reexec`: rollouts go on in the next image (they are in the
+    /// snapshot); their requesters are answered `reconnect` now, so that
+    /// their connections close, and ask again with `resume`.
+    pub(super) fn send_rollout_waiters_away(&mut self, out: &mut Vec<Action>) {
+        for rollout in &mut self.rollouts {
+            let Some(id) = rollout.reply_to.take() else {
+                continue;
+            };
+            rollout.awaited = true;
+            out.push(Action::Reply {
+                id,
+                reply: Reply::error(
+                    ErrorCode::Reconnect,
+                    "herdd is re-executing; connect again and wait again",
+                ),
+            });
+        }
+    }
+
+    /// The rollouts, for a snapshot.
+    pub(super) fn snapshot_rollouts(&self, now: Instant) -> RolloutsSnapshot {
+        let under_way = self
+            .rollouts
+            .iter()
+            .map(|rollout| RolloutSnapshot {
+                unit: rollout.unit.clone(),
+                pending: rollout.pending.iter().copied().collect(),
+                in_flight: rollout
+                    .in_flight
+                    .iter()
+                    .map(|step| RolloutStepSnapshot {
+                        index: step.index,
+                        old_pid: step.old_pid,
+                        deadline_in_ms: until(now, step.deadline),
+                    })
+                    .collect(),
+                steps: rollout.steps,
+                started: rollout.started,
+                awaited: rollout.awaited,
+            })
+            .collect();
+        let ended = self
+            .rollout_results
+            .iter()
+            .map(|(unit, error)| (unit.clone(), error.clone()))
+            .collect();
+        RolloutsSnapshot { under_way, ended }
+    }
+
+    /// Carries on with the rollouts of `saved`. After a crash (`adopted`)
+    /// no requester comes back (its herdd is gone): none is awaited.
+    pub(super) fn restore_rollouts(
+        &mut self,
+        saved: &RolloutsSnapshot,
+        now: Instant,
+        adopted: bool,
+    ) {
+        for rollout in &saved.under_way {
+            if !self.units.contains_key(&rollout.unit) {
+                continue;
+            }
+            self.rollouts.push(Rollout {
+                unit: rollout.unit.clone(),
+                reply_to: None,
+                pending: rollout.pending.iter().copied().collect(),
+                in_flight: rollout
+                    .in_flight
+                    .iter()
+                    .map(|step| Step {
+                        index: step.index,
+                        old_pid: step.old_pid,
+                        deadline: after(now, step.deadline_in_ms),
+                    })
+                    .collect(),
+                steps: rollout.steps,
+                started: rollout.started,
+                awaited: rollout.awaited && !adopted,
+            });
+        }
+        if !adopted {
+            let units = &self.units;
+            self.rollout_results = saved
+                .ended
+                .iter()
+                .filter(|(unit, _)| units.contains_key(unit))
+                .cloned()
+                .collect();
         }
     }
 }

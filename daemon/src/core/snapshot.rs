@@ -26,6 +26,9 @@ pub struct Snapshot {
     pub tasks: Vec<TaskSnapshot>,
     pub semaphores: Vec<SemaphoreSnapshot>,
     pub events: Vec<(String, bool)>,
+    /// Rolling restarts under way, and results kept for their requesters.
+    #[serde(default, skip_serializing_if = "RolloutsSnapshot::is_empty")]
+    pub rollouts: RolloutsSnapshot,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +60,48 @@ pub struct InstanceSnapshot {
     pub backoff_next_ms: u64,
     pub starts_ago_ms: Vec<u64>,
     pub adopted: bool,
+    /// When its watchdog countdown last started (readiness or the last
+    /// `WATCHDOG=1`), so that it goes on where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog_ago_ms: Option<u64>,
+}
+
+/// Rolling restarts (core/rolling.rs) carried over a re-exec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutsSnapshot {
+    #[serde(default)]
+    pub under_way: Vec<RolloutSnapshot>,
+    /// Rollouts that ended while their requester, sent away by a re-exec,
+    /// had not asked again: (unit, error; `None` when done).
+    #[serde(default)]
+    pub ended: Vec<(String, Option<String>)>,
+}
+
+impl RolloutsSnapshot {
+    pub fn is_empty(&self) -> bool {
+        self.under_way.is_empty() && self.ended.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutSnapshot {
+    pub unit: String,
+    /// Instances not restarted yet, in order.
+    pub pending: Vec<u32>,
+    /// Restarted, not ready yet.
+    pub in_flight: Vec<RolloutStepSnapshot>,
+    pub steps: u32,
+    pub started: u32,
+    /// Its requester was answered `reconnect` and is expected back.
+    pub awaited: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutStepSnapshot {
+    pub index: u32,
+    /// The process being replaced.
+    pub old_pid: Option<u32>,
+    pub deadline_in_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +349,7 @@ impl super::Supervisor {
                 .collect(),
             semaphores: self.semaphores.snapshot(),
             events: self.events.snapshot(),
+            rollouts: self.snapshot_rollouts(now),
         }
     }
 
@@ -332,9 +378,11 @@ impl super::Supervisor {
                 .iter()
                 .map(|i| {
                     let mut instance = Instance::restore(i, now, adopted);
-                    // A full period from now: the countdown is not in the snapshot.
+                    // The countdown goes on from its last start (a snapshot
+                    // of an older herdd has none: a full period from now).
                     if instance.state == herd_common::state::State::Running {
-                        instance.watchdog.arm(now, &unit.config);
+                        let armed = i.watchdog_ago_ms.map_or(now, |ms| before(now, ms));
+                        instance.watchdog.arm(armed, &unit.config);
                     }
                     instance
                 })
@@ -367,6 +415,7 @@ impl super::Supervisor {
         }
         supervisor.semaphores.restore(&snapshot.semaphores);
         supervisor.events.restore(&snapshot.events);
+        supervisor.restore_rollouts(&snapshot.rollouts, now, adopted);
         supervisor
     }
 
@@ -436,6 +485,7 @@ mod tests {
                 waiters: vec![HolderSnapshot::Task { id: 3 }],
             }],
             events: vec![],
+            rollouts: RolloutsSnapshot::default(),
         }
     }
 
@@ -458,6 +508,21 @@ mod tests {
         assert_eq!(pool.finished, [2, 3]);
         assert!(snapshot.semaphores[0].holders.is_empty());
         assert!(snapshot.semaphores[0].waiters.is_empty());
+    }
+
+    /// Journals written before rollouts and watchdog countdowns were kept
+    /// still load, and a snapshot without either is written as before.
+    #[test]
+    fn the_fields_added_later_are_optional() {
+        let text = serde_json::to_string(&crashed()).unwrap();
+        assert!(!text.contains("rollouts"), "{text}");
+        assert_eq!(serde_json::from_str::<Snapshot>(&text).unwrap(), crashed());
+        let instance = r#"{"index": 0, "state": "running", "pid": 4242, "pid_start": 1,
+            "spawned_ago_ms": 5123, "deadline_in_ms": null, "restarts": 0, "last_exit": null,
+            "reason": null, "notify_status": null, "after_stop": "stay", "killed": false,
+            "backoff_next_ms": 100, "starts_ago_ms": [5123], "adopted": false}"#;
+        let instance: InstanceSnapshot = serde_json::from_str(instance).unwrap();
+        assert_eq!(instance.watchdog_ago_ms, None);
     }
 
     #[test]

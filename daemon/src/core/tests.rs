@@ -942,4 +942,5 @@ mod jobs;
 mod pools;
 mod property;
 mod reload;
+mod rolling;
 mod sync;

@@ -10,17 +10,27 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Watchdog {
     due: Option<Instant>,
+    /// When the countdown started (readiness or the last `WATCHDOG=1`):
+    /// what a snapshot keeps, so that a re-exec does not start it afresh.
+    armed_at: Option<Instant>,
 }
 
 impl Watchdog {
     /// (Re)starts the countdown, when the unit has a watchdog.
     pub fn arm(&mut self, now: Instant, config: &UnitConfig) {
         self.due = config.watchdog.map(|timeout| now + timeout);
+        self.armed_at = self.due.map(|_| now);
     }
 
     /// No countdown: the process is stopping or gone.
     pub fn disarm(&mut self) {
         self.due = None;
+        self.armed_at = None;
+    }
+
+    /// When the running countdown started, if there is one.
+    pub fn armed_at(&self) -> Option<Instant> {
+        self.armed_at
     }
 
     pub fn due(&self) -> Option<Instant> {
@@ -61,16 +71,19 @@ mod tests {
         watchdog.arm(start + Duration::from_secs(9), &config);
         assert!(!watchdog.expired(start + Duration::from_secs(18)));
         assert!(watchdog.expired(start + Duration::from_secs(19)));
+        assert_eq!(watchdog.armed_at(), Some(start + Duration::from_secs(9)));
         watchdog.disarm();
         assert_eq!(watchdog.due(), None);
+        assert_eq!(watchdog.armed_at(), None);
         assert_eq!(usec(&config).as_deref(), Some("10000000"));
     }
 
     use crate::core::{Action, Input, InstanceId, Owner, Supervisor};
 
+    const PINGER: &str = "[service.w]\ncommand = [\"w\"]\nready = \"notify\"\nwatchdog = \"10s\"\n";
+
     fn pinger(now: Instant) -> (Supervisor, u32) {
-        let text = "[service.w]\ncommand = [\"w\"]\nready = \"notify\"\nwatchdog = \"10s\"\n";
-        let config = herd_config::parse(std::path::Path::new("/t/herd.toml"), text).unwrap();
+        let config = herd_config::parse(std::path::Path::new("/t/herd.toml"), PINGER).unwrap();
         let mut core = Supervisor::new(&config);
         core.handle(now, Input::Boot);
         let owner = Owner::Instance(InstanceId {
@@ -119,5 +132,30 @@ mod tests {
             action,
             Action::Publish(herd_common::events::Lifecycle::WatchdogExpired { pid: 42, .. })
         )));
+    }
+
+    /// Over a re-exec, and over a crash whose journal has it, the countdown
+    /// goes on from the last `WATCHDOG=1` instead of starting afresh.
+    #[test]
+    fn the_countdown_survives_a_reexec_and_a_crash() {
+        let config = herd_config::parse(std::path::Path::new("/t/herd.toml"), PINGER).unwrap();
+        for adopted in [false, true] {
+            let start = Instant::now();
+            let (mut core, _) = pinger(start);
+            ping(&mut core, start + Duration::from_secs(8), "WATCHDOG");
+            let now = start + Duration::from_secs(12);
+            let snapshot = core.snapshot(now, !adopted);
+            let text = serde_json::to_string(&snapshot).unwrap();
+            assert!(text.contains("\"watchdog_ago_ms\":4000"), "{text}");
+            let mut core = Supervisor::restore(&config, &snapshot, now, adopted);
+            core.handle(now, Input::Boot);
+            assert_eq!(
+                core.next_deadline(),
+                Some(start + Duration::from_secs(18)),
+                "adopted: {adopted}"
+            );
+            let fired = core.handle(start + Duration::from_secs(18), Input::Tick);
+            assert_eq!(signals(&fired), [libc::SIGTERM], "adopted: {adopted}");
+        }
     }
 }

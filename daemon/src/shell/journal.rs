@@ -350,6 +350,7 @@ mod tests {
             tasks: vec![],
             semaphores: vec![],
             events: vec![],
+            rollouts: Default::default(),
         }
     }
 

@@ -181,7 +181,10 @@ fn a_rolling_restart_stops_at_a_replacement_that_fails_and_leaves_the_rest() {
     let old: Vec<u32> = (0..4)
         .map(|i| h.instance(&format!("web@{i}")).pid.unwrap())
         .collect();
-    let (id, actions) = h.request(Request::RollingRestart { name: "web".into() });
+    let (id, actions) = h.request(Request::RollingRestart {
+        name: "web".into(),
+        resume: false,
+    });
     assert_eq!(
         stopped(&actions),
         [old[0], old[1]],
