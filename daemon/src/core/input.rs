@@ -57,6 +57,12 @@ pub enum Input {
     LogError {
         instance: super::InstanceId,
         error: Option<String>,
+    },    /// A health probe of `instance`'s process `pid` ended: passed, or
+    /// why not (`probe exited 1: <first line of its output>`).
+    ProbeResult {
+        instance: super::InstanceId,
+        pid: u32,
+        result: Result<(), String>,
     },
 }
 
@@ -75,6 +81,7 @@ impl Input {
             | Input::Notify { .. }
             | Input::Exited { .. }
             | Input::Tick
+            | Input::ProbeResult { .. }
             | Input::ConfigLoaded { .. }
             | Input::Shutdown => true,
         }

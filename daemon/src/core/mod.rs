@@ -12,6 +12,7 @@ pub mod action;
 pub mod backoff;
 mod drive;
 pub mod event;
+pub mod health;
 mod held;
 pub mod input;
 pub mod instance;
@@ -269,6 +270,11 @@ impl Supervisor {
             }
             Input::Tick => self.tick(now, &mut out),
             Input::Shutdown => self.begin_shutdown(now, &mut out),
+            Input::ProbeResult {
+                instance,
+                pid,
+                result,
+            } => self.probe_result(now, &instance, pid, result, &mut out),
             Input::LogError { instance, error } => match error {
                 Some(error) => {
                     self.log_errors.insert(instance, error);
@@ -743,6 +749,7 @@ impl Supervisor {
                 notify_status: i.notify_status.clone(),
                 adopted: i.adopted,
                 log_error: self.log_error_of(unit, i.index),
+                health: i.health.view(unit.config.health.as_ref()),
                 // The core does no I/O: the front end fills this in when asked.
                 usage: Default::default(),
             })

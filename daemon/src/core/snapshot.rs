@@ -336,6 +336,9 @@ impl super::Supervisor {
                     if instance.state == herd_common::state::State::Running {
                         instance.watchdog.arm(now, &unit.config);
                     }
+                    if instance.pid.is_some() {
+                        instance.health.resume(now, &unit.config, instance.state);
+                    }
                     instance
                 })
                 .collect();
