@@ -83,7 +83,9 @@ pub enum Lifecycle {
     },
     /// An instance's health probe passed for the first time since it
     /// started, or again after failures.
-    Healthy { instance: String },
+    Healthy {
+        instance: String,
+    },
     /// A running instance failed its health probe `retries` times in a row:
     /// it is stopped and started again. `reason` is the last failure.
     Unhealthy {

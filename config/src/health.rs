@@ -39,8 +39,12 @@ pub(crate) fn health(cx: &mut Cx, key: &str, value: &Value) -> Option<HealthChec
         let name: &str = field.get_ref();
         let probe = match name {
             "command" => command(cx, key, value).map(Probe::Command),
-            "http" => cx.string(key, value).and_then(|url| http(cx, key, value, url)),
-            "tcp" => cx.string(key, value).and_then(|addr| tcp(cx, key, value, addr)),
+            "http" => cx
+                .string(key, value)
+                .and_then(|url| http(cx, key, value, url)),
+            "tcp" => cx
+                .string(key, value)
+                .and_then(|addr| tcp(cx, key, value, addr)),
             "interval" => {
                 set(&mut check.interval, cx.positive_duration(key, value));
                 return true;
@@ -50,7 +54,10 @@ pub(crate) fn health(cx: &mut Cx, key: &str, value: &Value) -> Option<HealthChec
                 return true;
             }
             "retries" => {
-                set(&mut check.retries, cx.integer_in(key, value, 1..=MAX_RETRIES));
+                set(
+                    &mut check.retries,
+                    cx.integer_in(key, value, 1..=MAX_RETRIES),
+                );
                 return true;
             }
             "start_period" => {
@@ -65,7 +72,8 @@ pub(crate) fn health(cx: &mut Cx, key: &str, value: &Value) -> Option<HealthChec
             Some(Probe::Tcp(_)) => "tcp",
         };
         if let Some(first) = probes.first() {
-            let message = format!("a probe is one of command, http or tcp: `{first}` is already set");
+            let message =
+                format!("a probe is one of command, http or tcp: `{first}` is already set");
             cx.error(field.span(), key, message);
             valid = false;
         }
@@ -193,7 +201,10 @@ mod tests {
         assert_eq!(target.host, "127.0.0.1:9000");
         assert_eq!(target.path, "/healthz?x=1");
         let target = HttpTarget::parse("http://localhost").unwrap();
-        assert_eq!((target.address.as_str(), target.path.as_str()), ("localhost:80", "/"));
+        assert_eq!(
+            (target.address.as_str(), target.path.as_str()),
+            ("localhost:80", "/")
+        );
         let target = HttpTarget::parse("http://[::1]:81/").unwrap();
         assert_eq!(target.address, "[::1]:81");
         for bad in [

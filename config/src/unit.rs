@@ -106,6 +106,8 @@ struct Draft {
     restart_delay_max_span: Option<Range<usize>>,
     /// Where `ready` was set, to point at a `ready = "health"` without `health`.
     ready_span: Option<Range<usize>>,
+    /// `health` is there (valid or not).
+    has_health: bool,
 }
 
 impl Draft {
@@ -147,6 +149,7 @@ impl Draft {
             restart_delay_span: None,
             restart_delay_max_span: None,
             ready_span: None,
+            has_health: false,
         }
     }
 
@@ -242,6 +245,7 @@ impl Draft {
                 cx.error(field.span(), key, "only services have health probes");
             }
             "health" => {
+                self.has_health = true;
                 let check = crate::health::health(cx, key, value);
                 set(&mut unit.health, check.map(Some));
             }
@@ -272,7 +276,8 @@ impl Draft {
             missing_key(cx, name, unit_key, "command");
         }
         let unit = self.config;
-        if let (Ready::Health, None, Some(span)) = (unit.ready, &unit.health, &self.ready_span) {
+        if let (Ready::Health, false, Some(span)) = (unit.ready, self.has_health, &self.ready_span)
+        {
             let message = "ready = \"health\" needs a `health` probe";
             cx.error(span.clone(), &key_path(unit_key, "ready"), message);
         }

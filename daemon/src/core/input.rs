@@ -57,7 +57,8 @@ pub enum Input {
     LogError {
         instance: super::InstanceId,
         error: Option<String>,
-    },    /// A health probe of `instance`'s process `pid` ended: passed, or
+    },
+    /// A health probe of `instance`'s process `pid` ended: passed, or
     /// why not (`probe exited 1: <first line of its output>`).
     ProbeResult {
         instance: super::InstanceId,

@@ -64,7 +64,13 @@ impl Probes {
     }
 
     /// Starts the probe of `instance`'s process `pid`.
-    pub fn start(&mut self, instance: InstanceId, pid: u32, spec: ProbeSpec, short: Option<String>) {
+    pub fn start(
+        &mut self,
+        instance: InstanceId,
+        pid: u32,
+        spec: ProbeSpec,
+        short: Option<String>,
+    ) {
         self.cancel(&instance);
         let probe: Outcome = match spec.kind {
             ProbeKind::Command(command) => match short {
@@ -296,10 +302,16 @@ mod tests {
         assert_eq!(status_code("HTTP/1.0 503"), Some(503));
         assert_eq!(status_code("SSH-2.0-OpenSSH"), None);
         assert_eq!(status_code("HTTP/1.1 2000 x"), None);
-        assert_eq!(first_line(b"\n  \n oops: down \nmore"), Some("oops: down".into()));
+        assert_eq!(
+            first_line(b"\n  \n oops: down \nmore"),
+            Some("oops: down".into())
+        );
         assert_eq!(first_line(b" \n"), None);
         let long = "x".repeat(500);
-        assert_eq!(first_line(long.as_bytes()).unwrap().chars().count(), REASON_CHARS + 1);
+        assert_eq!(
+            first_line(long.as_bytes()).unwrap().chars().count(),
+            REASON_CHARS + 1
+        );
     }
 
     #[tokio::test]
@@ -321,14 +333,22 @@ mod tests {
         let url = format!("http://{address}/healthz");
         let (request, result) = tokio::join!(serve("200 OK"), http(url.clone()));
         assert_eq!(result, Ok(()));
-        assert!(request.starts_with("GET /healthz HTTP/1.1\r\n"), "{request}");
-        assert!(request.contains(&format!("Host: {address}\r\n")), "{request}");
+        assert!(
+            request.starts_with("GET /healthz HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains(&format!("Host: {address}\r\n")),
+            "{request}"
+        );
         let (_, result) = tokio::join!(serve("302 Found"), http(url.clone()));
         assert_eq!(result, Ok(()));
         let (_, result) = tokio::join!(serve("503 Service Unavailable"), http(url.clone()));
         assert_eq!(
             result,
-            Err(format!("probe got HTTP/1.1 503 Service Unavailable from {url}"))
+            Err(format!(
+                "probe got HTTP/1.1 503 Service Unavailable from {url}"
+            ))
         );
         let (_, result) = tokio::join!(listener.accept(), tcp(address.clone()));
         assert_eq!(result, Ok(()));
@@ -336,7 +356,9 @@ mod tests {
         let refused = tokio::time::timeout(TEST_TIMEOUT, tcp(address.clone())).await;
         assert_eq!(
             refused.unwrap(),
-            Err(format!("probe could not connect to {address}: Connection refused"))
+            Err(format!(
+                "probe could not connect to {address}: Connection refused"
+            ))
         );
     }
 }

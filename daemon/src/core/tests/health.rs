@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::core::{Action, Input, InstanceId, Lifecycle, Supervisor};
-use herd_common::state::Exit;
 use herd_common::protocol::{HealthState, InstanceStatus, Request};
+use herd_common::state::Exit;
 
 const S: Duration = Duration::from_secs(1);
 
@@ -82,7 +82,9 @@ impl Pool {
         let Some(Action::Reply {
             reply: herd_common::protocol::Reply::Ok(payload),
             ..
-        }) = status.into_iter().find(|a| matches!(a, Action::Reply { .. }))
+        }) = status
+            .into_iter()
+            .find(|a| matches!(a, Action::Reply { .. }))
         else {
             panic!("no status reply");
         };
@@ -111,9 +113,11 @@ fn probes(actions: &[Action]) -> Vec<(InstanceId, u32, ProbeKind)> {
     actions
         .iter()
         .filter_map(|action| match action {
-            Action::Probe { instance, pid, spec } => {
-                Some((instance.clone(), *pid, spec.kind.clone()))
-            }
+            Action::Probe {
+                instance,
+                pid,
+                spec,
+            } => Some((instance.clone(), *pid, spec.kind.clone())),
             _ => None,
         })
         .collect()
@@ -152,7 +156,11 @@ health = { tcp = "127.0.0.1:900{instance}", interval = "2s", timeout = "1s", ret
 fn ready_health_waits_for_the_first_passing_probe_and_failures_meanwhile_do_not_restart() {
     let mut pool = Pool::boot(READY_ON_HEALTH);
     assert_eq!(pool.instance(0).state, State::Starting);
-    assert_eq!(pool.core.next_deadline(), Some(pool.at(2)), "interval after spawn");
+    assert_eq!(
+        pool.core.next_deadline(),
+        Some(pool.at(2)),
+        "interval after spawn"
+    );
     assert!(probes(&pool.tick(pool.at(1))).is_empty(), "not due yet");
     let due = probes(&pool.tick(pool.at(2)));
     assert_eq!(due.len(), 2);
@@ -162,7 +170,10 @@ fn ready_health_waits_for_the_first_passing_probe_and_failures_meanwhile_do_not_
         (id("w", 1), pid, ProbeKind::Tcp("127.0.0.1:9001".into())),
         "{{instance}} substituted, for the instance's current pid"
     );
-    assert!(probes(&pool.tick(pool.at(3))).is_empty(), "one probe at a time");
+    assert!(
+        probes(&pool.tick(pool.at(3))).is_empty(),
+        "one probe at a time"
+    );
     for _ in 0..3 {
         let failed = pool.result(pool.at(3), 0, Err("probe could not connect"));
         assert!(stop_signals(&failed).is_empty(), "starting: no restart");
@@ -172,7 +183,11 @@ fn ready_health_waits_for_the_first_passing_probe_and_failures_meanwhile_do_not_
     assert_eq!(health.error.as_deref(), Some("probe could not connect"));
     assert_eq!(pool.instance(0).state, State::Starting);
     assert!(probes(&pool.tick(pool.at(4))).is_empty());
-    assert_eq!(probes(&pool.tick(pool.at(5))).len(), 1, "interval after the result");
+    assert_eq!(
+        probes(&pool.tick(pool.at(5))).len(),
+        1,
+        "interval after the result"
+    );
     let passed = pool.result(pool.at(5), 0, Ok(()));
     let events = published(&passed);
     assert!(events.contains(&Lifecycle::Healthy {
@@ -183,7 +198,11 @@ fn ready_health_waits_for_the_first_passing_probe_and_failures_meanwhile_do_not_
     }));
     assert_eq!(pool.instance(0).state, State::Running);
     assert_eq!(pool.instance(0).health.unwrap().state, HealthState::Healthy);
-    assert_eq!(pool.instance(1).state, State::Starting, "the other waits for its own");
+    assert_eq!(
+        pool.instance(1).state,
+        State::Starting,
+        "the other waits for its own"
+    );
 }
 
 #[test]
@@ -245,20 +264,31 @@ fn retries_failures_in_a_row_restart_a_running_instance_and_say_why() {
     );
     let stopping = pool.instance(1);
     assert_eq!(stopping.state, State::Stopping);
-    assert_eq!(stopping.reason.as_deref(), Some("unhealthy: probe exited 1: db down"));
+    assert_eq!(
+        stopping.reason.as_deref(),
+        Some("unhealthy: probe exited 1: db down")
+    );
     assert_eq!(stopping.restarts, 1);
     assert!(
-        probes(&pool.tick(pool.at(now + 5))).iter().all(|p| p.0.index != 1),
+        probes(&pool.tick(pool.at(now + 5)))
+            .iter()
+            .all(|p| p.0.index != 1),
         "probes of a stopped instance stop"
     );
     let late = pool.result(pool.at(now + 5), 1, Err("late"));
-    assert!(stop_signals(&late).is_empty(), "a late result changes nothing");
+    assert!(
+        stop_signals(&late).is_empty(),
+        "a late result changes nothing"
+    );
     pool.exit_and_respawn(pool.at(now + 6), 1);
     let back = pool.instance(1);
     assert_ne!(back.pid, Some(old));
     let health = back.health.unwrap();
     assert_eq!(health.state, HealthState::Starting);
-    assert_eq!(health.restarted.as_deref(), Some("unhealthy: probe exited 1: db down"));
+    assert_eq!(
+        health.restarted.as_deref(),
+        Some("unhealthy: probe exited 1: db down")
+    );
     for other in [0, 2] {
         assert_eq!(pool.instance(other).restarts, 0, "w@{other} untouched");
     }
@@ -272,10 +302,18 @@ fn failures_within_start_period_do_not_count_until_a_probe_passes() {
         let actions = pool.result(pool.at(second), 0, Err("warming up"));
         assert!(stop_signals(&actions).is_empty());
     }
-    assert_eq!(pool.instance(0).health.unwrap().failures, 0, "all in start_period");
+    assert_eq!(
+        pool.instance(0).health.unwrap().failures,
+        0,
+        "all in start_period"
+    );
     pool.tick(pool.at(5));
     pool.result(pool.at(5), 0, Err("late"));
-    assert_eq!(pool.instance(0).health.unwrap().failures, 1, "after start_period");
+    assert_eq!(
+        pool.instance(0).health.unwrap().failures,
+        1,
+        "after start_period"
+    );
     // A pass ends the start period early: failures count at once.
     let mut pool = Pool::boot(PROBED);
     pool.tick(pool.at(1));
