@@ -176,10 +176,10 @@ health = {{ http = "http://127.0.0.1:{prefix}{{instance}}/healthz", interval = "
     assert_eq!(health(&herd, "web@0")["state"], "starting");
     let out = rolling.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    for i in 0..2 {
+    for (i, old) in old.iter().enumerate() {
         let instance = herd.instance(&format!("web@{i}"));
         assert_eq!(instance["state"], "running", "{instance}");
-        assert_ne!(instance["pid"].as_u64(), Some(u64::from(old[i])));
+        assert_ne!(instance["pid"].as_u64(), Some(u64::from(*old)));
         assert_eq!(instance["health"]["state"], "healthy", "{instance}");
     }
 }
