@@ -14,7 +14,7 @@
 use super::action::{Action, SpawnSpec};
 use super::instance::Instance;
 use super::unit::{spawn_spec, INSTANCE_PLACEHOLDER};
-use super::{InstanceId, Supervisor};
+use super::{InstanceId, Lifecycle, Supervisor};
 use herd_common::protocol::{Health as HealthView, HealthState};
 use herd_common::state::State;
 use herd_config::{HealthCheck, Probe, UnitConfig};
@@ -233,9 +233,17 @@ impl Supervisor {
             .units
             .get(&id.unit)
             .is_some_and(|unit| unavailable(&unit.instances) < unit.config.max_unavailable);
+        let before = out.len();
         self.with_instance(now, id, out, |instance, ctx| {
             instance.on_probe_result(pid, result, may_restart, ctx)
         });
+        // It made the instance ready or restarted it: the journal must know.
+        if out[before..]
+            .iter()
+            .any(|action| !matches!(action, Action::Publish(Lifecycle::Healthy { .. })))
+        {
+            self.generation += 1;
+        }
     }
 }
 

@@ -74,6 +74,9 @@ impl Input {
         match self {
             Input::Request { request, .. } => !request.is_read_only(),
             Input::Output { .. } | Input::LogError { .. } => false,
+            // Most results change nothing the journal keeps (health is not
+            // in it): the core counts those that act (see `probe_result`).
+            Input::ProbeResult { .. } => false,
             Input::Boot
             | Input::ClientGone { .. }
             | Input::Spawned { .. }
@@ -82,7 +85,6 @@ impl Input {
             | Input::Notify { .. }
             | Input::Exited { .. }
             | Input::Tick
-            | Input::ProbeResult { .. }
             | Input::ConfigLoaded { .. }
             | Input::Shutdown => true,
         }

@@ -333,3 +333,35 @@ command = ["sleep", "1000"]
     );
     assert_eq!(herd.pid_of("web"), pid);
 }
+
+#[test]
+fn probes_go_on_after_daemon_reexec() {
+    let herd = Herd::start(
+        r#"
+[service.web]
+command = ["sleep", "1000"]
+ready = "health"
+health = { command = ["sh", "-c", "echo >> $DIR/probes; [ ! -e $DIR/sick ] || { echo sick; exit 1; }"], interval = "100ms", retries = 2 }
+"#,
+    );
+    herd.wait_state("web", "running");
+    let pid = herd.pid_of("web");
+    herd.ok(&["daemon-reexec"]);
+    let probed = lines(&herd.path("probes"));
+    wait_until("probes after the re-exec", || {
+        lines(&herd.path("probes")) >= probed + 3
+    });
+    assert_eq!(herd.pid_of("web"), pid, "the re-exec restarts nothing");
+    assert_eq!(health(&herd, "web")["state"], "healthy");
+    std::fs::write(herd.path("sick"), "").unwrap();
+    herd.wait_for("web to be restarted for its health", |h| {
+        h.instance("web")["restarts"].as_u64() >= Some(1)
+    });
+    assert_eq!(
+        health(&herd, "web")["restarted"],
+        "unhealthy: probe exited 1: sick"
+    );
+    std::fs::remove_file(herd.path("sick")).unwrap();
+    herd.wait_state("web", "running");
+    assert_ne!(herd.pid_of("web"), pid);
+}

@@ -203,6 +203,21 @@ fn ready_health_waits_for_the_first_passing_probe_and_failures_meanwhile_do_not_
         State::Starting,
         "the other waits for its own"
     );
+    let generation = pool.core.generation();
+    pool.tick(pool.at(7));
+    let generation_after_tick = pool.core.generation();
+    pool.result(pool.at(7), 0, Ok(()));
+    assert_eq!(
+        pool.core.generation(),
+        generation_after_tick,
+        "a pass that changes nothing is not journaled"
+    );
+    assert!(generation_after_tick > generation);
+    pool.result(pool.at(7), 1, Ok(()));
+    assert!(
+        pool.core.generation() > generation_after_tick,
+        "w@1 became ready"
+    );
 }
 
 #[test]
