@@ -209,6 +209,15 @@ impl Health {
     }
 }
 
+/// Whether a step did nothing but start probes (a tick that changes
+/// nothing the journal keeps).
+pub(super) fn only_probes(actions: &[Action]) -> bool {
+    !actions.is_empty()
+        && actions
+            .iter()
+            .all(|action| matches!(action, Action::Probe { .. }))
+}
+
 /// Instances of a service on their way back: a health restart waits while
 /// `max_unavailable` of them are.
 fn unavailable(instances: &[Instance]) -> u32 {
