@@ -133,7 +133,11 @@ impl Probes {
     fn command(&mut self, spec: &SpawnSpec) -> Outcome {
         let spawned = match spawn::spawn(spec, &[], None) {
             Ok(spawned) => spawned,
-            Err(error) => return Box::pin(std::future::ready(Err(format!("probe: {error}")))),
+            Err(error) => {
+                return Box::pin(std::future::ready(Err(format!(
+                    "probe could not start: {error}"
+                ))))
+            }
         };
         let (sender, ending) = oneshot::channel();
         let program = spec.argv.first().cloned().unwrap_or_default();

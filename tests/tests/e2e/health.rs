@@ -365,3 +365,21 @@ health = { command = ["sh", "-c", "echo >> $DIR/probes; [ ! -e $DIR/sick ] || { 
     herd.wait_state("web", "running");
     assert_ne!(herd.pid_of("web"), pid);
 }
+
+#[test]
+fn a_probe_that_cannot_run_says_why() {
+    let herd = Herd::start(
+        r#"
+[service.web]
+command = ["sleep", "1000"]
+health = { command = ["/no/such/probe", "{instance}"], interval = "100ms", retries = 1 }
+"#,
+    );
+    herd.wait_for("web to be restarted for its probe", |h| {
+        h.instance("web")["restarts"].as_u64() >= Some(1)
+    });
+    assert_eq!(
+        health(&herd, "web")["restarted"],
+        "unhealthy: probe could not start: exec /no/such/probe: No such file or directory"
+    );
+}
