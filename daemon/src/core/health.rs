@@ -254,6 +254,25 @@ impl Supervisor {
             self.generation += 1;
         }
     }
+
+    /// A reload changed only `unit`'s probe: its processes are probed the
+    /// new way from a full interval on, without a restart.
+    pub(super) fn follow_new_probe(&mut self, now: Instant, unit: &str, out: &mut Vec<Action>) {
+        let Some(indexes) = self
+            .units
+            .get(unit)
+            .map(|u| u.instances.iter().map(|i| i.index).collect::<Vec<_>>())
+        else {
+            return;
+        };
+        for index in indexes {
+            let id = InstanceId {
+                unit: unit.to_string(),
+                index,
+            };
+            self.with_instance(now, &id, out, Instance::follow_new_probe);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -547,6 +547,15 @@ impl Instance {
         }
     }
 
+    /// After a reload that changed only the probe: the running probe is
+    /// stopped, the next one is due a full (new) interval from now.
+    pub fn follow_new_probe(&mut self, ctx: &mut Ctx) {
+        self.end_probes(ctx);
+        if self.pid.is_some() {
+            self.health.resume(ctx.now, ctx.config, self.state);
+        }
+    }
+
     /// The result of a probe of process `pid`. `may_restart`: fewer than
     /// `max_unavailable` instances of the service are on their way back.
     pub fn on_probe_result(

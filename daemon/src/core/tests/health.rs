@@ -389,3 +389,35 @@ fn a_result_about_a_previous_process_is_ignored() {
     );
     assert_eq!(pool.instance(0).health.unwrap().failures, 1);
 }
+
+#[test]
+fn a_reload_that_changes_only_the_probe_applies_it_without_a_restart() {
+    let mut pool = Pool::boot(PROBED);
+    let pids: Vec<u32> = (0..3).map(|i| pool.instance(i).pid.unwrap()).collect();
+    assert_eq!(probes(&pool.tick(pool.at(1))).len(), 3, "running probes");
+    let text = PROBED.replace(
+        r#"command = ["check", "{instance}"], interval = "1s""#,
+        r#"tcp = "127.0.0.1:800{instance}", interval = "3s""#,
+    );
+    assert_ne!(text, PROBED);
+    let config = herd_config::parse(std::path::Path::new("/t/herd.toml"), &text).unwrap();
+    let input = Input::ConfigLoaded {
+        id: None,
+        config: Ok(Box::new(config)),
+    };
+    let reloaded = pool.core.handle(pool.at(1), input);
+    assert!(stop_signals(&reloaded).is_empty(), "{reloaded:?}");
+    assert!(reloaded.contains(&Action::CancelProbe {
+        instance: id("w", 2)
+    }));
+    assert!(
+        probes(&pool.tick(pool.at(3))).is_empty(),
+        "the new interval"
+    );
+    let due = probes(&pool.tick(pool.at(4)));
+    assert_eq!(due.len(), 3);
+    assert_eq!(due[2].2, ProbeKind::Tcp("127.0.0.1:8002".into()));
+    for (index, pid) in pids.iter().enumerate() {
+        assert_eq!(pool.instance(index as u32).pid, Some(*pid));
+    }
+}
