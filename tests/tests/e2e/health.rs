@@ -383,3 +383,45 @@ health = { command = ["/no/such/probe", "{instance}"], interval = "100ms", retri
         "unhealthy: probe could not start: exec /no/such/probe: No such file or directory"
     );
 }
+
+#[test]
+fn a_reload_that_changes_the_probe_keeps_the_process_and_probes_the_new_way() {
+    let herd = Herd::start(
+        r#"
+[service.web]
+command = ["sleep", "1000"]
+health = { command = ["true"], interval = "100ms", retries = 2 }
+"#,
+    );
+    wait_healthy(&herd, "web");
+    let pid = herd.pid_of("web");
+    let text = std::fs::read_to_string(&herd.config).unwrap();
+    let changed = text.replace(
+        r#"command = ["true"]"#,
+        r#"command = ["sh", "-c", "echo new probe; exit 3"]"#,
+    );
+    assert_ne!(changed, text);
+    std::fs::write(&herd.config, changed).unwrap();
+    herd.ok(&["reload"]);
+    herd.wait_for("web to be restarted by the new probe", |h| {
+        h.instance("web")["restarts"].as_u64() >= Some(1)
+    });
+    assert_eq!(
+        health(&herd, "web")["restarted"],
+        "unhealthy: probe exited 3: new probe"
+    );
+    assert!(!alive(pid) || herd.pid_of("web") != pid);
+    let events = herd.ok(&["events"]);
+    let stopped = events
+        .lines()
+        .position(|line| line.contains("stopping pid"))
+        .unwrap();
+    assert!(
+        events
+            .lines()
+            .nth(stopped - 1)
+            .unwrap()
+            .contains("unhealthy: probe exited 3"),
+        "the reload itself stopped nothing:\n{events}"
+    );
+}
