@@ -8,6 +8,10 @@ socket's backlog while a worker restarts: nothing is refused.
 
 On SIGTERM a worker finishes the request in hand, then exits. It tells herd
 it is ready with READY=1 on NOTIFY_SOCKET (`ready = "notify"`).
+
+With HEALTH_PORT set, it also answers GET /healthz on that port of
+127.0.0.1, its own: herd's `health` probe then checks this very worker, not
+whichever one takes a connection from the shared socket.
 """
 
 import http.server
@@ -16,6 +20,7 @@ import select
 import signal
 import socket
 import sys
+import threading
 
 SD_LISTEN_FDS_START = 3
 
@@ -63,8 +68,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+def serve_health():
+    port = os.environ.get("HEALTH_PORT")
+    if not port:
+        return
+    server = http.server.HTTPServer(("127.0.0.1", int(port)), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
 def main():
     listener = listening_socket()
+    serve_health()
     stopping = []
     # SIGTERM only sets a flag and wakes the select below: a worker never
     # dies between accepting a connection and answering it.

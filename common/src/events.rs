@@ -81,6 +81,18 @@ pub enum Lifecycle {
         unit: String,
         error: Option<String>,
     },
+    /// An instance's health probe passed for the first time since it
+    /// started, or again after failures.
+    Healthy {
+        instance: String,
+    },
+    /// A running instance failed its health probe `retries` times in a row:
+    /// it is stopped and started again. `reason` is the last failure.
+    Unhealthy {
+        instance: String,
+        pid: u32,
+        reason: String,
+    },
 }
 
 /// A pool task named in an event, so that front ends need not parse its
@@ -156,6 +168,12 @@ impl fmt::Display for Lifecycle {
                 unit,
                 error: Some(error),
             } => write!(f, "{unit}: rolling restart stopped: {error}"),
+            Lifecycle::Healthy { instance } => write!(f, "{instance}: healthy"),
+            Lifecycle::Unhealthy {
+                instance,
+                pid,
+                reason,
+            } => write!(f, "{instance}: unhealthy: {reason}; restarting pid {pid}"),
         }
     }
 }

@@ -890,9 +890,48 @@ pub struct InstanceStatus {
     /// dir): herdd reads and discards it until writing works again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+    /// Its health probe's verdict, for a service with `health` while a
+    /// process runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
     /// What it costs while it runs (filled in by herdd as it replies).
     #[serde(flatten)]
     pub usage: Usage,
+}
+
+/// What an instance's health probe says (`health` in `status --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub state: HealthState,
+    /// Failed probes in a row that count (not those within `start_period`).
+    pub failures: u32,
+    /// What the last failed probe said, until one passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why herd last restarted this instance for failing its probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<String>,
+}
+
+/// `starting`: no probe has passed since the process started; `healthy`:
+/// the last passed, or fewer than `retries` failed since; `unhealthy`:
+/// `retries` failed in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl std::fmt::Display for HealthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HealthState::Starting => "starting",
+            HealthState::Healthy => "healthy",
+            HealthState::Unhealthy => "unhealthy",
+        })
+    }
 }
 
 /// What a running instance or task costs, from its cgroup (or its

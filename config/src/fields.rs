@@ -159,7 +159,7 @@ fn rlimit_value(cx: &mut Cx, key: &str, value: &Value) -> Option<u64> {
 }
 
 pub(crate) fn ready(cx: &mut Cx, key: &str, value: &Value) -> Option<Ready> {
-    const EXPECTED: &str = "\"started\", \"notify\" or a duration like \"2s\"";
+    const EXPECTED: &str = "\"started\", \"notify\", \"health\" or a duration like \"2s\"";
     let text = match value.get_ref() {
         DeValue::String(text) => text.as_ref(),
         DeValue::Integer(_) | DeValue::Float(_) => {
@@ -173,6 +173,7 @@ pub(crate) fn ready(cx: &mut Cx, key: &str, value: &Value) -> Option<Ready> {
     let problem = match text {
         "started" => return Some(Ready::Started),
         "notify" => return Some(Ready::Notify),
+        "health" => return Some(Ready::Health),
         _ if text.trim_start().starts_with(|c: char| c.is_ascii_digit()) => {
             match duration::parse_duration(text) {
                 Ok(delay) => return Some(Ready::After(delay)),

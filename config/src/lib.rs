@@ -37,6 +37,7 @@ mod duration;
 pub mod env_file;
 mod errors;
 mod fields;
+mod health;
 mod herd;
 mod include;
 mod loader;
@@ -56,6 +57,7 @@ mod value;
 use std::path::Path;
 
 pub use errors::{ConfigError, ConfigErrors};
+pub use health::HttpTarget;
 pub use model::*;
 pub use socket::MAX_SOCKETS_PER_UNIT;
 

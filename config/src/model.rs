@@ -271,6 +271,35 @@ pub struct UnitConfig {
     /// `update`: how a reload that changes its settings restarts it; `None`
     /// (the key absent) rolls a unit with more than one instance.
     pub update: Option<UpdateMode>,
+    /// `health`: the probe run against each running instance (services
+    /// only). Default none.
+    pub health: Option<HealthCheck>,
+}
+
+/// `health = { command | http | tcp, interval, timeout, retries, start_period }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// What is probed; `{instance}` is substituted per instance.
+    pub probe: Probe,
+    /// Time from the end of one probe to the start of the next. Default 10s.
+    pub interval: Duration,
+    /// A probe still running after this long has failed (and is killed). Default 5s.
+    pub timeout: Duration,
+    /// Consecutive failures after which a running instance is restarted. Default 3.
+    pub retries: u32,
+    /// Failures this soon after the start do not count. Default 0s.
+    pub start_period: Duration,
+}
+
+/// The three kinds of health probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// A program run with the instance's environment: exit 0 = healthy.
+    Command(Vec<String>),
+    /// `http://HOST:PORT/PATH`: a GET answered 2xx or 3xx = healthy.
+    Http(String),
+    /// `HOST:PORT`: a TCP connection accepted = healthy.
+    Tcp(String),
 }
 
 /// `update = "rolling" | "parallel"`.
@@ -354,6 +383,8 @@ pub enum Ready {
     After(Duration),
     /// Ready when it sends `READY=1` to `NOTIFY_SOCKET` (the systemd protocol).
     Notify,
+    /// Ready when its `health` probe first passes.
+    Health,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

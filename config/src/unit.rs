@@ -45,6 +45,7 @@ const LAST_KEYS: &[&str] = &[
     "watchdog",
     "max_unavailable",
     "update",
+    "health",
 ];
 
 /// Keys of `[service.NAME]` that tasks do not have.
@@ -55,6 +56,7 @@ const SERVICE_ONLY_KEYS: &[&str] = &[
     "watchdog",
     "max_unavailable",
     "update",
+    "health",
 ];
 
 /// Most replicas a worker pool may have: a typo like `instances = 40000`
@@ -102,6 +104,10 @@ struct Draft {
     has_command: bool,
     restart_delay_span: Option<Range<usize>>,
     restart_delay_max_span: Option<Range<usize>>,
+    /// Where `ready` was set, to point at a `ready = "health"` without `health`.
+    ready_span: Option<Range<usize>>,
+    /// `health` is there (valid or not).
+    has_health: bool,
 }
 
 impl Draft {
@@ -135,12 +141,15 @@ impl Draft {
                     watchdog: None,
                     max_unavailable: 1,
                     update: None,
+                    health: None,
                 },
                 service
             ),
             has_command: false,
             restart_delay_span: None,
             restart_delay_max_span: None,
+            ready_span: None,
+            has_health: false,
         }
     }
 
@@ -190,7 +199,10 @@ impl Draft {
                 let names = references(cx, key, value, Namespace::Semaphore, None, refs);
                 set(&mut unit.semaphores, names);
             }
-            "ready" => set(&mut unit.ready, ready(cx, key, value)),
+            "ready" => {
+                self.ready_span = Some(value.span());
+                set(&mut unit.ready, ready(cx, key, value));
+            }
             "start_timeout" => set(&mut unit.start_timeout, cx.positive_duration(key, value)),
             "sets_event" if !service => {
                 cx.error(field.span(), key, "only services can set events");
@@ -229,6 +241,14 @@ impl Draft {
                 let timeout = cx.positive_duration(key, value);
                 set(&mut unit.watchdog, timeout.map(Some));
             }
+            "health" if !service => {
+                cx.error(field.span(), key, "only services have health probes");
+            }
+            "health" => {
+                self.has_health = true;
+                let check = crate::health::health(cx, key, value);
+                set(&mut unit.health, check.map(Some));
+            }
             "sockets" if !service => {
                 cx.error(field.span(), key, "only services have sockets");
             }
@@ -256,6 +276,11 @@ impl Draft {
             missing_key(cx, name, unit_key, "command");
         }
         let unit = self.config;
+        if let (Ready::Health, false, Some(span)) = (unit.ready, self.has_health, &self.ready_span)
+        {
+            let message = "ready = \"health\" needs a `health` probe";
+            cx.error(span.clone(), &key_path(unit_key, "ready"), message);
+        }
         if unit.restart_delay_max < unit.restart_delay {
             let (key, span) = match (self.restart_delay_max_span, self.restart_delay_span) {
                 (Some(span), _) => ("restart_delay_max", span),

@@ -151,7 +151,8 @@ pub enum Command {
     /// {"time", "instance", "stream", "text"}.
     Logs(LogsArgs),
     /// Print herd's metrics in Prometheus text format: per instance state,
-    /// restarts, uptime, memory, CPU and processes; per pool tasks by state,
+    /// restarts, uptime, memory, CPU, processes and health probe verdict;
+    /// per pool tasks by state,
     /// totals and a task duration histogram; semaphores, events, and herdd
     /// itself. The same text `[herd] metrics_listen` serves on GET /metrics.
     /// With --json: {"text": "..."}.

@@ -6,7 +6,7 @@ const UNIT_KEYS: &str = "command, instances, env, env_file, cwd, user, group, um
      no_new_privs, clear_env, memory_max, pids_max, cpu_weight, after, wait_events, semaphores, \
      ready, start_timeout, sets_event, restart, restart_delay, restart_delay_max, start_limit, \
      start_interval, stop_signal, stop_timeout, daemon, autostart, sockets, watchdog, \
-     max_unavailable, update, log, log_max_size, log_keep";
+     max_unavailable, update, health, log, log_max_size, log_keep";
 
 const TOP_LEVEL_KEYS: &str = "include, herd, semaphore, event, service, task, pool, socket";
 
@@ -20,7 +20,7 @@ fn unknown_keys() {
     let task_keys = UNIT_KEYS
         .replace("instances, ", "")
         .replace("sets_event, ", "")
-        .replace("sockets, watchdog, max_unavailable, update, ", "");
+        .replace("sockets, watchdog, max_unavailable, update, health, ", "");
     let task = format!("3:1: task.t.restat: unknown key `restat` (expected one of: {task_keys})");
     assert_single_errors(&[
         (
@@ -138,8 +138,8 @@ fn durations() {
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nready = \"soon\"\n",
-            "3:9: service.web.ready: invalid ready `soon` (expected \"started\", \"notify\" or a \
-             duration like \"2s\")",
+            "3:9: service.web.ready: invalid ready `soon` (expected \"started\", \"notify\", \"health\" \
+             or a duration like \"2s\")",
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nrestart_delay = \"2s\"\nrestart_delay_max = \"1s\"\n",
@@ -358,8 +358,8 @@ fn semaphore_and_event_key_errors() {
         ),
         (
             "[service.web]\ncommand = [\"a\"]\nready = true\n",
-            "3:9: service.web.ready: expected \"started\", \"notify\" or a duration like \"2s\", \
-             found a boolean",
+            "3:9: service.web.ready: expected \"started\", \"notify\", \"health\" or a duration like \
+             \"2s\", found a boolean",
         ),
     ]);
 }
@@ -650,6 +650,58 @@ fn socket_errors() {
         (
             "[service.web]\ncommand = [\"a\"]\nmax_unavailable = 0\n",
             "3:19: service.web.max_unavailable: must be at least 1 (got 0)",
+        ),
+    ]);
+}
+
+#[test]
+fn health_probe_errors() {
+    const KEYS: &str = "command, http, tcp, interval, timeout, retries, start_period";
+    let unknown =
+        format!("3:25: service.web.health.port: unknown key `port` (expected one of: {KEYS})");
+    assert_single_errors(&[
+        (
+            "[service.web]\ncommand = [\"a\"]\nhealth = { http = \"http://a:1/\", tcp = \"a:1\" }\n",
+            "3:34: service.web.health.tcp: a probe is one of command, http or tcp: `http` is \
+             already set",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nhealth = { interval = \"1s\" }\n",
+            "3:10: service.web.health: missing the probe: one of `command`, `http` or `tcp`",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nhealth = { tcp = \"a:1\", interval = \"5x\" }\n",
+            "3:36: service.web.health.interval: unknown unit `x` in `5x`; use ms, s, m or h, e.g. \
+             \"10s\"",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nhealth = { tcp = \"a:1\", timeout = \"0s\" }\n",
+            "3:35: service.web.health.timeout: must be longer than 0s",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nhealth = { tcp = \"a:1\", retries = 0 }\n",
+            "3:35: service.web.health.retries: must be at least 1 (got 0)",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nhealth = { tcp = \"a\" }\n",
+            "3:18: service.web.health.tcp: expected HOST:PORT like \"127.0.0.1:8080\" (got \"a\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nhealth = { http = \"https://a/\" }\n",
+            "3:19: service.web.health.http: expected a URL like \
+             \"http://127.0.0.1:8080/healthz\" (got \"https://a/\")",
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nhealth = { tcp = \"a:1\", port = 1 }\n",
+            &unknown,
+        ),
+        (
+            "[service.web]\ncommand = [\"a\"]\nready = \"health\"\n",
+            "3:9: service.web.ready: ready = \"health\" needs a `health` probe",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\nhealth = { tcp = \"a:1\" }\n",
+            "3:1: task.t.health: only services have health probes",
         ),
     ]);
 }

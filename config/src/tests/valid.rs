@@ -141,6 +141,7 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         watchdog: None,
         max_unavailable: 1,
         update: None,
+        health: None,
     }
 }
 

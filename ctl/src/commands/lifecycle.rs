@@ -112,6 +112,7 @@ mod tests {
             notify_status: None,
             adopted: false,
             log_error: None,
+            health: None,
             usage: Default::default(),
         }
     }

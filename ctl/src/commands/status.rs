@@ -9,7 +9,8 @@ use crate::output::{
     Table,
 };
 use herd_common::protocol::{
-    InstanceStatus, PoolStatus, Request, SocketStatus, StatusReport, UnitKind, UnitStatus, Usage,
+    Health, HealthState, InstanceStatus, PoolStatus, Request, SocketStatus, StatusReport, UnitKind,
+    UnitStatus, Usage,
 };
 use herd_common::state::State;
 use std::fmt::Write as _;
@@ -125,9 +126,17 @@ pub fn render_table(report: &StatusReport, colour: bool) -> String {
         .iter()
         .flat_map(|unit| &unit.instances)
         .any(|instance| instance.usage != Usage::default());
+    let with_health = report
+        .units
+        .iter()
+        .flat_map(|unit| &unit.instances)
+        .any(|instance| instance.health.is_some());
     let mut header = vec!["UNIT", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"];
     if with_usage {
         header.extend(["MEMORY", "CPU", "TASKS"]);
+    }
+    if with_health {
+        header.push("HEALTH");
     }
     if with_reason {
         header.push("REASON");
@@ -160,6 +169,9 @@ pub fn render_table(report: &StatusReport, colour: bool) -> String {
             if with_usage {
                 row.extend(usage_cells(&instance.usage));
             }
+            if with_health {
+                row.push(health_cell(instance.health.as_ref()));
+            }
             if with_reason {
                 row.push(Cell::new(reason_cell(instance).unwrap_or_default()));
             }
@@ -178,6 +190,40 @@ fn usage_cells(usage: &Usage) -> [Cell; 3] {
         or_dash(usage.cpu_usec.map(format_cpu)),
         or_dash(usage.processes.map(|n| n.to_string())),
     ]
+}
+
+/// The HEALTH cell: `healthy`, `healthy, 1 failed`, `starting`,
+/// `unhealthy`, or `-` when it is not probed (not running, no `health`).
+fn health_cell(health: Option<&Health>) -> Cell {
+    let Some(health) = health else {
+        return Cell::new("-");
+    };
+    let paint = match health.state {
+        HealthState::Healthy if health.failures == 0 => Paint::Green,
+        HealthState::Healthy | HealthState::Starting => Paint::Yellow,
+        HealthState::Unhealthy => Paint::Red,
+    };
+    let text = match (health.state, health.failures) {
+        (HealthState::Healthy, failed @ 1..) => format!("healthy, {failed} failed"),
+        (state, _) => state.to_string(),
+    };
+    Cell::painted(text, paint)
+}
+
+/// `health: healthy`, `health: unhealthy (probe exited 1: db down)`, and
+/// why herd last restarted it for its health, if it did.
+fn health_part(health: &Health) -> String {
+    let mut text = format!("health: {}", health.state);
+    if health.failures > 0 {
+        let _ = write!(text, ", {} failed", health.failures);
+    }
+    if let Some(error) = &health.error {
+        let _ = write!(text, " ({error})");
+    }
+    if let Some(restarted) = &health.restarted {
+        let _ = write!(text, ", last restarted: {restarted}");
+    }
+    text
 }
 
 /// What the REASON column shows for an instance: herd's reason, else the
@@ -336,6 +382,9 @@ fn describe_instance(instance: &InstanceStatus, colour: bool) -> String {
             n => format!("{n} processes"),
         });
     }
+    if let Some(health) = &instance.health {
+        parts.push(health_part(health));
+    }
     if let Some(status) = &instance.notify_status {
         parts.push(format!("status: {}", quote_status(status)));
     }
@@ -369,6 +418,7 @@ mod tests {
             notify_status: None,
             adopted: false,
             log_error: None,
+            health: None,
             usage: Default::default(),
         }
     }
@@ -705,6 +755,54 @@ db@2  running  9    1s      0         -
         let block = render_blocks(&report, false);
         assert!(
             block.contains("web@0: running, pid 7, up 3s, 0 restarts, log: cannot open"),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn health_gets_a_column_and_its_failure_in_the_block() {
+        let health = |state, failures, error: Option<&str>| {
+            Some(Health {
+                state,
+                failures,
+                error: error.map(str::to_string),
+                restarted: None,
+            })
+        };
+        let report = StatusReport {
+            units: vec![unit(
+                "web",
+                UnitKind::Service,
+                State::Running,
+                vec![
+                    InstanceStatus {
+                        health: health(HealthState::Healthy, 0, None),
+                        ..running("web@0", 7, 3_000)
+                    },
+                    InstanceStatus {
+                        health: health(HealthState::Unhealthy, 3, Some("probe exited 1: db down")),
+                        ..running("web@1", 8, 3_000)
+                    },
+                    instance("web@2", State::Inactive),
+                ],
+            )],
+            pools: vec![],
+            sockets: vec![],
+        };
+        let table = render_table(&report, false);
+        assert!(table.contains("LAST EXIT  HEALTH\n"), "{table}");
+        assert!(
+            table.contains("web@0  running   7    3s      0         -          healthy\n"),
+            "{table}"
+        );
+        assert!(table.contains("-          unhealthy\n"), "{table}");
+        assert!(
+            table.contains("web@2  inactive  -    -       0         -          -\n"),
+            "{table}"
+        );
+        let block = render_blocks(&report, false);
+        assert!(
+            block.contains("web@1: running, pid 8, up 3s, 0 restarts, health: unhealthy, 3 failed (probe exited 1: db down)"),
             "{block}"
         );
     }

@@ -301,6 +301,7 @@ mod tests {
             notify_status: None,
             adopted: false,
             log_error: None,
+            health: None,
             usage: Usage {
                 memory_bytes: Some(memory),
                 memory_peak_bytes: None,

@@ -172,6 +172,7 @@ pub fn render(
 ) -> String {
     let mut out = Exposition::default();
     render_instances(&mut out, status);
+    render_health(&mut out, status);
     render_pools(&mut out, status);
     render_semaphores(&mut out, semaphores);
     out.family(
@@ -266,6 +267,37 @@ fn render_instances(out: &mut Exposition, status: &StatusReport) {
                 out.sample(name, &labels, value);
             }
         }
+    }
+}
+
+/// Instances whose service has a `health` probe, while their process runs.
+fn render_health(out: &mut Exposition, status: &StatusReport) {
+    let probed = || {
+        status.units.iter().flat_map(|unit| {
+            unit.instances.iter().filter_map(move |i| {
+                Some((unit.name.as_str(), i.name.as_str(), i.health.as_ref()?))
+            })
+        })
+    };
+    out.family(
+        "herd_instance_healthy",
+        "gauge",
+        "1 when its health probe passes (fewer than retries failed since the last pass), \
+         0 while starting or unhealthy.",
+    );
+    for (unit, instance, health) in probed() {
+        let healthy = health.state == herd_common::protocol::HealthState::Healthy;
+        let labels = [("unit", unit), ("instance", instance)];
+        out.sample("herd_instance_healthy", &labels, u8::from(healthy));
+    }
+    out.family(
+        "herd_instance_health_failures",
+        "gauge",
+        "Failed health probes in a row that count.",
+    );
+    for (unit, instance, health) in probed() {
+        let labels = [("unit", unit), ("instance", instance)];
+        out.sample("herd_instance_health_failures", &labels, health.failures);
     }
 }
 

@@ -31,6 +31,16 @@ pub enum Action {
     /// `daemon-reexec`: once the replies are out, re-execute herdd with this
     /// state (the shell takes the snapshot).
     Reexec,
+    /// Run a health probe of `instance`'s process `pid` (off the event
+    /// loop, killed at its timeout); answer with `Input::ProbeResult`.
+    Probe {
+        instance: super::InstanceId,
+        pid: u32,
+        spec: Box<super::health::ProbeSpec>,
+    },
+    /// Stop the running probe of `instance`: its process is stopping or
+    /// gone. No result comes back.
+    CancelProbe { instance: super::InstanceId },
 }
 
 /// Everything the shell needs to start one process, `{instance}` already substituted.

@@ -58,6 +58,13 @@ pub enum Input {
         instance: super::InstanceId,
         error: Option<String>,
     },
+    /// A health probe of `instance`'s process `pid` ended: passed, or
+    /// why not (`probe exited 1: <first line of its output>`).
+    ProbeResult {
+        instance: super::InstanceId,
+        pid: u32,
+        result: Result<(), String>,
+    },
 }
 
 impl Input {
@@ -67,6 +74,9 @@ impl Input {
         match self {
             Input::Request { request, .. } => !request.is_read_only(),
             Input::Output { .. } | Input::LogError { .. } => false,
+            // Most results change nothing the journal keeps (health is not
+            // in it): the core counts those that act (see `probe_result`).
+            Input::ProbeResult { .. } => false,
             Input::Boot
             | Input::ClientGone { .. }
             | Input::Spawned { .. }

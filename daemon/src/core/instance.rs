@@ -5,6 +5,7 @@
 
 use super::action::Action;
 use super::backoff::{Backoff, StartLimit};
+use super::health::{probe_spec, Health, Verdict};
 use super::lifecycle::Lifecycle;
 use super::semaphore::{Holder, Semaphores};
 use super::snapshot::{after, ago, before, until, AfterStopSnapshot, InstanceSnapshot};
@@ -105,6 +106,8 @@ pub struct Instance {
     starts: StartLimit,
     /// `watchdog`: armed while it runs, by readiness and each `WATCHDOG=1`.
     pub watchdog: Watchdog,
+    /// `health`: probed while its process runs.
+    pub health: Health,
 }
 
 impl Instance {
@@ -125,12 +128,14 @@ impl Instance {
             backoff: Backoff::new(config.restart_delay),
             starts: StartLimit::default(),
             watchdog: Watchdog::default(),
+            health: Health::default(),
         }
     }
 
-    /// The earliest of its timers: the state's deadline and the watchdog.
+    /// The earliest of its timers: the state's deadline, the watchdog and
+    /// the next health probe.
     pub fn next_timer(&self) -> Option<Instant> {
-        [self.deadline, self.watchdog.due()]
+        [self.deadline, self.watchdog.due(), self.health.due()]
             .into_iter()
             .flatten()
             .min()
@@ -207,6 +212,7 @@ impl Instance {
         };
         let signal = ctx.config.stop_signal;
         self.watchdog.disarm();
+        self.end_probes(ctx);
         self.state = State::Stopping;
         self.killed = false;
         self.deadline = Some(ctx.now + ctx.config.stop_timeout);
@@ -265,10 +271,13 @@ impl Instance {
             instance: ctx.name.clone(),
             pid,
         }));
+        self.health.begin(ctx.now, ctx.config);
         match ctx.config.ready {
             Ready::Started => self.become_ready(ctx),
             Ready::After(delay) => self.deadline = Some(ctx.now + delay),
-            Ready::Notify => self.deadline = Some(ctx.now + ctx.config.start_timeout),
+            Ready::Notify | Ready::Health => {
+                self.deadline = Some(ctx.now + ctx.config.start_timeout)
+            }
         }
     }
 
@@ -306,6 +315,7 @@ impl Instance {
         let pid = self.pid.take().unwrap_or(0);
         self.adopted = false;
         self.watchdog.disarm();
+        self.end_probes(ctx);
         let run = self
             .spawned_at
             .take()
@@ -440,6 +450,9 @@ impl Instance {
             self.watchdog_expired(ctx);
             return;
         }
+        if self.health.start_due(ctx.now) {
+            self.probe(ctx);
+        }
         if self.deadline.is_none_or(|deadline| deadline > ctx.now) {
             return;
         }
@@ -449,6 +462,14 @@ impl Instance {
                 Ready::Notify => {
                     self.reason = Some(format!(
                         "did not send READY=1 within {:?}",
+                        ctx.config.start_timeout
+                    ));
+                    self.stop_then(AfterStop::Fail, ctx);
+                }
+                Ready::Health => {
+                    let last = self.health.error().unwrap_or("no probe finished");
+                    self.reason = Some(format!(
+                        "did not pass its health probe within {:?}: {last}",
                         ctx.config.start_timeout
                     ));
                     self.stop_then(AfterStop::Fail, ctx);
@@ -502,6 +523,93 @@ impl Instance {
                 | State::Backoff,
                 _,
             ) => {}
+        }
+    }
+
+    /// Asks the shell to run the health probe of the current process.
+    fn probe(&mut self, ctx: &mut Ctx) {
+        let (Some(pid), Some(check)) = (self.pid, &ctx.config.health) else {
+            return;
+        };
+        ctx.out.push(Action::Probe {
+            instance: ctx.id.clone(),
+            pid,
+            spec: Box::new(probe_spec(ctx.config, check, self.index, &ctx.name)),
+        });
+    }
+
+    /// No more probes of this process; a running one is stopped.
+    fn end_probes(&mut self, ctx: &mut Ctx) {
+        if self.health.end() {
+            ctx.out.push(Action::CancelProbe {
+                instance: ctx.id.clone(),
+            });
+        }
+    }
+
+    /// After a reload that changed only the probe: the running probe is
+    /// stopped, the next one is due a full (new) interval from now.
+    pub fn follow_new_probe(&mut self, ctx: &mut Ctx) {
+        self.end_probes(ctx);
+        if self.pid.is_some() {
+            self.health.resume(ctx.now, ctx.config, self.state);
+        }
+    }
+
+    /// The result of a probe of process `pid`. `may_restart`: fewer than
+    /// `max_unavailable` instances of the service are on their way back.
+    pub fn on_probe_result(
+        &mut self,
+        pid: u32,
+        result: Result<(), String>,
+        may_restart: bool,
+        ctx: &mut Ctx,
+    ) {
+        let Some(check) = &ctx.config.health else {
+            return;
+        };
+        if self.pid != Some(pid) {
+            // About a process that has gone since: its probes ended with it.
+            return;
+        }
+        let counts = match self.state {
+            State::Running => true,
+            State::Starting => false,
+            // Probes end when the process stops; a late result changes nothing.
+            State::Stopping
+            | State::Inactive
+            | State::Waiting
+            | State::Exited
+            | State::Failed
+            | State::Backoff => return,
+        };
+        match self.health.on_result(ctx.now, check, result, counts) {
+            Verdict::Passed { news } => {
+                if news {
+                    ctx.out.push(Action::Publish(Lifecycle::Healthy {
+                        instance: ctx.name.clone(),
+                    }));
+                }
+                if self.state == State::Starting && ctx.config.ready == Ready::Health {
+                    self.become_ready(ctx);
+                }
+            }
+            Verdict::Failed => {}
+            Verdict::Unhealthy(error) if may_restart => {
+                let reason = format!("unhealthy: {error}");
+                self.restarts += 1;
+                self.health.restarting(reason.clone());
+                ctx.out.push(Action::Publish(Lifecycle::Unhealthy {
+                    instance: ctx.name.clone(),
+                    pid,
+                    reason: error,
+                }));
+                self.stop_then(AfterStop::Start, ctx);
+                self.reason = Some(reason);
+            }
+            // Too many of its service are already on their way back: it
+            // keeps running, and the next failure asks again.
+            Verdict::Unhealthy(_) => {}
         }
     }
 
@@ -573,6 +681,7 @@ impl Instance {
             ),
             // Armed by the caller, which has the unit's config.
             watchdog: Watchdog::default(),
+            health: Health::default(),
         }
     }
 }

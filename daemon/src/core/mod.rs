@@ -12,6 +12,7 @@ pub mod action;
 pub mod backoff;
 mod drive;
 pub mod event;
+pub mod health;
 mod held;
 pub mod input;
 pub mod instance;
@@ -193,6 +194,7 @@ impl Supervisor {
         if input.changes_state() {
             self.generation += 1;
         }
+        let tick = input == Input::Tick;
         match input {
             Input::Boot => self.boot(now, &mut out),
             Input::Request {
@@ -273,6 +275,11 @@ impl Supervisor {
             }
             Input::Tick => self.tick(now, &mut out),
             Input::Shutdown => self.begin_shutdown(now, &mut out),
+            Input::ProbeResult {
+                instance,
+                pid,
+                result,
+            } => self.probe_result(now, &instance, pid, result, &mut out),
             Input::LogError { instance, error } => match error {
                 Some(error) => {
                     self.log_errors.insert(instance, error);
@@ -303,6 +310,10 @@ impl Supervisor {
         }
         self.drop_removed();
         self.index_live_tasks();
+        if tick && health::only_probes(&out) {
+            // Nothing the journal keeps has changed: no journal write per probe.
+            self.generation -= 1;
+        }
         out
     }
 
@@ -747,6 +758,7 @@ impl Supervisor {
                 notify_status: i.notify_status.clone(),
                 adopted: i.adopted,
                 log_error: self.log_error_of(unit, i.index),
+                health: i.health.view(unit.config.health.as_ref()),
                 // The core does no I/O: the front end fills this in when asked.
                 usage: Default::default(),
             })

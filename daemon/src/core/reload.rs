@@ -180,11 +180,15 @@ impl Supervisor {
             return;
         };
         let settings_changed = !same_but_count(&unit.config, &config);
+        let health_changed = unit.config.health != config.health;
         unit.removing = false;
         unit.is_pool = config.instances.is_some();
         unit.config = config;
         let added = self.resize(now, &name, count, out);
         if !settings_changed {
+            if health_changed {
+                self.follow_new_probe(now, &name, out);
+            }
             return;
         }
         let unit = &self.units[&name];
@@ -296,8 +300,9 @@ impl Supervisor {
     }
 }
 
-/// Whether `new` differs from `old` in its instance count alone. A pool of
-/// one (`instances = 1`, `web@0`) and a plain service (`web`) are named
+/// Whether `new` differs from `old` in its instance count (and its health
+/// probe, which running instances follow at once) alone. A pool of one
+/// (`instances = 1`, `web@0`) and a plain service (`web`) are named
 /// differently, so turning one into the other is not a count change.
 fn same_but_count(old: &UnitConfig, new: &UnitConfig) -> bool {
     let counted = |config: &UnitConfig| config.instances.is_some();
@@ -305,6 +310,7 @@ fn same_but_count(old: &UnitConfig, new: &UnitConfig) -> bool {
         && *old
             == UnitConfig {
                 instances: old.instances,
+                health: old.health.clone(),
                 ..new.clone()
             }
 }

@@ -384,6 +384,9 @@ impl super::Supervisor {
                         let armed = i.watchdog_ago_ms.map_or(now, |ms| before(now, ms));
                         instance.watchdog.arm(armed, &unit.config);
                     }
+                    if instance.pid.is_some() {
+                        instance.health.resume(now, &unit.config, instance.state);
+                    }
                     instance
                 })
                 .collect();

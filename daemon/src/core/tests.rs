@@ -45,6 +45,7 @@ fn service(name: &str) -> UnitConfig {
         watchdog: None,
         max_unavailable: 1,
         update: None,
+        health: None,
     }
 }
 

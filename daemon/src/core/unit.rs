@@ -7,7 +7,7 @@ use herd_common::state::State;
 use herd_config::{LogMode, UnitConfig, UnitKind};
 use std::collections::BTreeMap;
 
-const INSTANCE_PLACEHOLDER: &str = "{instance}";
+pub(super) const INSTANCE_PLACEHOLDER: &str = "{instance}";
 
 #[derive(Debug, Clone)]
 pub struct Unit {

@@ -18,6 +18,7 @@ use super::listen::{self, Sockets};
 use super::logs::{LogHub, Origin};
 use super::notify::{Notification, NotifySocket};
 use super::output::{OutputPipes, QUEUED_CHUNKS};
+use super::probe::Probes;
 use super::reaper;
 use super::reexec::{self, Handover};
 use super::sd_notify::SystemdNotifier;
@@ -156,6 +157,8 @@ pub struct Shell {
     reserve: Arc<Reserve>,
     /// The listening sockets herdd holds for services (`[socket.NAME]`).
     sockets: Sockets,
+    /// Health probes under way.
+    probes: Probes,
 }
 
 impl Shell {
@@ -167,6 +170,7 @@ impl Shell {
         reaper::become_subreaper();
         let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
         let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
+        let probe_results = inputs_tx.clone();
         let (chunks_tx, chunks) = mpsc::channel::<Input>(QUEUED_CHUNKS);
         let logs = LogHub::new(config, inputs_tx.clone());
         Ok(Shell {
@@ -196,6 +200,7 @@ impl Shell {
             reserve: Reserve::new(),
             // Before anything is started: a service may need its socket.
             sockets: Sockets::open(&config.sockets).map_err(anyhow::Error::msg)?,
+            probes: Probes::new(probe_results),
         })
     }
 
@@ -557,6 +562,9 @@ impl Shell {
             self.feed(input);
         }
         for (pid, exit) in exits {
+            if self.probes.reaped(pid, &exit) {
+                continue;
+            }
             self.programs.remove(&pid);
             self.starts.remove(&pid);
             // Output first, so that whoever joins the task sees all of it.
@@ -580,12 +588,13 @@ impl Shell {
         self.exec_errors
             .drain()
             .into_iter()
-            .map(|(pid, errno)| {
-                let program = self.programs.get(&pid).map_or("?", String::as_str);
-                Input::ExecFailed {
-                    pid,
-                    error: exec_message(program, errno),
+            .filter_map(|(pid, errno)| {
+                if self.probes.exec_failed(pid, errno) {
+                    return None;
                 }
+                let program = self.programs.get(&pid).map_or("?", String::as_str);
+                let error = exec_message(program, errno);
+                Some(Input::ExecFailed { pid, error })
             })
             .collect()
     }
@@ -709,6 +718,19 @@ impl Shell {
             }
             Action::ReadConfig { id } => {
                 self.read_config(id);
+                None
+            }
+            Action::Probe {
+                instance,
+                pid,
+                spec,
+            } => {
+                let short = self.reserve.short();
+                self.probes.start(instance, pid, *spec, short);
+                None
+            }
+            Action::CancelProbe { instance } => {
+                self.probes.cancel(&instance);
                 None
             }
         }

@@ -20,6 +20,7 @@ pub mod logs;
 pub mod mountinfo;
 pub mod notify;
 pub mod output;
+pub mod probe;
 pub mod reaper;
 pub mod reexec;
 pub mod sd_notify;

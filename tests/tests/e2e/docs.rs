@@ -137,6 +137,7 @@ fn the_config_reference_documents_exactly_the_accepted_keys() {
         "watchdog",
         "max_unavailable",
         "update",
+        "health",
     ]
     .map(String::from)
     .into();

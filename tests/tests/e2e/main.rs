@@ -20,6 +20,7 @@ mod descriptors;
 mod docs;
 mod envfiles;
 mod forward;
+mod health;
 mod inherited_fds;
 mod install;
 mod jobs;

@@ -32,7 +32,9 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         | Lifecycle::Ready { instance }
         | Lifecycle::Restarting { instance, .. }
         | Lifecycle::Stopping { instance, .. }
-        | Lifecycle::WatchdogExpired { instance, .. } => {
+        | Lifecycle::WatchdogExpired { instance, .. }
+        | Lifecycle::Healthy { instance }
+        | Lifecycle::Unhealthy { instance, .. } => {
             Manager::instance_changed(emitter, instance, change(event)).await?;
         }
         Lifecycle::Exited {
@@ -89,6 +91,8 @@ pub(super) fn change(event: &Lifecycle) -> &'static str {
         Lifecycle::WatchdogExpired { .. } => "watchdog_expired",
         Lifecycle::RolloutStep { .. } => "rollout_step",
         Lifecycle::RolloutEnded { .. } => "rollout_ended",
+        Lifecycle::Healthy { .. } => "healthy",
+        Lifecycle::Unhealthy { .. } => "unhealthy",
     }
 }
 

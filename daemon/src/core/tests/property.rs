@@ -397,6 +397,8 @@ impl Driver {
                 }
                 Action::KillLeftovers { .. }
                 | Action::KillPoolLeftovers { .. }
+                | Action::Probe { .. }
+                | Action::CancelProbe { .. }
                 | Action::Publish(_)
                 | Action::Reexec => None,
                 Action::Reply { id, .. } => {
