@@ -586,7 +586,7 @@ impl Supervisor {
                 Goal::SemAcquired { holder, name } => {
                     let label = self.holder_label(holder);
                     self.semaphores
-                        .try_acquire(holder, std::slice::from_ref(name), &label, out)
+                        .try_acquire(now, holder, std::slice::from_ref(name), &label, out)
                         .is_ok()
                 }
                 goal => self.is_reached(goal),

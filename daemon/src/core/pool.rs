@@ -114,7 +114,7 @@ impl Pool {
             let holder = Holder::Task(id);
             let label = task.label();
             if let Err(reason) =
-                semaphores.try_acquire(&holder, &self.config.semaphores, &label, out)
+                semaphores.try_acquire(now, &holder, &self.config.semaphores, &label, out)
             {
                 task.reason = Some(reason);
                 break;
