@@ -591,6 +591,10 @@ pub struct PoolStatus {
     /// How its tasks ended, since herdd started.
     #[serde(flatten)]
     pub tally: PoolTally,
+    /// Why its `on_failure` hook cannot be executed (it is not run again
+    /// until the next reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_error: Option<String>,
 }
 
 /// Upper bounds, in seconds, of the task duration histogram's buckets (the
@@ -897,6 +901,10 @@ pub struct UnitStatus {
     pub state: State,
     pub command: Vec<String>,
     pub instances: Vec<InstanceStatus>,
+    /// Why its `on_failure` hook cannot be executed (it is not run again
+    /// until the next reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_error: Option<String>,
 }
 
 /// One instance as `status` shows it.

@@ -397,6 +397,7 @@ mod tests {
                 "80{instance}".into(),
             ],
             instances,
+            hook_error: None,
         }
     }
 

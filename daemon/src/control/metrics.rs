@@ -472,6 +472,7 @@ mod tests {
                 keep_finished: 10,
                 closed: false,
                 tally,
+                hook_error: None,
             }],
         };
         let mut waits = herd_common::protocol::WaitTally::default();

@@ -30,6 +30,14 @@ pub enum Action {
     /// `daemon-reexec`: once the replies are out, re-execute herdd with this
     /// state (the shell takes the snapshot).
     Reexec,
+    /// Spawn the `on_failure` hook of `subject` as [`Action::Spawn`] does
+    /// (owner [`Owner::Hook`]), with `HERD_LOG_TAIL` naming a file that
+    /// holds `tail`.
+    RunHook {
+        subject: super::hooks::HookSubject,
+        spec: Box<SpawnSpec>,
+        tail: super::hooks::LogTail,
+    },
 }
 
 /// Everything the shell needs to start one process, `{instance}` already substituted.

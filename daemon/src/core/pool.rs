@@ -157,6 +157,8 @@ impl Pool {
 
     pub fn status(&self) -> PoolStatus {
         PoolStatus {
+            // Filled in by the supervisor, which knows the hooks.
+            hook_error: None,
             name: self.name().to_string(),
             size: self.config.size,
             running: self.running,

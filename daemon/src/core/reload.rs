@@ -294,15 +294,17 @@ impl Supervisor {
     }
 }
 
-/// Whether `new` differs from `old` in its instance count alone. A pool of
-/// one (`instances = 1`, `web@0`) and a plain service (`web`) are named
-/// differently, so turning one into the other is not a count change.
+/// Whether `new` differs from `old` in its instance count alone (or in its
+/// `on_failure` hook, which the next failure uses, with no restart). A
+/// pool of one (`instances = 1`, `web@0`) and a plain service (`web`) are
+/// named differently, so turning one into the other is not a count change.
 fn same_but_count(old: &UnitConfig, new: &UnitConfig) -> bool {
     let counted = |config: &UnitConfig| config.instances.is_some();
     counted(old) == counted(new)
         && *old
             == UnitConfig {
                 instances: old.instances,
+                on_failure: old.on_failure.clone(),
                 ..new.clone()
             }
 }

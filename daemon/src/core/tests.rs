@@ -45,6 +45,7 @@ fn service(name: &str) -> UnitConfig {
         watchdog: None,
         max_unavailable: 1,
         update: None,
+        on_failure: Default::default(),
     }
 }
 
@@ -112,6 +113,7 @@ fn task_pool(name: &str, size: u32) -> PoolConfig {
         confinement: Default::default(),
         task_defaults: Default::default(),
         env_files: vec![],
+        on_failure: Default::default(),
     }
 }
 
@@ -169,6 +171,25 @@ impl Harness {
                     owner,
                     pid: *next_pid,
                 })
+            }
+            Action::RunHook { subject, spec, tail } => {
+                let owner = Owner::Hook(subject.clone());
+                let input = if spec.argv[0] == "/no/such" {
+                    let error = "exec /no/such: No such file or directory".to_string();
+                    Input::SpawnFailed { owner, error }
+                } else {
+                    *next_pid += 1;
+                    Input::Spawned {
+                        owner,
+                        pid: *next_pid,
+                    }
+                };
+                seen.push(Action::RunHook {
+                    subject,
+                    spec,
+                    tail,
+                });
+                Some(input)
             }
             other => {
                 seen.push(other);

@@ -67,6 +67,9 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         | Lifecycle::SemaphoreReleased { .. }
         | Lifecycle::RolloutStep { .. }
         | Lifecycle::RolloutEnded { .. }
+        | Lifecycle::HookStarted { .. }
+        | Lifecycle::HookExited { .. }
+        | Lifecycle::HookFailed { .. }
         | Lifecycle::Lagged { .. } => {}
     }
     Ok(())
@@ -89,6 +92,9 @@ pub(super) fn change(event: &Lifecycle) -> &'static str {
         Lifecycle::WatchdogExpired { .. } => "watchdog_expired",
         Lifecycle::RolloutStep { .. } => "rollout_step",
         Lifecycle::RolloutEnded { .. } => "rollout_ended",
+        Lifecycle::HookStarted { .. } => "hook_started",
+        Lifecycle::HookExited { .. } => "hook_exited",
+        Lifecycle::HookFailed { .. } => "hook_failed",
     }
 }
 

@@ -373,6 +373,16 @@ impl Driver {
         } = self;
         core.drive(*now, input, |action| {
             let next = match action {
+                Action::RunHook { subject, .. } => {
+                    stats.spawns += 1;
+                    *next_pid += 1;
+                    live.insert(*next_pid);
+                    let owner = crate::core::Owner::Hook(subject);
+                    Some(Input::Spawned {
+                        owner,
+                        pid: *next_pid,
+                    })
+                }
                 Action::Spawn { owner, spec } => {
                     if spec.argv.first().is_some_and(|p| p == "/no/such") || rng.chance(10) {
                         let error = "exec: No such file or directory".to_string();
