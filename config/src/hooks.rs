@@ -16,7 +16,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Reads `value` into `hook` if `name` is one of [`KEYS`] (`key` is its full
 /// path, for errors); false if it is not one of them.
-pub(crate) fn read(hook: &mut FailureHook, cx: &mut Cx, key: &str, name: &str, value: &Value) -> bool {
+pub(crate) fn read(
+    hook: &mut FailureHook,
+    cx: &mut Cx,
+    key: &str,
+    name: &str,
+    value: &Value,
+) -> bool {
     match name {
         // An argv like `command`: a non-empty array of strings.
         "on_failure" => set(&mut hook.command, command(cx, key, value)),

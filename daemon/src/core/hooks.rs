@@ -394,7 +394,12 @@ pub fn hook_spec(base: SpawnSpec, command: &[String], failure: &Failure) -> Spaw
             .replace("{reason}", &failure.reason)
     };
     let mut env = base.env;
-    for variable in ["WATCHDOG_USEC", "WATCHDOG_PID", "HERD_EXIT_CODE", "HERD_EXIT_SIGNAL"] {
+    for variable in [
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "HERD_EXIT_CODE",
+        "HERD_EXIT_SIGNAL",
+    ] {
         env.remove(variable);
     }
     env.insert("HERD_UNIT".into(), failure.unit.clone());

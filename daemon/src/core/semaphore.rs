@@ -367,11 +367,17 @@ mod tests {
         let (a, b) = (Holder::Task(1), Holder::Task(2));
         let out = &mut Vec::new();
         assert!(semaphores.try_acquire(at(0), &a, &names, "a", out).is_ok());
-        assert!(semaphores.try_acquire(at(10), &b, &names, "b", out).is_err());
+        assert!(semaphores
+            .try_acquire(at(10), &b, &names, "b", out)
+            .is_err());
         // Asking again keeps its place and its start in line.
-        assert!(semaphores.try_acquire(at(200), &b, &names, "b", out).is_err());
+        assert!(semaphores
+            .try_acquire(at(200), &b, &names, "b", out)
+            .is_err());
         semaphores.release(&a, "a", out);
-        assert!(semaphores.try_acquire(at(710), &b, &names, "b", out).is_ok());
+        assert!(semaphores
+            .try_acquire(at(710), &b, &names, "b", out)
+            .is_ok());
         let waits = &semaphores.status(|_| String::new())[0].waits;
         assert_eq!(waits.count(), 2);
         assert_eq!(waits.sum_us, 700_000, "0 for a, 700 ms for b");

@@ -172,7 +172,11 @@ impl Harness {
                     pid: *next_pid,
                 })
             }
-            Action::RunHook { subject, spec, tail } => {
+            Action::RunHook {
+                subject,
+                spec,
+                tail,
+            } => {
                 let owner = Owner::Hook(subject.clone());
                 let input = if spec.argv[0] == "/no/such" {
                     let error = "exec /no/such: No such file or directory".to_string();
@@ -958,6 +962,7 @@ fn inputs_are_handled_first_in_first_out() {
     );
 }
 
+mod hooks;
 mod jobs;
 mod pools;
 mod property;

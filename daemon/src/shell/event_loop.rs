@@ -25,12 +25,12 @@ use super::sd_notify::SystemdNotifier;
 use super::spawn::spawn_confined;
 use crate::core::hooks::{HookSubject, LogTail};
 use crate::core::{Action, Input, Output, Owner, RequestId, Supervisor};
-use std::os::fd::AsRawFd;
 use herd_common::protocol::Reply;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
@@ -694,7 +694,11 @@ impl Shell {
                 self.read_config(id);
                 None
             }
-            Action::RunHook { subject, spec, tail } => Some(self.run_hook(subject, spec, tail)),
+            Action::RunHook {
+                subject,
+                spec,
+                tail,
+            } => Some(self.run_hook(subject, spec, tail)),
         }
     }
 
