@@ -19,6 +19,7 @@ mod dbus;
 mod descriptors;
 mod docs;
 mod envfiles;
+mod hooks;
 mod inherited_fds;
 mod install;
 mod jobs;
