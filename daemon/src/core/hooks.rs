@@ -113,6 +113,8 @@ pub struct Hooks {
     slots: BTreeMap<HookSubject, Slot>,
     /// Hooks that could not be executed, and why: not run until reload.
     broken: BTreeMap<HookOwner, String>,
+    /// herdd is shutting down: no hook starts any more.
+    closed: bool,
 }
 
 impl Hooks {
@@ -120,18 +122,15 @@ impl Hooks {
     /// spec the failing process was spawned with) starts now, or once the
     /// one running for `subject` has ended. Nothing without a hook, for a
     /// broken hook, or while herdd shuts down.
-    #[allow(clippy::too_many_arguments)]
     pub fn failed(
         &mut self,
         now: Instant,
-        subject: HookSubject,
+        (subject, failure): (HookSubject, Failure),
         hook: &FailureHook,
         base: SpawnSpec,
-        failure: Failure,
-        shutting_down: bool,
         out: &mut Vec<Action>,
     ) {
-        if hook.command.is_empty() || shutting_down || self.broken.contains_key(&subject.owner()) {
+        if hook.command.is_empty() || self.closed || self.broken.contains_key(&subject.owner()) {
             return;
         }
         let prepared = Prepared {
@@ -187,7 +186,6 @@ impl Hooks {
         now: Instant,
         subject: &HookSubject,
         (pid, exit): (u32, Exit),
-        shutting_down: bool,
         out: &mut Vec<Action>,
     ) {
         let Some(slot) = self.slots.get_mut(subject) else {
@@ -205,7 +203,7 @@ impl Hooks {
             timed_out: running.killed,
         }));
         match slot.pending.take() {
-            Some((prepared, count)) if !shutting_down => {
+            Some((prepared, count)) if !self.closed => {
                 start(now, subject.clone(), slot, prepared, count, out);
             }
             Some(_) | None => {
@@ -233,8 +231,10 @@ impl Hooks {
         }
     }
 
-    /// Shutdown begins: failures waiting for a hook are not reported.
+    /// Shutdown begins: no hook starts from now on, and failures waiting
+    /// for one are not reported.
     pub fn shutdown(&mut self) {
+        self.closed = true;
         for slot in self.slots.values_mut() {
             slot.pending = None;
         }
@@ -301,9 +301,7 @@ impl super::Supervisor {
             tail,
         };
         let subject = HookSubject::Instance(id.clone());
-        let shutting_down = self.shutdown.is_some();
-        self.hooks
-            .failed(now, subject, hook, base, failure, shutting_down, out);
+        self.hooks.failed(now, (subject, failure), hook, base, out);
     }
 
     /// Pool task `id` has ended: if it failed (after its last retry), its
@@ -338,9 +336,7 @@ impl super::Supervisor {
         };
         let base = task.spawn_spec(&pool.config);
         let subject = HookSubject::Pool(task.pool.clone());
-        let shutting_down = self.shutdown.is_some();
-        self.hooks
-            .failed(now, subject, hook, base, failure, shutting_down, out);
+        self.hooks.failed(now, (subject, failure), hook, base, out);
     }
 }
 

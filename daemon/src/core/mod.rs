@@ -247,10 +247,7 @@ impl Supervisor {
                 }
                 Some(Owner::Task(id)) => self.task_exited(now, id, pid, exit, &mut out),
                 Some(Owner::Hook(subject)) => {
-                    let shutting_down = self.shutdown.is_some();
-                    let ended = (pid, exit);
-                    self.hooks
-                        .on_exit(now, &subject, ended, shutting_down, &mut out);
+                    self.hooks.on_exit(now, &subject, (pid, exit), &mut out);
                 }
                 // A re-parented orphan, or a process holding a carried-over
                 // semaphore slot (watched by pidfd): its slot goes.

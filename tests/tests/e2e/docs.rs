@@ -148,17 +148,25 @@ fn the_config_reference_documents_exactly_the_accepted_keys() {
         ("herd", union(&docs, &["`[herd]`"])),
         (
             "service",
-            union(&docs, &[unit, "Process keys", "Log keys", "Failure hook keys"]),
+            union(
+                &docs,
+                &[unit, "Process keys", "Log keys", "Failure hook keys"],
+            ),
         ),
         (
             "task",
-            &union(&docs, &[unit, "Process keys", "Log keys", "Failure hook keys"])
-                - &service_only,
+            &union(
+                &docs,
+                &[unit, "Process keys", "Log keys", "Failure hook keys"],
+            ) - &service_only,
         ),
         ("rlimits", union(&docs, &["`rlimits`"])),
         (
             "pool",
-            union(&docs, &["`[pool.NAME]`", "Process keys", "Failure hook keys"]),
+            union(
+                &docs,
+                &["`[pool.NAME]`", "Process keys", "Failure hook keys"],
+            ),
         ),
         ("semaphore", union(&docs, &["`[semaphore.NAME]`"])),
         ("event", union(&docs, &["`[event.NAME]`"])),
