@@ -7,12 +7,14 @@ use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 
 /// A hook that records each run: a line of arguments appended to
-/// `hook-<instance>.args`, its `HERD_*` variables in `.env`, its tail in `.tail`.
+/// `hook-<instance>.args`, its `HERD_*` variables in `.env`, its tail in
+/// `.tail`; then it says so on stdout.
 const HOOK: &str = r#"#!/bin/sh
 out="$(dirname "$0")/hook-$HERD_INSTANCE"
 env | grep '^HERD_' | sort > "$out.env"
 cat "$HERD_LOG_TAIL" > "$out.tail"
 echo "$@" >> "$out.args"
+echo "hook for $HERD_INSTANCE ran"
 "#;
 
 /// `path` as an executable script with `text`.
@@ -78,7 +80,12 @@ on_failure = ["$DIR/hook.sh", "{unit}", "{instance}"]
     assert_eq!(env["HERD_LOG_TAIL"], "/dev/fd/3");
     // The tail is the instance's log as it was: three starts, two lines each.
     let tail = read(&herd, "hook-flaky.tail");
-    assert_eq!(tail, read(&herd, "log/flaky/flaky.log"));
+    // The tail was the whole log then; the hook's own output follows it there.
+    herd.wait_for("the hook's output in the unit's log", |herd| {
+        read(herd, "log/flaky/flaky.log").contains("hook for flaky ran")
+    });
+    let log = read(&herd, "log/flaky/flaky.log");
+    assert!(log.starts_with(&tail), "{log}");
     assert_eq!(
         tail.lines().filter(|l| l.ends_with("oops")).count(),
         3,
@@ -130,6 +137,10 @@ on_failure = ["$DIR/hook.sh", "{unit}", "{instance}"]
     assert_eq!(env["HERD_REASON"], "task ended with exit code 7");
     let tail = read(&herd, &format!("hook-{label}.tail"));
     assert_eq!(tail, "no space left\n");
+    // A pool's hook writes to herdd's own output.
+    herd.wait_for("the hook's output in herdd's", |herd| {
+        herd.log().contains(&format!("hook for {label} ran"))
+    });
     assert_eq!(
         events(&herd, "hook_started").len(),
         1,
@@ -178,6 +189,27 @@ on_failure = ["$DIR/late-hook.sh", "{unit}"]
     });
     assert_eq!(read(&herd, "hook-web@1.args"), "web\n");
     assert_eq!(events(&herd, "hook_failed").len(), 1);
+}
+
+#[test]
+fn a_hook_past_its_timeout_is_killed_and_says_so() {
+    let herd = Herd::start(
+        r#"
+[task.check]
+command = ["false"]
+on_failure = ["sleep", "600"]
+on_failure_timeout = "200ms"
+"#,
+    );
+    herd.wait_state("check", "failed");
+    herd.wait_for("the hook to be killed", |herd| {
+        !events(herd, "hook_exited").is_empty()
+    });
+    let exited = &events(&herd, "hook_exited")[0];
+    assert_eq!(exited["timed_out"], true, "{exited}");
+    assert_eq!(exited["exit"]["signal"], "SIGKILL", "{exited}");
+    let pid = exited["pid"].as_u64().unwrap() as u32;
+    assert!(gone(pid));
 }
 
 #[test]
