@@ -93,6 +93,28 @@ pub enum Lifecycle {
         pid: u32,
         reason: String,
     },
+    /// The `on_failure` hook of `unit` (a unit or a pool) was spawned for
+    /// the failure of `instance` (`web@2`, `convert#17`).
+    HookStarted {
+        unit: String,
+        instance: String,
+        pid: u32,
+    },
+    /// That hook's process ended (`timed_out`: killed at its `on_failure_timeout`).
+    HookExited {
+        unit: String,
+        instance: String,
+        pid: u32,
+        exit: Exit,
+        timed_out: bool,
+    },
+    /// That hook could not be executed: it is not run again for `unit`
+    /// until the next reload.
+    HookFailed {
+        unit: String,
+        instance: String,
+        error: String,
+    },
 }
 
 /// A pool task named in an event, so that front ends need not parse its
@@ -174,6 +196,27 @@ impl fmt::Display for Lifecycle {
                 pid,
                 reason,
             } => write!(f, "{instance}: unhealthy: {reason}; restarting pid {pid}"),
+            Lifecycle::HookStarted { instance, pid, .. } => {
+                write!(f, "{instance}: on_failure hook started (pid {pid})")
+            }
+            Lifecycle::HookExited {
+                instance,
+                pid,
+                exit,
+                timed_out,
+                ..
+            } => {
+                let killed = if *timed_out { ", killed at its timeout" } else { "" };
+                write!(f, "{instance}: on_failure hook pid {pid} exited ({exit}{killed})")
+            }
+            Lifecycle::HookFailed {
+                unit,
+                instance,
+                error,
+            } => write!(
+                f,
+                "{instance}: on_failure hook cannot run: {error}; not run again for {unit} until reload"
+            ),
         }
     }
 }

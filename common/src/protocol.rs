@@ -602,6 +602,10 @@ pub struct PoolStatus {
     /// How its tasks ended, since herdd started.
     #[serde(flatten)]
     pub tally: PoolTally,
+    /// Why its `on_failure` hook cannot be executed (it is not run again
+    /// until the next reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_error: Option<String>,
 }
 
 /// Upper bounds, in seconds, of the task duration histogram's buckets (the
@@ -781,6 +785,51 @@ pub struct SemaphoreStatus {
     pub holders: Vec<String>,
     /// Who waits, first in line first.
     pub waiters: Vec<String>,
+    /// How long holders waited for their slots, since herdd started.
+    #[serde(default)]
+    pub waits: WaitTally,
+}
+
+/// Upper bounds, in seconds, of the semaphore wait histogram's buckets (the
+/// last bucket, `+Inf`, is implied). A slot granted at once waited 0 s.
+pub const SEMAPHORE_WAIT_BUCKETS: [f64; 12] = [
+    0.005, 0.05, 0.25, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+];
+
+/// How long the slots of one semaphore were waited for: one count per
+/// grant, not carried over a `daemon-reexec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitTally {
+    /// Grants by wait: one count per bound of [`SEMAPHORE_WAIT_BUCKETS`],
+    /// not cumulative; then those above the last.
+    #[serde(default)]
+    pub counts: Vec<u64>,
+    /// Sum of the waits counted there, microseconds.
+    #[serde(default)]
+    pub sum_us: u64,
+}
+
+impl WaitTally {
+    /// Counts one grant after a wait of `waited`.
+    pub fn record(&mut self, waited: std::time::Duration) {
+        if self.counts.len() != SEMAPHORE_WAIT_BUCKETS.len() + 1 {
+            self.counts = vec![0; SEMAPHORE_WAIT_BUCKETS.len() + 1];
+        }
+        let seconds = waited.as_secs_f64();
+        let bucket = SEMAPHORE_WAIT_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(SEMAPHORE_WAIT_BUCKETS.len());
+        self.counts[bucket] += 1;
+        self.sum_us = self
+            .sum_us
+            .saturating_add(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Every grant counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
 }
 
 /// Payload of `sem-list`.
@@ -863,6 +912,10 @@ pub struct UnitStatus {
     pub state: State,
     pub command: Vec<String>,
     pub instances: Vec<InstanceStatus>,
+    /// Why its `on_failure` hook cannot be executed (it is not run again
+    /// until the next reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_error: Option<String>,
 }
 
 /// One instance as `status` shows it.

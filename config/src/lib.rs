@@ -24,6 +24,7 @@
 //! - `confine`      — the least-privilege keys among them (no_new_privs, clear_env,
 //!   memory_max, pids_max, cpu_weight)
 //! - `logs`         — the log keys (`log`, `log_max_size`, `log_keep`)
+//! - `hooks`        — the failure hook keys (`on_failure`, `on_failure_timeout`)
 //! - `fields`       — keys with their own syntax (command, env, rlimits, ...)
 //! - `validate`     — checks across tables: duplicates, references, cycles
 //! - `value`        — typed reading of TOML values, with type errors
@@ -39,6 +40,7 @@ mod errors;
 mod fields;
 mod health;
 mod herd;
+mod hooks;
 mod include;
 mod loader;
 mod logs;
@@ -58,6 +60,7 @@ use std::path::Path;
 
 pub use errors::{ConfigError, ConfigErrors};
 pub use health::HttpTarget;
+pub use hooks::DEFAULT_TIMEOUT as DEFAULT_HOOK_TIMEOUT;
 pub use model::*;
 pub use socket::MAX_SOCKETS_PER_UNIT;
 

@@ -106,6 +106,27 @@ pub struct PoolConfig {
     pub task_defaults: TaskDefaults,
     /// `env_file`: read at each task start, under `env`.
     pub env_files: Vec<crate::env_file::EnvFile>,
+    /// `on_failure`: run when one of its tasks fails for good.
+    pub on_failure: FailureHook,
+}
+
+/// `on_failure` and `on_failure_timeout` of a unit or pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureHook {
+    /// argv, with `{unit}`, `{instance}` and `{reason}` still in it; empty
+    /// when there is no hook (the key is absent).
+    pub command: Vec<String>,
+    /// Killed (SIGKILL to its process group) after this long. Default 60s.
+    pub timeout: Duration,
+}
+
+impl Default for FailureHook {
+    fn default() -> Self {
+        FailureHook {
+            command: Vec::new(),
+            timeout: crate::hooks::DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 /// A pool's defaults for the limits of each submitted task.
@@ -271,6 +292,8 @@ pub struct UnitConfig {
     /// `update`: how a reload that changes its settings restarts it; `None`
     /// (the key absent) rolls a unit with more than one instance.
     pub update: Option<UpdateMode>,
+    /// `on_failure`: run when an instance fails (gives up).
+    pub on_failure: FailureHook,
     /// `health`: the probe run against each running instance (services
     /// only). Default none.
     pub health: Option<HealthCheck>,

@@ -46,14 +46,18 @@ pub(crate) fn parse_pools(cx: &mut Cx, value: &Value, base: &Path) -> Vec<Parsed
                 keep_finished: 1000,
                 semaphores: Vec::new(),
                 task_defaults: Default::default(),
+                on_failure: Default::default(),
             },
             false
         );
         let mut has_size = false;
-        let known = [OWN_KEYS, SETUP_KEYS, STOP_KEYS].concat();
+        let known = [OWN_KEYS, SETUP_KEYS, STOP_KEYS, crate::hooks::KEYS].concat();
         read_keys(cx, key, table, &known, |cx, field, key, value| {
             let field: &str = field.get_ref();
             if process_keys!(pool).read(cx, key, field, value, base) {
+                return true;
+            }
+            if crate::hooks::read(&mut pool.on_failure, cx, key, field, value) {
                 return true;
             }
             match field {

@@ -142,6 +142,7 @@ impl Draft {
                     max_unavailable: 1,
                     update: None,
                     health: None,
+                    on_failure: Default::default(),
                 },
                 service
             ),
@@ -171,6 +172,9 @@ impl Draft {
             return true;
         }
         if crate::logs::read(&mut unit.log, cx, key, name, value) {
+            return true;
+        }
+        if crate::hooks::read(&mut unit.on_failure, cx, key, name, value) {
             return true;
         }
         let service = unit.kind == UnitKind::Service;
@@ -308,6 +312,7 @@ fn keys_of(kind: UnitKind) -> Vec<&'static str> {
         STOP_KEYS,
         LAST_KEYS,
         crate::logs::UNIT_KEYS,
+        crate::hooks::KEYS,
     ]
     .concat()
     .into_iter()

@@ -6,7 +6,7 @@ const UNIT_KEYS: &str = "command, instances, env, env_file, cwd, user, group, um
      no_new_privs, clear_env, memory_max, pids_max, cpu_weight, after, wait_events, semaphores, \
      ready, start_timeout, sets_event, restart, restart_delay, restart_delay_max, start_limit, \
      start_interval, stop_signal, stop_timeout, daemon, autostart, sockets, watchdog, \
-     max_unavailable, update, health, log, log_max_size, log_keep";
+     max_unavailable, update, health, log, log_max_size, log_keep, on_failure, on_failure_timeout";
 
 const TOP_LEVEL_KEYS: &str = "include, herd, semaphore, event, service, task, pool, socket";
 
@@ -503,7 +503,7 @@ fn pool_errors() {
     let pool_keys = "size, max_queue, keep_finished, semaphores, task_timeout, retries, \
                      retry_delay, env, env_file, cwd, user, group, umask, \
                      rlimits, no_new_privs, clear_env, memory_max, pids_max, cpu_weight, \
-                     stop_signal, stop_timeout, daemon";
+                     stop_signal, stop_timeout, daemon, on_failure, on_failure_timeout";
     assert_single_errors(&[
         (
             "[pool.convert]\nmax_queue = 5\n",

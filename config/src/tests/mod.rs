@@ -3,6 +3,7 @@
 mod accounts;
 mod confine;
 mod errors;
+mod hooks;
 mod includes;
 mod logs;
 mod property;

@@ -91,6 +91,7 @@ fn pool(name: &str, size: u32) -> PoolConfig {
             keep_finished: 1000,
             semaphores: Vec::new(),
             task_defaults: Default::default(),
+            on_failure: no_hook(),
         },
         false
     )
@@ -142,6 +143,15 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         max_unavailable: 1,
         update: None,
         health: None,
+        on_failure: no_hook(),
+    }
+}
+
+/// No `on_failure`, and the default `on_failure_timeout`.
+fn no_hook() -> FailureHook {
+    FailureHook {
+        command: Vec::new(),
+        timeout: Duration::from_secs(60),
     }
 }
 

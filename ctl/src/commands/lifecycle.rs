@@ -126,6 +126,7 @@ mod tests {
                 state: State::Failed,
                 command: vec!["/no/such".into()],
                 instances,
+                hook_error: None,
             }],
             pools: vec![],
         }

@@ -62,6 +62,7 @@ mod tests {
             keep_finished: 1000,
             closed: false,
             tally: Default::default(),
+            hook_error: None,
         };
         assert_eq!(
             timeout_message(&pool, Some(Duration::from_secs(10))),

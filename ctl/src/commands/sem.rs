@@ -126,6 +126,7 @@ mod tests {
             capacity,
             holders: holders.iter().map(|s| s.to_string()).collect(),
             waiters: waiters.iter().map(|s| s.to_string()).collect(),
+            waits: Default::default(),
         }
     }
 

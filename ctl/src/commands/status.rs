@@ -55,7 +55,33 @@ pub fn render_overview(report: &StatusReport, colour: bool) -> String {
         out.push('\n');
         out.push_str(&render_sockets(&report.sockets, colour));
     }
+    out.push_str(&render_hook_errors(report));
     out
+}
+
+/// After the tables, a line per unit or pool whose `on_failure` hook
+/// cannot be executed (it is not run again until the next reload).
+fn render_hook_errors(report: &StatusReport) -> String {
+    let units = report.units.iter().map(|u| ("", &u.name, &u.hook_error));
+    let pools = report
+        .pools
+        .iter()
+        .map(|p| ("pool ", &p.name, &p.hook_error));
+    let mut out = String::new();
+    for (kind, name, error) in units.chain(pools) {
+        if let Some(error) = error {
+            let _ = writeln!(out, "{kind}{name}: {}", hook_error_text(error));
+        }
+    }
+    if !out.is_empty() {
+        out.insert(0, '\n');
+    }
+    out
+}
+
+/// How a hook that cannot be executed is described.
+fn hook_error_text(error: &str) -> String {
+    format!("on_failure hook cannot run: {error} (not run again until reload)")
 }
 
 /// One row per listening socket herd holds, with the services using it.
@@ -287,6 +313,9 @@ fn render_block(unit: &UnitStatus, colour: bool) -> String {
         paint.apply(unit.state.as_str(), colour),
     )];
     lines.push(("Command".to_string(), format_command(&unit.command)));
+    if let Some(error) = &unit.hook_error {
+        lines.push(("Hook".to_string(), hook_error_text(error)));
+    }
     lines.extend(usage_lines(unit));
     for instance in &unit.instances {
         lines.push((instance.name.clone(), describe_instance(instance, colour)));
@@ -447,6 +476,7 @@ mod tests {
                 "80{instance}".into(),
             ],
             instances,
+            hook_error: None,
         }
     }
 
@@ -511,6 +541,26 @@ migrate  exited    -     -       0         code 0
 idle     inactive
 ";
         assert_eq!(render_table(&sample(), false), expected);
+    }
+
+    #[test]
+    fn a_hook_that_cannot_run_is_shown_after_the_tables_and_in_its_block() {
+        let mut report = sample();
+        report.units[0].hook_error = Some("exec /no/alert: No such file or directory".into());
+        let overview = render_overview(&report, false);
+        assert!(
+            overview.ends_with(
+                "\nweb: on_failure hook cannot run: exec /no/alert: No such file or directory \
+                 (not run again until reload)\n"
+            ),
+            "{overview}"
+        );
+        let block = render_blocks(&report, false);
+        assert!(
+            block.contains("   Hook: on_failure hook cannot run: exec /no/alert"),
+            "{block}"
+        );
+        assert!(!render_overview(&sample(), false).contains("hook"));
     }
 
     #[test]

@@ -319,6 +319,7 @@ mod tests {
                     instance("web@0", cpu[0], 10 << 20),
                     instance("web@1", cpu[1], 1 << 20),
                 ],
+                hook_error: None,
             }],
             pools: vec![],
             sockets: vec![],

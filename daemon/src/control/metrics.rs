@@ -7,7 +7,8 @@
 use crate::shell::clients::{ClientId, Incoming, RequestSender};
 use crate::shell::usage;
 use herd_common::protocol::{
-    ErrorCode, EventReport, Reply, Request, SemaphoreReport, StatusReport, TASK_DURATION_BUCKETS,
+    ErrorCode, EventReport, Reply, Request, SemaphoreReport, StatusReport, SEMAPHORE_WAIT_BUCKETS,
+    TASK_DURATION_BUCKETS,
 };
 use herd_common::state::State;
 use serde::de::DeserializeOwned;
@@ -420,6 +421,33 @@ fn render_semaphores(out: &mut Exposition, report: &SemaphoreReport) {
             out.sample(name, &[("semaphore", &semaphore.name)], count(semaphore));
         }
     }
+    render_semaphore_waits(out, report);
+}
+
+/// `herd_semaphore_wait_seconds`: one observation per slot granted, 0 for
+/// one granted at once.
+fn render_semaphore_waits(out: &mut Exposition, report: &SemaphoreReport) {
+    let name = "herd_semaphore_wait_seconds";
+    out.family(
+        name,
+        "histogram",
+        "How long holders waited for a slot, since herdd started.",
+    );
+    for semaphore in &report.semaphores {
+        let label = ("semaphore", semaphore.name.as_str());
+        let counts = &semaphore.waits.counts;
+        let mut cumulative = 0u64;
+        for (i, bound) in SEMAPHORE_WAIT_BUCKETS.iter().enumerate() {
+            cumulative += counts.get(i).copied().unwrap_or(0);
+            let le = bound.to_string();
+            out.sample(&format!("{name}_bucket"), &[label, ("le", &le)], cumulative);
+        }
+        let total = semaphore.waits.count();
+        out.sample(&format!("{name}_bucket"), &[label, ("le", "+Inf")], total);
+        let sum = semaphore.waits.sum_us as f64 / 1e6;
+        out.sample(&format!("{name}_sum"), &[label], sum);
+        out.sample(&format!("{name}_count"), &[label], total);
+    }
 }
 
 fn render_herdd(out: &mut Exposition, herdd: &Herdd) {
@@ -476,14 +504,20 @@ mod tests {
                 keep_finished: 10,
                 closed: false,
                 tally,
+                hook_error: None,
             }],
         };
+        let mut waits = herd_common::protocol::WaitTally::default();
+        waits.record(std::time::Duration::ZERO);
+        waits.record(std::time::Duration::from_millis(300));
+        waits.record(std::time::Duration::from_secs(7200));
         let semaphores = SemaphoreReport {
             semaphores: vec![SemaphoreStatus {
                 name: "disk \"a\"".into(),
                 capacity: 2,
                 holders: vec!["x".into()],
                 waiters: vec![],
+                waits,
             }],
         };
         let events = EventReport {
@@ -502,6 +536,12 @@ mod tests {
             "herd_pool_completed_total{pool=\"p\"} 2\n",
             "herd_pool_failed_total{pool=\"p\"} 1\n",
             "herd_semaphore_held{semaphore=\"disk \\\"a\\\"\"} 1\n",
+            "herd_semaphore_wait_seconds_bucket{semaphore=\"disk \\\"a\\\"\",le=\"0.005\"} 1\n",
+            "herd_semaphore_wait_seconds_bucket{semaphore=\"disk \\\"a\\\"\",le=\"0.5\"} 2\n",
+            "herd_semaphore_wait_seconds_bucket{semaphore=\"disk \\\"a\\\"\",le=\"3600\"} 2\n",
+            "herd_semaphore_wait_seconds_bucket{semaphore=\"disk \\\"a\\\"\",le=\"+Inf\"} 3\n",
+            "herd_semaphore_wait_seconds_sum{semaphore=\"disk \\\"a\\\"\"} 7200.3\n",
+            "herd_semaphore_wait_seconds_count{semaphore=\"disk \\\"a\\\"\"} 3\n",
             "herd_event_set{event=\"go\"} 1\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

@@ -41,6 +41,14 @@ pub enum Action {
     /// Stop the running probe of `instance`: its process is stopping or
     /// gone. No result comes back.
     CancelProbe { instance: super::InstanceId },
+    /// Spawn the `on_failure` hook of `subject` as [`Action::Spawn`] does
+    /// (owner [`Owner::Hook`]), with `HERD_LOG_TAIL` naming a file that
+    /// holds `tail`.
+    RunHook {
+        subject: super::hooks::HookSubject,
+        spec: Box<SpawnSpec>,
+        tail: super::hooks::LogTail,
+    },
 }
 
 /// Everything the shell needs to start one process, `{instance}` already substituted.

@@ -49,8 +49,13 @@ impl Ctx<'_> {
     /// Takes a slot of each of the unit's semaphores, or queues for them.
     fn acquire(&mut self) -> Result<(), String> {
         let holder = self.holder();
-        self.semaphores
-            .try_acquire(&holder, &self.config.semaphores, &self.name, self.out)
+        self.semaphores.try_acquire(
+            self.now,
+            &holder,
+            &self.config.semaphores,
+            &self.name,
+            self.out,
+        )
     }
 
     /// The process is gone (or never came): its slots and queue places go too.

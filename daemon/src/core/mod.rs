@@ -14,6 +14,7 @@ mod drive;
 pub mod event;
 pub mod health;
 mod held;
+pub mod hooks;
 pub mod input;
 pub mod instance;
 pub mod lifecycle;
@@ -41,9 +42,10 @@ pub use lifecycle::Lifecycle;
 
 use event::Events;
 use herd_common::protocol::{
-    ErrorBody, ErrorCode, InstanceStatus, Reply, StatusReport, TaskId, UnitKind as KindView,
-    UnitStatus,
+    ErrorBody, ErrorCode, InstanceStatus, PoolStatus, Reply, StatusReport, TaskId,
+    UnitKind as KindView, UnitStatus,
 };
+use herd_common::state::State;
 use herd_config::{Config, UnitKind};
 use instance::{Ctx, Deps, Fate, Instance};
 use pool::Pool;
@@ -66,6 +68,8 @@ pub struct InstanceId {
 pub enum Owner {
     Instance(InstanceId),
     Task(TaskId),
+    /// The `on_failure` hook of an instance or pool.
+    Hook(hooks::HookSubject),
 }
 
 /// What a waiting request waits for.
@@ -146,6 +150,8 @@ pub struct Supervisor {
     /// How rollouts ended whose requester a `daemon-reexec` sent away and
     /// that has not asked again yet: unit -> error (`None`: done).
     rollout_results: BTreeMap<String, Option<String>>,
+    /// `on_failure` hooks running or waiting to run.
+    hooks: hooks::Hooks,
 }
 
 impl Supervisor {
@@ -185,6 +191,7 @@ impl Supervisor {
             sockets: config.sockets.clone(),
             rollouts: Vec::new(),
             rollout_results: BTreeMap::new(),
+            hooks: hooks::Hooks::default(),
         }
     }
 
@@ -227,6 +234,7 @@ impl Supervisor {
                             task.on_spawned(pid, now, &mut out);
                         }
                     }
+                    Owner::Hook(subject) => self.hooks.on_spawned(&subject, pid, &mut out),
                 }
             }
             Input::ExecFailed { pid, error } => {
@@ -244,6 +252,9 @@ impl Supervisor {
                     }
                 }
                 Some(Owner::Task(id)) => self.task_exited(now, id, pid, exit, &mut out),
+                Some(Owner::Hook(subject)) => {
+                    self.hooks.on_exit(now, &subject, (pid, exit), &mut out);
+                }
                 // A re-parented orphan, or a process holding a carried-over
                 // semaphore slot (watched by pidfd): its slot goes.
                 None => self.process_gone(pid, &mut out),
@@ -266,7 +277,10 @@ impl Supervisor {
             }
             Input::ConfigLoaded { id, config } => {
                 let reply = match config {
-                    Ok(config) => Reply::ok(self.reload(now, &config, &mut out)),
+                    Ok(config) => {
+                        self.hooks.reloaded();
+                        Reply::ok(self.reload(now, &config, &mut out))
+                    }
                     Err(message) => Reply::error(ErrorCode::Failed, message),
                 };
                 if let Some(id) = id {
@@ -352,6 +366,7 @@ impl Supervisor {
                 self.with_instance(now, &id, out, |i, ctx| i.on_spawn_failed(error, ctx));
             }
             Owner::Task(id) => self.task_spawn_failed(now, id, error, out),
+            Owner::Hook(subject) => self.hooks.on_spawn_failed(&subject, error, out),
         }
     }
 
@@ -378,6 +393,7 @@ impl Supervisor {
             .chain(waiters)
             .chain(join)
             .chain(rollouts)
+            .chain(self.hooks.next_deadline())
             .min()
     }
 
@@ -416,7 +432,8 @@ impl Supervisor {
     }
 
     /// Runs `f` on one instance with a context built from its unit. `None` if
-    /// the instance no longer exists.
+    /// the instance no longer exists. An instance that `f` leaves failed
+    /// has its `on_failure` hook run.
     fn with_instance<R>(
         &mut self,
         now: Instant,
@@ -432,6 +449,8 @@ impl Supervisor {
         let Unit {
             config, instances, ..
         } = unit;
+        let instance = &mut instances[position];
+        let (was_failed, had_process) = (instance.state == State::Failed, instance.pid.is_some());
         let mut ctx = Ctx {
             now,
             id: id.clone(),
@@ -442,7 +461,15 @@ impl Supervisor {
             semaphores: &mut self.semaphores,
             out,
         };
-        Some(f(&mut instances[position], &mut ctx))
+        let result = f(instance, &mut ctx);
+        if !was_failed && instance.state == State::Failed {
+            // Its process ended in `f`, or it never had one (exec error).
+            let exit = (had_process && instance.pid.is_none())
+                .then(|| instance.last_exit.clone())
+                .flatten();
+            self.instance_failed(now, id, exit, out);
+        }
+        Some(result)
     }
 
     fn drop_instance(&mut self, id: &InstanceId) {
@@ -528,6 +555,7 @@ impl Supervisor {
                 }
             }
         }
+        self.hooks.tick(now, out);
         let join_over = self
             .shutdown
             .as_ref()
@@ -549,6 +577,7 @@ impl Supervisor {
             join_deadline: now + self.shutdown_timeout,
             joined_terminated: false,
         });
+        self.hooks.shutdown();
         for id in self.all_instances() {
             let daemon = self.units[&id.unit].config.daemon;
             self.with_instance(now, &id, out, |instance, ctx| {
@@ -564,6 +593,7 @@ impl Supervisor {
         if let Some(shutdown) = &mut self.shutdown {
             shutdown.joined_terminated = true;
         }
+        self.hooks.terminate(out);
         for id in self.all_instances() {
             self.with_instance(now, &id, out, |instance, ctx| {
                 if instance.state != herd_common::state::State::Stopping {
@@ -601,7 +631,7 @@ impl Supervisor {
                 Goal::SemAcquired { holder, name } => {
                     let label = self.holder_label(holder);
                     self.semaphores
-                        .try_acquire(holder, std::slice::from_ref(name), &label, out)
+                        .try_acquire(now, holder, std::slice::from_ref(name), &label, out)
                         .is_ok()
                 }
                 goal => self.is_reached(goal),
@@ -717,7 +747,17 @@ impl Supervisor {
                 .values()
                 .map(|unit| self.unit_status(now, unit, None))
                 .collect(),
-            pools: self.pools.values().map(Pool::status).collect(),
+            pools: self
+                .pools
+                .values()
+                .map(|pool| {
+                    let owner = hooks::HookOwner::Pool(pool.name().to_string());
+                    PoolStatus {
+                        hook_error: self.hooks.error_of(&owner),
+                        ..pool.status()
+                    }
+                })
+                .collect(),
             sockets: self.socket_status(),
         }
     }
@@ -772,6 +812,9 @@ impl Supervisor {
             state: unit.state(),
             command: unit.config.command.clone(),
             instances,
+            hook_error: self
+                .hooks
+                .error_of(&hooks::HookOwner::Unit(unit.name().to_string())),
         }
     }
 }

@@ -114,7 +114,7 @@ impl Pool {
             let holder = Holder::Task(id);
             let label = task.label();
             if let Err(reason) =
-                semaphores.try_acquire(&holder, &self.config.semaphores, &label, out)
+                semaphores.try_acquire(now, &holder, &self.config.semaphores, &label, out)
             {
                 task.reason = Some(reason);
                 break;
@@ -157,6 +157,8 @@ impl Pool {
 
     pub fn status(&self) -> PoolStatus {
         PoolStatus {
+            // Filled in by the supervisor, which knows the hooks.
+            hook_error: None,
             name: self.name().to_string(),
             size: self.config.size,
             running: self.running,

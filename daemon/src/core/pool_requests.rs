@@ -231,6 +231,7 @@ impl Supervisor {
         if let Some(task) = self.tasks.get_mut(&id) {
             task.on_spawn_failed(error, now, out);
             self.task_ended(id, true, out);
+            self.task_failed(now, id, out);
         }
     }
 
@@ -246,7 +247,10 @@ impl Supervisor {
             let end = task.on_exit(exit, now, out);
             out.push(Action::KillLeftovers { pgid: pid });
             match end {
-                AttemptEnd::Final => self.task_ended(id, true, out),
+                AttemptEnd::Final => {
+                    self.task_ended(id, true, out);
+                    self.task_failed(now, id, out);
+                }
                 AttemptEnd::Retry => self.task_retried(now, id, out),
             }
         }

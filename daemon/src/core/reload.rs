@@ -300,10 +300,12 @@ impl Supervisor {
     }
 }
 
-/// Whether `new` differs from `old` in its instance count (and its health
-/// probe, which running instances follow at once) alone. A pool of one
-/// (`instances = 1`, `web@0`) and a plain service (`web`) are named
-/// differently, so turning one into the other is not a count change.
+/// Whether `new` differs from `old` in its instance count alone, or also in
+/// what running instances follow without a restart: its health probe (used
+/// from the next probe on) and its `on_failure` hook (used at the next
+/// failure). A pool of one (`instances = 1`, `web@0`) and a plain service
+/// (`web`) are named differently, so turning one into the other is not a
+/// count change.
 fn same_but_count(old: &UnitConfig, new: &UnitConfig) -> bool {
     let counted = |config: &UnitConfig| config.instances.is_some();
     counted(old) == counted(new)
@@ -311,6 +313,7 @@ fn same_but_count(old: &UnitConfig, new: &UnitConfig) -> bool {
             == UnitConfig {
                 instances: old.instances,
                 health: old.health.clone(),
+                on_failure: old.on_failure.clone(),
                 ..new.clone()
             }
 }

@@ -9,8 +9,9 @@
 use super::lifecycle::Lifecycle;
 use super::snapshot::{HolderSnapshot, SemaphoreSnapshot};
 use super::{Action, InstanceId};
-use herd_common::protocol::{Request, SemaphoreStatus, TaskId};
+use herd_common::protocol::{Request, SemaphoreStatus, TaskId, WaitTally};
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 /// `sem-acquire` names the holder's process by the pid the kernel reports
 /// for the connection (`SO_PEERCRED`), never by what the client says: the
@@ -60,14 +61,33 @@ impl Holder {
     }
 }
 
+/// A place in a semaphore's line.
+#[derive(Debug, Clone)]
+struct Waiting {
+    holder: Holder,
+    /// When it joined the line: its wait is measured from here.
+    since: Instant,
+}
+
 #[derive(Debug, Clone)]
 struct Semaphore {
     capacity: u32,
     holders: Vec<Holder>,
-    waiters: VecDeque<Holder>,
+    waiters: VecDeque<Waiting>,
+    /// How long granted slots were waited for.
+    waits: WaitTally,
 }
 
 impl Semaphore {
+    fn new(capacity: u32) -> Semaphore {
+        Semaphore {
+            capacity,
+            holders: Vec::new(),
+            waiters: VecDeque::new(),
+            waits: WaitTally::default(),
+        }
+    }
+
     fn holds(&self, holder: &Holder) -> bool {
         self.holders.iter().any(|h| h.same(holder))
     }
@@ -75,7 +95,15 @@ impl Semaphore {
     /// Room for `holder` now: a free slot, and nobody queued ahead of it.
     fn admits(&self, holder: &Holder) -> bool {
         (self.holders.len() as u32) < self.capacity
-            && self.waiters.front().is_none_or(|first| first.same(holder))
+            && self
+                .waiters
+                .front()
+                .is_none_or(|first| first.holder.same(holder))
+    }
+
+    /// Drops `holder`'s place in line, if it has one.
+    fn leave_line(&mut self, holder: &Holder) {
+        self.waiters.retain(|w| !w.holder.same(holder));
     }
 }
 
@@ -91,14 +119,7 @@ impl Semaphores {
         Semaphores {
             by_name: declared
                 .into_iter()
-                .map(|(name, capacity)| {
-                    let semaphore = Semaphore {
-                        capacity,
-                        holders: Vec::new(),
-                        waiters: VecDeque::new(),
-                    };
-                    (name, semaphore)
-                })
+                .map(|(name, capacity)| (name, Semaphore::new(capacity)))
                 .collect(),
             grants: 0,
         }
@@ -113,11 +134,7 @@ impl Semaphores {
             self.by_name
                 .entry(name)
                 .and_modify(|s| s.capacity = capacity)
-                .or_insert_with(|| Semaphore {
-                    capacity,
-                    holders: Vec::new(),
-                    waiters: VecDeque::new(),
-                });
+                .or_insert_with(|| Semaphore::new(capacity));
         }
     }
 
@@ -132,8 +149,10 @@ impl Semaphores {
     /// Grants `holder` one slot of every semaphore in `names`, all or none.
     /// When it cannot, `holder` keeps (or takes) its place in each queue and
     /// the reason is returned, e.g. `waiting for semaphore db (2/2 held)`.
+    /// Each grant counts its wait (from `now`) in the semaphore's tally.
     pub fn try_acquire(
         &mut self,
+        now: Instant,
         holder: &Holder,
         names: &[String],
         label: &str,
@@ -158,15 +177,24 @@ impl Semaphores {
             );
             for name in &wanted {
                 let queue = &mut self.by_name.get_mut(*name).expect("filtered above").waiters;
-                if !queue.iter().any(|w| w.same(holder)) {
-                    queue.push_back(holder.clone());
+                if !queue.iter().any(|w| w.holder.same(holder)) {
+                    queue.push_back(Waiting {
+                        holder: holder.clone(),
+                        since: now,
+                    });
                 }
             }
             return Err(reason);
         }
         for name in wanted {
             let semaphore = self.by_name.get_mut(name).expect("filtered above");
-            semaphore.waiters.retain(|w| !w.same(holder));
+            let since = semaphore
+                .waiters
+                .iter()
+                .find(|w| w.holder.same(holder))
+                .map_or(now, |w| w.since);
+            semaphore.waits.record(now.saturating_duration_since(since));
+            semaphore.leave_line(holder);
             semaphore.holders.push(holder.clone());
             self.grants += 1;
             out.push(Action::Publish(Lifecycle::SemaphoreAcquired {
@@ -180,7 +208,7 @@ impl Semaphores {
     /// Gives up every slot and queue place of `holder`.
     pub fn release(&mut self, holder: &Holder, label: &str, out: &mut Vec<Action>) {
         for (name, semaphore) in &mut self.by_name {
-            semaphore.waiters.retain(|w| !w.same(holder));
+            semaphore.leave_line(holder);
             let before = semaphore.holders.len();
             semaphore.holders.retain(|h| !h.same(holder));
             if semaphore.holders.len() != before {
@@ -203,7 +231,7 @@ impl Semaphores {
         let Some(semaphore) = self.by_name.get_mut(name) else {
             return false;
         };
-        semaphore.waiters.retain(|w| !w.same(holder));
+        semaphore.leave_line(holder);
         let held = semaphore.holds(holder);
         semaphore.holders.retain(|h| !h.same(holder));
         if held {
@@ -251,7 +279,7 @@ impl Semaphores {
     /// Leaves every queue without touching held slots (a waiter that gave up).
     pub fn withdraw(&mut self, holder: &Holder) {
         for semaphore in self.by_name.values_mut() {
-            semaphore.waiters.retain(|w| !w.same(holder));
+            semaphore.leave_line(holder);
         }
     }
 
@@ -263,7 +291,8 @@ impl Semaphores {
                 name: name.clone(),
                 capacity: s.capacity,
                 holders: s.holders.iter().map(&label).collect(),
-                waiters: s.waiters.iter().map(&label).collect(),
+                waiters: s.waiters.iter().map(|w| label(&w.holder)).collect(),
+                waits: s.waits.clone(),
             })
             .collect()
     }
@@ -293,6 +322,7 @@ impl Semaphores {
                 waiters: s
                     .waiters
                     .iter()
+                    .map(|w| &w.holder)
                     .filter(|w| !matches!(w, Holder::Client { .. } | Holder::Process { .. }))
                     .filter_map(HolderSnapshot::from_holder)
                     .collect(),
@@ -300,8 +330,9 @@ impl Semaphores {
             .collect()
     }
 
-    /// Puts back holders and waiters of semaphores that still exist.
-    pub fn restore(&mut self, snapshots: &[SemaphoreSnapshot]) {
+    /// Puts back holders and waiters of semaphores that still exist; the
+    /// waiters' waits count from `now` (the snapshot has no times).
+    pub fn restore(&mut self, snapshots: &[SemaphoreSnapshot], now: Instant) {
         for snapshot in snapshots {
             if let Some(semaphore) = self.by_name.get_mut(&snapshot.name) {
                 semaphore.holders = snapshot
@@ -312,9 +343,51 @@ impl Semaphores {
                 semaphore.waiters = snapshot
                     .waiters
                     .iter()
-                    .map(HolderSnapshot::to_holder)
+                    .map(|waiter| Waiting {
+                        holder: HolderSnapshot::to_holder(waiter),
+                        since: now,
+                    })
                     .collect();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_grant_counts_its_wait_from_joining_the_line() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut semaphores = Semaphores::new([("db".to_string(), 1)]);
+        let names = ["db".to_string()];
+        let (a, b) = (Holder::Task(1), Holder::Task(2));
+        let out = &mut Vec::new();
+        assert!(semaphores.try_acquire(at(0), &a, &names, "a", out).is_ok());
+        assert!(semaphores
+            .try_acquire(at(10), &b, &names, "b", out)
+            .is_err());
+        // Asking again keeps its place and its start in line.
+        assert!(semaphores
+            .try_acquire(at(200), &b, &names, "b", out)
+            .is_err());
+        semaphores.release(&a, "a", out);
+        assert!(semaphores
+            .try_acquire(at(710), &b, &names, "b", out)
+            .is_ok());
+        let waits = &semaphores.status(|_| String::new())[0].waits;
+        assert_eq!(waits.count(), 2);
+        assert_eq!(waits.sum_us, 700_000, "0 for a, 700 ms for b");
+        assert_eq!(waits.counts[0], 1, "a got it at once");
+        let bucket = |seconds: f64| {
+            herd_common::protocol::SEMAPHORE_WAIT_BUCKETS
+                .iter()
+                .position(|bound| *bound == seconds)
+                .unwrap()
+        };
+        assert_eq!(waits.counts[bucket(1.0)], 1, "b: within (0.5, 1]");
     }
 }

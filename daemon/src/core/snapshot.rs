@@ -416,7 +416,7 @@ impl super::Supervisor {
             }
             supervisor.tasks.insert(task.id, task);
         }
-        supervisor.semaphores.restore(&snapshot.semaphores);
+        supervisor.semaphores.restore(&snapshot.semaphores, now);
         supervisor.events.restore(&snapshot.events);
         supervisor.restore_rollouts(&snapshot.rollouts, now, adopted);
         supervisor

@@ -137,7 +137,7 @@ impl Task {
         });
     }
 
-    fn spawn_spec(&self, config: &PoolConfig) -> SpawnSpec {
+    pub(super) fn spawn_spec(&self, config: &PoolConfig) -> SpawnSpec {
         let mut env = config.env.clone();
         env.insert("HERD_POOL".into(), self.pool.clone());
         env.insert("HERD_TASK_ID".into(), self.id.to_string());

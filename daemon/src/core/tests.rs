@@ -46,6 +46,7 @@ fn service(name: &str) -> UnitConfig {
         max_unavailable: 1,
         update: None,
         health: None,
+        on_failure: Default::default(),
     }
 }
 
@@ -114,6 +115,7 @@ fn task_pool(name: &str, size: u32) -> PoolConfig {
         confinement: Default::default(),
         task_defaults: Default::default(),
         env_files: vec![],
+        on_failure: Default::default(),
     }
 }
 
@@ -171,6 +173,29 @@ impl Harness {
                     owner,
                     pid: *next_pid,
                 })
+            }
+            Action::RunHook {
+                subject,
+                spec,
+                tail,
+            } => {
+                let owner = Owner::Hook(subject.clone());
+                let input = if spec.argv[0] == "/no/such" {
+                    let error = "exec /no/such: No such file or directory".to_string();
+                    Input::SpawnFailed { owner, error }
+                } else {
+                    *next_pid += 1;
+                    Input::Spawned {
+                        owner,
+                        pid: *next_pid,
+                    }
+                };
+                seen.push(Action::RunHook {
+                    subject,
+                    spec,
+                    tail,
+                });
+                Some(input)
             }
             other => {
                 seen.push(other);
@@ -939,6 +964,7 @@ fn inputs_are_handled_first_in_first_out() {
     );
 }
 
+mod hooks;
 mod jobs;
 mod pools;
 mod property;

@@ -44,6 +44,7 @@
 //! Without a writable cgroup v2 hierarchy (or without `cgroup.kill`, Linux <
 //! 5.14) herd falls back to process groups, and says so once at start-up.
 
+use crate::core::hooks::HookSubject;
 use crate::core::Owner;
 use herd_config::Confinement;
 use nix::errno::Errno;
@@ -435,6 +436,11 @@ impl Cgroups {
                 Some(pool) => Path::new("pools").join(pool).join(format!("task-{id}")),
                 None => Path::new("tasks").join(id.to_string()),
             },
+            Owner::Hook(HookSubject::Instance(id)) => Path::new("hooks")
+                .join("units")
+                .join(&id.unit)
+                .join(id.index.to_string()),
+            Owner::Hook(HookSubject::Pool(pool)) => Path::new("hooks").join("pools").join(pool),
         };
         let mut placement = Placement {
             dirs: Vec::new(),

@@ -13,6 +13,7 @@ use super::clients::{Incoming, RequestReceiver};
 use super::descriptors::Reserve;
 use super::events::EventHub;
 use super::fork;
+use super::hook_tail;
 use super::journal::Journal;
 use super::listen::{self, Sockets};
 use super::logs::{LogHub, Origin};
@@ -23,12 +24,14 @@ use super::reaper;
 use super::reexec::{self, Handover};
 use super::sd_notify::SystemdNotifier;
 use super::spawn::spawn_confined;
+use crate::core::hooks::{HookSubject, LogTail};
 use crate::core::{Action, Input, LogTarget, Output, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
@@ -649,7 +652,12 @@ impl Shell {
             (Owner::Task(task), _, Some((stdout, stderr))) => {
                 self.outputs.watch(spawned.pid, *task, stdout, stderr);
             }
-            (Owner::Instance(id), Output::Log { instance, to }, Some((out, err))) => match to {
+            (Owner::Instance(id), Output::Log { instance, to }, Some((out, err)))
+            | (
+                Owner::Hook(HookSubject::Instance(id)),
+                Output::Log { instance, to },
+                Some((out, err)),
+            ) => match to {
                 LogTarget::File => {
                     let file = self.logs.file(id, instance);
                     self.outputs.watch_log(spawned.pid, file, out, err);
@@ -733,7 +741,36 @@ impl Shell {
                 self.probes.cancel(&instance);
                 None
             }
+            Action::RunHook {
+                subject,
+                spec,
+                tail,
+            } => Some(self.run_hook(subject, spec, tail)),
         }
+    }
+
+    /// Spawns a failure hook the way every process is spawned, with its
+    /// log tail as descriptor 3 (`HERD_LOG_TAIL`). A tail that cannot be
+    /// made leaves it `/dev/null`: the hook still runs.
+    fn run_hook(
+        &mut self,
+        subject: HookSubject,
+        mut spec: Box<crate::core::SpawnSpec>,
+        tail: LogTail,
+    ) -> Input {
+        let tail = hook_tail::prepare(&tail, &self.logs)
+            .inspect_err(|err| warn!(error = %err, "cannot prepare a failure hook's log tail"))
+            .ok();
+        let path = match &tail {
+            Some(fd) => {
+                spec.listen_fds = vec![fd.as_raw_fd()];
+                hook_tail::TAIL_PATH
+            }
+            None => "/dev/null",
+        };
+        spec.env.insert("HERD_LOG_TAIL".into(), path.into());
+        // herdd's copy of the tail closes once the child has its own.
+        self.spawn(Owner::Hook(subject), spec)
     }
 }
 

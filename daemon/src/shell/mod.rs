@@ -12,6 +12,7 @@ pub mod descriptors;
 pub mod event_loop;
 pub mod events;
 pub mod fork;
+pub mod hook_tail;
 pub mod inherited;
 pub mod journal;
 pub mod listen;

@@ -147,13 +147,28 @@ fn the_config_reference_documents_exactly_the_accepted_keys() {
             &union(&docs, &["Top level"]) | &documented_tables(&docs),
         ),
         ("herd", union(&docs, &["`[herd]`"])),
-        ("service", union(&docs, &[unit, "Process keys", "Log keys"])),
+        (
+            "service",
+            union(
+                &docs,
+                &[unit, "Process keys", "Log keys", "Failure hook keys"],
+            ),
+        ),
         (
             "task",
-            &union(&docs, &[unit, "Process keys", "Log keys"]) - &service_only,
+            &union(
+                &docs,
+                &[unit, "Process keys", "Log keys", "Failure hook keys"],
+            ) - &service_only,
         ),
         ("rlimits", union(&docs, &["`rlimits`"])),
-        ("pool", union(&docs, &["`[pool.NAME]`", "Process keys"])),
+        (
+            "pool",
+            union(
+                &docs,
+                &["`[pool.NAME]`", "Process keys", "Failure hook keys"],
+            ),
+        ),
         ("semaphore", union(&docs, &["`[semaphore.NAME]`"])),
         ("event", union(&docs, &["`[event.NAME]`"])),
         ("socket", union(&docs, &["`[socket.NAME]`"])),

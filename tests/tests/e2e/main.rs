@@ -21,6 +21,7 @@ mod docs;
 mod envfiles;
 mod forward;
 mod health;
+mod hooks;
 mod inherited_fds;
 mod install;
 mod jobs;

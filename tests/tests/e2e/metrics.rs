@@ -179,3 +179,85 @@ fn a_metrics_listen_that_is_not_an_address_is_a_config_error() {
     assert!(err.contains("herd.metrics_listen"), "{err}");
     assert!(err.contains("invalid address `localhost`"), "{err}");
 }
+
+/// The buckets of histogram `name` whose labels include `labels`, as
+/// (upper bound, cumulative count).
+fn buckets(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Vec<(f64, f64)> {
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no histogram {name} {labels:?}"));
+    let prometheus_parse::Value::Histogram(buckets) = &sample.value else {
+        panic!("{name} is not a histogram: {sample:?}");
+    };
+    buckets.iter().map(|b| (b.less_than, b.count)).collect()
+}
+
+#[test]
+fn semaphore_waits_are_counted_once_per_slot_granted() {
+    let port = free_port();
+    let herd = with_metrics_listen(
+        r#"
+[semaphore.disk]
+capacity = 1
+[semaphore.idle]
+capacity = 1
+[pool.p]
+size = 3
+semaphores = ["disk"]
+"#,
+        &format!("127.0.0.1:{port}"),
+    )
+    .launch();
+    // The first task takes the one slot at once and keeps it until `go`
+    // exists; the second queues for it meanwhile (at least 0.3 s, below),
+    // and holds it 0.3 s, which the third spends in line.
+    let go = herd.path("go");
+    let hold = format!("while [ ! -e {} ]; do sleep 0.02; done", go.display());
+    let mut ids = vec![herd.ok(&["submit", "p", "--", "sh", "-c", &hold])];
+    for _ in 0..2 {
+        ids.push(herd.ok(&["submit", "p", "--", "sleep", "0.3"]));
+    }
+    let ids: Vec<&str> = ids.iter().map(|id| id.trim()).collect();
+    herd.wait_for("both in line for the slot", |herd| {
+        let list: serde_json::Value =
+            serde_json::from_str(&herd.ok(&["--json", "sem", "list"])).unwrap();
+        list["semaphores"][0]["waiters"].as_array().map(Vec::len) == Some(1)
+            && herd.task(ids[2].parse().unwrap())["state"] == "queued"
+    });
+    // Not a wait for something to happen: the length of the wait measured.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(&go, "").unwrap();
+    let mut join = vec!["join"];
+    join.extend(ids.iter().copied());
+    herd.ok(&join);
+
+    let (status, body) = http(port, "GET /metrics HTTP/1.1");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for scrape in [parse(&herd.ok(&["metrics"])), parse(&body)] {
+        let disk = [("semaphore", "disk")];
+        let name = "herd_semaphore_wait_seconds";
+        let disk_buckets = buckets(&scrape, name, &disk);
+        let le = |bound: f64| {
+            disk_buckets
+                .iter()
+                .find(|(b, _)| *b == bound)
+                .unwrap_or_else(|| panic!("no bucket {bound}: {disk_buckets:?}"))
+                .1
+        };
+        assert_eq!(le(0.005), 1.0, "only the first was granted at once");
+        assert_eq!(le(0.25), 1.0, "the others waited at least 0.3 s");
+        assert_eq!(le(f64::INFINITY), 3.0, "one count per grant");
+        assert_eq!(value(&scrape, &format!("{name}_count"), &disk), 3.0);
+        let sum = value(&scrape, &format!("{name}_sum"), &disk);
+        assert!(sum >= 0.6, "two waits of at least 0.3 s each: {sum}");
+        let idle = [("semaphore", "idle")];
+        assert_eq!(value(&scrape, &format!("{name}_count"), &idle), 0.0);
+        assert_eq!(value(&scrape, &format!("{name}_sum"), &idle), 0.0);
+    }
+}

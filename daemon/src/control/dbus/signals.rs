@@ -69,6 +69,9 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         | Lifecycle::SemaphoreReleased { .. }
         | Lifecycle::RolloutStep { .. }
         | Lifecycle::RolloutEnded { .. }
+        | Lifecycle::HookStarted { .. }
+        | Lifecycle::HookExited { .. }
+        | Lifecycle::HookFailed { .. }
         | Lifecycle::Lagged { .. } => {}
     }
     Ok(())
@@ -93,6 +96,9 @@ pub(super) fn change(event: &Lifecycle) -> &'static str {
         Lifecycle::RolloutEnded { .. } => "rollout_ended",
         Lifecycle::Healthy { .. } => "healthy",
         Lifecycle::Unhealthy { .. } => "unhealthy",
+        Lifecycle::HookStarted { .. } => "hook_started",
+        Lifecycle::HookExited { .. } => "hook_exited",
+        Lifecycle::HookFailed { .. } => "hook_failed",
     }
 }
 

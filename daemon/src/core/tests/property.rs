@@ -74,9 +74,12 @@ daemon = false
 start_limit = 3
 start_interval = "10s"
 restart_delay = "50ms"
+on_failure = ["/bin/alert", "{unit}", "{instance}"]
+on_failure_timeout = "2s"
 
 [service.broken]
 command = ["/no/such"]
+on_failure = ["/no/such"]
 
 [service.manual]
 command = ["/bin/manual"]
@@ -88,6 +91,8 @@ size = 2
 max_queue = 20
 keep_finished = 5
 semaphores = ["db"]
+on_failure = ["/bin/alert"]
+on_failure_timeout = "1s"
 
 [pool.solo]
 size = 1
@@ -329,6 +334,8 @@ struct Stats {
     /// Replies that came after the step that sent the request.
     later_replies: usize,
     spawns: usize,
+    /// Failure hooks spawned (counted in `spawns` too).
+    hooks: usize,
     signals: usize,
     reloads: usize,
     finished: usize,
@@ -373,6 +380,22 @@ impl Driver {
         } = self;
         core.drive(*now, input, |action| {
             let next = match action {
+                Action::RunHook { subject, spec, .. } => {
+                    let owner = crate::core::Owner::Hook(subject);
+                    if spec.argv.first().is_some_and(|p| p == "/no/such") || rng.chance(10) {
+                        let error = "exec: No such file or directory".to_string();
+                        Some(Input::SpawnFailed { owner, error })
+                    } else {
+                        stats.spawns += 1;
+                        stats.hooks += 1;
+                        *next_pid += 1;
+                        live.insert(*next_pid);
+                        Some(Input::Spawned {
+                            owner,
+                            pid: *next_pid,
+                        })
+                    }
+                }
                 Action::Spawn { owner, spec } => {
                     if spec.argv.first().is_some_and(|p| p == "/no/such") || rng.chance(10) {
                         let error = "exec: No such file or directory".to_string();
@@ -612,6 +635,7 @@ fn random_inputs_never_panic_hang_or_lose_a_reply() {
         total.requests += stats.requests;
         total.later_replies += stats.later_replies;
         total.spawns += stats.spawns;
+        total.hooks += stats.hooks;
         total.signals += stats.signals;
         total.reloads += stats.reloads;
         total.finished += stats.finished;
@@ -619,6 +643,7 @@ fn random_inputs_never_panic_hang_or_lose_a_reply() {
     let exercised = total.requests > SEEDS as usize * STEPS / 4
         && total.later_replies > SEEDS as usize
         && total.spawns > SEEDS as usize * 5
+        && total.hooks > SEEDS as usize / 2
         && total.signals > SEEDS as usize / 2
         && total.reloads > SEEDS as usize / 2
         && total.finished == SEEDS as usize;
@@ -656,7 +681,13 @@ fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
         .as_ref()
         .filter(|s| !s.joined_terminated)
         .map(|s| s.join_deadline);
-    instances.chain(tasks).chain(waiters).chain(join).min()
+    let hooks = core.hooks.next_deadline();
+    instances
+        .chain(tasks)
+        .chain(waiters)
+        .chain(join)
+        .chain(hooks)
+        .min()
 }
 
 #[test]
