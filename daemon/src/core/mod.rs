@@ -25,6 +25,7 @@ mod rolling;
 pub mod semaphore;
 pub mod snapshot;
 mod sync_requests;
+pub mod survivors;
 pub mod task;
 pub mod unit;
 mod waiters;
@@ -385,11 +386,13 @@ impl Supervisor {
         let autostart: Vec<InstanceId> = self
             .units
             .values_mut()
-            .filter(|u| u.config.autostart && !restored.contains(u.name()))
+            // `wanted` before boot: it has adopted survivors (survivors.rs).
+            .filter(|u| (u.config.autostart || u.wanted) && !restored.contains(u.name()))
             .flat_map(|u| {
                 u.wanted = true;
                 let name = u.name().to_string();
-                u.instances.iter().map(move |i| InstanceId {
+                // Not survivors past the instance count, which are stopping.
+                u.staying().map(move |i| InstanceId {
                     unit: name.clone(),
                     index: i.index,
                 })

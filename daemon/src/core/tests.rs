@@ -941,4 +941,5 @@ mod jobs;
 mod pools;
 mod property;
 mod reload;
+mod survivors;
 mod sync;

@@ -22,6 +22,7 @@ use super::reaper;
 use super::reexec::{self, Handover};
 use super::sd_notify::SystemdNotifier;
 use super::spawn::spawn_confined;
+use super::survivors;
 use crate::core::{Action, Input, Output, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
 use herd_config::Config;
@@ -152,6 +153,9 @@ pub struct Shell {
     reserve: Arc<Reserve>,
     /// The listening sockets herdd holds for services (`[socket.NAME]`).
     sockets: Sockets,
+    /// The control socket, given to every child as `HERD_SOCKET`: it marks
+    /// them as this herdd's (see survivors.rs).
+    control_socket: String,
 }
 
 impl Shell {
@@ -192,6 +196,7 @@ impl Shell {
             reserve: Reserve::new(),
             // Before anything is started: a service may need its socket.
             sockets: Sockets::open(&config.sockets).map_err(anyhow::Error::msg)?,
+            control_socket: config.herd.socket.to_string_lossy().into_owned(),
         })
     }
 
@@ -351,6 +356,7 @@ impl Shell {
         }
         let Some(mut snapshot) = self.journal.load() else {
             self.journal.forget_starts();
+            self.adopt_survivors(config);
             self.feed(Input::Boot);
             return;
         };
@@ -379,6 +385,42 @@ impl Shell {
                 pid,
                 exit: herd_common::state::Exit::Unknown,
             });
+        }
+    }
+
+    /// Without a usable journal: takes over the processes a killed herdd on
+    /// the same socket left running, so that boot starts only what is missing.
+    fn adopt_survivors(&mut self, config: &Config) {
+        let found = survivors::find(config, &self.inputs_tx);
+        if found.is_empty() {
+            return;
+        }
+        let starts: HashMap<u32, u64> = found.iter().map(|(s, start)| (s.pid, *start)).collect();
+        let found = found.into_iter().map(|(survivor, _)| survivor).collect();
+        let (actions, strays) = self.core.adopt_survivors(Instant::now(), found);
+        let strays: Vec<_> = strays
+            .into_iter()
+            .map(|stray| {
+                let start = starts[&stray.pid];
+                (stray, start)
+            })
+            .collect();
+        for (pid, start) in starts {
+            if !strays.iter().any(|(stray, _)| stray.pid == pid) {
+                self.starts.insert(pid, start);
+                self.cgroups.adopt(pid);
+            }
+        }
+        info!(
+            adopted = self.starts.len(),
+            stopped = strays.len(),
+            "no usable journal: took over the processes the previous herdd on this socket left"
+        );
+        survivors::stop_strays(strays);
+        for action in actions {
+            if let Some(input) = self.carry_out(action) {
+                self.feed(input);
+            }
         }
     }
 
@@ -608,6 +650,10 @@ impl Shell {
             spec.env
                 .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
         }
+        spec.env.insert(
+            survivors::SOCKET_VAR.into(),
+            self.control_socket.clone(),
+        );
         if !spec.sockets.is_empty() {
             match self.sockets.descriptors(&spec.sockets) {
                 Ok(fds) => listen::pass(&mut spec, fds),

@@ -35,6 +35,7 @@ mod service;
 mod sockets;
 mod stopping;
 mod supervision;
+mod survivors;
 mod sync;
 mod top;
 mod usage;

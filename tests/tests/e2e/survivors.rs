@@ -1,0 +1,181 @@
+//! Survivors of a killed herdd when its journal is unusable (deleted,
+//! corrupt): a herdd started again on the same socket finds them by the
+//! `HERD_SOCKET` mark in their environment, adopts them as the instances they
+//! are, starts only the instances that have none, stops those of units no
+//! longer configured, and leaves another herdd's processes alone.
+
+use crate::harness::*;
+
+/// Every process is an `sh` (a process group leader) whose `$0` is
+/// `<test dir>/<unit>`, so this test can count the processes of its own herdd.
+const UNITS: &str = r#"
+[service.web]
+command = ["/bin/sh", "-c", "sleep 1000; :", "$DIR/web"]
+instances = 2
+daemon = false
+stop_timeout = "2s"
+
+[service.single]
+command = ["/bin/sh", "-c", "sleep 1000; :", "$DIR/single"]
+daemon = false
+stop_timeout = "2s"
+"#;
+
+/// The process group leaders whose `$0` is in `herd`'s directory.
+fn leaders(herd: &Herd) -> Vec<u32> {
+    leaders_in(&herd.dir.path().display().to_string())
+}
+
+fn leaders_in(dir: &str) -> Vec<u32> {
+    let mut found: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| alive(*pid) && stat_field(*pid, 5) == Some(*pid as i64))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                cmdline
+                    .split(|b| *b == 0)
+                    .any(|arg| arg.starts_with(dir.as_bytes()))
+            })
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// Kills, when the test ends (passed or failed), the process groups left
+/// by a test's herdds: a killed herdd's processes are nobody's once the test
+/// stops looking after them.
+struct KillLeftovers(Vec<String>);
+
+impl KillLeftovers {
+    fn of(herds: &[&Herd]) -> KillLeftovers {
+        KillLeftovers(
+            herds
+                .iter()
+                .map(|herd| herd.dir.path().display().to_string())
+                .collect(),
+        )
+    }
+}
+
+impl Drop for KillLeftovers {
+    fn drop(&mut self) {
+        for pid in self.0.iter().flat_map(|dir| leaders_in(dir)) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn pids(herd: &Herd, names: &[&str]) -> Vec<u32> {
+    names.iter().map(|name| herd.pid_of(name)).collect()
+}
+
+/// Kills herdd once its journal has every process in it; its `daemon =
+/// false` processes live on.
+fn kill_herdd_after_journal(herd: &mut Herd, running: &[u32]) {
+    wait_until("the journal to record every process", || {
+        std::fs::read_to_string(herd.path("state/journal.json"))
+            .is_ok_and(|j| running.iter().all(|pid| j.contains(&format!("\"pid\":{pid},"))))
+    });
+    herd.kill_daemon();
+}
+
+/// Kills a process group the test's herdd started (herdd is dead: nobody else will).
+fn kill_group(pid: u32) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    wait_until("the killed survivor to be gone", || !alive(pid));
+}
+
+#[test]
+fn with_the_journal_deleted_survivors_are_adopted_and_only_the_missing_instance_starts() {
+    let mut herd = Herd::start(UNITS);
+    // Another herdd on its own socket, running units of the same names.
+    let other = Herd::start(UNITS);
+    let _leftovers = KillLeftovers::of(&[&herd, &other]);
+    let names = ["web@0", "web@1", "single"];
+    for name in names {
+        herd.wait_state(name, "running");
+        other.wait_state(name, "running");
+    }
+    let before = pids(&herd, &names);
+    let others = pids(&other, &names);
+    assert_eq!(leaders(&herd), sorted(&before));
+    kill_herdd_after_journal(&mut herd, &before);
+    std::fs::remove_file(herd.path("state/journal.json")).unwrap();
+    // web@1's process does not survive: it is the one to start again.
+    kill_group(before[1]);
+    herd.relaunch();
+    herd.wait_for("web@1 to run again", |h| {
+        h.instance("web@1")["state"] == "running"
+    });
+    for (name, pid) in [("web@0", before[0]), ("single", before[2])] {
+        let instance = herd.instance(name);
+        assert_eq!(instance["pid"].as_u64(), Some(pid as u64), "{name} adopted");
+        assert_eq!(instance["adopted"], true, "{name}");
+        assert_eq!(instance["state"], "running", "{name}");
+    }
+    let web1 = herd.pid_of("web@1");
+    assert_ne!(web1, before[1]);
+    assert_eq!(herd.instance("web@1")["adopted"], false);
+    assert_eq!(
+        leaders(&herd),
+        sorted(&[before[0], web1, before[2]]),
+        "one process per instance, no duplicate"
+    );
+    assert!(herd.log().contains("took over the processes"), "{}", herd.log());
+    // The other herdd's processes are neither adopted nor touched.
+    assert_eq!(pids(&other, &names), others);
+    assert!(others.iter().all(|pid| alive(*pid)));
+    assert_eq!(leaders(&other), sorted(&others));
+    // The adopted processes are herd's like any: stop stops them.
+    herd.ok(&["stop", "web", "single"]);
+    wait_until("the adopted processes to be stopped", || {
+        !alive(before[0]) && !alive(before[2])
+    });
+    assert!(leaders(&herd).is_empty());
+    assert!(others.iter().all(|pid| alive(*pid)), "still not touched");
+}
+
+#[test]
+fn with_a_corrupt_journal_survivors_are_adopted_and_those_of_removed_units_stopped() {
+    let mut herd = Herd::start(UNITS);
+    let _leftovers = KillLeftovers::of(&[&herd]);
+    let names = ["web@0", "web@1", "single"];
+    for name in names {
+        herd.wait_state(name, "running");
+    }
+    let before = pids(&herd, &names);
+    kill_herdd_after_journal(&mut herd, &before);
+    let journal = herd.path("state/journal.json");
+    let text = std::fs::read(&journal).unwrap();
+    std::fs::write(&journal, &text[..text.len() / 2]).unwrap();
+    // `single` is gone from the config meanwhile.
+    let config = std::fs::read_to_string(&herd.config).unwrap();
+    let start = config.find("[service.single]").unwrap();
+    let end = start + config[start..].find("\n\n").unwrap();
+    std::fs::write(&herd.config, format!("{}{}", &config[..start], &config[end..])).unwrap();
+    herd.relaunch();
+    wait_until("the survivor of the removed unit to be stopped", || {
+        !alive(before[2])
+    });
+    assert!(herd.log().contains("corrupt journal"), "{}", herd.log());
+    assert_eq!(pids(&herd, &["web@0", "web@1"]), before[..2]);
+    assert!(herd
+        .instances()
+        .iter()
+        .all(|i| i["adopted"] == true && i["state"] == "running"));
+    assert_eq!(leaders(&herd), sorted(&before[..2]), "nothing started twice");
+}
+
+fn sorted(pids: &[u32]) -> Vec<u32> {
+    let mut pids = pids.to_vec();
+    pids.sort_unstable();
+    pids
+}
