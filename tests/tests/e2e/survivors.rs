@@ -5,6 +5,7 @@
 //! longer configured, and leaves another herdd's processes alone.
 
 use crate::harness::*;
+use std::os::unix::process::CommandExt;
 
 /// Every process is an `sh` (a process group leader) whose `$0` is
 /// `<test dir>/<unit>`, so this test can count the processes of its own herdd.
@@ -144,7 +145,7 @@ fn with_the_journal_deleted_survivors_are_adopted_and_only_the_missing_instance_
 }
 
 #[test]
-fn with_a_corrupt_journal_survivors_are_adopted_and_those_of_removed_units_stopped() {
+fn with_a_truncated_journal_survivors_are_adopted_and_only_the_missing_instance_starts() {
     let mut herd = Herd::start(UNITS);
     let _leftovers = KillLeftovers::of(&[&herd]);
     let names = ["web@0", "web@1", "single"];
@@ -156,22 +157,92 @@ fn with_a_corrupt_journal_survivors_are_adopted_and_those_of_removed_units_stopp
     let journal = herd.path("state/journal.json");
     let text = std::fs::read(&journal).unwrap();
     std::fs::write(&journal, &text[..text.len() / 2]).unwrap();
-    // `single` is gone from the config meanwhile.
-    let config = std::fs::read_to_string(&herd.config).unwrap();
-    let start = config.find("[service.single]").unwrap();
-    let end = start + config[start..].find("\n\n").unwrap();
-    std::fs::write(&herd.config, format!("{}{}", &config[..start], &config[end..])).unwrap();
+    kill_group(before[2]);
     herd.relaunch();
-    wait_until("the survivor of the removed unit to be stopped", || {
-        !alive(before[2])
+    herd.wait_for("single to run again", |h| {
+        h.instance("single")["state"] == "running"
     });
     assert!(herd.log().contains("corrupt journal"), "{}", herd.log());
     assert_eq!(pids(&herd, &["web@0", "web@1"]), before[..2]);
-    assert!(herd
-        .instances()
-        .iter()
-        .all(|i| i["adopted"] == true && i["state"] == "running"));
-    assert_eq!(leaders(&herd), sorted(&before[..2]), "nothing started twice");
+    assert_eq!(herd.instance("web@1")["adopted"], true);
+    let single = herd.pid_of("single");
+    assert_ne!(single, before[2]);
+    assert_eq!(
+        leaders(&herd),
+        sorted(&[before[0], before[1], single]),
+        "nothing started twice"
+    );
+}
+
+/// A process the test started as `nobody`, killed by pid when the test ends.
+struct Foreign(std::process::Child);
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn survivors_of_removed_units_and_instances_are_stopped_and_another_users_process_is_not_adopted()
+{
+    let mut herd = Herd::start(UNITS);
+    let _leftovers = KillLeftovers::of(&[&herd]);
+    let names = ["web@0", "web@1", "single"];
+    for name in names {
+        herd.wait_state(name, "running");
+    }
+    let before = pids(&herd, &names);
+    kill_herdd_after_journal(&mut herd, &before);
+    let journal = herd.path("state/journal.json");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    std::fs::write(&journal, text.replacen("\"version\":1", "\"version\":99", 1)).unwrap();
+    // Another user's process group leader that claims to be `extra`.
+    let socket = herd.socket.to_str().unwrap();
+    let forged = Foreign(
+        std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .args(["--", "/bin/sleep", "1000"])
+            .env_clear()
+            .envs([("HERD_SOCKET", socket), ("HERD_UNIT", "extra")])
+            .env("HERD_INSTANCE", "0")
+            .process_group(0)
+            .spawn()
+            .expect("setpriv"),
+    );
+    let forged_pid = forged.0.id();
+    wait_until("the forged process to run as nobody", || {
+        std::fs::read(format!("/proc/{forged_pid}/environ"))
+            .is_ok_and(|env| env.windows(9).any(|w| w == b"HERD_UNIT"))
+    });
+    // Meanwhile web went down to one instance, single went, extra came.
+    let config = std::fs::read_to_string(&herd.config).unwrap();
+    let start = config.find("[service.single]").unwrap();
+    let end = start + config[start..].find("\n\n").unwrap();
+    let config = format!("{}{}", &config[..start], &config[end..])
+        .replacen("instances = 2", "instances = 1", 1)
+        .replacen(
+            "[herd]",
+            &format!(
+                "[service.extra]\ncommand = [\"/bin/sh\", \"-c\", \"sleep 1000; :\", \"{}/extra\"]\n\n[herd]",
+                herd.dir.path().display()
+            ),
+            1,
+        );
+    std::fs::write(&herd.config, config).unwrap();
+    herd.relaunch();
+    wait_until("the survivors of web@1 and single to be stopped", || {
+        !alive(before[1]) && !alive(before[2])
+    });
+    herd.wait_state("extra", "running");
+    assert!(herd.log().contains("another version"), "{}", herd.log());
+    assert_eq!(herd.pid_of("web@0"), before[0]);
+    let extra = herd.pid_of("extra");
+    assert_ne!(extra, forged_pid, "another user's process is never adopted");
+    assert!(alive(forged_pid), "nor touched");
+    herd.wait_for("web@1 to be dropped", |h| h.instances().len() == 2);
+    assert_eq!(leaders(&herd), sorted(&[before[0], extra]));
 }
 
 fn sorted(pids: &[u32]) -> Vec<u32> {
