@@ -9,6 +9,7 @@ use super::instance::{Fate, Instance};
 use super::semaphore::Holder;
 use super::{Action, InstanceId, Owner, Supervisor};
 use herd_common::state::State;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// A live process of unit `unit`, instance `index`, left by a previous herdd.
@@ -21,28 +22,43 @@ pub struct Survivor {
     pub age: Duration,
 }
 
+/// What [`Supervisor::adopt_survivors`] made of the survivors.
+#[derive(Debug, Default)]
+pub struct Adoption {
+    /// To carry out: stops of survivors past their unit's instance count,
+    /// semaphore grants.
+    pub actions: Vec<Action>,
+    /// The pids now instances of this herdd (the shell watches them).
+    pub adopted: Vec<u32>,
+    /// Survivors of units the config does not have, which the core cannot
+    /// stop (it has no `stop_signal` for them): the shell stops them.
+    pub strays: Vec<Survivor>,
+}
+
 impl Supervisor {
-    /// Takes `survivors` over, before [`super::Input::Boot`], on a supervisor
-    /// that restored nothing. A survivor of a configured unit becomes its
-    /// instance, running and adopted (watched by the shell, exit status
-    /// unknown), and its unit counts as wanted: boot starts only the
-    /// instances that have no survivor. One whose index is past the unit's
-    /// instance count is stopped and dropped, as a scale-down would (the
-    /// unit's `stop_signal`, then SIGKILL after its `stop_timeout`). Returns
-    /// the actions to carry out and the survivors of units the config does
-    /// not have, which the core cannot stop (it has no `stop_signal` for
-    /// them): the shell stops them.
+    /// Takes `survivors` over, before [`super::Input::Boot`]: on a fresh
+    /// supervisor (no usable journal), or on one restored from a journal
+    /// that missed them (`gone`: the journaled pids that no longer run).
+    ///
+    /// A survivor of a configured unit becomes its instance, running and
+    /// adopted (watched by the shell, exit status unknown), unless that
+    /// instance has a process that still runs (then the survivor is left
+    /// alone: a child of it that called `setsid`). Its unit counts as
+    /// wanted, so boot starts only the instances that have no survivor. A
+    /// survivor whose index is past the unit's instances is stopped and
+    /// dropped, as a scale-down would (the unit's `stop_signal`, then
+    /// SIGKILL after its `stop_timeout`).
     pub fn adopt_survivors(
         &mut self,
         now: Instant,
         survivors: Vec<Survivor>,
-    ) -> (Vec<Action>, Vec<Survivor>) {
-        let mut out = Vec::new();
-        let mut strays = Vec::new();
+        gone: &HashSet<u32>,
+    ) -> Adoption {
+        let mut adoption = Adoption::default();
         let mut leaving = Vec::new();
         for survivor in survivors {
             let Some(unit) = self.units.get_mut(&survivor.unit) else {
-                strays.push(survivor);
+                adoption.strays.push(survivor);
                 continue;
             };
             let id = InstanceId {
@@ -50,12 +66,14 @@ impl Supervisor {
                 index: survivor.index,
             };
             let position = match unit.position(survivor.index) {
-                // Two survivors claiming one instance: the shell keeps one.
-                Some(position) if unit.instances[position].pid.is_some() => {
-                    strays.push(survivor);
-                    continue;
-                }
-                Some(position) => position,
+                Some(position) => match unit.instances[position].pid {
+                    Some(pid) if !gone.contains(&pid) => continue,
+                    Some(pid) => {
+                        self.pids.remove(&pid);
+                        position
+                    }
+                    None => position,
+                },
                 None => {
                     let at = unit
                         .instances
@@ -66,7 +84,14 @@ impl Supervisor {
                     at
                 }
             };
+            // Whatever the journal said it was doing, it runs this process now.
+            let previous = std::mem::replace(
+                &mut unit.instances[position],
+                Instance::new(survivor.index, &unit.config),
+            );
             let instance = &mut unit.instances[position];
+            instance.restarts = previous.restarts;
+            instance.last_exit = previous.last_exit;
             instance.state = State::Running;
             instance.pid = Some(survivor.pid);
             instance.adopted = true;
@@ -78,19 +103,21 @@ impl Supervisor {
             let holder = Holder::Instance(id.clone());
             if self
                 .semaphores
-                .try_acquire(&holder, &semaphores, &name, &mut out)
+                .try_acquire(&holder, &semaphores, &name, &mut adoption.actions)
                 .is_err()
             {
                 // It runs already: it keeps running, out of line.
                 self.semaphores.withdraw(&holder);
             }
             self.pids.insert(survivor.pid, Owner::Instance(id));
+            adoption.adopted.push(survivor.pid);
         }
         for id in leaving {
-            if self.with_instance(now, &id, &mut out, Instance::remove) == Some(Fate::Remove) {
+            let out = &mut adoption.actions;
+            if self.with_instance(now, &id, out, Instance::remove) == Some(Fate::Remove) {
                 self.drop_instance(&id);
             }
         }
-        (out, strays)
+        adoption
     }
 }

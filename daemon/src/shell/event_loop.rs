@@ -23,12 +23,13 @@ use super::reexec::{self, Handover};
 use super::sd_notify::SystemdNotifier;
 use super::spawn::spawn_confined;
 use super::survivors;
+use crate::core::survivors::Survivor;
 use crate::core::{Action, Input, Output, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
@@ -356,8 +357,12 @@ impl Shell {
         }
         let Some(mut snapshot) = self.journal.load() else {
             self.journal.forget_starts();
-            self.adopt_survivors(config);
+            let (_, ended) = self.adopt_survivors(config, &[]);
             self.feed(Input::Boot);
+            for pid in ended {
+                let exit = herd_common::state::Exit::Unknown;
+                self.feed(Input::Exited { pid, exit });
+            }
             return;
         };
         let recorded = snapshot_starts(&snapshot);
@@ -378,6 +383,10 @@ impl Shell {
             gone = gone.len(),
             "recovered the state of a previous herdd from its journal"
         );
+        // Processes started after the journal's last write.
+        let (adopted, ended) = self.adopt_survivors(config, &gone);
+        gone.retain(|pid| !adopted.contains(pid));
+        gone.extend(ended);
         self.feed(Input::Boot);
         self.holders_gone(holders_gone);
         for pid in gone {
@@ -388,40 +397,51 @@ impl Shell {
         }
     }
 
-    /// Without a usable journal: takes over the processes a killed herdd on
-    /// the same socket left running, so that boot starts only what is missing.
-    fn adopt_survivors(&mut self, config: &Config) {
-        let found = survivors::find(config, &self.inputs_tx);
+    /// Takes over the processes a killed herdd on the same socket left
+    /// running and the journal (if any) does not account for, so that boot
+    /// starts only what is missing (see survivors.rs). `gone` are the
+    /// journaled pids that no longer run. Returns the pids adopted, and
+    /// those adopted that ended before they could be watched.
+    fn adopt_survivors(&mut self, config: &Config, gone: &[u32]) -> (Vec<u32>, Vec<u32>) {
+        let tracked: HashSet<u32> = self.core.tracked_pids().into_iter().collect();
+        let gone: HashSet<u32> = gone.iter().copied().collect();
+        // A journaled process that runs is adopted already.
+        let found: Vec<(Survivor, u64)> = survivors::find(config)
+            .into_iter()
+            .filter(|(s, _)| !tracked.contains(&s.pid) || gone.contains(&s.pid))
+            .collect();
         if found.is_empty() {
-            return;
+            return (Vec::new(), Vec::new());
         }
         let starts: HashMap<u32, u64> = found.iter().map(|(s, start)| (s.pid, *start)).collect();
         let found = found.into_iter().map(|(survivor, _)| survivor).collect();
-        let (actions, strays) = self.core.adopt_survivors(Instant::now(), found);
-        let strays: Vec<_> = strays
-            .into_iter()
-            .map(|stray| {
-                let start = starts[&stray.pid];
-                (stray, start)
-            })
-            .collect();
-        for (pid, start) in starts {
-            if !strays.iter().any(|(stray, _)| stray.pid == pid) {
-                self.starts.insert(pid, start);
-                self.cgroups.adopt(pid);
+        let adoption = self.core.adopt_survivors(Instant::now(), found, &gone);
+        let mut ended = Vec::new();
+        for pid in &adoption.adopted {
+            let start = starts[pid];
+            if adopt::watch_if_same(*pid, start, self.inputs_tx.clone()) {
+                self.starts.insert(*pid, start);
+                self.cgroups.adopt(*pid);
+            } else {
+                ended.push(*pid);
             }
         }
         info!(
-            adopted = self.starts.len(),
-            stopped = strays.len(),
-            "no usable journal: took over the processes the previous herdd on this socket left"
+            adopted = adoption.adopted.len(),
+            stopped = adoption.strays.len(),
+            "took over the processes the previous herdd on this socket left"
         );
-        survivors::stop_strays(strays);
-        for action in actions {
+        let strays = adoption.strays.into_iter().map(|stray| {
+            let start = starts[&stray.pid];
+            (stray, start)
+        });
+        survivors::stop_strays(strays.collect());
+        for action in adoption.actions {
             if let Some(input) = self.carry_out(action) {
                 self.feed(input);
             }
         }
+        (adoption.adopted, ended)
     }
 
     /// Processes that held semaphore slots and ended while herdd was away.

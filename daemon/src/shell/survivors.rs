@@ -20,6 +20,11 @@
 //! - of several processes claiming one instance (a child that called
 //!   `setsid` keeps the environment), the oldest is the instance.
 //!
+//! With a journal, the same look finds what the journal missed: a process
+//! that replaced an instance's journaled one after the journal's last write
+//! (written at most every 100 ms), or a survivor of a unit the journal does
+//! not have (added by a `reload` just before herdd was killed).
+//!
 //! The core adopts them ([`Supervisor::adopt_survivors`]); this module stops
 //! those of units the config no longer has, with SIGTERM and, after 10 s
 //! (herd's default `stop_timeout`), SIGKILL.
@@ -28,13 +33,11 @@
 
 use super::adopt;
 use crate::core::survivors::Survivor;
-use crate::core::Input;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// The variable naming the control socket of the herdd that started a process.
@@ -53,9 +56,9 @@ struct Marked {
     uids: [u32; 2],
 }
 
-/// Survivors of the previous herdd on `config`'s socket, each watched (its
-/// end becomes an exit of unknown status) and with its kernel start time.
-pub fn find(config: &Config, inputs: &mpsc::UnboundedSender<Input>) -> Vec<(Survivor, u64)> {
+/// Survivors of the previous herdd on `config`'s socket, each with its
+/// kernel start time (watch the ones adopted with [`adopt::watch_if_same`]).
+pub fn find(config: &Config) -> Vec<(Survivor, u64)> {
     let socket = config.herd.socket.to_string_lossy();
     let own_start = adopt::start_time(std::process::id()).unwrap_or(u64::MAX);
     let own_uid = nix::unistd::geteuid().as_raw();
@@ -82,7 +85,6 @@ pub fn find(config: &Config, inputs: &mpsc::UnboundedSender<Input>) -> Vec<(Surv
     let uptime = uptime();
     claimed
         .into_values()
-        .filter(|m| adopt::watch_if_same(m.pid, m.start, inputs.clone()))
         .map(|m| {
             let started = Duration::from_secs_f64(m.start as f64 / ticks);
             let survivor = Survivor {

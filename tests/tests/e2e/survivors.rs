@@ -245,6 +245,51 @@ fn survivors_of_removed_units_and_instances_are_stopped_and_another_users_proces
     assert_eq!(leaders(&herd), sorted(&[before[0], extra]));
 }
 
+/// The journal is written at most every 100 ms: one written before web@0
+/// restarted still names its old process. The new one is found and adopted,
+/// not started a second time; the survivor of a unit removed meanwhile is
+/// stopped.
+#[test]
+fn a_journal_that_missed_a_restart_still_starts_nothing_twice() {
+    let mut herd = Herd::start(UNITS);
+    let _leftovers = KillLeftovers::of(&[&herd]);
+    let names = ["web@0", "web@1", "single"];
+    for name in names {
+        herd.wait_state(name, "running");
+    }
+    let before = pids(&herd, &names);
+    let journal = herd.path("state/journal.json");
+    wait_until("the journal to record every process", || {
+        std::fs::read_to_string(&journal)
+            .is_ok_and(|j| before.iter().all(|pid| j.contains(&format!("\"pid\":{pid},"))))
+    });
+    let old_journal = std::fs::read(&journal).unwrap();
+    herd.ok(&["restart", "web@0"]);
+    herd.wait_for("web@0 to run again", |h| {
+        let web0 = h.instance("web@0");
+        web0["state"] == "running" && web0["pid"].as_u64() != Some(before[0] as u64)
+    });
+    let web0 = herd.pid_of("web@0");
+    herd.kill_daemon();
+    std::fs::write(&journal, old_journal).unwrap();
+    let config = std::fs::read_to_string(&herd.config).unwrap();
+    let start = config.find("[service.single]").unwrap();
+    let end = start + config[start..].find("\n\n").unwrap();
+    std::fs::write(&herd.config, format!("{}{}", &config[..start], &config[end..])).unwrap();
+    herd.relaunch();
+    wait_until("the survivor of the removed unit to be stopped", || {
+        !alive(before[2])
+    });
+    assert!(herd.log().contains("recovered the state"), "{}", herd.log());
+    assert_eq!(pids(&herd, &["web@0", "web@1"]), [web0, before[1]]);
+    assert!(herd.instances().iter().all(|i| i["adopted"] == true));
+    assert_eq!(
+        leaders(&herd),
+        sorted(&[web0, before[1]]),
+        "nothing started twice"
+    );
+}
+
 fn sorted(pids: &[u32]) -> Vec<u32> {
     let mut pids = pids.to_vec();
     pids.sort_unstable();

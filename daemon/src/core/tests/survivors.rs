@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::core::survivors::Survivor;
+use std::collections::HashSet;
 
 fn survivor(unit: &str, index: u32, pid: u32) -> Survivor {
     Survivor {
@@ -17,10 +18,14 @@ fn survivor(unit: &str, index: u32, pid: u32) -> Survivor {
 fn boot_starts_only_the_instances_that_have_no_survivor() {
     let mut h = Harness::new(vec![pool("web", 3), service("db")]);
     let now = h.now;
-    let (actions, strays) = h
-        .core
-        .adopt_survivors(now, vec![survivor("web", 0, 7000), survivor("web", 2, 7002)]);
-    assert!(strays.is_empty());
+    let adoption = h.core.adopt_survivors(
+        now,
+        vec![survivor("web", 0, 7000), survivor("web", 2, 7002)],
+        &HashSet::new(),
+    );
+    assert!(adoption.strays.is_empty());
+    assert_eq!(adoption.adopted, [7000, 7002]);
+    let actions = adoption.actions;
     assert!(signals(&actions).is_empty(), "nothing to stop: {actions:?}");
     let started: Vec<String> = spawns(&h.boot())
         .into_iter()
@@ -49,7 +54,8 @@ fn a_survivor_of_a_unit_not_started_at_boot_is_adopted_and_its_siblings_started(
     idle.autostart = false;
     let mut h = Harness::new(vec![idle]);
     let now = h.now;
-    h.core.adopt_survivors(now, vec![survivor("idle", 1, 7100)]);
+    h.core
+        .adopt_survivors(now, vec![survivor("idle", 1, 7100)], &HashSet::new());
     let started: Vec<u32> = spawns(&h.boot()).iter().map(|(id, _)| id.index).collect();
     assert_eq!(started, [0], "it was started before the crash: it is wanted");
     assert_eq!(h.instance("idle@1").pid, Some(7100));
@@ -59,15 +65,18 @@ fn a_survivor_of_a_unit_not_started_at_boot_is_adopted_and_its_siblings_started(
 fn survivors_the_config_has_no_room_for_are_stopped_or_handed_back() {
     let mut h = Harness::new(vec![pool("web", 1)]);
     let now = h.now;
-    let (actions, strays) = h.core.adopt_survivors(
+    let adoption = h.core.adopt_survivors(
         now,
         vec![
             survivor("web", 0, 7200),
             survivor("web", 3, 7203),
             survivor("gone", 0, 7300),
         ],
+        &HashSet::new(),
     );
-    assert_eq!(signals(&actions), [(7203, libc::SIGTERM)], "scaled away");
+    let signals = signals(&adoption.actions);
+    assert_eq!(signals, [(7203, libc::SIGTERM)], "scaled away");
+    let strays = adoption.strays;
     assert_eq!(strays, [survivor("gone", 0, 7300)], "no config to stop it by");
     assert!(spawns(&h.boot()).is_empty(), "web@0 runs; web@3 is not started");
     assert_eq!(h.state("web@3"), State::Stopping);
@@ -95,7 +104,8 @@ fn an_adopted_survivor_holds_its_semaphore_slot() {
     };
     let mut h = Harness::with_config(vec![web], vec![], vec![lock], vec![]);
     let now = h.now;
-    h.core.adopt_survivors(now, vec![survivor("web", 1, 7400)]);
+    h.core
+        .adopt_survivors(now, vec![survivor("web", 1, 7400)], &HashSet::new());
     assert!(spawns(&h.boot()).is_empty(), "web@0 waits for the slot");
     assert_eq!(h.state("web@0"), State::Waiting);
     h.feed(Input::Exited {
@@ -103,4 +113,33 @@ fn an_adopted_survivor_holds_its_semaphore_slot() {
         exit: Exit::Unknown,
     });
     assert_eq!(h.instance("web@0").state, State::Running, "slot handed on");
+}
+
+/// A journal written before web@0 restarted: its pid there is gone, the
+/// process that replaced it survived. web@1's journaled process still runs.
+#[test]
+fn a_survivor_the_journal_missed_replaces_its_instances_gone_process() {
+    let mut h = Harness::new(vec![pool("web", 2)]);
+    h.boot();
+    let (old0, old1) = (h.instance("web@0").pid.unwrap(), h.instance("web@1").pid.unwrap());
+    let config = test_config(vec![pool("web", 2)], vec![], vec![], vec![]);
+    let snapshot = h.core.snapshot(h.now, false);
+    h.core = Supervisor::restore(&config, &snapshot, h.now, true);
+    let now = h.now;
+    let adoption = h.core.adopt_survivors(
+        now,
+        vec![survivor("web", 0, 8000), survivor("web", 1, 8001)],
+        &HashSet::from([old0]),
+    );
+    assert_eq!(adoption.adopted, [8000], "web@1's own process runs: 8001 is not it");
+    assert!(spawns(&h.boot()).is_empty());
+    // The journaled process's end is reported after boot: it is nobody's now.
+    let actions = h.feed(Input::Exited {
+        pid: old0,
+        exit: Exit::Unknown,
+    });
+    assert!(spawns(&actions).is_empty(), "nothing started twice: {actions:?}");
+    let web0 = h.instance("web@0");
+    assert_eq!((web0.state, web0.pid, web0.adopted), (State::Running, Some(8000), true));
+    assert_eq!(h.instance("web@1").pid, Some(old1));
 }
