@@ -75,9 +75,7 @@ impl Supervisor {
                     None => position,
                 },
                 None => {
-                    let at = unit
-                        .instances
-                        .partition_point(|i| i.index < survivor.index);
+                    let at = unit.instances.partition_point(|i| i.index < survivor.index);
                     unit.instances
                         .insert(at, Instance::new(survivor.index, &unit.config));
                     leaving.push(id.clone());

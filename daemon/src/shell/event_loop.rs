@@ -670,10 +670,8 @@ impl Shell {
             spec.env
                 .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
         }
-        spec.env.insert(
-            survivors::SOCKET_VAR.into(),
-            self.control_socket.clone(),
-        );
+        spec.env
+            .insert(survivors::SOCKET_VAR.into(), self.control_socket.clone());
         if !spec.sockets.is_empty() {
             match self.sockets.descriptors(&spec.sockets) {
                 Ok(fds) => listen::pass(&mut spec, fds),

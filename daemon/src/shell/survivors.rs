@@ -238,7 +238,7 @@ fn uptime() -> Duration {
 
 /// Stops survivors of units the config no longer has: SIGTERM to the
 /// process group, SIGKILL if its leader is still there after
-/// [`STRAY_STOP_TIMEOUT`]. Only processes proved ours get here.
+/// 10 s. Only processes proved ours get here.
 pub fn stop_strays(strays: Vec<(Survivor, u64)>) {
     for (stray, start) in strays {
         let Some(leader) = adopt::PidFd::open_if_same(stray.pid, start) else {

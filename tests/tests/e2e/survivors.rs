@@ -79,8 +79,11 @@ fn pids(herd: &Herd, names: &[&str]) -> Vec<u32> {
 /// false` processes live on.
 fn kill_herdd_after_journal(herd: &mut Herd, running: &[u32]) {
     wait_until("the journal to record every process", || {
-        std::fs::read_to_string(herd.path("state/journal.json"))
-            .is_ok_and(|j| running.iter().all(|pid| j.contains(&format!("\"pid\":{pid},"))))
+        std::fs::read_to_string(herd.path("state/journal.json")).is_ok_and(|j| {
+            running
+                .iter()
+                .all(|pid| j.contains(&format!("\"pid\":{pid},")))
+        })
     });
     herd.kill_daemon();
 }
@@ -130,7 +133,11 @@ fn with_the_journal_deleted_survivors_are_adopted_and_only_the_missing_instance_
         sorted(&[before[0], web1, before[2]]),
         "one process per instance, no duplicate"
     );
-    assert!(herd.log().contains("took over the processes"), "{}", herd.log());
+    assert!(
+        herd.log().contains("took over the processes"),
+        "{}",
+        herd.log()
+    );
     // The other herdd's processes are neither adopted nor touched.
     assert_eq!(pids(&other, &names), others);
     assert!(others.iter().all(|pid| alive(*pid)));
@@ -185,8 +192,7 @@ impl Drop for Foreign {
 }
 
 #[test]
-fn survivors_of_removed_units_and_instances_are_stopped_and_another_users_process_is_not_adopted()
-{
+fn survivors_of_removed_units_and_instances_are_stopped_and_another_users_process_is_not_adopted() {
     let mut herd = Herd::start(UNITS);
     let _leftovers = KillLeftovers::of(&[&herd]);
     let names = ["web@0", "web@1", "single"];
@@ -197,7 +203,11 @@ fn survivors_of_removed_units_and_instances_are_stopped_and_another_users_proces
     kill_herdd_after_journal(&mut herd, &before);
     let journal = herd.path("state/journal.json");
     let text = std::fs::read_to_string(&journal).unwrap();
-    std::fs::write(&journal, text.replacen("\"version\":1", "\"version\":99", 1)).unwrap();
+    std::fs::write(
+        &journal,
+        text.replacen("\"version\":1", "\"version\":99", 1),
+    )
+    .unwrap();
     // Another user's process group leader that claims to be `extra`.
     let socket = herd.socket.to_str().unwrap();
     let forged = Foreign(
@@ -260,8 +270,11 @@ fn a_journal_that_missed_a_restart_still_starts_nothing_twice() {
     let before = pids(&herd, &names);
     let journal = herd.path("state/journal.json");
     wait_until("the journal to record every process", || {
-        std::fs::read_to_string(&journal)
-            .is_ok_and(|j| before.iter().all(|pid| j.contains(&format!("\"pid\":{pid},"))))
+        std::fs::read_to_string(&journal).is_ok_and(|j| {
+            before
+                .iter()
+                .all(|pid| j.contains(&format!("\"pid\":{pid},")))
+        })
     });
     let old_journal = std::fs::read(&journal).unwrap();
     herd.ok(&["restart", "web@0"]);
@@ -275,7 +288,11 @@ fn a_journal_that_missed_a_restart_still_starts_nothing_twice() {
     let config = std::fs::read_to_string(&herd.config).unwrap();
     let start = config.find("[service.single]").unwrap();
     let end = start + config[start..].find("\n\n").unwrap();
-    std::fs::write(&herd.config, format!("{}{}", &config[..start], &config[end..])).unwrap();
+    std::fs::write(
+        &herd.config,
+        format!("{}{}", &config[..start], &config[end..]),
+    )
+    .unwrap();
     herd.relaunch();
     wait_until("the survivor of the removed unit to be stopped", || {
         !alive(before[2])

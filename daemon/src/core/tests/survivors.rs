@@ -57,7 +57,11 @@ fn a_survivor_of_a_unit_not_started_at_boot_is_adopted_and_its_siblings_started(
     h.core
         .adopt_survivors(now, vec![survivor("idle", 1, 7100)], &HashSet::new());
     let started: Vec<u32> = spawns(&h.boot()).iter().map(|(id, _)| id.index).collect();
-    assert_eq!(started, [0], "it was started before the crash: it is wanted");
+    assert_eq!(
+        started,
+        [0],
+        "it was started before the crash: it is wanted"
+    );
     assert_eq!(h.instance("idle@1").pid, Some(7100));
 }
 
@@ -77,8 +81,15 @@ fn survivors_the_config_has_no_room_for_are_stopped_or_handed_back() {
     let signals = signals(&adoption.actions);
     assert_eq!(signals, [(7203, libc::SIGTERM)], "scaled away");
     let strays = adoption.strays;
-    assert_eq!(strays, [survivor("gone", 0, 7300)], "no config to stop it by");
-    assert!(spawns(&h.boot()).is_empty(), "web@0 runs; web@3 is not started");
+    assert_eq!(
+        strays,
+        [survivor("gone", 0, 7300)],
+        "no config to stop it by"
+    );
+    assert!(
+        spawns(&h.boot()).is_empty(),
+        "web@0 runs; web@3 is not started"
+    );
     assert_eq!(h.state("web@3"), State::Stopping);
     h.feed(Input::Exited {
         pid: 7203,
@@ -121,7 +132,10 @@ fn an_adopted_survivor_holds_its_semaphore_slot() {
 fn a_survivor_the_journal_missed_replaces_its_instances_gone_process() {
     let mut h = Harness::new(vec![pool("web", 2)]);
     h.boot();
-    let (old0, old1) = (h.instance("web@0").pid.unwrap(), h.instance("web@1").pid.unwrap());
+    let (old0, old1) = (
+        h.instance("web@0").pid.unwrap(),
+        h.instance("web@1").pid.unwrap(),
+    );
     let config = test_config(vec![pool("web", 2)], vec![], vec![], vec![]);
     let snapshot = h.core.snapshot(h.now, false);
     h.core = Supervisor::restore(&config, &snapshot, h.now, true);
@@ -131,15 +145,25 @@ fn a_survivor_the_journal_missed_replaces_its_instances_gone_process() {
         vec![survivor("web", 0, 8000), survivor("web", 1, 8001)],
         &HashSet::from([old0]),
     );
-    assert_eq!(adoption.adopted, [8000], "web@1's own process runs: 8001 is not it");
+    assert_eq!(
+        adoption.adopted,
+        [8000],
+        "web@1's own process runs: 8001 is not it"
+    );
     assert!(spawns(&h.boot()).is_empty());
     // The journaled process's end is reported after boot: it is nobody's now.
     let actions = h.feed(Input::Exited {
         pid: old0,
         exit: Exit::Unknown,
     });
-    assert!(spawns(&actions).is_empty(), "nothing started twice: {actions:?}");
+    assert!(
+        spawns(&actions).is_empty(),
+        "nothing started twice: {actions:?}"
+    );
     let web0 = h.instance("web@0");
-    assert_eq!((web0.state, web0.pid, web0.adopted), (State::Running, Some(8000), true));
+    assert_eq!(
+        (web0.state, web0.pid, web0.adopted),
+        (State::Running, Some(8000), true)
+    );
     assert_eq!(h.instance("web@1").pid, Some(old1));
 }
