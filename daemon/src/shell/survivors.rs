@@ -37,8 +37,8 @@ use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
-use std::time::Duration;
-use tracing::{info, warn};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
 
 /// The variable naming the control socket of the herdd that started a process.
 pub const SOCKET_VAR: &str = "HERD_SOCKET";
@@ -63,7 +63,15 @@ pub fn find(config: &Config) -> Vec<(Survivor, u64)> {
     let own_start = adopt::start_time(std::process::id()).unwrap_or(u64::MAX);
     let own_uid = nix::unistd::geteuid().as_raw();
     let mut claimed: BTreeMap<(String, u32), Marked> = BTreeMap::new();
-    for marked in scan(&socket, own_start) {
+    let began = Instant::now();
+    let (examined, marked) = scan(&socket, own_start);
+    debug!(
+        processes = examined,
+        marked = marked.len(),
+        took_us = began.elapsed().as_micros() as u64,
+        "looked for survivors of a previous herdd"
+    );
+    for marked in marked {
         if !owned_by_us(&marked, config, own_uid) {
             warn!(
                 pid = marked.pid,
@@ -114,17 +122,22 @@ fn owned_by_us(marked: &Marked, config: &Config, own_uid: u32) -> bool {
 }
 
 /// Every process group leader that started no later than `own_start` and
-/// whose environment names `socket`, a unit and an instance.
-fn scan(socket: &str, own_start: u64) -> Vec<Marked> {
+/// whose environment names `socket`, a unit and an instance; and how many
+/// processes were looked at.
+fn scan(socket: &str, own_start: u64) -> (usize, Vec<Marked>) {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+        return (0, Vec::new());
     };
     let own_pid = std::process::id();
-    entries
+    let pids: Vec<u32> = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| *pid != own_pid)
-        .filter_map(|pid| examine(pid, socket, own_start))
-        .collect()
+        .collect();
+    let marked = pids
+        .iter()
+        .filter_map(|pid| examine(*pid, socket, own_start))
+        .collect();
+    (pids.len(), marked)
 }
 
 /// `pid` as a [`Marked`] process, if it is one.
