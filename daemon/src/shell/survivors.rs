@@ -18,7 +18,10 @@
 //!   root — the uid of its unit's `user` (a process of any other user is
 //!   never touched; nor is one whose environment herdd may not read);
 //! - of several processes claiming one instance (a child that called
-//!   `setsid` keeps the environment), the oldest is the instance.
+//!   `setsid` keeps the environment), those descending from another are
+//!   not it, and of the rest the youngest is: an older one is a leftover
+//!   of an earlier process of that instance (one that escaped its process
+//!   group where no cgroup catches it).
 //!
 //! With a journal, the same look finds what the journal missed: a process
 //! that replaced an instance's journaled one after the journal's last write
@@ -62,7 +65,7 @@ pub fn find(config: &Config) -> Vec<(Survivor, u64)> {
     let socket = config.herd.socket.to_string_lossy();
     let own_start = adopt::start_time(std::process::id()).unwrap_or(u64::MAX);
     let own_uid = nix::unistd::geteuid().as_raw();
-    let mut claimed: BTreeMap<(String, u32), Marked> = BTreeMap::new();
+    let mut claims: BTreeMap<(String, u32), Vec<Marked>> = BTreeMap::new();
     let began = Instant::now();
     let (examined, marked) = scan(&socket, own_start);
     debug!(
@@ -82,17 +85,13 @@ pub fn find(config: &Config) -> Vec<(Survivor, u64)> {
             continue;
         }
         let key = (marked.unit.clone(), marked.index);
-        match claimed.get(&key) {
-            Some(older) if (older.start, older.pid) <= (marked.start, marked.pid) => {}
-            Some(_) | None => {
-                claimed.insert(key, marked);
-            }
-        }
+        claims.entry(key).or_default().push(marked);
     }
     let ticks = clock_ticks();
     let uptime = uptime();
-    claimed
+    claims
         .into_values()
+        .filter_map(|claim| choose(claim, parent))
         .map(|m| {
             let started = Duration::from_secs_f64(m.start as f64 / ticks);
             let survivor = Survivor {
@@ -104,6 +103,34 @@ pub fn find(config: &Config) -> Vec<(Survivor, u64)> {
             (survivor, m.start)
         })
         .collect()
+}
+
+/// The instance among processes that claim the same one: not one that
+/// descends from another (`parent` gives a process's parent), and of the
+/// rest the youngest.
+fn choose(claim: Vec<Marked>, parent: impl Fn(u32) -> Option<u32>) -> Option<Marked> {
+    let pids: Vec<u32> = claim.iter().map(|m| m.pid).collect();
+    let descends = |pid: u32| {
+        // Bounded: a parent chain read while processes come and go may loop.
+        std::iter::successors(parent(pid), |p| parent(*p))
+            .take(256)
+            .take_while(|p| *p > 1)
+            .any(|ancestor| pids.contains(&ancestor))
+    };
+    let count = claim.len();
+    let chosen = claim
+        .into_iter()
+        .filter(|m| count == 1 || !descends(m.pid))
+        .max_by_key(|m| (m.start, m.pid));
+    if count > 1 {
+        debug!(processes = count, chosen = ?chosen.as_ref().map(|m| m.pid), "several processes claim one instance");
+    }
+    chosen
+}
+
+/// The parent of `pid`, from `/proc/PID/stat`.
+fn parent(pid: u32) -> Option<u32> {
+    Stat::read(pid).map(|stat| stat.ppid)
 }
 
 /// Whether `marked` runs as a user its unit may run as: herdd's own, or the
@@ -170,6 +197,7 @@ fn examine(pid: u32, socket: &str, own_start: u64) -> Option<Marked> {
 /// What the scan needs of `/proc/PID/stat`.
 struct Stat {
     zombie: bool,
+    ppid: u32,
     pgrp: u32,
     start: u64,
 }
@@ -184,9 +212,10 @@ impl Stat {
         // The command name may hold anything, `)` included: fields follow the last `)`.
         let (_, rest) = stat.rsplit_once(')')?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        // fields[0] is field 3 (state); pgrp is field 5, starttime field 22.
+        // fields[0] is field 3 (state); ppid is field 4, pgrp 5, starttime 22.
         Some(Stat {
             zombie: *fields.first()? == "Z",
+            ppid: fields.get(1)?.parse().ok()?,
             pgrp: fields.get(2)?.parse().ok()?,
             start: fields.get(19)?.parse().ok()?,
         })
@@ -286,6 +315,38 @@ mod tests {
         let line = "42 (a) b) c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 123 4";
         let stat = Stat::parse(line).unwrap();
         assert_eq!((stat.zombie, stat.pgrp, stat.start), (false, 42, 98765));
+        assert_eq!(stat.ppid, 1);
+    }
+
+    fn claimant(pid: u32, start: u64) -> Marked {
+        Marked {
+            unit: "web".into(),
+            index: 0,
+            pid,
+            start,
+            uids: [0, 0],
+        }
+    }
+
+    #[test]
+    fn of_several_claimants_a_descendant_is_not_the_instance_and_the_youngest_is() {
+        // 10 is the instance; 11 its child that called setsid; 12 a child of
+        // 11 that did too; 5 an older leftover re-parented to init.
+        let parents = [(10, 1), (11, 10), (12, 11), (5, 1)];
+        let parent = |pid| parents.iter().find(|(p, _)| *p == pid).map(|(_, pp)| *pp);
+        let claim = vec![
+            claimant(5, 100),
+            claimant(10, 200),
+            claimant(11, 300),
+            claimant(12, 400),
+        ];
+        assert_eq!(choose(claim, parent).map(|m| m.pid), Some(10));
+        let alone = vec![claimant(11, 300)];
+        assert_eq!(
+            choose(alone, parent).map(|m| m.pid),
+            Some(11),
+            "alone, it is the one"
+        );
     }
 
     #[test]

@@ -307,6 +307,50 @@ fn a_journal_that_missed_a_restart_still_starts_nothing_twice() {
     );
 }
 
+/// A child that called `setsid` carries its instance's marks and leads a
+/// group too: it is not taken for the instance.
+#[test]
+fn a_child_that_called_setsid_is_not_taken_for_its_instance() {
+    let mut herd = Herd::start(
+        r#"
+[service.escaper]
+command = ["/bin/sh", "-c", "setsid sleep 1000 & echo $! > $DIR/escaped; sleep 1000; :", "$DIR/escaper"]
+daemon = false
+stop_timeout = "2s"
+"#,
+    );
+    let _leftovers = KillLeftovers::of(&[&herd]);
+    herd.wait_state("escaper", "running");
+    let escaped_file = herd.path("escaped");
+    wait_until("the escaped child's pid", || {
+        std::fs::read_to_string(&escaped_file).is_ok_and(|text| text.ends_with('\n'))
+    });
+    let escaped: u32 = std::fs::read_to_string(&escaped_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Killed by pid when the test ends, wherever it is by then.
+    struct Escaped(u32);
+    impl Drop for Escaped {
+        fn drop(&mut self) {
+            signal(self.0, libc::SIGKILL);
+        }
+    }
+    let _escaped = Escaped(escaped);
+    wait_until("the child to lead its own group", || {
+        stat_field(escaped, 5) == Some(escaped as i64)
+    });
+    let leader = herd.pid_of("escaper");
+    kill_herdd_after_journal(&mut herd, &[leader]);
+    std::fs::remove_file(herd.path("state/journal.json")).unwrap();
+    herd.relaunch();
+    herd.wait_state("escaper", "running");
+    assert_eq!(herd.pid_of("escaper"), leader, "the leader, not its child");
+    assert_eq!(herd.instance("escaper")["adopted"], true);
+    assert_eq!(leaders(&herd), [leader], "not started again");
+}
+
 fn sorted(pids: &[u32]) -> Vec<u32> {
     let mut pids = pids.to_vec();
     pids.sort_unstable();
