@@ -426,11 +426,13 @@ impl Shell {
                 ended.push(*pid);
             }
         }
-        info!(
-            adopted = adoption.adopted.len(),
-            stopped = adoption.strays.len(),
-            "took over the processes the previous herdd on this socket left"
-        );
+        if !adoption.adopted.is_empty() || !adoption.strays.is_empty() {
+            info!(
+                adopted = adoption.adopted.len(),
+                stopped = adoption.strays.len(),
+                "took over the processes the previous herdd on this socket left"
+            );
+        }
         let strays = adoption.strays.into_iter().map(|stray| {
             let start = starts[&stray.pid];
             (stray, start)
