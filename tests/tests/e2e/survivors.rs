@@ -351,6 +351,38 @@ stop_timeout = "2s"
     assert_eq!(leaders(&herd), [leader], "not started again");
 }
 
+/// herdd runs as root here: a survivor running as its unit's `user` is
+/// that unit's, and adopted.
+#[test]
+fn a_survivor_running_as_its_units_user_is_adopted() {
+    let mut herd = Herd::start(
+        r#"
+[service.low]
+command = ["/bin/sh", "-c", "sleep 1000; :", "$DIR/low"]
+user = "nobody"
+daemon = false
+stop_timeout = "2s"
+"#,
+    );
+    let _leftovers = KillLeftovers::of(&[&herd]);
+    herd.wait_state("low", "running");
+    let low = herd.pid_of("low");
+    wait_until("low to run as nobody", || {
+        std::fs::read_to_string(format!("/proc/{low}/status")).is_ok_and(|status| {
+            status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && !l.contains("\t0\t"))
+        })
+    });
+    kill_herdd_after_journal(&mut herd, &[low]);
+    std::fs::remove_file(herd.path("state/journal.json")).unwrap();
+    herd.relaunch();
+    herd.wait_state("low", "running");
+    assert_eq!(herd.pid_of("low"), low);
+    assert_eq!(herd.instance("low")["adopted"], true);
+    assert_eq!(leaders(&herd), [low]);
+}
+
 fn sorted(pids: &[u32]) -> Vec<u32> {
     let mut pids = pids.to_vec();
     pids.sort_unstable();
