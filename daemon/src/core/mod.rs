@@ -26,6 +26,7 @@ pub mod retry;
 mod rolling;
 pub mod semaphore;
 pub mod snapshot;
+pub mod survivors;
 mod sync_requests;
 pub mod task;
 pub mod unit;
@@ -416,11 +417,13 @@ impl Supervisor {
         let autostart: Vec<InstanceId> = self
             .units
             .values_mut()
-            .filter(|u| u.config.autostart && !restored.contains(u.name()))
+            // `wanted` before boot: it has adopted survivors (survivors.rs).
+            .filter(|u| (u.config.autostart || u.wanted) && !restored.contains(u.name()))
             .flat_map(|u| {
                 u.wanted = true;
                 let name = u.name().to_string();
-                u.instances.iter().map(move |i| InstanceId {
+                // Not survivors past the instance count, which are stopping.
+                u.staying().map(move |i| InstanceId {
                     unit: name.clone(),
                     index: i.index,
                 })

@@ -970,4 +970,5 @@ mod pools;
 mod property;
 mod reload;
 mod rolling;
+mod survivors;
 mod sync;

@@ -34,28 +34,68 @@ pub fn is_same_process(pid: u32, start: Option<u64>) -> bool {
     alive && (start.is_none() || start_time(pid) == start)
 }
 
+/// A pidfd: names one process for as long as it is open, whatever happens
+/// to its pid, and becomes readable when that process ends.
+pub struct PidFd(AsyncFd<OwnedFd>);
+
+impl PidFd {
+    /// `pid`'s pidfd, if it can be opened (and watched).
+    pub fn open(pid: u32) -> Option<PidFd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: the descriptor was just created and is owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        // SAFETY: the AsyncFd owns `fd`, which stays open for its whole life.
+        unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .ok()
+            .map(PidFd)
+    }
+
+    /// `pid`'s pidfd if `pid` is, once the pidfd is open, still the live
+    /// process that had kernel start time `start`: checked after opening,
+    /// so the descriptor cannot name a later process that reused the pid.
+    pub fn open_if_same(pid: u32, start: u64) -> Option<PidFd> {
+        let fd = PidFd::open(pid)?;
+        is_same_process(pid, Some(start)).then_some(fd)
+    }
+
+    /// Waits until the process has ended.
+    pub async fn ended(&self) {
+        let _ = self.0.readable().await;
+    }
+
+    /// Reports the process's end as `Input::Exited { exit: Unknown }`.
+    fn report_end(self, pid: u32, inputs: mpsc::UnboundedSender<Input>) {
+        tokio::spawn(async move {
+            self.ended().await;
+            let _ = inputs.send(Input::Exited {
+                pid,
+                exit: Exit::Unknown,
+            });
+        });
+    }
+}
+
 /// Reports `pid`'s end as `Input::Exited { exit: Unknown }`. Returns false if
 /// it cannot be watched (then it is treated as already gone).
 pub fn watch(pid: u32, inputs: mpsc::UnboundedSender<Input>) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: the descriptor was just created and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: the AsyncFd owns `fd`, which stays open for its whole life.
-    let Ok(fd) = (unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }) else {
+    let Some(fd) = PidFd::open(pid) else {
         return false;
     };
-    tokio::spawn(async move {
-        // A pidfd becomes readable when its process has ended.
-        let _ = fd.readable().await;
-        let _ = inputs.send(Input::Exited {
-            pid,
-            exit: Exit::Unknown,
-        });
-    });
+    fd.report_end(pid, inputs);
+    true
+}
+
+/// Like [`watch`], for `pid` only while it is the process with kernel start
+/// time `start` (see [`PidFd::open_if_same`]).
+pub fn watch_if_same(pid: u32, start: u64, inputs: mpsc::UnboundedSender<Input>) -> bool {
+    let Some(fd) = PidFd::open_if_same(pid, start) else {
+        return false;
+    };
+    fd.report_end(pid, inputs);
     true
 }
 

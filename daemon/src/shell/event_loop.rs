@@ -24,13 +24,15 @@ use super::reaper;
 use super::reexec::{self, Handover};
 use super::sd_notify::SystemdNotifier;
 use super::spawn::spawn_confined;
+use super::survivors;
 use crate::core::hooks::{HookSubject, LogTail};
+use crate::core::survivors::Survivor;
 use crate::core::{Action, Input, LogTarget, Output, Owner, RequestId, Supervisor};
 use herd_common::protocol::Reply;
 use herd_config::Config;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -162,6 +164,9 @@ pub struct Shell {
     sockets: Sockets,
     /// Health probes under way.
     probes: Probes,
+    /// The control socket, given to every child as `HERD_SOCKET`: it marks
+    /// them as this herdd's (see survivors.rs).
+    control_socket: String,
 }
 
 impl Shell {
@@ -204,6 +209,7 @@ impl Shell {
             // Before anything is started: a service may need its socket.
             sockets: Sockets::open(&config.sockets).map_err(anyhow::Error::msg)?,
             probes: Probes::new(probe_results),
+            control_socket: config.herd.socket.to_string_lossy().into_owned(),
         })
     }
 
@@ -367,7 +373,12 @@ impl Shell {
         }
         let Some(mut snapshot) = self.journal.load() else {
             self.journal.forget_starts();
+            let (_, ended) = self.adopt_survivors(config, &[]);
             self.feed(Input::Boot);
+            for pid in ended {
+                let exit = herd_common::state::Exit::Unknown;
+                self.feed(Input::Exited { pid, exit });
+            }
             return;
         };
         let recorded = snapshot_starts(&snapshot);
@@ -388,6 +399,10 @@ impl Shell {
             gone = gone.len(),
             "recovered the state of a previous herdd from its journal"
         );
+        // Processes started after the journal's last write.
+        let (adopted, ended) = self.adopt_survivors(config, &gone);
+        gone.retain(|pid| !adopted.contains(pid));
+        gone.extend(ended);
         self.feed(Input::Boot);
         self.holders_gone(holders_gone);
         for pid in gone {
@@ -396,6 +411,55 @@ impl Shell {
                 exit: herd_common::state::Exit::Unknown,
             });
         }
+    }
+
+    /// Takes over the processes a killed herdd on the same socket left
+    /// running and the journal (if any) does not account for, so that boot
+    /// starts only what is missing (see survivors.rs). `gone` are the
+    /// journaled pids that no longer run. Returns the pids adopted, and
+    /// those adopted that ended before they could be watched.
+    fn adopt_survivors(&mut self, config: &Config, gone: &[u32]) -> (Vec<u32>, Vec<u32>) {
+        let tracked: HashSet<u32> = self.core.tracked_pids().into_iter().collect();
+        let gone: HashSet<u32> = gone.iter().copied().collect();
+        // A journaled process that runs is adopted already.
+        let found: Vec<(Survivor, u64)> = survivors::find(config)
+            .into_iter()
+            .filter(|(s, _)| !tracked.contains(&s.pid) || gone.contains(&s.pid))
+            .collect();
+        if found.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let starts: HashMap<u32, u64> = found.iter().map(|(s, start)| (s.pid, *start)).collect();
+        let found = found.into_iter().map(|(survivor, _)| survivor).collect();
+        let adoption = self.core.adopt_survivors(Instant::now(), found, &gone);
+        let mut ended = Vec::new();
+        for pid in &adoption.adopted {
+            let start = starts[pid];
+            if adopt::watch_if_same(*pid, start, self.inputs_tx.clone()) {
+                self.starts.insert(*pid, start);
+                self.cgroups.adopt(*pid);
+            } else {
+                ended.push(*pid);
+            }
+        }
+        if !adoption.adopted.is_empty() || !adoption.strays.is_empty() {
+            info!(
+                adopted = adoption.adopted.len(),
+                stopped = adoption.strays.len(),
+                "took over the processes the previous herdd on this socket left"
+            );
+        }
+        let strays = adoption.strays.into_iter().map(|stray| {
+            let start = starts[&stray.pid];
+            (stray, start)
+        });
+        survivors::stop_strays(strays.collect());
+        for action in adoption.actions {
+            if let Some(input) = self.carry_out(action) {
+                self.feed(input);
+            }
+        }
+        (adoption.adopted, ended)
     }
 
     /// Processes that held semaphore slots and ended while herdd was away.
@@ -633,6 +697,8 @@ impl Shell {
             spec.env
                 .insert("NOTIFY_SOCKET".into(), self.notify_socket.clone());
         }
+        spec.env
+            .insert(survivors::SOCKET_VAR.into(), self.control_socket.clone());
         if !spec.sockets.is_empty() {
             match self.sockets.descriptors(&spec.sockets) {
                 Ok(fds) => listen::pass(&mut spec, fds),

@@ -26,5 +26,6 @@ pub mod reaper;
 pub mod reexec;
 pub mod sd_notify;
 pub mod spawn;
+pub mod survivors;
 pub mod task_cgroups;
 pub mod usage;

@@ -38,6 +38,7 @@ mod service;
 mod sockets;
 mod stopping;
 mod supervision;
+mod survivors;
 mod sync;
 mod top;
 mod usage;

@@ -255,6 +255,7 @@ env = { MODE = "batch" }
     let expected: BTreeMap<String, String> = [
         ("FOO", "bar"),
         ("HERD_INSTANCE", "0"),
+        ("HERD_SOCKET", herd.socket.to_str().unwrap()),
         ("HERD_UNIT", "clean"),
         (
             "PATH",
@@ -266,7 +267,7 @@ env = { MODE = "batch" }
     .collect();
     assert_eq!(clean, expected);
     assert_eq!(environ(herd.exec_pid_of("own-path"))["PATH"], "/bin");
-    assert_eq!(environ(herd.exec_pid_of("own-path")).len(), 3);
+    assert_eq!(environ(herd.exec_pid_of("own-path")).len(), 4);
     // Without clear_env herdd's own environment is passed on (the harness sets HERD_LOG).
     assert!(environ(herd.exec_pid_of("inherits")).contains_key("HERD_LOG"));
 
@@ -279,7 +280,10 @@ env = { MODE = "batch" }
         .map(|line| line.split('=').next().unwrap_or_default().to_string())
         .collect();
     lines.sort();
-    assert_eq!(lines, ["HERD_POOL", "HERD_TASK_ID", "MODE", "PATH"]);
+    assert_eq!(
+        lines,
+        ["HERD_POOL", "HERD_SOCKET", "HERD_TASK_ID", "MODE", "PATH"]
+    );
 }
 
 #[test]
