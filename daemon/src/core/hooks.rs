@@ -298,7 +298,9 @@ impl super::Supervisor {
                 to: LogTarget::Journal | LogTarget::Console,
                 ..
             }
-            | Output::Inherit | Output::Discard | Output::Capture => LogTail::Empty,
+            | Output::Inherit
+            | Output::Discard
+            | Output::Capture => LogTail::Empty,
         };
         let failure = Failure {
             unit: id.unit.clone(),

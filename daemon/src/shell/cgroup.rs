@@ -65,6 +65,22 @@ use super::task_cgroups::{self, TaskCgroups};
 /// Prefix of the subtree each herdd creates (`herd-<pid>`).
 const SUBTREE_PREFIX: &str = "herd-";
 
+/// Where this herdd puts its own cgroups, for readers that look at many
+/// of them at once (`usage.rs`): instance N of unit U is in
+/// `<v2>/units/U/N` (and, when U sets a limit v2 cannot apply, in
+/// `<v1 tree>/units/U/N`).
+pub struct Tree {
+    pub v2: PathBuf,
+    pub v1: Vec<PathBuf>,
+}
+
+static TREE: std::sync::OnceLock<Tree> = std::sync::OnceLock::new();
+
+/// This herdd's cgroup tree, once [`Cgroups::detect`] made it.
+pub fn tree() -> Option<&'static Tree> {
+    TREE.get()
+}
+
 /// How long [`Cgroups::close`] waits for killed processes to leave.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -253,6 +269,12 @@ impl Cgroups {
                 v1_controllers = %names(v1),
                 "each instance, and each task whose pool sets a limit, gets its own cgroup"
             );
+            let v1 = cgroups.v1.iter().map(|(_, dir)| dir.clone()).collect();
+            // Set once: a herdd finds its tree once (a re-exec is a new process).
+            let _ = TREE.set(Tree {
+                v2: root.clone(),
+                v1,
+            });
         }
         cgroups
     }

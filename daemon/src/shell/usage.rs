@@ -14,7 +14,7 @@
 //! figure is a best effort: a process that exits while it is read simply
 //! counts no more.
 
-use super::mountinfo;
+use super::{cgroup, mountinfo};
 use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -56,7 +56,19 @@ pub struct Reader {
     units: Units,
     proc: Option<OwnedFd>,
     parents: HashMap<PathBuf, Parent>,
+    /// Per unit: the parent of its instances' cgroups in herd's own tree.
+    own_parents: HashMap<String, Option<PathBuf>>,
     buffer: Vec<u8>,
+}
+
+/// Where one process's figures are: its v2 cgroup (parent, leaf) and the
+/// v1 cgroups herd gave it.
+#[derive(Default)]
+struct Located {
+    v2: Option<(PathBuf, String)>,
+    memory_v1: Option<PathBuf>,
+    cpuacct: Option<PathBuf>,
+    pids_v1: Option<PathBuf>,
 }
 
 /// A directory whose child cgroups are read.
@@ -81,6 +93,7 @@ impl Reader {
             units: Units::current(),
             proc: open_dir(Path::new("/proc")),
             parents: HashMap::new(),
+            own_parents: HashMap::new(),
             buffer: Vec::new(),
         }
     }
@@ -88,6 +101,54 @@ impl Reader {
     /// Usage of the instance or task whose leader (and process group) is
     /// `pid`; `None` when it has gone.
     pub fn of(&mut self, pid: u32) -> Option<Usage> {
+        let located = self.locate(pid)?;
+        let members = match &located.v2 {
+            Some((parent, leaf)) => self.pids(parent, leaf),
+            None => group_members(pid),
+        };
+        Some(self.measure(pid, &located, members))
+    }
+
+    /// Usage of instance `index` of `unit`, whose leader is `pid`. Its
+    /// cgroup is where this herdd puts that instance's (`cgroup::tree`):
+    /// when that cgroup holds `pid` and the unit has no v1 cgroups, the
+    /// look-up in `/proc/<pid>/cgroup` is skipped. Anything else (an
+    /// instance adopted from another herdd's tree, no cgroups) is found
+    /// as [`Reader::of`] finds it.
+    pub fn of_instance(&mut self, pid: u32, unit: &str, index: &str) -> Option<Usage> {
+        if let Some(parent) = self.own_parent(unit) {
+            self.parent(&parent);
+            let members = self.pids(&parent, index);
+            if members.contains(&pid) {
+                let located = Located {
+                    v2: Some((parent, index.to_string())),
+                    ..Located::default()
+                };
+                return Some(self.measure(pid, &located, members));
+            }
+        }
+        self.of(pid)
+    }
+
+    /// `<v2 tree>/units/<unit>`, unless herd has no tree or the unit has
+    /// cgroups in a v1 hierarchy too (then they are looked up per process).
+    fn own_parent(&mut self, unit: &str) -> Option<PathBuf> {
+        if let Some(known) = self.own_parents.get(unit) {
+            return known.clone();
+        }
+        let parent = cgroup::tree().and_then(|tree| {
+            let in_v1 = tree
+                .v1
+                .iter()
+                .any(|dir| dir.join("units").join(unit).exists());
+            (!in_v1).then(|| tree.v2.join("units").join(unit))
+        });
+        self.own_parents.insert(unit.to_string(), parent.clone());
+        parent
+    }
+
+    /// Which of herd's cgroups `pid` is in, from `/proc/<pid>/cgroup`.
+    fn locate(&mut self, pid: u32) -> Option<Located> {
         let memberships = self.proc_file(pid, "cgroup")?.to_string();
         let own = |dir: Option<PathBuf>| dir.filter(|dir| is_herds(dir));
         // Only a cgroup herd made for it is looked up in the file system:
@@ -100,19 +161,25 @@ impl Reader {
                 .then(|| own(self.hierarchies.v1_dir(&memberships, controller)))
                 .flatten()
         };
-        let (memory_v1, cpuacct, pids_v1) = (v1("memory"), v1("cpuacct"), v1("pids"));
-        let v2 = v2.as_deref().and_then(split_leaf);
-        let (memory, pids) = match &v2 {
-            Some((parent, _)) => {
-                let parent = self.parent(parent);
-                (parent.memory, parent.pids)
-            }
-            None => (false, false),
+        let located = Located {
+            v2: v2.as_deref().and_then(split_leaf),
+            memory_v1: v1("memory"),
+            cpuacct: v1("cpuacct"),
+            pids_v1: v1("pids"),
         };
-        let mut members = match &v2 {
-            Some((parent, leaf)) => self.pids(parent, leaf),
-            None => group_members(pid),
-        };
+        if let Some((parent, _)) = &located.v2 {
+            self.parent(parent);
+        }
+        Some(located)
+    }
+
+    /// The figures of `pid`'s cgroups (`located`) and processes (`members`).
+    fn measure(&mut self, pid: u32, located: &Located, mut members: Vec<u32>) -> Usage {
+        let v2 = &located.v2;
+        let (memory, pids) = v2
+            .as_ref()
+            .and_then(|(parent, _)| self.parents.get(parent))
+            .map_or((false, false), |parent| (parent.memory, parent.pids));
         if members.is_empty() {
             // Not a group leader (or a cgroup read raced an exit): itself at least.
             members.push(pid);
@@ -128,8 +195,9 @@ impl Reader {
             processes: v2_number(self, pids, "pids.current"),
         };
         if usage.memory_bytes.is_none() {
-            usage.memory_bytes = self.number(memory_v1.as_ref(), "memory.usage_in_bytes");
-            usage.memory_peak_bytes = self.number(memory_v1.as_ref(), "memory.max_usage_in_bytes");
+            usage.memory_bytes = self.number(located.memory_v1.as_ref(), "memory.usage_in_bytes");
+            usage.memory_peak_bytes =
+                self.number(located.memory_v1.as_ref(), "memory.max_usage_in_bytes");
         }
         // Where memory comes from /proc anyway, the same read gives CPU
         // time (the processes' own and their reaped children's) and the
@@ -141,12 +209,12 @@ impl Reader {
         }
         if usage.cpu_usec.is_none() {
             usage.cpu_usec = self
-                .number(cpuacct.as_ref(), "cpuacct.usage")
+                .number(located.cpuacct.as_ref(), "cpuacct.usage")
                 .map(|ns| ns / 1000);
         }
         if usage.processes.is_none() {
             usage.processes = self
-                .number(pids_v1.as_ref(), "pids.current")
+                .number(located.pids_v1.as_ref(), "pids.current")
                 .or(Some(members.len() as u64));
         }
         if usage.memory_bytes.is_none() || usage.cpu_usec.is_none() {
@@ -154,7 +222,7 @@ impl Reader {
             usage.memory_bytes = usage.memory_bytes.or(Some(resident));
             usage.cpu_usec = usage.cpu_usec.or(Some(cpu));
         }
-        Some(usage)
+        usage
     }
 
     /// The parent cgroup `dir`, opened and its children's controllers read
@@ -318,7 +386,8 @@ pub fn fill_payload(payload: &mut serde_json::Value) {
     let Some(object) = payload.as_object_mut() else {
         return;
     };
-    let mut entries: Vec<&mut serde_json::Value> = Vec::new();
+    // (whether it is an instance, the entry)
+    let mut entries: Vec<(bool, &mut serde_json::Value)> = Vec::new();
     for (key, value) in object.iter_mut() {
         let Some(list) = value.as_array_mut() else {
             continue;
@@ -327,9 +396,10 @@ pub fn fill_payload(payload: &mut serde_json::Value) {
             "units" => entries.extend(
                 list.iter_mut()
                     .filter_map(|unit| unit.get_mut("instances")?.as_array_mut())
-                    .flatten(),
+                    .flatten()
+                    .map(|entry| (true, entry)),
             ),
-            "tasks" => entries.extend(list.iter_mut()),
+            "tasks" => entries.extend(list.iter_mut().map(|entry| (false, entry))),
             _ => {}
         }
     }
@@ -348,20 +418,34 @@ pub fn fill_payload(payload: &mut serde_json::Value) {
 const MAX_THREADS: usize = 4;
 const ENTRIES_PER_THREAD: usize = 128;
 
-fn fill_entries(entries: &mut [&mut serde_json::Value]) {
+fn fill_entries(entries: &mut [(bool, &mut serde_json::Value)]) {
     let mut reader = Reader::new();
-    for entry in entries {
+    for (is_instance, entry) in entries {
         let pid = entry.get("pid").and_then(serde_json::Value::as_u64);
-        let (Some(pid), Some(object)) = (pid, entry.as_object_mut()) else {
+        let Some(pid) = pid.and_then(|pid| u32::try_from(pid).ok()) else {
             continue;
         };
-        let Some(usage) = u32::try_from(pid).ok().and_then(|pid| reader.of(pid)) else {
+        let instance = entry
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .filter(|_| *is_instance)
+            .map(instance_of);
+        let usage = match instance {
+            Some((unit, index)) => reader.of_instance(pid, unit, index),
+            None => reader.of(pid),
+        };
+        let (Some(usage), Some(object)) = (usage, entry.as_object_mut()) else {
             continue;
         };
         if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(usage) {
             object.extend(fields);
         }
     }
+}
+
+/// The unit and index of an instance's name (`web@2`; `web` is index 0).
+fn instance_of(name: &str) -> (&str, &str) {
+    name.rsplit_once('@').unwrap_or((name, "0"))
 }
 
 /// Whether `/proc/<pid>/cgroup` puts the process in a cgroup of herd's in
@@ -451,6 +535,12 @@ mod tests {
         assert!(!herds_membership(text, Some("memory")));
         assert!(!herds_membership(text, Some("cpuacct")));
         assert!(!herds_membership("0::/user.slice\n", None));
+    }
+
+    #[test]
+    fn instance_names_give_the_cgroup_leaf() {
+        assert_eq!(instance_of("web@12"), ("web", "12"));
+        assert_eq!(instance_of("db"), ("db", "0"));
     }
 
     #[test]
