@@ -81,6 +81,13 @@ pub enum Lifecycle {
         unit: String,
         error: Option<String>,
     },
+    /// A task's timer came due (or `herdctl start` ran it now): `outcome`
+    /// says what happened: `started`, `submitted to pool P as task N`,
+    /// `queued` or `skipped` (the previous run was still going).
+    TimerFired {
+        unit: String,
+        outcome: String,
+    },
 }
 
 /// A pool task named in an event, so that front ends need not parse its
@@ -156,6 +163,7 @@ impl fmt::Display for Lifecycle {
                 unit,
                 error: Some(error),
             } => write!(f, "{unit}: rolling restart stopped: {error}"),
+            Lifecycle::TimerFired { unit, outcome } => write!(f, "{unit}: timer: {outcome}"),
         }
     }
 }

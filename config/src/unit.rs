@@ -17,6 +17,7 @@ use crate::named::{
 };
 use crate::process::{process_keys, with_default_process, SETUP_KEYS, STOP_KEYS};
 use crate::socket::MAX_SOCKETS_PER_UNIT;
+use crate::timer::{TimerDraft, TIMER_KEYS};
 use crate::value::{key_path, set, Cx, Value};
 
 /// Keys of `[service.NAME]` that come before the setup keys (`env`, ...) in
@@ -102,6 +103,8 @@ struct Draft {
     has_command: bool,
     restart_delay_span: Option<Range<usize>>,
     restart_delay_max_span: Option<Range<usize>>,
+    /// `schedule`, `every` and the keys that go with them (tasks only).
+    timer: TimerDraft,
 }
 
 impl Draft {
@@ -135,12 +138,14 @@ impl Draft {
                     watchdog: None,
                     max_unavailable: 1,
                     update: None,
+                    timer: None,
                 },
                 service
             ),
             has_command: false,
             restart_delay_span: None,
             restart_delay_max_span: None,
+            timer: TimerDraft::default(),
         }
     }
 
@@ -165,6 +170,14 @@ impl Draft {
             return true;
         }
         let service = unit.kind == UnitKind::Service;
+        if TIMER_KEYS.contains(&name) {
+            if service {
+                cx.error(field.span(), key, "only tasks run on a timer");
+            } else {
+                self.timer.read(cx, key, name, value, refs);
+            }
+            return true;
+        }
         match name {
             "command" => {
                 self.has_command = true;
@@ -255,7 +268,10 @@ impl Draft {
         if !self.has_command {
             missing_key(cx, name, unit_key, "command");
         }
-        let unit = self.config;
+        let mut unit = self.config;
+        if unit.kind == UnitKind::Task {
+            unit.timer = self.timer.finish(cx, unit_key);
+        }
         if unit.restart_delay_max < unit.restart_delay {
             let (key, span) = match (self.restart_delay_max_span, self.restart_delay_span) {
                 (Some(span), _) => ("restart_delay_max", span),
@@ -283,10 +299,12 @@ fn keys_of(kind: UnitKind) -> Vec<&'static str> {
         STOP_KEYS,
         LAST_KEYS,
         crate::logs::UNIT_KEYS,
+        TIMER_KEYS,
     ]
     .concat()
     .into_iter()
     .filter(|key| kind == UnitKind::Service || !SERVICE_ONLY_KEYS.contains(key))
+    .filter(|key| kind == UnitKind::Task || !TIMER_KEYS.contains(key))
     .collect()
 }
 

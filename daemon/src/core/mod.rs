@@ -26,6 +26,7 @@ pub mod semaphore;
 pub mod snapshot;
 mod sync_requests;
 pub mod task;
+pub mod timer;
 pub mod unit;
 mod waiters;
 pub mod watchdog;
@@ -142,6 +143,10 @@ pub struct Supervisor {
     sockets: Vec<herd_config::SocketConfig>,
     /// Rolling restarts under way.
     rollouts: Vec<rolling::Rollout>,
+    /// The timers of tasks with `schedule` or `every`, by unit name.
+    timers: BTreeMap<String, timer::Timer>,
+    /// What the wall clock says and the local time zone (inputs from the shell).
+    clock: timer::WallClock,
 }
 
 impl Supervisor {
@@ -180,6 +185,15 @@ impl Supervisor {
             log_errors: HashMap::new(),
             sockets: config.sockets.clone(),
             rollouts: Vec::new(),
+            timers: config
+                .units
+                .iter()
+                .filter_map(|unit| {
+                    let timer = timer::Timer::new(unit.timer.clone()?, unit.autostart);
+                    Some((unit.name.clone(), timer))
+                })
+                .collect(),
+            clock: timer::WallClock::default(),
         }
     }
 
@@ -260,7 +274,11 @@ impl Supervisor {
             }
             Input::ConfigLoaded { id, config } => {
                 let reply = match config {
-                    Ok(config) => Reply::ok(self.reload(now, &config, &mut out)),
+                    Ok(config) => {
+                        let report = self.reload(now, &config, &mut out);
+                        self.reload_timers(now, &config, &mut out);
+                        Reply::ok(report)
+                    }
                     Err(message) => Reply::error(ErrorCode::Failed, message),
                 };
                 if let Some(id) = id {
@@ -278,6 +296,7 @@ impl Supervisor {
                 }
             },
         }
+        self.observe_timers(now, &mut out);
         self.advance_rollouts(now, &mut out);
         // Freed slots and set events may let others start, whose starts may
         // free or take more: repeat until a round grants nothing new.
@@ -363,6 +382,7 @@ impl Supervisor {
             .chain(waiters)
             .chain(join)
             .chain(rollouts)
+            .chain(self.next_timer_deadline())
             .min()
     }
 
@@ -382,10 +402,13 @@ impl Supervisor {
 
     fn boot(&mut self, now: Instant, out: &mut Vec<Action>) {
         let restored = &self.restored;
+        // A task with a timer runs when its timer says.
+        let timers = &self.timers;
         let autostart: Vec<InstanceId> = self
             .units
             .values_mut()
             .filter(|u| u.config.autostart && !restored.contains(u.name()))
+            .filter(|u| !timers.contains_key(u.name()))
             .flat_map(|u| {
                 u.wanted = true;
                 let name = u.name().to_string();
@@ -398,6 +421,7 @@ impl Supervisor {
         for id in autostart {
             self.with_instance(now, &id, out, Instance::start);
         }
+        self.boot_timers(now, out);
     }
 
     /// Runs `f` on one instance with a context built from its unit. `None` if
@@ -513,6 +537,7 @@ impl Supervisor {
                 }
             }
         }
+        self.tick_timers(now, out);
         let join_over = self
             .shutdown
             .as_ref()
@@ -756,6 +781,7 @@ impl Supervisor {
             state: unit.state(),
             command: unit.config.command.clone(),
             instances,
+            timer: self.timer_status(now, unit.name()),
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct Snapshot {
     pub tasks: Vec<TaskSnapshot>,
     pub semaphores: Vec<SemaphoreSnapshot>,
     pub events: Vec<(String, bool)>,
+    /// Timers' last runs and what was under way.
+    #[serde(default)]
+    pub timers: Vec<super::timer::TimerSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,6 +307,7 @@ impl super::Supervisor {
                 .collect(),
             semaphores: self.semaphores.snapshot(),
             events: self.events.snapshot(),
+            timers: self.timer_snapshots(now),
         }
     }
 
@@ -367,6 +371,7 @@ impl super::Supervisor {
         }
         supervisor.semaphores.restore(&snapshot.semaphores);
         supervisor.events.restore(&snapshot.events);
+        supervisor.restore_timers(now, &snapshot.timers, true);
         supervisor
     }
 
@@ -436,6 +441,7 @@ mod tests {
                 waiters: vec![HolderSnapshot::Task { id: 3 }],
             }],
             events: vec![],
+            timers: vec![],
         }
     }
 

@@ -44,6 +44,7 @@ fn service(name: &str) -> UnitConfig {
         sockets: vec![],
         watchdog: None,
         max_unavailable: 1,
+        timer: None,
         update: None,
     }
 }

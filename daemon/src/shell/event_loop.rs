@@ -313,6 +313,22 @@ impl Shell {
         }
     }
 
+    /// Before boot: the local time zone that `schedule`s are read in (TZ or
+    /// /etc/localtime, read once at start), and on a `fresh` start the
+    /// timers' last runs from `timers.json` (a re-exec or a crash brings
+    /// them in its snapshot).
+    fn prepare_timers(&mut self, fresh: bool) {
+        let zone = jiff::tz::TimeZone::try_system().unwrap_or_else(|error| {
+            warn!(%error, "cannot tell the local time zone; timers use UTC");
+            jiff::tz::TimeZone::UTC
+        });
+        self.core.set_time_zone(zone);
+        if fresh {
+            let saved = self.journal.load_timers();
+            self.core.restore_timers(Instant::now(), &saved, false);
+        }
+    }
+
     /// Carries on from a re-exec handover or from the journal of a crashed
     /// herdd, if there is one; then boots whatever is not carried over.
     pub fn resume(&mut self, config: &Config) {
@@ -340,6 +356,7 @@ impl Shell {
                     .collect();
                 self.outputs.import_logs(log_pipes, &self.logs);
                 info!(processes = self.starts.len(), "resumed after re-exec");
+                self.prepare_timers(false);
                 self.feed(Input::Boot);
                 self.holders_gone(holders_gone);
                 // Children that ended during the exec are zombies waiting for us.
@@ -351,6 +368,7 @@ impl Shell {
         }
         let Some(mut snapshot) = self.journal.load() else {
             self.journal.forget_starts();
+            self.prepare_timers(true);
             self.feed(Input::Boot);
             return;
         };
@@ -372,6 +390,7 @@ impl Shell {
             gone = gone.len(),
             "recovered the state of a previous herdd from its journal"
         );
+        self.prepare_timers(false);
         self.feed(Input::Boot);
         self.holders_gone(holders_gone);
         for pid in gone {
@@ -580,6 +599,9 @@ impl Shell {
     /// Hands `input` to the core and carries out its actions; spawn results go
     /// back in as inputs until nothing is left to do.
     fn feed(&mut self, input: Input) {
+        // Timers need the wall clock; the core never reads one itself.
+        self.core
+            .set_wall_clock(Instant::now(), jiff::Timestamp::now());
         let mut cascade = crate::core::Cascade::new(input);
         loop {
             let journal = &mut self.journal;
@@ -592,6 +614,7 @@ impl Shell {
                 cascade.feed_back(next);
             }
         }
+        self.journal.save_timers(&self.core.timer_history());
         if self.core.is_shutting_down() && !self.told_stopping {
             self.told_stopping = true;
             self.systemd.stopping();

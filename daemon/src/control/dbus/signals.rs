@@ -67,6 +67,7 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         | Lifecycle::SemaphoreReleased { .. }
         | Lifecycle::RolloutStep { .. }
         | Lifecycle::RolloutEnded { .. }
+        | Lifecycle::TimerFired { .. }
         | Lifecycle::Lagged { .. } => {}
     }
     Ok(())
@@ -89,6 +90,7 @@ pub(super) fn change(event: &Lifecycle) -> &'static str {
         Lifecycle::WatchdogExpired { .. } => "watchdog_expired",
         Lifecycle::RolloutStep { .. } => "rollout_step",
         Lifecycle::RolloutEnded { .. } => "rollout_ended",
+        Lifecycle::TimerFired { .. } => "timer_fired",
     }
 }
 
