@@ -138,6 +138,7 @@ mod tests {
                 state: State::Failed,
                 command: vec!["/no/such".into()],
                 instances,
+                timer: None,
             }],
             pools: vec![],
         }

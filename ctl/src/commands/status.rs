@@ -5,11 +5,12 @@ use super::{Context, Outcome};
 use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::output::{
-    self, format_bytes, format_command, format_cpu, format_duration, format_exit, Cell, Paint,
-    Table,
+    self, format_bytes, format_command, format_cpu, format_duration, format_exit, format_moment,
+    now_ms, Cell, Paint, Table,
 };
 use herd_common::protocol::{
-    InstanceStatus, PoolStatus, Request, SocketStatus, StatusReport, UnitKind, UnitStatus, Usage,
+    InstanceStatus, PoolStatus, Request, SocketStatus, StatusReport, TimerStatus, UnitKind,
+    UnitStatus, Usage,
 };
 use herd_common::state::State;
 use std::fmt::Write as _;
@@ -54,7 +55,72 @@ pub fn render_overview(report: &StatusReport, colour: bool) -> String {
         out.push('\n');
         out.push_str(&render_sockets(&report.sockets, colour));
     }
+    if report.units.iter().any(|unit| unit.timer.is_some()) {
+        out.push('\n');
+        out.push_str(&render_timers(&report.units, now_ms(), colour));
+    }
     out
+}
+
+/// One row per task with a timer: its schedule, its last run and result,
+/// and its next run.
+pub fn render_timers(units: &[UnitStatus], now_ms: i64, colour: bool) -> String {
+    let mut table = Table::new(&["TIMER", "SCHEDULE", "LAST RUN", "RESULT", "NEXT RUN"]);
+    for unit in units {
+        let Some(timer) = &unit.timer else { continue };
+        let (last, result) = last_run_cells(timer, now_ms);
+        table.push(vec![
+            Cell::new(&unit.name),
+            Cell::new(schedule_text(timer)),
+            Cell::new(last),
+            Cell::new(result),
+            Cell::new(next_run_text(timer, now_ms)),
+        ]);
+    }
+    table.render(colour)
+}
+
+/// `*/15 * * * *`, or `every 10m in pool io`.
+fn schedule_text(timer: &TimerStatus) -> String {
+    match &timer.pool {
+        Some(pool) => format!("{} in pool {pool}", timer.schedule),
+        None => timer.schedule.clone(),
+    }
+}
+
+fn last_run_cells(timer: &TimerStatus, now_ms: i64) -> (String, String) {
+    match &timer.last_run {
+        None => ("-".into(), "-".into()),
+        Some(run) => (
+            format_moment(run.started_ms, now_ms),
+            run.result.clone().unwrap_or_else(|| "running".into()),
+        ),
+    }
+}
+
+fn next_run_text(timer: &TimerStatus, now_ms: i64) -> String {
+    let next = timer
+        .next_run_ms
+        .map_or_else(|| "-".into(), |ms| format_moment(ms, now_ms));
+    if timer.queued {
+        format!("{next}; one run queued")
+    } else {
+        next
+    }
+}
+
+/// `Timer`, `Last run` and `Next run` lines of a task with a timer.
+fn timer_lines(timer: &TimerStatus, now_ms: i64) -> Vec<(String, String)> {
+    let (last, result) = last_run_cells(timer, now_ms);
+    let last = match timer.last_run {
+        Some(_) => format!("{last}: {result}"),
+        None => last,
+    };
+    vec![
+        ("Timer".to_string(), format!("{} ({} runs)", schedule_text(timer), timer.runs)),
+        ("Last run".to_string(), last),
+        ("Next run".to_string(), next_run_text(timer, now_ms)),
+    ]
 }
 
 /// One row per listening socket herd holds, with the services using it.
@@ -241,6 +307,9 @@ fn render_block(unit: &UnitStatus, colour: bool) -> String {
         paint.apply(unit.state.as_str(), colour),
     )];
     lines.push(("Command".to_string(), format_command(&unit.command)));
+    if let Some(timer) = &unit.timer {
+        lines.extend(timer_lines(timer, now_ms()));
+    }
     lines.extend(usage_lines(unit));
     for instance in &unit.instances {
         lines.push((instance.name.clone(), describe_instance(instance, colour)));
@@ -397,6 +466,7 @@ mod tests {
                 "80{instance}".into(),
             ],
             instances,
+            timer: None,
         }
     }
 

@@ -318,6 +318,7 @@ mod tests {
                     instance("web@0", cpu[0], 10 << 20),
                     instance("web@1", cpu[1], 1 << 20),
                 ],
+                timer: None,
             }],
             pools: vec![],
             sockets: vec![],
