@@ -282,7 +282,10 @@ pub struct TimerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TimerSchedule {
     /// Local times given by a cron expression (as written, and parsed).
-    Cron { expression: String, cron: croner::Cron },
+    Cron {
+        expression: String,
+        cron: croner::Cron,
+    },
     /// An interval measured from the end (or, `every_from = "start"`, the
     /// start) of the last run.
     Every { interval: Duration, from: EveryFrom },

@@ -44,7 +44,10 @@ impl TimerDraft {
     ) -> bool {
         let span = value.span();
         match name {
-            "schedule" => set(&mut self.schedule, cron(cx, key, value).map(|s| Some((s, span)))),
+            "schedule" => set(
+                &mut self.schedule,
+                cron(cx, key, value).map(|s| Some((s, span))),
+            ),
             "every" => {
                 let interval = cx.positive_duration(key, value);
                 set(&mut self.every, interval.map(|d| Some((d, span))));
@@ -53,7 +56,10 @@ impl TimerDraft {
                 let from = every_from(cx, key, value);
                 set(&mut self.every_from, from.map(|f| Some((f, span))));
             }
-            "overlap" => set(&mut self.overlap, overlap(cx, key, value).map(|o| Some((o, span)))),
+            "overlap" => set(
+                &mut self.overlap,
+                overlap(cx, key, value).map(|o| Some((o, span))),
+            ),
             "pool" => {
                 let pool = reference(cx, key, value, Namespace::Pool, refs);
                 set(&mut self.pool, pool.map(|p| Some((p, span))));

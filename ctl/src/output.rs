@@ -159,7 +159,10 @@ pub fn format_duration(ms: u64) -> String {
 pub fn format_moment(ms: i64, now_ms: i64) -> String {
     let zone = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
     let local = match jiff::Timestamp::from_millisecond(ms) {
-        Ok(at) => at.to_zoned(zone).strftime("%Y-%m-%d %H:%M:%S %Z").to_string(),
+        Ok(at) => at
+            .to_zoned(zone)
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
         Err(_) => return ms.to_string(),
     };
     let distance = format_duration(ms.abs_diff(now_ms));

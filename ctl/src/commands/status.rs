@@ -117,7 +117,10 @@ fn timer_lines(timer: &TimerStatus, now_ms: i64) -> Vec<(String, String)> {
         None => last,
     };
     vec![
-        ("Timer".to_string(), format!("{} ({} runs)", schedule_text(timer), timer.runs)),
+        (
+            "Timer".to_string(),
+            format!("{} ({} runs)", schedule_text(timer), timer.runs),
+        ),
         ("Last run".to_string(), last),
         ("Next run".to_string(), next_run_text(timer, now_ms)),
     ]

@@ -943,3 +943,4 @@ mod pools;
 mod property;
 mod reload;
 mod sync;
+mod timers;

@@ -165,8 +165,13 @@ impl Timer {
     /// clock has not reached yet (the clock went back) is waited for again.
     pub fn on_deadline(&mut self, now: Instant, clock: &WallClock) -> bool {
         match &self.config.when {
-            TimerSchedule::Every { .. } => {
-                self.deadline = None;
+            // From the start: the next firing is due an interval after
+            // this one, run or not; from the end, once the run has ended.
+            TimerSchedule::Every { interval, from } => {
+                self.deadline = match from {
+                    EveryFrom::Start => Some(now + *interval),
+                    EveryFrom::End => None,
+                };
                 true
             }
             TimerSchedule::Cron { .. } => {
@@ -271,7 +276,12 @@ impl Timer {
             (None, Some(deadline)) => {
                 let left = deadline.saturating_duration_since(now);
                 let left = SignedDuration::try_from(left).unwrap_or(SignedDuration::MAX);
-                Some(clock.at(now).saturating_add(left).map_or(i64::MAX, |t| t.as_millisecond()))
+                Some(
+                    clock
+                        .at(now)
+                        .saturating_add(left)
+                        .map_or(i64::MAX, |t| t.as_millisecond()),
+                )
             }
             (_, None) => None,
         };
