@@ -151,12 +151,21 @@ pub fn parse_cron(text: &str) -> Result<croner::Cron, String> {
              weekday) or 6 with seconds first, got {fields}"
         ));
     }
-    CronParser::builder()
+    let cron = CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
         .build()
         .parse(text)
-        .map_err(|error| format!("invalid cron expression {text:?}: {error}"))
+        .map_err(|error| format!("invalid cron expression {text:?}: {error}"))?;
+    // `0 0 31 2 *` parses but never comes; any date that does comes within
+    // a leap cycle of any start.
+    let start = jiff::civil::date(2000, 1, 1).at(0, 0, 0, 0);
+    if cron.find_next_occurrence(&start, false).is_err() {
+        return Err(format!(
+            "invalid cron expression {text:?}: it never comes (no such date)"
+        ));
+    }
+    Ok(cron)
 }
 
 fn every_from(cx: &mut Cx, key: &str, value: &Value) -> Option<EveryFrom> {

@@ -36,6 +36,7 @@ mod sockets;
 mod stopping;
 mod supervision;
 mod sync;
+mod timers;
 mod top;
 mod usage;
 mod watchdog;
