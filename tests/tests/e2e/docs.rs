@@ -149,7 +149,7 @@ fn the_config_reference_documents_exactly_the_accepted_keys() {
         ("service", union(&docs, &[unit, "Process keys", "Log keys"])),
         (
             "task",
-            &union(&docs, &[unit, "Process keys", "Log keys"]) - &service_only,
+            &union(&docs, &[unit, "Process keys", "Log keys", "Timer keys"]) - &service_only,
         ),
         ("rlimits", union(&docs, &["`rlimits`"])),
         ("pool", union(&docs, &["`[pool.NAME]`", "Process keys"])),
