@@ -284,7 +284,8 @@ pub enum TimerSchedule {
     /// Local times given by a cron expression (as written, and parsed).
     Cron {
         expression: String,
-        cron: croner::Cron,
+        /// Boxed: a parsed expression is large, an interval small.
+        cron: Box<croner::Cron>,
     },
     /// An interval measured from the end (or, `every_from = "start"`, the
     /// start) of the last run.

@@ -132,7 +132,7 @@ fn cron(cx: &mut Cx, key: &str, value: &Value) -> Option<TimerSchedule> {
     match parse_cron(text) {
         Ok(cron) => Some(TimerSchedule::Cron {
             expression: text.to_string(),
-            cron,
+            cron: Box::new(cron),
         }),
         Err(message) => {
             cx.error(value.span(), key, message);

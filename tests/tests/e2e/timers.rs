@@ -311,7 +311,7 @@ every = "1h"
             "task.job.overlap: invalid overlap `skp`",
         ),
     ] {
-        std::fs::write(&herd.config, text.replace("every = \"1h\"", &bad)).unwrap();
+        std::fs::write(&herd.config, text.replace("every = \"1h\"", bad)).unwrap();
         let check = std::process::Command::new(bin("herdd"))
             .arg("--check-config")
             .arg("--config")

@@ -15,7 +15,7 @@ const CET: &str = "CET-1CEST,M3.5.0,M10.5.0/3";
 fn cron(expression: &str) -> TimerSchedule {
     TimerSchedule::Cron {
         expression: expression.into(),
-        cron: herd_config::parse_cron(expression).expect("valid"),
+        cron: Box::new(herd_config::parse_cron(expression).expect("valid")),
     }
 }
 
