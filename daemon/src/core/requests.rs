@@ -212,10 +212,7 @@ impl Supervisor {
         for target in pooled {
             match change {
                 Change::Start => self.fire(now, &target.unit, "herdctl start", out),
-                Change::Restart => {
-                    self.cancel_timer_runs(now, &target.unit, out);
-                    self.fire(now, &target.unit, "herdctl restart", out);
-                }
+                Change::Restart => self.restart_timer_runs(now, &target.unit, out),
                 Change::Stop => self.cancel_timer_runs(now, &target.unit, out),
             }
         }

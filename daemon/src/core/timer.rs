@@ -342,7 +342,11 @@ impl Supervisor {
         self.clock.zone = zone;
     }
 
+    /// The earliest timer; none while shutting down (nothing would run).
     pub(super) fn next_timer_deadline(&self) -> Option<Instant> {
+        if self.shutdown.is_some() {
+            return None;
+        }
         self.timers.values().filter_map(|t| t.deadline).min()
     }
 
@@ -375,6 +379,9 @@ impl Supervisor {
 
     /// Fires every timer whose deadline passed.
     pub(super) fn tick_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.shutdown.is_some() {
+            return;
+        }
         let due: Vec<String> = self
             .timers
             .iter()
@@ -533,6 +540,17 @@ impl Supervisor {
         match (timer.tasks.is_empty(), result) {
             (true, result) => Some(result.unwrap_or_else(|| "ended".into())),
             (false, _) => None,
+        }
+    }
+
+    /// `herdctl restart` of a pool timer: cancels its runs, then runs it
+    /// again once they have ended (at once if none was going).
+    pub(super) fn restart_timer_runs(&mut self, now: Instant, name: &str, out: &mut Vec<Action>) {
+        self.cancel_timer_runs(now, name, out);
+        match self.timers.get_mut(name) {
+            Some(timer) if !timer.tasks.is_empty() => timer.queued = true,
+            Some(_) => self.fire(now, name, "herdctl restart", out),
+            None => {}
         }
     }
 
