@@ -329,3 +329,50 @@ every = "1h"
         assert_eq!(timer(&herd, "job")["schedule"], "every 1h", "{bad}");
     }
 }
+
+#[test]
+fn a_timer_keeps_its_history_and_its_run_over_daemon_reexec_and_a_crash() {
+    let mut herd = Herd::start(
+        r#"
+[task.job]
+command = ["/bin/sh", "-c", "echo start >> $DIR/log; sleep 1; echo end >> $DIR/log"]
+every = "1s"
+"#,
+    );
+    // Re-exec while a run goes on: it is carried over, ends once, and the
+    // timer counts on from where it was.
+    herd.wait_for("a run going on", |h| {
+        h.instance("job")["state"] == "running"
+    });
+    let before = runs(&herd, "job");
+    let pid = herd.daemon_pid();
+    herd.ok(&["daemon-reexec"]);
+    assert_eq!(herd.daemon_pid(), pid);
+    assert!(
+        runs(&herd, "job") >= before,
+        "history kept over the re-exec"
+    );
+    herd.wait_for("the next run after the re-exec", |h| {
+        runs(h, "job") > before
+    });
+    // A crash: the journal brings the history back.
+    herd.wait_for("a run to end", |h| {
+        !self::timer(h, "job")["last_run"]["result"].is_null()
+    });
+    let count = runs(&herd, "job");
+    herd.kill_daemon();
+    herd.relaunch();
+    // The journal is written up to 100 ms after a change: it may not have
+    // the latest run, but it has the ones before.
+    assert!(
+        runs(&herd, "job") + 1 >= count,
+        "history kept over the crash"
+    );
+    herd.wait_for("a run after the crash", |h| runs(h, "job") > count);
+    // No two runs ever overlapped: starts and ends alternate (a run cut off
+    // by the crash may leave a start without an end, then the next start).
+    let log = lines(&herd.path("log"));
+    for pair in log.windows(2) {
+        assert!(!(pair[0] == "end" && pair[1] == "end"), "{log:?}");
+    }
+}
