@@ -12,7 +12,9 @@
 //!   come early: the slot is not due yet, so the deadline is moved, and
 //!   no slot already run is run again (slots only move forward);
 //! - a clock set forward makes the slot come late: it runs once then, and
-//!   the slots jumped over are folded into that run, not run one by one;
+//!   the slots jumped over are folded into that run, not run one by one
+//!   (the shell says when the clock was set, [`Supervisor::clock_changed`],
+//!   so that run comes at once);
 //! - a local time that a DST change skips runs at the same offset after
 //!   the change (02:30 runs at 03:30), once; a local time that happens
 //!   twice runs on its first occurrence only.
@@ -340,6 +342,19 @@ impl Supervisor {
     /// The local time zone that `schedule`s are read in.
     pub fn set_time_zone(&mut self, zone: TimeZone) {
         self.clock.zone = zone;
+    }
+
+    /// The wall clock was set (the shell's word, after a new
+    /// [`Supervisor::set_wall_clock`]): each cron slot's deadline follows
+    /// it. A slot the clock jumped past is due now (it runs once, at the
+    /// next tick); one it moved away from is waited for.
+    pub fn clock_changed(&mut self, now: Instant) {
+        let clock = self.clock.clone();
+        for timer in self.timers.values_mut() {
+            if let (Some(slot), Some(_)) = (timer.slot, timer.deadline) {
+                timer.deadline = Some(clock.instant_of(now, slot.at));
+            }
+        }
     }
 
     /// The earliest timer; none while shutting down (nothing would run).

@@ -10,6 +10,7 @@
 use super::adopt;
 use super::cgroup::Cgroups;
 use super::clients::{Incoming, RequestReceiver};
+use super::clock_changes::ClockChanges;
 use super::descriptors::Reserve;
 use super::events::EventHub;
 use super::fork;
@@ -77,6 +78,8 @@ enum Wake {
     Notify(Notification),
     /// The core's deadline has come.
     Tick,
+    /// The wall clock was set.
+    ClockChanged,
     /// A journal write is due.
     Journal,
 }
@@ -152,6 +155,8 @@ pub struct Shell {
     reserve: Arc<Reserve>,
     /// The listening sockets herdd holds for services (`[socket.NAME]`).
     sockets: Sockets,
+    /// Wakes the loop when the wall clock is set (timers follow it).
+    clock_changes: ClockChanges,
 }
 
 impl Shell {
@@ -192,6 +197,7 @@ impl Shell {
             reserve: Reserve::new(),
             // Before anything is started: a service may need its socket.
             sockets: Sockets::open(&config.sockets).map_err(anyhow::Error::msg)?,
+            clock_changes: ClockChanges::open(),
         })
     }
 
@@ -283,6 +289,7 @@ impl Shell {
             notification = self.notify.recv() => Wake::Notify(notification),
             _ = sleep_until(deadline), if deadline.is_some() => Wake::Tick,
             _ = sleep_until(journal_due), if journal_due.is_some() => Wake::Journal,
+            _ = self.clock_changes.changed() => Wake::ClockChanged,
         }
     }
 
@@ -308,6 +315,12 @@ impl Shell {
                 fields: notification.fields,
             }),
             Wake::Tick => self.feed(Input::Tick),
+            // The timers' deadlines move; one that passed is the next Tick.
+            Wake::ClockChanged => {
+                let now = Instant::now();
+                self.core.set_wall_clock(now, jiff::Timestamp::now());
+                self.core.clock_changed(now);
+            }
             // The next turn writes it.
             Wake::Journal => {}
         }

@@ -262,6 +262,58 @@ fn a_clock_set_forward_runs_the_jumped_slots_once() {
 }
 
 #[test]
+fn told_of_a_clock_set_forward_the_jumped_slots_run_once_at_once() {
+    let zone = TimeZone::UTC;
+    let units = vec![timed("job", cron("*/15 * * * *"), Overlap::Skip, None)];
+    let mut h = at(units, &zone, date(2026, 6, 1).at(9, 55, 0, 0));
+    h.boot();
+    let ts = |h: u8, m: u8| {
+        date(2026, 6, 1)
+            .at(h as i8, m as i8, 0, 0)
+            .to_zoned(TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+    };
+    let mut runs = run_until(&mut h, "job", 10 * MS, ts(10, 20));
+    jump(&mut h, ts(12, 20));
+    let now = h.now;
+    h.core.clock_changed(now);
+    assert_eq!(h.core.next_deadline(), Some(now), "10:30 is due now");
+    runs.extend(run_until(&mut h, "job", 10 * MS, ts(12, 50)));
+    assert_eq!(
+        local(&zone, &runs),
+        [
+            "06-01 10:00 UTC",
+            "06-01 10:15 UTC",
+            "06-01 12:20 UTC",
+            "06-01 12:30 UTC",
+            "06-01 12:45 UTC",
+        ],
+    );
+}
+
+#[test]
+fn told_of_a_clock_set_back_a_slot_waits_for_its_time() {
+    let zone = TimeZone::UTC;
+    let units = vec![timed("job", cron("0 * * * *"), Overlap::Skip, None)];
+    let mut h = at(units, &zone, date(2026, 6, 1).at(9, 55, 0, 0));
+    h.boot();
+    assert_eq!(h.core.next_deadline(), Some(h.now + 300 * SECOND));
+    let back = date(2026, 6, 1)
+        .at(8, 55, 0, 0)
+        .to_zoned(TimeZone::UTC)
+        .unwrap();
+    jump(&mut h, back.timestamp());
+    let now = h.now;
+    h.core.clock_changed(now);
+    assert_eq!(
+        h.core.next_deadline(),
+        Some(now + 3900 * SECOND),
+        "10:00, not 9:00"
+    );
+}
+
+#[test]
 fn every_counts_from_the_end_of_the_last_run_or_from_its_start() {
     let zone = TimeZone::UTC;
     let start = date(2026, 6, 1).at(0, 0, 0, 0);
