@@ -866,7 +866,7 @@ pub struct TimerStatus {
     /// false`, shutting down) or waits for the current run to end.
     pub next_run_ms: Option<i64>,
     pub last_run: Option<TimerRun>,
-    /// Runs since herdd started (or was re-executed with this state).
+    /// How many runs it made (kept across restarts of herdd).
     pub runs: u64,
     /// The pool its runs are submitted into, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

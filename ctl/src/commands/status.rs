@@ -98,10 +98,18 @@ fn last_run_cells(timer: &TimerStatus, now_ms: i64) -> (String, String) {
     }
 }
 
+/// When it runs next; `-` when it is not scheduled, or says it waits for
+/// the run under way (an interval from the end of the last run).
 fn next_run_text(timer: &TimerStatus, now_ms: i64) -> String {
-    let next = timer
-        .next_run_ms
-        .map_or_else(|| "-".into(), |ms| format_moment(ms, now_ms));
+    let running = timer
+        .last_run
+        .as_ref()
+        .is_some_and(|run| run.result.is_none());
+    let next = match timer.next_run_ms {
+        Some(ms) => format_moment(ms, now_ms),
+        None if running => "after the run under way".into(),
+        None => "-".into(),
+    };
     if timer.queued {
         format!("{next}; one run queued")
     } else {
@@ -427,6 +435,7 @@ fn kind_name(kind: UnitKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herd_common::protocol::TimerRun;
     use herd_common::state::Exit;
 
     fn instance(name: &str, state: State) -> InstanceStatus {
@@ -471,6 +480,49 @@ mod tests {
             instances,
             timer: None,
         }
+    }
+
+    fn timed(last: Option<TimerRun>, next_run_ms: Option<i64>) -> UnitStatus {
+        UnitStatus {
+            timer: Some(TimerStatus {
+                schedule: "every 1m".into(),
+                next_run_ms,
+                last_run: last,
+                runs: 3,
+                pool: Some("io".into()),
+                queued: false,
+            }),
+            ..unit("job", UnitKind::Task, State::Exited, vec![])
+        }
+    }
+
+    #[test]
+    fn timers_show_schedule_last_and_next_run() {
+        let now = 1_800_000_000_000;
+        let done = TimerRun {
+            started_ms: now - 90_000,
+            result: Some("exit code 0".into()),
+        };
+        let table = render_timers(&[timed(Some(done), Some(now + 30_000))], now, false);
+        assert!(table.contains("every 1m in pool io"), "{table}");
+        assert!(
+            table.contains("(1m30s ago)") && table.contains("exit code 0"),
+            "{table}"
+        );
+        assert!(table.contains("(in 30s)"), "{table}");
+        let going = TimerRun {
+            started_ms: now - 1000,
+            result: None,
+        };
+        let table = render_timers(&[timed(Some(going), None)], now, false);
+        assert!(
+            table.contains("running") && table.contains("after the run under way"),
+            "{table}"
+        );
+        let lines = timer_lines(&timed(None, None).timer.unwrap(), now);
+        assert_eq!(lines[0].1, "every 1m in pool io (3 runs)");
+        assert_eq!(lines[1].1, "-");
+        assert_eq!(lines[2].1, "-");
     }
 
     /// A pool with one healthy, one backing-off and one broken instance, a
