@@ -383,10 +383,13 @@ impl Supervisor {
         for name in names {
             let clock = self.clock.clone();
             let timer = self.timers.get_mut(&name).expect("listed above");
-            if timer.deadline.is_none() {
+            // An `every` deadline carried over a re-exec or a crash already
+            // says when the next run is due: nothing to catch up.
+            let carried = timer.deadline.is_some();
+            if !carried {
                 timer.arm(now, &clock);
             }
-            if timer.enabled && timer.missed_run(now, &clock) {
+            if timer.enabled && !carried && timer.missed_run(now, &clock) {
                 self.fire(now, &name, "missed while herdd was down", out);
             }
         }

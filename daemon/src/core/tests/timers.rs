@@ -566,3 +566,48 @@ fn a_timer_keeps_its_last_run_over_a_snapshot() {
     );
     assert_eq!(restored.next_deadline(), Some(h.now + SECOND));
 }
+
+#[test]
+fn a_persistent_interval_carried_over_a_restart_runs_once_at_its_deadline() {
+    let mut unit = timed("job", every(SECOND, EveryFrom::End), Overlap::Skip, None);
+    if let Some(timer) = &mut unit.timer {
+        timer.persistent = true;
+    }
+    let units = vec![unit];
+    let mut h = at(
+        units.clone(),
+        &TimeZone::UTC,
+        date(2026, 6, 1).at(0, 0, 0, 0),
+    );
+    h.boot();
+    h.advance(SECOND);
+    h.now += 100 * MS;
+    h.exit("job", Exit::Code(0));
+    // The journal: next run due in 1 s. herdd comes back 5 s later.
+    let snapshot = h.core.snapshot(h.now, false);
+    let later = h.now + 5 * SECOND;
+    let config = test_config(units, vec![task_pool("p", 4)], vec![], vec![]);
+    let mut core = Supervisor::restore(&config, &snapshot, later, true);
+    core.set_wall_clock(later, h.core.clock.at(later));
+    let spawned = std::cell::Cell::new(0);
+    let answer = |action: Action| match action {
+        Action::Spawn { owner, .. } => {
+            spawned.set(spawned.get() + 1);
+            Some(Input::Spawned { owner, pid: 7000 })
+        }
+        _ => None,
+    };
+    core.drive(later, Input::Boot, answer);
+    assert_eq!(
+        spawned.get(),
+        0,
+        "the carried deadline is not caught up at boot"
+    );
+    assert_eq!(core.next_deadline(), Some(later + SECOND));
+    core.drive(later + SECOND, Input::Tick, answer);
+    assert_eq!(
+        spawned.get(),
+        1,
+        "one run, at the carried deadline; no catch-up besides"
+    );
+}
