@@ -514,7 +514,14 @@ impl Supervisor {
                 Some(exit) => format!("{exit}"),
                 None => "exited".to_string(),
             },
-            _ => "stopped".to_string(),
+            // Stopped (`herdctl stop`, shutdown), or still going (then
+            // unused).
+            State::Inactive
+            | State::Waiting
+            | State::Starting
+            | State::Running
+            | State::Stopping
+            | State::Backoff => "stopped".to_string(),
         };
         let clock = self.clock.clone();
         let timer = self.timers.get_mut(name)?;

@@ -328,6 +328,14 @@ every = "1h"
         assert!(said.contains(error), "{bad}: {said}");
         assert_eq!(timer(&herd, "job")["schedule"], "every 1h", "{bad}");
     }
+    // A good reload takes the new schedule.
+    let good = text.replace("every = \"1h\"", "schedule = \"@daily\"\npool = \"io\"");
+    std::fs::write(&herd.config, good).unwrap();
+    herd.ok(&["reload"]);
+    let timer = timer(&herd, "job");
+    assert_eq!(timer["schedule"], "@daily");
+    assert_eq!(timer["pool"], "io");
+    assert_eq!(timer["next_run_ms"].as_i64().unwrap() % 60_000, 0, "at a full minute");
 }
 
 #[test]
