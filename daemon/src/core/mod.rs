@@ -27,6 +27,7 @@ pub mod snapshot;
 mod sync_requests;
 pub mod task;
 pub mod timer;
+mod timer_runs;
 pub mod unit;
 mod waiters;
 pub mod watchdog;
@@ -276,7 +277,7 @@ impl Supervisor {
                 let reply = match config {
                     Ok(config) => {
                         let report = self.reload(now, &config, &mut out);
-                        self.reload_timers(now, &config, &mut out);
+                        self.reload_timers(now, &config);
                         Reply::ok(report)
                     }
                     Err(message) => Reply::error(ErrorCode::Failed, message),

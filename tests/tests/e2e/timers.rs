@@ -335,7 +335,11 @@ every = "1h"
     let timer = timer(&herd, "job");
     assert_eq!(timer["schedule"], "@daily");
     assert_eq!(timer["pool"], "io");
-    assert_eq!(timer["next_run_ms"].as_i64().unwrap() % 60_000, 0, "at a full minute");
+    assert_eq!(
+        timer["next_run_ms"].as_i64().unwrap() % 60_000,
+        0,
+        "at a full minute"
+    );
 }
 
 #[test]
