@@ -115,6 +115,13 @@ pub enum Lifecycle {
         instance: String,
         error: String,
     },
+    /// A task's timer came due (or `herdctl start` ran it now): `outcome`
+    /// says what happened: `started`, `submitted to pool P as task N`,
+    /// `queued` or `skipped` (the previous run was still going).
+    TimerFired {
+        unit: String,
+        outcome: String,
+    },
 }
 
 /// A pool task named in an event, so that front ends need not parse its
@@ -217,6 +224,7 @@ impl fmt::Display for Lifecycle {
                 f,
                 "{instance}: on_failure hook cannot run: {error}; not run again for {unit} until reload"
             ),
+            Lifecycle::TimerFired { unit, outcome } => write!(f, "{unit}: timer: {outcome}"),
         }
     }
 }

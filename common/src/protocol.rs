@@ -916,6 +916,37 @@ pub struct UnitStatus {
     /// until the next reload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_error: Option<String>,
+    /// A task's timer (`schedule` or `every`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<TimerStatus>,
+}
+
+/// A task's timer as `status` shows it. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerStatus {
+    /// `*/15 * * * *` or `every 10m`.
+    pub schedule: String,
+    /// When it runs next; none while it is not scheduled (`autostart =
+    /// false`, shutting down) or waits for the current run to end.
+    pub next_run_ms: Option<i64>,
+    pub last_run: Option<TimerRun>,
+    /// How many runs it made (kept across restarts of herdd).
+    pub runs: u64,
+    /// The pool its runs are submitted into, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// A run is waiting for the current one to end (`overlap = "queue"`).
+    #[serde(default)]
+    pub queued: bool,
+}
+
+/// One run of a timer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerRun {
+    /// When it started, Unix milliseconds.
+    pub started_ms: i64,
+    /// `exited 0`, `failed: ...`, `stopped`; none while it runs.
+    pub result: Option<String>,
 }
 
 /// One instance as `status` shows it.

@@ -17,6 +17,7 @@
 //! - `pool`         — `[pool.NAME]`
 //! - `sync`         — `[semaphore.NAME]` and `[event.NAME]`
 //! - `socket`       — `[socket.NAME]`
+//! - `timer`        — the timer keys of `[task.NAME]` (`schedule`, `every`, ...)
 //! - `named`        — what those tables share: valid names, key checks,
 //!   duplicates, references to other tables
 //! - `process`      — the process keys units and pools share (env, cwd, daemon, ...)
@@ -52,6 +53,7 @@ mod process;
 mod socket;
 mod source;
 mod sync;
+mod timer;
 mod unit;
 mod validate;
 mod value;
@@ -63,6 +65,7 @@ pub use health::HttpTarget;
 pub use hooks::DEFAULT_TIMEOUT as DEFAULT_HOOK_TIMEOUT;
 pub use model::*;
 pub use socket::MAX_SOCKETS_PER_UNIT;
+pub use timer::parse_cron;
 
 use loader::Loader;
 

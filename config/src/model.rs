@@ -297,6 +297,9 @@ pub struct UnitConfig {
     /// `health`: the probe run against each running instance (services
     /// only). Default none.
     pub health: Option<HealthCheck>,
+    /// `schedule` or `every` (tasks only): when herd runs it by itself,
+    /// with `every_from`, `overlap`, `pool` and `persistent`. Default none.
+    pub timer: Option<TimerConfig>,
 }
 
 /// `health = { command | http | tcp, interval, timeout, retries, start_period }`.
@@ -323,6 +326,51 @@ pub enum Probe {
     Http(String),
     /// `HOST:PORT`: a TCP connection accepted = healthy.
     Tcp(String),
+}
+
+/// The timer keys of a `[task.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerConfig {
+    pub when: TimerSchedule,
+    /// What a firing does while the previous run is still going.
+    pub overlap: Overlap,
+    /// `pool`: each run is a task submitted into this pool (a declared
+    /// `[pool]`) instead of the unit's own process.
+    pub pool: Option<String>,
+    /// `persistent`: a run missed while herdd was down happens once at start.
+    pub persistent: bool,
+}
+
+/// `schedule = "CRON"` or `every = "D"`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimerSchedule {
+    /// Local times given by a cron expression (as written, and parsed).
+    Cron {
+        expression: String,
+        /// Boxed: a parsed expression is large, an interval small.
+        cron: Box<croner::Cron>,
+    },
+    /// An interval measured from the end (or, `every_from = "start"`, the
+    /// start) of the last run.
+    Every { interval: Duration, from: EveryFrom },
+}
+
+/// `every_from = "end" | "start"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EveryFrom {
+    End,
+    Start,
+}
+
+/// `overlap = "skip" | "queue" | "allow"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    /// The firing is dropped (default).
+    Skip,
+    /// One more run starts when the current one ends.
+    Queue,
+    /// Another run starts alongside (pool timers only).
+    Allow,
 }
 
 /// `update = "rolling" | "parallel"`.

@@ -56,6 +56,8 @@ pub(crate) enum Namespace {
     Event,
     /// A `[socket]` (`sockets`).
     Socket,
+    /// A `[pool]` (a timer's `pool`).
+    Pool,
 }
 
 /// A name written in a unit or pool that must be defined somewhere; whether it

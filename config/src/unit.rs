@@ -17,6 +17,7 @@ use crate::named::{
 };
 use crate::process::{process_keys, with_default_process, SETUP_KEYS, STOP_KEYS};
 use crate::socket::MAX_SOCKETS_PER_UNIT;
+use crate::timer::{TimerDraft, TIMER_KEYS};
 use crate::value::{key_path, set, Cx, Value};
 
 /// Keys of `[service.NAME]` that come before the setup keys (`env`, ...) in
@@ -108,6 +109,8 @@ struct Draft {
     ready_span: Option<Range<usize>>,
     /// `health` is there (valid or not).
     has_health: bool,
+    /// `schedule`, `every` and the keys that go with them (tasks only).
+    timer: TimerDraft,
 }
 
 impl Draft {
@@ -143,6 +146,7 @@ impl Draft {
                     update: None,
                     health: None,
                     on_failure: Default::default(),
+                    timer: None,
                 },
                 service
             ),
@@ -151,6 +155,7 @@ impl Draft {
             restart_delay_max_span: None,
             ready_span: None,
             has_health: false,
+            timer: TimerDraft::default(),
         }
     }
 
@@ -178,6 +183,14 @@ impl Draft {
             return true;
         }
         let service = unit.kind == UnitKind::Service;
+        if TIMER_KEYS.contains(&name) {
+            if service {
+                cx.error(field.span(), key, "only tasks run on a timer");
+            } else {
+                self.timer.read(cx, key, name, value, refs);
+            }
+            return true;
+        }
         match name {
             "command" => {
                 self.has_command = true;
@@ -279,11 +292,14 @@ impl Draft {
         if !self.has_command {
             missing_key(cx, name, unit_key, "command");
         }
-        let unit = self.config;
+        let mut unit = self.config;
         if let (Ready::Health, false, Some(span)) = (unit.ready, self.has_health, &self.ready_span)
         {
             let message = "ready = \"health\" needs a `health` probe";
             cx.error(span.clone(), &key_path(unit_key, "ready"), message);
+        }
+        if unit.kind == UnitKind::Task {
+            unit.timer = self.timer.finish(cx, unit_key);
         }
         if unit.restart_delay_max < unit.restart_delay {
             let (key, span) = match (self.restart_delay_max_span, self.restart_delay_span) {
@@ -313,10 +329,12 @@ fn keys_of(kind: UnitKind) -> Vec<&'static str> {
         LAST_KEYS,
         crate::logs::UNIT_KEYS,
         crate::hooks::KEYS,
+        TIMER_KEYS,
     ]
     .concat()
     .into_iter()
     .filter(|key| kind == UnitKind::Service || !SERVICE_ONLY_KEYS.contains(key))
+    .filter(|key| kind == UnitKind::Task || !TIMER_KEYS.contains(key))
     .collect()
 }
 

@@ -25,7 +25,7 @@ pub(crate) fn check(tables: &Tables, complete: bool, errors: &mut Errors) {
         },
         errors,
     );
-    unique(&tables.pools, "pool", errors);
+    let pools = unique(&tables.pools, "pool", errors);
     let semaphores = unique(&tables.semaphores, "semaphore", errors);
     let events = unique(&tables.events, "event", errors);
     let sockets = unique(&tables.sockets, "socket", errors);
@@ -40,6 +40,7 @@ pub(crate) fn check(tables: &Tables, complete: bool, errors: &mut Errors) {
                 Namespace::Semaphore => &semaphores,
                 Namespace::Event => &events,
                 Namespace::Socket => &sockets,
+                Namespace::Pool => &pools,
             };
             if !defined.contains_key(reference.name.as_str()) {
                 errors.push(&reference.at, &reference.key, unknown(reference));
@@ -72,6 +73,7 @@ fn unknown(reference: &Reference) -> String {
         Namespace::Semaphore => ("semaphore", declare("semaphore", name)),
         Namespace::Event => ("event", declare("event", name)),
         Namespace::Socket => ("socket", declare("socket", name)),
+        Namespace::Pool => ("pool", declare("pool", name)),
     };
     format!("unknown {noun} `{name}` ({hint})")
 }

@@ -82,11 +82,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show units and their instances, with the memory, CPU time and processes of each running one; exit 3 if a named unit is not running
+    /// Show units and their instances, with the memory, CPU time and processes of each running one, and the last and next run of each timer; exit 3 if a named unit is not running
     Status(StatusArgs),
-    /// Start units or instances, waiting until they are running (or exited, for tasks)
+    /// Start units or instances, waiting until they are running (or exited, for tasks); a task with a timer runs now
     Start(LifecycleArgs),
-    /// Stop units or instances, waiting until their processes are gone
+    /// Stop units or instances, waiting until their processes are gone (a timer's run under way; the timer goes on)
     Stop(LifecycleArgs),
     /// Stop, then start units or instances again (--rolling: a batch at a time, without downtime)
     Restart(RestartArgs),
@@ -137,8 +137,9 @@ pub enum Command {
     ///
     /// One line per event: started, ready, exited (code or signal),
     /// restarting, stopping, failed, task queued, semaphore acquired and
-    /// released, event set and cleared. With --json, one JSON object per
-    /// line (`{"time": ..., "type": ..., ...}`), as herdd sends it.
+    /// released, event set and cleared, timer fired (started, skipped or
+    /// queued). With --json, one JSON object per line (`{"time": ...,
+    /// "type": ..., ...}`), as herdd sends it.
     Events(EventsArgs),
     /// Print units' stdout and stderr from their log files
     ///

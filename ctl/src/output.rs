@@ -154,6 +154,30 @@ pub fn format_duration(ms: u64) -> String {
     }
 }
 
+/// A moment (Unix milliseconds) in the local time zone, with how far it is
+/// from `now_ms`: `2026-12-07 16:15:00 CET (in 4m10s)`, `... (3m0s ago)`.
+pub fn format_moment(ms: i64, now_ms: i64) -> String {
+    let zone = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
+    let local = match jiff::Timestamp::from_millisecond(ms) {
+        Ok(at) => at
+            .to_zoned(zone)
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        Err(_) => return ms.to_string(),
+    };
+    let distance = format_duration(ms.abs_diff(now_ms));
+    if ms >= now_ms {
+        format!("{local} (in {distance})")
+    } else {
+        format!("{local} ({distance} ago)")
+    }
+}
+
+/// The wall clock now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
 /// A size as `systemctl status` shows memory: `812K`, `60.2M`, `1.5G`
 /// (binary units, one decimal from M up).
 pub fn format_bytes(bytes: u64) -> String {

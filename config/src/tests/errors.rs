@@ -20,7 +20,8 @@ fn unknown_keys() {
     let task_keys = UNIT_KEYS
         .replace("instances, ", "")
         .replace("sets_event, ", "")
-        .replace("sockets, watchdog, max_unavailable, update, health, ", "");
+        .replace("sockets, watchdog, max_unavailable, update, health, ", "")
+        + ", schedule, every, every_from, overlap, pool, persistent";
     let task = format!("3:1: task.t.restat: unknown key `restat` (expected one of: {task_keys})");
     assert_single_errors(&[
         (
@@ -702,6 +703,56 @@ fn health_probe_errors() {
         (
             "[task.t]\ncommand = [\"a\"]\nhealth = { tcp = \"a:1\" }\n",
             "3:1: task.t.health: only services have health probes",
+        ),
+    ]);
+}
+
+#[test]
+fn timer_errors() {
+    assert_single_errors(&[
+        (
+            "[task.t]\ncommand = [\"a\"]\nschedule = \"*/15 * * *\"\n",
+            "3:12: task.t.schedule: invalid cron expression \"*/15 * * *\": expected 5 fields \
+             (minute hour day month weekday) or 6 with seconds first, got 4",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\nevery = \"0s\"\n",
+            "3:9: task.t.every: must be longer than 0s",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\nschedule = \"@daily\"\nevery = \"1h\"\n",
+            "4:9: task.t.every: a task has either `schedule` or `every`, not both",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\nevery = \"1h\"\npool = \"nope\"\n",
+            "4:8: task.t.pool: unknown pool `nope` (declare it with [pool.nope])",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\nevery = \"1h\"\noverlap = \"skp\"\n",
+            "4:11: task.t.overlap: invalid overlap `skp` (expected \"skip\", \"queue\" or \
+             \"allow\")",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\nevery = \"1h\"\noverlap = \"allow\"\n",
+            "4:11: task.t.overlap: overlap = \"allow\" needs `pool`: a task runs one process \
+             at a time, a pool runs several",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\nevery = \"1h\"\nevery_from = \"middle\"\n",
+            "4:14: task.t.every_from: invalid every_from `middle` (expected \"end\" or \"start\")",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\npersistent = true\n",
+            "3:14: task.t.persistent: needs `schedule` or `every` in the same task",
+        ),
+        (
+            "[service.s]\ncommand = [\"a\"]\nschedule = \"@daily\"\n",
+            "3:1: service.s.schedule: only tasks run on a timer",
+        ),
+        (
+            "[task.t]\ncommand = [\"a\"]\nschedule = \"0 0 31 2 *\"\n",
+            "3:12: task.t.schedule: invalid cron expression \"0 0 31 2 *\": \
+             it never comes (no such date)",
         ),
     ]);
 }

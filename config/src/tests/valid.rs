@@ -141,6 +141,7 @@ fn unit(name: &str, kind: UnitKind, command: &[&str]) -> UnitConfig {
         sockets: Vec::new(),
         watchdog: None,
         max_unavailable: 1,
+        timer: None,
         update: None,
         health: None,
         on_failure: no_hook(),

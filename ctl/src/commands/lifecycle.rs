@@ -127,6 +127,7 @@ mod tests {
                 command: vec!["/no/such".into()],
                 instances,
                 hook_error: None,
+                timer: None,
             }],
             pools: vec![],
         }

@@ -5,12 +5,12 @@ use super::{Context, Outcome};
 use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::output::{
-    self, format_bytes, format_command, format_cpu, format_duration, format_exit, Cell, Paint,
-    Table,
+    self, format_bytes, format_command, format_cpu, format_duration, format_exit, format_moment,
+    now_ms, Cell, Paint, Table,
 };
 use herd_common::protocol::{
-    Health, HealthState, InstanceStatus, PoolStatus, Request, SocketStatus, StatusReport, UnitKind,
-    UnitStatus, Usage,
+    Health, HealthState, InstanceStatus, PoolStatus, Request, SocketStatus, StatusReport,
+    TimerStatus, UnitKind, UnitStatus, Usage,
 };
 use herd_common::state::State;
 use std::fmt::Write as _;
@@ -55,6 +55,10 @@ pub fn render_overview(report: &StatusReport, colour: bool) -> String {
         out.push('\n');
         out.push_str(&render_sockets(&report.sockets, colour));
     }
+    if report.units.iter().any(|unit| unit.timer.is_some()) {
+        out.push('\n');
+        out.push_str(&render_timers(&report.units, now_ms(), colour));
+    }
     out.push_str(&render_hook_errors(report));
     out
 }
@@ -82,6 +86,78 @@ fn render_hook_errors(report: &StatusReport) -> String {
 /// How a hook that cannot be executed is described.
 fn hook_error_text(error: &str) -> String {
     format!("on_failure hook cannot run: {error} (not run again until reload)")
+}
+
+/// One row per task with a timer: its schedule, its last run and result,
+/// and its next run.
+pub fn render_timers(units: &[UnitStatus], now_ms: i64, colour: bool) -> String {
+    let mut table = Table::new(&["TIMER", "SCHEDULE", "LAST RUN", "RESULT", "NEXT RUN"]);
+    for unit in units {
+        let Some(timer) = &unit.timer else { continue };
+        let (last, result) = last_run_cells(timer, now_ms);
+        table.push(vec![
+            Cell::new(&unit.name),
+            Cell::new(schedule_text(timer)),
+            Cell::new(last),
+            Cell::new(result),
+            Cell::new(next_run_text(timer, now_ms)),
+        ]);
+    }
+    table.render(colour)
+}
+
+/// `*/15 * * * *`, or `every 10m in pool io`.
+fn schedule_text(timer: &TimerStatus) -> String {
+    match &timer.pool {
+        Some(pool) => format!("{} in pool {pool}", timer.schedule),
+        None => timer.schedule.clone(),
+    }
+}
+
+fn last_run_cells(timer: &TimerStatus, now_ms: i64) -> (String, String) {
+    match &timer.last_run {
+        None => ("-".into(), "-".into()),
+        Some(run) => (
+            format_moment(run.started_ms, now_ms),
+            run.result.clone().unwrap_or_else(|| "running".into()),
+        ),
+    }
+}
+
+/// When it runs next; `-` when it is not scheduled, or says it waits for
+/// the run under way (an interval from the end of the last run).
+fn next_run_text(timer: &TimerStatus, now_ms: i64) -> String {
+    let running = timer
+        .last_run
+        .as_ref()
+        .is_some_and(|run| run.result.is_none());
+    let next = match timer.next_run_ms {
+        Some(ms) => format_moment(ms, now_ms),
+        None if running => "after the run under way".into(),
+        None => "-".into(),
+    };
+    if timer.queued {
+        format!("{next}; one run queued")
+    } else {
+        next
+    }
+}
+
+/// `Timer`, `Last run` and `Next run` lines of a task with a timer.
+fn timer_lines(timer: &TimerStatus, now_ms: i64) -> Vec<(String, String)> {
+    let (last, result) = last_run_cells(timer, now_ms);
+    let last = match timer.last_run {
+        Some(_) => format!("{last}: {result}"),
+        None => last,
+    };
+    vec![
+        (
+            "Timer".to_string(),
+            format!("{} ({} runs)", schedule_text(timer), timer.runs),
+        ),
+        ("Last run".to_string(), last),
+        ("Next run".to_string(), next_run_text(timer, now_ms)),
+    ]
 }
 
 /// One row per listening socket herd holds, with the services using it.
@@ -316,6 +392,9 @@ fn render_block(unit: &UnitStatus, colour: bool) -> String {
     if let Some(error) = &unit.hook_error {
         lines.push(("Hook".to_string(), hook_error_text(error)));
     }
+    if let Some(timer) = &unit.timer {
+        lines.extend(timer_lines(timer, now_ms()));
+    }
     lines.extend(usage_lines(unit));
     for instance in &unit.instances {
         lines.push((instance.name.clone(), describe_instance(instance, colour)));
@@ -433,6 +512,7 @@ fn kind_name(kind: UnitKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herd_common::protocol::TimerRun;
     use herd_common::state::Exit;
 
     fn instance(name: &str, state: State) -> InstanceStatus {
@@ -477,7 +557,51 @@ mod tests {
             ],
             instances,
             hook_error: None,
+            timer: None,
         }
+    }
+
+    fn timed(last: Option<TimerRun>, next_run_ms: Option<i64>) -> UnitStatus {
+        UnitStatus {
+            timer: Some(TimerStatus {
+                schedule: "every 1m".into(),
+                next_run_ms,
+                last_run: last,
+                runs: 3,
+                pool: Some("io".into()),
+                queued: false,
+            }),
+            ..unit("job", UnitKind::Task, State::Exited, vec![])
+        }
+    }
+
+    #[test]
+    fn timers_show_schedule_last_and_next_run() {
+        let now = 1_800_000_000_000;
+        let done = TimerRun {
+            started_ms: now - 90_000,
+            result: Some("exit code 0".into()),
+        };
+        let table = render_timers(&[timed(Some(done), Some(now + 30_000))], now, false);
+        assert!(table.contains("every 1m in pool io"), "{table}");
+        assert!(
+            table.contains("(1m30s ago)") && table.contains("exit code 0"),
+            "{table}"
+        );
+        assert!(table.contains("(in 30s)"), "{table}");
+        let going = TimerRun {
+            started_ms: now - 1000,
+            result: None,
+        };
+        let table = render_timers(&[timed(Some(going), None)], now, false);
+        assert!(
+            table.contains("running") && table.contains("after the run under way"),
+            "{table}"
+        );
+        let lines = timer_lines(&timed(None, None).timer.unwrap(), now);
+        assert_eq!(lines[0].1, "every 1m in pool io (3 runs)");
+        assert_eq!(lines[1].1, "-");
+        assert_eq!(lines[2].1, "-");
     }
 
     /// A pool with one healthy, one backing-off and one broken instance, a

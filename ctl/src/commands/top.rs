@@ -320,6 +320,7 @@ mod tests {
                     instance("web@1", cpu[1], 1 << 20),
                 ],
                 hook_error: None,
+                timer: None,
             }],
             pools: vec![],
             sockets: vec![],

@@ -29,6 +29,8 @@ pub mod snapshot;
 pub mod survivors;
 mod sync_requests;
 pub mod task;
+pub mod timer;
+mod timer_runs;
 pub mod unit;
 mod waiters;
 pub mod watchdog;
@@ -153,6 +155,10 @@ pub struct Supervisor {
     rollout_results: BTreeMap<String, Option<String>>,
     /// `on_failure` hooks running or waiting to run.
     hooks: hooks::Hooks,
+    /// The timers of tasks with `schedule` or `every`, by unit name.
+    timers: BTreeMap<String, timer::Timer>,
+    /// What the wall clock says and the local time zone (inputs from the shell).
+    clock: timer::WallClock,
 }
 
 impl Supervisor {
@@ -193,6 +199,15 @@ impl Supervisor {
             rollouts: Vec::new(),
             rollout_results: BTreeMap::new(),
             hooks: hooks::Hooks::default(),
+            timers: config
+                .units
+                .iter()
+                .filter_map(|unit| {
+                    let timer = timer::Timer::new(unit.timer.clone()?, unit.autostart);
+                    Some((unit.name.clone(), timer))
+                })
+                .collect(),
+            clock: timer::WallClock::default(),
         }
     }
 
@@ -280,7 +295,9 @@ impl Supervisor {
                 let reply = match config {
                     Ok(config) => {
                         self.hooks.reloaded();
-                        Reply::ok(self.reload(now, &config, &mut out))
+                        let report = self.reload(now, &config, &mut out);
+                        self.reload_timers(now, &config);
+                        Reply::ok(report)
                     }
                     Err(message) => Reply::error(ErrorCode::Failed, message),
                 };
@@ -304,6 +321,7 @@ impl Supervisor {
                 }
             },
         }
+        self.observe_timers(now, &mut out);
         self.advance_rollouts(now, &mut out);
         // Freed slots and set events may let others start, whose starts may
         // free or take more: repeat until a round grants nothing new.
@@ -395,6 +413,7 @@ impl Supervisor {
             .chain(join)
             .chain(rollouts)
             .chain(self.hooks.next_deadline())
+            .chain(self.next_timer_deadline())
             .min()
     }
 
@@ -414,11 +433,14 @@ impl Supervisor {
 
     fn boot(&mut self, now: Instant, out: &mut Vec<Action>) {
         let restored = &self.restored;
+        // A task with a timer runs when its timer says.
+        let timers = &self.timers;
         let autostart: Vec<InstanceId> = self
             .units
             .values_mut()
             // `wanted` before boot: it has adopted survivors (survivors.rs).
             .filter(|u| (u.config.autostart || u.wanted) && !restored.contains(u.name()))
+            .filter(|u| !timers.contains_key(u.name()))
             .flat_map(|u| {
                 u.wanted = true;
                 let name = u.name().to_string();
@@ -432,6 +454,7 @@ impl Supervisor {
         for id in autostart {
             self.with_instance(now, &id, out, Instance::start);
         }
+        self.boot_timers(now, out);
     }
 
     /// Runs `f` on one instance with a context built from its unit. `None` if
@@ -559,6 +582,7 @@ impl Supervisor {
             }
         }
         self.hooks.tick(now, out);
+        self.tick_timers(now, out);
         let join_over = self
             .shutdown
             .as_ref()
@@ -818,6 +842,7 @@ impl Supervisor {
             hook_error: self
                 .hooks
                 .error_of(&hooks::HookOwner::Unit(unit.name().to_string())),
+            timer: self.timer_status(now, unit.name()),
         }
     }
 }

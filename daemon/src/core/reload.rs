@@ -132,7 +132,8 @@ impl Supervisor {
 
     fn add_unit(&mut self, now: Instant, config: UnitConfig, out: &mut Vec<Action>) {
         let name = config.name.clone();
-        let autostart = config.autostart;
+        // A task with a timer runs when its timer says (`reload_timers`).
+        let autostart = config.autostart && config.timer.is_none();
         let mut unit = Unit::new(config);
         unit.wanted = autostart;
         let indexes: Vec<u32> = unit.instances.iter().map(|i| i.index).collect();

@@ -175,6 +175,7 @@ impl Supervisor {
             Ok(targets) => targets,
             Err(body) => return Some(Reply::Error(body)),
         };
+        let targets = self.change_pool_timers(now, change, targets, out);
         let whole_units = self.whole_units(&targets);
         for target in &targets {
             let whole = whole_units.contains(&target.unit);
@@ -195,6 +196,29 @@ impl Supervisor {
         } else {
             Some(Reply::ok(self.report(now, &targets)))
         }
+    }
+
+    /// Tasks whose runs are pool tasks: `start` submits a run now, `stop`
+    /// cancels the runs under way; their own instance never runs. Returns
+    /// the other targets.
+    fn change_pool_timers(
+        &mut self,
+        now: Instant,
+        change: Change,
+        targets: Vec<InstanceId>,
+        out: &mut Vec<Action>,
+    ) -> Vec<InstanceId> {
+        let (pooled, others): (Vec<_>, Vec<_>) = targets
+            .into_iter()
+            .partition(|target| self.runs_in_pool(&target.unit));
+        for target in pooled {
+            match change {
+                Change::Start => self.fire(now, &target.unit, "herdctl start", out),
+                Change::Restart => self.restart_timer_runs(now, &target.unit, out),
+                Change::Stop => self.cancel_timer_runs(now, &target.unit, out),
+            }
+        }
+        others
     }
 
     /// The units all of whose instances are among `targets`.

@@ -29,6 +29,9 @@ pub struct Snapshot {
     /// Rolling restarts under way, and results kept for their requesters.
     #[serde(default, skip_serializing_if = "RolloutsSnapshot::is_empty")]
     pub rollouts: RolloutsSnapshot,
+    /// Timers' last runs and what was under way.
+    #[serde(default)]
+    pub timers: Vec<super::timer::TimerSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -350,6 +353,7 @@ impl super::Supervisor {
             semaphores: self.semaphores.snapshot(),
             events: self.events.snapshot(),
             rollouts: self.snapshot_rollouts(now),
+            timers: self.timer_snapshots(now),
         }
     }
 
@@ -419,6 +423,7 @@ impl super::Supervisor {
         supervisor.semaphores.restore(&snapshot.semaphores, now);
         supervisor.events.restore(&snapshot.events);
         supervisor.restore_rollouts(&snapshot.rollouts, now, adopted);
+        supervisor.restore_timers(now, &snapshot.timers, true);
         supervisor
     }
 
@@ -489,6 +494,7 @@ mod tests {
             }],
             events: vec![],
             rollouts: RolloutsSnapshot::default(),
+            timers: vec![],
         }
     }
 

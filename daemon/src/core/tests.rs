@@ -44,6 +44,7 @@ fn service(name: &str) -> UnitConfig {
         sockets: vec![],
         watchdog: None,
         max_unavailable: 1,
+        timer: None,
         update: None,
         health: None,
         on_failure: Default::default(),
@@ -972,3 +973,4 @@ mod reload;
 mod rolling;
 mod survivors;
 mod sync;
+mod timers;

@@ -10,6 +10,7 @@
 use super::adopt;
 use super::cgroup::Cgroups;
 use super::clients::{Incoming, RequestReceiver};
+use super::clock_changes::ClockChanges;
 use super::descriptors::Reserve;
 use super::events::EventHub;
 use super::fork;
@@ -87,6 +88,8 @@ enum Wake {
     Notify(Notification),
     /// The core's deadline has come.
     Tick,
+    /// The wall clock was set.
+    ClockChanged,
     /// A journal write is due.
     Journal,
 }
@@ -167,6 +170,8 @@ pub struct Shell {
     /// The control socket, given to every child as `HERD_SOCKET`: it marks
     /// them as this herdd's (see survivors.rs).
     control_socket: String,
+    /// Wakes the loop when the wall clock is set (timers follow it).
+    clock_changes: ClockChanges,
 }
 
 impl Shell {
@@ -210,6 +215,7 @@ impl Shell {
             sockets: Sockets::open(&config.sockets).map_err(anyhow::Error::msg)?,
             probes: Probes::new(probe_results),
             control_socket: config.herd.socket.to_string_lossy().into_owned(),
+            clock_changes: ClockChanges::open(),
         })
     }
 
@@ -305,6 +311,7 @@ impl Shell {
             notification = self.notify.recv() => Wake::Notify(notification),
             _ = sleep_until(deadline), if deadline.is_some() => Wake::Tick,
             _ = sleep_until(journal_due), if journal_due.is_some() => Wake::Journal,
+            _ = self.clock_changes.changed() => Wake::ClockChanged,
         }
     }
 
@@ -330,8 +337,30 @@ impl Shell {
                 fields: notification.fields,
             }),
             Wake::Tick => self.feed(Input::Tick),
+            // The timers' deadlines move; one that passed is the next Tick.
+            Wake::ClockChanged => {
+                let now = Instant::now();
+                self.core.set_wall_clock(now, jiff::Timestamp::now());
+                self.core.clock_changed(now);
+            }
             // The next turn writes it.
             Wake::Journal => {}
+        }
+    }
+
+    /// Before boot: the local time zone that `schedule`s are read in (TZ or
+    /// /etc/localtime, read once at start), and on a `fresh` start the
+    /// timers' last runs from `timers.json` (a re-exec or a crash brings
+    /// them in its snapshot).
+    fn prepare_timers(&mut self, fresh: bool) {
+        let zone = jiff::tz::TimeZone::try_system().unwrap_or_else(|error| {
+            warn!(%error, "cannot tell the local time zone; timers use UTC");
+            jiff::tz::TimeZone::UTC
+        });
+        self.core.set_time_zone(zone);
+        if fresh {
+            let saved = self.journal.load_timers();
+            self.core.restore_timers(Instant::now(), &saved, false);
         }
     }
 
@@ -362,6 +391,7 @@ impl Shell {
                     .collect();
                 self.outputs.import_logs(log_pipes, &self.logs);
                 info!(processes = self.starts.len(), "resumed after re-exec");
+                self.prepare_timers(false);
                 self.feed(Input::Boot);
                 self.holders_gone(holders_gone);
                 // Children that ended during the exec are zombies waiting for us.
@@ -374,6 +404,7 @@ impl Shell {
         let Some(mut snapshot) = self.journal.load() else {
             self.journal.forget_starts();
             let (_, ended) = self.adopt_survivors(config, &[]);
+            self.prepare_timers(true);
             self.feed(Input::Boot);
             for pid in ended {
                 let exit = herd_common::state::Exit::Unknown;
@@ -403,6 +434,7 @@ impl Shell {
         let (adopted, ended) = self.adopt_survivors(config, &gone);
         gone.retain(|pid| !adopted.contains(pid));
         gone.extend(ended);
+        self.prepare_timers(false);
         self.feed(Input::Boot);
         self.holders_gone(holders_gone);
         for pid in gone {
@@ -669,6 +701,9 @@ impl Shell {
     /// Hands `input` to the core and carries out its actions; spawn results go
     /// back in as inputs until nothing is left to do.
     fn feed(&mut self, input: Input) {
+        // Timers need the wall clock; the core never reads one itself.
+        self.core
+            .set_wall_clock(Instant::now(), jiff::Timestamp::now());
         let mut cascade = crate::core::Cascade::new(input);
         loop {
             let journal = &mut self.journal;
@@ -681,6 +716,7 @@ impl Shell {
                 cascade.feed_back(next);
             }
         }
+        self.journal.save_timers(&self.core.timer_history());
         if self.core.is_shutting_down() && !self.told_stopping {
             self.told_stopping = true;
             self.systemd.stopping();

@@ -13,6 +13,7 @@
 //! started again.
 
 use crate::core::snapshot::{Snapshot, SNAPSHOT_VERSION};
+use crate::core::timer::TimerSnapshot;
 use crate::core::{Action, Owner};
 use herd_common::protocol::TaskId;
 use std::collections::HashSet;
@@ -41,6 +42,8 @@ pub struct Journal {
     covered: Option<u64>,
     /// Warn once, not at every start, while the state dir is unwritable.
     starts_failing: bool,
+    /// What `timers.json` was last asked to hold.
+    timers_sent: Vec<u8>,
 }
 
 /// What the writer thread is asked to do, in order.
@@ -48,6 +51,9 @@ enum Job {
     /// Replace `journal.json` with this (already serialised) snapshot, taken
     /// after `records` start records.
     Snapshot { bytes: Vec<u8>, records: u64 },
+    /// Replace `timers.json` (the timers' last runs, kept across clean
+    /// restarts for `persistent`).
+    Timers { bytes: Vec<u8> },
     /// The last job: with `remove`, a clean exit, nothing left to recover.
     /// Replies when done.
     Close {
@@ -60,6 +66,7 @@ enum Job {
 struct Files {
     journal: PathBuf,
     starts: PathBuf,
+    timers: PathBuf,
 }
 
 impl Journal {
@@ -68,6 +75,7 @@ impl Journal {
         let files = Files {
             journal: state_dir.join("journal.json"),
             starts: state_dir.join("journal.starts"),
+            timers: state_dir.join("timers.json"),
         };
         let (jobs, queue) = sync_mpsc::channel();
         let (acks, durable) = sync_mpsc::channel();
@@ -88,6 +96,7 @@ impl Journal {
             durable,
             covered: None,
             starts_failing: false,
+            timers_sent: Vec::new(),
         })
     }
 
@@ -187,6 +196,33 @@ impl Journal {
         file.write_all(bytes)
     }
 
+    /// The timers' history in `timers.json`, as a clean exit left it
+    /// (nothing if there is none or it cannot be read).
+    pub fn load_timers(&self) -> Vec<TimerSnapshot> {
+        let Ok(bytes) = fs::read(&self.files.timers) else {
+            return Vec::new();
+        };
+        serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+            warn!(path = %self.files.timers.display(), error = %err, "ignoring unreadable timers file");
+            Vec::new()
+        })
+    }
+
+    /// Queues `timers` to replace `timers.json` if they changed since the
+    /// last call; the caller never waits.
+    pub fn save_timers(&mut self, timers: &[TimerSnapshot]) {
+        if timers.is_empty() && self.timers_sent.is_empty() {
+            return;
+        }
+        let Ok(bytes) = serde_json::to_vec(timers) else {
+            return;
+        };
+        if bytes != self.timers_sent {
+            self.timers_sent.clone_from(&bytes);
+            self.send(Job::Timers { bytes });
+        }
+    }
+
     /// Queues `snapshot` to replace the journal; the caller never waits. The
     /// start records the last snapshot on disk covers are dropped first.
     pub fn write(&mut self, snapshot: &Snapshot) {
@@ -253,10 +289,12 @@ impl Writer {
     fn run(mut self, queue: sync_mpsc::Receiver<Job>) {
         while let Ok(first) = queue.recv() {
             let mut snapshot = None;
+            let mut timers = None;
             let mut close = None;
             for job in std::iter::once(first).chain(std::iter::from_fn(|| queue.try_recv().ok())) {
                 match job {
                     Job::Snapshot { bytes, records } => snapshot = Some((bytes, records)),
+                    Job::Timers { bytes } => timers = Some(bytes),
                     Job::Close { remove, done } => {
                         close = Some((remove, done));
                         break;
@@ -275,6 +313,12 @@ impl Writer {
                               "cannot write the journal; a crash of herdd would lose state");
                     }
                     Err(_) => {}
+                }
+            }
+            if let Some(bytes) = timers {
+                if let Err(err) = replace(&self.files.timers, &bytes) {
+                    warn!(path = %self.files.timers.display(), error = %err,
+                          "cannot write the timers' last runs");
                 }
             }
             if let Some((remove, done)) = close {
@@ -304,6 +348,16 @@ impl Writer {
         fs::rename(&temp, &self.files.journal)?;
         File::open(dir)?.sync_all()
     }
+}
+
+/// Temp file, `fsync`, rename: a reader sees the old or the new file.
+fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    ensure_dir(path)?;
+    let temp = path.with_extension("json.tmp");
+    let mut file = File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&temp, path)
 }
 
 /// Creates the state dir if needed; returns it.
@@ -351,6 +405,7 @@ mod tests {
             semaphores: vec![],
             events: vec![],
             rollouts: Default::default(),
+            timers: vec![],
         }
     }
 

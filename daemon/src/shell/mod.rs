@@ -8,6 +8,7 @@
 pub mod adopt;
 pub mod cgroup;
 pub mod clients;
+pub mod clock_changes;
 pub mod descriptors;
 pub mod event_loop;
 pub mod events;

@@ -158,7 +158,13 @@ fn the_config_reference_documents_exactly_the_accepted_keys() {
             "task",
             &union(
                 &docs,
-                &[unit, "Process keys", "Log keys", "Failure hook keys"],
+                &[
+                    unit,
+                    "Process keys",
+                    "Log keys",
+                    "Failure hook keys",
+                    "Timer keys",
+                ],
             ) - &service_only,
         ),
         ("rlimits", union(&docs, &["`rlimits`"])),

@@ -40,6 +40,7 @@ mod stopping;
 mod supervision;
 mod survivors;
 mod sync;
+mod timers;
 mod top;
 mod usage;
 mod watchdog;

@@ -72,6 +72,7 @@ async fn emit(emitter: &SignalEmitter<'_>, line: &EventLine) -> zbus::Result<()>
         | Lifecycle::HookStarted { .. }
         | Lifecycle::HookExited { .. }
         | Lifecycle::HookFailed { .. }
+        | Lifecycle::TimerFired { .. }
         | Lifecycle::Lagged { .. } => {}
     }
     Ok(())
@@ -99,6 +100,7 @@ pub(super) fn change(event: &Lifecycle) -> &'static str {
         Lifecycle::HookStarted { .. } => "hook_started",
         Lifecycle::HookExited { .. } => "hook_exited",
         Lifecycle::HookFailed { .. } => "hook_failed",
+        Lifecycle::TimerFired { .. } => "timer_fired",
     }
 }
 

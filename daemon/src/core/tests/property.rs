@@ -97,6 +97,19 @@ on_failure_timeout = "1s"
 [pool.solo]
 size = 1
 stop_timeout = "1s"
+
+[task.tick]
+command = ["/bin/tick"]
+every = "700ms"
+every_from = "start"
+overlap = "queue"
+
+[task.cron]
+command = ["/bin/cron"]
+schedule = "*/2 * * * * *"
+pool = "solo"
+overlap = "allow"
+persistent = true
 "#;
 
 /// The config after an edit, for `reload`: scaled, a unit gone, a unit new,
@@ -344,9 +357,12 @@ struct Stats {
 impl Driver {
     fn new(seed: u64) -> Driver {
         let config = parse(CONFIG);
+        let now = Instant::now();
+        let mut core = Supervisor::new(&config);
+        core.set_wall_clock(now, jiff::Timestamp::from_second(1_800_000_000).unwrap());
         Driver {
-            core: Supervisor::new(&config),
-            now: Instant::now(),
+            core,
+            now,
             rng: Rng(seed),
             next_pid: 1000,
             next_request: 0,
@@ -682,11 +698,17 @@ fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
         .filter(|s| !s.joined_terminated)
         .map(|s| s.join_deadline);
     let hooks = core.hooks.next_deadline();
+    let timers = core
+        .timers
+        .values()
+        .filter(|_| core.shutdown.is_none())
+        .filter_map(|t| t.deadline);
     instances
         .chain(tasks)
         .chain(waiters)
         .chain(join)
         .chain(hooks)
+        .chain(timers)
         .min()
 }
 
