@@ -4,13 +4,19 @@
 //! connection's, `connection.rs`'s.
 
 use super::auth::Policy;
+use crate::shell::reexec;
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::UnixListener;
+
+/// How long a re-executed herdd waits for its socket's lock.
+const REEXEC_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// The bound socket, plus the lock that makes it ours. Dropping it removes the socket file.
 pub struct Control {
@@ -113,8 +119,28 @@ fn take_lock(socket: &Path, own_uid: u32) -> anyhow::Result<Flock<File>> {
         .open(lock_path)
         .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", lock_path.display()))?;
     check_owner(lock_path, lock.metadata()?.uid(), 0, own_uid)?;
-    Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
-        nix::errno::Errno::EWOULDBLOCK => anyhow::anyhow!(
+    // After `daemon-reexec` the previous image's lock may still be held: a
+    // child it forked just before the exec keeps a copy of the descriptor
+    // until its own exec closes it. Wait for that, briefly, instead of
+    // failing the re-exec (nothing is served yet: sleeping blocks nobody).
+    let patience = if reexec::is_resuming() {
+        REEXEC_LOCK_WAIT
+    } else {
+        Duration::ZERO
+    };
+    let started = Instant::now();
+    let mut lock = lock;
+    let taken = loop {
+        match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+            Err((file, Errno::EWOULDBLOCK)) if started.elapsed() < patience => {
+                lock = file;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => break other,
+        }
+    };
+    taken.map_err(|(_, errno)| match errno {
+        Errno::EWOULDBLOCK => anyhow::anyhow!(
             "another herdd is already running on {} (it holds {})",
             socket.display(),
             lock_path.display()

@@ -94,6 +94,12 @@ fn keep_open_across_exec(fd: i32) {
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
 }
 
+/// Whether this image was started by `daemon-reexec` (its handover not
+/// taken yet).
+pub fn is_resuming() -> bool {
+    std::env::var_os(RESUME_FD).is_some()
+}
+
 /// The handover from the previous image, when this one was started by
 /// `daemon-reexec`. Clears `HERD_RESUME_FD` so that children never see it.
 pub fn take_handover() -> Option<Result<Handover, String>> {

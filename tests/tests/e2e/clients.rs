@@ -309,3 +309,52 @@ stop_timeout = "1s"
     let starts = std::fs::read_to_string(herd.path("starts")).unwrap();
     assert_eq!(starts.lines().count(), 2, "started, then restarted once");
 }
+
+/// A child forked just before a re-exec holds a copy of the lock's
+/// descriptor until its own exec: the new image waits for it instead of
+/// exiting with "another herdd is already running". The test plays that
+/// child: it takes a copy of herdd's descriptor (pidfd_getfd, as root) and
+/// closes it a little after the re-exec.
+#[test]
+fn a_reexec_waits_for_a_child_that_still_holds_the_socket_lock() {
+    let herd = Herd::start(SETUP);
+    let pid = herd.daemon_pid();
+    let Some(copy) = copy_of_lock_descriptor(pid, &herd) else {
+        eprintln!("skipped: pidfd_getfd is not allowed here");
+        return;
+    };
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(copy);
+    });
+    herd.reexec();
+    release.join().unwrap();
+    herd.wait_for("herdd to answer after its re-exec", |h| {
+        h.ctl(&["status"]).status.success()
+    });
+    assert_eq!(herd.daemon_pid(), pid, "the same herdd, re-executed");
+}
+
+/// A copy of herdd's descriptor of `<socket>.lock` (the same open file, so
+/// the same flock), or `None` where the kernel does not allow taking it.
+fn copy_of_lock_descriptor(pid: u32, herd: &Herd) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut lock = herd.socket.as_os_str().to_owned();
+    lock.push(".lock");
+    let number = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .find(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == lock))
+        .and_then(|fd| fd.file_name().to_str()?.parse::<i32>().ok())
+        .expect("herdd holds its socket's lock");
+    // SAFETY: plain system calls on numbers; each result is checked.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+        if pidfd < 0 {
+            return None;
+        }
+        let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd, number, 0);
+        libc::close(pidfd as i32);
+        (copy >= 0).then(|| std::os::fd::OwnedFd::from_raw_fd(copy as i32))
+    }
+}
