@@ -407,6 +407,9 @@ pub fn fill_payload(payload: &mut serde_json::Value) {
     // independent, and each waits on the kernel more than on the CPU.
     let threads = (entries.len() / ENTRIES_PER_THREAD).clamp(1, MAX_THREADS);
     let chunk = entries.len().div_ceil(threads).max(1);
+    if threads == 1 {
+        return fill_entries(&mut entries);
+    }
     std::thread::scope(|scope| {
         for part in entries.chunks_mut(chunk) {
             scope.spawn(move || fill_entries(part));
