@@ -19,6 +19,7 @@ use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
@@ -49,26 +50,27 @@ impl Units {
 /// walk the long cgroup paths again for every file), and which v2 files
 /// the cgroups below a parent have is read once from its
 /// `cgroup.subtree_control`. Each file is read with one `read` into a
-/// reused buffer. A `status` of hundreds of instances costs three small
-/// reads each.
+/// reused buffer, its relative path written into another: hundreds of
+/// instances cost two or three small reads each and few allocations
+/// (threads reading at once share one malloc arena, see herdd's main).
 pub struct Reader {
     hierarchies: mountinfo::Hierarchies,
     units: Units,
     proc: Option<OwnedFd>,
-    parents: HashMap<PathBuf, Parent>,
+    parents: Vec<Parent>,
+    parent_of_dir: HashMap<PathBuf, usize>,
     /// Per unit: the parent of its instances' cgroups in herd's own tree.
-    own_parents: HashMap<String, Option<PathBuf>>,
+    own_parents: HashMap<String, Option<usize>>,
     buffer: Vec<u8>,
+    path: String,
 }
 
-/// Where one process's figures are: its v2 cgroup (parent, leaf) and the
-/// v1 cgroups herd gave it.
+/// The v1 cgroups herd gave one process, if any.
 #[derive(Default)]
-struct Located {
-    v2: Option<(PathBuf, String)>,
-    memory_v1: Option<PathBuf>,
+struct V1Dirs {
+    memory: Option<PathBuf>,
     cpuacct: Option<PathBuf>,
-    pids_v1: Option<PathBuf>,
+    pids: Option<PathBuf>,
 }
 
 /// A directory whose child cgroups are read.
@@ -92,63 +94,17 @@ impl Reader {
             hierarchies: mountinfo::Hierarchies::parse(&mountinfo),
             units: Units::current(),
             proc: open_dir(Path::new("/proc")),
-            parents: HashMap::new(),
+            parents: Vec::new(),
+            parent_of_dir: HashMap::new(),
             own_parents: HashMap::new(),
             buffer: Vec::new(),
+            path: String::new(),
         }
     }
 
     /// Usage of the instance or task whose leader (and process group) is
     /// `pid`; `None` when it has gone.
     pub fn of(&mut self, pid: u32) -> Option<Usage> {
-        let located = self.locate(pid)?;
-        let members = match &located.v2 {
-            Some((parent, leaf)) => self.pids(parent, leaf),
-            None => group_members(pid),
-        };
-        Some(self.measure(pid, &located, members))
-    }
-
-    /// Usage of instance `index` of `unit`, whose leader is `pid`. Its
-    /// cgroup is where this herdd puts that instance's (`cgroup::tree`):
-    /// when that cgroup holds `pid` and the unit has no v1 cgroups, the
-    /// look-up in `/proc/<pid>/cgroup` is skipped. Anything else (an
-    /// instance adopted from another herdd's tree, no cgroups) is found
-    /// as [`Reader::of`] finds it.
-    pub fn of_instance(&mut self, pid: u32, unit: &str, index: &str) -> Option<Usage> {
-        if let Some(parent) = self.own_parent(unit) {
-            self.parent(&parent);
-            let members = self.pids(&parent, index);
-            if members.contains(&pid) {
-                let located = Located {
-                    v2: Some((parent, index.to_string())),
-                    ..Located::default()
-                };
-                return Some(self.measure(pid, &located, members));
-            }
-        }
-        self.of(pid)
-    }
-
-    /// `<v2 tree>/units/<unit>`, unless herd has no tree or the unit has
-    /// cgroups in a v1 hierarchy too (then they are looked up per process).
-    fn own_parent(&mut self, unit: &str) -> Option<PathBuf> {
-        if let Some(known) = self.own_parents.get(unit) {
-            return known.clone();
-        }
-        let parent = cgroup::tree().and_then(|tree| {
-            let in_v1 = tree
-                .v1
-                .iter()
-                .any(|dir| dir.join("units").join(unit).exists());
-            (!in_v1).then(|| tree.v2.join("units").join(unit))
-        });
-        self.own_parents.insert(unit.to_string(), parent.clone());
-        parent
-    }
-
-    /// Which of herd's cgroups `pid` is in, from `/proc/<pid>/cgroup`.
-    fn locate(&mut self, pid: u32) -> Option<Located> {
         let memberships = self.proc_file(pid, "cgroup")?.to_string();
         let own = |dir: Option<PathBuf>| dir.filter(|dir| is_herds(dir));
         // Only a cgroup herd made for it is looked up in the file system:
@@ -161,31 +117,74 @@ impl Reader {
                 .then(|| own(self.hierarchies.v1_dir(&memberships, controller)))
                 .flatten()
         };
-        let located = Located {
-            v2: v2.as_deref().and_then(split_leaf),
-            memory_v1: v1("memory"),
+        let v1 = V1Dirs {
+            memory: v1("memory"),
             cpuacct: v1("cpuacct"),
-            pids_v1: v1("pids"),
+            pids: v1("pids"),
         };
-        if let Some((parent, _)) = &located.v2 {
-            self.parent(parent);
-        }
-        Some(located)
+        let v2 = v2.as_deref().and_then(split_leaf);
+        let v2 = v2.map(|(parent, leaf)| (self.parent(parent), leaf));
+        let members = match &v2 {
+            Some((parent, leaf)) => self.pids(*parent, leaf),
+            None => group_members(pid),
+        };
+        let v2 = v2.as_ref().map(|(parent, leaf)| (*parent, leaf.as_str()));
+        Some(self.measure(pid, v2, &v1, members))
     }
 
-    /// The figures of `pid`'s cgroups (`located`) and processes (`members`).
-    fn measure(&mut self, pid: u32, located: &Located, mut members: Vec<u32>) -> Usage {
-        let v2 = &located.v2;
-        let (memory, pids) = v2
-            .as_ref()
-            .and_then(|(parent, _)| self.parents.get(parent))
-            .map_or((false, false), |parent| (parent.memory, parent.pids));
+    /// Usage of instance `index` of `unit`, whose leader is `pid`. Its
+    /// cgroup is where this herdd puts that instance's (`cgroup::tree`):
+    /// when that cgroup holds `pid` and the unit has no v1 cgroups, the
+    /// look-up in `/proc/<pid>/cgroup` is skipped. Anything else (an
+    /// instance adopted from another herdd's tree, no cgroups) is found
+    /// as [`Reader::of`] finds it.
+    pub fn of_instance(&mut self, pid: u32, unit: &str, index: &str) -> Option<Usage> {
+        if let Some(parent) = self.own_parent(unit) {
+            let members = self.pids(parent, index);
+            if members.contains(&pid) {
+                let usage = self.measure(pid, Some((parent, index)), &V1Dirs::default(), members);
+                return Some(usage);
+            }
+        }
+        self.of(pid)
+    }
+
+    /// `<v2 tree>/units/<unit>`, unless herd has no tree or the unit has
+    /// cgroups in a v1 hierarchy too (then they are looked up per process).
+    fn own_parent(&mut self, unit: &str) -> Option<usize> {
+        if let Some(known) = self.own_parents.get(unit) {
+            return *known;
+        }
+        let dir = cgroup::tree().and_then(|tree| {
+            let in_v1 = tree
+                .v1
+                .iter()
+                .any(|dir| dir.join("units").join(unit).exists());
+            (!in_v1).then(|| tree.v2.join("units").join(unit))
+        });
+        let parent = dir.map(|dir| self.parent(dir));
+        self.own_parents.insert(unit.to_string(), parent);
+        parent
+    }
+
+    /// The figures of `pid`'s cgroups (`v2`: parent and leaf; `v1`) and
+    /// processes (`members`).
+    fn measure(
+        &mut self,
+        pid: u32,
+        v2: Option<(usize, &str)>,
+        v1: &V1Dirs,
+        mut members: Vec<u32>,
+    ) -> Usage {
+        let (memory, pids) = v2.map_or((false, false), |(parent, _)| {
+            (self.parents[parent].memory, self.parents[parent].pids)
+        });
         if members.is_empty() {
             // Not a group leader (or a cgroup read raced an exit): itself at least.
             members.push(pid);
         }
         let v2_number = |reader: &mut Reader, present: bool, file: &str| {
-            let (parent, leaf) = v2.as_ref().filter(|_| present)?;
+            let (parent, leaf) = v2.filter(|_| present)?;
             reader.cgroup_file(parent, leaf, file)?.trim().parse().ok()
         };
         let mut usage = Usage {
@@ -195,26 +194,23 @@ impl Reader {
             processes: v2_number(self, pids, "pids.current"),
         };
         if usage.memory_bytes.is_none() {
-            usage.memory_bytes = self.number(located.memory_v1.as_ref(), "memory.usage_in_bytes");
-            usage.memory_peak_bytes =
-                self.number(located.memory_v1.as_ref(), "memory.max_usage_in_bytes");
+            usage.memory_bytes = self.number(v1.memory.as_ref(), "memory.usage_in_bytes");
+            usage.memory_peak_bytes = self.number(v1.memory.as_ref(), "memory.max_usage_in_bytes");
         }
         // Where memory comes from /proc anyway, the same read gives CPU
         // time (the processes' own and their reaped children's) and the
         // cgroup's `cpu.stat` is not read: one file less per instance.
         if usage.memory_bytes.is_some() {
-            usage.cpu_usec = v2
-                .as_ref()
-                .and_then(|(parent, leaf)| self.cpu_stat_usec(parent, leaf));
+            usage.cpu_usec = v2.and_then(|(parent, leaf)| self.cpu_stat_usec(parent, leaf));
         }
         if usage.cpu_usec.is_none() {
             usage.cpu_usec = self
-                .number(located.cpuacct.as_ref(), "cpuacct.usage")
+                .number(v1.cpuacct.as_ref(), "cpuacct.usage")
                 .map(|ns| ns / 1000);
         }
         if usage.processes.is_none() {
             usage.processes = self
-                .number(located.pids_v1.as_ref(), "pids.current")
+                .number(v1.pids.as_ref(), "pids.current")
                 .or(Some(members.len() as u64));
         }
         if usage.memory_bytes.is_none() || usage.cpu_usec.is_none() {
@@ -227,35 +223,38 @@ impl Reader {
 
     /// The parent cgroup `dir`, opened and its children's controllers read
     /// on first use.
-    fn parent(&mut self, dir: &Path) -> &Parent {
-        if !self.parents.contains_key(dir) {
-            let list = read(
-                &mut self.buffer,
-                File::open(dir.join("cgroup.subtree_control")),
-            )
-            .unwrap_or_default();
-            let has = |name| list.split_whitespace().any(|word| word == name);
-            let parent = Parent {
-                memory: has("memory"),
-                pids: has("pids"),
-                dir: open_dir(dir),
-            };
-            self.parents.insert(dir.to_path_buf(), parent);
+    fn parent(&mut self, dir: PathBuf) -> usize {
+        if let Some(known) = self.parent_of_dir.get(&dir) {
+            return *known;
         }
-        &self.parents[dir]
+        let list = read(
+            &mut self.buffer,
+            File::open(dir.join("cgroup.subtree_control")),
+        )
+        .unwrap_or_default();
+        let has = |name| list.split_whitespace().any(|word| word == name);
+        let parent = Parent {
+            memory: has("memory"),
+            pids: has("pids"),
+            dir: open_dir(&dir),
+        };
+        self.parents.push(parent);
+        self.parent_of_dir.insert(dir, self.parents.len() - 1);
+        self.parents.len() - 1
     }
 
     /// `<parent>/<leaf>/<file>`, opened relative to the parent.
-    fn cgroup_file(&mut self, parent: &Path, leaf: &str, file: &str) -> Option<&str> {
-        let dir = self.parents.get(parent)?.dir.as_ref()?;
-        read(&mut self.buffer, open_at(dir, &format!("{leaf}/{file}")))
+    fn cgroup_file(&mut self, parent: usize, leaf: &str, file: &str) -> Option<&str> {
+        let dir = self.parents[parent].dir.as_ref()?;
+        self.path.clear();
+        let _ = write!(self.path, "{leaf}/{file}");
+        read(&mut self.buffer, open_at(dir, &self.path))
     }
 
     fn proc_file(&mut self, pid: u32, file: &str) -> Option<&str> {
-        read(
-            &mut self.buffer,
-            open_at(self.proc.as_ref()?, &format!("{pid}/{file}")),
-        )
+        self.path.clear();
+        let _ = write!(self.path, "{pid}/{file}");
+        read(&mut self.buffer, open_at(self.proc.as_ref()?, &self.path))
     }
 
     /// Resident memory (bytes; shared pages count once per process) and
@@ -284,7 +283,7 @@ impl Reader {
             .ok()
     }
 
-    fn pids(&mut self, parent: &Path, leaf: &str) -> Vec<u32> {
+    fn pids(&mut self, parent: usize, leaf: &str) -> Vec<u32> {
         self.cgroup_file(parent, leaf, "cgroup.procs")
             .unwrap_or_default()
             .lines()
@@ -293,7 +292,7 @@ impl Reader {
     }
 
     /// `usage_usec` of a v2 `cpu.stat` (present with or without the cpu controller).
-    fn cpu_stat_usec(&mut self, parent: &Path, leaf: &str) -> Option<u64> {
+    fn cpu_stat_usec(&mut self, parent: usize, leaf: &str) -> Option<u64> {
         self.cgroup_file(parent, leaf, "cpu.stat")?
             .lines()
             .find_map(|line| line.strip_prefix("usage_usec "))?
@@ -405,7 +404,8 @@ pub fn fill_payload(payload: &mut serde_json::Value) {
     }
     // Hundreds of entries are split among a few threads: the reads are
     // independent, and each waits on the kernel more than on the CPU.
-    let threads = (entries.len() / ENTRIES_PER_THREAD).clamp(1, MAX_THREADS);
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = (entries.len() / ENTRIES_PER_THREAD).clamp(1, cpus.min(MAX_THREADS));
     let chunk = entries.len().div_ceil(threads).max(1);
     if threads == 1 {
         return fill_entries(&mut entries);
