@@ -51,8 +51,7 @@ impl Units {
 /// the cgroups below a parent have is read once from its
 /// `cgroup.subtree_control`. Each file is read with one `read` into a
 /// reused buffer, its relative path written into another: hundreds of
-/// instances cost two or three small reads each and few allocations
-/// (threads reading at once share one malloc arena, see herdd's main).
+/// instances cost two or three small reads each and few allocations.
 pub struct Reader {
     hierarchies: mountinfo::Hierarchies,
     units: Units,
@@ -402,24 +401,11 @@ pub fn fill_payload(payload: &mut serde_json::Value) {
             _ => {}
         }
     }
-    // Hundreds of entries are split among a few threads: the reads are
-    // independent, and each waits on the kernel more than on the CPU.
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = (entries.len() / ENTRIES_PER_THREAD).clamp(1, cpus.min(MAX_THREADS));
-    let chunk = entries.len().div_ceil(threads).max(1);
-    if threads == 1 {
-        return fill_entries(&mut entries);
-    }
-    std::thread::scope(|scope| {
-        for part in entries.chunks_mut(chunk) {
-            scope.spawn(move || fill_entries(part));
-        }
-    });
+    // On this one thread: reading `cgroup.procs` takes a lock global to
+    // the kernel, so threads reading at once mostly wait on each other
+    // (measured: more CPU, and no faster, with two threads on two CPUs).
+    fill_entries(&mut entries);
 }
-
-/// Threads one usage read may use, and the fewest entries worth a thread.
-const MAX_THREADS: usize = 4;
-const ENTRIES_PER_THREAD: usize = 128;
 
 fn fill_entries(entries: &mut [(bool, &mut serde_json::Value)]) {
     let mut reader = Reader::new();
