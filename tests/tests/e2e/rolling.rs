@@ -157,7 +157,7 @@ command = ["sh", "-c", "test -e {broken} && exit 1; exec python3 {worker}"]
 instances = 4
 sockets = ["web"]
 ready = "notify"
-start_timeout = "5s"
+start_timeout = "30s"
 "#,
         broken = broken.display()
     );
