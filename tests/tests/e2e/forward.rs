@@ -5,11 +5,10 @@
 use crate::harness::*;
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// A config whose `[herd]` table (written by the harness) also has
 /// `journal_socket = "<dir>/journal.sock"`.
@@ -205,12 +204,7 @@ fn launch_with_pipes(herd: &Herd) -> (OwnHerdd, Collected, Collected) {
         .unwrap();
     let stdout = Collected::read_from(child.stdout.take().unwrap());
     let stderr = Collected::read_from(child.stderr.take().unwrap());
-    let daemon = OwnHerdd(child);
-    let started = Instant::now();
-    while UnixStream::connect(&herd.socket).is_err() {
-        assert!(started.elapsed() < DEADLINE, "herdd did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let daemon = OwnHerdd::started(child, herd, &herd.socket);
     (daemon, stdout, stderr)
 }
 
@@ -368,12 +362,7 @@ log = "console"
         .unwrap();
     // Held open and never read: the pipe fills, then herdd's writes wait.
     let _unread = child.stdout.take().unwrap();
-    let _daemon = OwnHerdd(child);
-    let started = Instant::now();
-    while UnixStream::connect(&herd.socket).is_err() {
-        assert!(started.elapsed() < DEADLINE, "herdd did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let _daemon = OwnHerdd::started(child, &herd, &herd.socket);
     wait_until("herdd to say it drops lines", || {
         herd.log().contains("forwarded output falls behind")
     });

@@ -408,7 +408,7 @@ impl OwnHerdd {
         let log = std::fs::File::create(herd.path("herdd.log")).unwrap();
         let mut command = Command::new(bin("herdd"));
         prepare(&mut command);
-        let mut child = command
+        let child = command
             .arg("--config")
             .arg(&herd.config)
             .envs(env.iter().copied())
@@ -418,6 +418,12 @@ impl OwnHerdd {
             .stderr(log)
             .spawn()
             .unwrap();
+        OwnHerdd::started(child, herd, socket)
+    }
+
+    /// Takes charge of a herdd the test spawned itself (say, with its
+    /// output on pipes) once `socket` answers.
+    pub fn started(mut child: Child, herd: &Herd, socket: &Path) -> OwnHerdd {
         let started = Instant::now();
         while UnixStream::connect(socket).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
