@@ -93,6 +93,15 @@ fn run_until(h: &mut Harness, name: &str, run: Duration, until: Timestamp) -> Ve
     started
 }
 
+/// `h:m` on 2026-06-01, UTC: the clock-jump tests' wall times.
+fn june_first_utc(h: i8, m: i8) -> Timestamp {
+    date(2026, 6, 1)
+        .at(h, m, 0, 0)
+        .to_zoned(TimeZone::UTC)
+        .unwrap()
+        .timestamp()
+}
+
 fn local(zone: &TimeZone, times: &[Timestamp]) -> Vec<String> {
     times
         .iter()
@@ -208,17 +217,10 @@ fn a_clock_set_back_does_not_run_a_slot_again() {
     let units = vec![timed("job", cron("*/15 * * * *"), Overlap::Skip, None)];
     let mut h = at(units, &zone, date(2026, 6, 1).at(9, 55, 0, 0));
     h.boot();
-    let ts = |h: u8, m: u8| {
-        date(2026, 6, 1)
-            .at(h as i8, m as i8, 0, 0)
-            .to_zoned(TimeZone::UTC)
-            .unwrap()
-            .timestamp()
-    };
-    let mut runs = run_until(&mut h, "job", 10 * MS, ts(10, 20));
+    let mut runs = run_until(&mut h, "job", 10 * MS, june_first_utc(10, 20));
     assert_eq!(local(&zone, &runs), ["06-01 10:00 UTC", "06-01 10:15 UTC"]);
-    jump(&mut h, ts(9, 20));
-    runs.extend(run_until(&mut h, "job", 10 * MS, ts(10, 50)));
+    jump(&mut h, june_first_utc(9, 20));
+    runs.extend(run_until(&mut h, "job", 10 * MS, june_first_utc(10, 50)));
     assert_eq!(
         local(&zone, &runs),
         [
@@ -237,16 +239,9 @@ fn a_clock_set_forward_runs_the_jumped_slots_once() {
     let units = vec![timed("job", cron("*/15 * * * *"), Overlap::Skip, None)];
     let mut h = at(units, &zone, date(2026, 6, 1).at(9, 55, 0, 0));
     h.boot();
-    let ts = |h: u8, m: u8| {
-        date(2026, 6, 1)
-            .at(h as i8, m as i8, 0, 0)
-            .to_zoned(TimeZone::UTC)
-            .unwrap()
-            .timestamp()
-    };
-    let mut runs = run_until(&mut h, "job", 10 * MS, ts(10, 20));
-    jump(&mut h, ts(12, 20));
-    runs.extend(run_until(&mut h, "job", 10 * MS, ts(13, 0)));
+    let mut runs = run_until(&mut h, "job", 10 * MS, june_first_utc(10, 20));
+    jump(&mut h, june_first_utc(12, 20));
+    runs.extend(run_until(&mut h, "job", 10 * MS, june_first_utc(13, 0)));
     assert_eq!(
         local(&zone, &runs),
         [
@@ -267,19 +262,12 @@ fn told_of_a_clock_set_forward_the_jumped_slots_run_once_at_once() {
     let units = vec![timed("job", cron("*/15 * * * *"), Overlap::Skip, None)];
     let mut h = at(units, &zone, date(2026, 6, 1).at(9, 55, 0, 0));
     h.boot();
-    let ts = |h: u8, m: u8| {
-        date(2026, 6, 1)
-            .at(h as i8, m as i8, 0, 0)
-            .to_zoned(TimeZone::UTC)
-            .unwrap()
-            .timestamp()
-    };
-    let mut runs = run_until(&mut h, "job", 10 * MS, ts(10, 20));
-    jump(&mut h, ts(12, 20));
+    let mut runs = run_until(&mut h, "job", 10 * MS, june_first_utc(10, 20));
+    jump(&mut h, june_first_utc(12, 20));
     let now = h.now;
     h.core.clock_changed(now);
     assert_eq!(h.core.next_deadline(), Some(now), "10:30 is due now");
-    runs.extend(run_until(&mut h, "job", 10 * MS, ts(12, 50)));
+    runs.extend(run_until(&mut h, "job", 10 * MS, june_first_utc(12, 50)));
     assert_eq!(
         local(&zone, &runs),
         [
