@@ -310,19 +310,16 @@ impl Supervisor {
         self.timers = timers;
     }
 
-    /// What `<state_dir>/timers.json` and the snapshots keep.
+    /// What the snapshots keep: each timer's history and what is under way.
     pub fn timer_snapshots(&self, now: Instant) -> Vec<TimerSnapshot> {
         self.timers
             .iter()
             .map(|(name, timer)| TimerSnapshot {
-                unit: name.clone(),
-                last_run: timer.last_run.clone(),
-                runs: timer.runs,
-                last_slot: timer.last_slot.map(|slot| slot.to_string()),
                 running: timer.running,
                 tasks: timer.tasks.clone(),
                 queued: timer.queued,
                 deadline_in_ms: timer.deadline.map(|d| until(now, d)),
+                ..history(name, timer)
             })
             .collect()
     }
@@ -331,16 +328,7 @@ impl Supervisor {
     pub fn timer_history(&self) -> Vec<TimerSnapshot> {
         self.timers
             .iter()
-            .map(|(name, timer)| TimerSnapshot {
-                unit: name.clone(),
-                last_run: timer.last_run.clone(),
-                runs: timer.runs,
-                last_slot: timer.last_slot.map(|slot| slot.to_string()),
-                running: false,
-                tasks: Vec::new(),
-                queued: false,
-                deadline_in_ms: None,
-            })
+            .map(|(name, timer)| history(name, timer))
             .collect()
     }
 
@@ -374,5 +362,19 @@ fn task_result(task: &super::Task) -> String {
         (Some(exit), _) => format!("{exit}"),
         (None, Some(reason)) => format!("{}: {reason}", task.state),
         (None, None) => task.state.to_string(),
+    }
+}
+
+/// A timer's history (its runs and last slot), with nothing under way.
+fn history(name: &str, timer: &Timer) -> TimerSnapshot {
+    TimerSnapshot {
+        unit: name.to_string(),
+        last_run: timer.last_run.clone(),
+        runs: timer.runs,
+        last_slot: timer.last_slot.map(|slot| slot.to_string()),
+        running: false,
+        tasks: Vec::new(),
+        queued: false,
+        deadline_in_ms: None,
     }
 }
