@@ -6,7 +6,7 @@
 //! syscalls, no allocation, no locks.
 
 use super::cgroup::{Cgroups, Placement};
-use super::fork::{fork_exec, ExecPlan, Stdio};
+use super::fork::{fork_exec, ExecPlan, ForkError, Stdio};
 use crate::core::{Output, Owner, SpawnSpec};
 use herd_config::Rlimit;
 use nix::errno::Errno;
@@ -101,8 +101,11 @@ pub fn spawn(
             Ok(())
         }
     };
-    let forked =
-        fork_exec(&plan, apply, into_cgroup).map_err(|err| format!("fork: {}", describe(&err)))?;
+    let forked = fork_exec(&plan, apply, into_cgroup).map_err(|err| match err {
+        ForkError::Fork(err) => format!("fork: {}", describe(&err)),
+        // As a failure reported by a forked child (`ExecErrors`) reads.
+        ForkError::Child(err) => format!("exec {program}: {}", describe(&err)),
+    })?;
     let output = match (forked.stdout, forked.stderr) {
         (Some(stdout), Some(stderr)) => Some((stdout, stderr)),
         _ => None,
