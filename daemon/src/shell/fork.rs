@@ -220,8 +220,8 @@ pub enum ForkError {
     /// setup before it (a cgroup it could not join, a limit it could not
     /// set...). It has exited already. Only the vfork-style clone knows this
     /// when `fork_exec` returns; after a plain fork it comes through
-    /// [`ExecErrors`].
-    Child(io::Error),
+    /// [`ExecErrors`]. `pid` is left for the reaper.
+    Child { pid: u32, error: io::Error },
 }
 
 /// Starts `plan`: the child moves into its own process group, gets default
@@ -237,6 +237,25 @@ pub fn fork_exec<F: Fn() -> io::Result<()>>(
     plan: &ExecPlan,
     setup: F,
     into_cgroup: Option<(RawFd, RawFd)>,
+) -> Result<Forked, ForkError> {
+    start(plan, setup, into_cgroup, How::Best)
+}
+
+/// Which clone [`start`] uses.
+#[derive(Clone, Copy)]
+enum How {
+    /// vfork-style where available, else fork.
+    Best,
+    /// Always fork (the fallback, which tests take on purpose).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Fork,
+}
+
+fn start<F: Fn() -> io::Result<()>>(
+    plan: &ExecPlan,
+    setup: F,
+    into_cgroup: Option<(RawFd, RawFd)>,
+    how: How,
 ) -> Result<Forked, ForkError> {
     let null = open_null().map_err(ForkError::Fork)?;
     let (stdout_read, stdout_write) = pipe_for(&plan.stdout).map_err(ForkError::Fork)?;
@@ -262,7 +281,11 @@ pub fn fork_exec<F: Fn() -> io::Result<()>>(
     // No handler of herdd's may run in the child before it has reset them;
     // the guard restores this thread's mask when the clone has returned.
     let blocked = BlockedSignals::all();
-    let pid = match vfork_style(&mut child, into_cgroup) {
+    let vfork = match how {
+        How::Best => vfork_style(&mut child, into_cgroup),
+        How::Fork => None,
+    };
+    let pid = match vfork {
         Some(result) => result,
         None => fork_style(&mut child, into_cgroup),
     };
@@ -274,7 +297,10 @@ pub fn fork_exec<F: Fn() -> io::Result<()>>(
             stdout: stdout_read,
             stderr: stderr_read,
         }),
-        errno => Err(ForkError::Child(io::Error::from_raw_os_error(errno))),
+        errno => Err(ForkError::Child {
+            pid: pid as u32,
+            error: io::Error::from_raw_os_error(errno),
+        }),
     }
 }
 
@@ -875,6 +901,126 @@ fn executable(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::Pid;
+    use std::io::Read;
+    use std::sync::atomic::AtomicUsize;
+
+    fn plan(argv: &[&str], env: &[(&str, &str)]) -> ExecPlan {
+        let env = env
+            .iter()
+            .map(|(key, value)| (OsString::from(key), OsString::from(value)))
+            .collect();
+        let args: Vec<String> = argv[1..].iter().map(|arg| arg.to_string()).collect();
+        ExecPlan::new(argv[0], &args, env, None, Stdio::Pipe, Stdio::Null).unwrap()
+    }
+
+    fn no_setup() -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Its stdout, then how it ended.
+    fn finish(forked: Forked) -> (String, WaitStatus) {
+        let mut text = String::new();
+        std::fs::File::from(forked.stdout.unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let status = waitpid(Pid::from_raw(forked.pid as i32), None).unwrap();
+        (text, status)
+    }
+
+    /// On both paths: the child fills in `LISTEN_PID` with its own pid (in
+    /// the envp array it shares with the parent on the vfork path), runs in
+    /// a process group of its own, and the parent gets its output.
+    #[test]
+    fn the_child_names_its_own_pid_and_leads_its_own_group() {
+        let plan = plan(
+            &["/bin/sh", "-c", "echo $LISTEN_PID $$ $(cut -d' ' -f5 /proc/$$/stat)"],
+            &[("LISTEN_PID", ""), ("PATH", "/usr/bin:/bin")],
+        );
+        for how in [How::Best, How::Fork] {
+            let forked = start(&plan, no_setup, None, how).unwrap();
+            let pid = forked.pid;
+            let (text, status) = finish(forked);
+            assert_eq!(text, format!("{pid} {pid} {pid}\n"));
+            assert_eq!(status, WaitStatus::Exited(Pid::from_raw(pid as i32), 0));
+        }
+    }
+
+    /// The vfork-style child's failure is known when the call returns,
+    /// with the errno of the step that failed.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_failure_in_the_child_comes_back_at_once() {
+        let plan = plan(&["/bin/true"], &[]);
+        let refuse = || Err(io::Error::from_raw_os_error(libc::EPERM));
+        let Err(ForkError::Child { pid, error }) = start(&plan, refuse, None, How::Best) else {
+            panic!("the child's failure was not reported");
+        };
+        assert_eq!(error.raw_os_error(), Some(libc::EPERM));
+        let status = waitpid(Pid::from_raw(pid as i32), None).unwrap();
+        assert_eq!(status, WaitStatus::Exited(Pid::from_raw(pid as i32), 127));
+    }
+
+    static HANDLED: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn count(_: libc::c_int) {
+        HANDLED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A signal that reaches the child before its exec takes the default
+    /// action: the parent's handler would run on the parent's memory (on
+    /// the vfork path the counter it bumps is the parent's own).
+    #[test]
+    fn a_handler_of_the_parent_never_runs_in_the_child() {
+        // SAFETY: installs a handler that only bumps an atomic, for a
+        // signal nothing else in this test binary uses.
+        unsafe {
+            let handler: extern "C" fn(libc::c_int) = count;
+            libc::signal(libc::SIGUSR2, handler as libc::sighandler_t);
+        }
+        let plan = plan(&["/bin/true"], &[]);
+        let signal_self = || {
+            // SAFETY: kill and getpid on this (child) process.
+            unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+            Ok(())
+        };
+        for how in [How::Best, How::Fork] {
+            let forked = start(&plan, signal_self, None, how).unwrap();
+            let pid = Pid::from_raw(forked.pid as i32);
+            let (_, status) = finish(forked);
+            assert_eq!(
+                status,
+                WaitStatus::Signaled(pid, nix::sys::signal::Signal::SIGUSR2, false)
+            );
+        }
+        assert_eq!(HANDLED.load(Ordering::SeqCst), 0);
+    }
+
+    /// Children started one after the other while other threads allocate
+    /// and free without pause (a child that took malloc's lock, or wrote
+    /// where they do, would hang or crash this): all run and exit 0.
+    #[test]
+    fn spawns_while_other_threads_allocate() {
+        let plan = plan(&["/bin/sh", "-c", "echo ok"], &[]);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    while !done.load(Ordering::Relaxed) {
+                        let junk: Vec<Vec<u8>> = (1..64).map(|n| vec![n as u8; n * 97]).collect();
+                        std::hint::black_box(junk);
+                    }
+                });
+            }
+            for _ in 0..100 {
+                let forked = start(&plan, no_setup, None, How::Best).unwrap();
+                let pid = Pid::from_raw(forked.pid as i32);
+                assert_eq!(finish(forked), ("ok\n".to_string(), WaitStatus::Exited(pid, 0)));
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+    }
 
     #[test]
     fn listen_pid_is_written_in_decimal_with_a_terminating_nul() {

@@ -104,7 +104,7 @@ pub fn spawn(
     let forked = fork_exec(&plan, apply, into_cgroup).map_err(|err| match err {
         ForkError::Fork(err) => format!("fork: {}", describe(&err)),
         // As a failure reported by a forked child (`ExecErrors`) reads.
-        ForkError::Child(err) => format!("exec {program}: {}", describe(&err)),
+        ForkError::Child { error, .. } => format!("exec {program}: {}", describe(&error)),
     })?;
     let output = match (forked.stdout, forked.stderr) {
         (Some(stdout), Some(stderr)) => Some((stdout, stderr)),
