@@ -14,10 +14,11 @@
 //! child joins them by writing `0` to their `cgroup.procs`, opened by the
 //! shell before the fork, between fork and exec (one async-signal-safe
 //! `write` each). So the program and all its descendants are under their
-//! limits from their first instruction; only the moment between the fork and
-//! the exec — when herdd already reports the pid but the child is still a copy
-//! of herdd that may not have been scheduled yet — shows herdd's own v1
-//! cgroups in `/proc/<pid>/cgroup`.
+//! limits from their first instruction. Where herdd forks rather than clones
+//! vfork-style (fork.rs), the moment between the fork and the exec — when
+//! herdd already reports the pid but the child is still a copy of herdd
+//! that may not have been scheduled yet — shows herdd's own v1 cgroups in
+//! `/proc/<pid>/cgroup`; the vfork-style clone returns only after the exec.
 //!
 //! When the process exits the core asks to kill its leftovers
 //! ([`Cgroups::kill_leftovers`]): `1` goes to the cgroup's `cgroup.kill`,

@@ -161,6 +161,10 @@ pub struct Forked {
     pub pid: u32,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// Its start time as `/proc/<pid>/stat` gives it (field 22, clock
+    /// ticks since boot), when the clone fell within one tick: known
+    /// without reading `/proc`.
+    pub start_time: Option<u64>,
 }
 
 /// The write end of the exec-error pipe, for children (set once by [`ExecErrors::open`]).
@@ -257,14 +261,14 @@ fn start<F: Fn() -> io::Result<()>>(
     into_cgroup: Option<(RawFd, RawFd)>,
     how: How,
 ) -> Result<Forked, ForkError> {
-    let null = open_null().map_err(ForkError::Fork)?;
+    let null = dev_null().map_err(ForkError::Fork)?;
     let (stdout_read, stdout_write) = pipe_for(&plan.stdout).map_err(ForkError::Fork)?;
     let (stderr_read, stderr_write) = pipe_for(&plan.stderr).map_err(ForkError::Fork)?;
     let argv = pointers(&plan.argv);
     let mut envp = pointers(&plan.envp);
     let target = |stdio: &Stdio, write: &Option<OwnedFd>| match stdio {
         Stdio::Inherit => None,
-        Stdio::Null => Some(null.as_raw_fd()),
+        Stdio::Null => Some(null),
         Stdio::Pipe => write.as_ref().map(AsRawFd::as_raw_fd),
     };
     let mut child = Child {
@@ -272,7 +276,7 @@ fn start<F: Fn() -> io::Result<()>>(
         argv: argv.as_ptr(),
         envp: envp.as_mut_ptr(),
         pid_entries: [[0; 32]; PID_VARIABLES.len()],
-        null: null.as_raw_fd(),
+        null,
         stdout: target(&plan.stdout, &stdout_write),
         stderr: target(&plan.stderr, &stderr_write),
         setup: &setup,
@@ -281,6 +285,7 @@ fn start<F: Fn() -> io::Result<()>>(
     // No handler of herdd's may run in the child before it has reset them;
     // the guard restores this thread's mask when the clone has returned.
     let blocked = BlockedSignals::all();
+    let before = boot_ticks();
     let vfork = match how {
         How::Best => vfork_style(&mut child, into_cgroup),
         How::Fork => None,
@@ -289,6 +294,7 @@ fn start<F: Fn() -> io::Result<()>>(
         Some(result) => result,
         None => fork_style(&mut child, into_cgroup),
     };
+    let after = boot_ticks();
     drop(blocked);
     let pid = pid.map_err(ForkError::Fork)?;
     match child.failure.load(Ordering::Acquire) {
@@ -296,6 +302,7 @@ fn start<F: Fn() -> io::Result<()>>(
             pid: pid as u32,
             stdout: stdout_read,
             stderr: stderr_read,
+            start_time: before.filter(|_| before == after),
         }),
         errno => Err(ForkError::Child {
             pid: pid as u32,
@@ -853,12 +860,32 @@ fn pipe_for(stdio: &Stdio) -> io::Result<(Option<OwnedFd>, Option<OwnedFd>)> {
     }
 }
 
-fn open_null() -> io::Result<OwnedFd> {
+/// /dev/null, opened once (close-on-exec: each child gets its own copy
+/// as stdin, and stdout/stderr where asked).
+fn dev_null() -> io::Result<RawFd> {
+    static NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+    if let Some(null) = NULL.get() {
+        return Ok(null.as_raw_fd());
+    }
     let file = std::fs::File::options()
         .read(true)
         .write(true)
         .open("/dev/null")?;
-    Ok(file.into())
+    Ok(NULL.get_or_init(|| file.into()).as_raw_fd())
+}
+
+/// `CLOCK_BOOTTIME` in the clock ticks of `/proc/<pid>/stat`'s start time
+/// (the kernel stamps a new process with that clock, and `/proc` rounds it
+/// down to ticks): a clone between two equal readings started in that tick.
+fn boot_ticks() -> Option<u64> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    // SAFETY: sysconf reads no memory of ours.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = u64::try_from(per_second)
+        .ok()
+        .filter(|ticks| *ticks > 0 && 1_000_000_000 % ticks == 0)?;
+    let nanos = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
+    Some(nanos / (1_000_000_000 / per_second))
 }
 
 /// The file `exec` would run: `program` itself if it has a `/` (relative to
@@ -945,6 +972,25 @@ mod tests {
             assert_eq!(text, format!("{pid} {pid} {pid}\n"));
             assert_eq!(status, WaitStatus::Exited(Pid::from_raw(pid as i32), 0));
         }
+    }
+
+    /// The start time known from the clock is the one `/proc` shows (what
+    /// adoption after a crash compares).
+    #[test]
+    fn the_start_time_is_the_one_proc_shows() {
+        let plan = plan(&["/bin/true"], &[]);
+        let mut known = 0;
+        for _ in 0..20 {
+            let forked = start(&plan, no_setup, None, How::Best).unwrap();
+            let pid = forked.pid;
+            if let Some(start_time) = forked.start_time {
+                // A zombie until reaped below: /proc still has it.
+                assert_eq!(Some(start_time), crate::shell::adopt::start_time(pid));
+                known += 1;
+            }
+            finish(forked);
+        }
+        assert!(known > 0, "no clone fell within one clock tick");
     }
 
     /// The vfork-style child's failure is known when the call returns,
