@@ -574,16 +574,25 @@ impl Cgroups {
         confinement: &Confinement,
     ) -> io::Result<(File, File, bool)> {
         let leaf = root.join(relative);
-        let mut dir = root.to_path_buf();
-        let parents: Vec<_> = relative.parent().into_iter().flat_map(Path::iter).collect();
-        for part in parents {
-            dir.push(part);
-            if create_dir(&dir)? {
-                enable(&dir, &self.enabled);
+        // The leaf first: its parents are there but for the first of a unit
+        // (or after they were removed once empty), and a spawn saves the
+        // syscalls of looking at each of them.
+        let created = match create_dir(&leaf) {
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                let mut dir = root.to_path_buf();
+                let parents: Vec<_> = relative.parent().into_iter().flat_map(Path::iter).collect();
+                for part in parents {
+                    dir.push(part);
+                    if create_dir(&dir)? {
+                        enable(&dir, &self.enabled);
+                    }
+                }
+                create_dir(&leaf)?
             }
-        }
+            created => created?,
+        };
         // A leftover cgroup of this instance's last run is used again.
-        let reused = !create_dir(&leaf)?;
+        let reused = !created;
         self.doomed.retain(|doomed| doomed != &leaf);
         let (directory, procs) = self.configure_v2(&leaf, confinement)?;
         Ok((directory, procs, reused))
