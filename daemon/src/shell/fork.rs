@@ -962,7 +962,11 @@ mod tests {
     #[test]
     fn the_child_names_its_own_pid_and_leads_its_own_group() {
         let plan = plan(
-            &["/bin/sh", "-c", "echo $LISTEN_PID $$ $(cut -d' ' -f5 /proc/$$/stat)"],
+            &[
+                "/bin/sh",
+                "-c",
+                "echo $LISTEN_PID $$ $(cut -d' ' -f5 /proc/$$/stat)",
+            ],
             &[("LISTEN_PID", ""), ("PATH", "/usr/bin:/bin")],
         );
         for how in [How::Best, How::Fork] {
@@ -1062,7 +1066,10 @@ mod tests {
             for _ in 0..100 {
                 let forked = start(&plan, no_setup, None, How::Best).unwrap();
                 let pid = Pid::from_raw(forked.pid as i32);
-                assert_eq!(finish(forked), ("ok\n".to_string(), WaitStatus::Exited(pid, 0)));
+                assert_eq!(
+                    finish(forked),
+                    ("ok\n".to_string(), WaitStatus::Exited(pid, 0))
+                );
             }
             done.store(true, Ordering::Relaxed);
         });
