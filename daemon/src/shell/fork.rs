@@ -47,7 +47,8 @@
 //!
 //! While the child works, herdd's event loop waits for it: a few dozen
 //! syscalls, but a child stopped or blocked before its exec (a cwd on a
-//! hung network mount) holds the loop too, as it would with `posix_spawn`.
+//! hung network mount; joining a v1 cgroup waits for an RCU grace period)
+//! holds the loop too, as it would with `posix_spawn`.
 //!
 //! # fork (other architectures, old kernels)
 //!
@@ -1010,6 +1011,31 @@ mod tests {
         assert_eq!(error.raw_os_error(), Some(libc::EPERM));
         let status = waitpid(Pid::from_raw(pid as i32), None).unwrap();
         assert_eq!(status, WaitStatus::Exited(Pid::from_raw(pid as i32), 127));
+    }
+
+    /// A child that changes its credentials clears the dumpable flag of the
+    /// memory it shares with the parent (with `fs.suid_dumpable` 0, the
+    /// default): the parent sets it back, or herdd could no longer dump core
+    /// and its /proc files would turn root's. Needs root to change uid.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_parent_stays_dumpable_after_a_child_changed_credentials() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let plan = plan(&["/bin/true"], &[]);
+        let become_nobody = || {
+            // SAFETY: raw syscalls in the child, as spawn.rs makes them.
+            unsafe {
+                libc::syscall(libc::SYS_setgid, 65534);
+                libc::syscall(libc::SYS_setuid, 65534);
+            }
+            Ok(())
+        };
+        let forked = start(&plan, become_nobody, None, How::Best).unwrap();
+        finish(forked);
+        // SAFETY: prctl reads no memory.
+        assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, 1);
     }
 
     static HANDLED: AtomicUsize = AtomicUsize::new(0);
