@@ -14,10 +14,11 @@
 //! child joins them by writing `0` to their `cgroup.procs`, opened by the
 //! shell before the fork, between fork and exec (one async-signal-safe
 //! `write` each). So the program and all its descendants are under their
-//! limits from their first instruction; only the moment between the fork and
-//! the exec — when herdd already reports the pid but the child is still a copy
-//! of herdd that may not have been scheduled yet — shows herdd's own v1
-//! cgroups in `/proc/<pid>/cgroup`.
+//! limits from their first instruction. Where herdd forks rather than clones
+//! vfork-style (fork.rs), the moment between the fork and the exec — when
+//! herdd already reports the pid but the child is still a copy of herdd
+//! that may not have been scheduled yet — shows herdd's own v1 cgroups in
+//! `/proc/<pid>/cgroup`; the vfork-style clone returns only after the exec.
 //!
 //! When the process exits the core asks to kill its leftovers
 //! ([`Cgroups::kill_leftovers`]): `1` goes to the cgroup's `cgroup.kill`,
@@ -573,16 +574,25 @@ impl Cgroups {
         confinement: &Confinement,
     ) -> io::Result<(File, File, bool)> {
         let leaf = root.join(relative);
-        let mut dir = root.to_path_buf();
-        let parents: Vec<_> = relative.parent().into_iter().flat_map(Path::iter).collect();
-        for part in parents {
-            dir.push(part);
-            if create_dir(&dir)? {
-                enable(&dir, &self.enabled);
+        // The leaf first: its parents are there but for the first of a unit
+        // (or after they were removed once empty), and a spawn saves the
+        // syscalls of looking at each of them.
+        let created = match create_dir(&leaf) {
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                let mut dir = root.to_path_buf();
+                let parents: Vec<_> = relative.parent().into_iter().flat_map(Path::iter).collect();
+                for part in parents {
+                    dir.push(part);
+                    if create_dir(&dir)? {
+                        enable(&dir, &self.enabled);
+                    }
+                }
+                create_dir(&leaf)?
             }
-        }
+            created => created?,
+        };
         // A leftover cgroup of this instance's last run is used again.
-        let reused = !create_dir(&leaf)?;
+        let reused = !created;
         self.doomed.retain(|doomed| doomed != &leaf);
         let (directory, procs) = self.configure_v2(&leaf, confinement)?;
         Ok((directory, procs, reused))

@@ -777,7 +777,8 @@ impl Shell {
             },
             _ => {}
         }
-        if let Some(start) = adopt::start_time(spawned.pid) {
+        let start = spawned.start_time;
+        if let Some(start) = start.or_else(|| adopt::start_time(spawned.pid)) {
             self.starts.insert(spawned.pid, start);
         }
         self.programs.insert(spawned.pid, spec.argv[0].clone());

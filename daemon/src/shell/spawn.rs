@@ -1,12 +1,13 @@
 //! fork/exec of one process, as `SpawnSpec` describes it.
 //!
-//! `fork.rs` does the fork and exec without waiting for the exec; this file
-//! prepares what the child needs (credentials, limits, environment). What the
-//! child does between fork and exec must be async-signal-safe: only raw
-//! syscalls, no allocation, no locks.
+//! `fork.rs` makes the child and execs; this file prepares what the child
+//! needs (credentials, limits, environment). What the child does between
+//! the clone and the exec follows `fork.rs`'s rules: the child may share
+//! herdd's memory, so only raw syscalls on memory prepared here, no
+//! allocation, no locks.
 
 use super::cgroup::{Cgroups, Placement};
-use super::fork::{fork_exec, ExecPlan, Stdio};
+use super::fork::{fork_exec, ExecPlan, ForkError, Stdio};
 use crate::core::{Output, Owner, SpawnSpec};
 use herd_config::Rlimit;
 use nix::errno::Errno;
@@ -21,6 +22,8 @@ pub struct Spawned {
     pub pid: u32,
     /// Read ends of its stdout and stderr pipes, when the spec asked for capture.
     pub output: Option<(OwnedFd, OwnedFd)>,
+    /// Its start time in `/proc/<pid>/stat`'s terms, when known without reading it.
+    pub start_time: Option<u64>,
 }
 
 /// `PATH` of a `clear_env` process whose `env` sets none (systemd's default).
@@ -101,8 +104,11 @@ pub fn spawn(
             Ok(())
         }
     };
-    let forked =
-        fork_exec(&plan, apply, into_cgroup).map_err(|err| format!("fork: {}", describe(&err)))?;
+    let forked = fork_exec(&plan, apply, into_cgroup).map_err(|err| match err {
+        ForkError::Fork(err) => format!("fork: {}", describe(&err)),
+        // As a failure reported by a forked child (`ExecErrors`) reads.
+        ForkError::Child { error, .. } => format!("exec {program}: {}", describe(&error)),
+    })?;
     let output = match (forked.stdout, forked.stderr) {
         (Some(stdout), Some(stderr)) => Some((stdout, stderr)),
         _ => None,
@@ -110,6 +116,7 @@ pub fn spawn(
     Ok(Spawned {
         pid: forked.pid,
         output,
+        start_time: forked.start_time,
     })
 }
 
@@ -199,10 +206,11 @@ impl ChildSetup {
             || self.credentials.is_some()
     }
 
-    /// Runs in the forked child: async-signal-safe syscalls only.
+    /// Runs in the child, before its exec: raw syscalls only (fork.rs).
     fn apply(&self) -> io::Result<()> {
-        // SAFETY: (the whole function) plain syscalls on memory owned by
-        // `self`, which the fork copied; no allocation, no locks.
+        // SAFETY: (the whole function) plain syscalls that only read memory
+        // owned by `self` (shared with the parent, which waits, or copied
+        // by a fork); no allocation, no locks.
         unsafe {
             // First, while still root: from here on every descendant is in
             // the cgroups too (and counted against their limits).
@@ -223,9 +231,11 @@ impl ChildSetup {
             }
             if let Some(credentials) = &self.credentials {
                 // Raw syscalls, not glibc's wrappers: those apply the change
-                // to every thread glibc knows of, and a child forked by a raw
+                // to every thread glibc knows of, and a child made by a raw
                 // clone3 still lists herdd's other threads (the journal
                 // writer), so the wrapper would wait for them for ever.
+                // They change this process's credentials only, even when it
+                // shares herdd's memory.
                 check_syscall(libc::syscall(
                     libc::SYS_setgroups,
                     credentials.groups.len(),

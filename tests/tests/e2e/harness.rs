@@ -202,8 +202,9 @@ impl Herd {
             .unwrap_or_else(|| panic!("{name} has no pid")) as u32
     }
 
-    /// The pid of instance `name` once it runs its own program. herdd reports
-    /// a process as soon as it is forked, before its exec: until then /proc
+    /// The pid of instance `name` once it runs its own program. Where herdd
+    /// forks (not x86_64, old kernels) it reports a process as soon as it is
+    /// forked, before its exec: until then /proc
     /// shows a copy of herdd (herdd's environment, and herdd's cgroups in the
     /// v1 hierarchies the child joins just before its exec), so a test that
     /// inspects the process waits for the exec.

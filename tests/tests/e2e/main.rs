@@ -36,6 +36,7 @@ mod rust_client;
 mod security;
 mod service;
 mod sockets;
+mod spawning;
 mod stopping;
 mod supervision;
 mod survivors;
