@@ -3,10 +3,11 @@
 //! On linux-gnu the standard library asks the linker for `-lgcc_s`, the
 //! shared unwinder. Loading that library costs every herdctl run a second
 //! shared object to map and relocate and, worse, its constructor's `cpuid`
-//! instructions, which trap to the hypervisor in a virtual machine: about a
-//! tenth of a `herdctl status` (bench/ctl). herdctl is a short-lived process
-//! whose start-up is its speed, so its unwinder comes from gcc's static
-//! `libgcc_eh.a` instead, exactly as in Rust's own fully static glibc builds:
+//! instructions, which trap to the hypervisor in a virtual machine: about
+//! 5 % of a `herdctl status` (bench/README.md, `bench/ctl`), as much as
+//! herdctl's own code. herdctl is a short-lived process whose start-up is
+//! its speed, so its unwinder comes from gcc's static `libgcc_eh.a`
+//! instead, exactly as in Rust's own fully static glibc builds:
 //! a linker script named `libgcc_s.so`, found before the system's, points
 //! the linker there. Unwinding and backtraces work as before.
 //!
