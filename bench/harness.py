@@ -66,7 +66,10 @@ class Client:
         if nl < 0:
             parts = [self.buf]
             while True:
-                chunk = self.sock.recv(1 << 16)
+                try:
+                    chunk = self.sock.recv(1 << 16)
+                except socket.timeout:
+                    raise BenchError(f"no reply within {self.sock.gettimeout():g} s")
                 if not chunk:
                     raise BenchError("the server closed the connection")
                 k = chunk.find(b"\n")

@@ -80,7 +80,11 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `defer`: a verb's arguments are built only when that verb is parsed (or
+// for help, completions and man pages), not all thirty on every run: most
+// of herdctl's start-up time went into building the whole command tree.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Show units and their instances, with the memory, CPU time and processes of each running one, and the last and next run of each timer; exit 3 if a named unit is not running
     Status(StatusArgs),
@@ -182,7 +186,8 @@ pub struct StatusArgs {
     pub names: Vec<String>,
 }
 
-/// Arguments shared by `start`, `stop` and `restart`.
+// Arguments shared by `start`, `stop` and `restart`. (Not a doc comment:
+// with `defer`, clap would make an `Args` struct's doc the verb's about.)
 #[derive(Debug, Args)]
 pub struct LifecycleArgs {
     /// Units (`web`), instances (`web@2`) or globs (`'web*'`)
@@ -269,8 +274,9 @@ pub struct SubmitArgs {
     pub command: Vec<String>,
 }
 
-/// How each submitted task runs; unset limits take the pool's defaults
-/// (`task_timeout`, `retries`, `retry_delay`).
+// How each submitted task runs; unset limits take the pool's defaults
+// (`task_timeout`, `retries`, `retry_delay`). (Not a doc comment: with
+// `defer`, clap would make an `Args` struct's doc the verb's about.)
 #[derive(Debug, Clone, Default, Args)]
 pub struct TaskLimitArgs {
     /// Stop the task once it ran this long (`30s`, `5m`): stop signal, then
@@ -371,6 +377,7 @@ pub struct CancelArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum PoolCommand {
     /// Refuse new submissions; queued and running tasks go on
     Close(PoolArgs),
@@ -399,6 +406,7 @@ pub struct PoolJoinArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SemCommand {
     /// Show each semaphore's capacity, holders and waiters
     List,
@@ -437,6 +445,7 @@ pub struct SemAcquireArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum EventCommand {
     /// Show each event and whether it is set
     List,

@@ -107,6 +107,25 @@ mod tests {
         }
     }
 
+    /// Start-up: the command tree clap builds before parsing holds every
+    /// verb but none of their arguments; a verb's come when it is parsed.
+    #[test]
+    fn verbs_arguments_are_built_only_when_parsed() {
+        use clap::CommandFactory;
+        let tree = cli::Cli::command();
+        let map = tree.find_subcommand("map").expect("map is a verb");
+        assert_eq!(map.get_arguments().count(), 0);
+        assert!(tree.find_subcommand("pool").is_some());
+
+        let mut built = cli::Cli::command();
+        built.build();
+        let map = built.find_subcommand("map").expect("map is a verb");
+        assert!(map.get_arguments().any(|arg| arg.get_id() == "jobs"));
+        let cli = cli::Cli::try_parse_from(["herdctl", "map", "-j", "3", "p", "--", "true"])
+            .expect("map parses");
+        assert!(matches!(cli.command, cli::Command::Map(args) if args.jobs == 3));
+    }
+
     #[test]
     fn outcomes() {
         assert_eq!(exit_code(&Ok(Outcome::Success)), 0);
