@@ -158,6 +158,31 @@ pub enum Request {
     /// Everything herdd can tell a monitoring system, as Prometheus text
     /// exposition: `{"ok": MetricsReport}`.
     Metrics,
+    /// Queue several tasks in a pool with one request; replies at once with
+    /// their ids in order ([`BatchReport`]). A bad command, pool or option
+    /// refuses the whole batch; a full queue (or this connection's cap on
+    /// unread results, [`MAX_UNREAD_RESULTS`]) accepts the commands that fit,
+    /// in order, and says why it stopped.
+    SubmitBatch {
+        pool: String,
+        /// One argv per task, run without a shell.
+        commands: Vec<Vec<String>>,
+        /// Timeout, retries, priority, start delay of every task (`unique`
+        /// is refused: batch tasks have no names).
+        #[serde(default, skip_serializing_if = "SubmitOptions::is_default")]
+        options: SubmitOptions,
+    },
+    /// The ended tasks this connection submitted (and those of `ids`, which
+    /// it collects from now on, e.g. after reconnecting) whose results it
+    /// has not read: each with its stdout, and read by this. Waits until at
+    /// least one has ended, or `timeout_ms`; answers at once when nothing
+    /// is outstanding ([`ResultsReport`]).
+    Results {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ids: Vec<TaskId>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// A pool task's id: unique for the life of herdd, across pools, never reused.
@@ -188,7 +213,7 @@ impl Request {
             | Request::Events { .. }
             | Request::Metrics => true,
             // Output and logs may hold secrets; they are for those who may control herd.
-            Request::Output { .. } | Request::Logs { .. } => false,
+            Request::Output { .. } | Request::Logs { .. } | Request::Results { .. } => false,
             Request::Start { .. }
             | Request::Stop { .. }
             | Request::Restart { .. }
@@ -197,6 +222,7 @@ impl Request {
             | Request::Scale { .. }
             | Request::Shutdown
             | Request::Submit { .. }
+            | Request::SubmitBatch { .. }
             | Request::Cancel { .. }
             | Request::PoolClose { .. }
             | Request::PoolTerminate { .. }
@@ -221,7 +247,8 @@ impl Request {
             Request::Join { timeout_ms, .. }
             | Request::PoolJoin { timeout_ms, .. }
             | Request::SemAcquire { timeout_ms, .. }
-            | Request::EventWait { timeout_ms, .. } => wait(timeout_ms),
+            | Request::EventWait { timeout_ms, .. }
+            | Request::Results { timeout_ms, .. } => wait(timeout_ms),
             Request::Start { wait: true, .. }
             | Request::Stop { wait: true, .. }
             | Request::Restart { wait: true, .. }
@@ -236,6 +263,7 @@ impl Request {
             | Request::Kill { .. }
             | Request::Scale { .. }
             | Request::Submit { .. }
+            | Request::SubmitBatch { .. }
             | Request::Tasks { .. }
             | Request::Output { .. }
             | Request::Cancel { .. }
@@ -292,6 +320,10 @@ impl Request {
             Request::RollingRestart { name, .. } => Request::RollingRestart {
                 name: name.clone(),
                 resume: true,
+            },
+            Request::Results { ids, timeout_ms } => Request::Results {
+                ids: ids.clone(),
+                timeout_ms: left(timeout_ms),
             },
             other => other.clone(),
         }
@@ -550,6 +582,8 @@ pub const KNOWN_VERBS: &[&str] = &[
     "logs",
     "rolling-restart",
     "metrics",
+    "submit-batch",
+    "results",
 ];
 
 /// Kind of unit.
@@ -710,6 +744,48 @@ pub struct SubmitReport {
     /// that task's, nothing was queued. Sent only when true.
     #[serde(default, skip_serializing_if = "is_false")]
     pub existing: bool,
+}
+
+/// How many tasks one connection may have submitted and not yet read the
+/// results of (`output` or `results`): submissions beyond are refused, so
+/// that no client makes herdd hold results without bound.
+pub const MAX_UNREAD_RESULTS: usize = 4096;
+
+/// A `results` reply stops adding tasks once their stdout adds up to this
+/// many bytes (it always carries at least one ended task).
+pub const RESULTS_REPLY_BYTES: usize = 1024 * 1024;
+
+/// Payload of `submit-batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchReport {
+    /// The ids of the queued tasks, in the order of `commands`: all of
+    /// them, or the first ones when the rest did not fit.
+    pub ids: Vec<TaskId>,
+    /// Why the commands after the last id were not queued (the pool's queue
+    /// is full, or this connection holds its maximum of unread results).
+    /// Sent only when some were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// Payload of `results`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultsReport {
+    /// Ended tasks, lowest id first; read by this reply.
+    pub results: Vec<TaskResult>,
+    /// How many of this connection's tasks are still unread (queued,
+    /// running, or ended and left for the next reply).
+    pub outstanding: u64,
+    /// `timeout_ms` passed with nothing ended.
+    pub timed_out: bool,
+}
+
+/// One ended task in a `results` reply: its status and its stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task: TaskStatus,
+    /// Its captured stdout, as `output` gives it.
+    pub stdout: OutputReport,
 }
 
 /// How one submitted task runs. Absent limits take the pool's defaults

@@ -1676,13 +1676,17 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__submit)
-            opts="-h -V --name --unique --wait --timeout --retries --retry-delay --priority --after --socket --dbus --json --help --version"
+            opts="-h -V --name --unique --wait --from-file --timeout --retries --retry-delay --priority --after --socket --dbus --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,7 +39,7 @@ complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "scale" -d 'Change t
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "shutdown" -d 'Stop everything gracefully (daemon/join semantics); waits until herdd has exited'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "reload" -d 'Re-read the config: start new units, stop removed ones, restart changed ones'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "daemon-reexec" -d 'Re-execute herdd in place, keeping every child (e.g. after installing a new binary); waits until the new herdd answers'
-complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "submit" -d 'Queue a task in a pool and print its id'
+complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "submit" -d 'Queue a task in a pool and print its id (or, with --from-file, one task per line of a file, in one request)'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "join" -d 'Wait for tasks to end, print how they ended and exit with the task\'s exit code'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "map" -d 'Run CMD once per line of stdin in a pool, `{}` replaced by the line; print the outputs in input order'
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "tasks" -d 'List pool tasks: queued, running and recently ended'
@@ -106,6 +106,7 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -l json -
 complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l name -d 'A label for the task, shown by `tasks`' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l from-file -d 'Queue one task per line of FILE (`-`: stdin), each line split into words as a shell would (quotes, backslashes; `#` starts a comment; no variables or globs), all in one request; print their ids, one per line, in file order. Nothing is queued if a line cannot be split' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l timeout -d 'Stop the task once it ran this long (`30s`, `5m`): stop signal, then SIGKILL after the pool\'s `stop_timeout`; it ends `timed out` and `join` exits 124' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l retries -d 'Run the task again up to N times when it exits non-zero, is killed or times out; every attempt shows in `tasks` and `output --stderr`' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l retry-delay -d 'Wait this long before the first retry, twice as long before each next' -r
@@ -114,7 +115,7 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l after -d 'Do 
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l unique -d 'While a task of this `--name` is queued or running in the pool, print its id instead of queueing another (submission that may run twice)'
-complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l wait -d 'Wait until the task has ended, print how, and exit with its exit code'
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l wait -d 'Wait until the task has ended, print how, and exit with its exit code (with --from-file: every task, and the first non-zero exit code)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -s V -l version -d 'Print version'
@@ -124,7 +125,7 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand join" -l dbus -d 'Talk t
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -s V -l version -d 'Print version'
-complete -c herdctl -n "__fish_herdctl_using_subcommand map" -s j -l jobs -d 'At most N tasks submitted and not yet collected at once (the pool\'s `size` decides how many of them run); keep it at most the pool\'s `keep_finished`' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand map" -s j -l jobs -d 'At most N items submitted and not yet printed at once (the pool\'s `size` decides how many of them run; herdd holds their results for this map whatever the pool\'s `keep_finished`)' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l timeout -d 'Stop the task once it ran this long (`30s`, `5m`): stop signal, then SIGKILL after the pool\'s `stop_timeout`; it ends `timed out` and `join` exits 124' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l retries -d 'Run the task again up to N times when it exits non-zero, is killed or times out; every attempt shows in `tasks` and `output --stderr`' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l retry-delay -d 'Wait this long before the first retry, twice as long before each next' -r
@@ -279,7 +280,7 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_see
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help" -f -a "shutdown" -d 'Stop everything gracefully (daemon/join semantics); waits until herdd has exited'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help" -f -a "reload" -d 'Re-read the config: start new units, stop removed ones, restart changed ones'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help" -f -a "daemon-reexec" -d 'Re-execute herdd in place, keeping every child (e.g. after installing a new binary); waits until the new herdd answers'
-complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help" -f -a "submit" -d 'Queue a task in a pool and print its id'
+complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help" -f -a "submit" -d 'Queue a task in a pool and print its id (or, with --from-file, one task per line of a file, in one request)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help" -f -a "join" -d 'Wait for tasks to end, print how they ended and exit with the task\'s exit code'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help" -f -a "map" -d 'Run CMD once per line of stdin in a pool, `{}` replaced by the line; print the outputs in input order'
 complete -c herdctl -n "__fish_herdctl_using_subcommand help; and not __fish_seen_subcommand_from status start stop restart kill scale shutdown reload daemon-reexec submit join map tasks output cancel pool sem event events logs metrics top completions help" -f -a "tasks" -d 'List pool tasks: queued, running and recently ended'

@@ -231,7 +231,7 @@ impl Supervisor {
                     _ => None,
                 };
                 self.request(now, id, client, request, &mut out);
-                self.hold_results(client, submitted_from, read);
+                self.hold_results(now, client, submitted_from, read);
             }
             Input::ClientGone { client } => {
                 self.client_gone(client, &mut out);
@@ -341,6 +341,7 @@ impl Supervisor {
                 self.tasks.remove(&id);
             }
         }
+        self.settle_results(now, &mut out);
         self.drop_removed();
         self.index_live_tasks();
         if tick && health::only_probes(&out) {
@@ -352,11 +353,20 @@ impl Supervisor {
 
     /// Holds the tasks `client` submitted (ids from `submitted_from` on)
     /// until it reads their output (`read`) or disconnects.
-    fn hold_results(&mut self, client: ClientId, submitted_from: TaskId, read: Option<TaskId>) {
+    fn hold_results(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        submitted_from: TaskId,
+        read: Option<TaskId>,
+    ) {
         for id in submitted_from..self.next_task {
-            if self.tasks.contains_key(&id) {
-                self.held.hold(client, id);
+            if let Some(task) = self.tasks.get(&id) {
+                self.held.hold(client, id, task.state.is_final());
             }
+        }
+        for id in self.held.expire_carried(now) {
+            self.tasks.remove(&id);
         }
         let Some(id) = read else {
             return;
@@ -413,6 +423,7 @@ impl Supervisor {
             .chain(join)
             .chain(rollouts)
             .chain(self.hooks.next_deadline())
+            .chain(self.held.next_deadline())
             .chain(self.next_timer_deadline())
             .min()
     }
@@ -684,6 +695,15 @@ impl Supervisor {
     /// and its client waits again on the new image (it has the same state).
     /// A semaphore waiter leaves the line; it queues again when it asks again.
     fn send_waiters_away(&mut self, out: &mut Vec<Action>) {
+        for id in self.held.drain_waiting() {
+            out.push(Action::Reply {
+                id,
+                reply: Reply::error(
+                    ErrorCode::Reconnect,
+                    "herdd is re-executing; connect again and wait again",
+                ),
+            });
+        }
         for waiter in self.waiters.drain() {
             if let Goal::SemAcquired { holder, .. } = &waiter.goal {
                 self.semaphores.withdraw(holder);
