@@ -1328,6 +1328,15 @@ mod tests {
                 resume: false,
             },
             Request::Metrics,
+            Request::SubmitBatch {
+                pool: "p".into(),
+                commands: vec![vec!["true".into()]],
+                options: SubmitOptions::default(),
+            },
+            Request::Results {
+                ids: vec![],
+                timeout_ms: None,
+            },
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()
@@ -1342,6 +1351,71 @@ mod tests {
         let mut known: Vec<&str> = KNOWN_VERBS.to_vec();
         known.sort();
         assert_eq!(verbs, known);
+    }
+
+    #[test]
+    fn batches_and_results_read_and_write_as_documented() {
+        let line = br#"{"v":1,"cmd":"submit-batch","pool":"p","commands":[["gzip","a"],["true"]],"options":{"retries":2}}"#;
+        let Request::SubmitBatch {
+            pool,
+            commands,
+            options,
+        } = decode_request(line).unwrap()
+        else {
+            panic!("a submit-batch");
+        };
+        assert_eq!((pool.as_str(), commands.len()), ("p", 2));
+        assert_eq!((commands[0][1].as_str(), options.retries), ("a", Some(2)));
+        let results = decode_request(br#"{"v":1,"cmd":"results"}"#).unwrap();
+        assert_eq!(
+            results,
+            Request::Results {
+                ids: vec![],
+                timeout_ms: None
+            }
+        );
+        assert_eq!(
+            encode_request(&results),
+            "{\"cmd\":\"results\",\"timeout_ms\":null,\"v\":1}\n"
+        );
+        let named = decode_request(br#"{"v":1,"cmd":"results","ids":[4,5],"timeout_ms":200}"#);
+        assert_eq!(named.unwrap().answer(), Answer::Within(200));
+        for (line, code) in [
+            (
+                &br#"{"v":1,"cmd":"submit-batch","pool":"p","commands":["gzip"]}"#[..],
+                ErrorCode::BadRequest,
+            ),
+            (
+                br#"{"v":1,"cmd":"submit-batch","pool":"p"}"#,
+                ErrorCode::BadRequest,
+            ),
+            (br#"{"v":1,"cmd":"results","id":4}"#, ErrorCode::BadRequest),
+        ] {
+            assert_eq!(decode_request(line).unwrap_err().code, code);
+        }
+        assert!(
+            !results.is_read_only(),
+            "results carry output, which may hold secrets"
+        );
+
+        let report: BatchReport = serde_json::from_str(r#"{"ids":[1,2]}"#).unwrap();
+        assert_eq!((report.ids, report.refused), (vec![1, 2], None));
+        let full = BatchReport {
+            ids: vec![1],
+            refused: Some("pool p is full".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&full).unwrap(),
+            serde_json::json!({"ids": [1], "refused": "pool p is full"})
+        );
+        let reply = r#"{"results":[{"task":{"id":7,"pool":"p","name":null,"state":"exited",
+            "command":["true"],"pid":null,"exit":{"code":0},"reason":null,"duration_ms":3},
+            "stdout":{"id":7,"stream":"stdout","data":"hi\n","truncated":false,
+            "kept_bytes":3,"total_bytes":3}}],"outstanding":2,"timed_out":false}"#;
+        let report: ResultsReport = serde_json::from_str(reply).unwrap();
+        assert_eq!(report.results[0].task.id, 7);
+        assert_eq!(report.results[0].stdout.data, "hi\n");
+        assert_eq!((report.outstanding, report.timed_out), (2, false));
     }
 
     #[test]

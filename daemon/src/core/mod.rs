@@ -230,8 +230,9 @@ impl Supervisor {
                     herd_common::protocol::Request::Output { id, .. } => Some(*id),
                     _ => None,
                 };
+                self.expire_carried_results(now);
                 self.request(now, id, client, request, &mut out);
-                self.hold_results(now, client, submitted_from, read);
+                self.hold_results(client, submitted_from, read);
             }
             Input::ClientGone { client } => {
                 self.client_gone(client, &mut out);
@@ -353,20 +354,11 @@ impl Supervisor {
 
     /// Holds the tasks `client` submitted (ids from `submitted_from` on)
     /// until it reads their output (`read`) or disconnects.
-    fn hold_results(
-        &mut self,
-        now: Instant,
-        client: ClientId,
-        submitted_from: TaskId,
-        read: Option<TaskId>,
-    ) {
+    fn hold_results(&mut self, client: ClientId, submitted_from: TaskId, read: Option<TaskId>) {
         for id in submitted_from..self.next_task {
             if let Some(task) = self.tasks.get(&id) {
                 self.held.hold(client, id, task.state.is_final());
             }
-        }
-        for id in self.held.expire_carried(now) {
-            self.tasks.remove(&id);
         }
         let Some(id) = read else {
             return;

@@ -226,6 +226,15 @@ impl Supervisor {
         })
     }
 
+    /// Lets go of the results carried over a re-exec that no client
+    /// collected in time (checked as requests come: until then they only
+    /// take memory).
+    pub(super) fn expire_carried_results(&mut self, now: Instant) {
+        for id in self.held.expire_carried(now) {
+            self.tasks.remove(&id);
+        }
+    }
+
     /// Answers the `results` requests that are due (a task of their client
     /// ended, or their timeout passed).
     pub(super) fn settle_results(&mut self, now: Instant, out: &mut Vec<Action>) {
