@@ -176,12 +176,15 @@ pub enum Request {
     /// it collects from now on, e.g. after reconnecting) whose results it
     /// has not read: each with its stdout, and read by this. Waits until at
     /// least one has ended, or `timeout_ms`; answers at once when nothing
-    /// is outstanding ([`ResultsReport`]).
+    /// is outstanding ([`ResultsReport`]). With `linger_ms`, once one has
+    /// ended, waits that much longer for more (unless all have ended).
     Results {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ids: Vec<TaskId>,
         #[serde(default)]
         timeout_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        linger_ms: Option<u64>,
     },
 }
 
@@ -321,9 +324,14 @@ impl Request {
                 name: name.clone(),
                 resume: true,
             },
-            Request::Results { ids, timeout_ms } => Request::Results {
+            Request::Results {
+                ids,
+                timeout_ms,
+                linger_ms,
+            } => Request::Results {
                 ids: ids.clone(),
                 timeout_ms: left(timeout_ms),
+                linger_ms: *linger_ms,
             },
             other => other.clone(),
         }
@@ -1336,6 +1344,7 @@ mod tests {
             Request::Results {
                 ids: vec![],
                 timeout_ms: None,
+                linger_ms: None,
             },
         ];
         let mut verbs: Vec<String> = every_variant
@@ -1371,15 +1380,26 @@ mod tests {
             results,
             Request::Results {
                 ids: vec![],
-                timeout_ms: None
+                timeout_ms: None,
+                linger_ms: None,
             }
         );
         assert_eq!(
             encode_request(&results),
             "{\"cmd\":\"results\",\"timeout_ms\":null,\"v\":1}\n"
         );
-        let named = decode_request(br#"{"v":1,"cmd":"results","ids":[4,5],"timeout_ms":200}"#);
-        assert_eq!(named.unwrap().answer(), Answer::Within(200));
+        let named = br#"{"v":1,"cmd":"results","ids":[4,5],"timeout_ms":200,"linger_ms":5}"#;
+        let named = decode_request(named).unwrap();
+        assert_eq!(named.answer(), Answer::Within(200));
+        let resumed = named.resumed(std::time::Duration::from_millis(50));
+        assert_eq!(
+            resumed,
+            Request::Results {
+                ids: vec![4, 5],
+                timeout_ms: Some(150),
+                linger_ms: Some(5),
+            }
+        );
         for (line, code) in [
             (
                 &br#"{"v":1,"cmd":"submit-batch","pool":"p","commands":["gzip"]}"#[..],

@@ -56,6 +56,12 @@ use std::time::Duration;
 /// line are attended to a few times a second.
 const POLL_MS: u64 = 200;
 
+/// Once one of our tasks has ended, herdd waits this much longer for more
+/// before it answers `results`: while tasks end by the hundred a second, a
+/// reply carries several of them, and herdd answers fewer requests (its
+/// queue keeps the pool busy meanwhile).
+const LINGER_MS: u64 = 5;
+
 /// The exit code of a `map` stopped by Ctrl-C, as a shell reports SIGINT.
 const INTERRUPTED_EXIT: u8 = 130;
 
@@ -248,6 +254,7 @@ impl Run<'_> {
             let report: ResultsReport = connection.call(&Request::Results {
                 ids,
                 timeout_ms: Some(POLL_MS),
+                linger_ms: Some(LINGER_MS),
             })?;
             self.receive(report)?;
         }

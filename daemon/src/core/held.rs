@@ -40,6 +40,11 @@ struct Holds {
 pub(super) struct ResultsWaiter {
     pub request: RequestId,
     pub deadline: Option<Instant>,
+    /// Once a task has ended, how much longer to wait for more (so that a
+    /// reply carries several: fewer round trips while many end).
+    pub linger: Option<Duration>,
+    /// When lingering ends (set once a task has ended).
+    pub lingering_until: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -154,17 +159,27 @@ impl Held {
     }
 
     /// The waiting `results` requests that are due at `now`: their client
-    /// has an ended task, or nothing outstanding, or the deadline passed.
-    /// Taken out; each with whether it timed out.
+    /// has an ended task (and has lingered, unless all have ended), or
+    /// nothing outstanding, or the deadline passed. Taken out; each with
+    /// whether it timed out.
     pub fn due(&mut self, now: Instant) -> Vec<(ClientId, ResultsWaiter, bool)> {
+        let by_client = &self.by_client;
         let due: Vec<(ClientId, bool)> = self
             .waiting
-            .iter()
+            .iter_mut()
             .filter_map(|(client, waiter)| {
-                let holds = self.by_client.get(client);
-                let ready = holds.is_none_or(|h| !h.ended.is_empty());
+                let (ended, all) = by_client
+                    .get(client)
+                    .map_or((0, 0), |h| (h.ended.len(), h.all.len()));
+                let ready = all == 0 || ended > 0;
                 let late = waiter.deadline.is_some_and(|d| d <= now);
-                (ready || late).then_some((*client, !ready))
+                let lingered = match waiter.linger {
+                    Some(linger) if ended > 0 && ended < all => {
+                        *waiter.lingering_until.get_or_insert(now + linger) <= now
+                    }
+                    Some(_) | None => true,
+                };
+                ((ready && lingered) || late).then_some((*client, !ready))
             })
             .collect();
         due.into_iter()
@@ -175,9 +190,12 @@ impl Held {
             .collect()
     }
 
-    /// The earliest deadline of a waiting `results`.
+    /// The earliest deadline (or end of lingering) of a waiting `results`.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.waiting.values().filter_map(|w| w.deadline).min()
+        self.waiting
+            .values()
+            .flat_map(|w| w.deadline.into_iter().chain(w.lingering_until))
+            .min()
     }
 
     /// Every waiting `results` request (herdd re-executes).
@@ -262,7 +280,12 @@ mod tests {
         let now = Instant::now();
         let mut held = Held::default();
         held.hold(1, 10, false);
-        let waiter = |request, deadline| ResultsWaiter { request, deadline };
+        let waiter = |request, deadline| ResultsWaiter {
+            request,
+            deadline,
+            linger: None,
+            lingering_until: None,
+        };
         held.wait(1, waiter(100, Some(now + Duration::from_secs(1))));
         held.wait(2, waiter(200, None));
         let due = held.due(now);
@@ -278,6 +301,35 @@ mod tests {
         held.hold(1, 11, false);
         let due = held.due(now);
         assert_eq!((due[0].1.request, due[0].2), (101, true), "timed out");
+    }
+
+    #[test]
+    fn a_lingering_results_waits_for_more_unless_all_have_ended() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut held = Held::default();
+        for id in 1..=3 {
+            held.hold(1, id, false);
+        }
+        let waiter = ResultsWaiter {
+            request: 100,
+            deadline: Some(now + ms(200)),
+            linger: Some(ms(5)),
+            lingering_until: None,
+        };
+        held.wait(1, waiter);
+        held.on_ended(1);
+        assert!(held.due(now).is_empty(), "lingers for more");
+        assert_eq!(held.next_deadline(), Some(now + ms(5)));
+        held.on_ended(2);
+        assert!(held.due(now + ms(4)).is_empty());
+        let due = held.due(now + ms(5));
+        assert_eq!((due[0].1.request, due[0].2), (100, false));
+        held.release(1, 1);
+        held.release(1, 2);
+        held.wait(1, waiter);
+        held.on_ended(3);
+        assert_eq!(held.due(now).len(), 1, "all have ended: no lingering");
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Supervisor {
         now: Instant,
         (request, client): (RequestId, ClientId),
         ids: &[TaskId],
-        timeout_ms: Option<u64>,
+        (timeout_ms, linger_ms): (Option<u64>, Option<u64>),
         out: &mut Vec<Action>,
     ) -> Option<Reply> {
         if let Err(body) = self.known_tasks(ids) {
@@ -170,13 +170,17 @@ impl Supervisor {
             let ended = self.tasks.get(id).is_some_and(|t| t.state.is_final());
             self.held.hold(client, *id, ended);
         }
-        let ready = self.held.ended(client).next().is_some() || self.held.outstanding(client) == 0;
-        if ready || timeout_ms == Some(0) {
-            return Some(self.collect_results(now, client, !ready));
+        let ended = self.held.ended(client).count();
+        let outstanding = self.held.outstanding(client);
+        let lingers = linger_ms.is_some_and(|ms| ms > 0) && ended < outstanding;
+        if (ended > 0 && !lingers) || outstanding == 0 || timeout_ms == Some(0) {
+            return Some(self.collect_results(now, client, ended == 0 && outstanding > 0));
         }
         let waiter = ResultsWaiter {
             request,
             deadline: timeout_ms.map(|ms| now + Duration::from_millis(ms)),
+            linger: linger_ms.map(Duration::from_millis),
+            lingering_until: None,
         };
         if let Some(earlier) = self.held.wait(client, waiter) {
             // One waits per client: an earlier one (D-Bus callers may send

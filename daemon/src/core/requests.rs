@@ -108,7 +108,11 @@ impl Supervisor {
                 commands,
                 options,
             } => Some(self.submit_batch(now, client, (&pool, commands), options, out)),
-            Request::Results { ids, timeout_ms } => self.results(now, asker, &ids, timeout_ms, out),
+            Request::Results {
+                ids,
+                timeout_ms,
+                linger_ms,
+            } => self.results(now, asker, &ids, (timeout_ms, linger_ms), out),
             Request::Join { ids, timeout_ms } => self.join(now, asker, ids, timeout_ms),
             Request::Tasks { pool } => Some(self.list_tasks(now, pool.as_deref())),
             Request::Output { id: task, stream } => Some(self.output(task, stream)),

@@ -16,7 +16,11 @@ fn batch(pool: &str, programs: &[&str]) -> Request {
 }
 
 fn results(ids: Vec<TaskId>, timeout_ms: Option<u64>) -> Request {
-    Request::Results { ids, timeout_ms }
+    Request::Results {
+        ids,
+        timeout_ms,
+        linger_ms: None,
+    }
 }
 
 impl Harness {
