@@ -29,9 +29,9 @@
 use crate::client::{Client, ClientError, Streamed};
 use crate::events::EventLine;
 use crate::protocol::{
-    AcquireReport, CancelReport, ErrorCode, EventChange, EventReport, OutputReport, OutputStream,
-    PoolReport, ReloadReport, Request, SemaphoreReport, StatusReport, SubmitReport, TaskId,
-    TaskReport, TaskStatus,
+    AcquireReport, BatchReport, CancelReport, ErrorCode, EventChange, EventReport, OutputReport,
+    OutputStream, PoolReport, ReloadReport, Request, ResultsReport, SemaphoreReport, StatusReport,
+    SubmitOptions, SubmitReport, TaskId, TaskReport, TaskStatus, MAX_REQUEST_BYTES,
 };
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -182,34 +182,75 @@ impl Herd {
     }
 
     /// `multiprocessing.Pool.map`: one task per item, `{}` in `command`
-    /// replaced by the item; results in the items' order. All tasks are
-    /// queued first, so the pool runs them side by side.
+    /// replaced by the item; results in the items' order. The tasks are
+    /// queued in `submit-batch` requests (as many as the pool's queue and
+    /// this connection's cap on unread results take; the rest once results
+    /// have come), so the pool runs them side by side, and collected with
+    /// `results` as they end (docs/protocol.md).
     pub fn map<I, S>(&mut self, pool: &str, command: &[&str], items: I) -> Result<Vec<MapResult>>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut ids = Vec::new();
-        for item in items {
-            let argv: Vec<String> = command
-                .iter()
-                .map(|arg| arg.replace("{}", item.as_ref()))
-                .collect();
-            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-            ids.push(self.submit(pool, &argv)?);
+        let commands: Vec<Vec<String>> = items
+            .into_iter()
+            .map(|item| {
+                let item = item.as_ref();
+                command.iter().map(|arg| arg.replace("{}", item)).collect()
+            })
+            .collect();
+        let mut results: Vec<Option<MapResult>> = vec![None; commands.len()];
+        // Submitted, not yet collected: task id -> item index.
+        let mut outstanding = std::collections::HashMap::new();
+        let mut next = 0;
+        let mut name_them = false;
+        while next < commands.len() || !outstanding.is_empty() {
+            if next < commands.len() {
+                let batch = batch_from(&commands[next..]);
+                let request = Request::SubmitBatch {
+                    pool: pool.to_string(),
+                    commands: commands[next..next + batch].to_vec(),
+                    options: SubmitOptions::default(),
+                };
+                match self.call::<BatchReport>(&request) {
+                    Ok(report) => {
+                        for id in report.ids {
+                            outstanding.insert(id, next);
+                            next += 1;
+                        }
+                    }
+                    // Back-pressure while some are outstanding: collect first.
+                    Err(ClientError::Remote(body))
+                        if body.code == ErrorCode::Refused && !outstanding.is_empty() => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            if outstanding.is_empty() {
+                continue;
+            }
+            // After a daemon-reexec herdd holds our tasks for the connection
+            // before: name them to collect them.
+            let ids = if name_them {
+                outstanding.keys().copied().collect()
+            } else {
+                Vec::new()
+            };
+            let report: ResultsReport = self.call(&Request::Results {
+                ids,
+                timeout_ms: None,
+                linger_ms: Some(5),
+            })?;
+            for result in report.results {
+                if let Some(index) = outstanding.remove(&result.task.id) {
+                    results[index] = Some(MapResult {
+                        task: result.task,
+                        stdout: result.stdout.data,
+                    });
+                }
+            }
+            name_them = (report.outstanding as usize) < outstanding.len();
         }
-        let mut results = Vec::with_capacity(ids.len());
-        for id in ids {
-            let task = self
-                .join(&[id], None)?
-                .tasks
-                .into_iter()
-                .next()
-                .ok_or_else(|| ClientError::Protocol(format!("join of task {id}: no task")))?;
-            let stdout = self.output(id, OutputStream::Stdout)?.data;
-            results.push(MapResult { task, stdout });
-        }
-        Ok(results)
+        Ok(results.into_iter().flatten().collect())
     }
 
     /// Closes `pool` to new submissions; queued and running tasks go on.
@@ -344,6 +385,22 @@ impl Iterator for Events {
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|item| item.to_string()).collect()
+}
+
+/// How many of `commands` (at least one, at most 1024) go in the next
+/// `submit-batch`, so that it stays well within a request line.
+fn batch_from(commands: &[Vec<String>]) -> usize {
+    let mut bytes = 0;
+    let mut count = 0;
+    for command in commands.iter().take(1024) {
+        // Its JSON, with room for every byte to be escaped.
+        bytes += command.iter().map(|arg| arg.len() * 2 + 3).sum::<usize>() + 2;
+        if count > 0 && bytes > MAX_REQUEST_BYTES / 2 {
+            break;
+        }
+        count += 1;
+    }
+    count
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -158,6 +158,34 @@ pub enum Request {
     /// Everything herdd can tell a monitoring system, as Prometheus text
     /// exposition: `{"ok": MetricsReport}`.
     Metrics,
+    /// Queue several tasks in a pool with one request; replies at once with
+    /// their ids in order ([`BatchReport`]). A bad command, pool or option
+    /// refuses the whole batch; a full queue (or this connection's cap on
+    /// unread results, [`MAX_UNREAD_RESULTS`]) accepts the commands that fit,
+    /// in order, and says why it stopped.
+    SubmitBatch {
+        pool: String,
+        /// One argv per task, run without a shell.
+        commands: Vec<Vec<String>>,
+        /// Timeout, retries, priority, start delay of every task (`unique`
+        /// is refused: batch tasks have no names).
+        #[serde(default, skip_serializing_if = "SubmitOptions::is_default")]
+        options: SubmitOptions,
+    },
+    /// The ended tasks this connection submitted (and those of `ids`, which
+    /// it collects from now on, e.g. after reconnecting) whose results it
+    /// has not read: each with its stdout, and read by this. Waits until at
+    /// least one has ended, or `timeout_ms`; answers at once when nothing
+    /// is outstanding ([`ResultsReport`]). With `linger_ms`, once one has
+    /// ended, waits that much longer for more (unless all have ended).
+    Results {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ids: Vec<TaskId>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        linger_ms: Option<u64>,
+    },
 }
 
 /// A pool task's id: unique for the life of herdd, across pools, never reused.
@@ -188,7 +216,7 @@ impl Request {
             | Request::Events { .. }
             | Request::Metrics => true,
             // Output and logs may hold secrets; they are for those who may control herd.
-            Request::Output { .. } | Request::Logs { .. } => false,
+            Request::Output { .. } | Request::Logs { .. } | Request::Results { .. } => false,
             Request::Start { .. }
             | Request::Stop { .. }
             | Request::Restart { .. }
@@ -197,6 +225,7 @@ impl Request {
             | Request::Scale { .. }
             | Request::Shutdown
             | Request::Submit { .. }
+            | Request::SubmitBatch { .. }
             | Request::Cancel { .. }
             | Request::PoolClose { .. }
             | Request::PoolTerminate { .. }
@@ -221,7 +250,8 @@ impl Request {
             Request::Join { timeout_ms, .. }
             | Request::PoolJoin { timeout_ms, .. }
             | Request::SemAcquire { timeout_ms, .. }
-            | Request::EventWait { timeout_ms, .. } => wait(timeout_ms),
+            | Request::EventWait { timeout_ms, .. }
+            | Request::Results { timeout_ms, .. } => wait(timeout_ms),
             Request::Start { wait: true, .. }
             | Request::Stop { wait: true, .. }
             | Request::Restart { wait: true, .. }
@@ -236,6 +266,7 @@ impl Request {
             | Request::Kill { .. }
             | Request::Scale { .. }
             | Request::Submit { .. }
+            | Request::SubmitBatch { .. }
             | Request::Tasks { .. }
             | Request::Output { .. }
             | Request::Cancel { .. }
@@ -292,6 +323,15 @@ impl Request {
             Request::RollingRestart { name, .. } => Request::RollingRestart {
                 name: name.clone(),
                 resume: true,
+            },
+            Request::Results {
+                ids,
+                timeout_ms,
+                linger_ms,
+            } => Request::Results {
+                ids: ids.clone(),
+                timeout_ms: left(timeout_ms),
+                linger_ms: *linger_ms,
             },
             other => other.clone(),
         }
@@ -550,6 +590,8 @@ pub const KNOWN_VERBS: &[&str] = &[
     "logs",
     "rolling-restart",
     "metrics",
+    "submit-batch",
+    "results",
 ];
 
 /// Kind of unit.
@@ -710,6 +752,48 @@ pub struct SubmitReport {
     /// that task's, nothing was queued. Sent only when true.
     #[serde(default, skip_serializing_if = "is_false")]
     pub existing: bool,
+}
+
+/// How many tasks one connection may have submitted and not yet read the
+/// results of (`output` or `results`): submissions beyond are refused, so
+/// that no client makes herdd hold results without bound.
+pub const MAX_UNREAD_RESULTS: usize = 4096;
+
+/// A `results` reply stops adding tasks once their stdout adds up to this
+/// many bytes (it always carries at least one ended task).
+pub const RESULTS_REPLY_BYTES: usize = 1024 * 1024;
+
+/// Payload of `submit-batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchReport {
+    /// The ids of the queued tasks, in the order of `commands`: all of
+    /// them, or the first ones when the rest did not fit.
+    pub ids: Vec<TaskId>,
+    /// Why the commands after the last id were not queued (the pool's queue
+    /// is full, or this connection holds its maximum of unread results).
+    /// Sent only when some were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// Payload of `results`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultsReport {
+    /// Ended tasks, lowest id first; read by this reply.
+    pub results: Vec<TaskResult>,
+    /// How many of this connection's tasks are still unread (queued,
+    /// running, or ended and left for the next reply).
+    pub outstanding: u64,
+    /// `timeout_ms` passed with nothing ended.
+    pub timed_out: bool,
+}
+
+/// One ended task in a `results` reply: its status and its stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task: TaskStatus,
+    /// Its captured stdout, as `output` gives it.
+    pub stdout: OutputReport,
 }
 
 /// How one submitted task runs. Absent limits take the pool's defaults
@@ -1252,6 +1336,16 @@ mod tests {
                 resume: false,
             },
             Request::Metrics,
+            Request::SubmitBatch {
+                pool: "p".into(),
+                commands: vec![vec!["true".into()]],
+                options: SubmitOptions::default(),
+            },
+            Request::Results {
+                ids: vec![],
+                timeout_ms: None,
+                linger_ms: None,
+            },
         ];
         let mut verbs: Vec<String> = every_variant
             .iter()
@@ -1266,6 +1360,82 @@ mod tests {
         let mut known: Vec<&str> = KNOWN_VERBS.to_vec();
         known.sort();
         assert_eq!(verbs, known);
+    }
+
+    #[test]
+    fn batches_and_results_read_and_write_as_documented() {
+        let line = br#"{"v":1,"cmd":"submit-batch","pool":"p","commands":[["gzip","a"],["true"]],"options":{"retries":2}}"#;
+        let Request::SubmitBatch {
+            pool,
+            commands,
+            options,
+        } = decode_request(line).unwrap()
+        else {
+            panic!("a submit-batch");
+        };
+        assert_eq!((pool.as_str(), commands.len()), ("p", 2));
+        assert_eq!((commands[0][1].as_str(), options.retries), ("a", Some(2)));
+        let results = decode_request(br#"{"v":1,"cmd":"results"}"#).unwrap();
+        assert_eq!(
+            results,
+            Request::Results {
+                ids: vec![],
+                timeout_ms: None,
+                linger_ms: None,
+            }
+        );
+        assert_eq!(
+            encode_request(&results),
+            "{\"cmd\":\"results\",\"timeout_ms\":null,\"v\":1}\n"
+        );
+        let named = br#"{"v":1,"cmd":"results","ids":[4,5],"timeout_ms":200,"linger_ms":5}"#;
+        let named = decode_request(named).unwrap();
+        assert_eq!(named.answer(), Answer::Within(200));
+        let resumed = named.resumed(std::time::Duration::from_millis(50));
+        assert_eq!(
+            resumed,
+            Request::Results {
+                ids: vec![4, 5],
+                timeout_ms: Some(150),
+                linger_ms: Some(5),
+            }
+        );
+        for (line, code) in [
+            (
+                &br#"{"v":1,"cmd":"submit-batch","pool":"p","commands":["gzip"]}"#[..],
+                ErrorCode::BadRequest,
+            ),
+            (
+                br#"{"v":1,"cmd":"submit-batch","pool":"p"}"#,
+                ErrorCode::BadRequest,
+            ),
+            (br#"{"v":1,"cmd":"results","id":4}"#, ErrorCode::BadRequest),
+        ] {
+            assert_eq!(decode_request(line).unwrap_err().code, code);
+        }
+        assert!(
+            !results.is_read_only(),
+            "results carry output, which may hold secrets"
+        );
+
+        let report: BatchReport = serde_json::from_str(r#"{"ids":[1,2]}"#).unwrap();
+        assert_eq!((report.ids, report.refused), (vec![1, 2], None));
+        let full = BatchReport {
+            ids: vec![1],
+            refused: Some("pool p is full".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&full).unwrap(),
+            serde_json::json!({"ids": [1], "refused": "pool p is full"})
+        );
+        let reply = r#"{"results":[{"task":{"id":7,"pool":"p","name":null,"state":"exited",
+            "command":["true"],"pid":null,"exit":{"code":0},"reason":null,"duration_ms":3},
+            "stdout":{"id":7,"stream":"stdout","data":"hi\n","truncated":false,
+            "kept_bytes":3,"total_bytes":3}}],"outstanding":2,"timed_out":false}"#;
+        let report: ResultsReport = serde_json::from_str(reply).unwrap();
+        assert_eq!(report.results[0].task.id, 7);
+        assert_eq!(report.results[0].stdout.data, "hi\n");
+        assert_eq!((report.outstanding, report.timed_out), (2, false));
     }
 
     #[test]

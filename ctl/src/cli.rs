@@ -105,7 +105,8 @@ pub enum Command {
     /// Re-execute herdd in place, keeping every child (e.g. after installing a new binary);
     /// waits until the new herdd answers
     DaemonReexec,
-    /// Queue a task in a pool and print its id
+    /// Queue a task in a pool and print its id (or, with --from-file, one task per
+    /// line of a file, in one request)
     Submit(SubmitArgs),
     /// Wait for tasks to end, print how they ended and exit with the task's exit code
     Join(JoinArgs),
@@ -257,8 +258,20 @@ pub struct SubmitArgs {
     pub unique: bool,
 
     /// Wait until the task has ended, print how, and exit with its exit code
+    /// (with --from-file: every task, and the first non-zero exit code)
     #[arg(long)]
     pub wait: bool,
+
+    /// Queue one task per line of FILE (`-`: stdin), each line split into
+    /// words as a shell would (quotes, backslashes; `#` starts a comment; no
+    /// variables or globs), all in one request; print their ids, one per
+    /// line, in file order. Nothing is queued if a line cannot be split
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["command", "name", "unique"]
+    )]
+    pub from_file: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub limits: TaskLimitArgs,
@@ -266,7 +279,7 @@ pub struct SubmitArgs {
     /// The command and its arguments, run without a shell (put them after `--`)
     #[arg(
         value_name = "CMD",
-        required = true,
+        required_unless_present = "from_file",
         num_args = 1..,
         trailing_var_arg = true,
         allow_hyphen_values = true
@@ -323,9 +336,9 @@ pub struct MapArgs {
     #[arg(value_name = "POOL")]
     pub pool: String,
 
-    /// At most N tasks submitted and not yet collected at once (the pool's
-    /// `size` decides how many of them run); keep it at most the pool's
-    /// `keep_finished`
+    /// At most N items submitted and not yet printed at once (the pool's
+    /// `size` decides how many of them run; herdd holds their results for
+    /// this map whatever the pool's `keep_finished`)
     #[arg(
         short,
         long,
@@ -707,6 +720,17 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
         let err = parse(&["submit", "p", "--"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+
+        let Command::Submit(args) = parse(&["submit", "p", "--from-file", "-", "--wait"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected submit");
+        };
+        assert_eq!(args.from_file.as_deref(), Some(std::path::Path::new("-")));
+        assert!(args.command.is_empty() && args.wait);
+        let err = parse(&["submit", "p", "--from-file", "f", "--", "ls"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
     }
 
     #[test]

@@ -647,60 +647,83 @@ fn pool_verbs() {
 }
 
 /// A pool for `map`: task ids from 100 on; the task for item `slowN` ends
-/// only after N joins, `fail` exits 2, anything else exits 0; its stdout is
-/// `out:ITEM\n`. Records the most tasks ever submitted and not collected.
+/// only after N `results` requests, `fail` exits 2, anything else exits 0;
+/// its stdout is `out:ITEM\n`. Records the most tasks ever submitted and
+/// not collected.
 #[derive(Default)]
 struct MapPool {
     items: Vec<String>,
-    joins: HashMap<u64, u32>,
+    /// How many `results` requests each uncollected task has seen.
+    polls: HashMap<u64, u32>,
     collected: usize,
     most_outstanding: usize,
     refuse_beyond: Option<usize>,
-    status_pools: Value,
 }
 
 impl MapPool {
     fn answer(&mut self, request: &Value) -> Value {
-        let id = request["id"]
-            .as_u64()
-            .or_else(|| request["ids"][0].as_u64());
-        let item = |pool: &MapPool| pool.items[(id.unwrap() - 100) as usize].clone();
         match request["cmd"].as_str().unwrap() {
-            "submit" => {
-                let outstanding = self.items.len() - self.collected;
-                if self.refuse_beyond.is_some_and(|most| outstanding >= most) {
-                    return json!({"error": {"code": "refused", "message": "queue full"}});
-                }
-                let command = request["command"].as_array().unwrap();
-                let item = command.last().unwrap().as_str().unwrap().to_string();
-                self.items.push(item);
-                self.most_outstanding = self.most_outstanding.max(outstanding + 1);
-                json!({"ok": {"id": 99 + self.items.len(), "state": "queued"}})
-            }
-            "join" => {
-                let id = id.unwrap();
-                let item = item(self);
-                let joins = self.joins.entry(id).or_default();
-                *joins += 1;
-                let needed = item.strip_prefix("slow").map_or(0, |n| n.parse().unwrap());
-                let status = if *joins <= needed {
-                    task(id, "running", Value::Null, Value::Null)
-                } else if item == "fail" {
-                    task(id, "failed", json!({"code": 2}), Value::Null)
-                } else {
-                    ended(id)
-                };
-                json!({"ok": {"tasks": [status], "timed_out": *joins <= needed}})
-            }
-            "status" => json!({"ok": {"units": [], "pools": self.status_pools}}),
-            "output" => {
-                self.collected += 1;
-                json!({"ok": {"id": id, "stream": "stdout", "data": format!("out:{}\n", item(self)),
-                              "truncated": false, "total_bytes": 5, "kept_bytes": 5}})
-            }
+            "submit-batch" => self.submit(request["commands"].as_array().unwrap()),
+            "results" => self.results(),
             _ => json!({"ok": {"cancelled": request["ids"]}}),
         }
     }
+
+    fn submit(&mut self, commands: &[Value]) -> Value {
+        let mut ids = Vec::new();
+        for command in commands {
+            let outstanding = self.items.len() - self.collected;
+            if self.refuse_beyond.is_some_and(|most| outstanding >= most) {
+                break;
+            }
+            let item = command.as_array().unwrap().last().unwrap();
+            self.items.push(item.as_str().unwrap().to_string());
+            let id = 99 + self.items.len() as u64;
+            self.polls.insert(id, 0);
+            ids.push(id);
+            self.most_outstanding = self.most_outstanding.max(outstanding + 1);
+        }
+        match ids.len() {
+            0 => json!({"error": {"code": "refused", "message": "queue full"}}),
+            n if n < commands.len() => json!({"ok": {"ids": ids, "refused": "queue full"}}),
+            _ => json!({"ok": {"ids": ids}}),
+        }
+    }
+
+    fn results(&mut self) -> Value {
+        let mut ended: Vec<u64> = Vec::new();
+        for (id, polls) in &mut self.polls {
+            *polls += 1;
+            let item = &self.items[(*id - 100) as usize];
+            let needed = item.strip_prefix("slow").map_or(0, |n| n.parse().unwrap());
+            if *polls > needed {
+                ended.push(*id);
+            }
+        }
+        ended.sort_unstable();
+        let results: Vec<Value> = ended
+            .iter()
+            .map(|id| {
+                self.polls.remove(id);
+                self.collected += 1;
+                let item = &self.items[(*id - 100) as usize];
+                let task = if item == "fail" {
+                    task(*id, "failed", json!({"code": 2}), Value::Null)
+                } else {
+                    ended_task(*id)
+                };
+                json!({"task": task, "stdout": {"id": id, "stream": "stdout",
+                       "data": format!("out:{item}\n"), "truncated": false,
+                       "total_bytes": 5, "kept_bytes": 5}})
+            })
+            .collect();
+        json!({"ok": {"results": results, "outstanding": self.polls.len(),
+                      "timed_out": ended.is_empty()}})
+    }
+}
+
+fn ended_task(id: u64) -> Value {
+    ended(id)
 }
 
 fn map_herdd(pool: MapPool) -> (ScriptedHerdd, Arc<Mutex<MapPool>>) {
@@ -731,20 +754,19 @@ fn map_prints_outputs_in_input_order() {
     let seen = herdd.seen();
     assert!(seen.iter().all(|s| s.connection == 0), "one connection");
     assert_eq!(
-        seen[0].request,
-        json!({"v": 1, "cmd": "status", "names": []})
+        (&seen[0].request["cmd"], &seen[0].request["commands"][0]),
+        (&json!("submit-batch"), &json!(["echo", "slow3"]))
     );
-    let first = &seen[1].request;
-    assert_eq!(
-        (first["cmd"].as_str(), &first["command"]),
-        (Some("submit"), &json!(["echo", "slow3"]))
-    );
+    let submitted: Vec<Value> = seen
+        .iter()
+        .filter(|s| s.request["cmd"] == "submit-batch")
+        .flat_map(|s| s.request["commands"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(submitted.len(), 5, "each item once");
     assert!(seen
         .iter()
-        .filter(|s| s.request["cmd"] == "join")
-        .all(
-            |s| s.request["timeout_ms"].is_u64() && s.request["ids"].as_array().unwrap().len() == 1
-        ));
+        .filter(|s| s.request["cmd"] == "results")
+        .all(|s| s.request["timeout_ms"].is_u64() && s.request.get("ids").is_none()));
 }
 
 #[test]
@@ -759,8 +781,8 @@ fn map_exits_0_when_every_task_succeeds() {
     let submits: Vec<Value> = herdd
         .requests()
         .into_iter()
-        .filter(|r| r["cmd"] == "submit")
-        .map(|r| r["command"].clone())
+        .filter(|r| r["cmd"] == "submit-batch")
+        .flat_map(|r| r["commands"].as_array().unwrap().clone())
         .collect();
     assert_eq!(submits, [json!(["gzip", "a"]), json!(["gzip", "b"])]);
 
@@ -771,42 +793,53 @@ fn map_exits_0_when_every_task_succeeds() {
 }
 
 #[test]
-fn map_window_is_held_to_keep_finished() {
-    let (herdd, pool) = map_herdd(MapPool {
-        status_pools: json!([{"name": "other", "keep_finished": 100},
-                             {"name": "convert", "keep_finished": 1}]),
-        ..MapPool::default()
-    });
+fn map_fills_its_window_whatever_the_pools_keep_finished() {
+    let (herdd, pool) = map_herdd(MapPool::default());
     let out = run_with_stdin(
         &herdd.socket,
         &["map", "-j", "3", "convert", "--", "x"],
-        "a\nb\nc\n",
+        "a\nb\nc\nd\n",
     );
-    assert_eq!(text(&out.stdout), "out:a\nout:b\nout:c\n");
+    assert_eq!(text(&out.stdout), "out:a\nout:b\nout:c\nout:d\n");
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(pool.lock().unwrap().most_outstanding, 1);
+    assert_eq!(pool.lock().unwrap().most_outstanding, 3);
+    assert!(
+        herdd.requests().iter().all(|r| r["cmd"] != "status"),
+        "herdd holds results for map: no need to read keep_finished"
+    );
 }
 
 #[test]
-fn map_explains_an_evicted_result() {
+fn map_collects_by_id_what_herdd_holds_for_an_earlier_connection() {
+    // As after a daemon-reexec: herdd holds none of the tasks map waits for
+    // for this connection, so map names them.
     let herdd = ScriptedHerdd::new(|request| match request["cmd"].as_str() {
-        Some("submit") => json!({"ok": {"id": 5, "state": "queued"}}),
-        Some("join") => json!({"error": {"code": "no_such_task", "message": "task 5 was evicted"}}),
+        Some("submit-batch") => json!({"ok": {"ids": [5, 6]}}),
+        Some("results") if request["ids"] == json!([5, 6]) => json!({"ok": {
+            "results": [{"task": ended(5), "stdout": {"id": 5, "stream": "stdout",
+                         "data": "five\n", "truncated": false, "total_bytes": 5,
+                         "kept_bytes": 5}},
+                        {"task": ended(6), "stdout": {"id": 6, "stream": "stdout",
+                         "data": "six\n", "truncated": false, "total_bytes": 4,
+                         "kept_bytes": 4}}],
+            "outstanding": 0, "timed_out": false}}),
+        Some("results") => {
+            json!({"ok": {"results": [], "outstanding": 0, "timed_out": false}})
+        }
         _ => json!({"ok": {"cancelled": []}}),
     });
-    let out = run_with_stdin(&herdd.socket, &["map", "convert", "--", "x"], "a\n");
-    assert!(
-        text(&out.stderr)
-            .starts_with("herdctl: task 5 was evicted; map lost a result: give it a smaller -j"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(4));
+    let out = run_with_stdin(&herdd.socket, &["map", "convert", "--", "x"], "a\nb\n");
     assert_eq!(
-        herdd.requests().last().unwrap(),
-        &json!({"v": 1, "cmd": "cancel", "ids": [5]}),
-        "what was outstanding is cancelled"
+        (text(&out.stdout), out.status.code()),
+        ("five\nsix\n", Some(0))
     );
+    let results: Vec<Value> = herdd
+        .requests()
+        .into_iter()
+        .filter(|r| r["cmd"] == "results")
+        .map(|r| r["ids"].clone())
+        .collect();
+    assert_eq!(results, [Value::Null, json!([5, 6])]);
 }
 
 #[test]
@@ -873,9 +906,9 @@ fn ctrl_c_cancels_what_map_submitted() {
         .write_all(b"a\nslow1000000\nc\nd\n")
         .expect("write stdin");
     drop(input);
-    // Wait until herdctl is stuck joining the slow task.
+    // Wait until herdctl is stuck waiting for the slow task.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while herdd.commands().iter().filter(|c| *c == "join").count() < 3 {
+    while herdd.commands().iter().filter(|c| *c == "results").count() < 4 {
         assert!(
             std::time::Instant::now() < deadline,
             "{:?}",
@@ -892,14 +925,15 @@ fn ctrl_c_cancels_what_map_submitted() {
     assert_eq!(text(&out.stdout), "out:a\n");
     assert_eq!(
         text(&out.stderr),
-        "herdctl: interrupted; cancelled 2 task(s)\n"
+        "herdctl: interrupted; cancelled 1 task(s)\n"
     );
     assert_eq!(out.status.code(), Some(130));
     let seen = herdd.seen();
     let cancel = seen.last().expect("a cancel");
+    // c (102) has ended and waits behind the slow one: only that is cancelled.
     assert_eq!(
         cancel.request,
-        json!({"v": 1, "cmd": "cancel", "ids": [101, 102]})
+        json!({"v": 1, "cmd": "cancel", "ids": [101]})
     );
     assert_ne!(cancel.connection, 0, "on a fresh connection");
 }

@@ -9,7 +9,7 @@ import collections
 import queue
 import threading
 
-from .errors import NoSuchTask, TaskFailed, TimeoutError
+from .errors import NoSuchTask, Refused, TaskFailed, TimeoutError
 
 
 def _argv(command):
@@ -59,6 +59,22 @@ class Pool:
         return AsyncResult(self._client, report["id"])
 
     apply_async = submit
+
+    def submit_many(self, commands):
+        """Queues every command of ``commands`` (argv lists) in one request
+        (``submit-batch``) and returns their :class:`AsyncResult`s in order.
+        A bad command queues none (BadRequest); a full queue takes the first
+        ones that fit and raises Refused for the rest, after the others were
+        queued: their results are in the exception's ``results``."""
+        report = self._client.request(
+            "submit-batch", pool=self.name, commands=[_argv(c) for c in commands]
+        )
+        results = [AsyncResult(self._client, id) for id in report["ids"]]
+        if report.get("refused"):
+            error = Refused(report["refused"], "refused")
+            error.results = results
+            raise error
+        return results
 
     def apply(self, command):
         """Runs ``command`` and returns its stdout (raises TaskFailed)."""

@@ -146,6 +146,13 @@ class Pools(HerdTest):
         with self.assertRaises(herd.TaskFailed):
             result.get(timeout=DEADLINE)
 
+    def test_submit_many_queues_every_command_in_one_request(self):
+        pool = self.client.pool("convert")
+        results = pool.submit_many([["/bin/echo", str(n)] for n in range(5)])
+        self.assertEqual([r.get(timeout=DEADLINE) for r in results], ["%d\n" % n for n in range(5)])
+        with self.assertRaises(herd.BadRequest):
+            pool.submit_many([["/bin/true"], []])
+
     def test_map_keeps_the_order_of_the_items(self):
         # Later items finish first: the results still come in input order.
         template = ["/bin/sh", "-c", "sleep 0.$((3 - $0)); echo $0", "{}"]

@@ -7,28 +7,33 @@
 //! Lines are submitted as they arrive: a thread reads stdin, so a slow
 //! producer (`tail -f queue | herdctl map ...`) is served line by line and
 //! never holds up collecting results or noticing Ctrl-C; a line is picked
-//! up within [`POLL_MS`]. One connection runs a simple loop: submit until
-//! `-j N` tasks are outstanding (submitted, not yet collected), then wait
-//! for the oldest one (`join` with a short timeout, so Ctrl-C and new lines
-//! are noticed), fetch its stdout, print it, repeat. Collecting in order
-//! bounds both how many of our tasks are unfinished and how many ended ones
-//! herd must keep for us to `N`; a slow task holds the window, which `N`
-//! well above the pool's `size` absorbs. Ended tasks wait in herd until
-//! collected, so the window is also held to the pool's `keep_finished` when
-//! herdd's `status` reports it. Nothing is asked of herdd before the first
-//! line, so `map` of empty input does nothing.
+//! up within [`POLL_MS`]. One connection carries two requests in turn:
+//! `submit-batch` queues every line read so far (up to the window) in one
+//! request, and `results` waits until some of our tasks have ended and
+//! brings back all that have, each with its stdout. So the round trips
+//! grow with how often herdd has news, not with the number of items: herdd
+//! keeps the pool busy from its queue meanwhile. Results are printed in
+//! input order; those that come early wait in herdctl. At most `-j N`
+//! items are submitted and not yet printed, which bounds what waits here
+//! and in herdd (a slow task holds the window). herdd holds our ended
+//! tasks for us until `results` has brought them, whatever the pool's
+//! `keep_finished`. Nothing is asked of herdd before the first line, so
+//! `map` of empty input does nothing.
 //!
-//! A pool that refuses a submission while some of ours are outstanding
-//! (its queue is at `max_queue`) is taken as back-pressure: the submission
-//! is retried after the next task is collected. Refused with nothing
-//! outstanding (closed pool) is an error.
+//! A batch that herdd does not take whole (the pool's queue is at
+//! `max_queue`, or the connection holds its maximum of unread results)
+//! while some of ours are outstanding is back-pressure: the rest is sent
+//! again after the next results. Refused with nothing outstanding (closed
+//! pool) is an error.
 //!
 //! Ctrl-C cancels every task submitted and not yet collected and exits 130.
 //! So does any error (herdd went away, stdout closed, a line of stdin that
 //! is not UTF-8, which is where reading stops): nothing is left running
 //! behind the user's back, as far as herdd can still be told. A
 //! `daemon-reexec` meanwhile is not an error: the client carries on with
-//! the new image (herd_common::client).
+//! the new image (herd_common::client), and when herdd says it holds fewer
+//! of our tasks than we wait for (they were held for the connection before
+//! the re-exec) the next `results` names them, which collects them.
 
 use super::progress::Progress;
 use super::{interrupt, join, submit, Connection, Context, Outcome};
@@ -37,19 +42,25 @@ use crate::error::Error;
 use crate::output;
 use herd_common::client::ClientError;
 use herd_common::protocol::{
-    CancelReport, ErrorCode, OutputReport, OutputStream, Request, SubmitOptions, SubmitReport,
-    TaskId, TaskReport, TaskStatus,
+    BatchReport, CancelReport, ErrorCode, OutputReport, Request, ResultsReport, SubmitOptions,
+    TaskId, TaskResult, TaskStatus,
 };
 use herd_common::state::{Exit, TaskState};
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// How long one `join` may block, so Ctrl-C and the progress line are
-/// attended to a few times a second.
+/// How long one `results` may wait, so Ctrl-C, new lines and the progress
+/// line are attended to a few times a second.
 const POLL_MS: u64 = 200;
+
+/// Once one of our tasks has ended, herdd waits this much longer for more
+/// before it answers `results`: while tasks end by the hundred a second, a
+/// reply carries several of them, and herdd answers fewer requests (its
+/// queue keeps the pool busy meanwhile).
+const LINGER_MS: u64 = 5;
 
 /// The exit code of a `map` stopped by Ctrl-C, as a shell reports SIGINT.
 const INTERRUPTED_EXIT: u8 = 130;
@@ -66,7 +77,10 @@ pub fn exec(ctx: &Context, args: MapArgs) -> Result<Outcome, Error> {
         items: Vec::new(),
         input: Some(read_lines()),
         submitted: 0,
-        outstanding: VecDeque::new(),
+        outstanding: HashMap::new(),
+        collected: BTreeMap::new(),
+        printed: 0,
+        held_elsewhere: false,
         failed: 0,
     };
     // Nothing is asked of herdd before there is something to do.
@@ -79,12 +93,9 @@ pub fn exec(ctx: &Context, args: MapArgs) -> Result<Outcome, Error> {
     if run.items.is_empty() {
         return Ok(Outcome::Success);
     }
-    let result = ctx.connect().and_then(|mut connection| {
-        if let Some(keep) = keep_finished(&mut connection, &run.pool) {
-            run.window = run.window.min(keep.max(1));
-        }
-        run.run(&mut connection)
-    });
+    let result = ctx
+        .connect()
+        .and_then(|mut connection| run.run(&mut connection));
     run.progress.clear();
     match result {
         Ok(true) => Ok(if run.failed == 0 {
@@ -141,37 +152,6 @@ fn read_lines() -> mpsc::Receiver<Line> {
     received
 }
 
-/// The pool's `keep_finished`, if herdd's `status` tells it. Tasks are
-/// collected in order, so while the oldest one runs up to `-j` later ones
-/// may end; if more of them end than the pool keeps, the oldest ended ones
-/// are evicted before they are collected. The window is therefore held to
-/// `keep_finished`. Best effort: without the figure (or the right to read
-/// status) the window is `-j` as given.
-fn keep_finished(connection: &mut Connection, pool: &str) -> Option<usize> {
-    let status: serde_json::Value = connection.call(&Request::Status { names: vec![] }).ok()?;
-    let keep = status["pools"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == pool)?["keep_finished"]
-        .as_u64()?;
-    Some(usize::try_from(keep).unwrap_or(usize::MAX))
-}
-
-/// Adds what to do to herdd's "evicted" error: a task of ours ended and
-/// was dropped before we collected it.
-fn explain_eviction(err: Error) -> Error {
-    match err {
-        Error::Client(ClientError::Remote(mut body)) if body.code == ErrorCode::NoSuchTask => {
-            body.message.push_str(
-                "; map lost a result: give it a smaller -j, at most the pool's keep_finished \
-                 less what other users of the pool leave there",
-            );
-            Error::Client(ClientError::Remote(body))
-        }
-        err => err,
-    }
-}
-
 /// Line `number` (from 1) of stdin as an item. Items become arguments,
 /// which the protocol carries as strings: a line that is not UTF-8 is
 /// refused, and reading stops there.
@@ -222,7 +202,7 @@ struct Run<'a> {
     template: Vec<String>,
     /// Timeout, retries, priority, start delay of every task.
     options: SubmitOptions,
-    /// At most this many tasks outstanding (`-j`).
+    /// At most this many items submitted and not yet printed (`-j`).
     window: usize,
     /// The lines of stdin read so far.
     items: Vec<String>,
@@ -230,14 +210,23 @@ struct Run<'a> {
     input: Option<mpsc::Receiver<Line>>,
     /// How many items have been submitted; the next one to submit.
     submitted: usize,
-    /// Submitted and not yet collected, oldest first: (item index, task id).
-    outstanding: VecDeque<(usize, TaskId)>,
+    /// Submitted, result not yet received: task id -> item index.
+    outstanding: HashMap<TaskId, usize>,
+    /// Results received and not yet printed (an earlier item is not done),
+    /// by item index.
+    collected: BTreeMap<usize, TaskResult>,
+    /// How many items have been printed; the next one to print.
+    printed: usize,
+    /// herdd holds fewer of our tasks for this connection than are
+    /// outstanding (they were submitted on the connection before a
+    /// re-exec): the next `results` names them all.
+    held_elsewhere: bool,
     failed: usize,
     progress: Progress,
 }
 
 impl Run<'_> {
-    /// Runs until every item is collected (`Ok(true)`) or Ctrl-C
+    /// Runs until every item is printed (`Ok(true)`) or Ctrl-C
     /// (`Ok(false)`); the caller cancels what is outstanding then.
     fn run(&mut self, connection: &mut Connection) -> Result<bool, Error> {
         loop {
@@ -247,41 +236,45 @@ impl Run<'_> {
             if interrupt::interrupted() {
                 return Ok(false);
             }
-            let Some(&(index, id)) = self.outstanding.front() else {
+            if self.outstanding.is_empty() {
                 if self.input.is_none() && self.submitted == self.items.len() {
                     return Ok(true);
                 }
-                // Everything submitted is collected: wait for stdin.
+                // Everything submitted is printed: wait for stdin.
                 self.take_lines(Duration::from_millis(POLL_MS))?;
                 continue;
-            };
-            let report: TaskReport = connection
-                .call(&Request::Join {
-                    ids: vec![id],
-                    timeout_ms: Some(POLL_MS),
-                })
-                .map_err(explain_eviction)?;
-            let task = report
-                .tasks
-                .into_iter()
-                .find(|task| task.id == id)
-                .ok_or_else(|| {
-                    Error::Client(ClientError::Protocol(format!(
-                        "herdd's join reply has no task {id}"
-                    )))
-                })?;
-            if !task.state.is_final() {
-                continue;
             }
-            let output: OutputReport = connection
-                .call(&Request::Output {
-                    id,
-                    stream: OutputStream::Stdout,
-                })
-                .map_err(explain_eviction)?;
-            self.outstanding.pop_front();
-            self.print(index, &task, &output)?;
+            let ids = if self.held_elsewhere {
+                let mut ids: Vec<TaskId> = self.outstanding.keys().copied().collect();
+                ids.sort_unstable();
+                ids
+            } else {
+                Vec::new()
+            };
+            let report: ResultsReport = connection.call(&Request::Results {
+                ids,
+                timeout_ms: Some(POLL_MS),
+                linger_ms: Some(LINGER_MS),
+            })?;
+            self.receive(report)?;
         }
+    }
+
+    /// Takes in one `results` reply and prints what is now in order.
+    fn receive(&mut self, report: ResultsReport) -> Result<(), Error> {
+        for result in report.results {
+            // Not ours (another user of this connection): not expected.
+            if let Some(index) = self.outstanding.remove(&result.task.id) {
+                self.collected.insert(index, result);
+            }
+        }
+        let held = usize::try_from(report.outstanding).unwrap_or(usize::MAX);
+        self.held_elsewhere = held < self.outstanding.len();
+        while let Some(result) = self.collected.remove(&self.printed) {
+            self.print(self.printed, &result.task, &result.stdout)?;
+            self.printed += 1;
+        }
+        Ok(())
     }
 
     /// Takes the lines stdin has given, waiting up to `wait` for the first.
@@ -312,25 +305,32 @@ impl Run<'_> {
         }
     }
 
-    /// Submits items until the window is full or stdin is used up. A
-    /// refusal while some tasks are outstanding is back-pressure from a
-    /// full queue: stop here and try again after collecting one.
+    /// Submits items, a batch at a time, until the window is full or stdin
+    /// is used up. A batch herdd does not take whole while some tasks are
+    /// outstanding is back-pressure: stop here and try again after the
+    /// next results.
     fn fill(&mut self, connection: &mut Connection) -> Result<(), Error> {
         while self.submitted < self.items.len()
-            && self.outstanding.len() < self.window
+            && self.submitted - self.printed < self.window
             && !interrupt::interrupted()
         {
-            let index = self.submitted;
-            let request = Request::Submit {
+            let room = self.window - (self.submitted - self.printed);
+            let commands = self.batch(room);
+            let sent = commands.len();
+            let request = Request::SubmitBatch {
                 pool: self.pool.clone(),
-                command: command_for(&self.template, &self.items[index]),
-                name: None,
+                commands,
                 options: self.options.clone(),
             };
-            match connection.call::<SubmitReport>(&request) {
+            match connection.call::<BatchReport>(&request) {
                 Ok(report) => {
-                    self.outstanding.push_back((index, report.id));
-                    self.submitted += 1;
+                    for id in &report.ids {
+                        self.outstanding.insert(*id, self.submitted);
+                        self.submitted += 1;
+                    }
+                    if report.ids.len() < sent {
+                        return Ok(());
+                    }
                 }
                 Err(Error::Client(ClientError::Remote(body)))
                     if body.code == ErrorCode::Refused && !self.outstanding.is_empty() =>
@@ -341,6 +341,27 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The commands of the next items to submit: at most `room` of them,
+    /// [`submit::BATCH_COMMANDS`] and about [`submit::BATCH_BYTES`]
+    /// (always at least one).
+    fn batch(&self, room: usize) -> Vec<Vec<String>> {
+        let mut commands = Vec::new();
+        let mut bytes = 0;
+        for item in &self.items[self.submitted..] {
+            if commands.len() >= room.min(submit::BATCH_COMMANDS) {
+                break;
+            }
+            let command = command_for(&self.template, item);
+            let size = submit::encoded_size(&command);
+            if !commands.is_empty() && bytes + size > submit::BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+            commands.push(command);
+        }
+        commands
     }
 
     /// Prints one collected item: its stdout (or JSON line), and on stderr
@@ -388,7 +409,8 @@ impl Run<'_> {
     /// Cancels every task submitted and not yet collected, on a fresh
     /// connection (the main one may be broken), and says what came of it.
     fn cancel_outstanding(&mut self) -> String {
-        let ids: Vec<TaskId> = self.outstanding.iter().map(|(_, id)| *id).collect();
+        let mut ids: Vec<TaskId> = self.outstanding.keys().copied().collect();
+        ids.sort_unstable();
         if ids.is_empty() {
             return "no task was running".to_string();
         }

@@ -4,24 +4,102 @@
 //! stays (past that count) until the client reads it or disconnects. So a
 //! `map` never loses a result it is about to collect, however small
 //! `keep_finished` is and however many other clients share the pool.
+//!
+//! A client has at most [`MAX_UNREAD_RESULTS`] tasks whose results it has
+//! not read; `results` hands it those that have ended, waiting (one such
+//! request per client) until one does. Across a `daemon-reexec` or a crash
+//! the holds are carried over without their connections, which are gone:
+//! a client that names the tasks in `results` collects them, and what is
+//! not collected within [`CARRIED_FOR`] is let go.
 
 use super::semaphore::ClientId;
-use herd_common::protocol::TaskId;
-use std::collections::{BTreeSet, HashMap};
+use super::RequestId;
+use herd_common::protocol::{TaskId, MAX_UNREAD_RESULTS};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+/// How long holds carried over a re-exec or crash wait for a client to
+/// collect them.
+pub const CARRIED_FOR: Duration = Duration::from_secs(60);
+
+/// The holder of carried-over holds (no connection has this number: they
+/// count up from 1).
+const CARRIED: ClientId = ClientId::MAX;
+
+/// One client's held tasks.
+#[derive(Debug, Default)]
+struct Holds {
+    /// Every task it submitted (or collects) and has not read.
+    all: BTreeSet<TaskId>,
+    /// Those of them that have ended: what `results` hands out, in id order.
+    ended: BTreeSet<TaskId>,
+}
+
+/// A `results` request waiting for a task of its client to end.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ResultsWaiter {
+    pub request: RequestId,
+    pub deadline: Option<Instant>,
+    /// Once a task has ended, how much longer to wait for more (so that a
+    /// reply carries several: fewer round trips while many end).
+    pub linger: Option<Duration>,
+    /// When lingering ends (set once a task has ended).
+    pub lingering_until: Option<Instant>,
+}
 
 #[derive(Debug, Default)]
 pub(super) struct Held {
-    /// Who submitted each task whose output has not been read.
+    /// Who holds each task whose output has not been read.
     submitter: HashMap<TaskId, ClientId>,
-    by_client: HashMap<ClientId, BTreeSet<TaskId>>,
+    by_client: HashMap<ClientId, Holds>,
     /// Held tasks their pool has already let go of: dropped when released.
     evicted: BTreeSet<TaskId>,
+    /// `results` requests waiting, one per client at most.
+    waiting: BTreeMap<ClientId, ResultsWaiter>,
+    /// When the holds carried over a re-exec or crash are let go.
+    carried_until: Option<Instant>,
+}
+
+/// Why a client may not submit more.
+pub(super) fn over_cap() -> String {
+    format!(
+        "this connection has {MAX_UNREAD_RESULTS} tasks whose results it has not read, the most \
+         herdd holds for one connection; read some (results or output) and submit again"
+    )
 }
 
 impl Held {
-    pub fn hold(&mut self, client: ClientId, id: TaskId) {
-        self.submitter.insert(id, client);
-        self.by_client.entry(client).or_default().insert(id);
+    pub fn hold(&mut self, client: ClientId, id: TaskId, ended: bool) {
+        if let Some(previous) = self.submitter.insert(id, client) {
+            if previous != client {
+                self.unlist(previous, id);
+            }
+        }
+        let holds = self.by_client.entry(client).or_default();
+        holds.all.insert(id);
+        if ended {
+            holds.ended.insert(id);
+        }
+    }
+
+    /// How many more tasks `client` may submit before it reads some.
+    pub fn room(&self, client: ClientId) -> usize {
+        let held = self.by_client.get(&client).map_or(0, |h| h.all.len());
+        MAX_UNREAD_RESULTS.saturating_sub(held)
+    }
+
+    /// How many of `client`'s tasks are unread.
+    pub fn outstanding(&self, client: ClientId) -> usize {
+        self.by_client.get(&client).map_or(0, |h| h.all.len())
+    }
+
+    /// Task `id` has ended: its holder's `results` may hand it out.
+    pub fn on_ended(&mut self, id: TaskId) {
+        if let Some(client) = self.submitter.get(&id) {
+            if let Some(holds) = self.by_client.get_mut(client) {
+                holds.ended.insert(id);
+            }
+        }
     }
 
     /// The pool let task `id` go: true if it is held (keep it for now),
@@ -34,31 +112,236 @@ impl Held {
         held
     }
 
-    /// `client` read task `id`'s output: if it submitted the task, the task
-    /// is no longer held; true if it is to be dropped now (its pool let go
-    /// of it already).
+    /// `client` read task `id`'s output: if it holds the task, the task is
+    /// no longer held; true if it is to be dropped now (its pool let go of
+    /// it already).
     pub fn release(&mut self, client: ClientId, id: TaskId) -> bool {
         if self.submitter.get(&id) != Some(&client) {
             return false;
         }
         self.submitter.remove(&id);
-        if let Some(ids) = self.by_client.get_mut(&client) {
-            ids.remove(&id);
-            if ids.is_empty() {
+        self.unlist(client, id);
+        self.evicted.remove(&id)
+    }
+
+    fn unlist(&mut self, client: ClientId, id: TaskId) {
+        if let Some(holds) = self.by_client.get_mut(&client) {
+            holds.all.remove(&id);
+            holds.ended.remove(&id);
+            if holds.all.is_empty() {
                 self.by_client.remove(&client);
             }
         }
-        self.evicted.remove(&id)
+    }
+
+    /// The ended tasks `client` has not read, lowest id first.
+    pub fn ended(&self, client: ClientId) -> impl Iterator<Item = TaskId> + '_ {
+        self.by_client
+            .get(&client)
+            .into_iter()
+            .flat_map(|holds| holds.ended.iter().copied())
     }
 
     /// The client disconnected: its held tasks the pool let go of, to drop.
     pub fn client_gone(&mut self, client: ClientId) -> Vec<TaskId> {
-        let ids = self.by_client.remove(&client).unwrap_or_default();
+        self.waiting.remove(&client);
+        let ids = self.by_client.remove(&client).unwrap_or_default().all;
         ids.into_iter()
             .filter(|id| {
                 self.submitter.remove(id);
                 self.evicted.remove(id)
             })
             .collect()
+    }
+
+    pub fn wait(&mut self, client: ClientId, waiter: ResultsWaiter) -> Option<ResultsWaiter> {
+        self.waiting.insert(client, waiter)
+    }
+
+    /// The waiting `results` requests that are due at `now`: their client
+    /// has an ended task (and has lingered, unless all have ended), or
+    /// nothing outstanding, or the deadline passed. Taken out; each with
+    /// whether it timed out.
+    pub fn due(&mut self, now: Instant) -> Vec<(ClientId, ResultsWaiter, bool)> {
+        let by_client = &self.by_client;
+        let due: Vec<(ClientId, bool)> = self
+            .waiting
+            .iter_mut()
+            .filter_map(|(client, waiter)| {
+                let (ended, all) = by_client
+                    .get(client)
+                    .map_or((0, 0), |h| (h.ended.len(), h.all.len()));
+                let ready = all == 0 || ended > 0;
+                let late = waiter.deadline.is_some_and(|d| d <= now);
+                let lingered = match waiter.linger {
+                    Some(linger) if ended > 0 && ended < all => {
+                        *waiter.lingering_until.get_or_insert(now + linger) <= now
+                    }
+                    Some(_) | None => true,
+                };
+                ((ready && lingered) || late).then_some((*client, !ready))
+            })
+            .collect();
+        due.into_iter()
+            .filter_map(|(client, timed_out)| {
+                let waiter = self.waiting.remove(&client)?;
+                Some((client, waiter, timed_out))
+            })
+            .collect()
+    }
+
+    /// The earliest deadline (or end of lingering) of a waiting `results`.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.waiting
+            .values()
+            .flat_map(|w| w.deadline.into_iter().chain(w.lingering_until))
+            .min()
+    }
+
+    /// Every waiting `results` request (herdd re-executes).
+    pub fn drain_waiting(&mut self) -> Vec<RequestId> {
+        std::mem::take(&mut self.waiting)
+            .into_values()
+            .map(|w| w.request)
+            .collect()
+    }
+
+    /// The held tasks, for a snapshot: they are carried over without their
+    /// connections.
+    pub fn snapshot(&self) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self.submitter.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Holds carried over from a snapshot: `(id, ended, evicted)` of each.
+    /// They wait [`CARRIED_FOR`] from `now` for a client to collect them.
+    pub fn carry(&mut self, now: Instant, ids: impl IntoIterator<Item = (TaskId, bool, bool)>) {
+        for (id, ended, evicted) in ids {
+            self.hold(CARRIED, id, ended);
+            if evicted {
+                self.evicted.insert(id);
+            }
+        }
+        if self.by_client.contains_key(&CARRIED) {
+            self.carried_until = Some(now + CARRIED_FOR);
+        }
+    }
+
+    /// Lets the carried-over holds go once nobody collected them in time:
+    /// the tasks to drop (their pool let go of them).
+    pub fn expire_carried(&mut self, now: Instant) -> Vec<TaskId> {
+        match self.carried_until {
+            Some(until) if until <= now => {
+                self.carried_until = None;
+                self.client_gone(CARRIED)
+            }
+            Some(_) | None => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_tasks_are_handed_to_their_holder_in_id_order_and_counted() {
+        let mut held = Held::default();
+        for id in [3, 1, 2] {
+            held.hold(7, id, false);
+        }
+        assert_eq!(held.outstanding(7), 3);
+        assert_eq!(held.room(7), MAX_UNREAD_RESULTS - 3);
+        held.on_ended(2);
+        held.on_ended(1);
+        assert_eq!(held.ended(7).collect::<Vec<_>>(), [1, 2]);
+        assert!(!held.release(8, 1), "only the holder reads it for good");
+        assert!(!held.release(7, 1), "not evicted: nothing to drop");
+        assert!(held.on_evicted(2));
+        assert!(held.release(7, 2), "evicted while held: dropped now");
+        assert_eq!(held.outstanding(7), 1);
+        assert_eq!(held.ended(7).count(), 0);
+    }
+
+    #[test]
+    fn collecting_moves_a_hold_to_the_collector() {
+        let mut held = Held::default();
+        held.hold(1, 5, true);
+        held.hold(2, 5, true);
+        assert_eq!(held.outstanding(1), 0);
+        assert_eq!(held.ended(2).collect::<Vec<_>>(), [5]);
+        assert!(held.client_gone(1).is_empty());
+        assert_eq!(held.outstanding(2), 1);
+    }
+
+    #[test]
+    fn a_waiting_results_is_due_when_a_task_ends_or_nothing_is_left_or_late() {
+        let now = Instant::now();
+        let mut held = Held::default();
+        held.hold(1, 10, false);
+        let waiter = |request, deadline| ResultsWaiter {
+            request,
+            deadline,
+            linger: None,
+            lingering_until: None,
+        };
+        held.wait(1, waiter(100, Some(now + Duration::from_secs(1))));
+        held.wait(2, waiter(200, None));
+        let due = held.due(now);
+        assert_eq!(due.len(), 1, "client 2 has nothing outstanding");
+        assert_eq!((due[0].0, due[0].1.request, due[0].2), (2, 200, false));
+        assert!(held.due(now).is_empty());
+        assert_eq!(held.next_deadline(), Some(now + Duration::from_secs(1)));
+        held.on_ended(10);
+        let due = held.due(now);
+        assert_eq!((due[0].0, due[0].2), (1, false));
+        held.wait(1, waiter(101, Some(now)));
+        held.release(1, 10);
+        held.hold(1, 11, false);
+        let due = held.due(now);
+        assert_eq!((due[0].1.request, due[0].2), (101, true), "timed out");
+    }
+
+    #[test]
+    fn a_lingering_results_waits_for_more_unless_all_have_ended() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut held = Held::default();
+        for id in 1..=3 {
+            held.hold(1, id, false);
+        }
+        let waiter = ResultsWaiter {
+            request: 100,
+            deadline: Some(now + ms(200)),
+            linger: Some(ms(5)),
+            lingering_until: None,
+        };
+        held.wait(1, waiter);
+        held.on_ended(1);
+        assert!(held.due(now).is_empty(), "lingers for more");
+        assert_eq!(held.next_deadline(), Some(now + ms(5)));
+        held.on_ended(2);
+        assert!(held.due(now + ms(4)).is_empty());
+        let due = held.due(now + ms(5));
+        assert_eq!((due[0].1.request, due[0].2), (100, false));
+        held.release(1, 1);
+        held.release(1, 2);
+        held.wait(1, waiter);
+        held.on_ended(3);
+        assert_eq!(held.due(now).len(), 1, "all have ended: no lingering");
+    }
+
+    #[test]
+    fn carried_holds_wait_for_a_collector_then_go() {
+        let now = Instant::now();
+        let mut held = Held::default();
+        held.carry(now, [(4, true, true), (5, false, false)]);
+        assert!(held.expire_carried(now).is_empty());
+        held.hold(3, 5, false);
+        let later = now + CARRIED_FOR;
+        assert_eq!(held.expire_carried(later), [4], "evicted: dropped");
+        assert_eq!(held.outstanding(3), 1, "collected before: still held");
+        assert_eq!(held.snapshot(), [5]);
     }
 }

@@ -230,6 +230,7 @@ impl Supervisor {
                     herd_common::protocol::Request::Output { id, .. } => Some(*id),
                     _ => None,
                 };
+                self.expire_carried_results(now);
                 self.request(now, id, client, request, &mut out);
                 self.hold_results(client, submitted_from, read);
             }
@@ -341,6 +342,7 @@ impl Supervisor {
                 self.tasks.remove(&id);
             }
         }
+        self.settle_results(now, &mut out);
         self.drop_removed();
         self.index_live_tasks();
         if tick && health::only_probes(&out) {
@@ -354,8 +356,8 @@ impl Supervisor {
     /// until it reads their output (`read`) or disconnects.
     fn hold_results(&mut self, client: ClientId, submitted_from: TaskId, read: Option<TaskId>) {
         for id in submitted_from..self.next_task {
-            if self.tasks.contains_key(&id) {
-                self.held.hold(client, id);
+            if let Some(task) = self.tasks.get(&id) {
+                self.held.hold(client, id, task.state.is_final());
             }
         }
         let Some(id) = read else {
@@ -413,6 +415,7 @@ impl Supervisor {
             .chain(join)
             .chain(rollouts)
             .chain(self.hooks.next_deadline())
+            .chain(self.held.next_deadline())
             .chain(self.next_timer_deadline())
             .min()
     }
@@ -684,6 +687,15 @@ impl Supervisor {
     /// and its client waits again on the new image (it has the same state).
     /// A semaphore waiter leaves the line; it queues again when it asks again.
     fn send_waiters_away(&mut self, out: &mut Vec<Action>) {
+        for id in self.held.drain_waiting() {
+            out.push(Action::Reply {
+                id,
+                reply: Reply::error(
+                    ErrorCode::Reconnect,
+                    "herdd is re-executing; connect again and wait again",
+                ),
+            });
+        }
         for waiter in self.waiters.drain() {
             if let Goal::SemAcquired { holder, .. } = &waiter.goal {
                 self.semaphores.withdraw(holder);

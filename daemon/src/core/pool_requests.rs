@@ -1,13 +1,16 @@
 //! Pool verbs (`submit`, `join`, `tasks`, `output`, `cancel`, `pool *`) and
 //! the task events that feed the pools.
 
+use super::held::ResultsWaiter;
+use super::pool::Pool;
 use super::semaphore::{ClientId, Holder};
 use super::{error, Action, Goal, RequestId, Supervisor, Waiter};
 use crate::core::retry::TaskLimits;
 use crate::core::task::{AttemptEnd, Task};
 use herd_common::protocol::{
-    CancelReport, ErrorBody, ErrorCode, OutputReport, OutputStream, PoolReport, Reply,
-    SubmitOptions, SubmitReport, TaskId, TaskReport,
+    BatchReport, CancelReport, ErrorBody, ErrorCode, OutputReport, OutputStream, PoolReport, Reply,
+    ResultsReport, SubmitOptions, SubmitReport, TaskId, TaskReport, TaskResult,
+    RESULTS_REPLY_BYTES,
 };
 use herd_common::state::{Exit, TaskState};
 use std::time::{Duration, Instant};
@@ -25,11 +28,8 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return super::requests::shutting_down();
         }
-        if command.first().is_none_or(|program| program.is_empty()) {
-            return Reply::error(ErrorCode::BadRequest, "a task needs a command");
-        }
-        if command.iter().any(|arg| arg.contains('\0')) {
-            return Reply::error(ErrorCode::BadRequest, "a command may not contain NUL bytes");
+        if let Err(message) = check_command(&command) {
+            return Reply::error(ErrorCode::BadRequest, message);
         }
         let Some(pool) = self.pools.get_mut(pool_name) else {
             return Reply::Error(no_such_pool(pool_name));
@@ -56,14 +56,32 @@ impl Supervisor {
         if let Err(body) = pool.admit() {
             return Reply::Error(body);
         }
+        let not_before = not_before(now, &options);
+        let id = self.queue_task(now, pool_name, (command, name), (limits, not_before), out);
+        Reply::ok(SubmitReport {
+            id,
+            state: self.tasks[&id].state,
+            existing: false,
+        })
+    }
+
+    /// Queues one task in `pool_name` (which exists and admits it) and
+    /// starts it if a slot is free.
+    fn queue_task(
+        &mut self,
+        now: Instant,
+        pool_name: &str,
+        (command, name): (Vec<String>, Option<String>),
+        (limits, not_before): (TaskLimits, Option<Instant>),
+        out: &mut Vec<Action>,
+    ) -> TaskId {
         let id = self.next_task;
         self.next_task += 1;
-        let not_before = options
-            .after_ms
-            .filter(|ms| *ms > 0)
-            .map(|ms| now + Duration::from_millis(ms));
         let task = Task::new(id, pool_name, command, name).with_limits(limits, not_before);
         self.tasks.insert(id, task);
+        let Some(pool) = self.pools.get_mut(pool_name) else {
+            return id;
+        };
         pool.enqueue(id, &self.tasks);
         out.push(Action::Publish(super::lifecycle::Lifecycle::TaskQueued {
             task: id,
@@ -71,11 +89,166 @@ impl Supervisor {
         }));
         // Fill now rather than at the end of the step, so the reply can say "running".
         pool.fill(&mut self.tasks, &mut self.semaphores, now, out);
-        Reply::ok(SubmitReport {
-            id,
-            state: self.tasks[&id].state,
-            existing: false,
+        id
+    }
+
+    /// `submit-batch`: every command is checked before any is queued; then
+    /// they are queued in order while the pool's queue and the client's
+    /// room for unread results last.
+    pub(super) fn submit_batch(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        (pool_name, commands): (&str, Vec<Vec<String>>),
+        options: SubmitOptions,
+        out: &mut Vec<Action>,
+    ) -> Reply {
+        if self.shutdown.is_some() {
+            return super::requests::shutting_down();
+        }
+        if commands.is_empty() {
+            return Reply::error(ErrorCode::BadRequest, "a batch needs at least one command");
+        }
+        for (n, command) in commands.iter().enumerate() {
+            if let Err(message) = check_command(command) {
+                return Reply::error(
+                    ErrorCode::BadRequest,
+                    format!("command {}: {message}", n + 1),
+                );
+            }
+        }
+        if options.unique {
+            return Reply::error(
+                ErrorCode::BadRequest,
+                "unique needs a task name; batch tasks have none",
+            );
+        }
+        let Some(pool) = self.pools.get(pool_name) else {
+            return Reply::Error(no_such_pool(pool_name));
+        };
+        let limits = match TaskLimits::new(&options, &pool.config.task_defaults) {
+            Ok(limits) => limits,
+            Err(message) => return Reply::error(ErrorCode::BadRequest, message),
+        };
+        let not_before = not_before(now, &options);
+        let mut ids = Vec::with_capacity(commands.len());
+        let mut refused = None;
+        for command in commands {
+            let admitted = match self.pools.get(pool_name).map(Pool::admit) {
+                Some(Ok(())) if self.held.room(client) > ids.len() => Ok(()),
+                Some(Ok(())) => Err(super::held::over_cap()),
+                Some(Err(body)) => Err(body.message),
+                None => Err(no_such_pool(pool_name).message),
+            };
+            if let Err(why) = admitted {
+                refused = Some(why);
+                break;
+            }
+            let task = (command, None);
+            ids.push(self.queue_task(now, pool_name, task, (limits.clone(), not_before), out));
+        }
+        match refused {
+            Some(why) if ids.is_empty() => Reply::error(ErrorCode::Refused, why),
+            refused => Reply::ok(BatchReport { ids, refused }),
+        }
+    }
+
+    /// `results`: collects `ids` for `client` too, then answers with its
+    /// ended unread tasks, or waits for one to end (or `timeout_ms`).
+    pub(super) fn results(
+        &mut self,
+        now: Instant,
+        (request, client): (RequestId, ClientId),
+        ids: &[TaskId],
+        (timeout_ms, linger_ms): (Option<u64>, Option<u64>),
+        out: &mut Vec<Action>,
+    ) -> Option<Reply> {
+        if let Err(body) = self.known_tasks(ids) {
+            return Some(Reply::Error(body));
+        }
+        for id in ids {
+            let ended = self.tasks.get(id).is_some_and(|t| t.state.is_final());
+            self.held.hold(client, *id, ended);
+        }
+        let ended = self.held.ended(client).count();
+        let outstanding = self.held.outstanding(client);
+        let lingers = linger_ms.is_some_and(|ms| ms > 0) && ended < outstanding;
+        if (ended > 0 && !lingers) || outstanding == 0 || timeout_ms == Some(0) {
+            return Some(self.collect_results(now, client, ended == 0 && outstanding > 0));
+        }
+        let waiter = ResultsWaiter {
+            request,
+            deadline: timeout_ms.map(|ms| now + Duration::from_millis(ms)),
+            linger: linger_ms.map(Duration::from_millis),
+            lingering_until: None,
+        };
+        if let Some(earlier) = self.held.wait(client, waiter) {
+            // One waits per client: an earlier one (D-Bus callers may send
+            // several at once) is answered with nothing.
+            let reply = self.collect_results(now, client, true);
+            out.push(Action::Reply {
+                id: earlier.request,
+                reply,
+            });
+        }
+        None
+    }
+
+    /// The `results` reply for `client`: its ended unread tasks, lowest id
+    /// first, up to [`RESULTS_REPLY_BYTES`] of stdout; they are read now.
+    pub(super) fn collect_results(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        timed_out: bool,
+    ) -> Reply {
+        let ended: Vec<TaskId> = self.held.ended(client).collect();
+        let mut results = Vec::new();
+        let mut bytes = 0;
+        for id in ended {
+            if bytes >= RESULTS_REPLY_BYTES {
+                break;
+            }
+            let Some(task) = self.tasks.get(&id) else {
+                self.held.release(client, id);
+                continue;
+            };
+            let stdout = self.output_report(task, OutputStream::Stdout);
+            bytes += stdout.data.len();
+            results.push(TaskResult {
+                task: task.status(now),
+                stdout,
+            });
+            if self.held.release(client, id) {
+                self.tasks.remove(&id);
+            }
+        }
+        Reply::ok(ResultsReport {
+            results,
+            outstanding: self.held.outstanding(client) as u64,
+            timed_out,
         })
+    }
+
+    /// Lets go of the results carried over a re-exec that no client
+    /// collected in time (checked as requests come: until then they only
+    /// take memory).
+    pub(super) fn expire_carried_results(&mut self, now: Instant) {
+        for id in self.held.expire_carried(now) {
+            self.tasks.remove(&id);
+        }
+    }
+
+    /// Answers the `results` requests that are due (a task of their client
+    /// ended, or their timeout passed).
+    pub(super) fn settle_results(&mut self, now: Instant, out: &mut Vec<Action>) {
+        for (client, waiter, timed_out) in self.held.due(now) {
+            let reply = self.collect_results(now, client, timed_out);
+            out.push(Action::Reply {
+                id: waiter.request,
+                reply,
+            });
+        }
     }
 
     pub(super) fn join(
@@ -125,19 +298,22 @@ impl Supervisor {
         if let Err(body) = self.known_tasks(&[id]) {
             return Reply::Error(body);
         }
-        let task = &self.tasks[&id];
+        Reply::ok(self.output_report(&self.tasks[&id], stream))
+    }
+
+    fn output_report(&self, task: &Task, stream: OutputStream) -> OutputReport {
         let captured = match stream {
             OutputStream::Stdout => &task.stdout,
             OutputStream::Stderr => &task.stderr,
         };
-        Reply::ok(OutputReport {
-            id,
+        OutputReport {
+            id: task.id,
             stream,
             data: String::from_utf8_lossy(&captured.data).into_owned(),
             truncated: captured.truncated(),
             kept_bytes: captured.data.len() as u64,
             total_bytes: captured.total,
-        })
+        }
     }
 
     pub(super) fn cancel(&mut self, now: Instant, ids: &[TaskId], out: &mut Vec<Action>) -> Reply {
@@ -294,6 +470,7 @@ impl Supervisor {
         pool.tally.record(task.state, ran_ms);
         let evicted = pool.finished(id, was_running);
         self.evicted.extend(evicted);
+        self.held.on_ended(id);
     }
 
     /// Starts queued tasks wherever a slot is free (not during shutdown).
@@ -356,6 +533,25 @@ impl Supervisor {
             Some(id) => Err(error(ErrorCode::NoSuchTask, format!("no task {id}"))),
         }
     }
+}
+
+/// Whether `command` can be run: a program, and no NUL bytes.
+fn check_command(command: &[String]) -> Result<(), &'static str> {
+    if command.first().is_none_or(|program| program.is_empty()) {
+        return Err("a task needs a command");
+    }
+    if command.iter().any(|arg| arg.contains('\0')) {
+        return Err("a command may not contain NUL bytes");
+    }
+    Ok(())
+}
+
+/// When a task submitted `now` with `options` may start.
+fn not_before(now: Instant, options: &SubmitOptions) -> Option<Instant> {
+    options
+        .after_ms
+        .filter(|ms| *ms > 0)
+        .map(|ms| now + Duration::from_millis(ms))
 }
 
 fn no_such_pool(name: &str) -> ErrorBody {

@@ -93,12 +93,26 @@ impl Supervisor {
                 self.begin_shutdown(now, out);
                 Some(Reply::ok(serde_json::json!({})))
             }
+            Request::Submit { .. } if self.held.room(client) == 0 => Some(Reply::error(
+                herd_common::protocol::ErrorCode::Refused,
+                super::held::over_cap(),
+            )),
             Request::Submit {
                 pool,
                 command,
                 name,
                 options,
             } => Some(self.submit(now, &pool, command, name, options, out)),
+            Request::SubmitBatch {
+                pool,
+                commands,
+                options,
+            } => Some(self.submit_batch(now, client, (&pool, commands), options, out)),
+            Request::Results {
+                ids,
+                timeout_ms,
+                linger_ms,
+            } => self.results(now, asker, &ids, (timeout_ms, linger_ms), out),
             Request::Join { ids, timeout_ms } => self.join(now, asker, ids, timeout_ms),
             Request::Tasks { pool } => Some(self.list_tasks(now, pool.as_deref())),
             Request::Output { id: task, stream } => Some(self.output(task, stream)),

@@ -32,6 +32,10 @@ pub struct Snapshot {
     /// Timers' last runs and what was under way.
     #[serde(default)]
     pub timers: Vec<super::timer::TimerSnapshot>,
+    /// Tasks held for the clients that submitted them (see `held.rs`),
+    /// carried over without their connections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<TaskId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -354,6 +358,7 @@ impl super::Supervisor {
             events: self.events.snapshot(),
             rollouts: self.snapshot_rollouts(now),
             timers: self.timer_snapshots(now),
+            held: self.held.snapshot(),
         }
     }
 
@@ -420,11 +425,29 @@ impl super::Supervisor {
             }
             supervisor.tasks.insert(task.id, task);
         }
+        supervisor.carry_held(snapshot, now);
         supervisor.semaphores.restore(&snapshot.semaphores, now);
         supervisor.events.restore(&snapshot.events);
         supervisor.restore_rollouts(&snapshot.rollouts, now, adopted);
         supervisor.restore_timers(now, &snapshot.timers, true);
         supervisor
+    }
+
+    /// Holds the tasks the snapshot held for clients, until a client
+    /// collects them (see `held.rs`). Those no pool keeps any more are
+    /// dropped once let go.
+    fn carry_held(&mut self, snapshot: &Snapshot, now: Instant) {
+        let kept: HashSet<TaskId> = snapshot
+            .pools
+            .iter()
+            .flat_map(|pool| pool.finished.iter().copied())
+            .collect();
+        let tasks = &self.tasks;
+        let carried = snapshot.held.iter().filter_map(|id| {
+            let ended = tasks.get(id)?.state.is_final();
+            Some((*id, ended, ended && !kept.contains(id)))
+        });
+        self.held.carry(now, carried);
     }
 
     /// Every process the supervisor tracks.
@@ -495,6 +518,7 @@ mod tests {
             events: vec![],
             rollouts: RolloutsSnapshot::default(),
             timers: vec![],
+            held: vec![],
         }
     }
 

@@ -970,6 +970,7 @@ mod jobs;
 mod pools;
 mod property;
 mod reload;
+mod results;
 mod rolling;
 mod survivors;
 mod sync;

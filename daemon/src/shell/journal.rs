@@ -406,6 +406,7 @@ mod tests {
             events: vec![],
             rollouts: Default::default(),
             timers: vec![],
+            held: vec![],
         }
     }
 

@@ -174,6 +174,56 @@ fn map_across_reexecs_prints_every_result_in_order() {
     assert_eq!(err, "herdctl: item 13 (\"13\"): failed (exit code 1)\n");
 }
 
+/// The results a map waits for are held for it across re-execs, even by a
+/// pool that keeps a single ended task: every item runs once and prints once.
+#[test]
+fn map_across_reexecs_loses_no_result_of_a_pool_keeping_one() {
+    let herd = Herd::start(
+        r#"
+[pool.small]
+size = 4
+keep_finished = 1
+"#,
+    );
+    let marks = herd.path("marks").display().to_string();
+    let script = format!("echo $1 >> {marks}; sleep 0.02; echo $1");
+    let mut map = Command::new(bin("herdctl"))
+        .arg("--socket")
+        .arg(&herd.socket)
+        .args(["map", "small", "--", "sh", "-c", &script, "sh"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = (1..=200).map(|n| format!("{n}\n")).collect();
+    map.stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let pid = map.id();
+    let started = || {
+        std::fs::read_to_string(&marks)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    for done in [30, 90, 150] {
+        wait_until("map to get on", || !alive(pid) || started() >= done);
+        herd.reexec();
+    }
+    let (code, out, err) = finish(map);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(out == input, "every item once, in input order");
+    let mut ran: Vec<u32> = std::fs::read_to_string(&marks)
+        .unwrap()
+        .lines()
+        .map(|line| line.parse().unwrap())
+        .collect();
+    ran.sort_unstable();
+    assert_eq!(ran, (1..=200).collect::<Vec<u32>>(), "each item ran once");
+}
+
 fn finished_tasks(herd: &Herd) -> usize {
     let tasks: serde_json::Value =
         serde_json::from_str(&herd.ok(&["--json", "tasks", "p"])).unwrap();

@@ -9,6 +9,7 @@
 mod harness;
 
 mod backpressure;
+mod batches;
 mod blocking;
 mod clients;
 mod config;

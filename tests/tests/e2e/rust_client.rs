@@ -17,6 +17,26 @@ capacity = 1
 [event.go]
 "#;
 
+/// More items than one connection may hold unread results of (4096): the
+/// map queues the rest as results come in.
+#[test]
+fn map_of_more_items_than_a_connection_may_hold_unread_gets_them_all() {
+    let herd = Herd::start(
+        r#"
+[pool.wide]
+size = 8
+keep_finished = 10
+max_queue = 10000
+"#,
+    );
+    let mut api = Api::connect(&herd.socket).expect("connect");
+    let items: Vec<String> = (0..4200).map(|n| n.to_string()).collect();
+    let results = api.map("wide", &["/bin/echo", "{}"], &items).expect("map");
+    let outputs: Vec<String> = results.iter().map(|r| r.stdout.clone()).collect();
+    let expected: Vec<String> = items.iter().map(|item| format!("{item}\n")).collect();
+    assert!(outputs == expected, "every item once, in order");
+}
+
 #[test]
 fn map_returns_ordered_results_and_join_the_exit() {
     let herd = Herd::start(UNITS);
