@@ -148,7 +148,12 @@ fn read_lines() -> mpsc::Receiver<Line> {
 /// `keep_finished`. Best effort: without the figure (or the right to read
 /// status) the window is `-j` as given.
 fn keep_finished(connection: &mut Connection, pool: &str) -> Option<usize> {
-    let status: serde_json::Value = connection.call(&Request::Status { names: vec![] }).ok()?;
+    let status: serde_json::Value = connection
+        .call(&Request::Status {
+            names: vec![],
+            usage: true,
+        })
+        .ok()?;
     let keep = status["pools"]
         .as_array()?
         .iter()
