@@ -25,7 +25,9 @@ pub enum Request {
     Status {
         #[serde(default)]
         names: Vec<String>,
-        #[serde(default = "default_true")]
+        /// Sent only when false, so that a request for the usual status
+        /// reads as it always did (and an older herdd takes it).
+        #[serde(default = "default_true", skip_serializing_if = "is_true")]
         usage: bool,
     },
     /// Start units or instances; with `wait`, reply once every one is settled
@@ -308,6 +310,10 @@ impl Request {
             .and_then(|v| v.get("cmd").and_then(|c| c.as_str()).map(str::to_string))
             .unwrap_or_default()
     }
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 fn default_true() -> bool {
@@ -1153,6 +1159,16 @@ mod tests {
                 names: vec![],
                 usage: true,
             }
+        );
+        let usual = Request::Status {
+            names: vec![],
+            usage: true,
+        };
+        let line: serde_json::Value = serde_json::from_str(&encode_request(&usual)).unwrap();
+        assert_eq!(
+            line,
+            serde_json::json!({"v": 1, "cmd": "status", "names": []}),
+            "a request for the usual status reads as it always did"
         );
         let request = decode_request(br#"{"v":1,"cmd":"status","usage":false}"#).unwrap();
         assert_eq!(

@@ -113,7 +113,9 @@ command = ["sh", "-c", "case {instance} in 7) exec python3 -c \"$HOG\";; 8) pyth
 env = { HOG = "import time; b = b'x' * (60 << 20); time.sleep(600)" }
 "#,
     );
-    let usage = |h: &Herd| -> Vec<(String, Option<u64>, Option<u64>, Option<u64>)> {
+    // (name, memory_bytes, processes, cpu_usec) of each instance.
+    type Figures = (String, Option<u64>, Option<u64>, Option<u64>);
+    let usage = |h: &Herd| -> Vec<Figures> {
         h.instances()
             .iter()
             .map(|i| {
