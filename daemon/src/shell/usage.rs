@@ -12,7 +12,7 @@
 //! the same `/proc/<pid>/stat` reads give the CPU time too (each process's
 //! own and its reaped children's) instead of the cgroup's `cpu.stat`. Each
 //! figure is a best effort: a process that exits while it is read simply
-//! counts no more.
+//! counts no more. A `status` that asks for no usage reads nothing.
 
 use super::{cgroup, mountinfo};
 use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
@@ -464,8 +464,9 @@ pub fn costs(request: &Request) -> bool {
 }
 
 /// Usage reads running at once: `status` is open to every local user, and
-/// each read of hundreds of cgroups is a blocking thread's work; a flood of
-/// `status` requests waits its turn instead of filling the blocking pool.
+/// each read of hundreds of cgroups is a blocking thread's work (and a
+/// second, short-lived thread's: [`Reader::of_many`]); a flood of `status`
+/// requests waits its turn instead of filling the blocking pool.
 const CONCURRENT_READS: usize = 2;
 
 /// From how many processes' stat on a second thread is worth starting one.
