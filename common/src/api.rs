@@ -112,6 +112,7 @@ impl Herd {
     pub fn status(&mut self, names: &[&str]) -> Result<StatusReport> {
         self.call(&Request::Status {
             names: strings(names),
+            usage: true,
         })
     }
 

@@ -19,10 +19,16 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
-    /// Units and instances; all of them when `names` is empty.
+    /// Units and instances; all of them when `names` is empty. With
+    /// `usage` false, herdd does not read what each process costs (memory,
+    /// CPU, processes): a quicker answer where only states are wanted.
     Status {
         #[serde(default)]
         names: Vec<String>,
+        /// Sent only when false, so that a request for the usual status
+        /// reads as it always did (and an older herdd takes it).
+        #[serde(default = "default_true", skip_serializing_if = "is_true")]
+        usage: bool,
     },
     /// Start units or instances; with `wait`, reply once every one is settled
     /// (running, exited, failed, or blocked by a failed dependency).
@@ -344,6 +350,10 @@ impl Request {
             .and_then(|v| v.get("cmd").and_then(|c| c.as_str()).map(str::to_string))
             .unwrap_or_default()
     }
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 fn default_true() -> bool {
@@ -1160,7 +1170,10 @@ mod tests {
     #[test]
     fn request_round_trip() {
         let requests = [
-            Request::Status { names: vec![] },
+            Request::Status {
+                names: vec![],
+                usage: true,
+            },
             Request::Start {
                 names: vec!["web".into()],
                 wait: false,
@@ -1224,7 +1237,31 @@ mod tests {
             }
         );
         let request = decode_request(br#"{"v":1,"cmd":"status"}"#).unwrap();
-        assert_eq!(request, Request::Status { names: vec![] });
+        assert_eq!(
+            request,
+            Request::Status {
+                names: vec![],
+                usage: true,
+            }
+        );
+        let usual = Request::Status {
+            names: vec![],
+            usage: true,
+        };
+        let line: serde_json::Value = serde_json::from_str(&encode_request(&usual)).unwrap();
+        assert_eq!(
+            line,
+            serde_json::json!({"v": 1, "cmd": "status", "names": []}),
+            "a request for the usual status reads as it always did"
+        );
+        let request = decode_request(br#"{"v":1,"cmd":"status","usage":false}"#).unwrap();
+        assert_eq!(
+            request,
+            Request::Status {
+                names: vec![],
+                usage: false,
+            }
+        );
         let request = decode_request(br#"{"v":1,"cmd":"logs","names":["web"]}"#).unwrap();
         assert_eq!(
             request,
@@ -1265,7 +1302,10 @@ mod tests {
     fn known_verbs_match_the_request_enum() {
         // One request of every variant: each verb must be listed, and nothing else.
         let every_variant = [
-            Request::Status { names: vec![] },
+            Request::Status {
+                names: vec![],
+                usage: true,
+            },
             Request::Start {
                 names: vec![],
                 wait: true,
@@ -1482,7 +1522,14 @@ mod tests {
         };
         assert_eq!(join(None).answer(), Answer::Unbounded);
         assert_eq!(join(Some(500)).answer(), Answer::Within(500));
-        assert_eq!(Request::Status { names: vec![] }.answer(), Answer::Prompt);
+        assert_eq!(
+            Request::Status {
+                names: vec![],
+                usage: true,
+            }
+            .answer(),
+            Answer::Prompt
+        );
         assert_eq!(Request::Events { follow: true }.answer(), Answer::Unbounded);
         assert_eq!(Request::Events { follow: false }.answer(), Answer::Prompt);
         let start = |wait| Request::Start {

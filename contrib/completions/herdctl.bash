@@ -1632,7 +1632,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__status)
-            opts="-h -V --socket --dbus --json --help --version"
+            opts="-h -V --no-usage --socket --dbus --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -56,6 +56,7 @@ complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "completions" -d 'Pr
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand status" -l no-usage -d 'Leave out what each process costs (MEMORY, CPU, TASKS): herdd then reads no cgroup or /proc file, a quicker answer with many instances'
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -s V -l version -d 'Print version'

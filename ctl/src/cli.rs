@@ -185,6 +185,11 @@ pub struct StatusArgs {
     /// Units (`web`), instances (`web@2`) or globs (`'web*'`); all units when omitted
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+
+    /// Leave out what each process costs (MEMORY, CPU, TASKS): herdd then
+    /// reads no cgroup or /proc file, a quicker answer with many instances
+    #[arg(long)]
+    pub no_usage: bool,
 }
 
 // Arguments shared by `start`, `stop` and `restart`. (Not a doc comment:

@@ -19,7 +19,10 @@ pub fn exec(ctx: &Context) -> Result<Outcome, Error> {
     let started = Instant::now();
     loop {
         let answered = ctx.connect().and_then(|mut connection| {
-            connection.call::<serde_json::Value>(&Request::Status { names: vec![] })
+            connection.call::<serde_json::Value>(&Request::Status {
+                names: vec![],
+                usage: true,
+            })
         });
         match answered {
             Ok(_) => break,

@@ -17,7 +17,10 @@ use std::fmt::Write as _;
 
 pub fn exec(ctx: &Context, args: StatusArgs) -> Result<Outcome, Error> {
     let named = !args.names.is_empty();
-    let report: StatusReport = ctx.call(&Request::Status { names: args.names })?;
+    let report: StatusReport = ctx.call(&Request::Status {
+        names: args.names,
+        usage: !args.no_usage,
+    })?;
     if ctx.json {
         output::print_json(&report)?;
     } else if named {

@@ -57,7 +57,10 @@ pub fn exec(ctx: &Context, args: TopArgs) -> Result<Outcome, Error> {
 }
 
 fn frame(ctx: &Context, previous: &mut Previous, sort: Sort) -> Result<String, Error> {
-    let report: StatusReport = ctx.call(&Request::Status { names: vec![] })?;
+    let report: StatusReport = ctx.call(&Request::Status {
+        names: vec![],
+        usage: true,
+    })?;
     let now = Instant::now();
     let rows = rows(&report, previous, now);
     Ok(render(&report, rows, sort, ctx.colour))

@@ -165,7 +165,10 @@ mod tests {
     }
 
     fn read_only() -> Request {
-        Request::Status { names: vec![] }
+        Request::Status {
+            names: vec![],
+            usage: true,
+        }
     }
 
     fn mutating() -> Request {

@@ -49,7 +49,15 @@ const STATES: [State; 8] = [
 
 /// The exposition, or the error reply to give instead.
 pub async fn gather(core: &RequestSender, client: ClientId) -> Result<String, Reply> {
-    let status = ask(core, client, Request::Status { names: vec![] }).await?;
+    let status = ask(
+        core,
+        client,
+        Request::Status {
+            names: vec![],
+            usage: true,
+        },
+    )
+    .await?;
     let status = usage::with_usage(status).await;
     let status: StatusReport = decode(status)?;
     let semaphores: SemaphoreReport = decode(ask(core, client, Request::SemList).await?)?;

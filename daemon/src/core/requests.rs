@@ -74,7 +74,7 @@ impl Supervisor {
     ) {
         let asker = (id, client);
         let reply = match request {
-            Request::Status { names } => self.status(now, &names),
+            Request::Status { names, .. } => self.status(now, &names),
             Request::Start { names, wait } => {
                 self.change(now, asker, Change::Start, &names, wait, out)
             }

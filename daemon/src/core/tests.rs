@@ -234,7 +234,10 @@ impl Harness {
     }
 
     fn status(&mut self) -> StatusReport {
-        let (id, actions) = self.request(Request::Status { names: vec![] });
+        let (id, actions) = self.request(Request::Status {
+            names: vec![],
+            usage: true,
+        });
         let reply = reply_to(id, &actions).expect("status replies at once");
         match reply {
             Reply::Ok(payload) => serde_json::from_value(payload).unwrap(),

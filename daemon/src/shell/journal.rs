@@ -321,6 +321,7 @@ impl Writer {
                           "cannot write the timers' last runs");
                 }
             }
+            give_back_free_memory();
             if let Some((remove, done)) = close {
                 if remove {
                     let _ = fs::remove_file(&self.files.journal);
@@ -347,6 +348,21 @@ impl Writer {
         file.sync_all()?;
         fs::rename(&temp, &self.files.journal)?;
         File::open(dir)?.sync_all()
+    }
+}
+
+/// Returns the free pages inside the heap to the system. A snapshot is
+/// written once a burst of changes has settled (a few hundred spawns, a
+/// reply listing every instance): the memory their short-lived buffers took
+/// stays resident otherwise, as the allocator only gives back the heap's
+/// top. Here, off the event loop, between bursts. (Measured: about 0.3 MB
+/// of herdd's resident memory with 500 instances, bench/README.md (d).)
+fn give_back_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks glibc's own free lists under its lock;
+    // any thread may call it at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -12,7 +12,7 @@
 //! the same `/proc/<pid>/stat` reads give the CPU time too (each process's
 //! own and its reaped children's) instead of the cgroup's `cpu.stat`. Each
 //! figure is a best effort: a process that exits while it is read simply
-//! counts no more.
+//! counts no more. A `status` that asks for no usage reads nothing.
 
 use super::{cgroup, mountinfo};
 use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
@@ -53,15 +53,54 @@ impl Units {
 /// reused buffer, its relative path written into another: hundreds of
 /// instances cost two or three small reads each and few allocations.
 pub struct Reader {
-    hierarchies: mountinfo::Hierarchies,
+    /// The mounts, parsed on first use (only processes outside herd's own
+    /// tree need them).
+    hierarchies: Option<mountinfo::Hierarchies>,
     units: Units,
-    proc: Option<OwnedFd>,
+    proc: ProcReader,
     parents: Vec<Parent>,
     parent_of_dir: HashMap<PathBuf, usize>,
     /// Per unit: the parent of its instances' cgroups in herd's own tree.
     own_parents: HashMap<String, Option<usize>>,
     buffer: Vec<u8>,
     path: String,
+}
+
+/// What `/proc/<pid>/stat` says a process costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stat {
+    resident_pages: u64,
+    /// utime + stime + cutime + cstime: its own CPU time and its reaped
+    /// children's, in clock ticks.
+    ticks: u64,
+}
+
+/// Reads files of `/proc/<pid>/`, relative to /proc opened once, into a
+/// reused buffer.
+struct ProcReader {
+    proc: Option<OwnedFd>,
+    buffer: Vec<u8>,
+    path: String,
+}
+
+impl ProcReader {
+    fn new() -> ProcReader {
+        ProcReader {
+            proc: open_dir(Path::new("/proc")),
+            buffer: Vec::new(),
+            path: String::new(),
+        }
+    }
+
+    fn file(&mut self, pid: u32, file: &str) -> Option<&str> {
+        self.path.clear();
+        let _ = write!(self.path, "{pid}/{file}");
+        read(&mut self.buffer, open_at(self.proc.as_ref()?, &self.path))
+    }
+
+    fn stat(&mut self, pid: u32) -> Option<Stat> {
+        self.file(pid, "stat").and_then(stat_figures)
+    }
 }
 
 /// The v1 cgroups herd gave one process, if any.
@@ -88,11 +127,10 @@ impl Default for Reader {
 
 impl Reader {
     pub fn new() -> Reader {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         Reader {
-            hierarchies: mountinfo::Hierarchies::parse(&mountinfo),
+            hierarchies: None,
             units: Units::current(),
-            proc: open_dir(Path::new("/proc")),
+            proc: ProcReader::new(),
             parents: Vec::new(),
             parent_of_dir: HashMap::new(),
             own_parents: HashMap::new(),
@@ -105,15 +143,19 @@ impl Reader {
     /// `pid`; `None` when it has gone.
     pub fn of(&mut self, pid: u32) -> Option<Usage> {
         let memberships = self.proc_file(pid, "cgroup")?.to_string();
+        let hierarchies = self.hierarchies.get_or_insert_with(|| {
+            let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            mountinfo::Hierarchies::parse(&mountinfo)
+        });
         let own = |dir: Option<PathBuf>| dir.filter(|dir| is_herds(dir));
         // Only a cgroup herd made for it is looked up in the file system:
         // herdd's own, shared ones say nothing about this process.
         let v2 = herds_membership(&memberships, None)
-            .then(|| own(self.hierarchies.v2_dir(&memberships)))
+            .then(|| own(hierarchies.v2_dir(&memberships)))
             .flatten();
         let v1 = |controller| {
             herds_membership(&memberships, Some(controller))
-                .then(|| own(self.hierarchies.v1_dir(&memberships, controller)))
+                .then(|| own(hierarchies.v1_dir(&memberships, controller)))
                 .flatten()
         };
         let v1 = V1Dirs {
@@ -128,24 +170,86 @@ impl Reader {
             None => group_members(pid),
         };
         let v2 = v2.as_ref().map(|(parent, leaf)| (*parent, leaf.as_str()));
-        Some(self.measure(pid, v2, &v1, members))
+        Some(self.measure(pid, v2, &v1, members, None))
     }
 
-    /// Usage of instance `index` of `unit`, whose leader is `pid`. Its
-    /// cgroup is where this herdd puts that instance's (`cgroup::tree`):
-    /// when that cgroup holds `pid` and the unit has no v1 cgroups, the
-    /// look-up in `/proc/<pid>/cgroup` is skipped. Anything else (an
-    /// instance adopted from another herdd's tree, no cgroups) is found
-    /// as [`Reader::of`] finds it.
-    pub fn of_instance(&mut self, pid: u32, unit: &str, index: &str) -> Option<Usage> {
-        if let Some(parent) = self.own_parent(unit) {
-            let members = self.pids(parent, index);
-            if members.contains(&pid) {
-                let usage = self.measure(pid, Some((parent, index)), &V1Dirs::default(), members);
-                return Some(usage);
-            }
+    /// Usage of each of `wanted`: a leader's pid and, for an instance,
+    /// its unit and index (`None` when it has gone). An instance's cgroup is
+    /// where this herdd puts that instance's (`cgroup::tree`): when that
+    /// cgroup holds the pid and the unit has no v1 cgroups, the look-up in
+    /// `/proc/<pid>/cgroup` is skipped. Anything else (a task, an instance
+    /// adopted from another herdd's tree, no cgroups) is found as
+    /// [`Reader::of`] finds it.
+    ///
+    /// Two kinds of read make up most of the cost, and they run at once on
+    /// two threads: the cgroups' member lists (`cgroup.procs`) on this one,
+    /// and the `/proc/<pid>/stat` of each leader, whose memory and CPU time
+    /// are wanted where the cgroup has no memory figure, on another. They
+    /// share no kernel lock. Lists are never read on two threads at once:
+    /// reading one takes a lock global to the kernel (`css_set_lock`), so
+    /// such threads mostly wait on each other. The stat of a cgroup's other
+    /// members, if it has any, is read afterwards.
+    pub fn of_many(&mut self, wanted: &[(u32, Option<(&str, &str)>)]) -> Vec<Option<Usage>> {
+        let own: Vec<Option<(usize, &str)>> = wanted
+            .iter()
+            .map(|(_, instance)| {
+                let (unit, index) = (*instance)?;
+                Some((self.own_parent(unit)?, index))
+            })
+            .collect();
+        let leaders: Vec<Option<u32>> = wanted
+            .iter()
+            .zip(&own)
+            .map(|((pid, _), own)| {
+                own.filter(|(parent, _)| !self.parents[*parent].memory)
+                    .map(|_| *pid)
+            })
+            .collect();
+        let (members, stats) = self.lists_and_stats(&own, &leaders);
+        wanted
+            .iter()
+            .zip(own)
+            .zip(members.into_iter().zip(stats))
+            .map(|(((pid, _), own), (members, stat))| match (own, members) {
+                (Some((parent, index)), Some(members)) if members.contains(pid) => {
+                    let known = stat.map(|stat| (*pid, stat));
+                    let v2 = Some((parent, index));
+                    Some(self.measure(*pid, v2, &V1Dirs::default(), members, known))
+                }
+                _ => self.of(*pid),
+            })
+            .collect()
+    }
+
+    /// The members of each cgroup of `own` and the stat of each of
+    /// `leaders`, read on two threads when there are enough to be worth one.
+    fn lists_and_stats(
+        &mut self,
+        own: &[Option<(usize, &str)>],
+        leaders: &[Option<u32>],
+    ) -> (Vec<Option<Vec<u32>>>, Vec<Option<Stat>>) {
+        let stats_of = |leaders: &[Option<u32>]| {
+            let mut proc = ProcReader::new();
+            let stats = leaders.iter().map(|pid| proc.stat((*pid)?));
+            stats.collect::<Vec<_>>()
+        };
+        let lists = |reader: &mut Reader| -> Vec<Option<Vec<u32>>> {
+            own.iter()
+                .map(|own| own.map(|(parent, index)| reader.pids(parent, index)))
+                .collect()
+        };
+        if leaders.iter().flatten().count() < PARALLEL_FROM {
+            return (lists(self), stats_of(leaders));
         }
-        self.of(pid)
+        std::thread::scope(|scope| {
+            let other = std::thread::Builder::new()
+                .name("herdd-usage".into())
+                .spawn_scoped(scope, || stats_of(leaders));
+            let members = lists(self);
+            // Without a second thread (or should it fail), read them here.
+            let stats = other.ok().and_then(|other| other.join().ok());
+            (members, stats.unwrap_or_else(|| stats_of(leaders)))
+        })
     }
 
     /// `<v2 tree>/units/<unit>`, unless herd has no tree or the unit has
@@ -167,13 +271,14 @@ impl Reader {
     }
 
     /// The figures of `pid`'s cgroups (`v2`: parent and leaf; `v1`) and
-    /// processes (`members`).
+    /// processes (`members`; `known`: one whose stat was read already).
     fn measure(
         &mut self,
         pid: u32,
         v2: Option<(usize, &str)>,
         v1: &V1Dirs,
         mut members: Vec<u32>,
+        known: Option<(u32, Stat)>,
     ) -> Usage {
         let (memory, pids) = v2.map_or((false, false), |(parent, _)| {
             (self.parents[parent].memory, self.parents[parent].pids)
@@ -213,7 +318,7 @@ impl Reader {
                 .or(Some(members.len() as u64));
         }
         if usage.memory_bytes.is_none() || usage.cpu_usec.is_none() {
-            let (resident, cpu) = self.summed(&members);
+            let (resident, cpu) = self.summed(&members, known);
             usage.memory_bytes = usage.memory_bytes.or(Some(resident));
             usage.cpu_usec = usage.cpu_usec.or(Some(cpu));
         }
@@ -251,20 +356,23 @@ impl Reader {
     }
 
     fn proc_file(&mut self, pid: u32, file: &str) -> Option<&str> {
-        self.path.clear();
-        let _ = write!(self.path, "{pid}/{file}");
-        read(&mut self.buffer, open_at(self.proc.as_ref()?, &self.path))
+        self.proc.file(pid, file)
     }
 
     /// Resident memory (bytes; shared pages count once per process) and
     /// user plus system CPU time (µs, with the children they reaped) of
-    /// `pids`, summed, from one read of each `/proc/<pid>/stat`.
-    fn summed(&mut self, pids: &[u32]) -> (u64, u64) {
+    /// `pids`, summed, from one read of each `/proc/<pid>/stat`; `known`
+    /// is a process among them whose stat was read already.
+    fn summed(&mut self, pids: &[u32], known: Option<(u32, Stat)>) -> (u64, u64) {
         let (mut pages, mut ticks) = (0, 0);
         for pid in pids {
-            if let Some((resident, used)) = self.proc_file(*pid, "stat").and_then(stat_figures) {
-                pages += resident;
-                ticks += used;
+            let figures = match known {
+                Some((known, stat)) if known == *pid => Some(stat),
+                _ => self.proc.stat(*pid),
+            };
+            if let Some(stat) = figures {
+                pages += stat.resident_pages;
+                ticks += stat.ticks;
             }
         }
         (
@@ -331,29 +439,38 @@ fn split_leaf(dir: &Path) -> Option<(PathBuf, String)> {
 /// `read` to see the end, as `fs::read_to_string` would do.
 fn read(buffer: &mut Vec<u8>, file: io::Result<File>) -> Option<&str> {
     let mut file = file.ok()?;
-    buffer.clear();
+    // The buffer keeps its length between reads: zeroed once, not per file.
     let mut filled = 0;
     loop {
-        buffer.resize(filled + 4096, 0);
+        if buffer.len() < filled + 4096 {
+            buffer.resize(filled + 4096, 0);
+        }
         let n = file.read(&mut buffer[filled..]).ok()?;
         filled += n;
-        if n < 4096 {
+        if n == 0 || filled < buffer.len() {
             break;
         }
     }
-    buffer.truncate(filled);
-    std::str::from_utf8(buffer).ok()
+    std::str::from_utf8(&buffer[..filled]).ok()
 }
 
-/// Whether the reply to `request` carries usage (`status`, `tasks`).
+/// Whether the reply to `request` carries usage (`status` unless it asks
+/// for none, `tasks`).
 pub fn costs(request: &Request) -> bool {
-    matches!(request, Request::Status { .. } | Request::Tasks { .. })
+    matches!(
+        request,
+        Request::Status { usage: true, .. } | Request::Tasks { .. }
+    )
 }
 
 /// Usage reads running at once: `status` is open to every local user, and
-/// each read of hundreds of cgroups is a blocking thread's work; a flood of
-/// `status` requests waits its turn instead of filling the blocking pool.
+/// each read of hundreds of cgroups is a blocking thread's work (and a
+/// second, short-lived thread's: [`Reader::of_many`]); a flood of `status`
+/// requests waits its turn instead of filling the blocking pool.
 const CONCURRENT_READS: usize = 2;
+
+/// From how many processes' stat on a second thread is worth starting one.
+const PARALLEL_FROM: usize = 32;
 
 /// A `status` or `tasks` reply with what each running process costs, read
 /// on a blocking thread: the files of hundreds of cgroups must not hold up
@@ -401,33 +518,68 @@ pub fn fill_payload(payload: &mut serde_json::Value) {
             _ => {}
         }
     }
-    // On this one thread: reading `cgroup.procs` takes a lock global to
-    // the kernel, so threads reading at once mostly wait on each other
-    // (measured: more CPU, and no faster, with two threads on two CPUs).
     fill_entries(&mut entries);
 }
 
 fn fill_entries(entries: &mut [(bool, &mut serde_json::Value)]) {
-    let mut reader = Reader::new();
-    for (is_instance, entry) in entries {
+    let mut filled: Vec<&mut serde_json::Map<String, serde_json::Value>> = Vec::new();
+    let mut wanted = Vec::new();
+    for (is_instance, entry) in entries.iter_mut() {
         let pid = entry.get("pid").and_then(serde_json::Value::as_u64);
         let Some(pid) = pid.and_then(|pid| u32::try_from(pid).ok()) else {
             continue;
         };
-        let instance = entry
+        let Some(object) = entry.as_object_mut() else {
+            continue;
+        };
+        let instance = object
             .get("name")
             .and_then(serde_json::Value::as_str)
             .filter(|_| *is_instance)
-            .map(instance_of);
-        let usage = match instance {
-            Some((unit, index)) => reader.of_instance(pid, unit, index),
-            None => reader.of(pid),
-        };
-        let (Some(usage), Some(object)) = (usage, entry.as_object_mut()) else {
+            .map(|name| {
+                let (unit, index) = instance_of(name);
+                (unit.to_string(), index.to_string())
+            });
+        wanted.push((pid, instance));
+        filled.push(object);
+    }
+    let wanted: Vec<(u32, Option<(&str, &str)>)> = wanted
+        .iter()
+        .map(|(pid, instance)| {
+            (
+                *pid,
+                instance.as_ref().map(|(u, i)| (u.as_str(), i.as_str())),
+            )
+        })
+        .collect();
+    let usages = Reader::new().of_many(&wanted);
+    for (object, usage) in filled.into_iter().zip(usages) {
+        let Some(usage) = usage else {
             continue;
         };
-        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(usage) {
-            object.extend(fields);
+        insert_usage(object, usage);
+    }
+}
+
+/// Writes `usage` into an entry, as `Usage` serialises (unknown figures
+/// left out), without building a JSON object of it first: hundreds of
+/// entries per `status`.
+fn insert_usage(object: &mut serde_json::Map<String, serde_json::Value>, usage: Usage) {
+    let Usage {
+        memory_bytes,
+        memory_peak_bytes,
+        cpu_usec,
+        processes,
+    } = usage;
+    let fields = [
+        ("memory_bytes", memory_bytes),
+        ("memory_peak_bytes", memory_peak_bytes),
+        ("cpu_usec", cpu_usec),
+        ("processes", processes),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            object.insert(key.to_string(), value.into());
         }
     }
 }
@@ -471,16 +623,21 @@ fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     Some(rest.split_whitespace().collect())
 }
 
-/// Resident pages and utime + stime + cutime + cstime (clock ticks) of a
-/// `/proc/<pid>/stat` text.
-fn stat_figures(stat: &str) -> Option<(u64, u64)> {
-    let fields = stat_fields(stat)?;
+/// Resident pages and CPU ticks of a `/proc/<pid>/stat` text.
+fn stat_figures(stat: &str) -> Option<Stat> {
     // After the name: state(0) ppid pgrp session tty tpgid flags minflt
     // cminflt majflt cmajflt utime(11) stime cutime cstime(14) priority
-    // nice threads itrealvalue starttime vsize rss(21).
-    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    let ticks = number(11)? + number(12)? + number(13)? + number(14)?;
-    Some((number(21)?, ticks))
+    // nice threads itrealvalue starttime vsize rss(21); read up to rss
+    // only, without collecting the fields (hundreds of these per status).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let mut number = |skip: usize| fields.nth(skip)?.parse::<u64>().ok();
+    let utime = number(11)?;
+    let ticks = utime + number(0)? + number(0)? + number(0)?;
+    Some(Stat {
+        resident_pages: number(21 - 15)?,
+        ticks,
+    })
 }
 
 /// Every process whose process group is `pgid`.
@@ -514,6 +671,41 @@ mod tests {
         assert!(usage.memory_bytes.unwrap() > 0);
         assert!(usage.processes.is_some());
         assert!(reader.of(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn stat_gives_resident_pages_and_all_cpu_ticks() {
+        // A command name may hold spaces and parentheses.
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0 500 1000000 250 18446744073709551615 1";
+        let expected = Stat {
+            resident_pages: 250,
+            ticks: 7 + 3 + 2 + 1,
+        };
+        assert_eq!(stat_figures(stat), Some(expected));
+        assert_eq!(stat_figures("42 (x) S 1 42"), None);
+        assert_eq!(stat_figures("no name"), None);
+    }
+
+    #[test]
+    fn usage_is_inserted_as_it_serialises() {
+        for usage in [
+            Usage {
+                memory_bytes: Some(1),
+                memory_peak_bytes: Some(2),
+                cpu_usec: Some(3),
+                processes: Some(4),
+            },
+            Usage {
+                memory_bytes: Some(5),
+                processes: Some(1),
+                ..Usage::default()
+            },
+        ] {
+            let mut object = serde_json::Map::new();
+            insert_usage(&mut object, usage);
+            let serialised = serde_json::to_value(usage).unwrap();
+            assert_eq!(serde_json::Value::Object(object), serialised);
+        }
     }
 
     #[test]

@@ -97,3 +97,92 @@ command = ["sh", "-c", "sleep 600 & sleep 600 & wait"]
         h.instance("family")["processes"].as_u64() == Some(3)
     });
 }
+
+#[test]
+fn many_instances_each_get_their_own_figures() {
+    // Enough instances that herdd reads them on two threads (leaders'
+    // stat on one, cgroup member lists on the other): a figure given to
+    // the wrong instance, or a member missed, shows here. Instance 7 is a
+    // 60 MiB leader, instance 8 a shell whose child holds 60 MiB; the
+    // others are a lone `sleep`.
+    let herd = Herd::start(
+        r#"
+[service.many]
+instances = 40
+command = ["sh", "-c", "case {instance} in 7) exec python3 -c \"$HOG\";; 8) python3 -c \"$HOG\" & wait;; *) exec sleep 600;; esac"]
+env = { HOG = "import time; b = b'x' * (60 << 20); time.sleep(600)" }
+"#,
+    );
+    // (name, memory_bytes, processes, cpu_usec) of each instance.
+    type Figures = (String, Option<u64>, Option<u64>, Option<u64>);
+    let usage = |h: &Herd| -> Vec<Figures> {
+        h.instances()
+            .iter()
+            .map(|i| {
+                let field = |key: &str| i[key].as_u64();
+                let name = i["name"].as_str().unwrap().to_string();
+                (
+                    name,
+                    field("memory_bytes"),
+                    field("processes"),
+                    field("cpu_usec"),
+                )
+            })
+            .collect()
+    };
+    herd.wait_for("both hogs to hold their memory", |h| {
+        let all = usage(h);
+        let big = |name: &str| {
+            all.iter()
+                .any(|(n, memory, _, _)| n == name && memory.is_some_and(|m| m >= 50 * MIB))
+        };
+        all.len() == 40 && big("many@7") && big("many@8")
+    });
+    herd.wait_for("the shell of many@8 and its child", |h| {
+        h.instance("many@8")["processes"].as_u64() == Some(2)
+    });
+    for (name, memory, processes, cpu) in usage(&herd) {
+        assert!(cpu.is_some(), "{name} has CPU time");
+        let memory = memory.unwrap_or_else(|| panic!("{name} has memory"));
+        match name.as_str() {
+            "many@7" => assert_eq!(processes, Some(1), "{name}"),
+            "many@8" => assert_eq!(processes, Some(2), "{name}"),
+            _ => {
+                assert_eq!(processes, Some(1), "{name}");
+                assert!(memory < 50 * MIB, "{name} is charged its own memory only");
+            }
+        }
+    }
+}
+
+#[test]
+fn status_without_usage_reads_none() {
+    let herd = Herd::start(
+        r#"
+[service.idle]
+command = ["sleep", "600"]
+"#,
+    );
+    herd.wait_for("idle's usage", |h| {
+        h.instance("idle")["processes"].as_u64() == Some(1)
+    });
+    let report: serde_json::Value =
+        serde_json::from_str(&herd.ok(&["--json", "status", "--no-usage"])).unwrap();
+    let idle = &report["units"][0]["instances"][0];
+    assert_eq!(idle["state"], "running", "{report}");
+    assert!(idle["pid"].as_u64().is_some(), "{report}");
+    for key in ["memory_bytes", "memory_peak_bytes", "cpu_usec", "processes"] {
+        assert!(idle.get(key).is_none(), "{key} in {report}");
+    }
+    let table = herd.ok(&["status", "--no-usage"]);
+    assert!(table.contains("idle"), "{table}");
+    assert!(!table.contains("MEMORY"), "{table}");
+    let block = herd.ok(&["status", "--no-usage", "idle"]);
+    assert!(!block.contains("Memory:"), "{block}");
+    // The protocol's field, as any client sends it.
+    let reply = herd.raw(b"{\"v\":1,\"cmd\":\"status\",\"usage\":false}\n");
+    assert!(reply.contains("\"running\""), "{reply}");
+    assert!(!reply.contains("memory_bytes"), "{reply}");
+    let reply = herd.raw(b"{\"v\":1,\"cmd\":\"status\",\"usage\":true}\n");
+    assert!(reply.contains("memory_bytes"), "{reply}");
+}

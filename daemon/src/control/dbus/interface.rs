@@ -127,7 +127,9 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         names: Vec<String>,
     ) -> Result<String, HerdError> {
-        self.ask(&header, Request::Status { names }).await.json()
+        self.ask(&header, Request::Status { names, usage: true })
+            .await
+            .json()
     }
 
     /// Every unit with its state.
@@ -135,7 +137,15 @@ impl Manager {
         &self,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<(String, String)>, HerdError> {
-        let answer = self.ask(&header, Request::Status { names: vec![] }).await;
+        let answer = self
+            .ask(
+                &header,
+                Request::Status {
+                    names: vec![],
+                    usage: false,
+                },
+            )
+            .await;
         let report: StatusReport = answer.payload()?;
         Ok(report
             .units

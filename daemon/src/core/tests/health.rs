@@ -76,7 +76,10 @@ impl Pool {
             Input::Request {
                 id: 9999,
                 client: 1,
-                request: Request::Status { names: vec![] },
+                request: Request::Status {
+                    names: vec![],
+                    usage: true,
+                },
             },
         );
         let Some(Action::Reply {

@@ -194,7 +194,10 @@ fn task_ids(rng: &mut Rng) -> Vec<TaskId> {
 fn request(rng: &mut Rng) -> Request {
     let wait = !rng.chance(3);
     match rng.below(25) {
-        0 => Request::Status { names: names(rng) },
+        0 => Request::Status {
+            names: names(rng),
+            usage: true,
+        },
         1 | 2 => Request::Start {
             names: names(rng),
             wait,

@@ -533,7 +533,10 @@ fn a_timer_keeps_its_last_run_over_a_snapshot() {
         Input::Request {
             id: 1,
             client: 1,
-            request: Request::Status { names: vec![] },
+            request: Request::Status {
+                names: vec![],
+                usage: true,
+            },
         },
     );
     let Some(Reply::Ok(payload)) = reply_to(1, &status) else {
