@@ -93,9 +93,9 @@ impl Pool {
     /// those whose start time has not come; the first due task that does
     /// not get the semaphore slots it needs keeps its place and stops the
     /// round (so a busy semaphore cannot starve it).
-    pub fn fill(
+    pub(super) fn fill(
         &mut self,
-        tasks: &mut BTreeMap<TaskId, Task>,
+        tasks: &mut super::tasks::Tasks,
         semaphores: &mut Semaphores,
         now: Instant,
         out: &mut Vec<Action>,

@@ -424,6 +424,7 @@ impl super::Supervisor {
         supervisor.events.restore(&snapshot.events);
         supervisor.restore_rollouts(&snapshot.rollouts, now, adopted);
         supervisor.restore_timers(now, &snapshot.timers, true);
+        supervisor.tasks.reindex();
         supervisor
     }
 
