@@ -4,10 +4,10 @@
 use super::action::Action;
 use super::semaphore::{Holder, Semaphores};
 use super::snapshot::PoolSnapshot;
-use super::task::Task;
+use super::tasks::Tasks;
 use herd_common::protocol::{ErrorBody, ErrorCode, PoolStatus, PoolTally, TaskId};
 use herd_config::PoolConfig;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -70,19 +70,19 @@ impl Pool {
     }
 
     /// Queues a new task (already in `tasks`) behind those of its priority.
-    pub fn enqueue(&mut self, id: TaskId, tasks: &BTreeMap<TaskId, Task>) {
+    pub(super) fn enqueue(&mut self, id: TaskId, tasks: &Tasks) {
         self.submitted += 1;
         self.insert_by_priority(id, tasks);
     }
 
     /// A running task failed an attempt and will be retried: its slot is
     /// freed and it queues again behind those of its priority.
-    pub fn requeue(&mut self, id: TaskId, tasks: &BTreeMap<TaskId, Task>) {
+    pub(super) fn requeue(&mut self, id: TaskId, tasks: &Tasks) {
         self.running = self.running.saturating_sub(1);
         self.insert_by_priority(id, tasks);
     }
 
-    fn insert_by_priority(&mut self, id: TaskId, tasks: &BTreeMap<TaskId, Task>) {
+    fn insert_by_priority(&mut self, id: TaskId, tasks: &Tasks) {
         let priority = |id: &TaskId| tasks.get(id).map_or(0, |t| t.limits.priority);
         let own = priority(&id);
         let at = self.queue.partition_point(|queued| priority(queued) >= own);
@@ -95,7 +95,7 @@ impl Pool {
     /// round (so a busy semaphore cannot starve it).
     pub(super) fn fill(
         &mut self,
-        tasks: &mut super::tasks::Tasks,
+        tasks: &mut Tasks,
         semaphores: &mut Semaphores,
         now: Instant,
         out: &mut Vec<Action>,

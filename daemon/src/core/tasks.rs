@@ -1,8 +1,9 @@
 //! Every task herd knows, with an index of the live tasks' deadlines, so
 //! that a step costs the same with 100,000 tasks queued or kept as with none.
 //!
-//! Reading goes through [`std::ops::Deref`] to the map. Every way of changing
-//! a task ([`Tasks::get_mut`], [`Tasks::insert`], [`Tasks::remove`],
+//! Each task is boxed: a B-tree node holds eleven entries and is often half
+//! full, which with tasks inline cost about as much again as the tasks.
+//! The methods are the map's. Every way of changing a task ([`Tasks::get_mut`], [`Tasks::insert`], [`Tasks::remove`],
 //! [`Tasks::retain`]) notes its id as touched; [`Tasks::reindex`] (at the end
 //! of each step) brings the deadline index up to date for the touched tasks
 //! only. Touched ids also tell waiter settling which tasks may have ended.
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 #[derive(Debug, Default)]
 pub(super) struct Tasks {
-    all: BTreeMap<TaskId, Task>,
+    all: BTreeMap<TaskId, Box<Task>>,
     /// The deadline of every queued or running task that has one, earliest first.
     deadlines: BTreeSet<(Instant, TaskId)>,
     /// What `deadlines` holds for each task, to find its entry when it changes.
@@ -23,34 +24,57 @@ pub(super) struct Tasks {
     touched: BTreeSet<TaskId>,
 }
 
-impl std::ops::Deref for Tasks {
-    type Target = BTreeMap<TaskId, Task>;
+impl std::ops::Index<&TaskId> for Tasks {
+    type Output = Task;
 
-    fn deref(&self) -> &Self::Target {
-        &self.all
+    fn index(&self, id: &TaskId) -> &Task {
+        &self.all[id]
     }
 }
 
 impl Tasks {
+    pub fn get(&self, id: &TaskId) -> Option<&Task> {
+        self.all.get(id).map(|task| &**task)
+    }
+
+    pub fn contains_key(&self, id: &TaskId) -> bool {
+        self.all.contains_key(id)
+    }
+
+    /// Every task, lowest id first.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Task> + '_ {
+        self.all.values().map(|task| &**task)
+    }
+
+    #[cfg(test)]
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &TaskId> + '_ {
+        self.all.keys()
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
     pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
         let task = self.all.get_mut(id)?;
         self.touched.insert(*id);
         Some(task)
     }
 
-    pub fn insert(&mut self, id: TaskId, task: Task) -> Option<Task> {
+    pub fn insert(&mut self, id: TaskId, task: Task) {
         self.touched.insert(id);
-        self.all.insert(id, task)
+        self.all.insert(id, Box::new(task));
     }
 
     pub fn remove(&mut self, id: &TaskId) -> Option<Task> {
         let task = self.all.remove(id)?;
         self.touched.insert(*id);
-        Some(task)
+        Some(*task)
     }
 
     /// Keeps the tasks `keep` accepts (a walk of every task: for `reload`).
-    pub fn retain(&mut self, mut keep: impl FnMut(&TaskId, &mut Task) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&TaskId, &Task) -> bool) {
         let touched = &mut self.touched;
         self.all.retain(|id, task| {
             let kept = keep(id, task);
@@ -111,3 +135,4 @@ impl Tasks {
         self.touched.is_empty() && walked == self.deadlines && self.indexed.len() == walked.len()
     }
 }
+

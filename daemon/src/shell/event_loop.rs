@@ -504,9 +504,7 @@ impl Shell {
 
     /// What the journal keeps: the state without task output, with start times.
     fn journal_snapshot(&self) -> crate::core::snapshot::Snapshot {
-        let mut snapshot = self.core.snapshot(Instant::now(), false);
-        // Ended tasks stay out: they can be many, and nothing runs again for them.
-        snapshot.tasks.retain(|task| !task.state.is_final());
+        let mut snapshot = self.core.journal_snapshot(Instant::now());
         fill_starts(&mut snapshot, &self.starts);
         adopt::fill_holder_starts(&mut snapshot);
         snapshot
