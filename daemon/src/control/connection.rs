@@ -218,18 +218,20 @@ impl Session {
             return self.reply(&reply).await;
         }
         match request {
-            // Streamed from the hub: the core is not involved.
-            Request::Events { follow } => self.stream_events(follow).await,
+            // Streamed from the hub: the core is not involved. (The rare,
+            // large futures are boxed: the connection's own future, which
+            // every waiting connection holds, stays small.)
+            Request::Events { follow } => Box::pin(self.stream_events(follow)).await,
             // Read from the files: the core is not involved.
             request @ Request::Logs { .. } => {
                 let shared = self.shared.clone();
-                let streamed = super::logs::stream(
+                let streamed = Box::pin(super::logs::stream(
                     &shared.logs,
                     request,
                     &mut self.reader,
                     &mut self.write,
                     &mut self.closing,
-                );
+                ));
                 if streamed.await {
                     Flow::Continue
                 } else {
@@ -238,7 +240,8 @@ impl Session {
             }
             // Gathered from several core replies and /proc: see metrics.rs.
             Request::Metrics => {
-                let reply = match super::metrics::gather(&self.shared.core, self.client).await {
+                let gathered = Box::pin(super::metrics::gather(&self.shared.core, self.client));
+                let reply = match gathered.await {
                     Ok(text) => Reply::ok(herd_common::protocol::MetricsReport { text }),
                     Err(reply) => reply,
                 };
@@ -255,7 +258,10 @@ impl Session {
     async fn core_request(&mut self, request: Request) -> Flow {
         let costs = usage::costs(&request);
         match self.ask_core(request).await {
-            Some(reply) if costs => self.reply(&usage::with_usage(reply).await).await,
+            Some(reply) if costs => {
+                let reply = Box::pin(usage::with_usage(reply)).await;
+                self.reply(&reply).await
+            }
             Some(reply) => self.reply(&reply).await,
             // herdd re-executes: a request it did not answer was never
             // carried out, and the client may send it again.

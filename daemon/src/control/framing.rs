@@ -161,10 +161,7 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(1024);
         // A buffer smaller than a line: lines still come whole, in order.
         let mut reader = LeanReader::new(8, server);
-        client
-            .write_all(b"{\"a\":1}\n{\"bb\":22}\n")
-            .await
-            .unwrap();
+        client.write_all(b"{\"a\":1}\n{\"bb\":22}\n").await.unwrap();
         let mut line = String::new();
         reader.read_line(&mut line).await.unwrap();
         assert_eq!(line, "{\"a\":1}\n");

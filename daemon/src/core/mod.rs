@@ -628,11 +628,9 @@ impl Supervisor {
     /// Waiters are kept in arrival order, so replies go out in that order.
     /// Only the waiters that may be done are looked at (see `waiters.rs`).
     fn settle_waiters(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let candidates = self.waiters.candidates(
-            now,
-            |name| self.events.is_set(name),
-            self.tasks.touched(),
-        );
+        let candidates =
+            self.waiters
+                .candidates(now, |name| self.events.is_set(name), self.tasks.touched());
         for seq in candidates {
             let Some((waiter, done)) = self.waiters.take(seq) else {
                 continue;

@@ -441,6 +441,9 @@ impl super::Supervisor {
         supervisor.events.restore(&snapshot.events);
         supervisor.restore_rollouts(&snapshot.rollouts, now, adopted);
         supervisor.restore_timers(now, &snapshot.timers, true);
+        for pool in supervisor.pools.values_mut() {
+            pool.restore_priorities(&supervisor.tasks);
+        }
         supervisor.tasks.reindex();
         supervisor
     }

@@ -135,4 +135,3 @@ impl Tasks {
         self.touched.is_empty() && walked == self.deadlines && self.indexed.len() == walked.len()
     }
 }
-

@@ -30,8 +30,9 @@ pub(super) struct Waiters {
     /// Waiters with a deadline, earliest first.
     deadlines: BTreeSet<(Instant, u64)>,
     /// The waiters of each connection, so that its closing does not walk
-    /// everyone's.
-    by_client: HashMap<ClientId, BTreeSet<u64>>,
+    /// everyone's (one set of pairs: a set per connection would cost a
+    /// B-tree node for each of thousands of connections waiting once).
+    by_client: BTreeSet<(ClientId, u64)>,
 }
 
 impl Waiters {
@@ -58,7 +59,7 @@ impl Waiters {
         if let Some(deadline) = waiter.deadline {
             self.deadlines.insert((deadline, seq));
         }
-        self.by_client.entry(waiter.client).or_default().insert(seq);
+        self.by_client.insert((waiter.client, seq));
         self.all.insert(seq, waiter);
     }
 
@@ -83,7 +84,7 @@ impl Waiters {
         if let Some(deadline) = waiter.deadline {
             self.deadlines.remove(&(deadline, seq));
         }
-        remove_from(&mut self.by_client, &waiter.client, seq);
+        self.by_client.remove(&(waiter.client, seq));
         Some((waiter, done))
     }
 
@@ -132,7 +133,12 @@ impl Waiters {
 
     /// Drops the waiters of a connection that closed.
     pub fn client_gone(&mut self, client: ClientId) {
-        for seq in self.by_client.remove(&client).unwrap_or_default() {
+        let of_client: Vec<u64> = self
+            .by_client
+            .range((client, 0)..=(client, u64::MAX))
+            .map(|(_, seq)| *seq)
+            .collect();
+        for seq in of_client {
             self.take(seq);
         }
     }
@@ -165,10 +171,7 @@ impl Waiters {
             + count(&mut self.by_task.values());
         let with_deadline = self.all.values().filter(|w| w.deadline.is_some()).count();
         let placed = self.all.iter().all(|(seq, waiter)| {
-            let in_client = self
-                .by_client
-                .get(&waiter.client)
-                .is_some_and(|s| s.contains(seq));
+            let in_client = self.by_client.contains(&(waiter.client, *seq));
             let in_goal = match (&waiter.goal, self.watching.get(seq)) {
                 (Goal::EventSet(name), None) => {
                     self.by_event.get(name).is_some_and(|s| s.contains(seq))
@@ -185,7 +188,7 @@ impl Waiters {
         placed
             && indexed == self.all.len()
             && self.deadlines.len() == with_deadline
-            && count(&mut self.by_client.values()) == self.all.len()
+            && self.by_client.len() == self.all.len()
     }
 }
 

@@ -14,6 +14,7 @@ use super::clock_changes::ClockChanges;
 use super::descriptors::Reserve;
 use super::events::EventHub;
 use super::fork;
+use super::heap;
 use super::hook_tail;
 use super::journal::Journal;
 use super::listen::{self, Sockets};
@@ -92,6 +93,8 @@ enum Wake {
     ClockChanged,
     /// A journal write is due.
     Journal,
+    /// A burst is over: give freed heap back (see heap.rs).
+    TrimHeap,
 }
 
 /// When the journal is written: after steps that changed state, at most
@@ -172,6 +175,8 @@ pub struct Shell {
     control_socket: String,
     /// Wakes the loop when the wall clock is set (timers follow it).
     clock_changes: ClockChanges,
+    /// When to give freed heap back after a burst.
+    heap: heap::Trim,
 }
 
 impl Shell {
@@ -216,6 +221,7 @@ impl Shell {
             probes: Probes::new(probe_results),
             control_socket: config.herd.socket.to_string_lossy().into_owned(),
             clock_changes: ClockChanges::open(),
+            heap: heap::Trim::default(),
         })
     }
 
@@ -299,6 +305,7 @@ impl Shell {
     async fn next_wake(&mut self) -> Wake {
         let deadline = self.core.next_deadline();
         let journal_due = self.journal_schedule.due;
+        let trim_due = self.heap.due();
         tokio::select! {
             _ = self.signals.child.recv() => Wake::Child,
             _ = self.exec_errors.readable() => Wake::ExecError,
@@ -311,6 +318,7 @@ impl Shell {
             notification = self.notify.recv() => Wake::Notify(notification),
             _ = sleep_until(deadline), if deadline.is_some() => Wake::Tick,
             _ = sleep_until(journal_due), if journal_due.is_some() => Wake::Journal,
+            _ = sleep_until(trim_due), if trim_due.is_some() => Wake::TrimHeap,
             _ = self.clock_changes.changed() => Wake::ClockChanged,
         }
     }
@@ -345,6 +353,7 @@ impl Shell {
             }
             // The next turn writes it.
             Wake::Journal => {}
+            Wake::TrimHeap => self.heap.trim(),
         }
     }
 
@@ -699,6 +708,7 @@ impl Shell {
     /// Hands `input` to the core and carries out its actions; spawn results go
     /// back in as inputs until nothing is left to do.
     fn feed(&mut self, input: Input) {
+        self.heap.busy(Instant::now());
         // Timers need the wall clock; the core never reads one itself.
         self.core
             .set_wall_clock(Instant::now(), jiff::Timestamp::now());

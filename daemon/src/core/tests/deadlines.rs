@@ -58,7 +58,11 @@ fn queued_tasks_start_exactly_when_due_in_deadline_order_and_cancelled_ones_leav
     assert_eq!(h.core.next_deadline(), Some(h.now + 2000 * MS));
     assert!(task_spawns(&h.advance(1999 * MS)).is_empty());
     assert_eq!(task_spawns(&h.advance(MS)), [late]);
-    assert_eq!(h.core.next_deadline(), None, "running tasks without timeout");
+    assert_eq!(
+        h.core.next_deadline(),
+        None,
+        "running tasks without timeout"
+    );
     end(&mut h, early);
     end(&mut h, late);
     assert_eq!(h.core.next_deadline(), None);
