@@ -45,6 +45,11 @@ use tracing::{debug, info, warn};
 /// The journal is rewritten at most this often (docs/journal.md).
 const JOURNAL_EVERY: Duration = Duration::from_millis(100);
 
+/// Rewriting the journal takes at most one part in this many of herdd's
+/// time: a state with tens of thousands of queued tasks takes tens of
+/// milliseconds to journal, and is journaled less often.
+const JOURNAL_SHARE: u32 = 10;
+
 /// How long herdd waits, before it exits or re-executes, for lines still
 /// queued for journald or its stdout (a stuck reader loses them).
 const FORWARD_SETTLE: Duration = Duration::from_secs(2);
@@ -105,6 +110,8 @@ struct JournalSchedule {
     journaled: Option<u64>,
     due: Option<Instant>,
     last: Option<Instant>,
+    /// What the last write took, times [`JOURNAL_SHARE`].
+    spacing: Duration,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -277,18 +284,17 @@ impl Shell {
         self.cgroups.close().await;
     }
 
-    /// Journals after steps that changed state, at most every JOURNAL_EVERY:
-    /// a busy herdd must not spend its time rewriting the journal, and a
-    /// crash loses at most that much (never a process: those are found
-    /// again). True when it wrote.
+    /// Journals after steps that changed state, at most every JOURNAL_EVERY
+    /// (or JOURNAL_SHARE times what the last write took, if longer): a busy
+    /// herdd must not spend its time rewriting the journal, and a crash
+    /// loses at most that much (never a process: those are found again).
+    /// True when it wrote.
     fn write_journal_if_due(&mut self) -> bool {
         let schedule = &mut self.journal_schedule;
         if schedule.journaled != Some(self.core.generation()) && schedule.due.is_none() {
-            schedule.due = Some(
-                schedule
-                    .last
-                    .map_or(Instant::now(), |at| at + JOURNAL_EVERY),
-            );
+            schedule.due = Some(schedule.last.map_or(Instant::now(), |at| {
+                at + JOURNAL_EVERY.max(schedule.spacing)
+            }));
         }
         if schedule.due.is_none_or(|due| due > Instant::now()) {
             return false;
@@ -296,8 +302,10 @@ impl Shell {
         schedule.due = None;
         schedule.last = Some(Instant::now());
         schedule.journaled = Some(self.core.generation());
+        let started = Instant::now();
         let snapshot = self.journal_snapshot();
         self.journal.write(&snapshot);
+        self.journal_schedule.spacing = started.elapsed() * JOURNAL_SHARE;
         true
     }
 
