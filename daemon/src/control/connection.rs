@@ -21,7 +21,7 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
@@ -33,8 +33,9 @@ use tracing::info;
 /// A request that does not fit gets `too_busy`.
 pub const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 
-/// Per-connection read buffer: any ordinary request fits in one read, and a
-/// thousand idle connections cost only a few MiB.
+/// Per-connection read buffer: any ordinary request fits in one read. It is
+/// held only while it holds unread bytes (see `framing::LeanReader`), so
+/// connections waiting for a reply or for their next request cost none.
 const READ_BUFFER: usize = 2048;
 
 /// Buffered `events` lines are written once this many bytes are ready.
@@ -86,7 +87,7 @@ struct Session {
     client: ClientId,
     peer: Peer,
     shared: Arc<Shared>,
-    reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+    reader: framing::LeanReader<tokio::net::unix::OwnedReadHalf>,
     write: OwnedWriteHalf,
     closing: watch::Receiver<Closing>,
     pending: Pending,
@@ -116,7 +117,7 @@ pub async fn serve(connection: Connection, shared: Arc<Shared>, closing: watch::
             mine: 0,
         },
         shared,
-        reader: BufReader::with_capacity(READ_BUFFER, read),
+        reader: framing::LeanReader::new(READ_BUFFER, read),
         write,
         closing,
         spoke: false,
@@ -217,18 +218,20 @@ impl Session {
             return self.reply(&reply).await;
         }
         match request {
-            // Streamed from the hub: the core is not involved.
-            Request::Events { follow } => self.stream_events(follow).await,
+            // Streamed from the hub: the core is not involved. (The rare,
+            // large futures are boxed: the connection's own future, which
+            // every waiting connection holds, stays small.)
+            Request::Events { follow } => Box::pin(self.stream_events(follow)).await,
             // Read from the files: the core is not involved.
             request @ Request::Logs { .. } => {
                 let shared = self.shared.clone();
-                let streamed = super::logs::stream(
+                let streamed = Box::pin(super::logs::stream(
                     &shared.logs,
                     request,
                     &mut self.reader,
                     &mut self.write,
                     &mut self.closing,
-                );
+                ));
                 if streamed.await {
                     Flow::Continue
                 } else {
@@ -237,7 +240,8 @@ impl Session {
             }
             // Gathered from several core replies and /proc: see metrics.rs.
             Request::Metrics => {
-                let reply = match super::metrics::gather(&self.shared.core, self.client).await {
+                let gathered = Box::pin(super::metrics::gather(&self.shared.core, self.client));
+                let reply = match gathered.await {
                     Ok(text) => Reply::ok(herd_common::protocol::MetricsReport { text }),
                     Err(reply) => reply,
                 };
@@ -254,7 +258,10 @@ impl Session {
     async fn core_request(&mut self, request: Request) -> Flow {
         let costs = usage::costs(&request);
         match self.ask_core(request).await {
-            Some(reply) if costs => self.reply(&usage::with_usage(reply).await).await,
+            Some(reply) if costs => {
+                let reply = Box::pin(usage::with_usage(reply)).await;
+                self.reply(&reply).await
+            }
             Some(reply) => self.reply(&reply).await,
             // herdd re-executes: a request it did not answer was never
             // carried out, and the client may send it again.
@@ -478,7 +485,7 @@ mod tests {
         let total: Arc<AtomicUsize> = Arc::default();
         let mut charge = pending(&total);
         let (_client, server) = tokio::io::duplex(64);
-        let mut reader = BufReader::with_capacity(READ_BUFFER, server);
+        let mut reader = framing::LeanReader::new(READ_BUFFER, server);
         let mut line = Vec::new();
         let idle = Duration::from_millis(20);
         let read = read_line(&mut reader, &mut line, &mut charge, Some(idle));
@@ -496,7 +503,7 @@ mod tests {
         let total: Arc<AtomicUsize> = Arc::default();
         let mut charge = pending(&total);
         let (mut client, server) = tokio::io::duplex(MAX_REQUEST_BYTES * 2);
-        let mut reader = BufReader::with_capacity(READ_BUFFER, server);
+        let mut reader = framing::LeanReader::new(READ_BUFFER, server);
         let mut line = Vec::new();
 
         client.write_all(b"{\"v\":1}\n{\"v\"").await.unwrap();
@@ -538,7 +545,7 @@ mod tests {
         let mut others = pending(&total);
         assert!(others.hold(MAX_PENDING_BYTES));
         let (mut client, server) = tokio::io::duplex(64);
-        let mut reader = BufReader::with_capacity(READ_BUFFER, server);
+        let mut reader = framing::LeanReader::new(READ_BUFFER, server);
         let mut charge = pending(&total);
         line.clear();
         client.write_all(b"{\"v\"").await.unwrap();

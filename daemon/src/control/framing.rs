@@ -4,14 +4,90 @@
 
 use herd_common::events::EventLine;
 use herd_common::protocol::{ErrorCode, Reply, MAX_REQUEST_BYTES};
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// A request must be complete this long after its first byte arrived, and
 /// whatever herdd writes must be taken by the client within this long;
 /// otherwise the connection is closed. Defeats slowloris clients (half a
 /// line, then nothing, or one byte at a time) and clients that never read.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A buffered reader that holds its buffer only while it holds unread
+/// bytes: a connection waiting for a reply, or for its client to speak,
+/// costs no buffer (thousands of clients may wait on an event).
+pub struct LeanReader<R> {
+    inner: R,
+    /// Empty while nothing is buffered.
+    buf: Box<[u8]>,
+    pos: usize,
+    filled: usize,
+    capacity: usize,
+}
+
+impl<R> LeanReader<R> {
+    pub fn new(capacity: usize, inner: R) -> Self {
+        LeanReader {
+            inner,
+            buf: Box::default(),
+            pos: 0,
+            filled: 0,
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn release(&mut self) {
+        self.buf = Box::default();
+        self.pos = 0;
+        self.filled = 0;
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncBufRead for LeanReader<R> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        if this.pos >= this.filled {
+            if this.buf.is_empty() {
+                this.buf = vec![0; this.capacity].into_boxed_slice();
+            }
+            let mut read = ReadBuf::new(&mut this.buf);
+            let polled = Pin::new(&mut this.inner).poll_read(cx, &mut read);
+            let filled = read.filled().len();
+            if let Poll::Pending | Poll::Ready(Err(_)) = polled {
+                this.release();
+                return polled.map_ok(|()| &[][..]);
+            }
+            this.pos = 0;
+            this.filled = filled;
+        }
+        Poll::Ready(Ok(&this.buf[this.pos..this.filled]))
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        this.pos = (this.pos + amt).min(this.filled);
+        if this.pos == this.filled {
+            this.release();
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for LeanReader<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let available = ready!(self.as_mut().poll_fill_buf(cx))?;
+        let n = available.len().min(out.remaining());
+        out.put_slice(&available[..n]);
+        self.consume(n);
+        Poll::Ready(Ok(()))
+    }
+}
 
 /// Writes `bytes`; false when the client has gone, or has not taken them
 /// within [`STALL_TIMEOUT`] (it stopped reading: the task must not wait
@@ -77,6 +153,32 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["event"]["type"], "ready");
         assert_eq!(value["event"]["instance"], "web");
+    }
+
+    #[tokio::test]
+    async fn the_lean_reader_reads_lines_whole_and_holds_no_buffer_between_them() {
+        use tokio::io::AsyncBufReadExt;
+        let (mut client, server) = tokio::io::duplex(1024);
+        // A buffer smaller than a line: lines still come whole, in order.
+        let mut reader = LeanReader::new(8, server);
+        client.write_all(b"{\"a\":1}\n{\"bb\":22}\n").await.unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "{\"a\":1}\n");
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "{\"bb\":22}\n");
+        assert!(reader.buf.is_empty(), "everything read: no buffer held");
+        // Waiting for more holds none either.
+        let waiting = tokio::time::timeout(Duration::from_millis(20), reader.fill_buf()).await;
+        assert!(waiting.is_err());
+        assert!(reader.buf.is_empty(), "waiting to read: no buffer held");
+        client.write_all(b"x").await.unwrap();
+        drop(client);
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "x");
+        assert_eq!(reader.fill_buf().await.unwrap(), b"", "then the end");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod snapshot;
 pub mod survivors;
 mod sync_requests;
 pub mod task;
+mod tasks;
 pub mod timer;
 mod timer_runs;
 pub mod unit;
@@ -114,8 +115,9 @@ struct Shutdown {
 pub struct Supervisor {
     units: BTreeMap<String, Unit>,
     pools: BTreeMap<String, Pool>,
-    /// Every task herd still knows: queued, running, and the kept finished ones.
-    tasks: BTreeMap<TaskId, Task>,
+    /// Every task herd still knows: queued, running, and the kept finished
+    /// ones, with the live ones' deadlines indexed.
+    tasks: tasks::Tasks,
     /// The id the next submitted task gets; ids below it existed once.
     next_task: TaskId,
     /// Finished tasks past their pool's `keep_finished`, dropped at the end of
@@ -133,12 +135,6 @@ pub struct Supervisor {
     /// write the journal.
     generation: u64,
     waiters: Waiters,
-    /// Tasks that are queued or running (the only ones with deadlines), so
-    /// that [`Supervisor::next_deadline`] does not walk the finished ones
-    /// kept for `status`; brought up to date at the end of each step.
-    live_tasks: std::collections::BTreeSet<TaskId>,
-    /// Tasks from this id on are not in `live_tasks` yet.
-    unindexed_tasks: TaskId,
     shutdown: Option<Shutdown>,
     shutdown_timeout: Duration,
     /// The `[herd]` settings in effect, for `reload` to tell what changed.
@@ -174,7 +170,7 @@ impl Supervisor {
                 .iter()
                 .map(|pool| (pool.name.clone(), Pool::new(pool.clone())))
                 .collect(),
-            tasks: BTreeMap::new(),
+            tasks: tasks::Tasks::default(),
             next_task: 1,
             evicted: Vec::new(),
             held: held::Held::default(),
@@ -189,8 +185,6 @@ impl Supervisor {
             restored: std::collections::HashSet::new(),
             generation: 0,
             waiters: Waiters::default(),
-            live_tasks: std::collections::BTreeSet::new(),
-            unindexed_tasks: 0,
             shutdown: None,
             shutdown_timeout: config.herd.shutdown_timeout,
             herd: config.herd.clone(),
@@ -344,7 +338,7 @@ impl Supervisor {
         }
         self.settle_results(now, &mut out);
         self.drop_removed();
-        self.index_live_tasks();
+        self.tasks.reindex();
         if tick && health::only_probes(&out) {
             // Nothing the journal keeps has changed: no journal write per probe.
             self.generation -= 1;
@@ -369,17 +363,6 @@ impl Supervisor {
         }
     }
 
-    /// Adds the tasks submitted during the step to `live_tasks` and drops
-    /// those that have ended: the cost grows with the live tasks only.
-    fn index_live_tasks(&mut self) {
-        let new = self.tasks.range(self.unindexed_tasks..).map(|(id, _)| *id);
-        self.live_tasks.extend(new);
-        self.unindexed_tasks = self.next_task.max(self.unindexed_tasks);
-        let tasks = &self.tasks;
-        self.live_tasks
-            .retain(|id| tasks.get(id).is_some_and(|task| !task.state.is_final()));
-    }
-
     /// A process could not be started: exec errors do not heal by retrying.
     fn spawn_failed(&mut self, now: Instant, owner: Owner, error: String, out: &mut Vec<Action>) {
         match owner {
@@ -398,10 +381,7 @@ impl Supervisor {
             .values()
             .flat_map(|u| &u.instances)
             .filter_map(Instance::next_timer);
-        let tasks = self
-            .live_tasks
-            .iter()
-            .filter_map(|id| self.tasks.get(id)?.deadline);
+        let tasks = self.tasks.first_deadline();
         let waiters = self.waiters.first_deadline();
         let join = self
             .shutdown
@@ -576,12 +556,13 @@ impl Supervisor {
         for id in due {
             self.with_instance(now, &id, out, Instance::on_deadline);
         }
-        for task in self.tasks.values_mut() {
-            if task.deadline.is_some_and(|d| d <= now) {
-                match self.pools.get(&task.pool) {
-                    Some(pool) => task.on_deadline(now, &pool.config, out),
-                    None => task.deadline = None,
-                }
+        for id in self.tasks.due(now) {
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            match self.pools.get(&task.pool) {
+                Some(pool) => task.on_deadline(now, &pool.config, out),
+                None => task.deadline = None,
             }
         }
         self.hooks.tick(now, out);
@@ -650,19 +631,27 @@ impl Supervisor {
     /// Waiters are kept in arrival order, so replies go out in that order.
     /// Only the waiters that may be done are looked at (see `waiters.rs`).
     fn settle_waiters(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let candidates = self
-            .waiters
-            .candidates(now, |name| self.events.is_set(name));
+        let candidates =
+            self.waiters
+                .candidates(now, |name| self.events.is_set(name), self.tasks.touched());
         for seq in candidates {
-            let Some(waiter) = self.waiters.take(seq) else {
+            let Some((waiter, done)) = self.waiters.take(seq) else {
                 continue;
             };
+            let mut watch = None;
             let reached = match &waiter.goal {
                 Goal::SemAcquired { holder, name } => {
                     let label = self.holder_label(holder);
                     self.semaphores
                         .try_acquire(now, holder, std::slice::from_ref(name), &label, out)
                         .is_ok()
+                }
+                Goal::TasksEnded(ids) => {
+                    // Tasks do not come back once ended: start where it got.
+                    let ended = ids[done..].iter().take_while(|id| self.task_is_over(id));
+                    let done = done + ended.count();
+                    watch = ids.get(done).map(|id| (*id, done));
+                    watch.is_none()
                 }
                 goal => self.is_reached(goal),
             };
@@ -677,9 +666,14 @@ impl Supervisor {
                     reply,
                 });
             } else {
-                self.waiters.restore(seq, waiter);
+                self.waiters.restore(seq, waiter, watch);
             }
         }
+    }
+
+    /// Whether task `id` has ended (or is gone: evicted, or its pool removed).
+    fn task_is_over(&self, id: &TaskId) -> bool {
+        self.tasks.get(id).is_none_or(|t| t.state.is_final())
     }
 
     /// `daemon-reexec`: every waiting request is answered `reconnect` now,
@@ -718,9 +712,7 @@ impl Supervisor {
             Goal::Stopped(targets) => {
                 self.instances_settled(targets, |instance, _| instance.stop_settled())
             }
-            Goal::TasksEnded(ids) => ids
-                .iter()
-                .all(|id| self.tasks.get(id).is_none_or(|t| t.state.is_final())),
+            Goal::TasksEnded(ids) => ids.iter().all(|id| self.task_is_over(id)),
             Goal::PoolDrained(pool) => self.pools.get(pool).is_none_or(Pool::is_drained),
             Goal::SemAcquired { holder, name } => self.semaphores.holds(holder, name),
             Goal::EventSet(name) => self.events.is_set(name),

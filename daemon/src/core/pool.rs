@@ -4,17 +4,22 @@
 use super::action::Action;
 use super::semaphore::{Holder, Semaphores};
 use super::snapshot::PoolSnapshot;
-use super::task::Task;
+use super::tasks::Tasks;
 use herd_common::protocol::{ErrorBody, ErrorCode, PoolStatus, PoolTally, TaskId};
 use herd_config::PoolConfig;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct Pool {
     pub config: PoolConfig,
-    /// Queued task ids, highest priority first, oldest first within one.
-    queue: VecDeque<TaskId>,
+    /// Queued task ids with their priority, highest priority first, oldest
+    /// first within one.
+    queue: VecDeque<(u32, TaskId)>,
+    /// Ids in `queue` whose task ended there (cancelled): taking one out of
+    /// the middle costs the queue's length, so `fill` drops them as it
+    /// meets them, and a mass cancel costs what it cancels.
+    withdrawn: HashSet<TaskId>,
     /// Tasks holding a slot (spawned or being stopped).
     running: u32,
     /// Ended task ids, oldest first: the eviction order for `keep_finished`.
@@ -34,6 +39,7 @@ impl Pool {
         Pool {
             config,
             queue: VecDeque::new(),
+            withdrawn: HashSet::new(),
             running: 0,
             finished: VecDeque::new(),
             closed: false,
@@ -55,13 +61,13 @@ impl Pool {
                 format!("pool {} is closed", self.name()),
             ));
         }
-        if self.queue.len() >= self.config.max_queue as usize {
+        if self.queued_count() >= self.config.max_queue as usize {
             return Err(ErrorBody::new(
                 ErrorCode::Refused,
                 format!(
                     "pool {} is full: {} tasks queued (max_queue = {})",
                     self.name(),
-                    self.queue.len(),
+                    self.queued_count(),
                     self.config.max_queue
                 ),
             ));
@@ -70,47 +76,55 @@ impl Pool {
     }
 
     /// Queues a new task (already in `tasks`) behind those of its priority.
-    pub fn enqueue(&mut self, id: TaskId, tasks: &BTreeMap<TaskId, Task>) {
+    pub(super) fn enqueue(&mut self, id: TaskId, tasks: &Tasks) {
         self.submitted += 1;
         self.insert_by_priority(id, tasks);
     }
 
     /// A running task failed an attempt and will be retried: its slot is
     /// freed and it queues again behind those of its priority.
-    pub fn requeue(&mut self, id: TaskId, tasks: &BTreeMap<TaskId, Task>) {
+    pub(super) fn requeue(&mut self, id: TaskId, tasks: &Tasks) {
         self.running = self.running.saturating_sub(1);
         self.insert_by_priority(id, tasks);
     }
 
-    fn insert_by_priority(&mut self, id: TaskId, tasks: &BTreeMap<TaskId, Task>) {
-        let priority = |id: &TaskId| tasks.get(id).map_or(0, |t| t.limits.priority);
-        let own = priority(&id);
-        let at = self.queue.partition_point(|queued| priority(queued) >= own);
-        self.queue.insert(at, id);
+    fn insert_by_priority(&mut self, id: TaskId, tasks: &Tasks) {
+        let own = tasks.get(&id).map_or(0, |t| t.limits.priority);
+        let at = self.queue.partition_point(|(priority, _)| *priority >= own);
+        self.queue.insert(at, (own, id));
+    }
+
+    /// Tasks waiting in the queue.
+    fn queued_count(&self) -> usize {
+        self.queue.len() - self.withdrawn.len()
     }
 
     /// Starts queued tasks in queue order while slots are free, skipping
     /// those whose start time has not come; the first due task that does
     /// not get the semaphore slots it needs keeps its place and stops the
     /// round (so a busy semaphore cannot starve it).
-    pub fn fill(
+    pub(super) fn fill(
         &mut self,
-        tasks: &mut BTreeMap<TaskId, Task>,
+        tasks: &mut Tasks,
         semaphores: &mut Semaphores,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
         let mut at = 0;
         while self.running < self.config.size && at < self.queue.len() {
-            let id = self.queue[at];
+            let (_, id) = self.queue[at];
+            if self.withdrawn.remove(&id) {
+                self.queue.remove(at);
+                continue;
+            }
+            if tasks.get(&id).is_some_and(|task| !task.is_due(now)) {
+                at += 1;
+                continue;
+            }
             let Some(task) = tasks.get_mut(&id) else {
                 self.queue.remove(at);
                 continue;
             };
-            if !task.is_due(now) {
-                at += 1;
-                continue;
-            }
             let holder = Holder::Task(id);
             let label = task.label();
             if let Err(reason) =
@@ -131,8 +145,12 @@ impl Pool {
     pub fn finished(&mut self, id: TaskId, was_running: bool) -> Vec<TaskId> {
         if was_running {
             self.running = self.running.saturating_sub(1);
+        } else if self.queue.front().is_some_and(|(_, first)| *first == id) {
+            self.queue.pop_front();
+        } else if self.queue.back().is_some_and(|(_, last)| *last == id) {
+            self.queue.pop_back();
         } else {
-            self.queue.retain(|queued| *queued != id);
+            self.withdrawn.insert(id);
         }
         self.finished.push_back(id);
         let mut evicted = Vec::new();
@@ -143,12 +161,15 @@ impl Pool {
     }
 
     pub fn queued(&self) -> impl Iterator<Item = TaskId> + '_ {
-        self.queue.iter().copied()
+        self.queue
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| !self.withdrawn.contains(id))
     }
 
     /// Nothing queued, nothing running: what `pool join` waits for.
     pub fn is_drained(&self) -> bool {
-        self.queue.is_empty() && self.running == 0
+        self.queued_count() == 0 && self.running == 0
     }
 
     pub fn running(&self) -> u32 {
@@ -162,7 +183,7 @@ impl Pool {
             name: self.name().to_string(),
             size: self.config.size,
             running: self.running,
-            queued: self.queue.len() as u32,
+            queued: self.queued_count() as u32,
             finished: self.finished.len() as u32,
             submitted: self.submitted,
             max_queue: self.config.max_queue,
@@ -177,7 +198,7 @@ impl Pool {
     pub fn snapshot(&self) -> PoolSnapshot {
         PoolSnapshot {
             name: self.config.name.clone(),
-            queue: self.queue.iter().copied().collect(),
+            queue: self.queued().collect(),
             running: self.running,
             finished: self.finished.iter().copied().collect(),
             closed: self.closed,
@@ -186,10 +207,19 @@ impl Pool {
     }
 
     pub fn restore(&mut self, snapshot: &PoolSnapshot) {
-        self.queue = snapshot.queue.iter().copied().collect();
+        // Priorities are the tasks': see `restore_priorities`.
+        self.queue = snapshot.queue.iter().map(|id| (0, *id)).collect();
+        self.withdrawn.clear();
         self.running = snapshot.running;
         self.finished = snapshot.finished.iter().copied().collect();
         self.closed = snapshot.closed;
         self.submitted = snapshot.submitted;
+    }
+
+    /// After the tasks are restored: each queued id gets its task's priority.
+    pub(super) fn restore_priorities(&mut self, tasks: &Tasks) {
+        for (priority, id) in &mut self.queue {
+            *priority = tasks.get(id).map_or(0, |t| t.limits.priority);
+        }
     }
 }

@@ -334,6 +334,22 @@ impl super::Supervisor {
     /// The whole state, `with_output` for a re-exec (the journal leaves task
     /// output out: it is large and a crashed herdd's pipes are gone anyway).
     pub fn snapshot(&self, now: Instant, with_output: bool) -> Snapshot {
+        self.snapshot_of(now, with_output, |_| true)
+    }
+
+    /// What the journal keeps: the state without task output and without
+    /// ended tasks (they can be many, and nothing runs again for them), with
+    /// nothing built for the ended ones.
+    pub fn journal_snapshot(&self, now: Instant) -> Snapshot {
+        self.snapshot_of(now, false, |task| !task.state.is_final())
+    }
+
+    fn snapshot_of(
+        &self,
+        now: Instant,
+        with_output: bool,
+        keep: impl Fn(&super::Task) -> bool,
+    ) -> Snapshot {
         Snapshot {
             version: SNAPSHOT_VERSION,
             next_task: self.next_task,
@@ -352,6 +368,7 @@ impl super::Supervisor {
             tasks: self
                 .tasks
                 .values()
+                .filter(|task| keep(task))
                 .map(|task| task.snapshot(now, with_output))
                 .collect(),
             semaphores: self.semaphores.snapshot(),
@@ -430,6 +447,10 @@ impl super::Supervisor {
         supervisor.events.restore(&snapshot.events);
         supervisor.restore_rollouts(&snapshot.rollouts, now, adopted);
         supervisor.restore_timers(now, &snapshot.timers, true);
+        for pool in supervisor.pools.values_mut() {
+            pool.restore_priorities(&supervisor.tasks);
+        }
+        supervisor.tasks.reindex();
         supervisor
     }
 

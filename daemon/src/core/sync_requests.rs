@@ -124,7 +124,7 @@ impl Supervisor {
         let holder = Holder::Client { client, pid: None };
         let label = self.holder_label(&holder);
         self.semaphores.release(&holder, &label, out);
-        self.waiters.retain(|waiter| waiter.client != client);
+        self.waiters.client_gone(client);
     }
 
     /// A process that is not ours ended: any slot carried over for it goes.

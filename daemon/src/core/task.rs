@@ -42,7 +42,7 @@ pub struct Task {
     pub id: TaskId,
     pub pool: String,
     pub name: Option<String>,
-    pub command: Vec<String>,
+    command: Command,
     pub state: TaskState,
     pub pid: Option<u32>,
     pub started_at: Option<Instant>,
@@ -66,11 +66,37 @@ pub struct Task {
     /// How many times it was started.
     pub attempts: u32,
     /// How each earlier attempt ended, when it failed and was retried.
-    pub failed_attempts: Vec<Exit>,
+    pub failed_attempts: Box<[Exit]>,
     /// Not started before this (`after`, or a retry's delay).
     pub not_before: Option<Instant>,
     /// Being stopped because its timeout passed.
     timing_out: bool,
+}
+
+/// A task's argv in one allocation, the arguments separated by NUL (which
+/// no argument can contain: submissions with one are refused). One string
+/// instead of a vector of strings: thousands of tasks are kept.
+#[derive(Debug, Clone)]
+struct Command {
+    joined: Box<str>,
+    /// `joined` cannot tell no argument from one empty one.
+    empty: bool,
+}
+
+impl Command {
+    fn new(argv: &[String]) -> Command {
+        Command {
+            joined: argv.join("\0").into_boxed_str(),
+            empty: argv.is_empty(),
+        }
+    }
+
+    fn argv(&self) -> Vec<String> {
+        if self.empty {
+            return Vec::new();
+        }
+        self.joined.split('\0').map(str::to_string).collect()
+    }
 }
 
 /// What an ended attempt leads to.
@@ -88,7 +114,7 @@ impl Task {
             id,
             pool: pool.to_string(),
             name,
-            command,
+            command: Command::new(&command),
             state: TaskState::Queued,
             pid: None,
             started_at: None,
@@ -103,7 +129,7 @@ impl Task {
             stderr: Captured::default(),
             limits: TaskLimits::default(),
             attempts: 0,
-            failed_attempts: Vec::new(),
+            failed_attempts: Box::default(),
             not_before: None,
             timing_out: false,
         }
@@ -142,7 +168,7 @@ impl Task {
         env.insert("HERD_POOL".into(), self.pool.clone());
         env.insert("HERD_TASK_ID".into(), self.id.to_string());
         SpawnSpec {
-            argv: self.command.clone(),
+            argv: self.command.argv(),
             env,
             cwd: config.cwd.clone(),
             user: config.user.clone(),
@@ -232,7 +258,9 @@ impl Task {
         );
         self.stderr.append(note.as_bytes());
         self.reason = Some(format!("retry {retry} of {}", self.limits.retries));
-        self.failed_attempts.push(exit);
+        let mut failed = std::mem::take(&mut self.failed_attempts).into_vec();
+        failed.push(exit);
+        self.failed_attempts = failed.into_boxed_slice();
         self.state = TaskState::Queued;
         self.pid = None;
         self.adopted = false;
@@ -315,6 +343,9 @@ impl Task {
         self.pid = None;
         self.deadline = None;
         self.ended_at = Some(now);
+        // Kept, perhaps for long, among many: no room to grow.
+        self.stdout.data.shrink_to_fit();
+        self.stderr.data.shrink_to_fit();
     }
 
     pub fn capture(&mut self, stream: OutputStream) -> &mut Captured {
@@ -346,7 +377,7 @@ impl Task {
             pool: self.pool.clone(),
             name: self.name.clone(),
             state: self.state,
-            command: self.command.clone(),
+            command: self.command.argv(),
             pid: self.pid,
             exit: self.exit.clone(),
             reason: self.reason.clone(),
@@ -358,7 +389,7 @@ impl Task {
             priority: self.limits.priority,
             attempts: self.attempts,
             retries: self.limits.retries,
-            failed_attempts: self.failed_attempts.clone(),
+            failed_attempts: self.failed_attempts.to_vec(),
             // The core does no I/O: the front end fills this in when asked.
             usage: Default::default(),
         }
@@ -388,7 +419,7 @@ impl Task {
             id: self.id,
             pool: self.pool.clone(),
             name: self.name.clone(),
-            command: self.command.clone(),
+            command: self.command.argv(),
             state: self.state,
             pid: self.pid,
             pid_start: None,
@@ -405,7 +436,7 @@ impl Task {
             attempts: AttemptsSnapshot {
                 limits: self.limits.clone(),
                 attempts: self.attempts,
-                failed_attempts: self.failed_attempts.clone(),
+                failed_attempts: self.failed_attempts.to_vec(),
                 not_before_in_ms: self.not_before.map(|at| until(now, at)),
                 timing_out: self.timing_out,
             },
@@ -417,7 +448,7 @@ impl Task {
             id: snapshot.id,
             pool: snapshot.pool.clone(),
             name: snapshot.name.clone(),
-            command: snapshot.command.clone(),
+            command: Command::new(&snapshot.command),
             state: snapshot.state,
             pid: snapshot.pid,
             started_at: snapshot.started_ago_ms.map(|ms| before(now, ms)),
@@ -440,7 +471,7 @@ impl Task {
                 .unwrap_or_default(),
             limits: snapshot.attempts.limits.clone(),
             attempts: snapshot.attempts.attempts,
-            failed_attempts: snapshot.attempts.failed_attempts.clone(),
+            failed_attempts: snapshot.attempts.failed_attempts.clone().into(),
             not_before: snapshot.attempts.not_before_in_ms.map(|ms| after(now, ms)),
             timing_out: snapshot.attempts.timing_out,
         }

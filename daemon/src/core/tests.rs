@@ -968,6 +968,7 @@ fn inputs_are_handled_first_in_first_out() {
     );
 }
 
+mod deadlines;
 mod hooks;
 mod jobs;
 mod pools;

@@ -14,6 +14,7 @@ use super::clock_changes::ClockChanges;
 use super::descriptors::Reserve;
 use super::events::EventHub;
 use super::fork;
+use super::heap;
 use super::hook_tail;
 use super::journal::Journal;
 use super::listen::{self, Sockets};
@@ -43,6 +44,11 @@ use tracing::{debug, info, warn};
 
 /// The journal is rewritten at most this often (docs/journal.md).
 const JOURNAL_EVERY: Duration = Duration::from_millis(100);
+
+/// Rewriting the journal takes at most one part in this many of herdd's
+/// time: a state with tens of thousands of queued tasks takes tens of
+/// milliseconds to journal, and is journaled less often.
+const JOURNAL_SHARE: u32 = 10;
 
 /// How long herdd waits, before it exits or re-executes, for lines still
 /// queued for journald or its stdout (a stuck reader loses them).
@@ -92,6 +98,8 @@ enum Wake {
     ClockChanged,
     /// A journal write is due.
     Journal,
+    /// A burst is over: give freed heap back (see heap.rs).
+    TrimHeap,
 }
 
 /// When the journal is written: after steps that changed state, at most
@@ -102,6 +110,8 @@ struct JournalSchedule {
     journaled: Option<u64>,
     due: Option<Instant>,
     last: Option<Instant>,
+    /// What the last write took, times [`JOURNAL_SHARE`].
+    spacing: Duration,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -172,6 +182,8 @@ pub struct Shell {
     control_socket: String,
     /// Wakes the loop when the wall clock is set (timers follow it).
     clock_changes: ClockChanges,
+    /// When to give freed heap back after a burst.
+    heap: heap::Trim,
 }
 
 impl Shell {
@@ -216,6 +228,7 @@ impl Shell {
             probes: Probes::new(probe_results),
             control_socket: config.herd.socket.to_string_lossy().into_owned(),
             clock_changes: ClockChanges::open(),
+            heap: heap::Trim::default(),
         })
     }
 
@@ -271,18 +284,17 @@ impl Shell {
         self.cgroups.close().await;
     }
 
-    /// Journals after steps that changed state, at most every JOURNAL_EVERY:
-    /// a busy herdd must not spend its time rewriting the journal, and a
-    /// crash loses at most that much (never a process: those are found
-    /// again). True when it wrote.
+    /// Journals after steps that changed state, at most every JOURNAL_EVERY
+    /// (or JOURNAL_SHARE times what the last write took, if longer): a busy
+    /// herdd must not spend its time rewriting the journal, and a crash
+    /// loses at most that much (never a process: those are found again).
+    /// True when it wrote.
     fn write_journal_if_due(&mut self) -> bool {
         let schedule = &mut self.journal_schedule;
         if schedule.journaled != Some(self.core.generation()) && schedule.due.is_none() {
-            schedule.due = Some(
-                schedule
-                    .last
-                    .map_or(Instant::now(), |at| at + JOURNAL_EVERY),
-            );
+            schedule.due = Some(schedule.last.map_or(Instant::now(), |at| {
+                at + JOURNAL_EVERY.max(schedule.spacing)
+            }));
         }
         if schedule.due.is_none_or(|due| due > Instant::now()) {
             return false;
@@ -290,8 +302,10 @@ impl Shell {
         schedule.due = None;
         schedule.last = Some(Instant::now());
         schedule.journaled = Some(self.core.generation());
+        let started = Instant::now();
         let snapshot = self.journal_snapshot();
         self.journal.write(&snapshot);
+        self.journal_schedule.spacing = started.elapsed() * JOURNAL_SHARE;
         true
     }
 
@@ -299,6 +313,7 @@ impl Shell {
     async fn next_wake(&mut self) -> Wake {
         let deadline = self.core.next_deadline();
         let journal_due = self.journal_schedule.due;
+        let trim_due = self.heap.due();
         tokio::select! {
             _ = self.signals.child.recv() => Wake::Child,
             _ = self.exec_errors.readable() => Wake::ExecError,
@@ -311,6 +326,7 @@ impl Shell {
             notification = self.notify.recv() => Wake::Notify(notification),
             _ = sleep_until(deadline), if deadline.is_some() => Wake::Tick,
             _ = sleep_until(journal_due), if journal_due.is_some() => Wake::Journal,
+            _ = sleep_until(trim_due), if trim_due.is_some() => Wake::TrimHeap,
             _ = self.clock_changes.changed() => Wake::ClockChanged,
         }
     }
@@ -345,6 +361,7 @@ impl Shell {
             }
             // The next turn writes it.
             Wake::Journal => {}
+            Wake::TrimHeap => self.heap.trim(),
         }
     }
 
@@ -504,9 +521,7 @@ impl Shell {
 
     /// What the journal keeps: the state without task output, with start times.
     fn journal_snapshot(&self) -> crate::core::snapshot::Snapshot {
-        let mut snapshot = self.core.snapshot(Instant::now(), false);
-        // Ended tasks stay out: they can be many, and nothing runs again for them.
-        snapshot.tasks.retain(|task| !task.state.is_final());
+        let mut snapshot = self.core.journal_snapshot(Instant::now());
         fill_starts(&mut snapshot, &self.starts);
         adopt::fill_holder_starts(&mut snapshot);
         snapshot
@@ -701,6 +716,7 @@ impl Shell {
     /// Hands `input` to the core and carries out its actions; spawn results go
     /// back in as inputs until nothing is left to do.
     fn feed(&mut self, input: Input) {
+        self.heap.busy(Instant::now());
         // Timers need the wall clock; the core never reads one itself.
         self.core
             .set_wall_clock(Instant::now(), jiff::Timestamp::now());

@@ -13,6 +13,7 @@ pub mod descriptors;
 pub mod event_loop;
 pub mod events;
 pub mod fork;
+pub mod heap;
 pub mod hook_tail;
 pub mod inherited;
 pub mod journal;

@@ -503,3 +503,43 @@ fn a_result_is_held_for_its_submitter_until_it_reads_the_output() {
     assert_eq!(err_code(output(&mut h, 2, b)), ErrorCode::NoSuchTask);
     assert_eq!(h.task(c).state, TaskState::Exited);
 }
+
+/// Cancelled queued tasks are left in the queue and dropped when `fill`
+/// meets them: counts, admission, order and a snapshot must not see them.
+#[test]
+fn cancelled_queued_tasks_leave_the_queue_for_counts_order_and_snapshots() {
+    let mut h = Harness::with_pools(
+        vec![],
+        vec![PoolConfig {
+            max_queue: 4,
+            ..task_pool("p", 1)
+        }],
+    );
+    let running = h.submit_ok("p");
+    let queued: Vec<TaskId> = (0..4).map(|_| h.submit_ok("p")).collect();
+    // The middle ones, then the last and the first (the queue's two ends).
+    h.request(Request::Cancel {
+        ids: vec![queued[1], queued[2]],
+    });
+    let pool_status = |h: &mut Harness| h.status().pools.remove(0);
+    assert_eq!(pool_status(&mut h).queued, 2);
+    // Room for two more: the cancelled ones no longer count against max_queue.
+    let more = [h.submit_ok("p"), h.submit_ok("p")];
+    assert_eq!(err_code(h.submit("p", "/bin/true").0), ErrorCode::Refused);
+    h.request(Request::Cancel {
+        ids: vec![more[1], queued[0]],
+    });
+    assert_eq!(pool_status(&mut h).queued, 2);
+
+    let config = test_config(vec![], vec![task_pool("p", 1)], vec![], vec![]);
+    let snapshot = h.core.snapshot(h.now, false);
+    assert_eq!(snapshot.pools[0].queue, [queued[3], more[0]]);
+    h.core = Supervisor::restore(&config, &snapshot, h.now, false);
+    assert_eq!(pool_status(&mut h).queued, 2);
+    let started: Vec<TaskId> = [running, queued[3]]
+        .iter()
+        .flat_map(|id| task_spawns(&h.finish(*id, Exit::Code(0))))
+        .collect();
+    assert_eq!(started, [queued[3], more[0]]);
+    assert!(pool_status(&mut h).queued == 0);
+}

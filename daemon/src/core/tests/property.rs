@@ -726,8 +726,19 @@ fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
             driver.step();
             let expected = brute_force_deadline(&driver.core);
             assert_eq!(driver.core.next_deadline(), expected, "seed {seed}");
+            assert!(driver.core.tasks.index_is_true(), "seed {seed}: task index");
+            assert!(driver.core.waiters.index_is_true(), "seed {seed}: waiters");
             compared += 1;
             with_deadline += usize::from(expected.is_some());
+            if driver.rng.chance(20) {
+                // A re-exec's restore rebuilds the indexes from the snapshot.
+                let config = driver.configs[0].clone();
+                let snapshot = driver.core.snapshot(driver.now, true);
+                let restored = Supervisor::restore(&config, &snapshot, driver.now, false);
+                assert!(restored.tasks.index_is_true(), "seed {seed}: restored");
+                let walked = brute_force_deadline(&restored);
+                assert_eq!(restored.next_deadline(), walked, "seed {seed}: restored");
+            }
         }
     }
     assert!(

@@ -1,0 +1,137 @@
+//! Every task herd knows, with an index of the live tasks' deadlines, so
+//! that a step costs the same with 100,000 tasks queued or kept as with none.
+//!
+//! Each task is boxed: a B-tree node holds eleven entries and is often half
+//! full, which with tasks inline cost about as much again as the tasks.
+//! The methods are the map's. Every way of changing a task ([`Tasks::get_mut`], [`Tasks::insert`], [`Tasks::remove`],
+//! [`Tasks::retain`]) notes its id as touched; [`Tasks::reindex`] (at the end
+//! of each step) brings the deadline index up to date for the touched tasks
+//! only. Touched ids also tell waiter settling which tasks may have ended.
+
+use super::task::Task;
+use herd_common::protocol::TaskId;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+#[derive(Debug, Default)]
+pub(super) struct Tasks {
+    all: BTreeMap<TaskId, Box<Task>>,
+    /// The deadline of every queued or running task that has one, earliest first.
+    deadlines: BTreeSet<(Instant, TaskId)>,
+    /// What `deadlines` holds for each task, to find its entry when it changes.
+    indexed: HashMap<TaskId, Instant>,
+    /// Tasks changed (or added, or removed) since the last [`Tasks::reindex`].
+    touched: BTreeSet<TaskId>,
+}
+
+impl std::ops::Index<&TaskId> for Tasks {
+    type Output = Task;
+
+    fn index(&self, id: &TaskId) -> &Task {
+        &self.all[id]
+    }
+}
+
+impl Tasks {
+    pub fn get(&self, id: &TaskId) -> Option<&Task> {
+        self.all.get(id).map(|task| &**task)
+    }
+
+    pub fn contains_key(&self, id: &TaskId) -> bool {
+        self.all.contains_key(id)
+    }
+
+    /// Every task, lowest id first.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Task> + '_ {
+        self.all.values().map(|task| &**task)
+    }
+
+    #[cfg(test)]
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &TaskId> + '_ {
+        self.all.keys()
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
+        let task = self.all.get_mut(id)?;
+        self.touched.insert(*id);
+        Some(task)
+    }
+
+    pub fn insert(&mut self, id: TaskId, task: Task) {
+        self.touched.insert(id);
+        self.all.insert(id, Box::new(task));
+    }
+
+    pub fn remove(&mut self, id: &TaskId) -> Option<Task> {
+        let task = self.all.remove(id)?;
+        self.touched.insert(*id);
+        Some(*task)
+    }
+
+    /// Keeps the tasks `keep` accepts (a walk of every task: for `reload`).
+    pub fn retain(&mut self, mut keep: impl FnMut(&TaskId, &Task) -> bool) {
+        let touched = &mut self.touched;
+        self.all.retain(|id, task| {
+            let kept = keep(id, task);
+            if !kept {
+                touched.insert(*id);
+            }
+            kept
+        });
+    }
+
+    /// The tasks changed since the last [`Tasks::reindex`], lowest id first.
+    pub fn touched(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.touched.iter().copied()
+    }
+
+    /// The earliest deadline of a live task, as of the last [`Tasks::reindex`].
+    pub fn first_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// The live tasks whose deadline is at or before `now`, earliest first.
+    pub fn due(&self, now: Instant) -> Vec<TaskId> {
+        self.deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// Brings the deadline index up to date for the touched tasks: the cost
+    /// grows with what changed, not with how many tasks there are.
+    pub fn reindex(&mut self) {
+        for id in std::mem::take(&mut self.touched) {
+            if let Some(at) = self.indexed.remove(&id) {
+                self.deadlines.remove(&(at, id));
+            }
+            let deadline = self
+                .all
+                .get(&id)
+                .filter(|task| !task.state.is_final())
+                .and_then(|task| task.deadline);
+            if let Some(at) = deadline {
+                self.deadlines.insert((at, id));
+                self.indexed.insert(id, at);
+            }
+        }
+    }
+
+    /// Whether the index says what a walk of every task says (tests).
+    #[cfg(test)]
+    pub fn index_is_true(&self) -> bool {
+        let walked: BTreeSet<(Instant, TaskId)> = self
+            .all
+            .values()
+            .filter(|task| !task.state.is_final())
+            .filter_map(|task| Some((task.deadline?, task.id)))
+            .collect();
+        self.touched.is_empty() && walked == self.deadlines && self.indexed.len() == walked.len()
+    }
+}
