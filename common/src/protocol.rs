@@ -764,9 +764,10 @@ pub struct SubmitReport {
     pub existing: bool,
 }
 
-/// How many tasks one connection may have submitted and not yet read the
-/// results of (`output` or `results`): submissions beyond are refused, so
-/// that no client makes herdd hold results without bound.
+/// How many ended tasks herdd holds for one connection alone (their pool
+/// has let go of them) before it refuses that connection's submissions
+/// until it reads some (`output` or `results`), so that no client makes
+/// herdd hold results without bound.
 pub const MAX_UNREAD_RESULTS: usize = 4096;
 
 /// A `results` reply stops adding tasks once their stdout adds up to this

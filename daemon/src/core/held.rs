@@ -5,9 +5,12 @@
 //! `map` never loses a result it is about to collect, however small
 //! `keep_finished` is and however many other clients share the pool.
 //!
-//! A client has at most [`MAX_UNREAD_RESULTS`] tasks whose results it has
-//! not read; `results` hands it those that have ended, waiting (one such
-//! request per client) until one does. Across a `daemon-reexec` or a crash
+//! What a pool bounds itself (its queue, its `keep_finished`) is not
+//! counted against a client; what herdd holds only for it is: a client may
+//! hold at most [`MAX_UNREAD_RESULTS`] ended tasks that their pool has
+//! already let go of, and is refused new submissions while it does.
+//! `results` hands a client its ended tasks, waiting (one such request per
+//! client) until one does. Across a `daemon-reexec` or a crash
 //! the holds are carried over without their connections, which are gone:
 //! a client that names the tasks in `results` collects them, and what is
 //! not collected within [`CARRIED_FOR`] is let go.
@@ -33,6 +36,8 @@ struct Holds {
     all: BTreeSet<TaskId>,
     /// Those of them that have ended: what `results` hands out, in id order.
     ended: BTreeSet<TaskId>,
+    /// How many of them their pool has let go of: held for this client only.
+    evicted: usize,
 }
 
 /// A `results` request waiting for a task of its client to end.
@@ -63,8 +68,9 @@ pub(super) struct Held {
 /// Why a client may not submit more.
 pub(super) fn over_cap() -> String {
     format!(
-        "this connection has {MAX_UNREAD_RESULTS} tasks whose results it has not read, the most \
-         herdd holds for one connection; read some (results or output) and submit again"
+        "this connection has {MAX_UNREAD_RESULTS} ended tasks whose results it has not read and \
+         that their pool no longer keeps, the most herdd holds for one connection; read some \
+         (results or output) and submit again"
     )
 }
 
@@ -75,16 +81,20 @@ impl Held {
                 self.unlist(previous, id);
             }
         }
+        let evicted = self.evicted.contains(&id);
         let holds = self.by_client.entry(client).or_default();
-        holds.all.insert(id);
+        if holds.all.insert(id) && evicted {
+            holds.evicted += 1;
+        }
         if ended {
             holds.ended.insert(id);
         }
     }
 
-    /// How many more tasks `client` may submit before it reads some.
+    /// How many more tasks `client` may submit before it reads some: the
+    /// cap less the ended tasks held for it alone.
     pub fn room(&self, client: ClientId) -> usize {
-        let held = self.by_client.get(&client).map_or(0, |h| h.all.len());
+        let held = self.by_client.get(&client).map_or(0, |h| h.evicted);
         MAX_UNREAD_RESULTS.saturating_sub(held)
     }
 
@@ -105,11 +115,15 @@ impl Held {
     /// The pool let task `id` go: true if it is held (keep it for now),
     /// false if it may be dropped.
     pub fn on_evicted(&mut self, id: TaskId) -> bool {
-        let held = self.submitter.contains_key(&id);
-        if held {
-            self.evicted.insert(id);
+        let Some(client) = self.submitter.get(&id) else {
+            return false;
+        };
+        if self.evicted.insert(id) {
+            if let Some(holds) = self.by_client.get_mut(client) {
+                holds.evicted += 1;
+            }
         }
-        held
+        true
     }
 
     /// `client` read task `id`'s output: if it holds the task, the task is
@@ -126,7 +140,9 @@ impl Held {
 
     fn unlist(&mut self, client: ClientId, id: TaskId) {
         if let Some(holds) = self.by_client.get_mut(&client) {
-            holds.all.remove(&id);
+            if holds.all.remove(&id) && self.evicted.contains(&id) {
+                holds.evicted -= 1;
+            }
             holds.ended.remove(&id);
             if holds.all.is_empty() {
                 self.by_client.remove(&client);
@@ -218,10 +234,10 @@ impl Held {
     /// They wait [`CARRIED_FOR`] from `now` for a client to collect them.
     pub fn carry(&mut self, now: Instant, ids: impl IntoIterator<Item = (TaskId, bool, bool)>) {
         for (id, ended, evicted) in ids {
-            self.hold(CARRIED, id, ended);
             if evicted {
                 self.evicted.insert(id);
             }
+            self.hold(CARRIED, id, ended);
         }
         if self.by_client.contains_key(&CARRIED) {
             self.carried_until = Some(now + CARRIED_FOR);
@@ -252,14 +268,16 @@ mod tests {
             held.hold(7, id, false);
         }
         assert_eq!(held.outstanding(7), 3);
-        assert_eq!(held.room(7), MAX_UNREAD_RESULTS - 3);
+        assert_eq!(held.room(7), MAX_UNREAD_RESULTS, "the pool keeps them all");
         held.on_ended(2);
         held.on_ended(1);
         assert_eq!(held.ended(7).collect::<Vec<_>>(), [1, 2]);
         assert!(!held.release(8, 1), "only the holder reads it for good");
         assert!(!held.release(7, 1), "not evicted: nothing to drop");
         assert!(held.on_evicted(2));
+        assert_eq!(held.room(7), MAX_UNREAD_RESULTS - 1, "held for 7 alone");
         assert!(held.release(7, 2), "evicted while held: dropped now");
+        assert_eq!(held.room(7), MAX_UNREAD_RESULTS);
         assert_eq!(held.outstanding(7), 1);
         assert_eq!(held.ended(7).count(), 0);
     }
