@@ -530,21 +530,21 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__event__subcmd__wait)
-            opts="-h -V --timeout --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -556,7 +556,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__events)
-            opts="-f -h -V --follow --socket --dbus --json --help --version"
+            opts="-f -h -V --socket --dbus --json --follow --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1054,21 +1054,21 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__join)
-            opts="-h -V --timeout --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1080,25 +1080,25 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__kill)
-            opts="-s -h -V --signal --socket --dbus --json --help --version"
+            opts="-s -h -V --socket --dbus --json --signal --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --signal)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1110,25 +1110,25 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__logs)
-            opts="-n -f -t -h -V --lines --follow --timestamps --socket --dbus --json --help --version"
+            opts="-n -f -t -h -V --socket --dbus --json --lines --follow --timestamps --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --lines)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1140,12 +1140,20 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__map)
-            opts="-j -h -V --jobs --timeout --retries --retry-delay --priority --after --socket --dbus --json --help --version"
+            opts="-j -h -V --socket --dbus --json --jobs --timeout --retries --retry-delay --priority --after --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --jobs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1171,14 +1179,6 @@ _herdctl() {
                     return 0
                     ;;
                 --after)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --dbus)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1212,7 +1212,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__output)
-            opts="-h -V --stderr --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --stderr --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1348,21 +1348,21 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__pool__subcmd__join)
-            opts="-h -V --timeout --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1418,7 +1418,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__restart)
-            opts="-h -V --no-block --rolling --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --no-block --rolling --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1484,21 +1484,21 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__sem__subcmd__acquire)
-            opts="-h -V --timeout --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1588,7 +1588,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__shutdown)
-            opts="-h -V --no-block --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --no-block --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1610,7 +1610,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__start)
-            opts="-h -V --no-block --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --no-block --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1632,7 +1632,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__status)
-            opts="-h -V --no-usage --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --no-usage --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1654,7 +1654,7 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__stop)
-            opts="-h -V --no-block --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --no-block --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1676,12 +1676,20 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__submit)
-            opts="-h -V --name --unique --wait --from-file --timeout --retries --retry-delay --priority --after --socket --dbus --json --help --version"
+            opts="-h -V --socket --dbus --json --name --unique --wait --from-file --timeout --retries --retry-delay --priority --after --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1707,14 +1715,6 @@ _herdctl() {
                     return 0
                     ;;
                 --after)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --dbus)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1748,12 +1748,20 @@ _herdctl() {
             return 0
             ;;
         herdctl__subcmd__top)
-            opts="-b -n -d -h -V --batch --iterations --delay --socket --dbus --json --help --version"
+            opts="-b -n -d -h -V --socket --dbus --json --batch --iterations --delay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --iterations)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1767,14 +1775,6 @@ _herdctl() {
                     return 0
                     ;;
                 -d)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --dbus)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -56,32 +56,32 @@ complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "completions" -d 'Pr
 complete -c herdctl -n "__fish_herdctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand status" -l no-usage -d 'Leave out what each process costs (MEMORY, CPU, TASKS): herdd then reads no cgroup or /proc file, a quicker answer with many instances'
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -l json -d 'Print one JSON document on stdout instead of human output'
+complete -c herdctl -n "__fish_herdctl_using_subcommand status" -l no-usage -d 'Leave out what each process costs (MEMORY, CPU, TASKS): herdd then reads no cgroup or /proc file, a quicker answer with many instances'
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand status" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand start" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand start" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand start" -l no-block -d 'Return as soon as herdd accepted the request instead of waiting'
 complete -c herdctl -n "__fish_herdctl_using_subcommand start" -l json -d 'Print one JSON document on stdout instead of human output'
+complete -c herdctl -n "__fish_herdctl_using_subcommand start" -l no-block -d 'Return as soon as herdd accepted the request instead of waiting'
 complete -c herdctl -n "__fish_herdctl_using_subcommand start" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand start" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand stop" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand stop" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand stop" -l no-block -d 'Return as soon as herdd accepted the request instead of waiting'
 complete -c herdctl -n "__fish_herdctl_using_subcommand stop" -l json -d 'Print one JSON document on stdout instead of human output'
+complete -c herdctl -n "__fish_herdctl_using_subcommand stop" -l no-block -d 'Return as soon as herdd accepted the request instead of waiting'
 complete -c herdctl -n "__fish_herdctl_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand stop" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l no-block -d 'Return as soon as herdd accepted the request instead of waiting'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l rolling -d 'Restart each named service\'s instances a batch of `max_unavailable` at a time, each batch ready before the next; stop at the first that does not become ready within `start_timeout` (exit 1, the rest keep running). On a terminal, each step is printed as it happens. A `daemon-reexec` meanwhile does not stop it'
-complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand restart" -s V -l version -d 'Print version'
-complete -c herdctl -n "__fish_herdctl_using_subcommand kill" -s s -l signal -d 'Signal to send: a name (`SIGHUP`, `HUP`) or a number' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand kill" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand kill" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand kill" -s s -l signal -d 'Signal to send: a name (`SIGHUP`, `HUP`) or a number' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand kill" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand kill" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand kill" -s V -l version -d 'Print version'
@@ -92,8 +92,8 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand scale" -s h -l help -d '
 complete -c herdctl -n "__fish_herdctl_using_subcommand scale" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand shutdown" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand shutdown" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand shutdown" -l no-block -d 'Return as soon as the shutdown has begun instead of waiting for herdd to exit'
 complete -c herdctl -n "__fish_herdctl_using_subcommand shutdown" -l json -d 'Print one JSON document on stdout instead of human output'
+complete -c herdctl -n "__fish_herdctl_using_subcommand shutdown" -l no-block -d 'Return as soon as the shutdown has begun instead of waiting for herdd to exit'
 complete -c herdctl -n "__fish_herdctl_using_subcommand shutdown" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand shutdown" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand reload" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
@@ -106,6 +106,8 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -l dbus -
 complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand daemon-reexec" -s V -l version -d 'Print version'
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l name -d 'A label for the task, shown by `tasks`' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l from-file -d 'Queue one task per line of FILE (`-`: stdin), each line split into words as a shell would (quotes, backslashes; `#` starts a comment; no variables or globs), all in one request; print their ids, one per line, in file order. Nothing is queued if a line cannot be split' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l timeout -d 'Stop the task once it ran this long (`30s`, `5m`): stop signal, then SIGKILL after the pool\'s `stop_timeout`; it ends `timed out` and `join` exits 124' -r
@@ -113,27 +115,25 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l retries -d 'R
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l retry-delay -d 'Wait this long before the first retry, twice as long before each next' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l priority -d 'Higher priorities leave the queue first; equal ones in submission order' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l after -d 'Do not start the task before this long from now (`10s`, `1h`)' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
-complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l unique -d 'While a task of this `--name` is queued or running in the pool, print its id instead of queueing another (submission that may run twice)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l wait -d 'Wait until the task has ended, print how, and exit with its exit code (with --from-file: every task, and the first non-zero exit code)'
-complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand submit" -s V -l version -d 'Print version'
-complete -c herdctl -n "__fish_herdctl_using_subcommand join" -l timeout -d 'Give up after this long (`500ms`, `10s`, `2m`) and exit 1' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand join" -l timeout -d 'Give up after this long (`500ms`, `10s`, `2m`) and exit 1' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand join" -s V -l version -d 'Print version'
+complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
+complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -s j -l jobs -d 'At most N items submitted and not yet printed at once (the pool\'s `size` decides how many of them run; herdd holds their results for this map whatever the pool\'s `keep_finished`)' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l timeout -d 'Stop the task once it ran this long (`30s`, `5m`): stop signal, then SIGKILL after the pool\'s `stop_timeout`; it ends `timed out` and `join` exits 124' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l retries -d 'Run the task again up to N times when it exits non-zero, is killed or times out; every attempt shows in `tasks` and `output --stderr`' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l retry-delay -d 'Wait this long before the first retry, twice as long before each next' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l priority -d 'Higher priorities leave the queue first; equal ones in submission order' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l after -d 'Do not start the task before this long from now (`10s`, `1h`)' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
-complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c herdctl -n "__fish_herdctl_using_subcommand map" -s V -l version -d 'Print version'
@@ -144,8 +144,8 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand tasks" -s h -l help -d '
 complete -c herdctl -n "__fish_herdctl_using_subcommand tasks" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand output" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand output" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand output" -l stderr -d 'Print what the task wrote to stderr instead of stdout'
 complete -c herdctl -n "__fish_herdctl_using_subcommand output" -l json -d 'Print one JSON document on stdout instead of human output'
+complete -c herdctl -n "__fish_herdctl_using_subcommand output" -l stderr -d 'Print what the task wrote to stderr instead of stdout'
 complete -c herdctl -n "__fish_herdctl_using_subcommand output" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand output" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand cancel" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
@@ -172,9 +172,9 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_su
 complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from terminate" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from terminate" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from terminate" -s V -l version -d 'Print version'
-complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from join" -l timeout -d 'Give up after this long (`500ms`, `10s`, `2m`) and exit 1' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from join" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from join" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from join" -l timeout -d 'Give up after this long (`500ms`, `10s`, `2m`) and exit 1' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from join" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from join" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand pool; and __fish_seen_subcommand_from join" -s V -l version -d 'Print version'
@@ -195,9 +195,9 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_sub
 complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from list" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
-complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from acquire" -l timeout -d 'Give up waiting for a slot after this long (`500ms`, `10s`, `2m`) and exit 1' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from acquire" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from acquire" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from acquire" -l timeout -d 'Give up waiting for a slot after this long (`500ms`, `10s`, `2m`) and exit 1' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from acquire" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from acquire" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c herdctl -n "__fish_herdctl_using_subcommand sem; and __fish_seen_subcommand_from acquire" -s V -l version -d 'Print version'
@@ -229,9 +229,9 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_s
 complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from clear" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from clear" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from clear" -s V -l version -d 'Print version'
-complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from wait" -l timeout -d 'Give up after this long (`500ms`, `10s`, `2m`) and exit 1' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from wait" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from wait" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from wait" -l timeout -d 'Give up after this long (`500ms`, `10s`, `2m`) and exit 1' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from wait" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from wait" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from wait" -s V -l version -d 'Print version'
@@ -242,16 +242,16 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_s
 complete -c herdctl -n "__fish_herdctl_using_subcommand event; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c herdctl -n "__fish_herdctl_using_subcommand events" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand events" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand events" -s f -l follow -d 'After the recent events, keep printing new ones until interrupted'
 complete -c herdctl -n "__fish_herdctl_using_subcommand events" -l json -d 'Print one JSON document on stdout instead of human output'
+complete -c herdctl -n "__fish_herdctl_using_subcommand events" -s f -l follow -d 'After the recent events, keep printing new ones until interrupted'
 complete -c herdctl -n "__fish_herdctl_using_subcommand events" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c herdctl -n "__fish_herdctl_using_subcommand events" -s V -l version -d 'Print version'
-complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -s n -l lines -d 'Show only the last N lines (all kept lines by default; 10 with -f)' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -s n -l lines -d 'Show only the last N lines (all kept lines by default; 10 with -f)' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -s f -l follow -d 'After the last lines, keep printing new ones until interrupted'
 complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -s t -l timestamps -d 'Start each line with the time herdd read it (UTC)'
-complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c herdctl -n "__fish_herdctl_using_subcommand logs" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand metrics" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
@@ -259,12 +259,12 @@ complete -c herdctl -n "__fish_herdctl_using_subcommand metrics" -l dbus -d 'Tal
 complete -c herdctl -n "__fish_herdctl_using_subcommand metrics" -l json -d 'Print one JSON document on stdout instead of human output'
 complete -c herdctl -n "__fish_herdctl_using_subcommand metrics" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand metrics" -s V -l version -d 'Print version'
-complete -c herdctl -n "__fish_herdctl_using_subcommand top" -s n -l iterations -d 'Stop after N frames (default: until quit or interrupted)' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand top" -s d -l delay -d 'Seconds between frames (fractions allowed)' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand top" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F
 complete -c herdctl -n "__fish_herdctl_using_subcommand top" -l dbus -d 'Talk to herdd over D-Bus instead of the socket: on the system bus (`--dbus` alone), the session bus, or the bus at ADDRESS' -r
-complete -c herdctl -n "__fish_herdctl_using_subcommand top" -s b -l batch -d 'Batch mode: print plain text frames to stdout, no screen handling'
+complete -c herdctl -n "__fish_herdctl_using_subcommand top" -s n -l iterations -d 'Stop after N frames (default: until quit or interrupted)' -r
+complete -c herdctl -n "__fish_herdctl_using_subcommand top" -s d -l delay -d 'Seconds between frames (fractions allowed)' -r
 complete -c herdctl -n "__fish_herdctl_using_subcommand top" -l json -d 'Print one JSON document on stdout instead of human output'
+complete -c herdctl -n "__fish_herdctl_using_subcommand top" -s b -l batch -d 'Batch mode: print plain text frames to stdout, no screen handling'
 complete -c herdctl -n "__fish_herdctl_using_subcommand top" -s h -l help -d 'Print help'
 complete -c herdctl -n "__fish_herdctl_using_subcommand top" -s V -l version -d 'Print version'
 complete -c herdctl -n "__fish_herdctl_using_subcommand completions" -l socket -d 'herdd\'s control socket [default: /run/herd/herd.sock as root, $XDG_RUNTIME_DIR/herd/herd.sock otherwise]' -r -F

@@ -354,7 +354,10 @@ max_queue = 10000
                                     "commands": [["/bin/true"]]}));
     assert_eq!(reply["error"]["code"], "refused", "{reply}");
     let why = reply["error"]["message"].as_str().unwrap();
-    assert!(why.contains("4096 ended tasks") && why.contains("no longer keeps"), "{why}");
+    assert!(
+        why.contains("4096 ended tasks") && why.contains("no longer keeps"),
+        "{why}"
+    );
     let reply = session.ask(&json!({"v": 1, "cmd": "submit", "pool": "p",
                                     "command": ["/bin/true"]}));
     assert_eq!(reply["error"]["code"], "refused", "{reply}");

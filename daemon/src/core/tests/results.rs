@@ -214,7 +214,11 @@ fn a_connection_may_hold_only_so_many_ended_results_its_pool_let_go_of() {
     // All ended; the pool keeps one, so the cap's worth are held for client 1 alone.
     let report = error(h.ask(1, batch("p", &["/bin/true"; 20])).1);
     assert_eq!(report.code, ErrorCode::Refused);
-    assert!(report.message.contains("no longer keeps"), "{}", report.message);
+    assert!(
+        report.message.contains("no longer keeps"),
+        "{}",
+        report.message
+    );
     let single = Request::Submit {
         pool: "p".into(),
         command: vec!["/bin/true".into()],
