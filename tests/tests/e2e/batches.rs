@@ -7,7 +7,6 @@ use crate::harness::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 
 /// Keeps few ended tasks: every result a map collects is one herdd holds
 /// for it past `keep_finished`.
@@ -18,28 +17,8 @@ keep_finished = 100
 max_queue = 10000
 "#;
 
-fn map_command(herd: &Herd, args: &[&str]) -> Command {
-    let mut command = Command::new(bin("herdctl"));
-    command
-        .arg("--socket")
-        .arg(&herd.socket)
-        .arg("map")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
 fn run_map(herd: &Herd, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = map_command(herd, args).spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
-    // Written from a thread: map's output must be read meanwhile.
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    out
+    herd.ctl_with_input(&[&["map"], args].concat(), input)
 }
 
 fn pool_status(herd: &Herd, pool: &str) -> Value {
@@ -107,28 +86,12 @@ max_queue = 10000
     );
     let items = |prefix: &str| -> String { (1..=400).map(|n| format!("{prefix}{n}\n")).collect() };
     let (a, b) = (items("a"), items("b"));
-    let spawn = |input: &str| {
-        let herd_socket = herd.socket.clone();
-        let input = input.to_string();
-        std::thread::spawn(move || {
-            let mut child = Command::new(bin("herdctl"))
-                .arg("--socket")
-                .arg(herd_socket)
-                .args(["map", "-j", "64", "p", "--", "/bin/echo", "{}"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-            let out = child.wait_with_output().unwrap();
-            writer.join().unwrap().unwrap();
-            out
-        })
-    };
-    let (first, second) = (spawn(&a), spawn(&b));
-    let (first, second) = (first.join().unwrap(), second.join().unwrap());
+    let args = ["map", "-j", "64", "p", "--", "/bin/echo", "{}"];
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| herd.ctl_with_input(&args, &a));
+        let second = scope.spawn(|| herd.ctl_with_input(&args, &b));
+        (first.join().unwrap(), second.join().unwrap())
+    });
     for (out, input) in [(first, a), (second, b)] {
         assert_eq!(stderr(&out), "");
         assert_eq!(out.status.code(), Some(0));
@@ -199,22 +162,10 @@ fn submit_from_file_queues_each_line_split_as_a_shell_would() {
     assert_eq!(marked, ["a b", "c d"], "each ran once, with its words");
 
     // From stdin, without waiting: the ids, one per line, at once.
-    let mut child = Command::new(bin("herdctl"))
-        .arg("--socket")
-        .arg(&herd.socket)
-        .args(["submit", "p", "--from-file", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"/bin/true\n/bin/true 1\n/bin/true 2\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = herd.ctl_with_input(
+        &["submit", "p", "--from-file", "-"],
+        "/bin/true\n/bin/true 1\n/bin/true 2\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let ids: Vec<u64> = stdout(&out).lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(ids, [ids[0], ids[0] + 1, ids[0] + 2]);

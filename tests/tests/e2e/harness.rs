@@ -161,6 +161,29 @@ impl Herd {
             .expect("run herdctl")
     }
 
+    /// Runs herdctl with `input` on its stdin (written from a thread, so
+    /// that herdctl's output is read meanwhile) and waits for it.
+    pub fn ctl_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(bin("herdctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run herdctl");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_string();
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child.wait_with_output().expect("wait for herdctl");
+        writer
+            .join()
+            .expect("stdin writer")
+            .expect("write herdctl's stdin");
+        out
+    }
+
     /// Runs herdctl and asserts it exited 0; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);

@@ -23,23 +23,7 @@ impl Herd {
 
     /// `herdctl map` with `input` on stdin.
     fn map(&self, args: &[&str], input: &str) -> std::process::Output {
-        let mut child = Command::new(bin("herdctl"))
-            .arg("--socket")
-            .arg(&self.socket)
-            .arg("map")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        self.ctl_with_input(&[&["map"], args].concat(), input)
     }
 }
 
