@@ -206,11 +206,13 @@ impl Held {
             .collect()
     }
 
-    /// The earliest deadline (or end of lingering) of a waiting `results`.
+    /// The earliest deadline (or end of lingering) of a waiting `results`,
+    /// or the moment carried-over holds are let go.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.waiting
             .values()
             .flat_map(|w| w.deadline.into_iter().chain(w.lingering_until))
+            .chain(self.carried_until)
             .min()
     }
 
@@ -355,10 +357,16 @@ mod tests {
         let now = Instant::now();
         let mut held = Held::default();
         held.carry(now, [(4, true, true), (5, false, false)]);
+        assert_eq!(
+            held.next_deadline(),
+            Some(now + CARRIED_FOR),
+            "herdd wakes for it"
+        );
         assert!(held.expire_carried(now).is_empty());
         held.hold(3, 5, false);
         let later = now + CARRIED_FOR;
         assert_eq!(held.expire_carried(later), [4], "evicted: dropped");
+        assert_eq!(held.next_deadline(), None);
         assert_eq!(held.outstanding(3), 1, "collected before: still held");
         assert_eq!(held.snapshot(), [5]);
     }

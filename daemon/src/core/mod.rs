@@ -212,6 +212,8 @@ impl Supervisor {
             self.generation += 1;
         }
         let tick = input == Input::Tick;
+        // Before a request, so that one naming an expired hold finds it gone.
+        self.expire_carried_results(now);
         match input {
             Input::Boot => self.boot(now, &mut out),
             Input::Request {
@@ -224,7 +226,6 @@ impl Supervisor {
                     herd_common::protocol::Request::Output { id, .. } => Some(*id),
                     _ => None,
                 };
-                self.expire_carried_results(now);
                 self.request(now, id, client, request, &mut out);
                 self.hold_results(client, submitted_from, read);
             }

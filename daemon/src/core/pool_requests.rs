@@ -231,8 +231,8 @@ impl Supervisor {
     }
 
     /// Lets go of the results carried over a re-exec that no client
-    /// collected in time (checked as requests come: until then they only
-    /// take memory).
+    /// collected in time (checked at every input; their moment is one of
+    /// the core's deadlines, so herdd wakes for it).
     pub(super) fn expire_carried_results(&mut self, now: Instant) {
         for id in self.held.expire_carried(now) {
             self.tasks.remove(&id);
