@@ -16,7 +16,8 @@
 //! records zeroes the first byte before the rest, so a reader sees either
 //! every old record or none.
 //!
-//! Where the file cannot be mapped, records are appended with `write`.
+//! The file's blocks are allocated (`fallocate`) before it is mapped. Where
+//! that or the mapping fails, records are appended with `write`.
 
 use herd_common::protocol::TaskId;
 use std::collections::HashSet;
@@ -112,8 +113,15 @@ impl StartRecords {
         let end = open.len + records.len();
         if end > map.size {
             let size = (end * 2).next_multiple_of(INITIAL_SIZE);
-            open.file.set_len(size as u64)?;
-            *map = Mapping::new(&open.file, size)?;
+            match reserve(&open.file, size).and_then(|()| Mapping::new(&open.file, size)) {
+                Ok(bigger) => *map = bigger,
+                Err(_) => {
+                    // Appending with `write` from here on.
+                    open.map = None;
+                    open.file.set_len(open.len as u64)?;
+                    return open.file.write_all(records);
+                }
+            }
         }
         map.bytes()[open.len..end].copy_from_slice(records);
         open.len = end;
@@ -176,17 +184,24 @@ impl Open {
             .max(existing.len())
             .max(INITIAL_SIZE)
             .next_multiple_of(INITIAL_SIZE);
-        let map = if file.set_len(size as u64).is_ok() {
-            Mapping::new(&file, size).ok()
-        } else {
-            None
-        };
+        let map = reserve(&file, size)
+            .and_then(|()| Mapping::new(&file, size))
+            .ok();
         if map.is_none() {
             // Appending with `write` from the end of the records on.
             file.set_len(len as u64)?;
         }
         Ok(Open { file, map, len })
     }
+}
+
+/// Makes the file `size` bytes long, with disk blocks for all of it: a
+/// store into a page of the mapping without a block behind it would need
+/// one, and on a full disk that is a SIGBUS, not an error.
+fn reserve(file: &File, size: usize) -> io::Result<()> {
+    let size = libc::off_t::try_from(size).map_err(io::Error::other)?;
+    nix::fcntl::fallocate(file, nix::fcntl::FallocateFlags::empty(), 0, size)?;
+    Ok(())
 }
 
 /// The records in a file's contents: everything before the first zero byte.
