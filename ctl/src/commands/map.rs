@@ -58,9 +58,12 @@ const POLL_MS: u64 = 200;
 
 /// Once one of our tasks has ended, herdd waits this much longer for more
 /// before it answers `results`: while tasks end by the hundred a second, a
-/// reply carries several of them, and herdd answers fewer requests (its
-/// queue keeps the pool busy meanwhile).
-const LINGER_MS: u64 = 5;
+/// reply carries a few dozen of them, and herdd answers fewer requests (its
+/// queue keeps the pool busy meanwhile; the window is rarely that short).
+/// A result is printed at most this much later than it could be, which no
+/// one watching a terminal sees; the last one comes at once (nothing
+/// outstanding is left to linger for).
+const LINGER_MS: u64 = 20;
 
 /// The exit code of a `map` stopped by Ctrl-C, as a shell reports SIGINT.
 const INTERRUPTED_EXIT: u8 = 130;

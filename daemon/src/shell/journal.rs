@@ -12,12 +12,13 @@
 //! still has queued but whose start was recorded may have run: it is not
 //! started again.
 
+use super::start_records::StartRecords;
 use crate::core::snapshot::{Snapshot, SNAPSHOT_VERSION};
 use crate::core::timer::TimerSnapshot;
 use crate::core::{Action, Owner};
 use herd_common::protocol::TaskId;
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as sync_mpsc;
@@ -27,13 +28,19 @@ use tracing::warn;
 /// How long a clean exit waits for the journal's last writes.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Free heap is given back once the writer has had no snapshot to write
+/// for this long: after a burst of changes, not after each of the ten
+/// snapshots a second a busy herdd writes (each `malloc_trim` walks the
+/// heap under the allocator's lock, which the event loop then waits for).
+const TRIM_WHEN_IDLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The journal's files and the thread that writes the snapshots.
 pub struct Journal {
     files: Files,
     jobs: sync_mpsc::Sender<Job>,
     thread: Option<JoinHandle<()>>,
-    /// `journal.starts`, open for appending (once a task has started).
-    starts: Option<File>,
+    /// `journal.starts` (opened once a task starts).
+    starts: StartRecords,
     /// How many start records were appended, ever.
     records: u64,
     /// From the writer: a snapshot taken after this many records is on disk.
@@ -86,12 +93,15 @@ impl Journal {
         };
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || writer.run(queue))?;
+            .spawn(move || {
+                block_signals();
+                writer.run(queue)
+            })?;
         Ok(Journal {
+            starts: StartRecords::new(files.starts.clone()),
             files,
             jobs,
             thread: Some(thread),
-            starts: None,
             records: 0,
             durable,
             covered: None,
@@ -136,14 +146,9 @@ impl Journal {
         Some(snapshot)
     }
 
-    /// The task ids in `journal.starts`. A torn last line (herdd died while
-    /// writing it) is a task whose spawn had not happened yet: ignored.
+    /// The task ids in `journal.starts`.
     fn recorded_starts(&self) -> HashSet<TaskId> {
-        let text = fs::read_to_string(&self.files.starts).unwrap_or_default();
-        text.split_inclusive('\n')
-            .filter(|line| line.ends_with('\n'))
-            .filter_map(|line| line.trim().parse().ok())
-            .collect()
+        StartRecords::read(&self.files.starts)
     }
 
     /// No usable journal: start records of another run mean nothing.
@@ -172,7 +177,7 @@ impl Journal {
             return;
         }
         self.records += 1;
-        match self.append(text.as_bytes()) {
+        match self.starts.append(text.as_bytes()) {
             Ok(()) => self.starts_failing = false,
             Err(err) if !self.starts_failing => {
                 self.starts_failing = true;
@@ -181,19 +186,6 @@ impl Journal {
             }
             Err(_) => {}
         }
-    }
-
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if self.starts.is_none() {
-            ensure_dir(&self.files.starts)?;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.files.starts)?;
-            self.starts = Some(file);
-        }
-        let file = self.starts.as_mut().expect("opened above");
-        file.write_all(bytes)
     }
 
     /// The timers' history in `timers.json`, as a clean exit left it
@@ -243,10 +235,7 @@ impl Journal {
             self.covered = Some(newest);
         }
         if self.covered == Some(self.records) {
-            if let Some(file) = &self.starts {
-                // With O_APPEND, the next record goes to the new end: 0.
-                let _ = file.set_len(0);
-            }
+            self.starts.clear();
         }
     }
 
@@ -285,9 +274,11 @@ struct Writer {
 
 impl Writer {
     /// Of several snapshots queued while one was being written, only the
-    /// newest is written.
+    /// newest is written. Free heap is given back once no job has come for
+    /// [`TRIM_WHEN_IDLE`] after a write.
     fn run(mut self, queue: sync_mpsc::Receiver<Job>) {
-        while let Ok(first) = queue.recv() {
+        let mut trim_pending = false;
+        while let Some(first) = next_job(&queue, &mut trim_pending) {
             let mut snapshot = None;
             let mut timers = None;
             let mut close = None;
@@ -321,7 +312,7 @@ impl Writer {
                           "cannot write the timers' last runs");
                 }
             }
-            give_back_free_memory();
+            trim_pending = true;
             if let Some((remove, done)) = close {
                 if remove {
                     let _ = fs::remove_file(&self.files.journal);
@@ -351,12 +342,41 @@ impl Writer {
     }
 }
 
-/// Returns the free pages inside the heap to the system. A snapshot is
-/// written once a burst of changes has settled (a few hundred spawns, a
-/// reply listing every instance): the memory their short-lived buffers took
-/// stays resident otherwise, as the allocator only gives back the heap's
-/// top. Here, off the event loop, between bursts. (Measured: about 0.3 MB
-/// of herdd's resident memory with 500 instances, bench/README.md (d).)
+/// The writer's next job; meanwhile, once idle for [`TRIM_WHEN_IDLE`]
+/// with a trim pending (something was written), gives free heap back.
+/// `None` once herdd has dropped the journal.
+fn next_job(queue: &sync_mpsc::Receiver<Job>, trim_pending: &mut bool) -> Option<Job> {
+    while *trim_pending {
+        match queue.recv_timeout(TRIM_WHEN_IDLE) {
+            Ok(job) => return Some(job),
+            Err(sync_mpsc::RecvTimeoutError::Timeout) => {
+                give_back_free_memory();
+                *trim_pending = false;
+            }
+            Err(sync_mpsc::RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+    queue.recv().ok()
+}
+
+/// The writer never takes a process-directed signal (SIGCHLD above all):
+/// the kernel hands such a signal to any thread that does not block it,
+/// and one that lands here wakes this thread for nothing (its handler only
+/// tells the event loop, which the main thread runs anyway).
+fn block_signals() {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    if let Err(err) = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None) {
+        warn!(error = %err, "cannot block signals in the journal's thread");
+    }
+}
+
+/// Returns the free pages inside the heap to the system. Once a burst of
+/// changes has settled (a few hundred spawns, a reply listing every
+/// instance), the memory their short-lived buffers took stays resident
+/// otherwise, as the allocator only gives back the heap's top. Here, off
+/// the event loop, once the snapshots of a burst are written. (Measured:
+/// about 0.3 MB of herdd's resident memory with 500 instances,
+/// bench/README.md (d).)
 fn give_back_free_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks glibc's own free lists under its lock;

@@ -28,6 +28,7 @@ pub mod reaper;
 pub mod reexec;
 pub mod sd_notify;
 pub mod spawn;
+pub mod start_records;
 pub mod survivors;
 pub mod task_cgroups;
 pub mod usage;

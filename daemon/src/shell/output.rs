@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -142,7 +143,7 @@ impl Drop for LogSink {
     }
 }
 
-/// Buffers shared by every log pipe: reads and writes happen on the one
+/// Buffers shared by every pipe: reads and writes happen on the one
 /// event-loop thread, one at a time, so a thousand pipes need one pair.
 struct Scratch {
     read: Vec<u8>,
@@ -184,6 +185,9 @@ struct Pipe {
     fd: AsyncFd<OwnedFd>,
     stream: OutputStream,
     sink: Sink,
+    /// A read found its end (EOF): its reader task stops without reading
+    /// it again. (Draining at a task's exit usually finds the end first.)
+    ended: AtomicBool,
 }
 
 impl Pipe {
@@ -210,7 +214,7 @@ impl Pipe {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let Scratch { read, out } = &mut *scratch;
-            if read.is_empty() {
+            if read.len() < LOG_READ_SIZE {
                 read.resize(LOG_READ_SIZE, 0);
             }
             let n = nix::unistd::read(self.fd.get_ref(), read).map_err(io::Error::from)?;
@@ -242,20 +246,33 @@ impl Pipe {
         lock(sink).finish();
     }
 
-    /// Task pipes: one non-blocking read: `Ok(None)` at EOF, `WouldBlock` when empty.
+    /// Task pipes: one non-blocking read: `Ok(None)` at EOF (remembered:
+    /// see [`Pipe::ended`]), `WouldBlock` when empty. It reads into the
+    /// shared scratch buffer, so a read that finds nothing (most of them:
+    /// the EOF of a task that wrote nothing) costs no buffer to clear or
+    /// allocate.
     fn read_chunk(&self) -> io::Result<Option<Input>> {
         let Sink::Task(task) = self.sink else {
             return Ok(None);
         };
-        let mut buffer = [0u8; READ_SIZE];
-        match nix::unistd::read(self.fd.get_ref(), &mut buffer).map_err(io::Error::from)? {
-            0 => Ok(None),
-            n => Ok(Some(Input::Output {
-                task,
-                stream: self.stream,
-                data: buffer[..n].to_vec(),
-            })),
-        }
+        SCRATCH.with(|scratch| {
+            let read = &mut scratch.borrow_mut().read;
+            if read.len() < READ_SIZE {
+                read.resize(READ_SIZE, 0);
+            }
+            let buffer = &mut read[..READ_SIZE];
+            match nix::unistd::read(self.fd.get_ref(), buffer).map_err(io::Error::from)? {
+                0 => {
+                    self.ended.store(true, Ordering::Relaxed);
+                    Ok(None)
+                }
+                n => Ok(Some(Input::Output {
+                    task,
+                    stream: self.stream,
+                    data: buffer[..n].to_vec(),
+                })),
+            }
+        })
     }
 }
 
@@ -419,7 +436,12 @@ impl OutputPipes {
             set_nonblocking(&fd);
             // SAFETY: the AsyncFd owns `fd`, which stays open and the same for its whole life.
             match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
-                Ok(fd) => pipes.push(Arc::new(Pipe { fd, stream, sink })),
+                Ok(fd) => pipes.push(Arc::new(Pipe {
+                    fd,
+                    stream,
+                    sink,
+                    ended: AtomicBool::new(false),
+                })),
                 Err(err) => {
                     warn!(pid, error = %err, "cannot watch a process's output; it is not captured")
                 }
@@ -468,6 +490,9 @@ async fn forward(pipe: Arc<Pipe>, chunks: mpsc::Sender<Input>) {
         let Ok(mut ready) = pipe.fd.readable().await else {
             return;
         };
+        if pipe.ended.load(Ordering::Relaxed) {
+            return;
+        }
         let room = match pipe.sink {
             Sink::Task(_) => match chunks.reserve().await {
                 Ok(room) => Some(room),
@@ -492,11 +517,11 @@ fn forwarded(sink: ForwardSink, stream: OutputStream) -> Sink {
     }))
 }
 
+/// One `fcntl` rather than a read and a write of the flags: the read end of
+/// a pipe herdd made (`pipe2` with `O_CLOEXEC` alone, a descriptor flag) has
+/// no other status flag that `F_SETFL` could clear.
 fn set_nonblocking(fd: &OwnedFd) {
-    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
-        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
-        let _ = fcntl(fd, FcntlArg::F_SETFL(flags));
-    }
+    let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tracing::warn;
 
 /// Name prefix of a pool's shared cgroup (`shared-<generation>`).
@@ -31,7 +32,7 @@ const SLOT_PREFIX: &str = "slot-";
 
 /// A shared cgroup, kept open: each spawn into it uses these descriptors.
 struct Shared {
-    dir: PathBuf,
+    dir: Arc<Path>,
     directory: File,
     procs: File,
 }
@@ -50,11 +51,11 @@ struct PoolCgroups {
 pub struct TaskCgroups {
     pools: HashMap<String, PoolCgroups>,
     /// Task leaders in a shared cgroup, by pid.
-    sharers: HashMap<u32, PathBuf>,
+    sharers: HashMap<u32, Arc<Path>>,
     /// Shared cgroups by number of task leaders in them.
-    counts: HashMap<PathBuf, usize>,
+    counts: HashMap<Arc<Path>, usize>,
     /// Shared cgroups of terminated pools: killed once their last leader exited.
-    retired: HashSet<PathBuf>,
+    retired: HashSet<Arc<Path>>,
     /// Reusable leaves (in use or draining), with their pool.
     slots: HashMap<PathBuf, String>,
     /// Killed leaves not yet known to be empty.
@@ -70,16 +71,23 @@ impl TaskCgroups {
         root: &Path,
         pool: &str,
         delegate: impl Fn(&Path),
-    ) -> io::Result<(PathBuf, RawFd, RawFd)> {
-        let entry = self.pools.entry(pool.to_string()).or_default();
+    ) -> io::Result<(Arc<Path>, RawFd, RawFd)> {
+        let entry = match self.pools.get_mut(pool) {
+            Some(entry) => entry,
+            None => self.pools.entry(pool.to_string()).or_default(),
+        };
         // Removed behind our back (an empty cgroup can be, e.g. by another
-        // herdd that took our tree for a stale one): make it again.
-        if entry
-            .shared
-            .as_ref()
-            .is_some_and(|shared| !shared.dir.exists())
-        {
-            entry.shared = None;
+        // herdd that took our tree for a stale one): make it again. Only an
+        // empty cgroup can be removed, so while a task leader of ours is in
+        // it (the usual case in a busy pool) the look is saved: a spawn
+        // costs a path lookup less. Should one still find it gone (its last
+        // leader had exited, not yet reaped), [`TaskCgroups::spawn_failed`]
+        // makes the next spawn look.
+        if let Some(shared) = &entry.shared {
+            let occupied = self.counts.get(&shared.dir).is_some_and(|n| *n > 0);
+            if !occupied && !shared.dir.exists() {
+                entry.shared = None;
+            }
         }
         if entry.shared.is_none() {
             let dir = pool_dir(root, pool, delegate)?
@@ -93,7 +101,7 @@ impl TaskCgroups {
                 .write(true)
                 .open(dir.join("cgroup.procs"))?;
             entry.shared = Some(Shared {
-                dir,
+                dir: dir.into(),
                 directory,
                 procs,
             });
@@ -137,9 +145,26 @@ impl TaskCgroups {
     }
 
     /// A spawn into a shared cgroup succeeded (`Some(pid)`) or not.
-    pub fn joined(&mut self, dir: PathBuf, pid: u32) {
+    pub fn joined(&mut self, dir: Arc<Path>, pid: u32) {
         *self.counts.entry(dir.clone()).or_default() += 1;
         self.sharers.insert(pid, dir);
+    }
+
+    /// A spawn into the pool's shared cgroup `dir` failed: if the cgroup
+    /// is gone, the next spawn makes it again.
+    pub fn spawn_failed(&mut self, dir: &Path) {
+        if dir.exists() {
+            return;
+        }
+        for entry in self.pools.values_mut() {
+            if entry
+                .shared
+                .as_ref()
+                .is_some_and(|shared| *shared.dir == *dir)
+            {
+                entry.shared = None;
+            }
+        }
     }
 
     /// A spawn into `leaf` failed: it is still empty, ready for the next task.
@@ -165,15 +190,17 @@ impl TaskCgroups {
     /// cgroup when its last leader is gone, returning it to be removed.
     pub fn leader_exited(&mut self, pid: u32) -> Option<Option<PathBuf>> {
         let dir = self.sharers.remove(&pid)?;
-        let count = self.counts.entry(dir.clone()).or_default();
-        *count = count.saturating_sub(1);
-        if *count > 0 || !self.retired.contains(&dir) {
+        let left = self.counts.get_mut(&dir).map_or(0, |count| {
+            *count = count.saturating_sub(1);
+            *count
+        });
+        if left > 0 || !self.retired.contains(&dir) {
             return Some(None);
         }
         self.counts.remove(&dir);
         self.retired.remove(&dir);
         kill(&dir);
-        Some(Some(dir))
+        Some(Some(dir.to_path_buf()))
     }
 
     /// `pool terminate`: the pool's next tasks get a new shared cgroup; the
@@ -189,7 +216,7 @@ impl TaskCgroups {
         }
         self.counts.remove(&shared.dir);
         kill(&shared.dir);
-        Some(shared.dir)
+        Some(shared.dir.to_path_buf())
     }
 
     /// Moves the killed leaves that have emptied to their pool's free list.
@@ -212,7 +239,7 @@ impl TaskCgroups {
     }
 
     /// After a `daemon-reexec`: a task leader found in the shared cgroup `dir`.
-    pub fn adopt_sharer(&mut self, pid: u32, dir: PathBuf) {
+    pub fn adopt_sharer(&mut self, pid: u32, dir: Arc<Path>) {
         self.joined(dir, pid);
     }
 }

@@ -286,6 +286,116 @@ size = 4
     assert!(seen.len() > before, "{} then {}", before, seen.len());
 }
 
+/// Waits until no process holds `<socket>.lock`. A task the killed herdd
+/// was starting, still between its clone and its exec, has herdd's
+/// descriptors, the lock's too, until its exec closes them: a herdd started
+/// meanwhile finds the lock taken and exits.
+fn wait_for_the_lock(herd: &Herd) {
+    use std::os::fd::AsRawFd;
+    let mut path = herd.socket.as_os_str().to_owned();
+    path.push(".lock");
+    let file = std::fs::File::open(&path).expect("the lock file");
+    wait_until("the killed herdd's lock to be let go", || {
+        // SAFETY: flock on a descriptor this function owns.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if taken {
+            // SAFETY: as above.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        }
+        taken
+    });
+}
+
+/// The next task id the journal on disk knows of (0 without a journal).
+fn journaled_next_task(herd: &Herd) -> u64 {
+    std::fs::read(herd.path("state").join("journal.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|journal| journal["next_task"].as_u64())
+        .unwrap_or(0)
+}
+
+/// A long queue through two kills of herdd, each in the middle of a busy
+/// pool: the journal holds every queued task (one snapshot rewrites them
+/// all), start records of the first herdd are still in `journal.starts`
+/// when the second starts recording, and after both recoveries no task has
+/// run twice and none is lost: each one either ran once (ended before a
+/// kill, the journal has it no more) or, started just before a kill, ended
+/// `failed` with its exit unknown.
+#[test]
+fn after_two_sigkills_a_long_queue_is_neither_lost_nor_run_twice() {
+    const TASKS: usize = 600;
+    let mut herd = Herd::start(
+        r#"
+[pool.p]
+size = 2
+keep_finished = 1000
+max_queue = 1000
+"#,
+    );
+    let ran = herd.path("ran");
+    let commands: String = (1..=TASKS)
+        .map(|i| format!("/bin/sh -c 'echo {i} >> {}'\n", ran.display()))
+        .collect();
+    let out = herd.ctl_with_input(&["submit", "p", "--from-file", "-"], &commands);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids: Vec<u64> = stdout(&out).lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ids.len(), TASKS);
+    let last = *ids.last().unwrap();
+    wait_until("the journal to hold the whole queue", || {
+        journaled_next_task(&herd) > last
+    });
+    // Tasks each recovery ends as "may have run" (or whose process was
+    // gone): the next kill forgets them (the journal leaves ended tasks
+    // out), so they are noted now.
+    let mut settled = std::collections::BTreeSet::new();
+    for at_least in [50, 200] {
+        herd.wait_for("the pool to get on", |_| lines(&ran).len() >= at_least);
+        herd.kill_daemon();
+        wait_for_the_lock(&herd);
+        herd.relaunch();
+        let tasks: serde_json::Value =
+            serde_json::from_str(&herd.ok(&["--json", "tasks"])).unwrap();
+        for task in tasks["tasks"].as_array().unwrap() {
+            if task["exit"] == "unknown" {
+                settled.insert(task["id"].as_u64().unwrap());
+            }
+        }
+    }
+    let join = herd.ctl(&["pool", "join", "p"]);
+    let tasks: serde_json::Value = serde_json::from_str(&herd.ok(&["--json", "tasks"])).unwrap();
+    let tasks = tasks["tasks"].as_array().unwrap();
+    let ended = |t: &&serde_json::Value| t["state"] != "queued" && t["state"] != "running";
+    assert!(tasks.iter().all(|t| ended(&t)), "{}", stderr(&join));
+    let mut runs = BTreeMap::<u64, usize>::new();
+    for line in lines(&ran) {
+        *runs.entry(line.parse().unwrap()).or_default() += 1;
+    }
+    for (item, id) in (1..=TASKS as u64).zip(&ids) {
+        let times = runs.get(&item).copied().unwrap_or(0);
+        // The journal leaves ended tasks out: one that ended before a kill
+        // is unknown afterwards, and ran once, unless a recovery ended it.
+        let Some(task) = tasks.iter().find(|t| t["id"] == *id) else {
+            let expected = if settled.contains(id) { 0..=1 } else { 1..=1 };
+            assert!(
+                expected.contains(&times),
+                "item {item} (task {id}, forgotten) ran {times} times"
+            );
+            continue;
+        };
+        match task["state"].as_str() {
+            Some("exited") => assert_eq!(times, 1, "item {item} ran {times} times: {task}"),
+            // Started just before a kill: adopted, or its start recorded
+            // and its spawn unconfirmed ("may have run").
+            Some("failed") => {
+                assert!(times <= 1, "item {item} ran {times} times: {task}");
+                assert_eq!(task["exit"], "unknown", "item {item}: {task}");
+            }
+            _ => panic!("item {item} did not end: {task}"),
+        }
+    }
+}
+
 /// Runs herdctl, failing the test (not hanging it) if no answer comes
 /// within the deadline.
 fn ctl_within(herd: &Herd, args: &[&str]) -> String {
