@@ -393,7 +393,7 @@ impl super::Supervisor {
         let mut supervisor = super::Supervisor::new(config);
         supervisor.next_task = snapshot.next_task;
         for saved in &snapshot.units {
-            let Some(unit) = supervisor.units.get_mut(&saved.name) else {
+            let Some(mut unit) = supervisor.units.get_mut(&saved.name) else {
                 continue;
             };
             unit.is_pool = saved.is_pool;

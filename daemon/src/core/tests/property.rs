@@ -692,7 +692,7 @@ fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
         .units
         .values()
         .flat_map(|u| &u.instances)
-        .filter_map(|i| i.deadline);
+        .filter_map(|i| i.next_timer());
     let tasks = core.tasks.values().filter_map(|t| t.deadline);
     let waiters = core.waiters.iter().filter_map(|w| w.deadline);
     let join = core
@@ -728,6 +728,7 @@ fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
             assert_eq!(driver.core.next_deadline(), expected, "seed {seed}");
             assert!(driver.core.tasks.index_is_true(), "seed {seed}: task index");
             assert!(driver.core.waiters.index_is_true(), "seed {seed}: waiters");
+            assert!(driver.core.units.index_is_true(), "seed {seed}: instances");
             compared += 1;
             with_deadline += usize::from(expected.is_some());
             if driver.rng.chance(20) {
@@ -736,6 +737,7 @@ fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
                 let snapshot = driver.core.snapshot(driver.now, true);
                 let restored = Supervisor::restore(&config, &snapshot, driver.now, false);
                 assert!(restored.tasks.index_is_true(), "seed {seed}: restored");
+                assert!(restored.units.index_is_true(), "seed {seed}: restored");
                 let walked = brute_force_deadline(&restored);
                 assert_eq!(restored.next_deadline(), walked, "seed {seed}: restored");
             }
