@@ -29,8 +29,10 @@ pub mod snapshot;
 pub mod survivors;
 mod sync_requests;
 pub mod task;
+mod task_names;
 mod tasks;
 pub mod timer;
+mod timer_index;
 mod timer_runs;
 pub mod unit;
 mod units;
@@ -154,9 +156,11 @@ pub struct Supervisor {
     /// `on_failure` hooks running or waiting to run.
     hooks: hooks::Hooks,
     /// The timers of tasks with `schedule` or `every`, by unit name.
-    timers: BTreeMap<String, timer::Timer>,
+    timers: timer_index::Timers,
     /// What the wall clock says and the local time zone (inputs from the shell).
     clock: timer::WallClock,
+    /// The live tasks by pool and name (`submit --unique`).
+    task_names: task_names::TaskNames,
 }
 
 impl Supervisor {
@@ -200,6 +204,7 @@ impl Supervisor {
                 })
                 .collect(),
             clock: timer::WallClock::default(),
+            task_names: task_names::TaskNames::default(),
         }
     }
 
@@ -337,12 +342,18 @@ impl Supervisor {
         }
         self.settle_results(now, &mut out);
         self.drop_removed();
-        self.tasks.reindex();
+        self.reindex_tasks();
         if tick && health::only_probes(&out) {
             // Nothing the journal keeps has changed: no journal write per probe.
             self.generation -= 1;
         }
         out
+    }
+
+    /// Brings the indexes over tasks up to date with what changed.
+    fn reindex_tasks(&mut self) {
+        self.task_names.follow(&self.tasks);
+        self.tasks.reindex();
     }
 
     /// Holds the tasks `client` submitted (ids from `submitted_from` on)

@@ -450,7 +450,7 @@ impl super::Supervisor {
         for pool in supervisor.pools.values_mut() {
             pool.restore_priorities(&supervisor.tasks);
         }
-        supervisor.tasks.reindex();
+        supervisor.reindex_tasks();
         supervisor
     }
 

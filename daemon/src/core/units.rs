@@ -22,6 +22,9 @@ use std::time::Instant;
 pub(super) struct Units {
     all: BTreeMap<String, Unit>,
     index: Index,
+    /// Units an instance of which changed state, deadline or place since the
+    /// last [`Units::take_changed`] (for the timers' runs).
+    changed: BTreeSet<String>,
 }
 
 /// What the index knows of one instance, to take it out again.
@@ -107,16 +110,17 @@ impl Index {
         }
     }
 
-    /// Re-does one instance (`None`: it is gone).
-    fn instance(&mut self, id: &InstanceId, instance: Option<&Instance>) {
+    /// Re-does one instance (`None`: it is gone); whether it changed.
+    fn instance(&mut self, id: &InstanceId, instance: Option<&Instance>) -> bool {
         let entry = instance.map(Entry::of);
         if self.entries.get(id) == entry.as_ref() {
-            return;
+            return false;
         }
         self.take(id);
         if let Some(entry) = entry {
             self.add(id.clone(), entry);
         }
+        true
     }
 
     /// Re-does every instance of unit `name` (`None`: the unit is gone).
@@ -207,6 +211,7 @@ impl Units {
     /// the guard is dropped (a walk of that unit).
     pub fn get_mut(&mut self, name: &str) -> Option<UnitMut<'_>> {
         let unit = self.all.get_mut(name)?;
+        self.changed.insert(name.to_string());
         Some(UnitMut {
             name: name.to_string(),
             unit,
@@ -231,6 +236,7 @@ impl Units {
             is_pool: *is_pool,
             instance: &mut instances[position],
             index: &mut self.index,
+            changed: &mut self.changed,
         })
     }
 
@@ -261,6 +267,7 @@ impl Units {
         let at = unit.instances.partition_point(|i| i.index < instance.index);
         unit.instances.insert(at, instance);
         self.index.instance(&id, Some(&unit.instances[at]));
+        self.changed.insert(name.to_string());
     }
 
     /// Takes instance `id` out of its unit; only it leaves the index.
@@ -271,16 +278,24 @@ impl Units {
         if let Some(position) = unit.position(id.index) {
             unit.instances.remove(position);
             self.index.instance(id, None);
+            self.changed.insert(id.unit.clone());
         }
+    }
+
+    /// The units changed since the last call (see `changed`).
+    pub fn take_changed(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.changed)
     }
 
     pub fn insert(&mut self, name: String, unit: Unit) {
         self.index.unit(&name, Some(&unit));
+        self.changed.insert(name.clone());
         self.all.insert(name, unit);
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Unit> {
         self.index.unit(name, None);
+        self.changed.remove(name);
         self.all.remove(name)
     }
 
@@ -419,10 +434,13 @@ pub(super) struct InstanceMut<'a> {
     pub is_pool: bool,
     pub instance: &'a mut Instance,
     index: &'a mut Index,
+    changed: &'a mut BTreeSet<String>,
 }
 
 impl Drop for InstanceMut<'_> {
     fn drop(&mut self) {
-        self.index.instance(&self.id, Some(self.instance));
+        if self.index.instance(&self.id, Some(self.instance)) {
+            self.changed.insert(self.id.unit.clone());
+        }
     }
 }
