@@ -130,12 +130,20 @@ impl Timers {
     /// Whether the index says what a walk of every timer says (tests).
     #[cfg(test)]
     pub fn index_is_true(&self) -> bool {
-        let walked: Timers = self
+        let deadlines: BTreeSet<(Instant, String)> = self
             .all
             .iter()
-            .map(|(name, timer)| (name.clone(), timer.clone()))
+            .filter_map(|(name, timer)| Some((timer.deadline?, name.clone())))
             .collect();
-        walked.index == self.index
+        let busy: BTreeSet<String> = self
+            .all
+            .iter()
+            .filter(|(_, timer)| timer.running || !timer.tasks.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        deadlines == self.index.deadlines
+            && busy == self.index.busy
+            && self.index.indexed.len() == deadlines.len()
     }
 }
 

@@ -383,6 +383,29 @@ impl Units {
     /// Whether the index says what a walk of every instance says (tests).
     #[cfg(test)]
     pub fn index_is_true(&self) -> bool {
+        let (mut deadlines, mut waiting) = (BTreeSet::new(), BTreeSet::new());
+        for (name, unit) in &self.all {
+            for instance in &unit.instances {
+                let id = InstanceId {
+                    unit: name.clone(),
+                    index: instance.index,
+                };
+                if let Some(at) = instance.next_timer() {
+                    deadlines.insert((at, id.clone()));
+                }
+                if instance.state == State::Waiting {
+                    waiting.insert(id);
+                }
+            }
+        }
+        let named = |keep: fn(&Unit) -> bool| -> BTreeSet<String> {
+            let units = self.all.values().filter(|unit| keep(unit));
+            units.map(|unit| unit.name().to_string()).collect()
+        };
+        let walked_apart = deadlines == self.index.deadlines
+            && waiting == self.index.waiting
+            && named(|u| u.config.sets_event.is_some()) == self.index.sets_event
+            && named(|u| u.removing) == self.index.removing;
         let mut walked = Index::default();
         for (name, unit) in &self.all {
             walked.unit(name, Some(unit));
@@ -395,7 +418,7 @@ impl Units {
                         .filter(|instance| instance.state != State::Running)
                         .count()
         });
-        walked == self.index && counts_agree
+        walked_apart && walked == self.index && counts_agree
     }
 }
 
