@@ -22,7 +22,8 @@ use nix::time::{clock_gettime, ClockId};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Rounds timed per size (after as many untimed ones).
+/// Rounds timed per size (after as many untimed ones), unless
+/// `CORE_STEP_ROUNDS` says otherwise.
 const ROUNDS: u32 = 2000;
 
 fn main() {
@@ -145,6 +146,10 @@ impl Bench {
 
 /// CPU time per round and inputs per round, for size `n`.
 fn measure(n: usize) -> (Duration, u64) {
+    let rounds: u32 = std::env::var("CORE_STEP_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(ROUNDS);
     let config = config(n);
     let mut bench = Bench {
         core: Supervisor::new(&config),
@@ -174,19 +179,16 @@ fn measure(n: usize) -> (Duration, u64) {
         bench.crash_and_restart(r % n as u32);
         bench.submit(format!("live{}", r as usize % n), true);
     };
-    for r in 0..ROUNDS {
+    for r in 0..rounds {
         round(&mut bench, r);
     }
     let inputs_before = bench.inputs;
     let started = cpu_time();
-    for r in 0..ROUNDS {
+    for r in 0..rounds {
         round(&mut bench, r);
     }
     let spent = cpu_time() - started;
-    (
-        spent / ROUNDS,
-        (bench.inputs - inputs_before) / u64::from(ROUNDS),
-    )
+    (spent / rounds, (bench.inputs - inputs_before) / u64::from(rounds))
 }
 
 fn cpu_time() -> Duration {

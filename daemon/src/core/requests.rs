@@ -238,7 +238,7 @@ impl Supervisor {
             .into_iter()
             .filter(|(unit, count)| {
                 self.units
-                    .get(*unit)
+                    .get(unit)
                     .is_some_and(|u| u.target_count() as usize == *count)
             })
             .map(|(unit, _)| unit.to_string())
