@@ -188,7 +188,10 @@ fn measure(n: usize) -> (Duration, u64) {
         round(&mut bench, r);
     }
     let spent = cpu_time() - started;
-    (spent / rounds, (bench.inputs - inputs_before) / u64::from(rounds))
+    (
+        spent / rounds,
+        (bench.inputs - inputs_before) / u64::from(rounds),
+    )
 }
 
 fn cpu_time() -> Duration {
