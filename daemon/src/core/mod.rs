@@ -522,9 +522,25 @@ impl Supervisor {
     }
 
     /// Starts waiting instances whose dependencies are now satisfied, and
-    /// refreshes the reason of those still waiting.
+    /// refreshes the reason of those still waiting. The dependencies are
+    /// worked out once per unit; an instance already waiting for just what
+    /// its unit waits for (and so out of line for semaphore slots) is left
+    /// as it is.
     fn advance_waiting(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let mut unit_deps: Option<(String, Deps)> = None;
         for id in self.units.waiting() {
+            if unit_deps.as_ref().is_none_or(|(unit, _)| *unit != id.unit) {
+                unit_deps = Some((id.unit.clone(), self.deps_of(&id.unit)));
+            }
+            if let Some((_, Deps::Pending(reason) | Deps::Blocked(reason))) = &unit_deps {
+                let unchanged = self.units.get(&id.unit).is_some_and(|unit| {
+                    unit.position(id.index)
+                        .is_some_and(|at| unit.instances[at].reason.as_ref() == Some(reason))
+                });
+                if unchanged && self.shutdown.is_none() {
+                    continue;
+                }
+            }
             self.with_instance(now, &id, out, Instance::launch);
         }
     }
