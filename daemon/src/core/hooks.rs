@@ -18,7 +18,7 @@ use super::{Action, InstanceId};
 use herd_common::protocol::TaskId;
 use herd_common::state::{Exit, TaskState};
 use herd_config::FailureHook;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// How many lines of log or output `HERD_LOG_TAIL` holds.
@@ -111,6 +111,11 @@ struct Slot {
 #[derive(Debug, Clone, Default)]
 pub struct Hooks {
     slots: BTreeMap<HookSubject, Slot>,
+    /// When each running hook is due to be killed (those spawned and not
+    /// killed yet), earliest first: no walk of every slot per step.
+    deadlines: BTreeSet<(Instant, HookSubject)>,
+    /// What `deadlines` holds for each subject.
+    indexed: BTreeMap<HookSubject, Instant>,
     /// Hooks that could not be executed, and why: not run until reload.
     broken: BTreeMap<HookOwner, String>,
     /// herdd is shutting down: no hook starts any more.
@@ -146,7 +151,8 @@ impl Hooks {
             slot.pending = Some((prepared, merged + 1));
             return;
         }
-        start(now, subject, slot, prepared, 1, out);
+        start(now, subject.clone(), slot, prepared, 1, out);
+        self.reindex(&subject);
     }
 
     /// The shell spawned the hook of `subject` as `pid`.
@@ -160,6 +166,7 @@ impl Hooks {
             instance: running.instance.clone(),
             pid,
         }));
+        self.reindex(subject);
     }
 
     /// The hook of `subject` could not be executed: reported, and its
@@ -168,6 +175,7 @@ impl Hooks {
         let Some(slot) = self.slots.remove(subject) else {
             return;
         };
+        self.reindex(subject);
         let Some(running) = slot.running else {
             return;
         };
@@ -210,25 +218,53 @@ impl Hooks {
                 self.slots.remove(subject);
             }
         }
+        self.reindex(subject);
     }
 
     /// When the next running hook is due to be killed.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.slots
-            .values()
-            .filter_map(|slot| slot.running.as_ref())
-            .filter(|running| running.pid.is_some() && !running.killed)
-            .map(|running| running.deadline)
-            .min()
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
     /// Kills the hooks that ran past their timeout.
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
-        for running in self.slots.values_mut().filter_map(|s| s.running.as_mut()) {
-            if running.deadline <= now {
+        let due: Vec<HookSubject> = self
+            .deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, subject)| subject.clone())
+            .collect();
+        for subject in due {
+            if let Some(running) = self.running_mut(&subject) {
                 kill(running, out);
             }
+            self.reindex(&subject);
         }
+    }
+
+    /// Brings the deadline index up to date for `subject`.
+    fn reindex(&mut self, subject: &HookSubject) {
+        if let Some(at) = self.indexed.remove(subject) {
+            self.deadlines.remove(&(at, subject.clone()));
+        }
+        let running = self.slots.get(subject).and_then(|s| s.running.as_ref());
+        if let Some(running) = running.filter(|r| r.pid.is_some() && !r.killed) {
+            self.deadlines.insert((running.deadline, subject.clone()));
+            self.indexed.insert(subject.clone(), running.deadline);
+        }
+    }
+
+    /// Whether the deadline index says what a walk of every slot says (tests).
+    #[cfg(test)]
+    pub fn index_is_true(&self) -> bool {
+        let walked: BTreeSet<(Instant, HookSubject)> = self
+            .slots
+            .iter()
+            .filter_map(|(subject, slot)| Some((subject, slot.running.as_ref()?)))
+            .filter(|(_, running)| running.pid.is_some() && !running.killed)
+            .map(|(subject, running)| (running.deadline, subject.clone()))
+            .collect();
+        walked == self.deadlines && walked.len() == self.indexed.len()
     }
 
     /// Shutdown begins: no hook starts from now on, and failures waiting
@@ -245,6 +281,9 @@ impl Hooks {
         for running in self.slots.values_mut().filter_map(|s| s.running.as_mut()) {
             kill(running, out);
         }
+        // Killed: none is due any more.
+        self.deadlines.clear();
+        self.indexed.clear();
     }
 
     /// A reload: broken hooks may work again (their command may be fixed,

@@ -29,10 +29,13 @@ pub mod snapshot;
 pub mod survivors;
 mod sync_requests;
 pub mod task;
+mod task_names;
 mod tasks;
 pub mod timer;
+mod timer_index;
 mod timer_runs;
 pub mod unit;
+mod units;
 mod waiters;
 pub mod watchdog;
 
@@ -113,7 +116,8 @@ struct Shutdown {
 }
 
 pub struct Supervisor {
-    units: BTreeMap<String, Unit>,
+    /// Every unit and its instances, with their deadlines indexed.
+    units: units::Units,
     pools: BTreeMap<String, Pool>,
     /// Every task herd still knows: queued, running, and the kept finished
     /// ones, with the live ones' deadlines indexed.
@@ -152,19 +156,17 @@ pub struct Supervisor {
     /// `on_failure` hooks running or waiting to run.
     hooks: hooks::Hooks,
     /// The timers of tasks with `schedule` or `every`, by unit name.
-    timers: BTreeMap<String, timer::Timer>,
+    timers: timer_index::Timers,
     /// What the wall clock says and the local time zone (inputs from the shell).
     clock: timer::WallClock,
+    /// The live tasks by pool and name (`submit --unique`).
+    task_names: task_names::TaskNames,
 }
 
 impl Supervisor {
     pub fn new(config: &Config) -> Self {
         Supervisor {
-            units: config
-                .units
-                .iter()
-                .map(|unit| (unit.name.clone(), Unit::new(unit.clone())))
-                .collect(),
+            units: units::Units::new(config.units.iter().map(|unit| Unit::new(unit.clone()))),
             pools: config
                 .pools
                 .iter()
@@ -202,6 +204,7 @@ impl Supervisor {
                 })
                 .collect(),
             clock: timer::WallClock::default(),
+            task_names: task_names::TaskNames::default(),
         }
     }
 
@@ -339,12 +342,18 @@ impl Supervisor {
         }
         self.settle_results(now, &mut out);
         self.drop_removed();
-        self.tasks.reindex();
+        self.reindex_tasks();
         if tick && health::only_probes(&out) {
             // Nothing the journal keeps has changed: no journal write per probe.
             self.generation -= 1;
         }
         out
+    }
+
+    /// Brings the indexes over tasks up to date with what changed.
+    fn reindex_tasks(&mut self) {
+        self.task_names.follow(&self.tasks);
+        self.tasks.reindex();
     }
 
     /// Holds the tasks `client` submitted (ids from `submitted_from` on)
@@ -377,11 +386,7 @@ impl Supervisor {
 
     /// The earliest time at which [`Input::Tick`] must be fed; `None` = sleep until something happens.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let instances = self
-            .units
-            .values()
-            .flat_map(|u| &u.instances)
-            .filter_map(Instance::next_timer);
+        let instances = self.units.first_deadline().into_iter();
         let tasks = self.tasks.first_deadline();
         let waiters = self.waiters.first_deadline();
         let join = self
@@ -419,22 +424,23 @@ impl Supervisor {
         let restored = &self.restored;
         // A task with a timer runs when its timer says.
         let timers = &self.timers;
-        let autostart: Vec<InstanceId> = self
+        let started: Vec<String> = self
             .units
-            .values_mut()
+            .values()
             // `wanted` before boot: it has adopted survivors (survivors.rs).
             .filter(|u| (u.config.autostart || u.wanted) && !restored.contains(u.name()))
             .filter(|u| !timers.contains_key(u.name()))
-            .flat_map(|u| {
-                u.wanted = true;
-                let name = u.name().to_string();
-                // Not survivors past the instance count, which are stopping.
-                u.staying().map(move |i| InstanceId {
-                    unit: name.clone(),
-                    index: i.index,
-                })
-            })
+            .map(|u| u.name().to_string())
             .collect();
+        let mut autostart = Vec::new();
+        for name in started {
+            self.units.set_wanted(&name, true);
+            // Not survivors past the instance count, which are stopping.
+            autostart.extend(self.units[&name].staying().map(|i| InstanceId {
+                unit: name.clone(),
+                index: i.index,
+            }));
+        }
         for id in autostart {
             self.with_instance(now, &id, out, Instance::start);
         }
@@ -453,13 +459,10 @@ impl Supervisor {
     ) -> Option<R> {
         let deps = self.deps_of(&id.unit);
         let shutting_down = self.shutdown.is_some();
-        let unit = self.units.get_mut(&id.unit)?;
-        let name = unit.instance_name(id.index);
-        let position = unit.position(id.index)?;
-        let Unit {
-            config, instances, ..
-        } = unit;
-        let instance = &mut instances[position];
+        let slot = self.units.instance_mut(id)?;
+        let name = herd_common::names::instance_name(&id.unit, id.index, slot.is_pool);
+        let config = slot.config;
+        let instance = &mut *slot.instance;
         let (was_failed, had_process) = (instance.state == State::Failed, instance.pid.is_some());
         let mut ctx = Ctx {
             now,
@@ -472,22 +475,21 @@ impl Supervisor {
             out,
         };
         let result = f(instance, &mut ctx);
-        if !was_failed && instance.state == State::Failed {
-            // Its process ended in `f`, or it never had one (exec error).
-            let exit = (had_process && instance.pid.is_none())
+        // Its process ended in `f`, or it never had one (exec error).
+        let failed = (!was_failed && instance.state == State::Failed).then(|| {
+            (had_process && instance.pid.is_none())
                 .then(|| instance.last_exit.clone())
-                .flatten();
+                .flatten()
+        });
+        drop(slot);
+        if let Some(exit) = failed {
             self.instance_failed(now, id, exit, out);
         }
         Some(result)
     }
 
     fn drop_instance(&mut self, id: &InstanceId) {
-        if let Some(unit) = self.units.get_mut(&id.unit) {
-            if let Some(position) = unit.position(id.index) {
-                unit.instances.remove(position);
-            }
-        }
+        self.units.remove_instance(id);
     }
 
     /// Whether the units `unit` is `after` let it start.
@@ -497,7 +499,7 @@ impl Supervisor {
         };
         let mut pending = Vec::new();
         for dependency in &unit.config.after {
-            match self.units.get(dependency).map(Unit::as_dependency) {
+            match self.units.as_dependency(dependency) {
                 Some(AsDependency::Satisfied) => {}
                 Some(AsDependency::Failed) => {
                     return Deps::Blocked(format!("dependency {dependency} failed"))
@@ -520,41 +522,31 @@ impl Supervisor {
     }
 
     /// Starts waiting instances whose dependencies are now satisfied, and
-    /// refreshes the reason of those still waiting.
+    /// refreshes the reason of those still waiting. The dependencies are
+    /// worked out once per unit; an instance already waiting for just what
+    /// its unit waits for (and so out of line for semaphore slots) is left
+    /// as it is.
     fn advance_waiting(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let waiting: Vec<InstanceId> = self
-            .units
-            .values()
-            .flat_map(|u| {
-                u.instances
-                    .iter()
-                    .filter(|i| i.state == herd_common::state::State::Waiting)
-                    .map(|i| InstanceId {
-                        unit: u.name().to_string(),
-                        index: i.index,
-                    })
-            })
-            .collect();
-        for id in waiting {
+        let mut unit_deps: Option<(String, Deps)> = None;
+        for id in self.units.waiting() {
+            if unit_deps.as_ref().is_none_or(|(unit, _)| *unit != id.unit) {
+                unit_deps = Some((id.unit.clone(), self.deps_of(&id.unit)));
+            }
+            if let Some((_, Deps::Pending(reason) | Deps::Blocked(reason))) = &unit_deps {
+                let unchanged = self.units.get(&id.unit).is_some_and(|unit| {
+                    unit.position(id.index)
+                        .is_some_and(|at| unit.instances[at].reason.as_ref() == Some(reason))
+                });
+                if unchanged && self.shutdown.is_none() {
+                    continue;
+                }
+            }
             self.with_instance(now, &id, out, Instance::launch);
         }
     }
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let due: Vec<InstanceId> = self
-            .units
-            .values()
-            .flat_map(|u| {
-                u.instances
-                    .iter()
-                    .filter(|i| i.next_timer().is_some_and(|d| d <= now))
-                    .map(|i| InstanceId {
-                        unit: u.name().to_string(),
-                        index: i.index,
-                    })
-            })
-            .collect();
-        for id in due {
+        for id in self.units.due(now) {
             self.with_instance(now, &id, out, Instance::on_deadline);
         }
         for id in self.tasks.due(now) {

@@ -42,10 +42,10 @@ impl Supervisor {
             let Some(name) = &name else {
                 return Reply::error(ErrorCode::BadRequest, "unique needs a task name");
             };
-            let same = |task: &&Task| {
-                task.pool == pool_name && task.name.as_ref() == Some(name) && !task.state.is_final()
-            };
-            if let Some(task) = self.tasks.values().find(same) {
+            // Tasks changed earlier in this step are not indexed yet.
+            self.task_names.follow(&self.tasks);
+            let live = self.task_names.find(pool_name, name);
+            if let Some(task) = live.and_then(|id| self.tasks.get(&id)) {
                 return Reply::ok(SubmitReport {
                     id: task.id,
                     state: task.state,

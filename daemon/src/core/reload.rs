@@ -151,12 +151,12 @@ impl Supervisor {
 
     /// Stops every instance; the unit goes once the last one has exited.
     fn remove_unit(&mut self, now: Instant, name: &str, out: &mut Vec<Action>) {
-        let Some(unit) = self.units.get_mut(name) else {
+        let Some(unit) = self.units.get(name) else {
             return;
         };
-        unit.removing = true;
-        unit.wanted = false;
         let indexes: Vec<u32> = unit.instances.iter().map(|i| i.index).collect();
+        self.units.set_removing(name, true);
+        self.units.set_wanted(name, false);
         for index in indexes {
             let id = InstanceId {
                 unit: name.to_string(),
@@ -177,7 +177,7 @@ impl Supervisor {
             UnitKind::Service => config.instances.unwrap_or(1),
             UnitKind::Task => 1,
         };
-        let Some(unit) = self.units.get_mut(&name) else {
+        let Some(mut unit) = self.units.get_mut(&name) else {
             return;
         };
         let settings_changed = !same_but_count(&unit.config, &config);
@@ -185,6 +185,7 @@ impl Supervisor {
         unit.removing = false;
         unit.is_pool = config.instances.is_some();
         unit.config = config;
+        drop(unit);
         let added = self.resize(now, &name, count, out);
         if !settings_changed {
             if health_changed {
@@ -286,8 +287,7 @@ impl Supervisor {
 
     /// Drops removed units and pools once nothing of them runs any more.
     pub(super) fn drop_removed(&mut self) {
-        self.units
-            .retain(|_, unit| !(unit.removing && unit.instances.is_empty()));
+        self.units.drop_removed();
         let gone: Vec<String> = self
             .pools
             .iter()

@@ -38,25 +38,14 @@ impl Change {
         }
     }
 
-    /// Records in `unit` whether it is wanted (a stop changes that only when
-    /// it names all of the unit: `whole`) and returns the transition for
-    /// each named instance.
-    fn apply(self, unit: &mut Unit, whole: bool) -> fn(&mut Instance, &mut Ctx) {
+    /// Whether the unit is wanted from now on (a stop changes that only
+    /// when it names all of the unit: `whole`; `None`: unchanged), and the
+    /// transition for each named instance.
+    fn apply(self, whole: bool) -> (Option<bool>, fn(&mut Instance, &mut Ctx)) {
         match self {
-            Change::Start => {
-                unit.wanted = true;
-                Instance::start
-            }
-            Change::Stop => {
-                if whole {
-                    unit.wanted = false;
-                }
-                Instance::stop
-            }
-            Change::Restart => {
-                unit.wanted = true;
-                Instance::restart
-            }
+            Change::Start => (Some(true), Instance::start),
+            Change::Stop => (whole.then_some(false), Instance::stop),
+            Change::Restart => (Some(true), Instance::restart),
         }
     }
 }
@@ -193,10 +182,13 @@ impl Supervisor {
         let whole_units = self.whole_units(&targets);
         for target in &targets {
             let whole = whole_units.contains(&target.unit);
-            let Some(unit) = self.units.get_mut(&target.unit) else {
+            if !self.units.contains_key(&target.unit) {
                 continue;
-            };
-            let transition = change.apply(unit, whole);
+            }
+            let (wanted, transition) = change.apply(whole);
+            if let Some(wanted) = wanted {
+                self.units.set_wanted(&target.unit, wanted);
+            }
             self.with_instance(now, target, out, transition);
         }
         if wait {
@@ -246,7 +238,7 @@ impl Supervisor {
             .into_iter()
             .filter(|(unit, count)| {
                 self.units
-                    .get(*unit)
+                    .get(unit)
                     .is_some_and(|u| u.target_count() as usize == *count)
             })
             .map(|(unit, _)| unit.to_string())
@@ -293,7 +285,7 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return Some(shutting_down());
         }
-        let Some(unit) = self.units.get_mut(name) else {
+        let Some(mut unit) = self.units.get_mut(name) else {
             return Some(Reply::Error(no_such_unit(name)));
         };
         if unit.config.kind == UnitKind::Task {
@@ -311,6 +303,7 @@ impl Supervisor {
         if count != 1 {
             unit.is_pool = true;
         }
+        drop(unit);
         let mut touched = self.resize(now, name, count, out);
         let unit = &self.units[name];
         touched.extend(unit.instances.iter().map(|i| InstanceId {
@@ -367,26 +360,22 @@ impl Supervisor {
         index: u32,
         out: &mut Vec<Action>,
     ) -> InstanceId {
-        let unit = self
-            .units
-            .get_mut(name)
-            .expect("caller checked the unit exists");
-        match unit.position(index) {
-            // Still draining from an earlier scale-down: keep it, start it again once stopped.
-            Some(position) => {
-                unit.instances[position].after_stop = super::instance::AfterStop::Start
-            }
-            None => {
-                let instance = Instance::new(index, &unit.config);
-                let position = unit.instances.partition_point(|i| i.index < index);
-                unit.instances.insert(position, instance);
-            }
-        }
         let id = InstanceId {
             unit: name.to_string(),
             index,
         };
-        if unit.wanted {
+        let wanted = self.units[name].wanted;
+        // Still draining from an earlier scale-down: keep it, start it again once stopped.
+        let draining = self
+            .units
+            .instance_mut(&id)
+            .map(|slot| slot.instance.after_stop = super::instance::AfterStop::Start)
+            .is_some();
+        if !draining {
+            let instance = Instance::new(index, &self.units[name].config);
+            self.units.insert_instance(name, instance);
+        }
+        if wanted {
             self.with_instance(now, &id, out, Instance::start);
         }
         id

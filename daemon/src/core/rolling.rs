@@ -194,10 +194,7 @@ impl Supervisor {
         }
         let limit = config.max_unavailable as usize;
         let window = config.stop_timeout + config.start_timeout;
-        let mut unavailable = unit
-            .staying()
-            .filter(|instance| instance.state != State::Running)
-            .count();
+        let mut unavailable = self.units.unavailable(&rollout.unit);
         let mut batch = Vec::new();
         while unavailable < limit {
             let Some(index) = rollout.pending.pop_front() else {

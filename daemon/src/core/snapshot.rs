@@ -415,7 +415,7 @@ impl super::Supervisor {
         let mut supervisor = super::Supervisor::new(config);
         supervisor.next_task = snapshot.next_task;
         for saved in &snapshot.units {
-            let Some(unit) = supervisor.units.get_mut(&saved.name) else {
+            let Some(mut unit) = supervisor.units.get_mut(&saved.name) else {
                 continue;
             };
             unit.is_pool = saved.is_pool;
@@ -472,7 +472,7 @@ impl super::Supervisor {
         for pool in supervisor.pools.values_mut() {
             pool.restore_priorities(&supervisor.tasks);
         }
-        supervisor.tasks.reindex();
+        supervisor.reindex_tasks();
         supervisor
     }
 

@@ -57,7 +57,7 @@ impl Supervisor {
         let mut adoption = Adoption::default();
         let mut leaving = Vec::new();
         for survivor in survivors {
-            let Some(unit) = self.units.get_mut(&survivor.unit) else {
+            let Some(unit) = self.units.get(&survivor.unit) else {
                 adoption.strays.push(survivor);
                 continue;
             };
@@ -65,40 +65,39 @@ impl Supervisor {
                 unit: survivor.unit.clone(),
                 index: survivor.index,
             };
-            let position = match unit.position(survivor.index) {
+            match unit.position(survivor.index) {
                 Some(position) => match unit.instances[position].pid {
                     Some(pid) if !gone.contains(&pid) => continue,
                     Some(pid) => {
                         self.pids.remove(&pid);
-                        position
                     }
-                    None => position,
+                    None => {}
                 },
                 None => {
-                    let at = unit.instances.partition_point(|i| i.index < survivor.index);
-                    unit.instances
-                        .insert(at, Instance::new(survivor.index, &unit.config));
+                    let instance = Instance::new(survivor.index, &unit.config);
+                    self.units.insert_instance(&survivor.unit, instance);
                     leaving.push(id.clone());
-                    at
                 }
+            }
+            let Some(slot) = self.units.instance_mut(&id) else {
+                continue;
             };
             // Whatever the journal said it was doing, it runs this process now.
-            let previous = std::mem::replace(
-                &mut unit.instances[position],
-                Instance::new(survivor.index, &unit.config),
-            );
-            let instance = &mut unit.instances[position];
+            let fresh = Instance::new(survivor.index, slot.config);
+            let previous = std::mem::replace(&mut *slot.instance, fresh);
+            let instance = &mut *slot.instance;
             instance.restarts = previous.restarts;
             instance.last_exit = previous.last_exit;
             instance.state = State::Running;
             instance.pid = Some(survivor.pid);
             instance.adopted = true;
             instance.spawned_at = Some(now.checked_sub(survivor.age).unwrap_or(now));
-            instance.watchdog.arm(now, &unit.config);
-            instance.health.resume(now, &unit.config, instance.state);
-            unit.wanted = true;
-            let name = unit.instance_name(survivor.index);
-            let semaphores = unit.config.semaphores.clone();
+            instance.watchdog.arm(now, slot.config);
+            instance.health.resume(now, slot.config, instance.state);
+            let name = herd_common::names::instance_name(&id.unit, id.index, slot.is_pool);
+            let semaphores = slot.config.semaphores.clone();
+            drop(slot);
+            self.units.set_wanted(&survivor.unit, true);
             let holder = Holder::Instance(id.clone());
             if self
                 .semaphores

@@ -138,14 +138,17 @@ impl Supervisor {
     /// and clears it when that stops being so (stop, crash, failure). Only
     /// changes are applied, so a user's own `event set/clear` is not undone.
     pub(super) fn follow_sets_event(&mut self, out: &mut Vec<Action>) {
-        for unit in self.units.values_mut() {
+        for name in self.units.setting_events() {
+            let Some(unit) = self.units.get(&name) else {
+                continue;
+            };
             let Some(event) = unit.config.sets_event.clone() else {
                 continue;
             };
             let ready = unit.config.kind == UnitKind::Service
-                && unit.as_dependency() == super::unit::AsDependency::Satisfied;
+                && self.units.as_dependency(&name) == Some(super::unit::AsDependency::Satisfied);
             if ready != unit.sets_event_ready {
-                unit.sets_event_ready = ready;
+                self.units.set_sets_event_ready(&name, ready);
                 self.events.change(&event, ready, out);
             }
         }

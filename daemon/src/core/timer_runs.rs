@@ -41,7 +41,11 @@ impl Supervisor {
     /// next tick); one it moved away from is waited for.
     pub fn clock_changed(&mut self, now: Instant) {
         let clock = self.clock.clone();
-        for timer in self.timers.values_mut() {
+        let names: Vec<String> = self.timers.keys().cloned().collect();
+        for name in names {
+            let Some(mut timer) = self.timers.get_mut(&name) else {
+                continue;
+            };
             if let (Some(slot), Some(_)) = (timer.slot, timer.deadline) {
                 timer.deadline = Some(clock.instant_of(now, slot.at));
             }
@@ -53,7 +57,7 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return None;
         }
-        self.timers.values().filter_map(|t| t.deadline).min()
+        self.timers.first_deadline()
     }
 
     pub(super) fn timer_status(&self, now: Instant, unit: &str) -> Option<TimerStatus> {
@@ -73,14 +77,16 @@ impl Supervisor {
         let names: Vec<String> = self.timers.keys().cloned().collect();
         for name in names {
             let clock = self.clock.clone();
-            let timer = self.timers.get_mut(&name).expect("listed above");
+            let mut timer = self.timers.get_mut(&name).expect("listed above");
             // An `every` deadline carried over a re-exec or a crash already
             // says when the next run is due: nothing to catch up.
             let carried = timer.deadline.is_some();
             if !carried {
                 timer.arm(now, &clock);
             }
-            if timer.enabled && !carried && timer.missed_run(now, &clock) {
+            let missed = timer.enabled && !carried && timer.missed_run(now, &clock);
+            drop(timer);
+            if missed {
                 self.fire(now, &name, "missed while herdd was down", out);
             }
         }
@@ -91,18 +97,14 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return;
         }
-        let due: Vec<String> = self
-            .timers
-            .iter()
-            .filter(|(_, t)| t.deadline.is_some_and(|d| d <= now))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in due {
+        for name in self.timers.due(now) {
             let clock = self.clock.clone();
-            let Some(timer) = self.timers.get_mut(&name) else {
+            let Some(mut timer) = self.timers.get_mut(&name) else {
                 continue;
             };
-            if timer.on_deadline(now, &clock) {
+            let run = timer.on_deadline(now, &clock);
+            drop(timer);
+            if run {
                 self.fire(now, &name, "due", out);
             }
         }
@@ -161,7 +163,7 @@ impl Supervisor {
         match self.submit(now, &pool, command, Some(name.to_string()), options, out) {
             Reply::Ok(_) if self.tasks.contains_key(&id) => {
                 let clock = self.clock.clone();
-                let timer = self.timers.get_mut(name).expect("looked up");
+                let mut timer = self.timers.get_mut(name).expect("looked up");
                 timer.tasks.push(id);
                 timer.started(now, &clock);
                 Fired::Submitted(id)
@@ -173,21 +175,31 @@ impl Supervisor {
 
     /// After each input: notes runs that started or ended (whoever started
     /// them), and starts a queued run once the previous one has ended.
+    /// Only timers with a run going, or whose unit's instance changed, can
+    /// have one start or end.
     pub(super) fn observe_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let names: Vec<String> = self.timers.keys().cloned().collect();
+        let mut names: std::collections::BTreeSet<String> = self.timers.busy().cloned().collect();
+        let changed = self.units.take_changed();
+        names.extend(
+            changed
+                .into_iter()
+                .filter(|name| self.timers.contains_key(name)),
+        );
         for name in names {
             let ended = match self.timers[&name].config.pool {
                 Some(_) => self.observe_pool_run(&name),
                 None => self.observe_own_run(now, &name),
             };
             let clock = self.clock.clone();
-            let timer = self.timers.get_mut(&name).expect("listed above");
-            if let Some(result) = ended {
-                timer.ended(now, &clock, result);
-                if timer.queued {
-                    timer.queued = false;
-                    self.fire(now, &name, "queued", out);
-                }
+            let mut timer = self.timers.get_mut(&name).expect("listed above");
+            let Some(result) = ended else {
+                continue;
+            };
+            timer.ended(now, &clock, result);
+            let queued = std::mem::take(&mut timer.queued);
+            drop(timer);
+            if queued {
+                self.fire(now, &name, "queued", out);
             }
         }
     }
@@ -215,7 +227,7 @@ impl Supervisor {
             | State::Backoff => "stopped".to_string(),
         };
         let clock = self.clock.clone();
-        let timer = self.timers.get_mut(name)?;
+        let mut timer = self.timers.get_mut(name)?;
         match (timer.running, active) {
             (false, true) => {
                 timer.running = true;
@@ -251,7 +263,7 @@ impl Supervisor {
                 None => false,
             })
             .collect();
-        let timer = self.timers.get_mut(name)?;
+        let mut timer = self.timers.get_mut(name)?;
         timer.tasks = live;
         match (timer.tasks.is_empty(), result) {
             (true, result) => Some(result.unwrap_or_else(|| "ended".into())),
@@ -263,20 +275,25 @@ impl Supervisor {
     /// again once they have ended (at once if none was going).
     pub(super) fn restart_timer_runs(&mut self, now: Instant, name: &str, out: &mut Vec<Action>) {
         self.cancel_timer_runs(now, name, out);
-        match self.timers.get_mut(name) {
-            Some(timer) if !timer.tasks.is_empty() => timer.queued = true,
-            Some(_) => self.fire(now, name, "herdctl restart", out),
-            None => {}
+        let Some(mut timer) = self.timers.get_mut(name) else {
+            return;
+        };
+        if !timer.tasks.is_empty() {
+            timer.queued = true;
+            return;
         }
+        drop(timer);
+        self.fire(now, name, "herdctl restart", out);
     }
 
     /// `herdctl stop` of a pool timer: cancels its runs.
     pub(super) fn cancel_timer_runs(&mut self, now: Instant, name: &str, out: &mut Vec<Action>) {
-        let Some(timer) = self.timers.get_mut(name) else {
+        let Some(mut timer) = self.timers.get_mut(name) else {
             return;
         };
         timer.queued = false;
         let ids = timer.tasks.clone();
+        drop(timer);
         if !ids.is_empty() {
             self.cancel(now, &ids, out);
         }
@@ -307,7 +324,7 @@ impl Supervisor {
             };
             timers.insert(unit.name.clone(), timer);
         }
-        self.timers = timers;
+        self.timers = timers.into_iter().collect();
     }
 
     /// What the snapshots keep: each timer's history and what is under way.
@@ -337,7 +354,7 @@ impl Supervisor {
     /// under way and when each fires next.
     pub fn restore_timers(&mut self, now: Instant, saved: &[TimerSnapshot], carry_on: bool) {
         for saved in saved {
-            let Some(timer) = self.timers.get_mut(&saved.unit) else {
+            let Some(mut timer) = self.timers.get_mut(&saved.unit) else {
                 continue;
             };
             timer.last_run = saved.last_run.clone();

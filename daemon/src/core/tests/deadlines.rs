@@ -1,5 +1,6 @@
-//! The indexes that keep a step's cost independent of how many tasks and
-//! waiters herd remembers: they must say what a walk of everything says.
+//! The indexes that keep a step's cost independent of how many tasks,
+//! waiters and instances herd remembers: they must say what a walk of
+//! everything says.
 
 use super::*;
 use herd_common::protocol::{SubmitOptions, SubmitReport, TaskStatus};
@@ -37,7 +38,12 @@ fn end(h: &mut Harness, id: TaskId) -> Vec<Action> {
 }
 
 fn indexes_are_true(h: &Harness) -> bool {
-    h.core.tasks.index_is_true() && h.core.waiters.index_is_true()
+    h.core.tasks.index_is_true()
+        && h.core.waiters.index_is_true()
+        && h.core.units.index_is_true()
+        && h.core.hooks.index_is_true()
+        && h.core.timers.index_is_true()
+        && h.core.task_names.index_is_true(&h.core.tasks)
 }
 
 #[test]
@@ -167,4 +173,138 @@ fn a_closing_connection_takes_only_its_own_waiters_with_it() {
     assert!(reply_to(1001, &actions).is_none() && reply_to(1003, &actions).is_none());
     assert_eq!(h.core.next_deadline(), None, "no waiter deadline left");
     assert!(indexes_are_true(&h));
+}
+
+fn web(h: &Harness, index: u32) -> &instance::Instance {
+    let unit = &h.core.units["web"];
+    &unit.instances[unit.position(index).expect("instance exists")]
+}
+
+#[test]
+fn instance_deadlines_and_waiting_instances_follow_crashes_scaling_and_dependencies() {
+    let mut h = Harness::new(vec![
+        UnitConfig {
+            ready: Ready::After(1000 * MS),
+            ..pool("web", 30)
+        },
+        UnitConfig {
+            after: vec!["web".into()],
+            ..service("db")
+        },
+    ]);
+    h.boot();
+    let booted = h.now;
+    assert_eq!(h.core.next_deadline(), Some(booted + 1000 * MS));
+    assert_eq!(h.core.units.waiting().len(), 1, "db waits for web");
+    assert!(indexes_are_true(&h));
+
+    // One instance crashes before it is ready: only it has an earlier deadline.
+    h.now += 200 * MS;
+    h.exit("web@7", Exit::Code(1));
+    assert_eq!(h.core.next_deadline(), Some(h.now + 100 * MS));
+    assert!(indexes_are_true(&h));
+    let restarted: Vec<InstanceId> = spawns(&h.advance(100 * MS))
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(restarted.len(), 1);
+    assert_eq!(restarted[0].index, 7);
+    let web7_ready = h.now + 1000 * MS;
+    assert_eq!(h.core.next_deadline(), Some(booted + 1000 * MS));
+
+    // The other 29 become ready at once; db still waits for web@7.
+    h.now = booted + 1000 * MS;
+    assert!(spawns(&h.feed(Input::Tick)).is_empty());
+    assert_eq!(h.core.next_deadline(), Some(web7_ready));
+    assert_eq!(web(&h, 7).state, State::Starting);
+    assert_eq!(h.core.units.waiting().len(), 1);
+    assert!(indexes_are_true(&h));
+    h.now = web7_ready;
+    let started = spawns(&h.feed(Input::Tick));
+    assert_eq!(started.len(), 1, "db starts once all of web runs");
+    assert_eq!(started[0].0.unit, "db");
+    assert!(h.core.units.waiting().is_empty());
+    assert_eq!(h.core.next_deadline(), None, "everything runs");
+    assert!(indexes_are_true(&h));
+
+    // Scaled down: the 20 leaving instances each have a stop deadline,
+    // and leave the index once their process has gone.
+    h.request(Request::Scale {
+        name: "web".into(),
+        instances: 10,
+    });
+    assert_eq!(h.core.next_deadline(), Some(h.now + 500 * MS));
+    assert_eq!(h.core.units.due(h.now + 500 * MS).len(), 20);
+    assert!(indexes_are_true(&h));
+    for index in 10..30 {
+        let pid = web(&h, index).pid.expect("still stopping");
+        h.feed(Input::Exited {
+            pid,
+            exit: Exit::Signal("SIGTERM".into()),
+        });
+        assert!(indexes_are_true(&h));
+    }
+    assert_eq!(h.core.units["web"].instances.len(), 10);
+    assert_eq!(h.core.next_deadline(), None);
+    assert!(indexes_are_true(&h));
+}
+
+fn submit_named(h: &mut Harness, pool: &str, name: &str, unique: bool) -> SubmitReport {
+    let (id, actions) = h.request(Request::Submit {
+        pool: pool.into(),
+        command: vec!["/bin/job".into()],
+        name: Some(name.into()),
+        options: SubmitOptions {
+            unique,
+            ..Default::default()
+        },
+    });
+    match reply_to(id, &actions) {
+        Some(Reply::Ok(payload)) => serde_json::from_value(payload).unwrap(),
+        other => panic!("expected ok, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_unique_submit_finds_the_live_task_of_its_name_and_not_a_finished_one() {
+    let pools = || vec![task_pool("p", 1), task_pool("q", 1)];
+    let mut h = Harness::with_pools(vec![], pools());
+    let finished = submit_named(&mut h, "p", "nightly", false).id;
+    end(&mut h, finished);
+    assert_eq!(task(&h, finished).state, TaskState::Exited, "kept");
+    // A finished task of that name does not count.
+    let first = submit_named(&mut h, "p", "nightly", true);
+    assert!(!first.existing);
+    assert_ne!(first.id, finished);
+    assert!(indexes_are_true(&h));
+    // A second live one (queued behind it) is not found while the first lives.
+    let queued = submit_named(&mut h, "p", "nightly", false).id;
+    let again = submit_named(&mut h, "p", "nightly", true);
+    assert_eq!((again.id, again.existing), (first.id, true));
+    // The name is per pool.
+    let elsewhere = submit_named(&mut h, "q", "nightly", true);
+    assert!(!elsewhere.existing);
+    assert!(indexes_are_true(&h));
+    // The first ends: the queued one is the live one now; cancelled, none is.
+    end(&mut h, first.id);
+    let again = submit_named(&mut h, "p", "nightly", true);
+    assert_eq!((again.id, again.existing), (queued, true));
+    let pid = task(&h, queued).pid.expect("it runs now");
+    h.request(Request::Cancel { ids: vec![queued] });
+    h.feed(Input::Exited {
+        pid,
+        exit: Exit::Signal("SIGTERM".into()),
+    });
+    assert_eq!(task(&h, queued).state, TaskState::Cancelled);
+    let fresh = submit_named(&mut h, "p", "nightly", true);
+    assert!(!fresh.existing);
+    assert!(fresh.id > queued);
+    assert!(indexes_are_true(&h));
+    // A restore (re-exec) finds it again.
+    let config = test_config(vec![], pools(), vec![], vec![]);
+    let snapshot = h.core.snapshot(h.now, true);
+    h.core = Supervisor::restore(&config, &snapshot, h.now, false);
+    assert!(indexes_are_true(&h), "restored with its index");
+    let again = submit_named(&mut h, "p", "nightly", true);
+    assert_eq!((again.id, again.existing), (fresh.id, true));
 }

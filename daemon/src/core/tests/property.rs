@@ -692,7 +692,7 @@ fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
         .units
         .values()
         .flat_map(|u| &u.instances)
-        .filter_map(|i| i.deadline);
+        .filter_map(|i| i.next_timer());
     let tasks = core.tasks.values().filter_map(|t| t.deadline);
     let waiters = core.waiters.iter().filter_map(|w| w.deadline);
     let join = core
@@ -703,9 +703,9 @@ fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
     let hooks = core.hooks.next_deadline();
     let timers = core
         .timers
-        .values()
+        .iter()
         .filter(|_| core.shutdown.is_none())
-        .filter_map(|t| t.deadline);
+        .filter_map(|(_, t)| t.deadline);
     instances
         .chain(tasks)
         .chain(waiters)
@@ -728,6 +728,11 @@ fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
             assert_eq!(driver.core.next_deadline(), expected, "seed {seed}");
             assert!(driver.core.tasks.index_is_true(), "seed {seed}: task index");
             assert!(driver.core.waiters.index_is_true(), "seed {seed}: waiters");
+            assert!(driver.core.units.index_is_true(), "seed {seed}: instances");
+            assert!(driver.core.hooks.index_is_true(), "seed {seed}: hooks");
+            assert!(driver.core.timers.index_is_true(), "seed {seed}: timers");
+            let names = driver.core.task_names.index_is_true(&driver.core.tasks);
+            assert!(names, "seed {seed}: task names");
             compared += 1;
             with_deadline += usize::from(expected.is_some());
             if driver.rng.chance(20) {
@@ -736,6 +741,9 @@ fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
                 let snapshot = driver.core.snapshot(driver.now, true);
                 let restored = Supervisor::restore(&config, &snapshot, driver.now, false);
                 assert!(restored.tasks.index_is_true(), "seed {seed}: restored");
+                assert!(restored.units.index_is_true(), "seed {seed}: restored");
+                let names = restored.task_names.index_is_true(&restored.tasks);
+                assert!(names, "seed {seed}: restored task names");
                 let walked = brute_force_deadline(&restored);
                 assert_eq!(restored.next_deadline(), walked, "seed {seed}: restored");
             }

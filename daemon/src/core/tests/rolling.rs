@@ -37,6 +37,7 @@ impl Harness {
         let snapshot = serde_json::from_str(&text).unwrap();
         let config = test_config(units, vec![], vec![], vec![]);
         self.core = Supervisor::restore(&config, &snapshot, self.now, adopted);
+        assert!(self.core.units.index_is_true(), "restored with its index");
         self.feed(Input::Boot);
     }
 
@@ -51,8 +52,10 @@ impl Harness {
     fn replace(&mut self, name: &str) -> Vec<Action> {
         let mut actions = self.exit(name, Exit::Signal("SIGTERM".into()));
         assert_eq!(self.state(name), State::Starting, "{actions:?}");
+        assert!(self.core.units.index_is_true());
         actions.extend(self.advance(1000 * MS));
         assert_eq!(self.state(name), State::Running);
+        assert!(self.core.units.index_is_true());
         actions
     }
 }

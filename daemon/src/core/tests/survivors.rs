@@ -80,6 +80,9 @@ fn survivors_the_config_has_no_room_for_are_stopped_or_handed_back() {
     );
     let signals = signals(&adoption.actions);
     assert_eq!(signals, [(7203, libc::SIGTERM)], "scaled away");
+    // web@3 is indexed with its stop deadline; web@0 runs with none.
+    assert!(h.core.units.index_is_true());
+    assert_eq!(h.core.next_deadline(), Some(now + 500 * MS));
     let strays = adoption.strays;
     assert_eq!(
         strays,
@@ -103,6 +106,8 @@ fn survivors_the_config_has_no_room_for_are_stopped_or_handed_back() {
         .map(|i| i.name)
         .collect();
     assert_eq!(names, ["web@0"], "dropped once it has exited");
+    assert!(h.core.units.index_is_true());
+    assert_eq!(h.core.next_deadline(), None);
 }
 
 #[test]
