@@ -296,8 +296,13 @@ max_queue = 10000
         assert_eq!(batch.len(), 2100, "{reply}");
         ids.extend(batch);
     }
-    // Joined on another connection, which reads no result.
+    // Joined on another connection, which reads no result. 4200 processes
+    // take a while on a loaded machine: this reply alone may wait longer.
     let mut joiner = Session::open(&herd);
+    joiner
+        .writer
+        .set_read_timeout(Some(DEADLINE * 8))
+        .unwrap();
     let reply = joiner.ask(&json!({"v": 1, "cmd": "join", "ids": ids}));
     assert_eq!(reply["ok"]["tasks"].as_array().map(Vec::len), Some(4200));
     // The pool keeps one: 4199 are held for this connection alone.
