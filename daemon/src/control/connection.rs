@@ -151,9 +151,8 @@ impl Session {
             core: self.shared.core.clone(),
         };
         let _counted = super::metrics::Counted::default();
-        let mut line = Vec::new();
         loop {
-            let (answer, costs) = match Box::pin(self.next(&mut line)).await {
+            let (answer, costs) = match Box::pin(self.next()).await {
                 Handled::Done(Flow::Continue) => continue,
                 Handled::Done(Flow::Close) => break,
                 Handled::Asked { answer, costs } => (answer, costs),
@@ -169,15 +168,15 @@ impl Session {
         self.peer.uid
     }
 
-    /// Reads the next request and handles it, up to handing it to the core.
-    async fn next(&mut self, line: &mut Vec<u8>) -> Handled {
-        line.clear();
-        // One big request must not keep 64 KiB allocated for the connection's life.
-        line.shrink_to(READ_BUFFER);
-        let Some(read) = self.read(line).await else {
+    /// Reads the next request and handles it, up to handing it to the
+    /// core. The line read is let go of then: a waiting connection holds
+    /// no copy of its request.
+    async fn next(&mut self) -> Handled {
+        let mut line = Vec::new();
+        let Some(read) = self.read(&mut line).await else {
             return Handled::Done(Flow::Close);
         };
-        self.answer(read, line).await
+        self.answer(read, &line).await
     }
 
     /// The next line; `None` when herdd is closing the connection.

@@ -162,12 +162,22 @@ impl Held {
     pub fn client_gone(&mut self, client: ClientId) -> Vec<TaskId> {
         self.waiting.remove(&client);
         let ids = self.by_client.remove(&client).unwrap_or_default().all;
-        ids.into_iter()
+        let dropped = ids
+            .into_iter()
             .filter(|id| {
                 self.submitter.remove(id);
                 self.evicted.remove(id)
             })
-            .collect()
+            .collect();
+        // A hash map keeps the room it once needed: after a client that
+        // submitted 100,000 tasks, megabytes of it.
+        if self.submitter.len() < self.submitter.capacity() / 4 {
+            self.submitter.shrink_to_fit();
+        }
+        if self.by_client.len() < self.by_client.capacity() / 4 {
+            self.by_client.shrink_to_fit();
+        }
+        dropped
     }
 
     pub fn wait(&mut self, client: ClientId, waiter: ResultsWaiter) -> Option<ResultsWaiter> {
