@@ -692,3 +692,119 @@ impl Task {
         task
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn pool() -> PoolConfig {
+        PoolConfig {
+            name: "p".into(),
+            size: 1,
+            max_queue: 10,
+            keep_finished: 10,
+            env: BTreeMap::new(),
+            cwd: None,
+            user: None,
+            group: None,
+            umask: None,
+            rlimits: BTreeMap::new(),
+            stop_signal: libc::SIGTERM,
+            stop_timeout: 500 * MS,
+            daemon: false,
+            semaphores: vec![],
+            confinement: Default::default(),
+            task_defaults: Default::default(),
+            env_files: vec![],
+            on_failure: Default::default(),
+        }
+    }
+
+    /// Each kept task costs its size (boxed) plus a share of a B-tree
+    /// node: 100,000 kept tasks are budgeted at under 20 MB in all. A new
+    /// field most tasks do not need belongs in `Extra`, not here.
+    #[test]
+    fn a_task_stays_small() {
+        assert!(
+            std::mem::size_of::<Task>() <= 152,
+            "Task is {} bytes",
+            std::mem::size_of::<Task>()
+        );
+    }
+
+    #[test]
+    fn a_kept_task_reports_everything_it_had_and_survives_a_snapshot() {
+        let start = Instant::now();
+        let config = pool();
+        let argv = vec!["/bin/job".to_string(), String::new(), "a b".to_string()];
+        let limits = TaskLimits {
+            timeout_ms: Some(5000),
+            retries: 1,
+            retry_delay_ms: 10,
+            priority: 3,
+        };
+        let mut task = Task::new(7, "p", argv.clone(), Some("seven".into()))
+            .with_limits(limits.clone(), Some(start + 20 * MS));
+        assert_eq!(task.deadline(), Some(start + 20 * MS), "its start time");
+        assert!(!task.is_due(start) && task.is_due(start + 20 * MS));
+        let out = &mut Vec::new();
+        let mut now = start + 20 * MS;
+        task.start(now, &config, out);
+        task.on_spawned(100, now, out);
+        assert_eq!(task.deadline(), Some(now + 5000 * MS), "its timeout");
+        task.capture(OutputStream::Stdout).append(b"first try\n");
+        now += 30 * MS;
+        assert_eq!(task.on_exit(Exit::Code(2), now, out), AttemptEnd::Retry);
+        assert_eq!(task.reason(), Some("retry 1 of 1"));
+        now += 10 * MS;
+        task.start(now, &config, out);
+        task.on_spawned(101, now, out);
+        task.set_reason(None);
+        task.capture(OutputStream::Stdout).append(b"second try\n");
+        now += 40 * MS;
+        assert_eq!(task.on_exit(Exit::Code(0), now, out), AttemptEnd::Final);
+        assert_eq!((task.ended_at(), task.deadline()), (Some(now), None));
+
+        let later = now + 1000 * MS;
+        let status = task.status(later);
+        assert_eq!(status.name.as_deref(), Some("seven"));
+        assert_eq!(status.pool, "p");
+        assert_eq!(status.command, argv, "an empty argument is kept");
+        assert_eq!(status.state, TaskState::Exited);
+        assert_eq!(status.exit, Some(Exit::Code(0)));
+        assert_eq!(status.duration_ms, Some(40), "the last attempt's");
+        assert_eq!(
+            (status.attempts, status.retries, status.priority),
+            (2, 1, 3)
+        );
+        assert_eq!(status.failed_attempts, [Exit::Code(2)]);
+        assert_eq!(task.stdout().data, b"first try\nsecond try\n");
+        let note = String::from_utf8_lossy(&task.stderr().data).into_owned();
+        assert!(note.contains("attempt 1 failed"), "{note}");
+
+        let restored = Task::restore(&task.snapshot(later, true), later, false);
+        assert_eq!(restored.status(later), status);
+        assert_eq!(restored.stdout().data, task.stdout().data);
+        assert_eq!(restored.limits, limits);
+        assert_eq!(restored.ended_at(), Some(now));
+    }
+
+    #[test]
+    fn a_plain_task_has_no_extra_part_and_its_command_round_trips() {
+        let now = Instant::now();
+        for argv in [vec![], vec![String::new()], vec!["/bin/true".to_string()]] {
+            let mut task = Task::new(1, "p", argv.clone(), None);
+            assert_eq!(task.status(now).command, argv);
+            task.set_reason(Some("waiting for lock".into()));
+            task.set_reason(None);
+            assert!(task.extra.is_none(), "nothing rare: no box");
+            task.cancel("cancelled", now, &pool(), &mut Vec::new());
+            assert_eq!(task.status(now).reason.as_deref(), Some("cancelled"));
+            assert_eq!(task.status(now).state, TaskState::Cancelled);
+        }
+    }
+}

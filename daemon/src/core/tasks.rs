@@ -147,3 +147,34 @@ impl Tasks {
         self.touched.is_empty() && walked == self.deadlines && self.indexed.len() == walked.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(a: &Task, b: &Task) -> bool {
+        std::ptr::eq(a.pool.as_ptr(), b.pool.as_ptr())
+    }
+
+    #[test]
+    fn tasks_share_their_pool_name_and_a_repeated_command() {
+        let mut tasks = Tasks::default();
+        let argv = |arg: &str| vec!["/bin/echo".to_string(), arg.to_string()];
+        tasks.insert(1, Task::new(1, "a", argv("x"), None));
+        tasks.insert(2, Task::new(2, "a", argv("x"), None));
+        tasks.insert(3, Task::new(3, "b", argv("y"), None));
+        tasks.insert(4, Task::new(4, "a", argv("y"), None));
+        assert!(same(&tasks[&1], &tasks[&2]) && same(&tasks[&1], &tasks[&4]));
+        assert!(!same(&tasks[&1], &tasks[&3]));
+        assert_eq!(&*tasks[&3].pool, "b");
+        let now = Instant::now();
+        let command = |id| tasks[&id].status(now).command;
+        assert_eq!((command(1), command(2)), (argv("x"), argv("x")));
+        assert_eq!((command(3), command(4)), (argv("y"), argv("y")));
+        // Pool b's last task goes: its name is forgotten when a new pool comes.
+        tasks.remove(&3);
+        tasks.insert(5, Task::new(5, "c", argv("z"), None));
+        assert!(!tasks.pool_names.contains("b"));
+        assert!(tasks.pool_names.contains("a") && tasks.pool_names.contains("c"));
+    }
+}

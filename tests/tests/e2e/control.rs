@@ -210,7 +210,11 @@ fn waiting_connections_are_answered_then_serve_on_or_told_herdd_exits() {
     let mut herd = Herd::start("[semaphore.lock]\ncapacity = 1\n");
     let acquire = "{\"v\":1,\"cmd\":\"sem-acquire\",\"name\":\"lock\"}\n";
     let mut holder = send_waiting(&herd, acquire);
-    assert_eq!(reply_of(&mut holder)["ok"]["acquired"], true, "free: at once");
+    assert_eq!(
+        reply_of(&mut holder)["ok"]["acquired"],
+        true,
+        "free: at once"
+    );
     let mut waiting: Vec<_> = (0..20).map(|_| send_waiting(&herd, acquire)).collect();
     wait_until("20 connections in line", || sem_waiters(&herd) == 20);
     // The holder gives the slot back; the first in line gets it, and its
