@@ -62,20 +62,6 @@ pub struct Connection {
     pub stream: UnixStream,
 }
 
-/// Sends [`Incoming::Gone`] when the connection task ends, on every path.
-struct Departure {
-    client: ClientId,
-    core: RequestSender,
-}
-
-impl Drop for Departure {
-    fn drop(&mut self) {
-        let _ = self.core.send(Incoming::Gone {
-            client: self.client,
-        });
-    }
-}
-
 /// Whether the connection goes on after a request.
 enum Flow {
     Continue,
@@ -105,6 +91,16 @@ struct Session {
     pending: Pending,
     /// A complete request has arrived: from now on, idle is fine.
     spoke: bool,
+}
+
+/// Sends [`Incoming::Gone`] when the connection ends, on every path
+/// (what the client held is released).
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.shared.core.send(Incoming::Gone {
+            client: self.client,
+        });
+    }
 }
 
 /// Serves one connection until the client closes it, misbehaves, or herdd
@@ -146,10 +142,6 @@ pub fn serve(
 
 impl Session {
     async fn run(mut self) -> u32 {
-        let _departure = Departure {
-            client: self.client,
-            core: self.shared.core.clone(),
-        };
         let _counted = super::metrics::Counted::default();
         loop {
             let (answer, costs) = match Box::pin(self.next()).await {
