@@ -44,7 +44,7 @@ impl Captured {
 /// other tasks (`Tasks::insert`), the deadline and the end time share a
 /// field (a task has a deadline only while it has not ended), and what
 /// most tasks never have (a name, a reason, output, failed attempts, a
-/// start time) is in [`Extra`], allocated only for those that have it.
+/// delayed start) is in `Extra`, allocated only for those that have it.
 #[derive(Debug, Clone)]
 pub struct Task {
     pub id: TaskId,
