@@ -380,4 +380,21 @@ mod tests {
         assert_eq!(held.outstanding(3), 1, "collected before: still held");
         assert_eq!(held.snapshot(), [5]);
     }
+
+    #[test]
+    fn a_client_that_held_many_leaves_no_room_behind() {
+        let mut held = Held::default();
+        for id in 1..=10_000 {
+            held.hold(1, id, true);
+        }
+        held.hold(2, 20_000, false);
+        assert!(held.submitter.capacity() >= 10_000);
+        assert!(held.client_gone(1).is_empty());
+        assert!(
+            held.submitter.capacity() < 100,
+            "room for {}",
+            held.submitter.capacity()
+        );
+        assert_eq!(held.outstanding(2), 1, "the other client's hold stays");
+    }
 }
