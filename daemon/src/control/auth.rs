@@ -129,6 +129,8 @@ fn peer_groups(fd: RawFd) -> io::Result<Vec<u32>> {
         let needed = len as usize / GID;
         if rc == 0 {
             groups.truncate(needed);
+            // Kept for the connection's life: no room for more.
+            groups.shrink_to_fit();
             return Ok(groups);
         }
         let err = io::Error::last_os_error();

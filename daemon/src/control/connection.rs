@@ -62,24 +62,22 @@ pub struct Connection {
     pub stream: UnixStream,
 }
 
-/// Sends [`Incoming::Gone`] when the connection task ends, on every path.
-struct Departure {
-    client: ClientId,
-    core: RequestSender,
-}
-
-impl Drop for Departure {
-    fn drop(&mut self) {
-        let _ = self.core.send(Incoming::Gone {
-            client: self.client,
-        });
-    }
-}
-
 /// Whether the connection goes on after a request.
 enum Flow {
     Continue,
     Close,
+}
+
+/// What reading and handling one request led to.
+enum Handled {
+    /// Answered here, or nothing to answer.
+    Done(Flow),
+    /// Handed to the core, whose reply comes on `answer`; `costs`: the
+    /// reply gets usage figures before it is written.
+    Asked {
+        answer: oneshot::Receiver<Reply>,
+        costs: bool,
+    },
 }
 
 /// The connection task's state.
@@ -95,21 +93,38 @@ struct Session {
     spoke: bool,
 }
 
+/// Sends [`Incoming::Gone`] when the connection ends, on every path
+/// (what the client held is released).
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.shared.core.send(Incoming::Gone {
+            client: self.client,
+        });
+    }
+}
+
 /// Serves one connection until the client closes it, misbehaves, or herdd
-/// exits or re-executes (`closing`; a request in progress is still answered).
-pub async fn serve(connection: Connection, shared: Arc<Shared>, closing: watch::Receiver<Closing>) {
+/// exits or re-executes (`closing`; a request in progress is still
+/// answered). Ends with the peer's uid (for admission.rs).
+///
+/// Thousands of connections may wait at once (an `event wait` each), so
+/// what a waiting connection holds is kept small: the future returned here
+/// is the connection's task, spawned as it is (a wrapping `async` block
+/// would hold it twice), and only waiting for the core's answer happens in
+/// it directly. Reading a request, handling it and writing the reply run in
+/// futures boxed for the time they take.
+pub fn serve(
+    connection: Connection,
+    shared: Arc<Shared>,
+    closing: watch::Receiver<Closing>,
+) -> impl std::future::Future<Output = u32> + Send {
     let Connection {
         client,
         peer,
         stream,
     } = connection;
-    let _departure = Departure {
-        client,
-        core: shared.core.clone(),
-    };
-    let _counted = super::metrics::Counted::default();
     let (read, write) = stream.into_split();
-    let mut session = Session {
+    let session = Session {
         client,
         peer,
         pending: Pending {
@@ -122,21 +137,40 @@ pub async fn serve(connection: Connection, shared: Arc<Shared>, closing: watch::
         closing,
         spoke: false,
     };
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        // One big request must not keep 64 KiB allocated for the connection's life.
-        line.shrink_to(READ_BUFFER);
-        let Some(read) = session.read(&mut line).await else {
-            return;
-        };
-        if let Flow::Close = session.answer(read, &line).await {
-            return;
-        }
-    }
+    session.run()
 }
 
 impl Session {
+    async fn run(mut self) -> u32 {
+        let _counted = super::metrics::Counted::default();
+        loop {
+            let (answer, costs) = match Box::pin(self.next()).await {
+                Handled::Done(Flow::Continue) => continue,
+                Handled::Done(Flow::Close) => break,
+                Handled::Asked { answer, costs } => (answer, costs),
+            };
+            // Where a connection may stay for long (`join`, `event wait`).
+            let Some(reply) = self.answer_of(answer).await else {
+                break;
+            };
+            if let Flow::Close = Box::pin(self.deliver(reply, costs)).await {
+                break;
+            }
+        }
+        self.peer.uid
+    }
+
+    /// Reads the next request and handles it, up to handing it to the
+    /// core. The line read is let go of then: a waiting connection holds
+    /// no copy of its request.
+    async fn next(&mut self) -> Handled {
+        let mut line = Vec::new();
+        let Some(read) = self.read(&mut line).await else {
+            return Handled::Done(Flow::Close);
+        };
+        self.answer(read, &line).await
+    }
+
     /// The next line; `None` when herdd is closing the connection.
     async fn read(&mut self, line: &mut Vec<u8>) -> Option<io::Result<Line>> {
         let idle = (!self.spoke).then_some(self.shared.idle_timeout);
@@ -146,24 +180,26 @@ impl Session {
         }
     }
 
-    /// Answers what was read.
-    async fn answer(&mut self, read: io::Result<Line>, line: &[u8]) -> Flow {
+    /// Answers what was read, or hands it to the core.
+    async fn answer(&mut self, read: io::Result<Line>, line: &[u8]) -> Handled {
         match read {
-            Ok(Line::Complete) if line.iter().all(u8::is_ascii_whitespace) => Flow::Continue,
+            Ok(Line::Complete) if line.iter().all(u8::is_ascii_whitespace) => {
+                Handled::Done(Flow::Continue)
+            }
             Ok(Line::Complete) => {
                 self.spoke = true;
                 match decode_request(line) {
                     Ok(request) => self.request(request).await,
-                    Err(body) => self.reply(&Reply::Error(body)).await,
+                    Err(body) => Handled::Done(self.reply(&Reply::Error(body)).await),
                 }
             }
             Ok(Line::Cut(cut)) => {
                 // The rest cannot be parsed, or waited for: close after telling why.
                 let reply = self.why_cut(cut);
                 framing::send(&mut self.write, &reply).await;
-                Flow::Close
+                Handled::Done(Flow::Close)
             }
-            Ok(Line::End) | Err(_) => Flow::Close,
+            Ok(Line::End) | Err(_) => Handled::Done(Flow::Close),
         }
     }
 
@@ -208,19 +244,19 @@ impl Session {
     }
 
     /// A decoded request: streamed here (`events`, `logs`), or the core's.
-    async fn request(&mut self, request: Request) -> Flow {
+    async fn request(&mut self, request: Request) -> Handled {
         let policy = &self.shared.policy;
         if !policy.allows(&self.peer, &request) {
             let verb = request.verb();
             let denials = &self.shared.denials;
             denials.record(self.peer.uid, self.peer.pid, &verb, "socket");
             let reply = Reply::error(ErrorCode::PermissionDenied, policy.denial(&request));
-            return self.reply(&reply).await;
+            return Handled::Done(self.reply(&reply).await);
         }
-        match request {
+        let flow = match request {
             // Streamed from the hub: the core is not involved. (The rare,
-            // large futures are boxed: the connection's own future, which
-            // every waiting connection holds, stays small.)
+            // large futures are boxed, so that an ordinary request does not
+            // carry their size.)
             Request::Events { follow } => Box::pin(self.stream_events(follow)).await,
             // Read from the files: the core is not involved.
             request @ Request::Logs { .. } => {
@@ -249,37 +285,32 @@ impl Session {
             }
             request => {
                 let request = crate::core::semaphore::vouch_pid(request, self.peer.pid);
-                self.core_request(request).await
+                let costs = usage::costs(&request);
+                match self.ask_core(request) {
+                    Some(answer) => return Handled::Asked { answer, costs },
+                    None => self.reply(&framing::shutting_down()).await,
+                }
             }
-        }
+        };
+        Handled::Done(flow)
     }
 
-    /// Hands `request` to the core and writes its reply.
-    async fn core_request(&mut self, request: Request) -> Flow {
-        let costs = usage::costs(&request);
-        match self.ask_core(request).await {
-            Some(reply) if costs => {
-                let reply = Box::pin(usage::with_usage(reply)).await;
-                self.reply(&reply).await
-            }
-            Some(reply) => self.reply(&reply).await,
-            // herdd re-executes: a request it did not answer was never
-            // carried out, and the client may send it again.
-            None => Flow::Close,
-        }
-    }
-
-    /// The core's reply; `None` when herdd re-executes before answering.
-    async fn ask_core(&mut self, request: Request) -> Option<Reply> {
-        let (reply, mut answer) = oneshot::channel();
+    /// Hands `request` to the core: its answer comes on the receiver
+    /// returned; `None` when the core has stopped taking requests.
+    fn ask_core(&mut self, request: Request) -> Option<oneshot::Receiver<Reply>> {
+        let (reply, answer) = oneshot::channel();
         let incoming = Incoming::Request {
             client: self.client,
             request,
             reply,
         };
-        if self.shared.core.send(incoming).is_err() {
-            return Some(framing::shutting_down());
-        }
+        self.shared.core.send(incoming).ok().map(|()| answer)
+    }
+
+    /// The core's answer; `None` when herdd re-executes before answering:
+    /// a request it did not answer was never carried out, and the client
+    /// may send it again.
+    async fn answer_of(&mut self, mut answer: oneshot::Receiver<Reply>) -> Option<Reply> {
         tokio::select! {
             // An answer given before herdd closes is always delivered.
             biased;
@@ -291,6 +322,16 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Writes the core's reply (with usage figures when it `costs`).
+    async fn deliver(&mut self, reply: Reply, costs: bool) -> Flow {
+        let reply = if costs {
+            Box::pin(usage::with_usage(reply)).await
+        } else {
+            reply
+        };
+        self.reply(&reply).await
     }
 
     /// `events`: the remembered events, then (with `follow`) live ones until
@@ -455,6 +496,7 @@ async fn read_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::auth::Policy;
     use tokio::io::AsyncWriteExt;
 
     fn pending(total: &Arc<AtomicUsize>) -> Pending {
@@ -554,5 +596,48 @@ mod tests {
             .unwrap();
         assert!(matches!(read, Line::Cut(Cut::OverBudget)));
         drop(client);
+    }
+
+    /// Thousands of connections may wait at once (an `event wait` each),
+    /// each holding its task: this future. It was 3 kB (twice over, inside
+    /// a wrapping `async` block) before reading and replying were boxed;
+    /// what it holds while waiting is now its session and the wait. (Debug
+    /// builds lay futures out less tightly than release builds.)
+    #[tokio::test]
+    async fn a_connection_future_stays_small() {
+        let config = herd_config::parse(
+            std::path::Path::new("herd.toml"),
+            "[herd]\nsocket = \"/nonexistent/herd.sock\"\n",
+        )
+        .unwrap();
+        let (inputs, _) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            policy: Arc::new(Policy {
+                own_uid: 0,
+                control_group: None,
+            }),
+            core: crate::shell::clients::channel().0,
+            hub: EventHub::new(),
+            logs: LogHub::new(&config, inputs),
+            denials: Denials::new(),
+            pending: Arc::default(),
+            idle_timeout: Duration::from_secs(1),
+        });
+        let (stream, _client) = UnixStream::pair().unwrap();
+        let peer = Peer {
+            uid: 0,
+            gid: 0,
+            groups: vec![],
+            pid: None,
+        };
+        let connection = Connection {
+            client: 1,
+            peer,
+            stream,
+        };
+        let closing = watch::channel(Closing::Open).1;
+        let served = serve(connection, shared, closing);
+        let size = std::mem::size_of_val(&served);
+        assert!(size <= 640, "the connection future is {size} bytes");
     }
 }

@@ -23,9 +23,11 @@ pub struct LeanReader<R> {
     inner: R,
     /// Empty while nothing is buffered.
     buf: Box<[u8]>,
-    pos: usize,
-    filled: usize,
-    capacity: usize,
+    // 32 bits: a reader is part of every connection's state, and its
+    // buffer is a few kB.
+    pos: u32,
+    filled: u32,
+    capacity: u32,
 }
 
 impl<R> LeanReader<R> {
@@ -35,7 +37,7 @@ impl<R> LeanReader<R> {
             buf: Box::default(),
             pos: 0,
             filled: 0,
-            capacity: capacity.max(1),
+            capacity: capacity.clamp(1, u32::MAX as usize) as u32,
         }
     }
 
@@ -51,7 +53,7 @@ impl<R: AsyncRead + Unpin> AsyncBufRead for LeanReader<R> {
         let this = self.get_mut();
         if this.pos >= this.filled {
             if this.buf.is_empty() {
-                this.buf = vec![0; this.capacity].into_boxed_slice();
+                this.buf = vec![0; this.capacity as usize].into_boxed_slice();
             }
             let mut read = ReadBuf::new(&mut this.buf);
             let polled = Pin::new(&mut this.inner).poll_read(cx, &mut read);
@@ -61,14 +63,15 @@ impl<R: AsyncRead + Unpin> AsyncBufRead for LeanReader<R> {
                 return polled.map_ok(|()| &[][..]);
             }
             this.pos = 0;
-            this.filled = filled;
+            // At most the buffer's size, itself a u32.
+            this.filled = filled as u32;
         }
-        Poll::Ready(Ok(&this.buf[this.pos..this.filled]))
+        Poll::Ready(Ok(&this.buf[this.pos as usize..this.filled as usize]))
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
         let this = self.get_mut();
-        this.pos = (this.pos + amt).min(this.filled);
+        this.pos = (this.pos as usize + amt).min(this.filled as usize) as u32;
         if this.pos == this.filled {
             this.release();
         }

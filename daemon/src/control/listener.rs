@@ -154,17 +154,14 @@ impl Listener {
         }
         let client = self.next_client;
         self.next_client += 1;
-        let uid = peer.uid;
         let connection = Connection {
             client,
             peer,
             stream,
         };
+        // Spawned as it is: see `connection::serve`.
         let served = connection::serve(connection, self.shared.clone(), self.closing.subscribe());
-        self.connections.spawn(async move {
-            served.await;
-            uid
-        });
+        self.connections.spawn(served);
     }
 
     /// Out of descriptors (EMFILE, ENFILE): first a few of the shell's

@@ -162,12 +162,22 @@ impl Held {
     pub fn client_gone(&mut self, client: ClientId) -> Vec<TaskId> {
         self.waiting.remove(&client);
         let ids = self.by_client.remove(&client).unwrap_or_default().all;
-        ids.into_iter()
+        let dropped = ids
+            .into_iter()
             .filter(|id| {
                 self.submitter.remove(id);
                 self.evicted.remove(id)
             })
-            .collect()
+            .collect();
+        // A hash map keeps the room it once needed: after a client that
+        // submitted 100,000 tasks, megabytes of it.
+        if self.submitter.len() < self.submitter.capacity() / 4 {
+            self.submitter.shrink_to_fit();
+        }
+        if self.by_client.len() < self.by_client.capacity() / 4 {
+            self.by_client.shrink_to_fit();
+        }
+        dropped
     }
 
     pub fn wait(&mut self, client: ClientId, waiter: ResultsWaiter) -> Option<ResultsWaiter> {
@@ -369,5 +379,22 @@ mod tests {
         assert_eq!(held.next_deadline(), None);
         assert_eq!(held.outstanding(3), 1, "collected before: still held");
         assert_eq!(held.snapshot(), [5]);
+    }
+
+    #[test]
+    fn a_client_that_held_many_leaves_no_room_behind() {
+        let mut held = Held::default();
+        for id in 1..=10_000 {
+            held.hold(1, id, true);
+        }
+        held.hold(2, 20_000, false);
+        assert!(held.submitter.capacity() >= 10_000);
+        assert!(held.client_gone(1).is_empty());
+        assert!(
+            held.submitter.capacity() < 100,
+            "room for {}",
+            held.submitter.capacity()
+        );
+        assert_eq!(held.outstanding(2), 1, "the other client's hold stays");
     }
 }

@@ -362,13 +362,13 @@ impl super::Supervisor {
         let reason = match (task.state, &task.exit) {
             (TaskState::TimedOut, _) => "timed out".to_string(),
             (TaskState::Failed, Some(exit)) => format!("task ended with {exit}"),
-            (TaskState::Failed, None) => task.reason.clone().unwrap_or_else(|| "failed".into()),
+            (TaskState::Failed, None) => task.reason().unwrap_or("failed").to_string(),
             (
                 TaskState::Queued | TaskState::Running | TaskState::Exited | TaskState::Cancelled,
                 _,
             ) => return,
         };
-        let Some(pool) = self.pools.get(&task.pool) else {
+        let Some(pool) = self.pools.get(&*task.pool) else {
             return;
         };
         let hook = &pool.config.on_failure;
@@ -376,15 +376,15 @@ impl super::Supervisor {
             return;
         }
         let failure = Failure {
-            unit: task.pool.clone(),
+            unit: task.pool.to_string(),
             instance: task.label(),
             exit: task.exit.clone(),
             reason,
             task: Some(id),
-            tail: LogTail::Captured(captured_tail(&task.stdout.data, &task.stderr.data)),
+            tail: LogTail::Captured(captured_tail(&task.stdout().data, &task.stderr().data)),
         };
         let base = task.spawn_spec(&pool.config);
-        let subject = HookSubject::Pool(task.pool.clone());
+        let subject = HookSubject::Pool(task.pool.to_string());
         self.hooks.failed(now, (subject, failure), hook, base, out);
     }
 }

@@ -553,9 +553,9 @@ impl Supervisor {
             let Some(task) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            match self.pools.get(&task.pool) {
+            match self.pools.get(&*task.pool) {
                 Some(pool) => task.on_deadline(now, &pool.config, out),
-                None => task.deadline = None,
+                None => task.clear_deadline(),
             }
         }
         self.hooks.tick(now, out);

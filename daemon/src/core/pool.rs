@@ -130,12 +130,12 @@ impl Pool {
             if let Err(reason) =
                 semaphores.try_acquire(now, &holder, &self.config.semaphores, &label, out)
             {
-                task.reason = Some(reason);
+                task.set_reason(Some(reason));
                 break;
             }
             self.queue.remove(at);
             self.running += 1;
-            task.reason = None;
+            task.set_reason(None);
             task.start(now, &self.config, out);
         }
     }

@@ -303,8 +303,8 @@ impl Supervisor {
 
     fn output_report(&self, task: &Task, stream: OutputStream) -> OutputReport {
         let captured = match stream {
-            OutputStream::Stdout => &task.stdout,
-            OutputStream::Stderr => &task.stderr,
+            OutputStream::Stdout => task.stdout(),
+            OutputStream::Stderr => task.stderr(),
         };
         OutputReport {
             id: task.id,
@@ -441,7 +441,7 @@ impl Supervisor {
         let Some(pool) = self
             .tasks
             .get(&id)
-            .and_then(|t| self.pools.get_mut(&t.pool))
+            .and_then(|t| self.pools.get_mut(&*t.pool))
         else {
             return;
         };
@@ -460,12 +460,12 @@ impl Supervisor {
         let Some(task) = self.tasks.get(&id) else {
             return;
         };
-        let Some(pool) = self.pools.get_mut(&task.pool) else {
+        let Some(pool) = self.pools.get_mut(&*task.pool) else {
             return;
         };
         let ran_ms = task
             .started_at
-            .zip(task.ended_at)
+            .zip(task.ended_at())
             .map(|(start, end)| end.saturating_duration_since(start).as_millis() as u64);
         pool.tally.record(task.state, ran_ms);
         let evicted = pool.finished(id, was_running);
@@ -491,7 +491,7 @@ impl Supervisor {
         all: bool,
         out: &mut Vec<Action>,
     ) {
-        let daemon = |task: &Task| self.pools.get(&task.pool).is_some_and(|p| p.config.daemon);
+        let daemon = |task: &Task| self.pools.get(&*task.pool).is_some_and(|p| p.config.daemon);
         let ids = self.live_tasks(|task| task.state == TaskState::Queued || all || daemon(task));
         for id in ids {
             self.cancel_task(now, id, "herdd shut down", out);
@@ -503,7 +503,7 @@ impl Supervisor {
         let Some(task) = self.tasks.get_mut(&id) else {
             return false;
         };
-        let Some(pool) = self.pools.get(&task.pool) else {
+        let Some(pool) = self.pools.get(&*task.pool) else {
             return false;
         };
         let was_queued = task.state == TaskState::Queued;

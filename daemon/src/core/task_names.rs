@@ -28,7 +28,7 @@ impl TaskNames {
             let now = tasks
                 .get(&id)
                 .filter(|task| !task.state.is_final())
-                .and_then(|task| Some((task.pool.as_str(), task.name.as_deref()?)));
+                .and_then(|task| Some((&*task.pool, task.name()?)));
             let was = self
                 .keys
                 .get(&id)
@@ -63,8 +63,8 @@ impl TaskNames {
     pub fn index_is_true(&self, tasks: &Tasks) -> bool {
         let mut walked = TaskNames::default();
         for task in tasks.values().filter(|task| !task.state.is_final()) {
-            if let Some(name) = &task.name {
-                let key = (task.pool.clone(), name.clone());
+            if let Some(name) = task.name() {
+                let key = (task.pool.to_string(), name.to_string());
                 walked.live.entry(key.clone()).or_default().insert(task.id);
                 walked.keys.insert(task.id, key);
             }

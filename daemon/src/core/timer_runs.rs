@@ -375,7 +375,7 @@ impl Supervisor {
 }
 
 fn task_result(task: &super::Task) -> String {
-    match (&task.exit, &task.reason) {
+    match (&task.exit, task.reason()) {
         (Some(exit), _) => format!("{exit}"),
         (None, Some(reason)) => format!("{}: {reason}", task.state),
         (None, None) => task.state.to_string(),

@@ -176,3 +176,62 @@ fn status_json_and_completions() {
         assert!(script.contains("scale"), "{shell} completes verbs");
     }
 }
+
+/// Opens a connection, sends `request` and returns the connection, for
+/// requests that wait.
+fn send_waiting(herd: &Herd, request: &str) -> std::io::BufReader<UnixStream> {
+    let mut stream = UnixStream::connect(&herd.socket).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    std::io::BufReader::new(stream)
+}
+
+fn reply_of(connection: &mut std::io::BufReader<UnixStream>) -> serde_json::Value {
+    use std::io::BufRead;
+    let mut line = String::new();
+    connection.read_line(&mut line).expect("a reply");
+    serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON reply: {line:?}"))
+}
+
+fn sem_waiters(herd: &Herd) -> usize {
+    let list: serde_json::Value =
+        serde_json::from_str(&herd.raw(b"{\"v\":1,\"cmd\":\"sem-list\"}\n")).unwrap();
+    list["ok"]["semaphores"][0]["waiters"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+/// Connections waiting for the core (here in line for a semaphore) hold
+/// little while they wait, and are still answered: in turn when the slot
+/// frees, and with `shutting_down` when herdd exits under them; each can
+/// go on with another request after its answer.
+#[test]
+fn waiting_connections_are_answered_then_serve_on_or_told_herdd_exits() {
+    let mut herd = Herd::start("[semaphore.lock]\ncapacity = 1\n");
+    let acquire = "{\"v\":1,\"cmd\":\"sem-acquire\",\"name\":\"lock\"}\n";
+    let mut holder = send_waiting(&herd, acquire);
+    assert_eq!(
+        reply_of(&mut holder)["ok"]["acquired"],
+        true,
+        "free: at once"
+    );
+    let mut waiting: Vec<_> = (0..20).map(|_| send_waiting(&herd, acquire)).collect();
+    wait_until("20 connections in line", || sem_waiters(&herd) == 20);
+    // The holder gives the slot back; the first in line gets it, and its
+    // connection serves its next request.
+    drop(holder);
+    let mut first = waiting.remove(0);
+    assert_eq!(reply_of(&mut first)["ok"]["acquired"], true);
+    first
+        .get_mut()
+        .write_all(b"{\"v\":1,\"cmd\":\"event-list\"}\n")
+        .unwrap();
+    assert!(reply_of(&mut first)["ok"].is_object(), "serves on");
+    wait_until("19 left in line", || sem_waiters(&herd) == 19);
+    herd.ok(&["shutdown"]);
+    for connection in &mut waiting {
+        let reply = reply_of(connection);
+        assert_eq!(reply["error"]["code"], "shutting_down", "{reply}");
+    }
+    assert_eq!(herd.wait_exit(), 0);
+}

@@ -289,6 +289,6 @@ fn limits_and_attempts_survive_a_snapshot() {
     let restored = crate::core::task::Task::restore(&task.snapshot(h.now, false), h.now, false);
     assert_eq!(restored.limits, task.limits);
     assert_eq!(restored.attempts, 1);
-    assert_eq!(*restored.failed_attempts, [Exit::Code(1)]);
-    assert_eq!(restored.not_before, Some(h.now + 1000 * MS));
+    assert_eq!(restored.failed_attempts(), [Exit::Code(1)]);
+    assert_eq!(restored.not_before(), Some(h.now + 1000 * MS));
 }

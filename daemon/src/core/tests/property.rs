@@ -693,7 +693,7 @@ fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
         .values()
         .flat_map(|u| &u.instances)
         .filter_map(|i| i.next_timer());
-    let tasks = core.tasks.values().filter_map(|t| t.deadline);
+    let tasks = core.tasks.values().filter_map(|t| t.deadline());
     let waiters = core.waiters.iter().filter_map(|w| w.deadline);
     let join = core
         .shutdown
