@@ -113,7 +113,7 @@ impl Ready {
         // files are small regular files opened without blocking (env_file.rs).
         let from_files = herd_config::env_file::load(&spec.env_files)?;
         let setup = ChildSetup {
-            parent: std::process::id() as libc::pid_t,
+            parent: herdd_pid(),
             cgroup_procs,
             no_new_privs: spec.confinement.no_new_privs,
             die_with_parent: spec.daemon,
@@ -342,6 +342,13 @@ impl ChildSetup {
         }
         Ok(())
     }
+}
+
+/// herdd's pid, asked of the kernel once (herdd never forks itself, and
+/// keeps its pid across a re-exec).
+fn herdd_pid() -> libc::pid_t {
+    static PID: std::sync::OnceLock<libc::pid_t> = std::sync::OnceLock::new();
+    *PID.get_or_init(|| std::process::id() as libc::pid_t)
 }
 
 /// The descriptor limit herdd was started with, for a child whose
