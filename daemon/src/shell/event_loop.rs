@@ -764,7 +764,7 @@ impl Shell {
                 let result = spawn_confined(&mut self.cgroups, &owner, &spec);
                 self.spawn_result(owner, &spec, result)
             }
-            Err(input) => input,
+            Err((owner, error)) => Input::SpawnFailed { owner, error },
         }
     }
 
@@ -788,7 +788,7 @@ impl Shell {
                     let result = results.next().unwrap_or_else(|| Err("not started".into()));
                     self.spawn_result(owner, &spec, result)
                 }
-                Err(input) => input,
+                Err((owner, error)) => Input::SpawnFailed { owner, error },
             })
             .collect()
     }
@@ -810,14 +810,14 @@ impl Shell {
     }
 
     /// The spec as it is spawned (with herdd's sockets), or, when it
-    /// cannot be, the input that says why.
+    /// cannot be, why.
     fn ready_to_spawn(
         &mut self,
         owner: Owner,
         mut spec: Box<crate::core::SpawnSpec>,
-    ) -> Result<(Owner, Box<crate::core::SpawnSpec>), Input> {
+    ) -> Result<(Owner, Box<crate::core::SpawnSpec>), (Owner, String)> {
         if let Some(error) = self.reserve.short() {
-            return Err(Input::SpawnFailed { owner, error });
+            return Err((owner, error));
         }
         if spec.notify {
             spec.env
@@ -828,7 +828,7 @@ impl Shell {
         if !spec.sockets.is_empty() {
             match self.sockets.descriptors(&spec.sockets) {
                 Ok(fds) => listen::pass(&mut spec, fds),
-                Err(error) => return Err(Input::SpawnFailed { owner, error }),
+                Err(error) => return Err((owner, error)),
             }
         }
         Ok((owner, spec))

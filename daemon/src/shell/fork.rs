@@ -1,66 +1,94 @@
-//! Starting a process: clone, prepare the child, exec.
+//! Starting processes: clone, prepare the child, exec.
 //!
-//! The parent prepares everything (paths, argv, environment, pipes) before
-//! the clone and catches the common exec errors up front (a missing or
-//! non-executable program). The child then makes only raw syscalls: moves
-//! into its own process group, resets signals, sets up stdio, cwd and what
-//! `spawn.rs` asks (cgroups, limits, credentials, parent-death signal), puts
-//! listening sockets at 3.., fills in its own pid, and execs.
+//! The parent prepares everything (argv, environment, the files `exec` may
+//! run, pipes) before the clone. The child then makes only raw syscalls:
+//! moves into its own process group, resets signals, sets up stdio, cwd and
+//! what `spawn.rs` asks (cgroups, limits, credentials, parent-death signal),
+//! puts listening sockets at 3.., fills in its own pid, and execs: the
+//! program itself, or the first one found in `PATH` as `execvp` does, so
+//! that `exec` says what is wrong (with the child's credentials) and herdd
+//! looks at no file per spawn.
 //!
-//! # vfork-style (x86_64)
+//! # vfork-style
 //!
-//! The child is made with `clone3(CLONE_VM | CLONE_VFORK)` (and
-//! `CLONE_INTO_CGROUP` when it gets a v2 cgroup): it borrows herdd's memory
-//! instead of getting a copy, so no page tables are copied and herdd takes
-//! no copy-on-write faults afterwards — a fork's cost grows with herdd's
-//! size, this one does not. The calling thread sleeps until the child has
-//! exec'd or exited, so a failure of the child is known when [`fork_exec`]
-//! returns ([`ForkError::Child`]). The other herdd threads (the blocking
-//! pool, the journal writer) keep running beside the child, in the same
-//! memory. Hence what the child may do, and why:
+//! The child borrows herdd's memory instead of getting a copy (`CLONE_VM`),
+//! so no page tables are copied and herdd takes no copy-on-write faults
+//! afterwards: a fork's cost grows with herdd's size, this one does not. A
+//! failure of the child (its exec, or a step before) is known when the
+//! start returns ([`ForkError::Child`]). The other herdd threads (the
+//! blocking pool, the journal writer) keep running beside the child, in
+//! the same memory. Hence what the child may do, and why:
 //!
-//! - It runs on a stack of its own, an array in the parent's frame (the
-//!   parent sleeps in that frame until the exec), and starts in a function
-//!   of its own (`child_main`, called by a few lines of assembly right after
-//!   the syscall); it never returns into the code that cloned, whose stack
-//!   it does not have.
+//! - It runs on a stack of its own, on the heap, and starts in a function
+//!   of its own (`child_main`); it never returns into the code that
+//!   cloned, whose stack it does not have.
 //! - It reads only memory prepared for it and written by no other thread
 //!   (the plan, argv and envp arrays, `spawn.rs`'s setup), and writes only
 //!   its stack, its own pid into the envp slots prepared for it, and the
-//!   failure word the parent reads after the clone. It never allocates and
+//!   failure word the parent reads once it is done. It never allocates and
 //!   never takes a lock: another herdd thread may hold malloc's, and the
 //!   memory is the same.
-//! - It makes raw syscalls, or calls glibc's thin syscall wrappers; never
-//!   glibc's `setuid`/`setgroups` wrappers, which signal every thread glibc
-//!   knows of and would wait for ever.
+//! - It makes raw syscalls through [`sys::call`], which returns the errno
+//!   rather than setting `errno`: the child shares the thread-local storage
+//!   of the thread that cloned it, which may be running meanwhile (below).
+//!   Never glibc's `setuid`/`setgroups` wrappers, which signal every thread
+//!   glibc knows of and would wait for ever.
 //! - No handler of herdd's may run in it (they would act on herdd's state,
 //!   say write to its signal pipe): the parent thread blocks every signal
-//!   around the clone (raw `rt_sigprocmask`, glibc's keeps two internal
-//!   signals open), and the child sets every handled signal back to
-//!   `SIG_DFL` before it clears its mask, as glibc's `posix_spawn` does.
+//!   while it starts children (raw `rt_sigprocmask`, glibc's keeps two
+//!   internal signals open), and the child sets every handled signal back
+//!   to `SIG_DFL` before it clears its mask, as glibc's `posix_spawn` does.
 //!   It has its own table of handlers (no `CLONE_SIGHAND`), its own
 //!   descriptor table, cwd, umask, limits and credentials (no
 //!   `CLONE_FILES`, `CLONE_FS`, `CLONE_THREAD`): changing those leaves
 //!   herdd's alone. The one exception is the memory's dumpable flag, which
-//!   changing credentials clears; the parent sets it back.
-//! - It ends in `execve` or `_exit`, nothing else.
+//!   changing credentials clears: once the children that changed theirs
+//!   are done, the parent sets it back.
+//! - It ends in `execve` or `exit_group`, nothing else.
 //!
-//! While the child works, herdd's event loop waits for it: a few dozen
+//! All of it happens on the thread that runs the event loop, herdd's main
+//! thread, and never on a helper thread: the parent-death signal of a
+//! `daemon` process fires when the *thread* that made it ends, and every
+//! thread but the one that calls `execve` ends at `daemon-reexec`.
+//!
+//! ## Side by side (x86_64)
+//!
+//! [`fork_exec_all`] starts a batch (the spawns that one step of the core
+//! hands out together: a unit's instances at start, a pool's tasks) with
+//! `clone3(CLONE_VM | CLONE_CHILD_CLEARTID)` (plus `CLONE_INTO_CGROUP` for
+//! a v2 cgroup), started by a few lines of assembly. The parent does not
+//! sleep in the clone: it clones the next child while those before set up
+//! and exec on the other cores, up to 16 at a time, then waits for each in
+//! turn. The kernel clears each child's `running` word and wakes a futex
+//! waiter on it when that child execs or exits (as it does for a thread's
+//! join); only then does the parent read its failure word and let go of
+//! its stack and memory. Results come back in the batch's order.
+//!
+//! ## Portable (every architecture)
+//!
+//! glibc's `clone(CLONE_VM | CLONE_VFORK)` on a stack of the child's own:
+//! the calling thread sleeps until the child has exec'd or exited, one
+//! child after the other. There is no `CLONE_INTO_CGROUP` here: the child
+//! writes to `cgroup.procs` first thing. x86_64 takes this path when the
+//! kernel refuses the `clone3` (before 5.3, or without `CLONE_INTO_CGROUP`
+//! before 5.7); its tests take it on purpose.
+//!
+//! While a child works, herdd's event loop waits for it: a few dozen
 //! syscalls, but a child stopped or blocked before its exec (a cwd on a
 //! hung network mount; joining a v1 cgroup waits for an RCU grace period)
 //! holds the loop too, as it would with `posix_spawn`.
 //!
-//! # fork (other architectures, old kernels)
+//! # fork
 //!
-//! Elsewhere, or when the kernel refuses that `clone3` (before 5.3, or
-//! without `CLONE_INTO_CGROUP` before 5.7), the child is forked (`clone3`
-//! with `CLONE_INTO_CGROUP` and no stack, else `fork` and a write to
-//! `cgroup.procs` in the child). It runs the same code on its own copy of
-//! memory, and the parent returns as soon as it exists. A failure of the
-//! child then comes back through one pipe shared by all children
-//! ([`ExecErrors`]): the child writes its pid and the errno there before it
-//! exits. One pipe rather than one per child, because every descriptor
-//! herdd holds is copied into every fork and closed again at every exec.
+//! Where the kernel (or a seccomp filter) refuses even the portable clone,
+//! and in tests, the plain fork (`clone3` with `CLONE_INTO_CGROUP` and no stack, else
+//! `fork` and a write to `cgroup.procs` in the child) runs the same code
+//! on its own copy of memory, and the parent returns as soon as it exists.
+//! A failure of the child then comes back through one pipe shared by all
+//! children ([`ExecErrors`]): the child writes its pid and the errno there
+//! before it exits. One pipe rather than one per child, because every
+//! descriptor herdd holds is copied into every fork and closed again at
+//! every exec.
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::{pipe2, read};
@@ -302,7 +330,8 @@ enum How {
     /// (every architecture; tests take it on purpose on x86_64).
     #[cfg_attr(all(not(test), target_arch = "x86_64"), allow(dead_code))]
     Portable,
-    /// Always fork (tests take it on purpose).
+    /// Always fork (tests take it on purpose; elsewhere only where the
+    /// portable clone is refused).
     #[cfg_attr(not(test), allow(dead_code))]
     Fork,
 }
@@ -330,7 +359,7 @@ fn start_all<F: Fn() -> io::Result<()>>(
         How::Best => best(launches, null),
         How::Portable => launches
             .iter()
-            .map(|launch| start_one(launch, null, portable))
+            .map(|launch| start_one(launch, null, portable_or_fork))
             .collect(),
         How::Fork => launches
             .iter()
@@ -364,7 +393,7 @@ fn best<F: Fn() -> io::Result<()>>(
 ) -> Vec<Result<Forked, ForkError>> {
     launches
         .iter()
-        .map(|launch| start_one(launch, null, portable))
+        .map(|launch| start_one(launch, null, portable_or_fork))
         .collect()
 }
 
@@ -552,6 +581,26 @@ extern "C" fn portable_main<F: Fn() -> io::Result<()>>(context: *mut libc::c_voi
     unsafe { child_main::<F>(context) }
 }
 
+/// The portable clone, or a fork where that clone is refused outright (a
+/// seccomp filter that allows only `fork`, say); not when the system is
+/// out of processes or memory, which a fork would be too.
+fn portable_or_fork<F: Fn() -> io::Result<()>>(
+    prepared: &mut Prepared<'_, F>,
+) -> io::Result<libc::pid_t> {
+    match portable(prepared) {
+        Err(error)
+            if matches!(
+                error.raw_os_error(),
+                Some(libc::EINVAL | libc::EPERM | libc::ENOSYS)
+            ) =>
+        {
+            prepared.child.join = None;
+            fork_style(prepared)
+        }
+        result => result,
+    }
+}
+
 /// Where a vfork-style child starts, on its own stack. It never returns:
 /// there is no frame to return to.
 ///
@@ -678,8 +727,8 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 #[cfg(target_arch = "x86_64")]
 mod concurrent {
     use super::{
-        boot_ticks, child_main, finish, portable, prepare, start_prepared, Child, ChildStack,
-        CloneArgs, ForkError, Forked, Launch, Prepared, CLONE_INTO_CGROUP,
+        boot_ticks, child_main, finish, portable_or_fork, prepare, start_prepared, Child,
+        ChildStack, CloneArgs, ForkError, Forked, Launch, Prepared, CLONE_INTO_CGROUP,
     };
     use std::collections::VecDeque;
     use std::io;
@@ -724,7 +773,7 @@ mod concurrent {
                 }
             };
             if UNAVAILABLE.load(Ordering::Relaxed) {
-                results[index] = Some(start_prepared(prepared, portable));
+                results[index] = Some(start_prepared(prepared, portable_or_fork));
                 continue;
             }
             let mut stack = stacks.pop().unwrap_or_else(ChildStack::new);
@@ -738,7 +787,7 @@ mod concurrent {
                 // Any refusal (no CLONE_INTO_CGROUP before 5.7, say): the
                 // portable clone, which joins the cgroup by a write.
                 stacks.push(stack);
-                results[index] = Some(start_prepared(prepared, portable));
+                results[index] = Some(start_prepared(prepared, portable_or_fork));
                 continue;
             }
             // The child has copies of the pipes' write ends.
