@@ -62,7 +62,9 @@
 //! turn. The kernel clears each child's `running` word and wakes a futex
 //! waiter on it when that child execs or exits (as it does for a thread's
 //! join); only then does the parent read its failure word and let go of
-//! its stack and memory. Results come back in the batch's order.
+//! its stack and memory. Results come back in the batch's order. The only
+//! child of a batch is cloned with `CLONE_VFORK` too: with nothing to do
+//! meanwhile, the parent sleeps in the clone rather than in a futex wait.
 //!
 //! ## Portable (every architecture)
 //!
