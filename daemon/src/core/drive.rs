@@ -7,7 +7,7 @@
 //! order: every action of an input before the next input, and the inputs an
 //! action produces after those queued before them.
 
-use super::{Action, Input, Supervisor};
+use super::{Action, Input, Owner, SpawnSpec, Supervisor};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -52,6 +52,21 @@ impl Cascade {
             let batch = core.handle(now, input);
             on_batch(&batch);
             self.actions.extend(batch);
+        }
+    }
+
+    /// The next action if it is a spawn already handed out by the core
+    /// (never a new input's): herdd starts consecutive spawns together.
+    /// Their results are fed back after the inputs queued before, as
+    /// one at a time.
+    pub fn next_queued_spawn(&mut self) -> Option<(Owner, Box<SpawnSpec>)> {
+        match self.actions.pop_front() {
+            Some(Action::Spawn { owner, spec }) => Some((owner, spec)),
+            Some(other) => {
+                self.actions.push_front(other);
+                None
+            }
+            None => None,
         }
     }
 

@@ -25,7 +25,7 @@ use super::probe::Probes;
 use super::reaper;
 use super::reexec::{self, Handover};
 use super::sd_notify::SystemdNotifier;
-use super::spawn::spawn_confined;
+use super::spawn::{spawn_confined, spawn_confined_all, Spawned};
 use super::survivors;
 use crate::core::hooks::{HookSubject, LogTail};
 use crate::core::survivors::Survivor;
@@ -728,6 +728,23 @@ impl Shell {
                 journal.record_starts(batch)
             });
             let Some(action) = next else { break };
+            if let Action::Spawn { owner, spec } = action {
+                // Spawns handed out together start side by side (fork.rs),
+                // so many: each holds its cgroup's descriptors and pipes
+                // from before its clone until the batch is done.
+                const SPAWN_BATCH: usize = 64;
+                let mut batch = vec![(owner, spec)];
+                while batch.len() < SPAWN_BATCH {
+                    let Some(spawn) = cascade.next_queued_spawn() else {
+                        break;
+                    };
+                    batch.push(spawn);
+                }
+                for next in self.spawn_all(batch) {
+                    cascade.feed_back(next);
+                }
+                continue;
+            }
             if let Some(next) = self.carry_out(action) {
                 cascade.feed_back(next);
             }
@@ -741,9 +758,66 @@ impl Shell {
 
     /// Spawns a process for `owner` and watches its output; the result
     /// goes back to the core as an input.
-    fn spawn(&mut self, owner: Owner, mut spec: Box<crate::core::SpawnSpec>) -> Input {
+    fn spawn(&mut self, owner: Owner, spec: Box<crate::core::SpawnSpec>) -> Input {
+        match self.ready_to_spawn(owner, spec) {
+            Ok((owner, spec)) => {
+                let result = spawn_confined(&mut self.cgroups, &owner, &spec);
+                self.spawn_result(owner, &spec, result)
+            }
+            Err((owner, error)) => Input::SpawnFailed { owner, error },
+        }
+    }
+
+    /// Spawns a process for each of `batch`, side by side, and watches their
+    /// output; the results, in order, go back to the core as inputs.
+    fn spawn_all(&mut self, batch: Vec<(Owner, Box<crate::core::SpawnSpec>)>) -> Vec<Input> {
+        let ready: Vec<_> = batch
+            .into_iter()
+            .map(|(owner, spec)| self.ready_to_spawn(owner, spec))
+            .collect();
+        let specs: Vec<(&Owner, &crate::core::SpawnSpec)> = ready
+            .iter()
+            .filter_map(|ready| ready.as_ref().ok())
+            .map(|(owner, spec)| (owner, &**spec))
+            .collect();
+        let mut results = spawn_confined_all(&mut self.cgroups, &specs).into_iter();
+        ready
+            .into_iter()
+            .map(|ready| match ready {
+                Ok((owner, spec)) => {
+                    let result = results.next().unwrap_or_else(|| Err("not started".into()));
+                    self.spawn_result(owner, &spec, result)
+                }
+                Err((owner, error)) => Input::SpawnFailed { owner, error },
+            })
+            .collect()
+    }
+
+    /// The input for the core that says how a spawn went.
+    fn spawn_result(
+        &mut self,
+        owner: Owner,
+        spec: &crate::core::SpawnSpec,
+        result: Result<Spawned, String>,
+    ) -> Input {
+        match result {
+            Ok(spawned) => self.spawned(owner, spec, spawned),
+            Err(error) => Input::SpawnFailed {
+                owner,
+                error: self.reserve.explain(error),
+            },
+        }
+    }
+
+    /// The spec as it is spawned (with herdd's sockets), or, when it
+    /// cannot be, why.
+    fn ready_to_spawn(
+        &mut self,
+        owner: Owner,
+        mut spec: Box<crate::core::SpawnSpec>,
+    ) -> Result<(Owner, Box<crate::core::SpawnSpec>), (Owner, String)> {
         if let Some(error) = self.reserve.short() {
-            return Input::SpawnFailed { owner, error };
+            return Err((owner, error));
         }
         if spec.notify {
             spec.env
@@ -754,18 +828,14 @@ impl Shell {
         if !spec.sockets.is_empty() {
             match self.sockets.descriptors(&spec.sockets) {
                 Ok(fds) => listen::pass(&mut spec, fds),
-                Err(error) => return Input::SpawnFailed { owner, error },
+                Err(error) => return Err((owner, error)),
             }
         }
-        let spawned = match spawn_confined(&mut self.cgroups, &owner, &spec) {
-            Ok(spawned) => spawned,
-            Err(error) => {
-                return Input::SpawnFailed {
-                    owner,
-                    error: self.reserve.explain(error),
-                }
-            }
-        };
+        Ok((owner, spec))
+    }
+
+    /// Watches the output of a process just spawned and records it.
+    fn spawned(&mut self, owner: Owner, spec: &crate::core::SpawnSpec, spawned: Spawned) -> Input {
         match (&owner, &spec.output, spawned.output) {
             (Owner::Task(task), _, Some((stdout, stderr))) => {
                 self.outputs.watch(spawned.pid, *task, stdout, stderr);

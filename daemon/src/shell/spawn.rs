@@ -7,7 +7,7 @@
 //! allocation, no locks.
 
 use super::cgroup::{Cgroups, Placement};
-use super::fork::{fork_exec, ExecPlan, ForkError, Stdio};
+use super::fork::{fork_exec_all, sys, ExecPlan, ForkError, Launch, Stdio};
 use crate::core::{Output, Owner, SpawnSpec};
 use herd_config::Rlimit;
 use nix::errno::Errno;
@@ -30,24 +30,46 @@ pub struct Spawned {
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Spawns `spec` in cgroups of its own, or a pool task without limits in
-/// its pool's, as far as this system allows (see `cgroup.rs`): the one call
-/// the event loop makes to start a process.
+/// its pool's, as far as this system allows (see `cgroup.rs`).
 pub fn spawn_confined(
     cgroups: &mut Cgroups,
     owner: &Owner,
     spec: &SpawnSpec,
 ) -> Result<Spawned, String> {
-    // The core names a task's pool in its environment.
-    let pool = spec.env.get("HERD_POOL").map(String::as_str);
-    let placement = cgroups.place(owner, &spec.confinement, pool);
-    let join_by_write = placement
-        .as_ref()
-        .map(Placement::join_by_write)
-        .unwrap_or_default();
-    let into = placement.as_ref().and_then(Placement::v2);
-    let result = spawn(spec, &join_by_write, into);
-    cgroups.settle(placement, result.as_ref().ok().map(|spawned| spawned.pid));
-    result
+    let mut results = spawn_confined_all(cgroups, &[(owner, spec)]);
+    results.pop().unwrap_or_else(|| Err("not started".into()))
+}
+
+/// [`spawn_confined`] for each of `specs`, their children started side by
+/// side (`fork.rs`): the one call the event loop makes to start processes.
+/// One result per spec, in their order.
+pub fn spawn_confined_all(
+    cgroups: &mut Cgroups,
+    specs: &[(&Owner, &SpawnSpec)],
+) -> Vec<Result<Spawned, String>> {
+    let placed: Vec<(Option<Placement>, Result<Ready, String>)> = specs
+        .iter()
+        .map(|(owner, spec)| {
+            // The core names a task's pool in its environment.
+            let pool = spec.env.get("HERD_POOL").map(String::as_str);
+            let placement = cgroups.place(owner, &spec.confinement, pool);
+            let join_by_write = placement
+                .as_ref()
+                .map(Placement::join_by_write)
+                .unwrap_or_default();
+            let into = placement.as_ref().and_then(Placement::v2);
+            (placement, Ready::new(spec, join_by_write, into))
+        })
+        .collect();
+    let started = start_all(placed.iter().map(|(_, ready)| ready));
+    placed
+        .into_iter()
+        .zip(started)
+        .map(|((placement, _), result)| {
+            cgroups.settle(placement, result.as_ref().ok().map(|spawned| spawned.pid));
+            result
+        })
+        .collect()
 }
 
 /// Spawns the process in its own process group; returns its pid, or a message
@@ -60,64 +82,120 @@ pub fn spawn(
     cgroup_procs: &[RawFd],
     into_cgroup: Option<(RawFd, RawFd)>,
 ) -> Result<Spawned, String> {
-    let (program, args) = spec.argv.split_first().ok_or("empty command")?;
-    if let Some(cwd) = &spec.cwd {
-        // exec reports a missing cwd as ENOENT, indistinguishable from a missing binary.
-        if let Err(err) = std::fs::read_dir(cwd) {
-            return Err(format!("cwd {}: {}", cwd.display(), describe(&err)));
+    let ready = Ready::new(spec, cgroup_procs.to_vec(), into_cgroup);
+    let mut results = start_all(std::iter::once(&ready));
+    results.pop().unwrap_or_else(|| Err("not started".into()))
+}
+
+/// A process ready to start: everything its child needs, built before the clone.
+struct Ready {
+    program: String,
+    plan: ExecPlan,
+    setup: ChildSetup,
+    into_cgroup: Option<(RawFd, RawFd)>,
+}
+
+impl Ready {
+    fn new(
+        spec: &SpawnSpec,
+        cgroup_procs: Vec<RawFd>,
+        into_cgroup: Option<(RawFd, RawFd)>,
+    ) -> Result<Ready, String> {
+        let (program, args) = spec.argv.split_first().ok_or("empty command")?;
+        if let Some(cwd) = &spec.cwd {
+            // exec reports a missing cwd as ENOENT, indistinguishable from a missing binary.
+            if let Err(err) = std::fs::read_dir(cwd) {
+                return Err(format!("cwd {}: {}", cwd.display(), describe(&err)));
+            }
         }
-    }
-    let credentials = Credentials::resolve(spec)?;
-    // Read now, at each start, so a restart picks up an edited file. The
-    // files are small regular files opened without blocking (env_file.rs).
-    let from_files = herd_config::env_file::load(&spec.env_files)?;
-    let setup = ChildSetup {
-        parent: std::process::id() as libc::pid_t,
-        cgroup_procs: cgroup_procs.to_vec(),
-        no_new_privs: spec.confinement.no_new_privs,
-        die_with_parent: spec.daemon,
-        umask: spec.umask,
-        rlimits: spec
-            .rlimits
-            .iter()
-            .map(|(r, v)| (resource(*r), *v, *v))
-            .chain(children_nofile(spec))
-            .collect(),
-        credentials,
-    };
-    let env = environment(spec, from_files);
-    let (stdout, stderr) = match spec.output {
-        Output::Capture | Output::Log { .. } => (Stdio::Pipe, Stdio::Pipe),
-        Output::Discard => (Stdio::Null, Stdio::Null),
-        Output::Inherit => (Stdio::Inherit, Stdio::Inherit),
-    };
-    let cwd = spec.cwd.as_deref();
-    let mut plan = ExecPlan::new(program, args, env, cwd, stdout, stderr)
-        .map_err(|err| format!("exec {program}: {}", describe(&err)))?;
-    if !spec.listen_fds.is_empty() {
-        plan.pass_sockets(spec.listen_fds.clone());
-    }
-    let apply = || {
-        if setup.is_needed() {
-            setup.apply()
-        } else {
-            Ok(())
+        let credentials = Credentials::resolve(spec)?;
+        // Read now, at each start, so a restart picks up an edited file. The
+        // files are small regular files opened without blocking (env_file.rs).
+        let from_files = herd_config::env_file::load(&spec.env_files)?;
+        let setup = ChildSetup {
+            parent: herdd_pid(),
+            cgroup_procs,
+            no_new_privs: spec.confinement.no_new_privs,
+            die_with_parent: spec.daemon,
+            umask: spec.umask,
+            rlimits: spec
+                .rlimits
+                .iter()
+                .map(|(r, v)| (resource(*r), *v, *v))
+                .chain(children_nofile(spec))
+                .collect(),
+            credentials,
+        };
+        let env = environment(spec, from_files);
+        let (stdout, stderr) = match spec.output {
+            Output::Capture | Output::Log { .. } => (Stdio::Pipe, Stdio::Pipe),
+            Output::Discard => (Stdio::Null, Stdio::Null),
+            Output::Inherit => (Stdio::Inherit, Stdio::Inherit),
+        };
+        let cwd = spec.cwd.as_deref();
+        let mut plan = ExecPlan::new(program, args, env, cwd, stdout, stderr)
+            .map_err(|err| format!("exec {program}: {}", describe(&err)))?;
+        if !spec.listen_fds.is_empty() {
+            plan.pass_sockets(spec.listen_fds.clone());
         }
-    };
-    let forked = fork_exec(&plan, apply, into_cgroup).map_err(|err| match err {
-        ForkError::Fork(err) => format!("fork: {}", describe(&err)),
-        // As a failure reported by a forked child (`ExecErrors`) reads.
-        ForkError::Child { error, .. } => format!("exec {program}: {}", describe(&error)),
-    })?;
-    let output = match (forked.stdout, forked.stderr) {
-        (Some(stdout), Some(stderr)) => Some((stdout, stderr)),
-        _ => None,
-    };
-    Ok(Spawned {
-        pid: forked.pid,
-        output,
-        start_time: forked.start_time,
-    })
+        if setup.credentials.is_some() {
+            plan.changes_credentials();
+        }
+        Ok(Ready {
+            program: program.clone(),
+            plan,
+            setup,
+            into_cgroup,
+        })
+    }
+}
+
+/// Starts every ready process, side by side; a spec that could not be
+/// made ready keeps its error. One result each, in order.
+fn start_all<'a>(
+    ready: impl Iterator<Item = &'a Result<Ready, String>>,
+) -> Vec<Result<Spawned, String>> {
+    let ready: Vec<&Result<Ready, String>> = ready.collect();
+    let launches: Vec<_> = ready
+        .iter()
+        .filter_map(|ready| ready.as_ref().ok())
+        .map(|ready| Launch {
+            plan: &ready.plan,
+            setup: || {
+                if ready.setup.is_needed() {
+                    ready.setup.apply()
+                } else {
+                    Ok(())
+                }
+            },
+            into_cgroup: ready.into_cgroup,
+        })
+        .collect();
+    let mut forked = fork_exec_all(&launches).into_iter();
+    ready
+        .iter()
+        .map(|ready| {
+            let ready = ready.as_ref().map_err(Clone::clone)?;
+            let forked = forked
+                .next()
+                .unwrap_or_else(|| Err(ForkError::Fork(io::Error::other("not started"))));
+            let program = &ready.program;
+            let forked = forked.map_err(|err| match err {
+                ForkError::Fork(err) => format!("fork: {}", describe(&err)),
+                // As a failure reported by a forked child (`ExecErrors`) reads.
+                ForkError::Child { error, .. } => format!("exec {program}: {}", describe(&error)),
+            })?;
+            let output = match (forked.stdout, forked.stderr) {
+                (Some(stdout), Some(stderr)) => Some((stdout, stderr)),
+                _ => None,
+            };
+            Ok(Spawned {
+                pid: forked.pid,
+                output,
+                start_time: forked.start_time,
+            })
+        })
+        .collect()
 }
 
 /// The child's environment: herdd's own (unless `clear_env`), then the
@@ -206,28 +284,31 @@ impl ChildSetup {
             || self.credentials.is_some()
     }
 
-    /// Runs in the child, before its exec: raw syscalls only (fork.rs).
+    /// Runs in the child, before its exec: raw syscalls only, through
+    /// `sys::call` (fork.rs).
     fn apply(&self) -> io::Result<()> {
+        self.apply_raw().map_err(io::Error::from_raw_os_error)
+    }
+
+    fn apply_raw(&self) -> Result<(), i32> {
         // SAFETY: (the whole function) plain syscalls that only read memory
-        // owned by `self` (shared with the parent, which waits, or copied
-        // by a fork); no allocation, no locks.
+        // owned by `self` (shared with the parent, or copied by a fork); no
+        // allocation, no locks, no errno.
         unsafe {
             // First, while still root: from here on every descendant is in
             // the cgroups too (and counted against their limits).
             for fd in &self.cgroup_procs {
-                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(io::Error::last_os_error());
-                }
+                sys::call(libc::SYS_write, [*fd as usize, b"0".as_ptr() as usize, 1])?;
             }
             if let Some(mask) = self.umask {
-                libc::umask(mask as libc::mode_t);
+                sys::call(libc::SYS_umask, [mask as usize])?;
             }
             for (resource, soft, hard) in &self.rlimits {
-                let limit = libc::rlimit {
-                    rlim_cur: *soft as libc::rlim_t,
-                    rlim_max: *hard as libc::rlim_t,
-                };
-                check(libc::setrlimit(*resource, &limit))?;
+                let limit = [*soft, *hard]; // struct rlimit64
+                sys::call(
+                    libc::SYS_prlimit64,
+                    [0, *resource as usize, limit.as_ptr() as usize, 0],
+                )?;
             }
             if let Some(credentials) = &self.credentials {
                 // Raw syscalls, not glibc's wrappers: those apply the change
@@ -236,44 +317,38 @@ impl ChildSetup {
                 // writer), so the wrapper would wait for them for ever.
                 // They change this process's credentials only, even when it
                 // shares herdd's memory.
-                check_syscall(libc::syscall(
+                sys::call(
                     libc::SYS_setgroups,
-                    credentials.groups.len(),
-                    credentials.groups.as_ptr(),
-                ))?;
-                check_syscall(libc::syscall(libc::SYS_setgid, credentials.gid))?;
-                check_syscall(libc::syscall(libc::SYS_setuid, credentials.uid))?;
+                    [
+                        credentials.groups.len(),
+                        credentials.groups.as_ptr() as usize,
+                    ],
+                )?;
+                sys::call(libc::SYS_setgid, [credentials.gid as usize])?;
+                sys::call(libc::SYS_setuid, [credentials.uid as usize])?;
             }
             // After the credentials: changing them clears the parent-death signal.
             if self.die_with_parent {
-                check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+                let signal = libc::SIGKILL as usize;
+                sys::call(libc::SYS_prctl, [libc::PR_SET_PDEATHSIG as usize, signal])?;
                 // herdd may have died before prctl: then nobody would kill us.
-                if libc::getppid() != self.parent {
-                    libc::_exit(1);
+                if sys::call(libc::SYS_getppid, []) != Ok(self.parent as usize) {
+                    sys::exit(1);
                 }
             }
             if self.no_new_privs {
-                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+                sys::call(libc::SYS_prctl, [libc::PR_SET_NO_NEW_PRIVS as usize, 1])?;
             }
         }
         Ok(())
     }
 }
 
-fn check_syscall(result: libc::c_long) -> io::Result<()> {
-    if result == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn check(result: libc::c_int) -> io::Result<()> {
-    if result == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+/// herdd's pid, asked of the kernel once (herdd never forks itself, and
+/// keeps its pid across a re-exec).
+fn herdd_pid() -> libc::pid_t {
+    static PID: std::sync::OnceLock<libc::pid_t> = std::sync::OnceLock::new();
+    *PID.get_or_init(|| std::process::id() as libc::pid_t)
 }
 
 /// The descriptor limit herdd was started with, for a child whose
