@@ -696,31 +696,15 @@ impl Task {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
     const MS: Duration = Duration::from_millis(1);
 
     fn pool() -> PoolConfig {
         PoolConfig {
-            name: "p".into(),
-            size: 1,
             max_queue: 10,
             keep_finished: 10,
-            env: BTreeMap::new(),
-            cwd: None,
-            user: None,
-            group: None,
-            umask: None,
-            rlimits: BTreeMap::new(),
-            stop_signal: libc::SIGTERM,
-            stop_timeout: 500 * MS,
-            daemon: false,
-            semaphores: vec![],
-            confinement: Default::default(),
-            task_defaults: Default::default(),
-            env_files: vec![],
-            on_failure: Default::default(),
+            ..crate::core::tests::task_pool("p", 1)
         }
     }
 

@@ -97,7 +97,7 @@ fn test_config(
 }
 
 /// A task pool of `size` with roomy limits.
-fn task_pool(name: &str, size: u32) -> PoolConfig {
+pub(super) fn task_pool(name: &str, size: u32) -> PoolConfig {
     PoolConfig {
         name: name.into(),
         size,
