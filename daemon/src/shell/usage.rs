@@ -13,17 +13,24 @@
 //! own and its reaped children's) instead of the cgroup's `cpu.stat`. Each
 //! figure is a best effort: a process that exits while it is read simply
 //! counts no more. A `status` that asks for no usage reads nothing.
+//!
+//! The files one read opens stay open for the next one for a while
+//! ([`kept`]): a `status` asked again soon reads each with one `pread`.
+
+mod kept;
 
 use super::{cgroup, mountinfo};
 use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
+use kept::{Files, Kept};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// Bytes per page and clock ticks per second, for /proc's figures.
 struct Units {
@@ -51,7 +58,8 @@ impl Units {
 /// the cgroups below a parent have is read once from its
 /// `cgroup.subtree_control`. Each file is read with one `read` into a
 /// reused buffer, its relative path written into another: hundreds of
-/// instances cost two or three small reads each and few allocations.
+/// instances cost two or three small reads each and few allocations. Lent
+/// [`Files`], it reads the files it has read before with one `pread` each.
 pub struct Reader {
     /// The mounts, parsed on first use (only processes outside herd's own
     /// tree need them).
@@ -62,8 +70,12 @@ pub struct Reader {
     parent_of_dir: HashMap<PathBuf, usize>,
     /// Per unit: the parent of its instances' cgroups in herd's own tree.
     own_parents: HashMap<String, Option<usize>>,
+    /// Files kept open (lent by the shelf for this read, or none).
+    files: Files,
     buffer: Vec<u8>,
     path: String,
+    /// The whole path of a cgroup's file, to find it among the kept ones.
+    key: String,
 }
 
 /// What `/proc/<pid>/stat` says a process costs.
@@ -76,17 +88,20 @@ struct Stat {
 }
 
 /// Reads files of `/proc/<pid>/`, relative to /proc opened once, into a
-/// reused buffer.
+/// reused buffer; `stat` files are kept open.
 struct ProcReader {
     proc: Option<OwnedFd>,
+    /// When this read started: what kept files are marked read at.
+    now: Instant,
     buffer: Vec<u8>,
     path: String,
 }
 
 impl ProcReader {
-    fn new() -> ProcReader {
+    fn new(now: Instant) -> ProcReader {
         ProcReader {
             proc: open_dir(Path::new("/proc")),
+            now,
             buffer: Vec::new(),
             path: String::new(),
         }
@@ -98,8 +113,14 @@ impl ProcReader {
         read(&mut self.buffer, open_at(self.proc.as_ref()?, &self.path))
     }
 
-    fn stat(&mut self, pid: u32) -> Option<Stat> {
-        self.file(pid, "stat").and_then(stat_figures)
+    /// The figures of `/proc/<pid>/stat`, kept open in `kept`.
+    fn stat(&mut self, pid: u32, kept: &mut Kept<u32>) -> Option<Stat> {
+        self.path.clear();
+        let _ = write!(self.path, "{pid}/stat");
+        let (proc, path) = (self.proc.as_ref()?, &self.path);
+        let open = || open_at(proc, path);
+        let length = kept.read(&pid, &mut self.buffer, open, self.now)?;
+        text(&self.buffer[..length]).and_then(stat_figures)
     }
 }
 
@@ -113,6 +134,7 @@ struct V1Dirs {
 
 /// A directory whose child cgroups are read.
 struct Parent {
+    path: String,
     dir: Option<OwnedFd>,
     /// The v2 controllers whose files the children have besides `cpu.stat`.
     memory: bool,
@@ -126,17 +148,30 @@ impl Default for Reader {
 }
 
 impl Reader {
+    /// A reader that keeps no file open.
     pub fn new() -> Reader {
+        Reader::lent(Files::none())
+    }
+
+    /// A reader that reads `files` and keeps what it opens among them.
+    fn lent(files: Files) -> Reader {
         Reader {
             hierarchies: None,
             units: Units::current(),
-            proc: ProcReader::new(),
+            proc: ProcReader::new(Instant::now()),
             parents: Vec::new(),
             parent_of_dir: HashMap::new(),
             own_parents: HashMap::new(),
+            files,
             buffer: Vec::new(),
             path: String::new(),
+            key: String::new(),
         }
+    }
+
+    /// The files it was lent, with those it kept.
+    fn into_files(self) -> Files {
+        self.files
     }
 
     /// Usage of the instance or task whose leader (and process group) is
@@ -228,9 +263,10 @@ impl Reader {
         own: &[Option<(usize, &str)>],
         leaders: &[Option<u32>],
     ) -> (Vec<Option<Vec<u32>>>, Vec<Option<Stat>>) {
-        let stats_of = |leaders: &[Option<u32>]| {
-            let mut proc = ProcReader::new();
-            let stats = leaders.iter().map(|pid| proc.stat((*pid)?));
+        let now = self.proc.now;
+        let stats_of = |kept: &mut Kept<u32>| {
+            let mut proc = ProcReader::new(now);
+            let stats = leaders.iter().map(|pid| proc.stat((*pid)?, kept));
             stats.collect::<Vec<_>>()
         };
         let lists = |reader: &mut Reader| -> Vec<Option<Vec<u32>>> {
@@ -239,17 +275,22 @@ impl Reader {
                 .collect()
         };
         if leaders.iter().flatten().count() < PARALLEL_FROM {
-            return (lists(self), stats_of(leaders));
+            return (lists(self), stats_of(&mut self.files.stats));
         }
-        std::thread::scope(|scope| {
+        // The other thread has the kept stat files while this one reads
+        // the lists.
+        let mut kept = std::mem::take(&mut self.files.stats);
+        let (members, stats) = std::thread::scope(|scope| {
             let other = std::thread::Builder::new()
                 .name("herdd-usage".into())
-                .spawn_scoped(scope, || stats_of(leaders));
+                .spawn_scoped(scope, || stats_of(&mut kept));
             let members = lists(self);
-            // Without a second thread (or should it fail), read them here.
-            let stats = other.ok().and_then(|other| other.join().ok());
-            (members, stats.unwrap_or_else(|| stats_of(leaders)))
-        })
+            (members, other.ok().and_then(|other| other.join().ok()))
+        });
+        self.files.stats = kept;
+        // Without a second thread (or should it fail), read them here.
+        let stats = stats.unwrap_or_else(|| stats_of(&mut self.files.stats));
+        (members, stats)
     }
 
     /// `<v2 tree>/units/<unit>`, unless herd has no tree or the unit has
@@ -341,18 +382,29 @@ impl Reader {
             memory: has("memory"),
             pids: has("pids"),
             dir: open_dir(&dir),
+            path: dir.to_string_lossy().into_owned(),
         };
         self.parents.push(parent);
         self.parent_of_dir.insert(dir, self.parents.len() - 1);
         self.parents.len() - 1
     }
 
-    /// `<parent>/<leaf>/<file>`, opened relative to the parent.
+    /// `<parent>/<leaf>/<file>`, opened relative to the parent, kept open
+    /// by its whole path.
     fn cgroup_file(&mut self, parent: usize, leaf: &str, file: &str) -> Option<&str> {
-        let dir = self.parents[parent].dir.as_ref()?;
+        let parent = &self.parents[parent];
+        let dir = parent.dir.as_ref()?;
         self.path.clear();
         let _ = write!(self.path, "{leaf}/{file}");
-        read(&mut self.buffer, open_at(dir, &self.path))
+        self.key.clear();
+        let _ = write!(self.key, "{}/{}", parent.path, self.path);
+        let path = &self.path;
+        let open = || open_at(dir, path);
+        let length =
+            self.files
+                .cgroups
+                .read(self.key.as_str(), &mut self.buffer, open, self.proc.now)?;
+        text(&self.buffer[..length])
     }
 
     fn proc_file(&mut self, pid: u32, file: &str) -> Option<&str> {
@@ -368,7 +420,7 @@ impl Reader {
         for pid in pids {
             let figures = match known {
                 Some((known, stat)) if known == *pid => Some(stat),
-                _ => self.proc.stat(*pid),
+                _ => self.proc.stat(*pid, &mut self.files.stats),
             };
             if let Some(stat) = figures {
                 pages += stat.resident_pages;
@@ -433,25 +485,15 @@ fn split_leaf(dir: &Path) -> Option<(PathBuf, String)> {
     ))
 }
 
-/// The text of a small kernel file (procfs, cgroupfs), into `buffer`.
-/// These files are produced whole by each `read` that is large enough, so
-/// a short read is the end: no `fstat` for a size hint and no second
-/// `read` to see the end, as `fs::read_to_string` would do.
+/// The text of a small kernel file (procfs, cgroupfs), into `buffer`
+/// ([`kept::fill`]), without keeping it open.
 fn read(buffer: &mut Vec<u8>, file: io::Result<File>) -> Option<&str> {
-    let mut file = file.ok()?;
-    // The buffer keeps its length between reads: zeroed once, not per file.
-    let mut filled = 0;
-    loop {
-        if buffer.len() < filled + 4096 {
-            buffer.resize(filled + 4096, 0);
-        }
-        let n = file.read(&mut buffer[filled..]).ok()?;
-        filled += n;
-        if n == 0 || filled < buffer.len() {
-            break;
-        }
-    }
-    std::str::from_utf8(&buffer[..filled]).ok()
+    let length = kept::fill(buffer, &file.ok()?).ok()?;
+    text(&buffer[..length])
+}
+
+fn text(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Whether the reply to `request` carries usage (`status` unless it asks
@@ -483,12 +525,15 @@ pub async fn with_usage(reply: Reply) -> Reply {
     let reads = READS.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_READS));
     // Never closed, so acquiring only waits.
     let _turn = reads.acquire().await;
-    match tokio::task::spawn_blocking(move || {
+    let filled = tokio::task::spawn_blocking(move || {
         fill_payload(&mut payload);
         payload
     })
-    .await
-    {
+    .await;
+    if kept::closer_wanted() {
+        tokio::spawn(kept::close_when_unused());
+    }
+    match filled {
         Ok(payload) => Reply::Ok(payload),
         Err(err) => Reply::error(ErrorCode::Failed, format!("cannot read usage: {err}")),
     }
@@ -496,7 +541,8 @@ pub async fn with_usage(reply: Reply) -> Reply {
 
 /// Fills usage into a `status` or `tasks` payload as herdd sends it:
 /// every instance (`units[].instances[]`) and task (`tasks[]`) with a pid.
-/// Reads files for each: run it off the event loop.
+/// Reads files for each: run it off the event loop. The files it opens
+/// stay open on the shelf ([`kept`]) until [`with_usage`] closes them.
 pub fn fill_payload(payload: &mut serde_json::Value) {
     let Some(object) = payload.as_object_mut() else {
         return;
@@ -552,7 +598,9 @@ fn fill_entries(entries: &mut [(bool, &mut serde_json::Value)]) {
             )
         })
         .collect();
-    let usages = Reader::new().of_many(&wanted);
+    let mut reader = Reader::lent(Files::lend());
+    let usages = reader.of_many(&wanted);
+    reader.into_files().give_back(Instant::now());
     for (object, usage) in filled.into_iter().zip(usages) {
         let Some(usage) = usage else {
             continue;
@@ -671,6 +719,32 @@ mod tests {
         assert!(usage.memory_bytes.unwrap() > 0);
         assert!(usage.processes.is_some());
         assert!(reader.of(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn kept_files_give_the_figures_of_a_fresh_read() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut reader = Reader::lent(Files::new(8));
+        let fresh = reader.of(pid).expect("the child runs");
+        let files = reader.into_files();
+        assert_eq!(files.stats.len(), 1, "its stat is kept open");
+        let mut reader = Reader::lent(files);
+        let again = reader.of(pid).expect("the child runs");
+        assert_eq!(again.processes, fresh.processes);
+        assert_eq!(again.memory_bytes, fresh.memory_bytes);
+        let cold = Reader::new().of(pid).expect("the child runs");
+        assert_eq!(again.memory_bytes, cold.memory_bytes);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(reader.of(pid), None, "gone, kept file or not");
+        let files = reader.into_files();
+        assert_eq!(files.len(), 1, "closed only when unread for a while");
     }
 
     #[test]
