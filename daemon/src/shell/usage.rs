@@ -15,7 +15,8 @@
 //! counts no more. A `status` that asks for no usage reads nothing.
 //!
 //! The files one read opens stay open for the next one for a while
-//! ([`kept`]): a `status` asked again soon reads each with one `pread`.
+//! (`usage/kept.rs`): a `status` asked again soon reads each with one
+//! `pread`.
 
 mod kept;
 
@@ -58,8 +59,9 @@ impl Units {
 /// the cgroups below a parent have is read once from its
 /// `cgroup.subtree_control`. Each file is read with one `read` into a
 /// reused buffer, its relative path written into another: hundreds of
-/// instances cost two or three small reads each and few allocations. Lent
-/// [`Files`], it reads the files it has read before with one `pread` each.
+/// instances cost two or three small reads each and few allocations. A
+/// reader lent the kept files (`usage/kept.rs`) reads each file it has
+/// read before with one `pread`.
 pub struct Reader {
     /// The mounts, parsed on first use (only processes outside herd's own
     /// tree need them).
@@ -542,7 +544,8 @@ pub async fn with_usage(reply: Reply) -> Reply {
 /// Fills usage into a `status` or `tasks` payload as herdd sends it:
 /// every instance (`units[].instances[]`) and task (`tasks[]`) with a pid.
 /// Reads files for each: run it off the event loop. The files it opens
-/// stay open on the shelf ([`kept`]) until [`with_usage`] closes them.
+/// stay open (`usage/kept.rs`) until a while after the last read:
+/// [`with_usage`] starts what closes them.
 pub fn fill_payload(payload: &mut serde_json::Value) {
     let Some(object) = payload.as_object_mut() else {
         return;
