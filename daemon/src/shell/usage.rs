@@ -22,7 +22,7 @@ mod kept;
 
 use super::{cgroup, mountinfo};
 use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
-use kept::{Files, Kept};
+use kept::{Files, Kept, Outcome};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::collections::HashMap;
@@ -31,6 +31,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Bytes per page and clock ticks per second, for /proc's figures.
@@ -117,12 +118,21 @@ impl ProcReader {
 
     /// The figures of `/proc/<pid>/stat`, kept open in `kept`.
     fn stat(&mut self, pid: u32, kept: &mut Kept<u32>) -> Option<Stat> {
+        let (stat, outcome) = self.stat_of(pid, kept.file(&pid));
+        kept.settle(&pid, outcome, self.now);
+        stat
+    }
+
+    /// The figures of `/proc/<pid>/stat` from `kept`, its file kept open,
+    /// else opened by path; and what to settle.
+    fn stat_of(&mut self, pid: u32, kept: Option<&File>) -> (Option<Stat>, Outcome) {
         self.path.clear();
         let _ = write!(self.path, "{pid}/stat");
-        let (proc, path) = (self.proc.as_ref()?, &self.path);
-        let open = || open_at(proc, path);
-        let length = kept.read(&pid, &mut self.buffer, open, self.now)?;
-        text(&self.buffer[..length]).and_then(stat_figures)
+        let (proc, path) = (self.proc.as_ref(), &self.path);
+        let open = || open_at(proc.ok_or(io::ErrorKind::NotFound)?, path);
+        let (length, outcome) = kept::read(kept, &mut self.buffer, open);
+        let text = length.and_then(|length| text(&self.buffer[..length]));
+        (text.and_then(stat_figures), outcome)
     }
 }
 
@@ -221,11 +231,12 @@ impl Reader {
     /// Two kinds of read make up most of the cost, and they run at once on
     /// two threads: the cgroups' member lists (`cgroup.procs`) on this one,
     /// and the `/proc/<pid>/stat` of each leader, whose memory and CPU time
-    /// are wanted where the cgroup has no memory figure, on another. They
-    /// share no kernel lock. Lists are never read on two threads at once:
-    /// reading one takes a lock global to the kernel (`css_set_lock`), so
-    /// such threads mostly wait on each other. The stat of a cgroup's other
-    /// members, if it has any, is read afterwards.
+    /// are wanted where the cgroup has no memory figure, on another; once
+    /// the lists are read, this thread reads the stats not read yet too.
+    /// Stats and lists share no kernel lock. Lists are never read on two
+    /// threads at once: reading one takes a lock global to the kernel
+    /// (`css_set_lock`), so such threads mostly wait on each other. The
+    /// stat of a cgroup's other members, if it has any, is read afterwards.
     pub fn of_many(&mut self, wanted: &[(u32, Option<(&str, &str)>)]) -> Vec<Option<Usage>> {
         let own: Vec<Option<(usize, &str)>> = wanted
             .iter()
@@ -265,33 +276,63 @@ impl Reader {
         own: &[Option<(usize, &str)>],
         leaders: &[Option<u32>],
     ) -> (Vec<Option<Vec<u32>>>, Vec<Option<Stat>>) {
-        let now = self.proc.now;
-        let stats_of = |kept: &mut Kept<u32>| {
-            let mut proc = ProcReader::new(now);
-            let stats = leaders.iter().map(|pid| proc.stat((*pid)?, kept));
-            stats.collect::<Vec<_>>()
-        };
         let lists = |reader: &mut Reader| -> Vec<Option<Vec<u32>>> {
             own.iter()
                 .map(|own| own.map(|(parent, index)| reader.pids(parent, index)))
                 .collect()
         };
+        let now = self.proc.now;
         if leaders.iter().flatten().count() < PARALLEL_FROM {
-            return (lists(self), stats_of(&mut self.files.stats));
+            let stats = leaders
+                .iter()
+                .map(|pid| self.proc.stat((*pid)?, &mut self.files.stats))
+                .collect();
+            return (lists(self), stats);
         }
-        // The other thread has the kept stat files while this one reads
-        // the lists.
+        // Each thread takes the next leader no thread has taken yet. The
+        // kept files are shared for reading; what became of each is noted
+        // in the map once both are done.
         let mut kept = std::mem::take(&mut self.files.stats);
-        let (members, stats) = std::thread::scope(|scope| {
+        let files: Vec<Option<&File>> =
+            leaders.iter().map(|pid| kept.file(pid.as_ref()?)).collect();
+        let next = AtomicUsize::new(0);
+        let stats_of = || {
+            let mut proc = ProcReader::new(now);
+            let mut read = Vec::new();
+            loop {
+                let taken = next.fetch_add(1, Ordering::Relaxed);
+                let Some(leader) = leaders.get(taken) else {
+                    return read;
+                };
+                if let Some(pid) = leader {
+                    read.push((taken, proc.stat_of(*pid, files[taken])));
+                }
+            }
+        };
+        let (members, read) = std::thread::scope(|scope| {
             let other = std::thread::Builder::new()
                 .name("herdd-usage".into())
-                .spawn_scoped(scope, || stats_of(&mut kept));
+                .spawn_scoped(scope, || stats_of());
             let members = lists(self);
-            (members, other.ok().and_then(|other| other.join().ok()))
+            // Without a second thread, this one reads them all.
+            let mut read = stats_of();
+            read.extend(
+                other
+                    .ok()
+                    .and_then(|other| other.join().ok())
+                    .unwrap_or_default(),
+            );
+            (members, read)
         });
+        drop(files);
+        let mut stats = vec![None; leaders.len()];
+        for (taken, (stat, outcome)) in read {
+            if let Some(pid) = leaders[taken] {
+                kept.settle(&pid, outcome, now);
+            }
+            stats[taken] = stat;
+        }
         self.files.stats = kept;
-        // Without a second thread (or should it fail), read them here.
-        let stats = stats.unwrap_or_else(|| stats_of(&mut self.files.stats));
         (members, stats)
     }
 
@@ -748,6 +789,57 @@ mod tests {
         assert_eq!(reader.of(pid), None, "gone, kept file or not");
         let files = reader.into_files();
         assert_eq!(files.len(), 1, "closed only when unread for a while");
+    }
+
+    #[test]
+    fn many_leaders_read_on_two_threads_keep_their_files() {
+        // Enough leaders that both threads read stats; none is in a cgroup
+        // of herd's, so the lists are empty and each figure is its stat.
+        use std::os::unix::process::CommandExt;
+        let mut children: Vec<_> = (0..PARALLEL_FROM + 8)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("60")
+                    .process_group(0)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let leaders: Vec<Option<u32>> = children.iter().map(|c| Some(c.id())).collect();
+        // Each one asleep in `sleep` already: its memory does not change.
+        let started = Instant::now();
+        for child in &children {
+            let asleep = || {
+                let stat = fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+                let fields = stat_fields(&stat).unwrap();
+                stat.contains("(sleep)") && fields[0] == "S" && fields[21] != "0"
+            };
+            while !asleep() {
+                assert!(started.elapsed().as_secs() < 15, "sleep did not start");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        let own = vec![None; leaders.len()];
+        let mut reader = Reader::lent(Files::new(1000));
+        let (_, stats) = reader.lists_and_stats(&own, &leaders);
+        assert!(stats.iter().all(Option::is_some), "every leader's stat");
+        assert_eq!(reader.files.stats.len(), leaders.len(), "each one kept");
+        let (_, again) = reader.lists_and_stats(&own, &leaders);
+        let pages = |stats: &[Option<Stat>]| -> Vec<u64> {
+            stats.iter().map(|s| s.unwrap().resident_pages).collect()
+        };
+        assert_eq!(
+            pages(&again),
+            pages(&stats),
+            "read again from the kept files"
+        );
+        for child in &mut children {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        let (_, gone) = reader.lists_and_stats(&own, &leaders);
+        assert!(gone.iter().all(Option::is_none), "reaped: no figures");
+        assert_eq!(reader.files.stats.len(), 0, "and their files closed");
     }
 
     #[test]

@@ -94,24 +94,43 @@ impl<K: Hash + Eq> Kept<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        if let Some(entry) = self.files.get_mut(key) {
-            match fill(buffer, &entry.file) {
-                Ok(length) => {
+        let (length, outcome) = read(self.file(key), buffer, open);
+        self.settle(key, outcome, now);
+        length
+    }
+
+    /// The file kept for `key`, to [`read`] where the map is out of reach
+    /// (on another thread) and [`Kept::settle`] after.
+    pub fn file<Q>(&self, key: &Q) -> Option<&File>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.files.get(key).map(|entry| &entry.file)
+    }
+
+    /// Takes note of what a [`read`] of `key`'s file came to.
+    pub fn settle<Q>(&mut self, key: &Q, outcome: Outcome, now: Instant)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        match outcome {
+            Outcome::Read => {
+                if let Some(entry) = self.files.get_mut(key) {
                     entry.read = now;
-                    return Some(length);
-                }
-                // Its process or cgroup is gone: the path may name a new one.
-                Err(_) => {
-                    self.files.remove(key);
                 }
             }
+            Outcome::Opened(file) => {
+                self.files.remove(key);
+                if self.files.len() < self.room {
+                    self.files.insert(key.to_owned(), Entry { file, read: now });
+                }
+            }
+            Outcome::Gone => {
+                self.files.remove(key);
+            }
         }
-        let file = open().ok()?;
-        let length = fill(buffer, &file).ok()?;
-        if self.files.len() < self.room {
-            self.files.insert(key.to_owned(), Entry { file, read: now });
-        }
-        Some(length)
     }
 
     /// Closes the files no read has used since `since`.
@@ -121,6 +140,38 @@ impl<K: Hash + Eq> Kept<K> {
 
     pub fn len(&self) -> usize {
         self.files.len()
+    }
+}
+
+/// What reading a file came to.
+pub enum Outcome {
+    /// The kept file was read.
+    Read,
+    /// A file was opened (none was kept, or the kept one failed).
+    Opened(File),
+    /// Neither the kept file nor its path could be read.
+    Gone,
+}
+
+/// Reads `kept`, a kept file, into `buffer`, or else the one `open` opens:
+/// the length of its text, and what to [`Kept::settle`].
+pub fn read(
+    kept: Option<&File>,
+    buffer: &mut Vec<u8>,
+    open: impl FnOnce() -> io::Result<File>,
+) -> (Option<usize>, Outcome) {
+    if let Some(file) = kept {
+        if let Ok(length) = fill(buffer, file) {
+            return (Some(length), Outcome::Read);
+        }
+        // Its process or cgroup is gone: the path may name a new one.
+    }
+    let Ok(file) = open() else {
+        return (None, Outcome::Gone);
+    };
+    match fill(buffer, &file) {
+        Ok(length) => (Some(length), Outcome::Opened(file)),
+        Err(_) => (None, Outcome::Gone),
     }
 }
 
@@ -347,6 +398,30 @@ mod tests {
         assert!(kept.read(&0, &mut buffer, open(&path), later).is_some());
         kept.close_unread_since(later);
         assert_eq!(kept.len(), 1, "only the one read since is kept");
+    }
+
+    #[test]
+    fn reads_done_elsewhere_are_settled_in_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("figure");
+        std::fs::write(&path, "7\n").unwrap();
+        let mut kept: Kept<u32> = Kept::new(4);
+        let mut buffer = Vec::new();
+        let now = Instant::now();
+        let (length, outcome) = read(kept.file(&1), &mut buffer, open(&path));
+        assert_eq!(length, Some(2));
+        assert!(matches!(outcome, Outcome::Opened(_)));
+        kept.settle(&1, outcome, now);
+        let (length, outcome) = read(kept.file(&1), &mut buffer, || panic!("opened again"));
+        assert_eq!(length, Some(2));
+        assert!(matches!(outcome, Outcome::Read));
+        kept.settle(&1, outcome, now);
+        assert_eq!(kept.len(), 1);
+        let missing = dir.path().join("missing");
+        let (length, outcome) = read(None, &mut buffer, open(&missing));
+        assert_eq!(length, None);
+        kept.settle(&1, outcome, now);
+        assert_eq!(kept.len(), 0, "a file that cannot be read is not kept");
     }
 
     #[test]
