@@ -312,7 +312,7 @@ impl Reader {
         let (members, read) = std::thread::scope(|scope| {
             let other = std::thread::Builder::new()
                 .name("herdd-usage".into())
-                .spawn_scoped(scope, || stats_of());
+                .spawn_scoped(scope, stats_of);
             let members = lists(self);
             // Without a second thread, this one reads them all.
             let mut read = stats_of();
