@@ -765,14 +765,31 @@ mod tests {
         assert!(reader.of(u32::MAX).is_none());
     }
 
-    #[test]
-    fn kept_files_give_the_figures_of_a_fresh_read() {
+    /// A `sleep` of its own process group, once asleep: its memory does
+    /// not change any more (read before its exec, it would).
+    fn sleeping() -> std::process::Child {
         use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sleep")
+        let child = std::process::Command::new("sleep")
             .arg("60")
             .process_group(0)
             .spawn()
             .unwrap();
+        let asleep = || {
+            let stat = fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+            let fields = stat_fields(&stat).unwrap();
+            stat.contains("(sleep)") && fields[0] == "S" && fields[21] != "0"
+        };
+        let started = Instant::now();
+        while !asleep() {
+            assert!(started.elapsed().as_secs() < 15, "sleep did not start");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child
+    }
+
+    #[test]
+    fn kept_files_give_the_figures_of_a_fresh_read() {
+        let mut child = sleeping();
         let pid = child.id();
         let mut reader = Reader::lent(Files::new(8));
         let fresh = reader.of(pid).expect("the child runs");
@@ -795,30 +812,8 @@ mod tests {
     fn many_leaders_read_on_two_threads_keep_their_files() {
         // Enough leaders that both threads read stats; none is in a cgroup
         // of herd's, so the lists are empty and each figure is its stat.
-        use std::os::unix::process::CommandExt;
-        let mut children: Vec<_> = (0..PARALLEL_FROM + 8)
-            .map(|_| {
-                std::process::Command::new("sleep")
-                    .arg("60")
-                    .process_group(0)
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
+        let mut children: Vec<_> = (0..PARALLEL_FROM + 8).map(|_| sleeping()).collect();
         let leaders: Vec<Option<u32>> = children.iter().map(|c| Some(c.id())).collect();
-        // Each one asleep in `sleep` already: its memory does not change.
-        let started = Instant::now();
-        for child in &children {
-            let asleep = || {
-                let stat = fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
-                let fields = stat_fields(&stat).unwrap();
-                stat.contains("(sleep)") && fields[0] == "S" && fields[21] != "0"
-            };
-            while !asleep() {
-                assert!(started.elapsed().as_secs() < 15, "sleep did not start");
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        }
         let own = vec![None; leaders.len()];
         let mut reader = Reader::lent(Files::new(1000));
         let (_, stats) = reader.lists_and_stats(&own, &leaders);
