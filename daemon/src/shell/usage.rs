@@ -13,17 +13,26 @@
 //! own and its reaped children's) instead of the cgroup's `cpu.stat`. Each
 //! figure is a best effort: a process that exits while it is read simply
 //! counts no more. A `status` that asks for no usage reads nothing.
+//!
+//! The files one read opens stay open for the next one for a while
+//! (`usage/kept.rs`): a `status` asked again soon reads each with one
+//! `pread`.
+
+mod kept;
 
 use super::{cgroup, mountinfo};
 use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
+use kept::{Files, Kept, Outcome};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 /// Bytes per page and clock ticks per second, for /proc's figures.
 struct Units {
@@ -51,7 +60,9 @@ impl Units {
 /// the cgroups below a parent have is read once from its
 /// `cgroup.subtree_control`. Each file is read with one `read` into a
 /// reused buffer, its relative path written into another: hundreds of
-/// instances cost two or three small reads each and few allocations.
+/// instances cost two or three small reads each and few allocations. A
+/// reader lent the kept files (`usage/kept.rs`) reads each file it has
+/// read before with one `pread`.
 pub struct Reader {
     /// The mounts, parsed on first use (only processes outside herd's own
     /// tree need them).
@@ -62,8 +73,12 @@ pub struct Reader {
     parent_of_dir: HashMap<PathBuf, usize>,
     /// Per unit: the parent of its instances' cgroups in herd's own tree.
     own_parents: HashMap<String, Option<usize>>,
+    /// Files kept open (lent by the shelf for this read, or none).
+    files: Files,
     buffer: Vec<u8>,
     path: String,
+    /// The whole path of a cgroup's file, to find it among the kept ones.
+    key: String,
 }
 
 /// What `/proc/<pid>/stat` says a process costs.
@@ -76,17 +91,20 @@ struct Stat {
 }
 
 /// Reads files of `/proc/<pid>/`, relative to /proc opened once, into a
-/// reused buffer.
+/// reused buffer; `stat` files are kept open.
 struct ProcReader {
     proc: Option<OwnedFd>,
+    /// When this read started: what kept files are marked read at.
+    now: Instant,
     buffer: Vec<u8>,
     path: String,
 }
 
 impl ProcReader {
-    fn new() -> ProcReader {
+    fn new(now: Instant) -> ProcReader {
         ProcReader {
             proc: open_dir(Path::new("/proc")),
+            now,
             buffer: Vec::new(),
             path: String::new(),
         }
@@ -98,8 +116,23 @@ impl ProcReader {
         read(&mut self.buffer, open_at(self.proc.as_ref()?, &self.path))
     }
 
-    fn stat(&mut self, pid: u32) -> Option<Stat> {
-        self.file(pid, "stat").and_then(stat_figures)
+    /// The figures of `/proc/<pid>/stat`, kept open in `kept`.
+    fn stat(&mut self, pid: u32, kept: &mut Kept<u32>) -> Option<Stat> {
+        let (stat, outcome) = self.stat_of(pid, kept.file(&pid));
+        kept.settle(&pid, outcome, self.now);
+        stat
+    }
+
+    /// The figures of `/proc/<pid>/stat` from `kept`, its file kept open,
+    /// else opened by path; and what to settle.
+    fn stat_of(&mut self, pid: u32, kept: Option<&File>) -> (Option<Stat>, Outcome) {
+        self.path.clear();
+        let _ = write!(self.path, "{pid}/stat");
+        let (proc, path) = (self.proc.as_ref(), &self.path);
+        let open = || open_at(proc.ok_or(io::ErrorKind::NotFound)?, path);
+        let (length, outcome) = kept::read(kept, &mut self.buffer, open);
+        let text = length.and_then(|length| text(&self.buffer[..length]));
+        (text.and_then(stat_figures), outcome)
     }
 }
 
@@ -113,6 +146,7 @@ struct V1Dirs {
 
 /// A directory whose child cgroups are read.
 struct Parent {
+    path: String,
     dir: Option<OwnedFd>,
     /// The v2 controllers whose files the children have besides `cpu.stat`.
     memory: bool,
@@ -126,17 +160,30 @@ impl Default for Reader {
 }
 
 impl Reader {
+    /// A reader that keeps no file open.
     pub fn new() -> Reader {
+        Reader::lent(Files::none())
+    }
+
+    /// A reader that reads `files` and keeps what it opens among them.
+    fn lent(files: Files) -> Reader {
         Reader {
             hierarchies: None,
             units: Units::current(),
-            proc: ProcReader::new(),
+            proc: ProcReader::new(Instant::now()),
             parents: Vec::new(),
             parent_of_dir: HashMap::new(),
             own_parents: HashMap::new(),
+            files,
             buffer: Vec::new(),
             path: String::new(),
+            key: String::new(),
         }
+    }
+
+    /// The files it was lent, with those it kept.
+    fn into_files(self) -> Files {
+        self.files
     }
 
     /// Usage of the instance or task whose leader (and process group) is
@@ -184,11 +231,12 @@ impl Reader {
     /// Two kinds of read make up most of the cost, and they run at once on
     /// two threads: the cgroups' member lists (`cgroup.procs`) on this one,
     /// and the `/proc/<pid>/stat` of each leader, whose memory and CPU time
-    /// are wanted where the cgroup has no memory figure, on another. They
-    /// share no kernel lock. Lists are never read on two threads at once:
-    /// reading one takes a lock global to the kernel (`css_set_lock`), so
-    /// such threads mostly wait on each other. The stat of a cgroup's other
-    /// members, if it has any, is read afterwards.
+    /// are wanted where the cgroup has no memory figure, on another; once
+    /// the lists are read, this thread reads the stats not read yet too.
+    /// Stats and lists share no kernel lock. Lists are never read on two
+    /// threads at once: reading one takes a lock global to the kernel
+    /// (`css_set_lock`), so such threads mostly wait on each other. The
+    /// stat of a cgroup's other members, if it has any, is read afterwards.
     pub fn of_many(&mut self, wanted: &[(u32, Option<(&str, &str)>)]) -> Vec<Option<Usage>> {
         let own: Vec<Option<(usize, &str)>> = wanted
             .iter()
@@ -228,28 +276,64 @@ impl Reader {
         own: &[Option<(usize, &str)>],
         leaders: &[Option<u32>],
     ) -> (Vec<Option<Vec<u32>>>, Vec<Option<Stat>>) {
-        let stats_of = |leaders: &[Option<u32>]| {
-            let mut proc = ProcReader::new();
-            let stats = leaders.iter().map(|pid| proc.stat((*pid)?));
-            stats.collect::<Vec<_>>()
-        };
         let lists = |reader: &mut Reader| -> Vec<Option<Vec<u32>>> {
             own.iter()
                 .map(|own| own.map(|(parent, index)| reader.pids(parent, index)))
                 .collect()
         };
+        let now = self.proc.now;
         if leaders.iter().flatten().count() < PARALLEL_FROM {
-            return (lists(self), stats_of(leaders));
+            let stats = leaders
+                .iter()
+                .map(|pid| self.proc.stat((*pid)?, &mut self.files.stats))
+                .collect();
+            return (lists(self), stats);
         }
-        std::thread::scope(|scope| {
+        // Each thread takes the next leader no thread has taken yet. The
+        // kept files are shared for reading; what became of each is noted
+        // in the map once both are done.
+        let mut kept = std::mem::take(&mut self.files.stats);
+        let files: Vec<Option<&File>> =
+            leaders.iter().map(|pid| kept.file(pid.as_ref()?)).collect();
+        let next = AtomicUsize::new(0);
+        let stats_of = || {
+            let mut proc = ProcReader::new(now);
+            let mut read = Vec::new();
+            loop {
+                let taken = next.fetch_add(1, Ordering::Relaxed);
+                let Some(leader) = leaders.get(taken) else {
+                    return read;
+                };
+                if let Some(pid) = leader {
+                    read.push((taken, proc.stat_of(*pid, files[taken])));
+                }
+            }
+        };
+        let (members, read) = std::thread::scope(|scope| {
             let other = std::thread::Builder::new()
                 .name("herdd-usage".into())
-                .spawn_scoped(scope, || stats_of(leaders));
+                .spawn_scoped(scope, stats_of);
             let members = lists(self);
-            // Without a second thread (or should it fail), read them here.
-            let stats = other.ok().and_then(|other| other.join().ok());
-            (members, stats.unwrap_or_else(|| stats_of(leaders)))
-        })
+            // Without a second thread, this one reads them all.
+            let mut read = stats_of();
+            read.extend(
+                other
+                    .ok()
+                    .and_then(|other| other.join().ok())
+                    .unwrap_or_default(),
+            );
+            (members, read)
+        });
+        drop(files);
+        let mut stats = vec![None; leaders.len()];
+        for (taken, (stat, outcome)) in read {
+            if let Some(pid) = leaders[taken] {
+                kept.settle(&pid, outcome, now);
+            }
+            stats[taken] = stat;
+        }
+        self.files.stats = kept;
+        (members, stats)
     }
 
     /// `<v2 tree>/units/<unit>`, unless herd has no tree or the unit has
@@ -341,18 +425,29 @@ impl Reader {
             memory: has("memory"),
             pids: has("pids"),
             dir: open_dir(&dir),
+            path: dir.to_string_lossy().into_owned(),
         };
         self.parents.push(parent);
         self.parent_of_dir.insert(dir, self.parents.len() - 1);
         self.parents.len() - 1
     }
 
-    /// `<parent>/<leaf>/<file>`, opened relative to the parent.
+    /// `<parent>/<leaf>/<file>`, opened relative to the parent, kept open
+    /// by its whole path.
     fn cgroup_file(&mut self, parent: usize, leaf: &str, file: &str) -> Option<&str> {
-        let dir = self.parents[parent].dir.as_ref()?;
+        let parent = &self.parents[parent];
+        let dir = parent.dir.as_ref()?;
         self.path.clear();
         let _ = write!(self.path, "{leaf}/{file}");
-        read(&mut self.buffer, open_at(dir, &self.path))
+        self.key.clear();
+        let _ = write!(self.key, "{}/{}", parent.path, self.path);
+        let path = &self.path;
+        let open = || open_at(dir, path);
+        let length =
+            self.files
+                .cgroups
+                .read(self.key.as_str(), &mut self.buffer, open, self.proc.now)?;
+        text(&self.buffer[..length])
     }
 
     fn proc_file(&mut self, pid: u32, file: &str) -> Option<&str> {
@@ -368,7 +463,7 @@ impl Reader {
         for pid in pids {
             let figures = match known {
                 Some((known, stat)) if known == *pid => Some(stat),
-                _ => self.proc.stat(*pid),
+                _ => self.proc.stat(*pid, &mut self.files.stats),
             };
             if let Some(stat) = figures {
                 pages += stat.resident_pages;
@@ -433,25 +528,15 @@ fn split_leaf(dir: &Path) -> Option<(PathBuf, String)> {
     ))
 }
 
-/// The text of a small kernel file (procfs, cgroupfs), into `buffer`.
-/// These files are produced whole by each `read` that is large enough, so
-/// a short read is the end: no `fstat` for a size hint and no second
-/// `read` to see the end, as `fs::read_to_string` would do.
+/// The text of a small kernel file (procfs, cgroupfs), into `buffer`
+/// ([`kept::fill`]), without keeping it open.
 fn read(buffer: &mut Vec<u8>, file: io::Result<File>) -> Option<&str> {
-    let mut file = file.ok()?;
-    // The buffer keeps its length between reads: zeroed once, not per file.
-    let mut filled = 0;
-    loop {
-        if buffer.len() < filled + 4096 {
-            buffer.resize(filled + 4096, 0);
-        }
-        let n = file.read(&mut buffer[filled..]).ok()?;
-        filled += n;
-        if n == 0 || filled < buffer.len() {
-            break;
-        }
-    }
-    std::str::from_utf8(&buffer[..filled]).ok()
+    let length = kept::fill(buffer, &file.ok()?).ok()?;
+    text(&buffer[..length])
+}
+
+fn text(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Whether the reply to `request` carries usage (`status` unless it asks
@@ -483,12 +568,15 @@ pub async fn with_usage(reply: Reply) -> Reply {
     let reads = READS.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_READS));
     // Never closed, so acquiring only waits.
     let _turn = reads.acquire().await;
-    match tokio::task::spawn_blocking(move || {
+    let filled = tokio::task::spawn_blocking(move || {
         fill_payload(&mut payload);
         payload
     })
-    .await
-    {
+    .await;
+    if kept::closer_wanted() {
+        tokio::spawn(kept::close_when_unused());
+    }
+    match filled {
         Ok(payload) => Reply::Ok(payload),
         Err(err) => Reply::error(ErrorCode::Failed, format!("cannot read usage: {err}")),
     }
@@ -496,7 +584,9 @@ pub async fn with_usage(reply: Reply) -> Reply {
 
 /// Fills usage into a `status` or `tasks` payload as herdd sends it:
 /// every instance (`units[].instances[]`) and task (`tasks[]`) with a pid.
-/// Reads files for each: run it off the event loop.
+/// Reads files for each: run it off the event loop. The files it opens
+/// stay open (`usage/kept.rs`) until a while after the last read:
+/// [`with_usage`] starts what closes them.
 pub fn fill_payload(payload: &mut serde_json::Value) {
     let Some(object) = payload.as_object_mut() else {
         return;
@@ -552,7 +642,9 @@ fn fill_entries(entries: &mut [(bool, &mut serde_json::Value)]) {
             )
         })
         .collect();
-    let usages = Reader::new().of_many(&wanted);
+    let mut reader = Reader::lent(Files::lend());
+    let usages = reader.of_many(&wanted);
+    reader.into_files().give_back(Instant::now());
     for (object, usage) in filled.into_iter().zip(usages) {
         let Some(usage) = usage else {
             continue;
@@ -671,6 +763,78 @@ mod tests {
         assert!(usage.memory_bytes.unwrap() > 0);
         assert!(usage.processes.is_some());
         assert!(reader.of(u32::MAX).is_none());
+    }
+
+    /// A `sleep` of its own process group, once asleep: its memory does
+    /// not change any more (read before its exec, it would).
+    fn sleeping() -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let asleep = || {
+            let stat = fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+            let fields = stat_fields(&stat).unwrap();
+            stat.contains("(sleep)") && fields[0] == "S" && fields[21] != "0"
+        };
+        let started = Instant::now();
+        while !asleep() {
+            assert!(started.elapsed().as_secs() < 15, "sleep did not start");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child
+    }
+
+    #[test]
+    fn kept_files_give_the_figures_of_a_fresh_read() {
+        let mut child = sleeping();
+        let pid = child.id();
+        let mut reader = Reader::lent(Files::new(8));
+        let fresh = reader.of(pid).expect("the child runs");
+        let files = reader.into_files();
+        assert_eq!(files.stats.len(), 1, "its stat is kept open");
+        let mut reader = Reader::lent(files);
+        let again = reader.of(pid).expect("the child runs");
+        assert_eq!(again.processes, fresh.processes);
+        assert_eq!(again.memory_bytes, fresh.memory_bytes);
+        let cold = Reader::new().of(pid).expect("the child runs");
+        assert_eq!(again.memory_bytes, cold.memory_bytes);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(reader.of(pid), None, "gone, kept file or not");
+        let files = reader.into_files();
+        assert_eq!(files.len(), 1, "closed only when unread for a while");
+    }
+
+    #[test]
+    fn many_leaders_read_on_two_threads_keep_their_files() {
+        // Enough leaders that both threads read stats; none is in a cgroup
+        // of herd's, so the lists are empty and each figure is its stat.
+        let mut children: Vec<_> = (0..PARALLEL_FROM + 8).map(|_| sleeping()).collect();
+        let leaders: Vec<Option<u32>> = children.iter().map(|c| Some(c.id())).collect();
+        let own = vec![None; leaders.len()];
+        let mut reader = Reader::lent(Files::new(1000));
+        let (_, stats) = reader.lists_and_stats(&own, &leaders);
+        assert!(stats.iter().all(Option::is_some), "every leader's stat");
+        assert_eq!(reader.files.stats.len(), leaders.len(), "each one kept");
+        let (_, again) = reader.lists_and_stats(&own, &leaders);
+        let pages = |stats: &[Option<Stat>]| -> Vec<u64> {
+            stats.iter().map(|s| s.unwrap().resident_pages).collect()
+        };
+        assert_eq!(
+            pages(&again),
+            pages(&stats),
+            "read again from the kept files"
+        );
+        for child in &mut children {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        let (_, gone) = reader.lists_and_stats(&own, &leaders);
+        assert!(gone.iter().all(Option::is_none), "reaped: no figures");
+        assert_eq!(reader.files.stats.len(), 0, "and their files closed");
     }
 
     #[test]

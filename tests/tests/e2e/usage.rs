@@ -186,3 +186,115 @@ command = ["sleep", "600"]
     let reply = herd.raw(b"{\"v\":1,\"cmd\":\"status\",\"usage\":true}\n");
     assert!(reply.contains("memory_bytes"), "{reply}");
 }
+
+/// How many usage files (`/proc/<pid>/stat`, a cgroup's `cgroup.procs`)
+/// process `pid` holds open.
+fn usage_files(pid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| {
+            let target = target.to_string_lossy();
+            let stat = target.starts_with("/proc/") && target.ends_with("/stat");
+            stat || target.contains("cgroup.procs")
+        })
+        .count()
+}
+
+#[test]
+fn figures_stay_right_across_restarts_while_files_are_kept() {
+    // herdd keeps the files it read usage from open for the next status:
+    // each restart gives the instance a new pid and a new cgroup, with one
+    // process or two (a shell and a 60 MiB child), and the figures follow.
+    let herd = Herd::start(
+        r#"
+[service.flip]
+command = ["sh", "-c", "if [ -e $DIR/big ]; then python3 -c \"$HOG\" & wait; else exec sleep 600; fi"]
+env = { HOG = "import time; b = b'x' * (60 << 20); time.sleep(600)" }
+"#,
+    );
+    let figures = |h: &Herd| {
+        let flip = h.instance("flip");
+        let field = |key: &str| flip[key].as_u64();
+        (field("pid"), field("processes"), field("memory_bytes"))
+    };
+    let small = |h: &Herd, not: Option<u64>| {
+        let (pid, processes, memory) = figures(h);
+        pid.is_some() && pid != not && processes == Some(1) && memory.is_some_and(|m| m < 50 * MIB)
+    };
+    herd.wait_for("a lone sleep", |h| small(h, None));
+    let first = figures(&herd).0;
+    let daemon = herd.daemon_pid();
+    let stat = format!("/proc/{}/stat", first.unwrap());
+    let held = |path: &str| {
+        std::fs::read_dir(format!("/proc/{daemon}/fd"))
+            .unwrap()
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .any(|target| target.to_string_lossy() == path)
+    };
+    assert!(held(&stat), "herdd keeps {stat} open for the next status");
+
+    std::fs::write(herd.path("big"), "").unwrap();
+    herd.ok(&["restart", "flip"]);
+    herd.wait_for("a shell and its 60 MiB child", |h| {
+        let (pid, processes, memory) = figures(h);
+        pid.is_some()
+            && pid != first
+            && processes == Some(2)
+            && memory.is_some_and(|m| m >= 50 * MIB)
+    });
+    let second = figures(&herd).0;
+
+    std::fs::remove_file(herd.path("big")).unwrap();
+    herd.ok(&["restart", "flip"]);
+    herd.wait_for("a lone sleep again", |h| small(h, second));
+    // Asked again and again with the files open: still one small process.
+    for _ in 0..5 {
+        assert!(small(&herd, second), "{}", herd.instance("flip"));
+    }
+}
+
+#[test]
+fn files_kept_for_usage_are_closed_when_nobody_asks() {
+    let mut herd = Herd::configure(
+        r#"
+[service.idle]
+instances = 20
+command = ["sleep", "600"]
+"#,
+    );
+    // A test hook: files stay open 1 s after the last read instead of 30 s.
+    herd.env
+        .push(("HERD_USAGE_KEEP_MS".to_string(), "1000".to_string()));
+    let herd = herd.launch();
+    let running = |h: &Herd| {
+        let report: serde_json::Value =
+            serde_json::from_str(&h.ok(&["--json", "status", "--no-usage"])).unwrap();
+        let instances = report["units"][0]["instances"].as_array().cloned();
+        instances.is_some_and(|all| all.len() == 20 && all.iter().all(|i| i["state"] == "running"))
+    };
+    wait_until("20 instances running", || running(&herd));
+    let daemon = herd.daemon_pid();
+    assert_eq!(usage_files(daemon), 0, "no usage read, no file open");
+
+    let report = herd.status();
+    let read = report["units"][0]["instances"].as_array().unwrap();
+    assert!(
+        read.iter().all(|i| i["processes"].as_u64() == Some(1)),
+        "{report}"
+    );
+    // At least each leader's stat (and, with cgroups, each member list).
+    let kept = usage_files(daemon);
+    assert!(kept >= 20, "{kept} files kept after a status with usage");
+    herd.status();
+    assert_eq!(
+        usage_files(daemon),
+        kept,
+        "the next status reads the same files"
+    );
+
+    // Nobody asks for 1 s: herdd closes them all on its own.
+    wait_until("the usage files to be closed", || usage_files(daemon) == 0);
+}
