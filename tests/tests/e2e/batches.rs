@@ -299,10 +299,7 @@ max_queue = 10000
     // Joined on another connection, which reads no result. 4200 processes
     // take a while on a loaded machine: this reply alone may wait longer.
     let mut joiner = Session::open(&herd);
-    joiner
-        .writer
-        .set_read_timeout(Some(DEADLINE * 8))
-        .unwrap();
+    joiner.writer.set_read_timeout(Some(DEADLINE * 8)).unwrap();
     let reply = joiner.ask(&json!({"v": 1, "cmd": "join", "ids": ids}));
     assert_eq!(reply["ok"]["tasks"].as_array().map(Vec::len), Some(4200));
     // The pool keeps one: 4199 are held for this connection alone.
