@@ -13,6 +13,9 @@ pub enum Lifecycle {
     Started {
         instance: String,
         pid: u32,
+        /// The task, when a pool task's process started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskRef>,
     },
     Ready {
         instance: String,
@@ -141,10 +144,25 @@ pub struct EventLine {
     pub event: Lifecycle,
 }
 
+impl Lifecycle {
+    /// The everyday events of a pool task: queued, started, and exited with
+    /// success. A busy pool has thousands a minute; herdd logs them at
+    /// `debug` (they stay in `herdctl events` and `herdctl tasks`), so that
+    /// they neither bury its other lines nor use up journald's rate limit.
+    pub fn is_routine_task_event(&self) -> bool {
+        match self {
+            Lifecycle::TaskQueued { .. } => true,
+            Lifecycle::Started { task, .. } => task.is_some(),
+            Lifecycle::Exited { task, exit, .. } => task.is_some() && exit.is_success(),
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for Lifecycle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Lifecycle::Started { instance, pid } => write!(f, "{instance}: started (pid {pid})"),
+            Lifecycle::Started { instance, pid, .. } => write!(f, "{instance}: started (pid {pid})"),
             Lifecycle::Ready { instance } => write!(f, "{instance}: ready"),
             Lifecycle::Exited {
                 instance,

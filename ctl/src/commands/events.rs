@@ -208,6 +208,7 @@ mod tests {
                 line(Lifecycle::Started {
                     instance: "db".into(),
                     pid: 7,
+                    task: None,
                 }),
                 "2026-11-29T17:00:00.123Z db: started (pid 7)",
             ),

@@ -275,6 +275,7 @@ impl Instance {
         ctx.out.push(Action::Publish(Lifecycle::Started {
             instance: ctx.name.clone(),
             pid,
+            task: None,
         }));
         self.health.begin(ctx.now, ctx.config);
         match ctx.config.ready {

@@ -384,6 +384,7 @@ impl Task {
         out.push(Action::Publish(Lifecycle::Started {
             instance: self.label(),
             pid,
+            task: Some(self.task_ref()),
         }));
     }
 

@@ -942,7 +942,7 @@ fn inputs_are_handled_first_in_first_out() {
                 pid: next_pid,
             })
         }
-        Action::Publish(Lifecycle::Started { instance, pid }) => {
+        Action::Publish(Lifecycle::Started { instance, pid, .. }) => {
             order.push(format!("started {instance} {pid}"));
             None
         }

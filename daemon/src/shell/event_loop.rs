@@ -905,7 +905,11 @@ impl Shell {
                 None
             }
             Action::Publish(notice) => {
-                info!("{notice}");
+                if notice.is_routine_task_event() {
+                    debug!("{notice}");
+                } else {
+                    info!("{notice}");
+                }
                 self.hub.publish(notice);
                 None
             }

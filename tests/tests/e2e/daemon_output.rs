@@ -166,3 +166,25 @@ fn herdd_runs_and_shuts_down_cleanly_with_its_output_on_a_full_disk() {
     };
     assert_eq!(status.code(), Some(0), "{status}");
 }
+
+#[test]
+fn a_pool_tasks_everyday_events_are_logged_at_debug_and_its_failures_at_info() {
+    let mut herd = Herd::configure(&format!("{WEB}[pool.p]\nsize = 2\n"));
+    herd.env.push(("HERD_LOG".into(), "info".into()));
+    let herd = herd.launch();
+    herd.wait_state("web", "running");
+    let ok = herd.ok(&["submit", "p", "--wait", "--", "/bin/true"]);
+    let failed = herd.ctl(&["submit", "p", "--wait", "--", "/bin/false"]);
+    assert!(!failed.status.success(), "{}", stderr(&failed));
+    wait_until("the failed task's exit in the log", || {
+        herd.log().contains("p#2: pid")
+    });
+    let log = herd.log();
+    assert!(
+        log.contains("web: started"),
+        "an instance's start is at info:\n{log}"
+    );
+    for routine in ["p#1: queued", "p#1: started", "p#1: pid", "p#2: started"] {
+        assert!(!log.contains(routine), "{routine} at info ({ok}):\n{log}");
+    }
+}
