@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UnixListener;
 
-/// How long a re-executed herdd waits for its socket's lock.
-const REEXEC_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long herdd waits for its socket's lock while no herdd answers
+/// there (see `lock_patience`).
+const LOCK_HOLDER_WAIT: Duration = Duration::from_secs(5);
 
 /// The bound socket, plus the lock that makes it ours. Dropping it removes the socket file.
 pub struct Control {
@@ -119,20 +120,21 @@ fn take_lock(socket: &Path, own_uid: u32) -> anyhow::Result<Flock<File>> {
         .open(lock_path)
         .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", lock_path.display()))?;
     check_owner(lock_path, lock.metadata()?.uid(), 0, own_uid)?;
-    // After `daemon-reexec` the previous image's lock may still be held: a
-    // child it forked just before the exec keeps a copy of the descriptor
-    // until its own exec closes it. Wait for that, briefly, instead of
-    // failing the re-exec (nothing is served yet: sleeping blocks nobody).
-    let patience = if reexec::is_resuming() {
-        REEXEC_LOCK_WAIT
-    } else {
-        Duration::ZERO
-    };
+    // The lock may be held by no herdd at all: a child that herdd was
+    // starting keeps a copy of the descriptor until its own exec closes it.
+    // After `daemon-reexec` that is the previous image's child; after herdd
+    // was killed, one of the dead herdd's, and then nothing answers on the
+    // socket. Wait for that, briefly, instead of failing (nothing is served
+    // yet: sleeping blocks nobody). A herdd that answers is running: refuse
+    // at once.
+    let mut patience = None;
     let started = Instant::now();
     let mut lock = lock;
     let taken = loop {
         match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
-            Err((file, Errno::EWOULDBLOCK)) if started.elapsed() < patience => {
+            Err((file, Errno::EWOULDBLOCK))
+                if started.elapsed() < *patience.get_or_insert_with(|| lock_patience(socket)) =>
+            {
                 lock = file;
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -147,6 +149,17 @@ fn take_lock(socket: &Path, own_uid: u32) -> anyhow::Result<Flock<File>> {
         ),
         errno => anyhow::anyhow!("cannot lock {}: {errno}", lock_path.display()),
     })
+}
+
+/// How long a held lock is waited for: a while when herdd re-executes or
+/// when no herdd answers on `socket` (the holder is a child on its way to
+/// its exec), not at all when one does.
+fn lock_patience(socket: &Path) -> Duration {
+    if reexec::is_resuming() || std::os::unix::net::UnixStream::connect(socket).is_err() {
+        LOCK_HOLDER_WAIT
+    } else {
+        Duration::ZERO
+    }
 }
 
 #[cfg(test)]
