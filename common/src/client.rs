@@ -217,19 +217,32 @@ impl Client {
             Answer::Prompt | Answer::Within(_) => Some(self.patience),
         })?;
         let Some(line) = self.read_line()? else {
-            let closed = ClientError::Protocol("herdd closed the stream".into());
-            return match self.reconnect(closed) {
-                Ok(()) => {
-                    self.send(&request)?;
-                    Ok(Some(Streamed::Resumed))
-                }
-                Err(ClientError::NoAnswer { path, after }) => {
-                    Err(ClientError::NoAnswer { path, after })
-                }
-                Err(_) => Ok(None),
-            };
+            return self.resume_stream(&request);
         };
         parse_streamed(&line).map(Some)
+    }
+
+    /// After herdd closed the stream: sends `request` again to the same
+    /// herdd, re-executed; `None` when that herdd is gone. A herdd that is
+    /// shutting down may still take a connection and close it at once: the
+    /// send then fails and herdd is asked again, until it is gone.
+    fn resume_stream(&mut self, request: &Request) -> Result<Option<Streamed>, ClientError> {
+        loop {
+            let closed = ClientError::Protocol("herdd closed the stream".into());
+            match self.reconnect(closed) {
+                Ok(()) => match self.writer.write_all(encode_request(request).as_bytes()) {
+                    Ok(()) => return Ok(Some(Streamed::Resumed)),
+                    Err(err) if is_loss(&err) => std::thread::sleep(RETRY_EVERY),
+                    Err(err) => {
+                        return Err(ClientError::Protocol(format!("cannot send request: {err}")))
+                    }
+                },
+                Err(ClientError::NoAnswer { path, after }) => {
+                    return Err(ClientError::NoAnswer { path, after })
+                }
+                Err(_) => return Ok(None),
+            }
+        }
     }
 
     /// Whether more of the stream has been read and not yet returned, so
