@@ -1020,6 +1020,15 @@ unsafe fn exec(
 /// through the `syscall` instruction. Elsewhere the clone is the portable
 /// one, whose parent sleeps until the exec: glibc's `syscall` is safe there.
 pub mod sys {
+    /// `args` padded with zeros to the six registers a syscall takes.
+    fn six<const N: usize>(args: [usize; N]) -> [usize; 6] {
+        let mut all = [0usize; 6];
+        for (slot, arg) in all.iter_mut().zip(args) {
+            *slot = arg;
+        }
+        all
+    }
+
     /// Syscall `number` with up to six arguments: its result, or the errno.
     ///
     /// # Safety
@@ -1029,10 +1038,7 @@ pub mod sys {
         number: libc::c_long,
         args: [usize; N],
     ) -> Result<usize, i32> {
-        let mut a = [0usize; 6];
-        for (slot, arg) in a.iter_mut().zip(args) {
-            *slot = arg;
-        }
+        let a = six(args);
         let result: isize;
         // SAFETY: the syscall instruction clobbers rax (the result), rcx
         // and r11; the caller vouches for the arguments.
@@ -1067,10 +1073,7 @@ pub mod sys {
         number: libc::c_long,
         args: [usize; N],
     ) -> Result<usize, i32> {
-        let mut a = [0usize; 6];
-        for (slot, arg) in a.iter_mut().zip(args) {
-            *slot = arg;
-        }
+        let a = six(args);
         // SAFETY: the caller vouches for the arguments.
         let result = unsafe { libc::syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]) };
         if result == -1 {

@@ -15,6 +15,24 @@ capacity = 1
 "#;
 
 impl Herd {
+    /// Starts `herdctl map ARGS` in the background with `input` on its
+    /// stdin (then closed), stdout and stderr piped.
+    fn spawn_map(&self, args: &[&str], input: &str) -> Child {
+        let mut map = Command::new(bin("herdctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("map")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run herdctl map");
+        let stdin = map.stdin.take();
+        stdin.expect("stdin").write_all(input.as_bytes()).unwrap();
+        map
+    }
+
     /// Starts `herdctl ARGS` in the background, stdout and stderr piped.
     fn spawn_ctl(&self, args: &[&str]) -> Child {
         Command::new(bin("herdctl"))
@@ -138,29 +156,18 @@ fn events_follow_goes_on_across_reexecs_and_ends_with_herdd() {
 #[test]
 fn map_across_reexecs_prints_every_result_in_order() {
     let herd = Herd::start(SETUP);
-    let mut map = Command::new(bin("herdctl"))
-        .arg("--socket")
-        .arg(&herd.socket)
-        .args([
-            "map",
+    let input: String = (1..=60).map(|n| format!("{n}\n")).collect();
+    let map = herd.spawn_map(
+        &[
             "p",
             "--",
             "sh",
             "-c",
             "sleep 0.01; echo $1; [ $1 != 13 ]",
             "sh",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input: String = (1..=60).map(|n| format!("{n}\n")).collect();
-    map.stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+        ],
+        &input,
+    );
     let pid = map.id();
     for done in [5, 20, 35] {
         wait_until("map to get on", || {
@@ -187,21 +194,8 @@ keep_finished = 1
     );
     let marks = herd.path("marks").display().to_string();
     let script = format!("echo $1 >> {marks}; sleep 0.02; echo $1");
-    let mut map = Command::new(bin("herdctl"))
-        .arg("--socket")
-        .arg(&herd.socket)
-        .args(["map", "small", "--", "sh", "-c", &script, "sh"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let input: String = (1..=200).map(|n| format!("{n}\n")).collect();
-    map.stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    let map = herd.spawn_map(&["small", "--", "sh", "-c", &script, "sh"], &input);
     let pid = map.id();
     let started = || {
         std::fs::read_to_string(&marks)
