@@ -155,11 +155,29 @@ fn take_lock(socket: &Path, own_uid: u32) -> anyhow::Result<Flock<File>> {
 /// when no herdd answers on `socket` (the holder is a child on its way to
 /// its exec), not at all when one does.
 fn lock_patience(socket: &Path) -> Duration {
-    if reexec::is_resuming() || std::os::unix::net::UnixStream::connect(socket).is_err() {
+    if reexec::is_resuming() || !answers_on(socket) {
         LOCK_HOLDER_WAIT
     } else {
         Duration::ZERO
     }
+}
+
+/// Whether something replies on `socket` within a second. A connect alone
+/// proves nothing: that child of a killed herdd also holds a copy of the old
+/// listening socket, which takes connections that nobody will ever answer.
+fn answers_on(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let mut first = [0u8; 1];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .is_ok()
+        && stream
+            .write_all(b"{\"v\":1,\"cmd\":\"event-list\"}\n")
+            .is_ok()
+        && matches!(stream.read(&mut first), Ok(1))
 }
 
 #[cfg(test)]

@@ -109,7 +109,10 @@ impl Herd {
         };
         self.daemon = Some(child);
         let started = Instant::now();
-        while UnixStream::connect(&self.socket).is_err() {
+        // An answer, not a connect: a child of a killed herdd, between its
+        // clone and its exec, still holds the old listening socket, so a
+        // connect can succeed before the new herdd has bound its own.
+        while !answers_request(&self.socket) {
             if let Some(status) = self
                 .daemon
                 .as_mut()
@@ -473,4 +476,21 @@ impl Drop for OwnHerdd {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Whether a herdd on `socket` answers a request (within a second). The
+/// request reads nothing a test may look at (no usage, no files).
+fn answers_request(socket: &Path) -> bool {
+    let Ok(mut stream) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream
+        .write_all(b"{\"v\":1,\"cmd\":\"event-list\"}\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut line = String::new();
+    matches!(BufReader::new(stream).read_line(&mut line), Ok(n) if n > 0)
 }

@@ -434,10 +434,11 @@ command = ["/bin/sleep", "1000"]
 }
 
 /// A task the killed herdd was starting, still between its clone and its
-/// exec, holds a copy of the socket lock's descriptor until the exec. A
-/// herdd started meanwhile waits for it, since nothing answers on the
-/// socket, instead of exiting with "another herdd is already running". The
-/// test plays that task: it holds the lock and lets go a little later.
+/// exec, holds copies of the socket lock's descriptor and of the listening
+/// socket until the exec: connections to the socket succeed, but nothing
+/// answers them. A herdd started meanwhile waits for it instead of exiting
+/// with "another herdd is already running". The test plays that task: it
+/// holds the lock and a listener on the socket, and lets go a little later.
 #[test]
 fn a_herdd_started_after_a_kill_waits_for_a_child_that_still_holds_the_lock() {
     use std::os::fd::AsRawFd;
@@ -449,9 +450,12 @@ fn a_herdd_started_after_a_kill_waits_for_a_child_that_still_holds_the_lock() {
     // SAFETY: flock on a descriptor this test owns.
     let taken = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     assert_eq!(taken, 0, "the killed herdd's lock is free");
+    std::fs::remove_file(&herd.socket).expect("the killed herdd's socket");
+    let listener = std::os::unix::net::UnixListener::bind(&herd.socket).expect("listen");
     let release = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
         drop(lock);
+        drop(listener);
     });
     herd.relaunch();
     release.join().unwrap();
