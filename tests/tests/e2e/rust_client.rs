@@ -32,9 +32,22 @@ max_queue = 10000
     let mut api = Api::connect(&herd.socket).expect("connect");
     let items: Vec<String> = (0..4200).map(|n| n.to_string()).collect();
     let results = api.map("wide", &["/bin/echo", "{}"], &items).expect("map");
-    let outputs: Vec<String> = results.iter().map(|r| r.stdout.clone()).collect();
     let expected: Vec<String> = items.iter().map(|item| format!("{item}\n")).collect();
-    assert!(outputs == expected, "every item once, in order");
+    assert_eq!(results.len(), expected.len(), "a result for every item");
+    let wrong: Vec<_> = (results.iter().zip(&expected))
+        .filter(|(got, want)| got.stdout != **want)
+        .take(3)
+        .map(|(got, want)| format!("expected {want:?}, got {got:?}"))
+        .collect();
+    if !wrong.is_empty() {
+        let log = herd.log();
+        let notable: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains(" DEBUG "))
+            .take(40)
+            .collect();
+        panic!("every item once, in order: {wrong:#?}\nherdd's log above debug:\n{notable:#?}");
+    }
 }
 
 #[test]
