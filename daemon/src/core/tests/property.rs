@@ -754,3 +754,54 @@ fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
         "too few steps had a deadline: {with_deadline} of {compared}"
     );
 }
+
+/// The journal writes queued tasks once to its task log and the rest of the
+/// state in each snapshot. Whatever happened in between (several steps or
+/// one, a log started anew now and then), the snapshot with the log's tasks
+/// put back must be the whole journal that a walk of every task gives, and
+/// a pool's queue the same tasks as the core's queue.
+#[test]
+fn the_journal_snapshot_and_its_task_log_add_up_to_the_whole_state() {
+    use crate::core::task_log;
+    let (mut compared, mut logged) = (0, 0);
+    for seed in 0..SEEDS {
+        let mut driver = Driver::new(seed);
+        driver.feed(Input::Boot);
+        let mut log = Vec::new();
+        for _ in 0..STEPS {
+            driver.step();
+            if driver.rng.chance(3) {
+                continue;
+            }
+            if driver.rng.chance(40) {
+                driver.core.journal_log_anew();
+                log.clear();
+            }
+            let changes = driver.core.journal_changes(driver.now);
+            for task in &changes.queued {
+                task_log::push_queued(&mut log, task).unwrap();
+            }
+            for id in &changes.left {
+                task_log::push_left(&mut log, *id);
+            }
+            let queued = task_log::replay(&log).unwrap();
+            logged += queued.len();
+            let merged = changes.snapshot.with_queued(queued);
+            let whole = driver.core.journal_snapshot(driver.now);
+            for (pool, rebuilt) in whole.pools.iter().zip(&merged.pools) {
+                let mut queue = pool.queue.clone();
+                queue.sort_unstable();
+                let mut same = rebuilt.queue.clone();
+                same.sort_unstable();
+                assert_eq!(queue, same, "seed {seed}: the queue of {}", pool.name);
+            }
+            // Queues in the order a load rebuilds them in.
+            assert_eq!(merged, whole.with_queued(vec![]), "seed {seed}");
+            compared += 1;
+        }
+    }
+    assert!(
+        logged > compared / 10,
+        "too few queued tasks: {logged} in {compared} snapshots"
+    );
+}
