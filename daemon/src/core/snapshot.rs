@@ -311,7 +311,10 @@ impl Snapshot {
         for task in &self.tasks {
             if task.state == TaskState::Queued {
                 let priority = std::cmp::Reverse(task.attempts.limits.priority);
-                queues.entry(&task.pool).or_default().push((priority, task.id));
+                queues
+                    .entry(&task.pool)
+                    .or_default()
+                    .push((priority, task.id));
             }
         }
         for pool in &mut self.pools {

@@ -95,7 +95,11 @@ pub fn replay(log: &[u8]) -> Result<Vec<TaskSnapshot>, String> {
 
 /// A log with the same tasks queued as `log`, one `+` line each.
 pub fn compact(log: &[u8]) -> Result<Vec<u8>, String> {
-    Ok(queued_lines(log)?.into_values().flatten().copied().collect())
+    Ok(queued_lines(log)?
+        .into_values()
+        .flatten()
+        .copied()
+        .collect())
 }
 
 /// Which live tasks the journal keeps in the log, which it writes whole in

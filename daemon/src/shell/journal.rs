@@ -229,7 +229,10 @@ impl Journal {
     }
 
     /// The queued tasks of the part of a task log that a snapshot covers.
-    fn read_task_log(&self, log: TaskLogRef) -> Result<Vec<crate::core::snapshot::TaskSnapshot>, String> {
+    fn read_task_log(
+        &self,
+        log: TaskLogRef,
+    ) -> Result<Vec<crate::core::snapshot::TaskSnapshot>, String> {
         let path = self.files.task_log(log.generation);
         let file = File::open(&path).map_err(|err| err.to_string())?;
         let length = usize::try_from(log.length).map_err(|err| err.to_string())?;
@@ -515,7 +518,13 @@ impl Writer {
 
     /// Appends `records` to the task log (a new one if there is none) and
     /// syncs it.
-    fn add_to_log(&mut self, records: &[u8], count: u64, added: u64, left: u64) -> std::io::Result<()> {
+    fn add_to_log(
+        &mut self,
+        records: &[u8],
+        count: u64,
+        added: u64,
+        left: u64,
+    ) -> std::io::Result<()> {
         if self.log.is_none() {
             let generation = self.next_generation;
             let path = self.files.task_log(generation);
@@ -793,7 +802,10 @@ mod tests {
 
     fn task_log_of(dir: &Path) -> TaskLogRef {
         let bytes = fs::read(dir.join("journal.json")).unwrap();
-        serde_json::from_slice::<Snapshot>(&bytes).unwrap().task_log.unwrap()
+        serde_json::from_slice::<Snapshot>(&bytes)
+            .unwrap()
+            .task_log
+            .unwrap()
     }
 
     #[test]
@@ -808,7 +820,10 @@ mod tests {
         journal.write(changes(6, vec![queued(4), queued(5)], vec![2]));
         on_disk(&mut journal);
         let text = fs::read_to_string(dir.path().join("journal.json")).unwrap();
-        assert!(!text.contains("/bin/echo"), "the snapshot leaves them out: {text}");
+        assert!(
+            !text.contains("/bin/echo"),
+            "the snapshot leaves them out: {text}"
+        );
         assert_eq!(queue_on_disk(dir.path()), Some(vec![1, 3, 4, 5]));
         // A snapshot that did not make it: its records are past the length
         // the snapshot on disk covers, a torn one too.
@@ -852,7 +867,11 @@ mod tests {
         let mut journal = Journal::open(dir.path()).unwrap();
         journal.wants_new_log();
         let total = COMPACT_AFTER + 100;
-        journal.write(changes(total + 1, (1..=total).map(queued).collect(), vec![]));
+        journal.write(changes(
+            total + 1,
+            (1..=total).map(queued).collect(),
+            vec![],
+        ));
         on_disk(&mut journal);
         let first = task_log_of(dir.path());
         // All but the last 50 start: dead records outnumber live ones.
@@ -860,8 +879,16 @@ mod tests {
         on_disk(&mut journal);
         let second = task_log_of(dir.path());
         assert!(second.generation > first.generation, "compacted");
-        assert!(second.length < first.length / 100, "{second:?} after {first:?}");
-        let logs: Vec<u64> = journal.files.task_logs().into_iter().map(|(g, _)| g).collect();
+        assert!(
+            second.length < first.length / 100,
+            "{second:?} after {first:?}"
+        );
+        let logs: Vec<u64> = journal
+            .files
+            .task_logs()
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect();
         assert_eq!(logs, [second.generation], "the old log is gone");
         let expected: Vec<TaskId> = (total - 49..=total).collect();
         assert_eq!(queue_on_disk(dir.path()), Some(expected.clone()));
@@ -882,13 +909,25 @@ mod tests {
         whole.version = SNAPSHOT_VERSION;
         whole.tasks = vec![queued(1), queued(2)];
         whole.pools[0].queue = vec![1, 2];
-        fs::write(dir.path().join("journal.json"), serde_json::to_vec(&whole).unwrap()).unwrap();
+        fs::write(
+            dir.path().join("journal.json"),
+            serde_json::to_vec(&whole).unwrap(),
+        )
+        .unwrap();
         assert_eq!(queue_on_disk(dir.path()), Some(vec![1, 2]));
         whole.version = JOURNAL_VERSION;
-        fs::write(dir.path().join("journal.json"), serde_json::to_vec(&whole).unwrap()).unwrap();
+        fs::write(
+            dir.path().join("journal.json"),
+            serde_json::to_vec(&whole).unwrap(),
+        )
+        .unwrap();
         assert_eq!(queue_on_disk(dir.path()), None, "version 2 without a log");
         whole.version = 3;
-        fs::write(dir.path().join("journal.json"), serde_json::to_vec(&whole).unwrap()).unwrap();
+        fs::write(
+            dir.path().join("journal.json"),
+            serde_json::to_vec(&whole).unwrap(),
+        )
+        .unwrap();
         assert_eq!(queue_on_disk(dir.path()), None, "a later version");
     }
 }

@@ -290,7 +290,11 @@ fn journal_text(herd: &Herd) -> String {
     let state = herd.path("state");
     let mut text = std::fs::read_to_string(state.join("journal.json")).unwrap_or_default();
     for entry in std::fs::read_dir(&state).into_iter().flatten().flatten() {
-        if entry.file_name().to_string_lossy().starts_with("journal.tasks.") {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("journal.tasks.")
+        {
             text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
         }
     }
