@@ -47,10 +47,14 @@ const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// heap under the allocator's lock, which the event loop then waits for).
 const TRIM_WHEN_IDLE: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// A task log is compacted once it has this many dead records (tasks that
-/// left it, or were written again) and at least as many as live ones: each
-/// compaction then costs at most twice the records added since the last.
-const COMPACT_AFTER: u64 = 10_000;
+/// A task log is compacted once its dead records (of tasks that left it,
+/// or were written again, and the records saying so) take this many bytes
+/// and [`COMPACT_DEAD_SHARE`] times as many as its queued tasks': each
+/// compaction then writes at most a quarter of what was added since the
+/// last, and a log takes at most five times its queued tasks' bytes (or
+/// this much more).
+const COMPACT_AFTER_BYTES: u64 = 1 << 20;
+const COMPACT_DEAD_SHARE: u64 = 4;
 
 /// The journal's files and the thread that writes the snapshots.
 pub struct Journal {
@@ -397,9 +401,23 @@ struct TaskLog {
     file: File,
     /// Bytes written and synced.
     length: u64,
-    /// Records in it, and tasks queued in it (the rest are dead records).
-    records: u64,
+    /// Tasks queued in it (the rest of its records are dead).
     live: u64,
+    /// `+` records written to it, and their bytes: what a queued task takes.
+    queued_records: u64,
+    queued_bytes: u64,
+}
+
+/// Records to add to the task log, with what they change.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Tasks new to the log, and tasks that left it.
+    added: u64,
+    left: u64,
+    /// `+` records, and their bytes.
+    queued_records: u64,
+    queued_bytes: u64,
 }
 
 impl Writer {
@@ -468,20 +486,21 @@ impl Writer {
         if self.lost_log {
             return Ok(());
         }
-        let mut records = Vec::new();
-        let (mut count, mut added, mut left) = (0, 0, 0);
+        let mut batch = Batch::default();
         for job in &jobs {
+            let before = batch.bytes.len();
             for task in &job.changes.queued {
-                task_log::push_queued(&mut records, task)?;
+                task_log::push_queued(&mut batch.bytes, task)?;
             }
+            batch.queued_bytes += (batch.bytes.len() - before) as u64;
+            batch.queued_records += job.changes.queued.len() as u64;
             for id in &job.changes.left {
-                task_log::push_left(&mut records, *id);
+                task_log::push_left(&mut batch.bytes, *id);
             }
-            count += (job.changes.queued.len() + job.changes.left.len()) as u64;
-            added += job.changes.added as u64;
-            left += job.changes.left.len() as u64;
+            batch.added += job.changes.added as u64;
+            batch.left += job.changes.left.len() as u64;
         }
-        if let Err(err) = self.add_to_log(&records, count, added, left) {
+        if let Err(err) = self.add_to_log(&batch) {
             // Whatever part of them made it is past the length any snapshot
             // covers; a new log will have the queue.
             self.lost_log = true;
@@ -516,15 +535,9 @@ impl Writer {
         }
     }
 
-    /// Appends `records` to the task log (a new one if there is none) and
+    /// Appends `batch` to the task log (a new one if there is none) and
     /// syncs it.
-    fn add_to_log(
-        &mut self,
-        records: &[u8],
-        count: u64,
-        added: u64,
-        left: u64,
-    ) -> std::io::Result<()> {
+    fn add_to_log(&mut self, batch: &Batch) -> std::io::Result<()> {
         if self.log.is_none() {
             let generation = self.next_generation;
             let path = self.files.task_log(generation);
@@ -541,28 +554,31 @@ impl Writer {
                 generation,
                 file,
                 length: 0,
-                records: 0,
                 live: 0,
+                queued_records: 0,
+                queued_bytes: 0,
             });
         }
         let log = self.log.as_mut().expect("opened above");
-        if !records.is_empty() {
-            log.file.write_all_at(records, log.length)?;
+        if !batch.bytes.is_empty() {
+            log.file.write_all_at(&batch.bytes, log.length)?;
             log.file.sync_data()?;
         }
-        log.length += records.len() as u64;
-        log.records += count;
-        log.live = (log.live + added).saturating_sub(left);
+        log.length += batch.bytes.len() as u64;
+        log.live = (log.live + batch.added).saturating_sub(batch.left);
+        log.queued_records += batch.queued_records;
+        log.queued_bytes += batch.queued_bytes;
         Ok(())
     }
 
-    /// Once most of the log's records are dead, writes its queued tasks to
-    /// a log of the next generation and adds to that one from now on. On
-    /// failure the log stays as it is.
+    /// Once most of the log is dead, writes its queued tasks to a log of
+    /// the next generation and adds to that one from now on. On failure the
+    /// log stays as it is.
     fn compact_if_due(&mut self) {
         let Some(log) = &self.log else { return };
-        let dead = log.records.saturating_sub(log.live);
-        if dead < COMPACT_AFTER || dead < log.live {
+        let live = log.live * log.queued_bytes / log.queued_records.max(1);
+        let dead = log.length.saturating_sub(live);
+        if dead < COMPACT_AFTER_BYTES || dead < COMPACT_DEAD_SHARE * live {
             return;
         }
         let generation = self.next_generation;
@@ -585,8 +601,9 @@ impl Writer {
                 generation,
                 file,
                 length: compacted.len() as u64,
-                records: live,
                 live,
+                queued_records: live,
+                queued_bytes: compacted.len() as u64,
             })
         })();
         self.next_generation += 1;
@@ -866,7 +883,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut journal = Journal::open(dir.path()).unwrap();
         journal.wants_new_log();
-        let total = COMPACT_AFTER + 100;
+        // Each record takes about a hundred bytes.
+        let total = COMPACT_AFTER_BYTES / 100;
         journal.write(changes(
             total + 1,
             (1..=total).map(queued).collect(),
