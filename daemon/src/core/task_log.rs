@@ -11,7 +11,7 @@
 //!   something relative to the time of a snapshot, a retry delay say, and
 //!   is written whole in each snapshot instead).
 //!
-//! [`Index`] is the core's side: which live tasks are in the log, which are
+//! `Index` is the core's side: which live tasks are in the log, which are
 //! written whole, and which changed since the last snapshot.
 
 use super::snapshot::TaskSnapshot;
