@@ -428,7 +428,7 @@ impl super::Supervisor {
 
     /// What the journal keeps, whole: the state without task output and
     /// without ended tasks (they can be many, and nothing runs again for
-    /// them). What [`Supervisor::journal_changes`] and the task log add up to.
+    /// them). What [`super::Supervisor::journal_changes`] and the task log add up to.
     #[cfg(test)]
     pub fn journal_snapshot(&self, now: Instant) -> Snapshot {
         let live = self.tasks.values().filter(|task| !task.state.is_final());
@@ -479,7 +479,7 @@ impl super::Supervisor {
     }
 
     /// Starts the journal's task log over: the next
-    /// [`Supervisor::journal_changes`] has every queued task (for a new
+    /// [`super::Supervisor::journal_changes`] has every queued task (for a new
     /// log, after a failed write or in a new herdd).
     pub fn journal_log_anew(&mut self) {
         let live: std::collections::BTreeSet<TaskId> = self
