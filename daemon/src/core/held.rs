@@ -30,7 +30,7 @@ pub const CARRIED_FOR: Duration = Duration::from_secs(60);
 const CARRIED: ClientId = ClientId::MAX;
 
 /// One client's held tasks.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Holds {
     /// Every task it submitted (or collects) and has not read.
     all: BTreeSet<TaskId>,
@@ -52,7 +52,11 @@ pub(super) struct ResultsWaiter {
     pub lingering_until: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
+/// Waiting `results` requests are indexed so that a step costs what
+/// changed, not the number of clients waiting: by their deadlines (and ends
+/// of lingering), and by the clients whose holds changed since the last
+/// [`Held::due`], the only ones whose request can have become ready.
+#[derive(Debug, Default, Clone)]
 pub(super) struct Held {
     /// Who holds each task whose output has not been read.
     submitter: HashMap<TaskId, ClientId>,
@@ -61,8 +65,29 @@ pub(super) struct Held {
     evicted: BTreeSet<TaskId>,
     /// `results` requests waiting, one per client at most.
     waiting: BTreeMap<ClientId, ResultsWaiter>,
+    /// Their deadlines and ends of lingering, earliest first.
+    deadlines: BTreeSet<(Instant, ClientId)>,
+    /// Clients whose holds or request changed since the last [`Held::due`].
+    changed: BTreeSet<ClientId>,
     /// When the holds carried over a re-exec or crash are let go.
     carried_until: Option<Instant>,
+}
+
+/// Whether a waiting `results` request is due at `now`, given its client's
+/// holds: the client has an ended task (and has lingered, unless all have
+/// ended), or nothing outstanding, or the deadline passed; with whether it
+/// timed out. The first look after a task ended starts the lingering.
+fn is_due(holds: Option<&Holds>, waiter: &mut ResultsWaiter, now: Instant) -> Option<bool> {
+    let (ended, all) = holds.map_or((0, 0), |h| (h.ended.len(), h.all.len()));
+    let ready = all == 0 || ended > 0;
+    let late = waiter.deadline.is_some_and(|d| d <= now);
+    let lingered = match waiter.linger {
+        Some(linger) if ended > 0 && ended < all => {
+            *waiter.lingering_until.get_or_insert(now + linger) <= now
+        }
+        Some(_) | None => true,
+    };
+    ((ready && lingered) || late).then_some(!ready)
 }
 
 /// Why a client may not submit more.
@@ -82,6 +107,7 @@ impl Held {
             }
         }
         let evicted = self.evicted.contains(&id);
+        self.changed.insert(client);
         let holds = self.by_client.entry(client).or_default();
         if holds.all.insert(id) && evicted {
             holds.evicted += 1;
@@ -108,6 +134,7 @@ impl Held {
         if let Some(client) = self.submitter.get(&id) {
             if let Some(holds) = self.by_client.get_mut(client) {
                 holds.ended.insert(id);
+                self.changed.insert(*client);
             }
         }
     }
@@ -140,6 +167,7 @@ impl Held {
 
     fn unlist(&mut self, client: ClientId, id: TaskId) {
         if let Some(holds) = self.by_client.get_mut(&client) {
+            self.changed.insert(client);
             if holds.all.remove(&id) && self.evicted.contains(&id) {
                 holds.evicted -= 1;
             }
@@ -160,7 +188,7 @@ impl Held {
 
     /// The client disconnected: its held tasks the pool let go of, to drop.
     pub fn client_gone(&mut self, client: ClientId) -> Vec<TaskId> {
-        self.waiting.remove(&client);
+        self.take_waiter(client);
         let ids = self.by_client.remove(&client).unwrap_or_default().all;
         let dropped = ids
             .into_iter()
@@ -181,37 +209,77 @@ impl Held {
     }
 
     pub fn wait(&mut self, client: ClientId, waiter: ResultsWaiter) -> Option<ResultsWaiter> {
-        self.waiting.insert(client, waiter)
+        let earlier = self.take_waiter(client);
+        self.index(client, &waiter);
+        self.waiting.insert(client, waiter);
+        self.changed.insert(client);
+        earlier
+    }
+
+    fn index(&mut self, client: ClientId, waiter: &ResultsWaiter) {
+        for at in waiter.deadline.into_iter().chain(waiter.lingering_until) {
+            self.deadlines.insert((at, client));
+        }
+    }
+
+    /// Takes `client`'s waiting request out, and out of the index.
+    fn take_waiter(&mut self, client: ClientId) -> Option<ResultsWaiter> {
+        let waiter = self.waiting.remove(&client)?;
+        for at in waiter.deadline.into_iter().chain(waiter.lingering_until) {
+            self.deadlines.remove(&(at, client));
+        }
+        Some(waiter)
     }
 
     /// The waiting `results` requests that are due at `now`: their client
     /// has an ended task (and has lingered, unless all have ended), or
     /// nothing outstanding, or the deadline passed. Taken out; each with
     /// whether it timed out.
+    /// Looks only at the requests of clients whose holds changed and at
+    /// those whose deadline or lingering came.
     pub fn due(&mut self, now: Instant) -> Vec<(ClientId, ResultsWaiter, bool)> {
+        let mut candidates = std::mem::take(&mut self.changed);
+        let came = self.deadlines.iter().take_while(|(at, _)| *at <= now);
+        candidates.extend(came.map(|(_, client)| *client));
+        let mut due = Vec::new();
+        for client in candidates {
+            let Some(waiter) = self.waiting.get_mut(&client) else {
+                continue;
+            };
+            let lingering = waiter.lingering_until;
+            match is_due(self.by_client.get(&client), waiter, now) {
+                Some(timed_out) => due.push((client, timed_out)),
+                None => {
+                    if let Some(at) = waiter.lingering_until.filter(|_| lingering.is_none()) {
+                        self.deadlines.insert((at, client));
+                    }
+                }
+            }
+        }
+        due.into_iter()
+            .filter_map(|(client, timed_out)| {
+                let waiter = self.take_waiter(client)?;
+                Some((client, waiter, timed_out))
+            })
+            .collect()
+    }
+
+    /// What [`Held::due`] must give, found by a walk of every waiting
+    /// request (tests).
+    #[cfg(test)]
+    pub fn due_by_walk(&mut self, now: Instant) -> Vec<(ClientId, RequestId, bool)> {
         let by_client = &self.by_client;
         let due: Vec<(ClientId, bool)> = self
             .waiting
             .iter_mut()
             .filter_map(|(client, waiter)| {
-                let (ended, all) = by_client
-                    .get(client)
-                    .map_or((0, 0), |h| (h.ended.len(), h.all.len()));
-                let ready = all == 0 || ended > 0;
-                let late = waiter.deadline.is_some_and(|d| d <= now);
-                let lingered = match waiter.linger {
-                    Some(linger) if ended > 0 && ended < all => {
-                        *waiter.lingering_until.get_or_insert(now + linger) <= now
-                    }
-                    Some(_) | None => true,
-                };
-                ((ready && lingered) || late).then_some((*client, !ready))
+                Some((*client, is_due(by_client.get(client), waiter, now)?))
             })
             .collect();
         due.into_iter()
             .filter_map(|(client, timed_out)| {
                 let waiter = self.waiting.remove(&client)?;
-                Some((client, waiter, timed_out))
+                Some((client, waiter.request, timed_out))
             })
             .collect()
     }
@@ -219,6 +287,19 @@ impl Held {
     /// The earliest deadline (or end of lingering) of a waiting `results`,
     /// or the moment carried-over holds are let go.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let first = self.deadlines.first().map(|(at, _)| *at);
+        first.into_iter().chain(self.carried_until).min()
+    }
+
+    /// How many `results` requests wait (tests).
+    #[cfg(test)]
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// What [`Held::next_deadline`] must say, by a walk (tests).
+    #[cfg(test)]
+    pub fn next_deadline_by_walk(&self) -> Option<Instant> {
         self.waiting
             .values()
             .flat_map(|w| w.deadline.into_iter().chain(w.lingering_until))
@@ -228,6 +309,7 @@ impl Held {
 
     /// Every waiting `results` request (herdd re-executes).
     pub fn drain_waiting(&mut self) -> Vec<RequestId> {
+        self.deadlines.clear();
         std::mem::take(&mut self.waiting)
             .into_values()
             .map(|w| w.request)
@@ -396,5 +478,70 @@ mod tests {
             held.submitter.capacity()
         );
         assert_eq!(held.outstanding(2), 1, "the other client's hold stays");
+    }
+
+    /// Random holds, ends, reads, evictions, disconnects, `results`
+    /// requests and time passing: after each, the requests the index finds
+    /// due, and the next deadline, are what a walk of every request finds.
+    #[test]
+    fn the_index_finds_what_a_walk_of_every_waiting_request_finds() {
+        let ms = Duration::from_millis;
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        let mut now = Instant::now();
+        let mut indexed = Held::default();
+        let mut walked = Held::default();
+        let (mut due, mut waited) = (0, 0);
+        for request in 0..30_000 {
+            let client = next(6) + 1;
+            let id = next(40);
+            match next(9) {
+                0 | 1 => {
+                    let ended = next(4) == 0;
+                    indexed.hold(client, id, ended);
+                    walked.hold(client, id, ended);
+                }
+                2 => {
+                    indexed.on_ended(id);
+                    walked.on_ended(id);
+                }
+                3 => {
+                    assert_eq!(indexed.release(client, id), walked.release(client, id));
+                }
+                4 => {
+                    assert_eq!(indexed.on_evicted(id), walked.on_evicted(id));
+                }
+                5 if next(5) == 0 => {
+                    assert_eq!(indexed.client_gone(client), walked.client_gone(client));
+                }
+                6 | 7 => {
+                    let waiter = ResultsWaiter {
+                        request,
+                        deadline: [None, Some(now), Some(now + ms(20)), Some(now + ms(300))]
+                            [next(4) as usize],
+                        linger: [None, Some(ms(0)), Some(ms(15))][next(3) as usize],
+                        lingering_until: None,
+                    };
+                    let earlier = indexed.wait(client, waiter).map(|w| w.request);
+                    assert_eq!(earlier, walked.wait(client, waiter).map(|w| w.request));
+                }
+                _ => now += ms(next(25)),
+            }
+            waited += usize::from(!indexed.waiting.is_empty());
+            let found: Vec<_> = indexed
+                .due(now)
+                .into_iter()
+                .map(|(c, w, t)| (c, w.request, t))
+                .collect();
+            assert_eq!(found, walked.due_by_walk(now), "after request {request}");
+            due += found.len();
+            assert_eq!(indexed.next_deadline(), walked.next_deadline_by_walk());
+        }
+        assert!(due > 1000 && waited > 10_000, "{due} due, {waited} waited");
     }
 }

@@ -29,6 +29,7 @@ pub mod snapshot;
 pub mod survivors;
 mod sync_requests;
 pub mod task;
+pub mod task_log;
 mod task_names;
 mod tasks;
 pub mod timer;

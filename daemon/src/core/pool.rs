@@ -195,10 +195,15 @@ impl Pool {
 }
 
 impl Pool {
-    pub fn snapshot(&self) -> PoolSnapshot {
+    /// Without `with_queue` (the journal, whose task log has the queued
+    /// tasks), the queue is left out: see [`super::snapshot::Snapshot::with_queued`].
+    pub fn snapshot(&self, with_queue: bool) -> PoolSnapshot {
         PoolSnapshot {
             name: self.config.name.clone(),
-            queue: self.queued().collect(),
+            queue: match with_queue {
+                true => self.queued().collect(),
+                false => Vec::new(),
+            },
             running: self.running,
             finished: self.finished.iter().copied().collect(),
             closed: self.closed,

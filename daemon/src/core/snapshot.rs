@@ -14,8 +14,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-/// Bumped when the format changes incompatibly; other versions are ignored.
+/// A whole snapshot: a re-exec's handover, and the journal of an older
+/// herdd. Bumped when the format changes incompatibly; other versions are
+/// ignored.
 pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// A journal whose queued tasks are in its task log (see `task_log.rs`):
+/// the snapshot keeps the other live tasks, and `task_log` says how much of
+/// the log it covers. An older herdd, which knows only version 1, ignores
+/// it (with a warning) rather than lose the queue without a word.
+pub const JOURNAL_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -36,6 +44,34 @@ pub struct Snapshot {
     /// carried over without their connections.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<TaskId>,
+    /// In a journal of version 2: the log holding the queued tasks that
+    /// `tasks` leaves out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_log: Option<TaskLogRef>,
+}
+
+/// Which task log a journal's snapshot goes with, and how much of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskLogRef {
+    /// The log is `journal.tasks.<generation>`.
+    pub generation: u64,
+    /// The snapshot covers the log's first `length` bytes; what follows
+    /// them was written for a snapshot that did not make it to the disk.
+    pub length: u64,
+}
+
+/// One journal write: the snapshot without the tasks in the task log, and
+/// what changed in the log since the last write.
+#[derive(Debug)]
+pub struct JournalChanges {
+    /// Of version [`JOURNAL_VERSION`]; its `task_log` is the writer's to fill in.
+    pub snapshot: Snapshot,
+    /// Tasks the log gets (again): queued, nothing relative to the snapshot's time.
+    pub queued: Vec<TaskSnapshot>,
+    /// Tasks that leave the log: started, ended, gone, or now written whole.
+    pub left: Vec<TaskId>,
+    /// How many of `queued` the log did not hold yet.
+    pub added: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +159,8 @@ pub enum AfterStopSnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolSnapshot {
     pub name: String,
+    /// In a journal of version 2, empty: the queue is every queued task of
+    /// the pool, rebuilt on load (see [`Snapshot::with_queued`]).
     pub queue: Vec<TaskId>,
     pub running: u32,
     pub finished: Vec<TaskId>,
@@ -260,6 +298,35 @@ impl HolderSnapshot {
 }
 
 impl Snapshot {
+    /// The whole state (version 1) from a journal of version 2 and the
+    /// tasks its task log has queued: those go back among the tasks, and
+    /// each pool's queue is rebuilt from its queued tasks, by priority and,
+    /// within one, oldest (lowest id) first. (A task queued again for a
+    /// retry thus takes the place of its id, not the end of the queue.)
+    pub fn with_queued(mut self, queued: Vec<TaskSnapshot>) -> Snapshot {
+        self.tasks.extend(queued);
+        self.tasks.sort_by_key(|task| task.id);
+        let mut queues: std::collections::HashMap<&str, Vec<(std::cmp::Reverse<u32>, TaskId)>> =
+            std::collections::HashMap::new();
+        for task in &self.tasks {
+            if task.state == TaskState::Queued {
+                let priority = std::cmp::Reverse(task.attempts.limits.priority);
+                queues
+                    .entry(&task.pool)
+                    .or_default()
+                    .push((priority, task.id));
+            }
+        }
+        for pool in &mut self.pools {
+            let mut queue = queues.remove(pool.name.as_str()).unwrap_or_default();
+            queue.sort_unstable();
+            pool.queue = queue.into_iter().map(|(_, id)| id).collect();
+        }
+        self.version = SNAPSHOT_VERSION;
+        self.task_log = None;
+        self
+    }
+
     /// Every process holding a semaphore slot carried over, with its start time.
     pub fn carried_holders(&mut self) -> impl Iterator<Item = (&mut u32, &mut Option<u64>)> {
         self.semaphores
@@ -356,21 +423,83 @@ impl super::Supervisor {
     /// The whole state, `with_output` for a re-exec (the journal leaves task
     /// output out: it is large and a crashed herdd's pipes are gone anyway).
     pub fn snapshot(&self, now: Instant, with_output: bool) -> Snapshot {
-        self.snapshot_of(now, with_output, |_| true)
+        self.snapshot_of(now, with_output, self.tasks.values(), true)
     }
 
-    /// What the journal keeps: the state without task output and without
-    /// ended tasks (they can be many, and nothing runs again for them), with
-    /// nothing built for the ended ones.
+    /// What the journal keeps, whole: the state without task output and
+    /// without ended tasks (they can be many, and nothing runs again for
+    /// them). What [`super::Supervisor::journal_changes`] and the task log add up to.
+    #[cfg(test)]
     pub fn journal_snapshot(&self, now: Instant) -> Snapshot {
-        self.snapshot_of(now, false, |task| !task.state.is_final())
+        let live = self.tasks.values().filter(|task| !task.state.is_final());
+        self.snapshot_of(now, false, live, true)
     }
 
-    fn snapshot_of(
-        &self,
+    /// What the journal writes next: the state without task output, without
+    /// ended tasks (they can be many, and nothing runs again for them), and
+    /// without the queued tasks of its task log, whose changes since the
+    /// last call come along. Costs what changed, and the live tasks that
+    /// are not in the log (running ones, and queued ones waiting for a
+    /// time): not the queue.
+    pub fn journal_changes(&mut self, now: Instant) -> JournalChanges {
+        let mut changed = std::mem::take(&mut self.tasks.log.changed);
+        changed.extend(self.tasks.touched());
+        let (mut queued, mut left, mut added) = (Vec::new(), Vec::new(), 0);
+        for id in changed {
+            let live = self.tasks.get(&id).filter(|task| !task.state.is_final());
+            let live = live.map(|task| task.snapshot(now, false));
+            let log = &mut self.tasks.log;
+            match live {
+                Some(task) if super::task_log::belongs_in_log(&task) => {
+                    log.whole.remove(&id);
+                    added += usize::from(log.logged.insert(id));
+                    queued.push(task);
+                }
+                live => {
+                    if live.is_some() {
+                        log.whole.insert(id);
+                    } else {
+                        log.whole.remove(&id);
+                    }
+                    if log.logged.remove(&id) {
+                        left.push(id);
+                    }
+                }
+            }
+        }
+        let whole = self.tasks.log.whole.iter().map(|id| &self.tasks[id]);
+        let mut snapshot = self.snapshot_of(now, false, whole, false);
+        snapshot.version = JOURNAL_VERSION;
+        JournalChanges {
+            snapshot,
+            queued,
+            left,
+            added,
+        }
+    }
+
+    /// Starts the journal's task log over: the next
+    /// [`super::Supervisor::journal_changes`] has every queued task (for a new
+    /// log, after a failed write or in a new herdd).
+    pub fn journal_log_anew(&mut self) {
+        let live: std::collections::BTreeSet<TaskId> = self
+            .tasks
+            .values()
+            .filter(|task| !task.state.is_final())
+            .map(|task| task.id)
+            .collect();
+        let log = &mut self.tasks.log;
+        log.logged.clear();
+        log.whole.clear();
+        log.changed = live;
+    }
+
+    fn snapshot_of<'a>(
+        &'a self,
         now: Instant,
         with_output: bool,
-        keep: impl Fn(&super::Task) -> bool,
+        tasks: impl Iterator<Item = &'a super::Task>,
+        with_queues: bool,
     ) -> Snapshot {
         Snapshot {
             version: SNAPSHOT_VERSION,
@@ -386,18 +515,18 @@ impl super::Supervisor {
                     instances: unit.instances.iter().map(|i| i.snapshot(now)).collect(),
                 })
                 .collect(),
-            pools: self.pools.values().map(|pool| pool.snapshot()).collect(),
-            tasks: self
-                .tasks
+            pools: self
+                .pools
                 .values()
-                .filter(|task| keep(task))
-                .map(|task| task.snapshot(now, with_output))
+                .map(|pool| pool.snapshot(with_queues))
                 .collect(),
+            tasks: tasks.map(|task| task.snapshot(now, with_output)).collect(),
             semaphores: self.semaphores.snapshot(),
             events: self.events.snapshot(),
             rollouts: self.snapshot_rollouts(now),
             timers: self.timer_snapshots(now),
             held: self.held.snapshot(),
+            task_log: None,
         }
     }
 
@@ -562,6 +691,7 @@ mod tests {
             rollouts: RolloutsSnapshot::default(),
             timers: vec![],
             held: vec![],
+            task_log: None,
         }
     }
 

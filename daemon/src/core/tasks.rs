@@ -28,6 +28,9 @@ pub(super) struct Tasks {
     pool_names: HashSet<PoolName>,
     /// The command of the task inserted last, shared with the next if equal.
     last_command: Option<Command>,
+    /// What the journal's task log holds, and what changed since its last
+    /// snapshot (see `task_log.rs`).
+    pub(super) log: super::task_log::Index,
 }
 
 impl std::ops::Index<&TaskId> for Tasks {
@@ -125,6 +128,7 @@ impl Tasks {
     /// grows with what changed, not with how many tasks there are.
     pub fn reindex(&mut self) {
         for id in std::mem::take(&mut self.touched) {
+            self.log.changed.insert(id);
             if let Some(at) = self.indexed.remove(&id) {
                 self.deadlines.remove(&(at, id));
             }

@@ -303,8 +303,8 @@ impl Shell {
         schedule.last = Some(Instant::now());
         schedule.journaled = Some(self.core.generation());
         let started = Instant::now();
-        let snapshot = self.journal_snapshot();
-        self.journal.write(&snapshot);
+        let changes = self.journal_changes();
+        self.journal.write(changes);
         self.journal_schedule.spacing = started.elapsed() * JOURNAL_SHARE;
         true
     }
@@ -519,12 +519,16 @@ impl Shell {
         }
     }
 
-    /// What the journal keeps: the state without task output, with start times.
-    fn journal_snapshot(&self) -> crate::core::snapshot::Snapshot {
-        let mut snapshot = self.core.journal_snapshot(Instant::now());
-        fill_starts(&mut snapshot, &self.starts);
-        adopt::fill_holder_starts(&mut snapshot);
-        snapshot
+    /// What the journal writes next: the state without task output, with
+    /// start times, and the changes to its task log.
+    fn journal_changes(&mut self) -> crate::core::snapshot::JournalChanges {
+        if self.journal.wants_new_log() {
+            self.core.journal_log_anew();
+        }
+        let mut changes = self.core.journal_changes(Instant::now());
+        fill_starts(&mut changes.snapshot, &self.starts);
+        adopt::fill_holder_starts(&mut changes.snapshot);
+        changes
     }
 
     /// Everything the next image needs.

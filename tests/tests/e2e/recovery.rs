@@ -141,9 +141,8 @@ fn after_sigkill_a_new_herdd_adopts_survivors_and_starts_nothing_twice() {
     let web: Vec<u32> = (0..20).map(|i| herd.pid_of(&format!("web@{i}"))).collect();
     // The journal follows changes within 100 ms: wait until it has them all.
     wait_until("the journal to record the setup", || {
-        std::fs::read_to_string(herd.path("state/journal.json")).is_ok_and(|journal| {
-            journal.contains(&format!("\"id\":{queued},")) && journal.contains("[\"ready\",true]")
-        })
+        let journal = journal_text(&herd);
+        journal.contains(&format!("\"id\":{queued},")) && journal.contains("[\"ready\",true]")
     });
     herd.kill_daemon();
     // daemon = true children die with herdd; keeper and the task live on.
@@ -286,6 +285,22 @@ size = 4
     assert!(seen.len() > before, "{} then {}", before, seen.len());
 }
 
+/// The journal's snapshot and its task logs (where queued tasks are), as text.
+fn journal_text(herd: &Herd) -> String {
+    let state = herd.path("state");
+    let mut text = std::fs::read_to_string(state.join("journal.json")).unwrap_or_default();
+    for entry in std::fs::read_dir(&state).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("journal.tasks.")
+        {
+            text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+        }
+    }
+    text
+}
+
 /// The next task id the journal on disk knows of (0 without a journal).
 fn journaled_next_task(herd: &Herd) -> u64 {
     std::fs::read(herd.path("state").join("journal.json"))
@@ -296,8 +311,7 @@ fn journaled_next_task(herd: &Herd) -> u64 {
 }
 
 /// A long queue through two kills of herdd, each in the middle of a busy
-/// pool: the journal holds every queued task (one snapshot rewrites them
-/// all), start records of the first herdd are still in `journal.starts`
+/// pool: the journal holds every queued task (in its task log), start records of the first herdd are still in `journal.starts`
 /// when the second starts recording, and after both recoveries no task has
 /// run twice and none is lost: each one either ran once (ended before a
 /// kill, the journal has it no more) or, started just before a kill, ended
@@ -372,6 +386,66 @@ max_queue = 1000
             }
             _ => panic!("item {item} did not end: {task}"),
         }
+    }
+}
+
+/// Queued tasks are written once, to the journal's task log, not into each
+/// snapshot: tasks queued after the journal had a snapshot, which only the
+/// log holds, survive a SIGKILL like the first ones, and each runs once.
+#[test]
+fn tasks_queued_after_a_journal_snapshot_survive_a_sigkill_and_run_once() {
+    let mut herd = Herd::start(
+        r#"
+[pool.p]
+size = 1
+max_queue = 1000
+"#,
+    );
+    let ran = herd.path("ran");
+    // The first task holds the pool's only slot until `go` exists.
+    let hold = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done; echo 0 >> {}",
+        herd.path("go").display(),
+        ran.display()
+    );
+    herd.ok(&["submit", "p", "--", "/bin/sh", "-c", &hold]);
+    let mut ids = Vec::new();
+    for batch in [1..=100, 101..=200] {
+        let commands: String = batch
+            .map(|i| format!("/bin/sh -c 'echo {i} >> {}'\n", ran.display()))
+            .collect();
+        let out = herd.ctl_with_input(&["submit", "p", "--from-file", "-"], &commands);
+        assert!(out.status.success(), "{}", stderr(&out));
+        ids.extend(stdout(&out).lines().map(|l| l.parse::<u64>().unwrap()));
+        let last = *ids.last().unwrap();
+        wait_until("the journal to hold the batch", || {
+            journaled_next_task(&herd) > last
+        });
+    }
+    let snapshot = std::fs::read_to_string(herd.path("state/journal.json")).unwrap();
+    assert!(
+        !snapshot.contains("echo 150 "),
+        "a queued task is in the task log, not the snapshot"
+    );
+    herd.kill_daemon();
+    herd.relaunch();
+    let tasks: serde_json::Value = serde_json::from_str(&herd.ok(&["--json", "tasks"])).unwrap();
+    let queued: Vec<u64> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "queued")
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(queued, ids, "every queued task is back, in order");
+    std::fs::write(herd.path("go"), "").unwrap();
+    let join = herd.ctl(&["pool", "join", "p"]);
+    let mut runs = BTreeMap::<u64, usize>::new();
+    for line in lines(&ran) {
+        *runs.entry(line.parse().unwrap()).or_default() += 1;
+    }
+    for item in 1..=200 {
+        assert_eq!(runs.get(&item), Some(&1), "item {item}: {}", stderr(&join));
     }
 }
 

@@ -205,7 +205,7 @@ fn survivors_of_removed_units_and_instances_are_stopped_and_another_users_proces
     let text = std::fs::read_to_string(&journal).unwrap();
     std::fs::write(
         &journal,
-        text.replacen("\"version\":1", "\"version\":99", 1),
+        text.replacen("\"version\":2", "\"version\":99", 1),
     )
     .unwrap();
     // Another user's process group leader that claims to be `extra`.

@@ -193,7 +193,7 @@ fn task_ids(rng: &mut Rng) -> Vec<TaskId> {
 /// A random well-formed request of any verb.
 fn request(rng: &mut Rng) -> Request {
     let wait = !rng.chance(3);
-    match rng.below(25) {
+    match rng.below(27) {
         0 => Request::Status {
             names: names(rng),
             usage: true,
@@ -281,6 +281,15 @@ fn request(rng: &mut Rng) -> Request {
             name: rng.pick(EVENTS).to_string(),
             timeout_ms: timeout(rng),
         },
+        25 => Request::Results {
+            ids: if rng.chance(2) { vec![] } else { task_ids(rng) },
+            timeout_ms: timeout(rng),
+            linger_ms: [None, Some(0), Some(20)][rng.below(3)],
+        },
+        26 => Request::RollingRestart {
+            name: rng.pick(UNIT_NAMES).to_string(),
+            resume: rng.chance(4),
+        },
         _ => [Request::Reload, Request::DaemonReexec][rng.below(2)].clone(),
     }
 }
@@ -314,6 +323,8 @@ fn may_wait(request: &Request) -> bool {
         | Request::Stop { wait, .. }
         | Request::Restart { wait, .. } => *wait,
         Request::Join { .. }
+        | Request::Results { .. }
+        | Request::RollingRestart { .. }
         | Request::PoolJoin { .. }
         | Request::SemAcquire { .. }
         | Request::EventWait { .. } => true,
@@ -701,6 +712,9 @@ fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
         .filter(|s| !s.joined_terminated)
         .map(|s| s.join_deadline);
     let hooks = core.hooks.next_deadline();
+    let results = core.held.next_deadline_by_walk();
+    // A walk already (their number is the number of units rolling).
+    let rollouts = core.next_rollout_deadline();
     let timers = core
         .timers
         .iter()
@@ -711,6 +725,8 @@ fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
         .chain(waiters)
         .chain(join)
         .chain(hooks)
+        .chain(results)
+        .chain(rollouts)
         .chain(timers)
         .min()
 }
@@ -719,6 +735,7 @@ fn brute_force_deadline(core: &Supervisor) -> Option<std::time::Instant> {
 fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
     let mut compared = 0;
     let mut with_deadline = 0;
+    let (mut results_due, mut results_waiting) = (0, 0);
     for seed in 0..SEEDS {
         let mut driver = Driver::new(seed);
         driver.feed(Input::Boot);
@@ -733,6 +750,19 @@ fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
             assert!(driver.core.timers.index_is_true(), "seed {seed}: timers");
             let names = driver.core.task_names.index_is_true(&driver.core.tasks);
             assert!(names, "seed {seed}: task names");
+            // Waiting `results`: what the index finds due, now or a little
+            // later, is what a walk of every request finds.
+            let later = driver.now + Duration::from_millis([0, 10, 300][driver.rng.below(3)]);
+            let mut walked = driver.core.held.clone();
+            let mut indexed = driver.core.held.clone();
+            let due: Vec<_> = indexed
+                .due(later)
+                .into_iter()
+                .map(|(c, w, t)| (c, w.request, t))
+                .collect();
+            assert_eq!(due, walked.due_by_walk(later), "seed {seed}: results");
+            results_due += usize::from(!due.is_empty());
+            results_waiting += usize::from(indexed.waiting_len() + due.len() > 0);
             compared += 1;
             with_deadline += usize::from(expected.is_some());
             if driver.rng.chance(20) {
@@ -752,5 +782,62 @@ fn next_deadline_is_the_earliest_of_all_under_random_inputs() {
     assert!(
         with_deadline > compared / 10,
         "too few steps had a deadline: {with_deadline} of {compared}"
+    );
+    // Few histories leave a `results` waiting past its step; held.rs tests
+    // the index under many more.
+    assert!(
+        results_waiting > 0 && results_due > 0,
+        "no results request waited ({results_waiting}) or came due ({results_due})"
+    );
+}
+
+/// The journal writes queued tasks once to its task log and the rest of the
+/// state in each snapshot. Whatever happened in between (several steps or
+/// one, a log started anew now and then), the snapshot with the log's tasks
+/// put back must be the whole journal that a walk of every task gives, and
+/// a pool's queue the same tasks as the core's queue.
+#[test]
+fn the_journal_snapshot_and_its_task_log_add_up_to_the_whole_state() {
+    use crate::core::task_log;
+    let (mut compared, mut logged) = (0, 0);
+    for seed in 0..SEEDS {
+        let mut driver = Driver::new(seed);
+        driver.feed(Input::Boot);
+        let mut log = Vec::new();
+        for _ in 0..STEPS {
+            driver.step();
+            if driver.rng.chance(3) {
+                continue;
+            }
+            if driver.rng.chance(40) {
+                driver.core.journal_log_anew();
+                log.clear();
+            }
+            let changes = driver.core.journal_changes(driver.now);
+            for task in &changes.queued {
+                task_log::push_queued(&mut log, task).unwrap();
+            }
+            for id in &changes.left {
+                task_log::push_left(&mut log, *id);
+            }
+            let queued = task_log::replay(&log).unwrap();
+            logged += queued.len();
+            let merged = changes.snapshot.with_queued(queued);
+            let whole = driver.core.journal_snapshot(driver.now);
+            for (pool, rebuilt) in whole.pools.iter().zip(&merged.pools) {
+                let mut queue = pool.queue.clone();
+                queue.sort_unstable();
+                let mut same = rebuilt.queue.clone();
+                same.sort_unstable();
+                assert_eq!(queue, same, "seed {seed}: the queue of {}", pool.name);
+            }
+            // Queues in the order a load rebuilds them in.
+            assert_eq!(merged, whole.with_queued(vec![]), "seed {seed}");
+            compared += 1;
+        }
+    }
+    assert!(
+        logged > compared / 10,
+        "too few queued tasks: {logged} in {compared} snapshots"
     );
 }
