@@ -926,4 +926,31 @@ mod tests {
         assert_eq!(Controller::Memory.v2_setting(None).1, "max");
         assert_eq!(Controller::Pids.v2_setting(Some(10)).1, "10");
     }
+
+    /// A new leaf starts with the kernel's defaults: only the limits set
+    /// are written. A reused one may carry a limit a reload dropped: it
+    /// gets every enabled controller's value, the default where none is set.
+    #[test]
+    fn a_new_leaf_gets_only_the_limits_set_and_a_reused_one_every_default() {
+        let enabled = Controller::ALL;
+        let none = Confinement::default();
+        let memory = Confinement {
+            memory_max: Some(1 << 20),
+            ..Confinement::default()
+        };
+        assert_eq!(v2_settings(&enabled, &none, false), vec![]);
+        assert_eq!(
+            v2_settings(&enabled, &memory, false),
+            vec![("memory.max", "1048576".to_string())]
+        );
+        assert_eq!(
+            v2_settings(&enabled, &memory, true),
+            vec![
+                ("memory.max", "1048576".to_string()),
+                ("pids.max", "max".to_string()),
+                ("cpu.weight", "100".to_string()),
+            ]
+        );
+        assert_eq!(v2_settings(&[], &memory, true), vec![]);
+    }
 }

@@ -558,7 +558,7 @@ impl ChildStack {
 /// exited. No `CLONE_INTO_CGROUP` here: the child joins by writing
 /// `cgroup.procs`.
 fn portable<F: Fn() -> io::Result<()>>(prepared: &mut Prepared<'_, F>) -> io::Result<libc::pid_t> {
-    prepared.child.join = prepared.into_cgroup;
+    join_by_write(prepared);
     let mut stack = ChildStack::new();
     let (low, size) = stack.region();
     let context = (&mut prepared.child as *mut Child<'_, F>).cast::<libc::c_void>();
@@ -579,6 +579,16 @@ fn portable<F: Fn() -> io::Result<()>>(prepared: &mut Prepared<'_, F>) -> io::Re
         Err(io::Error::last_os_error())
     } else {
         Ok(pid)
+    }
+}
+
+/// The child is not created in its v2 cgroup (if it has one): it joins
+/// by writing to the cgroup's `cgroup.procs` first thing.
+fn join_by_write<F>(prepared: &mut Prepared<'_, F>) {
+    prepared.child.join = prepared.into_cgroup;
+    #[cfg(test)]
+    if prepared.into_cgroup.is_some() {
+        tests::JOINS_BY_WRITE.with(|joins| joins.set(joins.get() + 1));
     }
 }
 
@@ -639,7 +649,7 @@ fn fork_style<F: Fn() -> io::Result<()>>(
     let pid = match cloned {
         Some(pid) => pid,
         None => {
-            prepared.child.join = prepared.into_cgroup;
+            join_by_write(prepared);
             // SAFETY: after the fork the child only makes raw syscalls on
             // its copy of memory prepared before (see the module docs).
             unsafe { libc::fork() }
@@ -863,6 +873,10 @@ mod concurrent {
         }
         if prepared.into_cgroup.is_some() {
             flags |= CLONE_INTO_CGROUP;
+            #[cfg(test)]
+            if super::tests::REFUSE_INTO_CGROUP.with(std::cell::Cell::get) {
+                return -(libc::EINVAL as i64);
+            }
         }
         let args = CloneArgs {
             flags,
@@ -1441,6 +1455,15 @@ mod tests {
     /// one, the portable vfork-style clone, the fork.
     const PATHS: [How; 3] = [How::Best, How::Portable, How::Fork];
 
+    thread_local! {
+        /// Children on this thread told to join their cgroup by a write
+        /// rather than being created in it.
+        pub(super) static JOINS_BY_WRITE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// Makes the concurrent clone refuse `CLONE_INTO_CGROUP` on this
+        /// thread, as a kernel before 5.7 does.
+        pub(super) static REFUSE_INTO_CGROUP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     /// One launch on the path `how`.
     fn start<F: Fn() -> io::Result<()>>(
         plan: &ExecPlan,
@@ -1554,6 +1577,78 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A v2 cgroup of the test's own (under its current one), removed on
+    /// drop; `None`, with a note, where cgroup v2 is not writable.
+    struct TestCgroup(PathBuf);
+
+    impl TestCgroup {
+        fn new(name: &str) -> Option<TestCgroup> {
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+            let memberships = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+            let own = crate::shell::mountinfo::v2_dir(&mounts, &memberships)?;
+            let dir = own.join(format!("forktest-{}-{name}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => Some(TestCgroup(dir)),
+                Err(err) => {
+                    eprintln!("note: no writable cgroup v2 here ({err}): not checked");
+                    None
+                }
+            }
+        }
+    }
+
+    impl Drop for TestCgroup {
+        fn drop(&mut self) {
+            // Empty once its reaped children have left it.
+            for _ in 0..100 {
+                if std::fs::remove_dir(&self.0).is_ok() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// On every path the child runs in the cgroup it was given: created
+    /// right in it with `CLONE_INTO_CGROUP` by the concurrent clone and the
+    /// fork, joined by a write of its own to `cgroup.procs` by the portable
+    /// clone, and by the concurrent one's fallback when the kernel refuses
+    /// the flag.
+    #[test]
+    fn the_child_runs_in_its_cgroup_on_every_path() {
+        let Some(cgroup) = TestCgroup::new("paths") else {
+            return;
+        };
+        let directory = std::fs::File::open(&cgroup.0).unwrap();
+        let plan = plan(&["/bin/cat", "/proc/self/cgroup"], &[]);
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let cases = [
+            (How::Best, false, 0),
+            (How::Best, true, 1),
+            (How::Portable, false, 1),
+            (How::Fork, false, 0),
+        ];
+        for (how, refuse, joins) in cases {
+            REFUSE_INTO_CGROUP.with(|flag| flag.set(refuse));
+            let before = JOINS_BY_WRITE.with(std::cell::Cell::get);
+            let forked = start(&plan, no_setup, Some(directory.as_raw_fd()), how);
+            REFUSE_INTO_CGROUP.with(|flag| flag.set(false));
+            let (text, status) = finish(forked.unwrap());
+            assert!(
+                matches!(status, WaitStatus::Exited(_, 0)),
+                "{how:?}: {status:?}"
+            );
+            let landed = crate::shell::mountinfo::v2_dir(&mounts, &text);
+            assert_eq!(
+                landed.as_ref(),
+                Some(&cgroup.0),
+                "{how:?}, refused {refuse}: {text}"
+            );
+            let joined = JOINS_BY_WRITE.with(std::cell::Cell::get) - before;
+            assert_eq!(joined, joins, "joins by write on {how:?}, refused {refuse}");
+        }
     }
 
     /// Many children started together, some of which fail before their
