@@ -72,11 +72,11 @@
 //! the calling thread sleeps until the child has exec'd or exited, one
 //! child after the other. There is no `CLONE_INTO_CGROUP` here: the child
 //! opens `cgroup.procs` in the cgroup's directory and writes to it first
-//! thing (herdd opens only the directory, so a spawn that is created right
-//! in its cgroup, the usual case, costs herdd no `openat` and `close` of a
-//! file it would not use). x86_64 takes this path when the
-//! kernel refuses the `clone3` (before 5.3, or without `CLONE_INTO_CGROUP`
-//! before 5.7); its tests take it on purpose.
+//! thing. (herdd opens only the directory: a spawn created right in its
+//! cgroup, the usual case, costs herdd no `openat` and `close` of a file
+//! it would not use.) x86_64 takes this path when the kernel refuses the
+//! `clone3` (before 5.3, or without `CLONE_INTO_CGROUP` before 5.7); its
+//! tests take it on purpose.
 //!
 //! While a child works, herdd's event loop waits for it: a few dozen
 //! syscalls, but a child stopped or blocked before its exec (a cwd on a
