@@ -317,9 +317,18 @@ impl Cgroups {
             self.sweep();
             return;
         }
-        let Some(dirs) = self.live.remove(&pid) else {
+        let Some(mut dirs) = self.live.remove(&pid) else {
             return;
         };
+        // Usually the leader was all of it: its cgroups are empty once it
+        // is reaped and go at once, with nothing to kill (one `rmdir`
+        // instead of a look, a kill and the `rmdir`). Reusable task leaves
+        // are killed and recycled below instead.
+        let tops = self.tops();
+        dirs.retain(|dir| self.tasks.is_slot(dir) || !remove_if_empty(dir, &tops));
+        if dirs.is_empty() {
+            return;
+        }
         let (v2, v1): (Vec<&PathBuf>, Vec<&PathBuf>) = dirs
             .iter()
             .partition(|dir| dir.join("cgroup.kill").exists());
@@ -847,6 +856,18 @@ fn read_list(path: &Path) -> HashSet<String> {
 }
 
 /// Removes `dir`'s empty parents up to (not beyond) the one of `tops` it is in.
+/// Removes `dir` (and its parents up to its top in `tops`, as they empty)
+/// if it holds no process; false if it is busy (or cannot be removed).
+fn remove_if_empty(dir: &Path, tops: &[PathBuf]) -> bool {
+    match fs::remove_dir(dir) {
+        Ok(()) => {
+            remove_empty_parents(dir, tops);
+            true
+        }
+        Err(err) => err.kind() == ErrorKind::NotFound,
+    }
+}
+
 fn remove_empty_parents(dir: &Path, tops: &[PathBuf]) {
     let Some(top) = tops.iter().find(|top| dir.starts_with(top)) else {
         return;
