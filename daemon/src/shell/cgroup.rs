@@ -21,9 +21,10 @@
 //! `/proc/<pid>/cgroup`; the vfork-style clone returns only after the exec.
 //!
 //! When the process exits the core asks to kill its leftovers
-//! ([`Cgroups::kill_leftovers`]): `1` goes to the cgroup's `cgroup.kill`,
-//! and the emptied cgroup is removed — at once if it is already empty, else
-//! on a later reap (never by waiting or polling). herdd removes its subtree
+//! ([`Cgroups::kill_leftovers`]): a cgroup that is empty already (the
+//! leader was all of it, the usual case) is removed at once, with nothing
+//! to kill; otherwise `1` goes to its `cgroup.kill`, and it is removed once
+//! emptied, on a later reap (never by waiting or polling). herdd removes its subtree
 //! when it exits ([`Cgroups::close`], waiting on the runtime's timer for
 //! killed processes to leave), and at start the empty remains of herdds that
 //! were killed. A killed herdd's cgroups that still hold processes are left
