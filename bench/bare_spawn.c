@@ -3,11 +3,16 @@
  * with gcc into a temp dir at run time).
  *
  *   bare_spawn spawn N [--confirm] -- PROG ARGS...
- *       fork+execv N children in a loop and print, on stdout, the nanoseconds
- *       from before the first fork until the last fork returned in the parent.
+ *       fork+execv N children in a loop and print, on stdout, two numbers:
+ *       the nanoseconds from before the first fork until the last fork
+ *       returned in the parent, and until every child had exec'd (all
+ *       children share the write end of one CLOEXEC pipe, which reaches EOF
+ *       once the last of them has exec'd or died; the parent closes its own
+ *       copy after the loop). The second is "all running" in herd's sense:
+ *       herdd reports an instance running once its exec has happened.
  *       With --confirm the parent also waits, per child, until its exec
- *       succeeded (a CLOEXEC pipe reaching EOF) -- which is what Rust's
- *       std::process::Command::spawn (used by herdd) does.
+ *       succeeded (a CLOEXEC pipe of its own reaching EOF) before the next
+ *       fork -- which is what a supervisor that spawns one at a time does.
  *       Then SIGKILLs every child and reaps them all (not timed).
  *       Each child sets PR_SET_PDEATHSIG (as herdd does for its daemon
  *       services) so that none outlives bare_spawn if it is killed midway.
@@ -85,6 +90,8 @@ static int spawn_mode(int argc, char **argv) {
     pid_t *pids = calloc((size_t)n, sizeof *pids);
     if (!pids) die("calloc");
     pid_t parent = getpid();
+    int all_execd[2];
+    if (pipe2(all_execd, O_CLOEXEC) < 0) die("pipe2");
 
     long long t0 = now_ns();
     for (int i = 0; i < n; i++) {
@@ -107,7 +114,14 @@ static int spawn_mode(int argc, char **argv) {
         }
     }
     long long t1 = now_ns();
-    printf("%lld\n", t1 - t0);
+    close(all_execd[1]);
+    char c;
+    ssize_t got;
+    while ((got = read(all_execd[0], &c, 1)) < 0 && errno == EINTR) {
+    }
+    if (got != 0) die("read of the exec pipe");
+    long long t2 = now_ns();
+    printf("%lld %lld\n", t1 - t0, t2 - t0);
     fflush(stdout);
 
     for (int i = 0; i < n; i++) kill(pids[i], SIGKILL);

@@ -21,9 +21,10 @@
 //! `/proc/<pid>/cgroup`; the vfork-style clone returns only after the exec.
 //!
 //! When the process exits the core asks to kill its leftovers
-//! ([`Cgroups::kill_leftovers`]): `1` goes to the cgroup's `cgroup.kill`,
-//! and the emptied cgroup is removed — at once if it is already empty, else
-//! on a later reap (never by waiting or polling). herdd removes its subtree
+//! ([`Cgroups::kill_leftovers`]): a cgroup that is empty already (the
+//! leader was all of it, the usual case) is removed at once, with nothing
+//! to kill; otherwise `1` goes to its `cgroup.kill`, and it is removed once
+//! emptied, on a later reap (never by waiting or polling). herdd removes its subtree
 //! when it exits ([`Cgroups::close`], waiting on the runtime's timer for
 //! killed processes to leave), and at start the empty remains of herdds that
 //! were killed. A killed herdd's cgroups that still hold processes are left
@@ -176,13 +177,14 @@ pub struct Cgroups {
 pub struct Placement {
     dirs: Vec<PathBuf>,
     /// The v2 leaf, opened as a directory: the child is created right in it
-    /// (`clone3` with `CLONE_INTO_CGROUP`), with its `cgroup.procs` in case
-    /// the kernel cannot do that.
-    v2: Option<(File, File)>,
+    /// (`clone3` with `CLONE_INTO_CGROUP`), or, where the kernel cannot do
+    /// that, opens its `cgroup.procs` itself (fork.rs): herdd opens only
+    /// the directory.
+    v2: Option<File>,
     /// `cgroup.procs` of each v1 cgroup, open for writing: the child writes `0` to them.
     procs: Vec<File>,
     /// A pool's shared cgroup (kept open by [`TaskCgroups`]) instead of `v2`.
-    shared: Option<(Arc<Path>, RawFd, RawFd)>,
+    shared: Option<(Arc<Path>, RawFd)>,
 }
 
 impl Placement {
@@ -192,15 +194,12 @@ impl Placement {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()
     }
 
-    /// The v2 cgroup to create the child in: its directory and (for kernels
-    /// without `CLONE_INTO_CGROUP`) its `cgroup.procs`.
-    pub fn v2(&self) -> Option<(RawFd, RawFd)> {
-        if let Some((_, dir, procs)) = &self.shared {
-            return Some((*dir, *procs));
+    /// The v2 cgroup to create the child in: its directory, open.
+    pub fn v2(&self) -> Option<RawFd> {
+        if let Some((_, dir)) = &self.shared {
+            return Some(*dir);
         }
-        self.v2
-            .as_ref()
-            .map(|(dir, procs)| (dir.as_raw_fd(), procs.as_raw_fd()))
+        self.v2.as_ref().map(AsRawFd::as_raw_fd)
     }
 }
 
@@ -319,9 +318,18 @@ impl Cgroups {
             self.sweep();
             return;
         }
-        let Some(dirs) = self.live.remove(&pid) else {
+        let Some(mut dirs) = self.live.remove(&pid) else {
             return;
         };
+        // Usually the leader was all of it: its cgroups are empty once it
+        // is reaped and go at once, with nothing to kill (one `rmdir`
+        // instead of a look, a kill and the `rmdir`). Reusable task leaves
+        // are killed and recycled below instead.
+        let tops = self.tops();
+        dirs.retain(|dir| self.tasks.is_slot(dir) || !remove_if_empty(dir, &tops));
+        if dirs.is_empty() {
+            return;
+        }
         let (v2, v1): (Vec<&PathBuf>, Vec<&PathBuf>) = dirs
             .iter()
             .partition(|dir| dir.join("cgroup.kill").exists());
@@ -485,19 +493,11 @@ impl Cgroups {
                 self.tasks
                     .slot(&root, pool, delegate)
                     .and_then(|(leaf, reused)| {
-                        let files = self.configure_v2(&leaf, confinement);
-                        if files.is_err() {
+                        let opened = self.configure_v2(&leaf, confinement, reused);
+                        if opened.is_err() {
                             self.tasks.unused(leaf.clone());
                         }
-                        let (directory, procs) = files?;
-                        if reused {
-                            // A child cloned right into a cgroup that was
-                            // killed before (`cgroup.kill`) is killed at
-                            // birth (seen on Linux 6.18): it joins by write.
-                            placement.procs.push(procs);
-                        } else {
-                            placement.v2 = Some((directory, procs));
-                        }
+                        opened?.place(&mut placement);
                         placement.dirs.push(leaf);
                         Ok(())
                     })
@@ -515,16 +515,9 @@ impl Cgroups {
             }
         } else if let Some(root) = self.root.clone() {
             match self.make_v2(&root, &relative, confinement) {
-                Ok((directory, procs, reused)) => {
+                Ok(opened) => {
                     placement.dirs.push(root.join(&relative));
-                    if reused {
-                        // It may have been killed (`cgroup.kill`): a child
-                        // cloned right into such a cgroup is killed at birth
-                        // (seen on Linux 6.18), so it joins by write.
-                        placement.procs.push(procs);
-                    } else {
-                        placement.v2 = Some((directory, procs));
-                    }
+                    opened.place(&mut placement);
                 }
                 Err(err) => warn!(
                     cgroup = %root.join(&relative).display(),
@@ -568,14 +561,13 @@ impl Cgroups {
     }
 
     /// The v2 leaf: parents with every enabled controller delegated, limits
-    /// written (defaults where the config sets none); the leaf directory and
-    /// its `cgroup.procs`, open, and whether the leaf was there already.
+    /// written (see [`Cgroups::configure_v2`]), opened as the child needs it.
     fn make_v2(
         &mut self,
         root: &Path,
         relative: &Path,
         confinement: &Confinement,
-    ) -> io::Result<(File, File, bool)> {
+    ) -> io::Result<OpenedLeaf> {
         let leaf = root.join(relative);
         // The leaf first: its parents are there but for the first of a unit
         // (or after they were removed once empty), and a spawn saves the
@@ -596,28 +588,43 @@ impl Cgroups {
         };
         // A leftover cgroup of this instance's last run is used again.
         let reused = !created;
-        self.doomed.retain(|doomed| doomed != &leaf);
-        let (directory, procs) = self.configure_v2(&leaf, confinement)?;
-        Ok((directory, procs, reused))
+        if reused {
+            self.doomed.retain(|doomed| doomed != &leaf);
+        }
+        self.configure_v2(&leaf, confinement, reused)
     }
 
-    /// Writes the limits into the v2 `leaf` (defaults where the config sets
-    /// none); the leaf directory and its `cgroup.procs`, open.
-    fn configure_v2(&self, leaf: &Path, confinement: &Confinement) -> io::Result<(File, File)> {
-        for controller in self.enabled.clone() {
-            let (file, value) = controller.v2_setting(controller.limit(confinement));
+    /// Writes the limits into the v2 `leaf`, and opens it as the child
+    /// needs it. A `reused` leaf gets the default of every limit the
+    /// config does not set (a reload may have dropped one); a new one has
+    /// the defaults already, so only the limits set are written (on a host
+    /// with v2 controllers that saves three `openat`, `write` and `close`
+    /// per spawn without limits).
+    fn configure_v2(
+        &self,
+        leaf: &Path,
+        confinement: &Confinement,
+        reused: bool,
+    ) -> io::Result<OpenedLeaf> {
+        for (file, value) in v2_settings(&self.enabled, confinement, reused) {
             if let Err(err) = fs::write(leaf.join(file), &value) {
                 warn!(cgroup = %leaf.display(), file, value, error = %err, "cannot set the limit");
             }
+        }
+        if reused {
+            // It may have been killed (`cgroup.kill`): a child cloned right
+            // into such a cgroup is killed at birth (seen on Linux 6.18), so
+            // it joins by write.
+            let procs = OpenOptions::new()
+                .write(true)
+                .open(leaf.join("cgroup.procs"))?;
+            return Ok(OpenedLeaf::JoinByWrite(procs));
         }
         let directory = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
             .open(leaf)?;
-        let procs = OpenOptions::new()
-            .write(true)
-            .open(leaf.join("cgroup.procs"))?;
-        Ok((directory, procs))
+        Ok(OpenedLeaf::CloneInto(directory))
     }
 
     /// At herdd's exit, once every process it started has been reaped:
@@ -674,6 +681,39 @@ impl Cgroups {
             }
         }
     }
+}
+
+/// A v2 leaf opened for a spawn.
+enum OpenedLeaf {
+    /// A new leaf's directory: the child is created in it (fork.rs).
+    CloneInto(File),
+    /// A reused leaf's `cgroup.procs`: the child writes `0` to it.
+    JoinByWrite(File),
+}
+
+impl OpenedLeaf {
+    fn place(self, placement: &mut Placement) {
+        match self {
+            OpenedLeaf::CloneInto(directory) => placement.v2 = Some(directory),
+            OpenedLeaf::JoinByWrite(procs) => placement.procs.push(procs),
+        }
+    }
+}
+
+/// The `(file, value)` writes that configure a v2 leaf for `confinement`,
+/// for the `enabled` controllers: each limit set, and, in a `reused` leaf,
+/// the default of each limit not set (a new leaf starts with the defaults).
+fn v2_settings(
+    enabled: &[Controller],
+    confinement: &Confinement,
+    reused: bool,
+) -> Vec<(&'static str, String)> {
+    enabled
+        .iter()
+        .map(|controller| (controller, controller.limit(confinement)))
+        .filter(|(_, limit)| reused || limit.is_some())
+        .map(|(controller, limit)| controller.v2_setting(limit))
+        .collect()
 }
 
 impl Drop for Cgroups {
@@ -817,6 +857,18 @@ fn read_list(path: &Path) -> HashSet<String> {
 }
 
 /// Removes `dir`'s empty parents up to (not beyond) the one of `tops` it is in.
+/// Removes `dir` (and its parents up to its top in `tops`, as they empty)
+/// if it holds no process; false if it is busy (or cannot be removed).
+fn remove_if_empty(dir: &Path, tops: &[PathBuf]) -> bool {
+    match fs::remove_dir(dir) {
+        Ok(()) => {
+            remove_empty_parents(dir, tops);
+            true
+        }
+        Err(err) => err.kind() == ErrorKind::NotFound,
+    }
+}
+
 fn remove_empty_parents(dir: &Path, tops: &[PathBuf]) {
     let Some(top) = tops.iter().find(|top| dir.starts_with(top)) else {
         return;
@@ -895,5 +947,32 @@ mod tests {
         assert_eq!(Controller::Cpu.v2_setting(None).1, "100");
         assert_eq!(Controller::Memory.v2_setting(None).1, "max");
         assert_eq!(Controller::Pids.v2_setting(Some(10)).1, "10");
+    }
+
+    /// A new leaf starts with the kernel's defaults: only the limits set
+    /// are written. A reused one may carry a limit a reload dropped: it
+    /// gets every enabled controller's value, the default where none is set.
+    #[test]
+    fn a_new_leaf_gets_only_the_limits_set_and_a_reused_one_every_default() {
+        let enabled = Controller::ALL;
+        let none = Confinement::default();
+        let memory = Confinement {
+            memory_max: Some(1 << 20),
+            ..Confinement::default()
+        };
+        assert_eq!(v2_settings(&enabled, &none, false), vec![]);
+        assert_eq!(
+            v2_settings(&enabled, &memory, false),
+            vec![("memory.max", "1048576".to_string())]
+        );
+        assert_eq!(
+            v2_settings(&enabled, &memory, true),
+            vec![
+                ("memory.max", "1048576".to_string()),
+                ("pids.max", "max".to_string()),
+                ("cpu.weight", "100".to_string()),
+            ]
+        );
+        assert_eq!(v2_settings(&[], &memory, true), vec![]);
     }
 }

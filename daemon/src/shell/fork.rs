@@ -71,9 +71,12 @@
 //! glibc's `clone(CLONE_VM | CLONE_VFORK)` on a stack of the child's own:
 //! the calling thread sleeps until the child has exec'd or exited, one
 //! child after the other. There is no `CLONE_INTO_CGROUP` here: the child
-//! writes to `cgroup.procs` first thing. x86_64 takes this path when the
-//! kernel refuses the `clone3` (before 5.3, or without `CLONE_INTO_CGROUP`
-//! before 5.7); its tests take it on purpose.
+//! opens `cgroup.procs` in the cgroup's directory and writes to it first
+//! thing. (herdd opens only the directory: a spawn created right in its
+//! cgroup, the usual case, costs herdd no `openat` and `close` of a file
+//! it would not use.) x86_64 takes this path when the kernel refuses the
+//! `clone3` (before 5.3, or without `CLONE_INTO_CGROUP` before 5.7); its
+//! tests take it on purpose.
 //!
 //! While a child works, herdd's event loop waits for it: a few dozen
 //! syscalls, but a child stopped or blocked before its exec (a cwd on a
@@ -84,7 +87,7 @@
 //!
 //! Where the kernel (or a seccomp filter) refuses even the portable clone,
 //! and in tests, the plain fork (`clone3` with `CLONE_INTO_CGROUP` and no stack, else
-//! `fork` and a write to `cgroup.procs` in the child) runs the same code
+//! `fork` and a write to the cgroup's `cgroup.procs` in the child) runs the same code
 //! on its own copy of memory, and the parent returns as soon as it exists.
 //! A failure of the child then comes back through one pipe shared by all
 //! children ([`ExecErrors`]): the child writes its pid and the errno there
@@ -284,23 +287,24 @@ pub struct Launch<'a, F> {
     /// What the child does before its exec: raw syscalls only, through
     /// [`sys::call`] (see the module docs).
     pub setup: F,
-    /// A v2 cgroup (its directory and `cgroup.procs`) to start the child in.
-    pub into_cgroup: Option<(RawFd, RawFd)>,
+    /// A v2 cgroup (its directory, open) to start the child in.
+    pub into_cgroup: Option<RawFd>,
 }
 
 /// Starts `plan`: the child moves into its own process group, gets default
 /// signal handlers and a clean signal mask, its stdio, its cwd, runs `setup`
 /// (raw syscalls only: see the module docs) and execs.
 ///
-/// With `into_cgroup` (a v2 cgroup's directory and `cgroup.procs`), the child
-/// is created right in that cgroup with `clone3(CLONE_INTO_CGROUP)`: moving a
-/// process into a cgroup afterwards takes a lock that waits for an RCU grace
-/// period (milliseconds) and holds up every fork meanwhile. Where that is
-/// not to be had, the child writes to `cgroup.procs` first thing.
+/// With `into_cgroup` (a v2 cgroup's directory), the child is created right
+/// in that cgroup with `clone3(CLONE_INTO_CGROUP)`: moving a process into a
+/// cgroup afterwards takes a lock that waits for an RCU grace period
+/// (milliseconds) and holds up every fork meanwhile. Where that is not to
+/// be had, the child opens the cgroup's `cgroup.procs` and writes to it
+/// first thing.
 pub fn fork_exec<F: Fn() -> io::Result<()>>(
     plan: &ExecPlan,
     setup: F,
-    into_cgroup: Option<(RawFd, RawFd)>,
+    into_cgroup: Option<RawFd>,
 ) -> Result<Forked, ForkError> {
     let launch = Launch {
         plan,
@@ -412,7 +416,7 @@ struct Prepared<'a, F> {
     stderr: Option<OwnedFd>,
     /// Write ends, which the parent closes once the child has its copies.
     writes: [Option<OwnedFd>; 2],
-    into_cgroup: Option<(RawFd, RawFd)>,
+    into_cgroup: Option<RawFd>,
     /// Nonzero until the child has exec'd or exited (`CLONE_CHILD_CLEARTID`
     /// makes the kernel clear it and wake a futex waiter then).
     running: AtomicU32,
@@ -518,8 +522,8 @@ struct Child<'a, F> {
     null: RawFd,
     stdout: Option<RawFd>,
     stderr: Option<RawFd>,
-    /// A `cgroup.procs` to join first thing (where the clone could not
-    /// create the child in its cgroup).
+    /// The directory of a v2 cgroup to join first thing, by writing to its
+    /// `cgroup.procs` (where the clone could not create the child in it).
     join: Option<RawFd>,
     setup: &'a F,
     /// The errno of a vfork-style child that failed; read by the parent
@@ -554,7 +558,7 @@ impl ChildStack {
 /// exited. No `CLONE_INTO_CGROUP` here: the child joins by writing
 /// `cgroup.procs`.
 fn portable<F: Fn() -> io::Result<()>>(prepared: &mut Prepared<'_, F>) -> io::Result<libc::pid_t> {
-    prepared.child.join = prepared.into_cgroup.map(|(_, procs)| procs);
+    join_by_write(prepared);
     let mut stack = ChildStack::new();
     let (low, size) = stack.region();
     let context = (&mut prepared.child as *mut Child<'_, F>).cast::<libc::c_void>();
@@ -575,6 +579,16 @@ fn portable<F: Fn() -> io::Result<()>>(prepared: &mut Prepared<'_, F>) -> io::Re
         Err(io::Error::last_os_error())
     } else {
         Ok(pid)
+    }
+}
+
+/// The child is not created in its v2 cgroup (if it has one): it joins
+/// by writing to the cgroup's `cgroup.procs` first thing.
+fn join_by_write<F>(prepared: &mut Prepared<'_, F>) {
+    prepared.child.join = prepared.into_cgroup;
+    #[cfg(test)]
+    if prepared.into_cgroup.is_some() {
+        tests::JOINS_BY_WRITE.with(|joins| joins.set(joins.get() + 1));
     }
 }
 
@@ -629,13 +643,13 @@ fn fork_style<F: Fn() -> io::Result<()>>(
     let report = EXEC_ERRORS.get().map_or(-1, AsRawFd::as_raw_fd);
     let cloned = match prepared.into_cgroup {
         // SAFETY: as for the fork below.
-        Some((directory, _)) => unsafe { clone_into_cgroup(directory) }.ok(),
+        Some(directory) => unsafe { clone_into_cgroup(directory) }.ok(),
         None => None,
     };
     let pid = match cloned {
         Some(pid) => pid,
         None => {
-            prepared.child.join = prepared.into_cgroup.map(|(_, procs)| procs);
+            join_by_write(prepared);
             // SAFETY: after the fork the child only makes raw syscalls on
             // its copy of memory prepared before (see the module docs).
             unsafe { libc::fork() }
@@ -859,6 +873,10 @@ mod concurrent {
         }
         if prepared.into_cgroup.is_some() {
             flags |= CLONE_INTO_CGROUP;
+            #[cfg(test)]
+            if super::tests::REFUSE_INTO_CGROUP.with(std::cell::Cell::get) {
+                return -(libc::EINVAL as i64);
+            }
         }
         let args = CloneArgs {
             flags,
@@ -866,7 +884,7 @@ mod concurrent {
             exit_signal: libc::SIGCHLD as u64,
             stack: low as u64,
             stack_size: size as u64,
-            cgroup: prepared.into_cgroup.map_or(0, |(directory, _)| directory) as u64,
+            cgroup: prepared.into_cgroup.map_or(0, |directory| directory) as u64,
             ..CloneArgs::default()
         };
         let context = (&mut prepared.child as *mut Child<'_, F>).cast::<libc::c_void>();
@@ -930,11 +948,9 @@ unsafe fn run_child<F: Fn() -> io::Result<()>>(child: &mut Child<'_, F>) -> io::
         // herdd's handlers must not run here; then a clean mask, as the
         // program expects (herdd's blocked signals must not leak into it).
         reset_signal_handlers();
-        if let Some(procs) = child.join {
+        if let Some(directory) = child.join {
             // First, while still root: every descendant is in the cgroup too.
-            if let Err(errno) =
-                sys::call(libc::SYS_write, [procs as usize, b"0".as_ptr() as usize, 1])
-            {
+            if let Err(errno) = join_cgroup(directory) {
                 return fail(errno);
             }
         }
@@ -974,6 +990,27 @@ unsafe fn run_child<F: Fn() -> io::Result<()>>(child: &mut Child<'_, F>) -> io::
             return fail(errno);
         }
         fail(exec(plan, child.argv, child.envp.cast_const()))
+    }
+}
+
+/// Joins the v2 cgroup whose directory is open as `directory`: opens its
+/// `cgroup.procs`, writes `0` (this process), closes it.
+///
+/// # Safety
+/// Async-signal-safe; for the child.
+unsafe fn join_cgroup(directory: RawFd) -> Result<(), i32> {
+    const PROCS: &[u8] = b"cgroup.procs\0";
+    let flags = (libc::O_WRONLY | libc::O_CLOEXEC) as usize;
+    // SAFETY: a NUL-terminated constant name; the descriptor opened here
+    // is closed here, and only written from a constant byte.
+    unsafe {
+        let procs = sys::call(
+            libc::SYS_openat,
+            [directory as usize, PROCS.as_ptr() as usize, flags],
+        )?;
+        let written = sys::call(libc::SYS_write, [procs, b"0".as_ptr() as usize, 1]);
+        let _ = sys::call(libc::SYS_close, [procs]);
+        written.map(drop)
     }
 }
 
@@ -1418,11 +1455,20 @@ mod tests {
     /// one, the portable vfork-style clone, the fork.
     const PATHS: [How; 3] = [How::Best, How::Portable, How::Fork];
 
+    thread_local! {
+        /// Children on this thread told to join their cgroup by a write
+        /// rather than being created in it.
+        pub(super) static JOINS_BY_WRITE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// Makes the concurrent clone refuse `CLONE_INTO_CGROUP` on this
+        /// thread, as a kernel before 5.7 does.
+        pub(super) static REFUSE_INTO_CGROUP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     /// One launch on the path `how`.
     fn start<F: Fn() -> io::Result<()>>(
         plan: &ExecPlan,
         setup: F,
-        into_cgroup: Option<(RawFd, RawFd)>,
+        into_cgroup: Option<RawFd>,
         how: How,
     ) -> Result<Forked, ForkError> {
         let launch = Launch {
@@ -1531,6 +1577,78 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A v2 cgroup of the test's own (under its current one), removed on
+    /// drop; `None`, with a note, where cgroup v2 is not writable.
+    struct TestCgroup(PathBuf);
+
+    impl TestCgroup {
+        fn new(name: &str) -> Option<TestCgroup> {
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+            let memberships = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+            let own = crate::shell::mountinfo::v2_dir(&mounts, &memberships)?;
+            let dir = own.join(format!("forktest-{}-{name}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => Some(TestCgroup(dir)),
+                Err(err) => {
+                    eprintln!("note: no writable cgroup v2 here ({err}): not checked");
+                    None
+                }
+            }
+        }
+    }
+
+    impl Drop for TestCgroup {
+        fn drop(&mut self) {
+            // Empty once its reaped children have left it.
+            for _ in 0..100 {
+                if std::fs::remove_dir(&self.0).is_ok() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// On every path the child runs in the cgroup it was given: created
+    /// right in it with `CLONE_INTO_CGROUP` by the concurrent clone and the
+    /// fork, joined by a write of its own to `cgroup.procs` by the portable
+    /// clone, and by the concurrent one's fallback when the kernel refuses
+    /// the flag.
+    #[test]
+    fn the_child_runs_in_its_cgroup_on_every_path() {
+        let Some(cgroup) = TestCgroup::new("paths") else {
+            return;
+        };
+        let directory = std::fs::File::open(&cgroup.0).unwrap();
+        let plan = plan(&["/bin/cat", "/proc/self/cgroup"], &[]);
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let cases = [
+            (How::Best, false, 0),
+            (How::Best, true, 1),
+            (How::Portable, false, 1),
+            (How::Fork, false, 0),
+        ];
+        for (how, refuse, joins) in cases {
+            REFUSE_INTO_CGROUP.with(|flag| flag.set(refuse));
+            let before = JOINS_BY_WRITE.with(std::cell::Cell::get);
+            let forked = start(&plan, no_setup, Some(directory.as_raw_fd()), how);
+            REFUSE_INTO_CGROUP.with(|flag| flag.set(false));
+            let (text, status) = finish(forked.unwrap());
+            assert!(
+                matches!(status, WaitStatus::Exited(_, 0)),
+                "{how:?}: {status:?}"
+            );
+            let landed = crate::shell::mountinfo::v2_dir(&mounts, &text);
+            assert_eq!(
+                landed.as_ref(),
+                Some(&cgroup.0),
+                "{how:?}, refused {refuse}: {text}"
+            );
+            let joined = JOINS_BY_WRITE.with(std::cell::Cell::get) - before;
+            assert_eq!(joined, joins, "joins by write on {how:?}, refused {refuse}");
+        }
     }
 
     /// Many children started together, some of which fail before their

@@ -76,11 +76,11 @@ pub fn spawn_confined_all(
 /// for `status` such as `exec /no/such: No such file or directory`.
 /// `cgroup_procs` are open `cgroup.procs` files the child joins before exec
 /// (see `cgroup.rs`); they stay open in herdd until this returns.
-/// `into_cgroup` is a v2 cgroup (directory, `cgroup.procs`) to create the child in.
+/// `into_cgroup` is a v2 cgroup's directory to create the child in.
 pub fn spawn(
     spec: &SpawnSpec,
     cgroup_procs: &[RawFd],
-    into_cgroup: Option<(RawFd, RawFd)>,
+    into_cgroup: Option<RawFd>,
 ) -> Result<Spawned, String> {
     let ready = Ready::new(spec, cgroup_procs.to_vec(), into_cgroup);
     let mut results = start_all(std::iter::once(&ready));
@@ -92,14 +92,14 @@ struct Ready {
     program: String,
     plan: ExecPlan,
     setup: ChildSetup,
-    into_cgroup: Option<(RawFd, RawFd)>,
+    into_cgroup: Option<RawFd>,
 }
 
 impl Ready {
     fn new(
         spec: &SpawnSpec,
         cgroup_procs: Vec<RawFd>,
-        into_cgroup: Option<(RawFd, RawFd)>,
+        into_cgroup: Option<RawFd>,
     ) -> Result<Ready, String> {
         let (program, args) = spec.argv.split_first().ok_or("empty command")?;
         if let Some(cwd) = &spec.cwd {

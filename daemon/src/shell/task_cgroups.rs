@@ -30,11 +30,11 @@ pub const SHARED_PREFIX: &str = "shared-";
 /// Name prefix of a reusable task leaf (`slot-<n>`).
 const SLOT_PREFIX: &str = "slot-";
 
-/// A shared cgroup, kept open: each spawn into it uses these descriptors.
+/// A shared cgroup, kept open: each spawn into it is cloned right into
+/// this directory (or opens its `cgroup.procs` itself: fork.rs).
 struct Shared {
     dir: Arc<Path>,
     directory: File,
-    procs: File,
 }
 
 #[derive(Default)]
@@ -64,14 +64,14 @@ pub struct TaskCgroups {
 
 impl TaskCgroups {
     /// The pool's shared cgroup under `root` (made on first use): its
-    /// directory and `cgroup.procs`, which stay open here.
+    /// directory, which stays open here.
     /// `delegate` is called on each parent this makes.
     pub fn shared(
         &mut self,
         root: &Path,
         pool: &str,
         delegate: impl Fn(&Path),
-    ) -> io::Result<(Arc<Path>, RawFd, RawFd)> {
+    ) -> io::Result<(Arc<Path>, RawFd)> {
         let entry = match self.pools.get_mut(pool) {
             Some(entry) => entry,
             None => self.pools.entry(pool.to_string()).or_default(),
@@ -97,21 +97,13 @@ impl TaskCgroups {
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY)
                 .open(&dir)?;
-            let procs = OpenOptions::new()
-                .write(true)
-                .open(dir.join("cgroup.procs"))?;
             entry.shared = Some(Shared {
                 dir: dir.into(),
                 directory,
-                procs,
             });
         }
         let shared = entry.shared.as_ref().expect("made above");
-        Ok((
-            shared.dir.clone(),
-            shared.directory.as_raw_fd(),
-            shared.procs.as_raw_fd(),
-        ))
+        Ok((shared.dir.clone(), shared.directory.as_raw_fd()))
     }
 
     /// An empty leaf for a task of `pool` with limits: a freed one (true),

@@ -338,6 +338,55 @@ stop_timeout = "2s"
     assert!(!tree.exists(), "{} left behind", tree.display());
 }
 
+/// Instances that leave nothing behind: each one's cgroup is its own, is
+/// empty once it is stopped and so removed at once, and a new start gets a
+/// new cgroup again, which every instance runs in.
+#[test]
+fn stopped_instances_leave_no_cgroup_and_start_again_in_their_own() {
+    let herd = Herd::start(
+        r#"
+[service.plain]
+command = ["/bin/sleep", "1000"]
+instances = 3
+"#,
+    );
+    let names = ["plain@0", "plain@1", "plain@2"];
+    for name in names {
+        herd.wait_state(name, "running");
+    }
+    if !cgroups_on(
+        &herd,
+        "stopped_instances_leave_no_cgroup_and_start_again_in_their_own",
+    ) {
+        herd.ok(&["stop", "plain"]);
+        return;
+    }
+    for round in 0..2 {
+        let pids: Vec<u32> = names.iter().map(|name| herd.exec_pid_of(name)).collect();
+        let dirs: Vec<PathBuf> = pids
+            .iter()
+            .map(|pid| cgroup_dir(*pid, None).expect("an instance's cgroup"))
+            .collect();
+        for (name, (pid, dir)) in names.iter().zip(pids.iter().zip(&dirs)) {
+            assert!(
+                dir.ends_with(format!("units/plain/{}", &name["plain@".len()..])),
+                "round {round}: {name} is in {}",
+                dir.display()
+            );
+            assert_eq!(cgroup_members(*pid), vec![*pid], "round {round}: {name}");
+        }
+        herd.ok(&["stop", "plain"]);
+        for (pid, dir) in pids.iter().zip(&dirs) {
+            assert!(gone(*pid));
+            wait_until("a stopped instance's cgroup to be removed", || {
+                !dir.exists()
+            });
+        }
+        herd.ok(&["start", "plain"]);
+    }
+    herd.ok(&["stop", "plain"]);
+}
+
 #[test]
 fn pids_max_stops_a_fork_bomb() {
     if !Path::new("/usr/bin/perl").exists() {
