@@ -25,6 +25,7 @@ use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
 use kept::{Files, Kept, Outcome};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -32,7 +33,6 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::time::Instant;
 
 /// Bytes per page and clock ticks per second, for /proc's figures.
@@ -1104,7 +1104,13 @@ mod tests {
             ..Usage::default()
         };
         // Payload order: `tasks` before `units` (the payload's keys are sorted).
-        let usages = [Some(usage(100)), None, Some(usage(200)), None, Some(usage(300))];
+        let usages = [
+            Some(usage(100)),
+            None,
+            Some(usage(200)),
+            None,
+            Some(usage(300)),
+        ];
         let line = line_of(&payload, &usages);
         assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
         let mut filled = payload.clone();
@@ -1114,8 +1120,14 @@ mod tests {
         let instances = &written["ok"]["units"][0]["instances"];
         assert_eq!(instances[0]["memory_bytes"], 200);
         assert_eq!(instances[0]["cpu_usec"], 201);
-        assert!(instances[0].get("memory_peak_bytes").is_none(), "unknown: left out");
-        assert!(instances[1].get("memory_bytes").is_none(), "no pid: no usage");
+        assert!(
+            instances[0].get("memory_peak_bytes").is_none(),
+            "unknown: left out"
+        );
+        assert!(
+            instances[1].get("memory_bytes").is_none(),
+            "no pid: no usage"
+        );
         assert_eq!(instances[2]["memory_bytes"], 300);
         assert_eq!(written["ok"]["tasks"][0]["processes"], 1);
         assert_eq!(written["ok"]["pools"], payload["pools"]);

@@ -217,7 +217,10 @@ command = ["sleep", "600"]
     let documented = documented_instance_fields();
     let usage = ["memory_bytes", "memory_peak_bytes", "cpu_usec", "processes"];
     for field in usage {
-        assert!(documented.iter().any(|d| d == field), "{field} in {documented:?}");
+        assert!(
+            documented.iter().any(|d| d == field),
+            "{field} in {documented:?}"
+        );
     }
     let keys = |reply: &str| -> Vec<String> {
         let reply: serde_json::Value = serde_json::from_str(reply).unwrap();
@@ -231,7 +234,10 @@ command = ["sleep", "600"]
     let without = keys(&herd.raw(b"{\"v\":1,\"cmd\":\"status\",\"usage\":false}\n"));
     let with = keys(&herd.raw(b"{\"v\":1,\"cmd\":\"status\"}\n"));
     for key in with.iter().chain(&without) {
-        assert!(documented.contains(key), "{key} is not documented: {documented:?}");
+        assert!(
+            documented.contains(key),
+            "{key} is not documented: {documented:?}"
+        );
     }
     // Without usage: every field but the usage ones (and those only present
     // at times: log_error, health), none missing.
@@ -244,11 +250,17 @@ command = ["sleep", "600"]
     assert_eq!(without, always);
     // With usage: the same and the figures this host has for it.
     let added: Vec<&String> = with.iter().filter(|key| !without.contains(key)).collect();
-    assert!(without.iter().all(|key| with.contains(key)), "{with:?} {without:?}");
+    assert!(
+        without.iter().all(|key| with.contains(key)),
+        "{with:?} {without:?}"
+    );
     for key in ["memory_bytes", "cpu_usec", "processes"] {
         assert!(added.iter().any(|a| *a == key), "{key} in {added:?}");
     }
-    assert!(added.iter().all(|a| usage.contains(&a.as_str())), "{added:?}");
+    assert!(
+        added.iter().all(|a| usage.contains(&a.as_str())),
+        "{added:?}"
+    );
     // herdctl --json shows the same fields.
     let json = |args: &[&str]| -> Vec<String> {
         let report: serde_json::Value = serde_json::from_str(&herd.ok(args)).unwrap();
