@@ -709,6 +709,9 @@ impl Entries {
     }
 }
 
+/// A leader's pid and, for an instance, its unit and index.
+type Leader<'a> = (u32, Option<(&'a str, &'a str)>);
+
 /// The usage of every entry of `payload` that carries usage, in payload
 /// order (`None`: it has no pid, or its process has gone). Reads files:
 /// run it off the event loop.
@@ -718,7 +721,7 @@ fn usage_of_entries(payload: &serde_json::Value) -> Vec<Option<Usage>> {
     };
     // Each entry: its pid and, for an instance, its unit and index, all
     // borrowed from the payload.
-    let mut wanted: Vec<Option<(u32, Option<(&str, &str)>)>> = Vec::new();
+    let mut wanted: Vec<Option<Leader>> = Vec::new();
     for (key, value) in object {
         let Some(kind) = Entries::of(key) else {
             continue;
@@ -734,7 +737,7 @@ fn usage_of_entries(payload: &serde_json::Value) -> Vec<Option<Usage>> {
             Some((pid, instance))
         }));
     }
-    let running: Vec<(u32, Option<(&str, &str)>)> = wanted.iter().flatten().copied().collect();
+    let running: Vec<Leader> = wanted.iter().flatten().copied().collect();
     let mut reader = Reader::lent(Files::lend());
     let mut usages = reader.of_many(&running).into_iter();
     reader.into_files().give_back(Instant::now());
