@@ -109,7 +109,8 @@ impl Connection {
     /// the protocol, which is reported as a protocol error.
     pub fn call<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, Error> {
         let payload = match self {
-            Connection::Socket(client) => client.call(request)?,
+            // Decoded straight from the reply line.
+            Connection::Socket(client) => return Ok(client.call_as(request)?),
             Connection::Dbus(client) => client.call(request)?,
         };
         serde_json::from_value(payload).map_err(|err| {

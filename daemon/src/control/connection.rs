@@ -326,11 +326,14 @@ impl Session {
 
     /// Writes the core's reply (with usage figures when it `costs`).
     async fn deliver(&mut self, reply: Reply, costs: bool) -> Flow {
-        let reply = if costs {
-            Box::pin(usage::with_usage(reply)).await
-        } else {
-            reply
-        };
+        if costs {
+            let line = Box::pin(usage::line_with_usage(reply)).await;
+            return if framing::write(&mut self.write, line.as_bytes()).await {
+                Flow::Continue
+            } else {
+                Flow::Close
+            };
+        }
         self.reply(&reply).await
     }
 

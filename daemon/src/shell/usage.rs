@@ -25,6 +25,7 @@ use herd_common::protocol::{ErrorCode, Reply, Request, Usage};
 use kept::{Files, Kept, Outcome};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -557,29 +558,62 @@ const CONCURRENT_READS: usize = 2;
 /// From how many processes' stat on a second thread is worth starting one.
 const PARALLEL_FROM: usize = 32;
 
-/// A `status` or `tasks` reply with what each running process costs, read
-/// on a blocking thread: the files of hundreds of cgroups must not hold up
-/// the loop. Nothing is read unless a client asks.
-pub async fn with_usage(reply: Reply) -> Reply {
+/// Waits for a turn among the usage reads, then runs `work` on a blocking
+/// thread: the files of hundreds of cgroups must not hold up the loop.
+/// Nothing is read unless a client asks. Afterwards, starts what closes the
+/// files kept open once nobody reads them.
+async fn off_the_loop<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
     static READS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    let Reply::Ok(mut payload) = reply else {
-        return reply;
-    };
     let reads = READS.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_READS));
     // Never closed, so acquiring only waits.
     let _turn = reads.acquire().await;
-    let filled = tokio::task::spawn_blocking(move || {
+    let done = tokio::task::spawn_blocking(work).await;
+    if kept::closer_wanted() {
+        tokio::spawn(kept::close_when_unused());
+    }
+    done
+}
+
+/// A `status` or `tasks` reply with what each running process costs, read
+/// off the event loop ([`fill_payload`]).
+pub async fn with_usage(reply: Reply) -> Reply {
+    let Reply::Ok(mut payload) = reply else {
+        return reply;
+    };
+    let filled = off_the_loop(move || {
         fill_payload(&mut payload);
         payload
     })
     .await;
-    if kept::closer_wanted() {
-        tokio::spawn(kept::close_when_unused());
-    }
     match filled {
         Ok(payload) => Reply::Ok(payload),
         Err(err) => Reply::error(ErrorCode::Failed, format!("cannot read usage: {err}")),
     }
+}
+
+/// The line to send for a `status` or `tasks` reply, with what each
+/// running process costs: the same fields as [`with_usage`]'s reply (each
+/// entry's usage fields after its own), but the figures are written as the
+/// line is, not put into the payload first, and the whole line is made off
+/// the event loop. Inserting the fields into hundreds of entries' maps, then
+/// writing and freeing the grown maps on the loop, cost herdd about 1 ms of
+/// CPU per `status` of 510 instances.
+pub async fn line_with_usage(reply: Reply) -> String {
+    let Reply::Ok(payload) = reply else {
+        return reply.to_line();
+    };
+    let line = off_the_loop(move || {
+        let line = line_of(&payload, &usage_of_entries(&payload));
+        // The payload's maps are freed here too, not on the loop.
+        drop(payload);
+        line
+    })
+    .await;
+    line.unwrap_or_else(|err| {
+        Reply::error(ErrorCode::Failed, format!("cannot read usage: {err}")).to_line()
+    })
 }
 
 /// Fills usage into a `status` or `tasks` payload as herdd sends it:
@@ -588,88 +622,268 @@ pub async fn with_usage(reply: Reply) -> Reply {
 /// stay open (`usage/kept.rs`) until a while after the last read:
 /// [`with_usage`] starts what closes them.
 pub fn fill_payload(payload: &mut serde_json::Value) {
+    let usages = usage_of_entries(payload);
+    insert_usages(payload, usages);
+}
+
+/// Puts `usages` ([`usage_of_entries`]) into the payload's entries.
+fn insert_usages(payload: &mut serde_json::Value, usages: Vec<Option<Usage>>) {
+    let mut usages = usages.into_iter();
     let Some(object) = payload.as_object_mut() else {
         return;
     };
-    // (whether it is an instance, the entry)
-    let mut entries: Vec<(bool, &mut serde_json::Value)> = Vec::new();
     for (key, value) in object.iter_mut() {
-        let Some(list) = value.as_array_mut() else {
+        let Some(kind) = Entries::of(key) else {
             continue;
         };
-        match key.as_str() {
-            "units" => entries.extend(
-                list.iter_mut()
-                    .filter_map(|unit| unit.get_mut("instances")?.as_array_mut())
-                    .flatten()
-                    .map(|entry| (true, entry)),
-            ),
-            "tasks" => entries.extend(list.iter_mut().map(|entry| (false, entry))),
-            _ => {}
+        for entry in kind.entries_mut(value) {
+            if let (Some(Some(usage)), Some(object)) = (usages.next(), entry.as_object_mut()) {
+                insert_usage(object, usage);
+            }
         }
     }
-    fill_entries(&mut entries);
 }
 
-fn fill_entries(entries: &mut [(bool, &mut serde_json::Value)]) {
-    let mut filled: Vec<&mut serde_json::Map<String, serde_json::Value>> = Vec::new();
-    let mut wanted = Vec::new();
-    for (is_instance, entry) in entries.iter_mut() {
-        let pid = entry.get("pid").and_then(serde_json::Value::as_u64);
-        let Some(pid) = pid.and_then(|pid| u32::try_from(pid).ok()) else {
-            continue;
-        };
-        let Some(object) = entry.as_object_mut() else {
-            continue;
-        };
-        let instance = object
-            .get("name")
-            .and_then(serde_json::Value::as_str)
-            .filter(|_| *is_instance)
-            .map(|name| {
-                let (unit, index) = instance_of(name);
-                (unit.to_string(), index.to_string())
-            });
-        wanted.push((pid, instance));
-        filled.push(object);
+/// The reply line of `payload` with `usages` ([`usage_of_entries`]).
+fn line_of(payload: &serde_json::Value, usages: &[Option<Usage>]) -> String {
+    let filled = Filled {
+        payload,
+        usages,
+        next: std::cell::Cell::new(0),
+    };
+    let mut line = serde_json::to_string(&OkLine(filled)).unwrap_or_else(|err| {
+        Reply::error(ErrorCode::Failed, format!("cannot encode reply: {err}")).to_line()
+    });
+    if !line.ends_with('\n') {
+        line.push('\n');
     }
-    let wanted: Vec<(u32, Option<(&str, &str)>)> = wanted
-        .iter()
-        .map(|(pid, instance)| {
-            (
-                *pid,
-                instance.as_ref().map(|(u, i)| (u.as_str(), i.as_str())),
-            )
-        })
-        .collect();
+    line
+}
+
+/// The lists of a payload whose entries carry usage.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entries {
+    /// `units[].instances[]`
+    Instances,
+    /// `tasks[]`
+    Tasks,
+}
+
+impl Entries {
+    /// Which entries the payload's field `key` holds, if any.
+    fn of(key: &str) -> Option<Entries> {
+        match key {
+            "units" => Some(Entries::Instances),
+            "tasks" => Some(Entries::Tasks),
+            _ => None,
+        }
+    }
+
+    /// The entries in `value` (the field's value), in order.
+    fn entries(self, value: &serde_json::Value) -> Vec<&serde_json::Value> {
+        let list = value.as_array().map(Vec::as_slice).unwrap_or_default();
+        match self {
+            Entries::Instances => list
+                .iter()
+                .filter_map(|unit| unit.get("instances")?.as_array())
+                .flatten()
+                .collect(),
+            Entries::Tasks => list.iter().collect(),
+        }
+    }
+
+    /// As [`Entries::entries`], to change them.
+    fn entries_mut(self, value: &mut serde_json::Value) -> Vec<&mut serde_json::Value> {
+        let list = value
+            .as_array_mut()
+            .map(Vec::as_mut_slice)
+            .unwrap_or_default();
+        match self {
+            Entries::Instances => list
+                .iter_mut()
+                .filter_map(|unit| unit.get_mut("instances")?.as_array_mut())
+                .flatten()
+                .collect(),
+            Entries::Tasks => list.iter_mut().collect(),
+        }
+    }
+}
+
+/// A leader's pid and, for an instance, its unit and index.
+type Leader<'a> = (u32, Option<(&'a str, &'a str)>);
+
+/// The usage of every entry of `payload` that carries usage, in payload
+/// order (`None`: it has no pid, or its process has gone). Reads files:
+/// run it off the event loop.
+fn usage_of_entries(payload: &serde_json::Value) -> Vec<Option<Usage>> {
+    let Some(object) = payload.as_object() else {
+        return Vec::new();
+    };
+    // Each entry: its pid and, for an instance, its unit and index, all
+    // borrowed from the payload.
+    let mut wanted: Vec<Option<Leader>> = Vec::new();
+    for (key, value) in object {
+        let Some(kind) = Entries::of(key) else {
+            continue;
+        };
+        wanted.extend(kind.entries(value).into_iter().map(|entry| {
+            let pid = entry.get("pid")?.as_u64()?;
+            let pid = u32::try_from(pid).ok()?;
+            let instance = entry
+                .get("name")
+                .and_then(serde_json::Value::as_str)
+                .filter(|_| kind == Entries::Instances)
+                .map(instance_of);
+            Some((pid, instance))
+        }));
+    }
+    let running: Vec<Leader> = wanted.iter().flatten().copied().collect();
     let mut reader = Reader::lent(Files::lend());
-    let usages = reader.of_many(&wanted);
+    let mut usages = reader.of_many(&running).into_iter();
     reader.into_files().give_back(Instant::now());
-    for (object, usage) in filled.into_iter().zip(usages) {
-        let Some(usage) = usage else {
-            continue;
-        };
-        insert_usage(object, usage);
+    wanted
+        .iter()
+        .map(|entry| entry.and_then(|_| usages.next().flatten()))
+        .collect()
+}
+
+/// `{"ok": payload}`, as [`Reply::to_line`] writes it.
+struct OkLine<'a>(Filled<'a>);
+
+impl Serialize for OkLine<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("ok", &self.0)?;
+        map.end()
     }
 }
 
-/// Writes `usage` into an entry, as `Usage` serialises (unknown figures
-/// left out), without building a JSON object of it first: hundreds of
-/// entries per `status`.
-fn insert_usage(object: &mut serde_json::Map<String, serde_json::Value>, usage: Usage) {
+/// A payload written with the usage of its entries ([`usage_of_entries`]),
+/// each entry's usage fields after its own.
+struct Filled<'a> {
+    payload: &'a serde_json::Value,
+    usages: &'a [Option<Usage>],
+    /// The next entry's place in `usages`, as the entries are written in
+    /// payload order.
+    next: std::cell::Cell<usize>,
+}
+
+impl Filled<'_> {
+    /// The usage of the next entry written.
+    fn next_usage(&self) -> Option<Usage> {
+        let next = self.next.get();
+        self.next.set(next + 1);
+        self.usages.get(next).copied().flatten()
+    }
+}
+
+impl Serialize for Filled<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Some(object) = self.payload.as_object() else {
+            return self.payload.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(object.len()))?;
+        for (key, value) in object {
+            match Entries::of(key) {
+                Some(kind) => map.serialize_entry(key, &List(self, kind, value))?,
+                None => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// A list of a payload's field, its entries written with their usage.
+struct List<'a>(&'a Filled<'a>, Entries, &'a serde_json::Value);
+
+impl Serialize for List<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let List(filled, kind, value) = *self;
+        let Some(list) = value.as_array() else {
+            return value.serialize(serializer);
+        };
+        let mut seq = serializer.serialize_seq(Some(list.len()))?;
+        for item in list {
+            match kind {
+                Entries::Tasks => seq.serialize_element(&Entry(filled, item))?,
+                Entries::Instances => seq.serialize_element(&Unit(filled, item))?,
+            }
+        }
+        seq.end()
+    }
+}
+
+/// A unit, its instances written with their usage.
+struct Unit<'a>(&'a Filled<'a>, &'a serde_json::Value);
+
+impl Serialize for Unit<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Unit(filled, unit) = *self;
+        let Some(object) = unit.as_object() else {
+            return unit.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(object.len()))?;
+        for (key, value) in object {
+            match value.as_array().filter(|_| key == "instances") {
+                Some(instances) => {
+                    let entries: Vec<Entry> =
+                        instances.iter().map(|item| Entry(filled, item)).collect();
+                    map.serialize_entry(key, &entries)?;
+                }
+                None => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// An instance or task, with its usage fields after its own (as `Usage`
+/// serialises: unknown figures left out).
+struct Entry<'a>(&'a Filled<'a>, &'a serde_json::Value);
+
+impl Serialize for Entry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Entry(filled, entry) = *self;
+        let usage = filled.next_usage();
+        let Some(object) = entry.as_object() else {
+            return entry.serialize(serializer);
+        };
+        let fields = usage.map(usage_fields).unwrap_or_default();
+        let known = fields.iter().filter(|(_, value)| value.is_some()).count();
+        let mut map = serializer.serialize_map(Some(object.len() + known))?;
+        for (key, value) in object {
+            map.serialize_entry(key, value)?;
+        }
+        for (key, value) in fields {
+            if let Some(value) = value {
+                map.serialize_entry(key, &value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Each field of `usage` by the name it serialises under.
+fn usage_fields(usage: Usage) -> [(&'static str, Option<u64>); 4] {
     let Usage {
         memory_bytes,
         memory_peak_bytes,
         cpu_usec,
         processes,
     } = usage;
-    let fields = [
+    [
         ("memory_bytes", memory_bytes),
         ("memory_peak_bytes", memory_peak_bytes),
         ("cpu_usec", cpu_usec),
         ("processes", processes),
-    ];
-    for (key, value) in fields {
+    ]
+}
+
+/// Writes `usage` into an entry, as `Usage` serialises (unknown figures
+/// left out), without building a JSON object of it first: hundreds of
+/// entries per `status`.
+fn insert_usage(object: &mut serde_json::Map<String, serde_json::Value>, usage: Usage) {
+    for (key, value) in usage_fields(usage) {
         if let Some(value) = value {
             object.insert(key.to_string(), value.into());
         }
@@ -870,6 +1084,56 @@ mod tests {
             let serialised = serde_json::to_value(usage).unwrap();
             assert_eq!(serde_json::Value::Object(object), serialised);
         }
+    }
+
+    #[test]
+    fn a_line_written_with_usage_says_what_the_filled_payload_says() {
+        let payload = serde_json::json!({
+            "units": [
+                {"name": "web", "instances": [
+                    {"name": "web@0", "pid": 10, "state": "running", "adopted": false},
+                    {"name": "web@1", "pid": null, "state": "inactive", "adopted": false},
+                    {"name": "web@2", "pid": 12, "state": "running", "adopted": false}
+                ]},
+                {"name": "db", "instances": []}
+            ],
+            "pools": [{"name": "io", "size": 2}],
+            "tasks": [{"id": 1, "pid": 20}, {"id": 2, "pid": null}]
+        });
+        let usage = |n: u64| Usage {
+            memory_bytes: Some(n),
+            cpu_usec: Some(n + 1),
+            processes: Some(1),
+            ..Usage::default()
+        };
+        // Payload order: `tasks` before `units` (the payload's keys are sorted).
+        let usages = [
+            Some(usage(100)),
+            None,
+            Some(usage(200)),
+            None,
+            Some(usage(300)),
+        ];
+        let line = line_of(&payload, &usages);
+        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
+        let mut filled = payload.clone();
+        insert_usages(&mut filled, usages.to_vec());
+        let written: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(written, serde_json::json!({ "ok": filled }));
+        let instances = &written["ok"]["units"][0]["instances"];
+        assert_eq!(instances[0]["memory_bytes"], 200);
+        assert_eq!(instances[0]["cpu_usec"], 201);
+        assert!(
+            instances[0].get("memory_peak_bytes").is_none(),
+            "unknown: left out"
+        );
+        assert!(
+            instances[1].get("memory_bytes").is_none(),
+            "no pid: no usage"
+        );
+        assert_eq!(instances[2]["memory_bytes"], 300);
+        assert_eq!(written["ok"]["tasks"][0]["processes"], 1);
+        assert_eq!(written["ok"]["pools"], payload["pools"]);
     }
 
     #[test]

@@ -187,6 +187,100 @@ command = ["sleep", "600"]
     assert!(reply.contains("memory_bytes"), "{reply}");
 }
 
+/// The fields docs/protocol.md lists for an InstanceStatus.
+fn documented_instance_fields() -> Vec<String> {
+    let docs = std::fs::read_to_string(crate::docs::repo_root().join("docs/protocol.md")).unwrap();
+    let block = docs
+        .split("\nInstanceStatus:\n")
+        .nth(1)
+        .expect("docs/protocol.md has an InstanceStatus block");
+    let block = &block[..block.find("```").unwrap()];
+    block
+        .lines()
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_running_instance_carries_the_documented_fields_with_and_without_usage() {
+    let herd = Herd::start(
+        r#"
+[service.idle]
+command = ["sleep", "600"]
+"#,
+    );
+    herd.wait_for("idle's usage", |h| {
+        h.instance("idle")["processes"].as_u64() == Some(1)
+    });
+    let documented = documented_instance_fields();
+    let usage = ["memory_bytes", "memory_peak_bytes", "cpu_usec", "processes"];
+    for field in usage {
+        assert!(
+            documented.iter().any(|d| d == field),
+            "{field} in {documented:?}"
+        );
+    }
+    let keys = |reply: &str| -> Vec<String> {
+        let reply: serde_json::Value = serde_json::from_str(reply).unwrap();
+        let instance = &reply["ok"]["units"][0]["instances"][0];
+        assert_eq!(instance["state"], "running", "{reply}");
+        let mut keys: Vec<String> = instance.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    // As herdd writes them, to any client.
+    let without = keys(&herd.raw(b"{\"v\":1,\"cmd\":\"status\",\"usage\":false}\n"));
+    let with = keys(&herd.raw(b"{\"v\":1,\"cmd\":\"status\"}\n"));
+    for key in with.iter().chain(&without) {
+        assert!(
+            documented.contains(key),
+            "{key} is not documented: {documented:?}"
+        );
+    }
+    // Without usage: every field but the usage ones (and those only present
+    // at times: log_error, health), none missing.
+    let mut always: Vec<String> = documented
+        .iter()
+        .filter(|d| !usage.contains(&d.as_str()) && *d != "log_error" && *d != "health")
+        .cloned()
+        .collect();
+    always.sort();
+    assert_eq!(without, always);
+    // With usage: the same and the figures this host has for it.
+    let added: Vec<&String> = with.iter().filter(|key| !without.contains(key)).collect();
+    assert!(
+        without.iter().all(|key| with.contains(key)),
+        "{with:?} {without:?}"
+    );
+    for key in ["memory_bytes", "cpu_usec", "processes"] {
+        assert!(added.iter().any(|a| *a == key), "{key} in {added:?}");
+    }
+    assert!(
+        added.iter().all(|a| usage.contains(&a.as_str())),
+        "{added:?}"
+    );
+    // herdctl --json shows the same fields.
+    let json = |args: &[&str]| -> Vec<String> {
+        let report: serde_json::Value = serde_json::from_str(&herd.ok(args)).unwrap();
+        let mut keys: Vec<String> = report["units"][0]["instances"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(json(&["--json", "status", "--no-usage"]), without);
+    let shown = json(&["--json", "status"]);
+    assert!(
+        shown.iter().all(|key| with.contains(key)) && added.iter().all(|a| shown.contains(a)),
+        "{shown:?} against {with:?}"
+    );
+}
+
 /// How many usage files (`/proc/<pid>/stat`, a cgroup's `cgroup.procs`)
 /// process `pid` holds open.
 fn usage_files(pid: u32) -> usize {
