@@ -40,6 +40,7 @@ const C_LIBRARIES: [&str; 6] = ["c", "m", "rt", "pthread", "dl", "util"];
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=HERDCTL_DYNAMIC");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let var = |name: &str| env::var(name).unwrap_or_default();
     let static_crt = var("CARGO_CFG_TARGET_FEATURE")
         .split(',')
