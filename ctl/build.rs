@@ -73,7 +73,10 @@ fn main() {
             for name in C_LIBRARIES {
                 let script = if name == "c" {
                     // libc and libgcc need each other's symbols.
-                    format!("GROUP({} {} {})", archives[name], archives["gcc"], archives["gcc_eh"])
+                    format!(
+                        "GROUP({} {} {})",
+                        archives[name], archives["gcc"], archives["gcc_eh"]
+                    )
                 } else {
                     format!("INPUT({})", archives[name])
                 };
@@ -93,7 +96,9 @@ fn main() {
 }
 
 /// Where the linker finds each static archive herdctl needs, or why not.
-fn static_archives(linker: &str) -> Result<std::collections::HashMap<&'static str, String>, String> {
+fn static_archives(
+    linker: &str,
+) -> Result<std::collections::HashMap<&'static str, String>, String> {
     let mut found = std::collections::HashMap::new();
     for name in C_LIBRARIES.into_iter().chain(["gcc", "gcc_eh"]) {
         let file = format!("lib{name}.a");
@@ -103,8 +108,11 @@ fn static_archives(linker: &str) -> Result<std::collections::HashMap<&'static st
             .map_err(|err| format!("cannot run {linker}: {err}"))?;
         let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
         // The compiler echoes the bare name when it does not find the file.
-        if !output.status.success() || !Path::new(&path).is_absolute() || !Path::new(&path).exists() {
-            return Err(format!("{linker} finds no {file} (glibc's static libraries: libc6-dev, glibc-static)"));
+        if !output.status.success() || !Path::new(&path).is_absolute() || !Path::new(&path).exists()
+        {
+            return Err(format!(
+                "{linker} finds no {file} (glibc's static libraries: libc6-dev, glibc-static)"
+            ));
         }
         found.insert(name, path);
     }
@@ -115,5 +123,6 @@ fn static_archives(linker: &str) -> Result<std::collections::HashMap<&'static st
 /// for the shared library of that name and reads what it names instead.
 fn write_script(dir: &Path, name: &str, script: &str) {
     fs::create_dir_all(dir).expect("create a directory in OUT_DIR");
-    fs::write(dir.join(format!("lib{name}.so")), format!("{script}\n")).expect("write a linker script");
+    fs::write(dir.join(format!("lib{name}.so")), format!("{script}\n"))
+        .expect("write a linker script");
 }
