@@ -45,10 +45,15 @@ fn main() {
     let static_crt = var("CARGO_CFG_TARGET_FEATURE")
         .split(',')
         .any(|feature| feature == "crt-static");
-    // Elsewhere (musl, a build already static) the standard library does not
-    // ask for libgcc_s, and nothing is needed.
-    if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" || static_crt {
+    // Elsewhere (musl, another system) the standard library does not ask for
+    // libgcc_s, and nothing is needed; a build for `+crt-static` is already
+    // static (a static-pie on linux-gnu).
+    if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {
         println!("cargo:rustc-env=HERDCTL_LINKED=as-the-target-says");
+        return;
+    }
+    if static_crt {
+        println!("cargo:rustc-env=HERDCTL_LINKED=static");
         return;
     }
     let out = PathBuf::from(var("OUT_DIR"));
