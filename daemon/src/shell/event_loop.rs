@@ -20,7 +20,7 @@ use super::journal::Journal;
 use super::listen::{self, Sockets};
 use super::logs::{LogHub, Origin};
 use super::notify::{Notification, NotifySocket};
-use super::output::{OutputPipes, QUEUED_CHUNKS};
+use super::output::OutputPipes;
 use super::probe::Probes;
 use super::reaper;
 use super::reexec::{self, Handover};
@@ -92,6 +92,8 @@ enum Wake {
     Request(Incoming),
     Input(Input),
     Notify(Notification),
+    /// Some output pipe has something to read.
+    Output,
     /// The core's deadline has come.
     Tick,
     /// The wall clock was set.
@@ -141,7 +143,6 @@ pub struct Shell {
     logs: Arc<LogHub>,
     /// Task output, from the pipes' reader tasks: a bounded queue, so that
     /// a flooding task is slowed down rather than herdd's memory grown.
-    chunks: mpsc::Receiver<Input>,
     /// Inputs from helper tasks: log errors, exits of adopted processes
     /// (at most one each per process: unbounded is bounded enough).
     inputs: mpsc::UnboundedReceiver<Input>,
@@ -196,15 +197,13 @@ impl Shell {
         let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
         let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
         let probe_results = inputs_tx.clone();
-        let (chunks_tx, chunks) = mpsc::channel::<Input>(QUEUED_CHUNKS);
         let logs = LogHub::new(config, inputs_tx.clone());
         Ok(Shell {
             core: Supervisor::new(config),
             pending: HashMap::new(),
             next_request: 0,
             requests,
-            outputs: OutputPipes::new(chunks_tx),
-            chunks,
+            outputs: OutputPipes::new()?,
             logs,
             inputs,
             inputs_tx,
@@ -322,7 +321,7 @@ impl Shell {
             _ = self.signals.hangup.recv() => Wake::Hangup,
             Some(incoming) = self.requests.recv() => Wake::Request(incoming),
             Some(input) = self.inputs.recv() => Wake::Input(input),
-            Some(chunk) = self.chunks.recv() => Wake::Input(chunk),
+            _ = self.outputs.wait() => Wake::Output,
             notification = self.notify.recv() => Wake::Notify(notification),
             _ = sleep_until(deadline), if deadline.is_some() => Wake::Tick,
             _ = sleep_until(journal_due), if journal_due.is_some() => Wake::Journal,
@@ -352,6 +351,11 @@ impl Shell {
                 pgid: notification.pgid,
                 fields: notification.fields,
             }),
+            Wake::Output => {
+                for chunk in self.outputs.read_ready() {
+                    self.feed(chunk);
+                }
+            }
             Wake::Tick => self.feed(Input::Tick),
             // The timers' deadlines move; one that passed is the next Tick.
             Wake::ClockChanged => {
@@ -529,13 +533,11 @@ impl Shell {
 
     /// Everything the next image needs.
     pub fn handover(&mut self) -> Handover {
-        // Output already read from task pipes (and adopted exits) waits in
-        // the queues: into the state it goes, or it is lost with this image.
+        // Adopted exits wait in the queue: into the state they go, or they
+        // are lost with this image. (Output not read yet waits in its pipe,
+        // which the new image reads.)
         while let Ok(input) = self.inputs.try_recv() {
             self.feed(input);
-        }
-        while let Ok(chunk) = self.chunks.try_recv() {
-            self.feed(chunk);
         }
         self.sockets.hand_over();
         let mut snapshot = self.core.snapshot(Instant::now(), true);
@@ -684,9 +686,6 @@ impl Shell {
             // Output first, so that whoever joins the task sees all of it.
             while let Ok(input) = self.inputs.try_recv() {
                 self.feed(input);
-            }
-            while let Ok(chunk) = self.chunks.try_recv() {
-                self.feed(chunk);
             }
             for chunk in self.outputs.drain(pid) {
                 self.feed(chunk);
