@@ -22,11 +22,10 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 /// The entries of one child's environment.
 pub struct Environ {
-    /// The base, shared with other children.
+    /// The base, shared with other children, sorted by name.
     base: Arc<[CString]>,
-    /// Indexes in `base` of the entries this child gets (those its own
-    /// variables do not replace).
-    kept: Vec<usize>,
+    /// Indexes in `base` of the entries its own variables replace (a few).
+    replaced: Vec<usize>,
     /// Its own variables.
     own: Vec<CString>,
 }
@@ -56,19 +55,31 @@ impl Environ {
         vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     ) -> io::Result<Environ> {
         let vars: BTreeMap<&[u8], &[u8]> = vars.into_iter().collect();
-        let kept = (0..base.len())
-            .filter(|&at| !vars.contains_key(key(base[at].as_bytes())))
+        // The base is sorted by name: a lookup per own variable, not a
+        // comparison per base entry.
+        let replaced = vars
+            .keys()
+            .filter_map(|name| {
+                base.binary_search_by(|entry| key(entry.as_bytes()).cmp(name))
+                    .ok()
+            })
             .collect();
         let own = vars
             .into_iter()
             .map(|(key, value)| entry(key, value))
             .collect::<io::Result<_>>()?;
-        Ok(Environ { base, kept, own })
+        Ok(Environ {
+            base,
+            replaced,
+            own,
+        })
     }
 
     /// Every entry, in the order the child gets them.
     pub fn entries(&self) -> impl Iterator<Item = &CStr> {
-        let base = self.kept.iter().map(|&at| self.base[at].as_c_str());
+        let base = self.base.iter().enumerate();
+        let base = base.filter(|(at, _)| !self.replaced.contains(at));
+        let base = base.map(|(_, entry)| entry.as_c_str());
         base.chain(self.own.iter().map(CString::as_c_str))
     }
 
@@ -82,7 +93,7 @@ impl Environ {
 
     /// How many entries the child gets.
     pub fn len(&self) -> usize {
-        self.kept.len() + self.own.len()
+        self.base.len() - self.replaced.len() + self.own.len()
     }
 
     /// Whether the child gets no variable at all.
@@ -110,7 +121,8 @@ fn inherited() -> Arc<[CString]> {
     static INHERITED: OnceLock<Arc<[CString]>> = OnceLock::new();
     INHERITED
         .get_or_init(|| {
-            // One entry per name, the last one winning, as before.
+            // One entry per name, the last one winning, as before; sorted
+            // by name (`Environ::on` looks names up).
             let vars: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
             vars.into_iter()
                 .filter_map(|(key, value)| entry(&key.into_vec(), value.as_bytes()).ok())
@@ -144,7 +156,7 @@ mod tests {
 
     #[test]
     fn own_variables_replace_the_bases_and_the_last_of_a_name_wins() {
-        let base: Arc<[CString]> = ["A=1", "PATH=/bin", "B=2"]
+        let base: Arc<[CString]> = ["A=1", "B=2", "PATH=/bin"]
             .iter()
             .map(|entry| CString::new(*entry).unwrap())
             .collect();

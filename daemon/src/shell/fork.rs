@@ -92,9 +92,9 @@
 //! descriptor herdd holds is copied into every fork and closed again at
 //! every exec.
 
+use super::environ::Environ;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::{pipe2, read};
-use super::environ::Environ;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -1391,9 +1391,9 @@ fn copy_error(error: &io::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsString;
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::Pid;
+    use std::ffi::OsString;
     use std::io::Read;
     use std::sync::atomic::AtomicUsize;
 

@@ -212,7 +212,12 @@ impl Pipe {
             Ok(0) => return Read::End,
             Ok(n) => n,
             Err(nix::errno::Errno::EAGAIN) => return Read::Empty,
-            Err(nix::errno::Errno::EINTR) => return Read::Data { chunk: None, full: true },
+            Err(nix::errno::Errno::EINTR) => {
+                return Read::Data {
+                    chunk: None,
+                    full: true,
+                }
+            }
             Err(_) => return Read::End,
         };
         let data = &buffers.read[..n];
@@ -513,7 +518,9 @@ impl OutputPipes {
 
     fn pipe(&self, token: Token) -> Option<&Pipe> {
         let slot = self.slots.get(token.index as usize)?;
-        slot.pipe.as_ref().filter(|_| slot.generation == token.generation)
+        slot.pipe
+            .as_ref()
+            .filter(|_| slot.generation == token.generation)
     }
 
     fn pipe_mut(&mut self, token: Token) -> Option<&mut Pipe> {
@@ -726,7 +733,10 @@ mod tests {
         nix::unistd::write(&a_err, b"e\n").unwrap();
 
         let first = chunks(next_turn(&mut pipes).await);
-        let mut tasks: Vec<_> = first.iter().map(|(task, stream, _)| (*task, *stream)).collect();
+        let mut tasks: Vec<_> = first
+            .iter()
+            .map(|(task, stream, _)| (*task, *stream))
+            .collect();
         tasks.sort_by_key(|(task, stream)| (*task, *stream == OutputStream::Stderr));
         assert_eq!(
             tasks,
@@ -764,8 +774,15 @@ mod tests {
         nix::unistd::write(&out, b"before exit\n").unwrap();
         drop(err); // the task's stderr ends with it; its stdout lives on in a grandchild
         let drained = chunks(pipes.drain(1));
-        assert_eq!(drained, [(7, OutputStream::Stdout, b"before exit\n".to_vec())]);
-        assert_eq!(pipes.open(), 1, "stderr, at its end, is closed; stdout is not");
+        assert_eq!(
+            drained,
+            [(7, OutputStream::Stdout, b"before exit\n".to_vec())]
+        );
+        assert_eq!(
+            pipes.open(),
+            1,
+            "stderr, at its end, is closed; stdout is not"
+        );
 
         nix::unistd::write(&out, b"after\n").unwrap();
         let later = chunks(next_turn(&mut pipes).await);
@@ -786,11 +803,19 @@ mod tests {
             let got = chunks(pipes.drain(pid));
             assert_eq!(
                 got,
-                [(u64::from(pid), OutputStream::Stdout, format!("{pid}\n").into_bytes())]
+                [(
+                    u64::from(pid),
+                    OutputStream::Stdout,
+                    format!("{pid}\n").into_bytes()
+                )]
             );
             assert_eq!(pipes.open(), 0);
         }
-        assert_eq!(pipes.slots.len(), 2, "each task reused the slots of the one before");
+        assert_eq!(
+            pipes.slots.len(),
+            2,
+            "each task reused the slots of the one before"
+        );
         // Their events (still queued in the set when they were closed) are
         // gone with them or ignored: nothing is read.
         assert!(pipes.read_ready().is_empty());

@@ -394,16 +394,24 @@ fn map_captures_every_short_tasks_output_exactly_and_in_order() {
     let herd = Herd::start(POOL);
     let items: String = (1..=600).map(|i| format!("{i}\n")).collect();
     // Each task writes to both streams; stdout is what map prints.
-    let script = "echo out $1; echo err $1 >&2; [ $(( $1 % 100 )) -ne 0 ] || head -c 100000 /dev/zero";
+    let script =
+        "echo out $1; echo err $1 >&2; [ $(( $1 % 100 )) -ne 0 ] || head -c 100000 /dev/zero";
     let out = herd.map(&["p", "--", "/bin/sh", "-c", script, "sh", "{}"], &items);
     assert!(out.status.success(), "{}", stderr(&out));
     let expected: String = (1..=600)
         .map(|i| {
-            let zeros = if i % 100 == 0 { "\0".repeat(100_000) } else { String::new() };
+            let zeros = if i % 100 == 0 {
+                "\0".repeat(100_000)
+            } else {
+                String::new()
+            };
             format!("out {i}\n{zeros}")
         })
         .collect();
-    assert!(stdout(&out) == expected, "map's stdout is not every task's, in order");
+    assert!(
+        stdout(&out) == expected,
+        "map's stdout is not every task's, in order"
+    );
 }
 
 #[test]
