@@ -141,8 +141,6 @@ pub struct Shell {
     outputs: OutputPipes,
     /// The log files of instances (`log = "file"`).
     logs: Arc<LogHub>,
-    /// Task output, from the pipes' reader tasks: a bounded queue, so that
-    /// a flooding task is slowed down rather than herdd's memory grown.
     /// Inputs from helper tasks: log errors, exits of adopted processes
     /// (at most one each per process: unbounded is bounded enough).
     inputs: mpsc::UnboundedReceiver<Input>,
@@ -157,6 +155,10 @@ pub struct Shell {
     journal_schedule: JournalSchedule,
     /// Kernel start time of each spawned pid, for the journal (pid reuse check).
     starts: HashMap<u32, u64>,
+    /// Spawned pids whose start time the spawn did not give: read from
+    /// `/proc` only when the journal needs it (most pool tasks have been
+    /// reaped by then). Until reaped, a pid is still our child's.
+    unread_starts: HashSet<u32>,
     /// A `daemon-reexec` reply has gone out: leave the loop and re-execute.
     reexec: bool,
     /// Where children report a failed exec.
@@ -214,6 +216,7 @@ impl Shell {
             journal: Journal::open(&config.herd.state_dir)?,
             journal_schedule: JournalSchedule::default(),
             starts: HashMap::new(),
+            unread_starts: HashSet::new(),
             reexec: false,
             exec_errors: fork::ExecErrors::open()?,
             programs: HashMap::new(),
@@ -524,11 +527,21 @@ impl Shell {
     }
 
     /// What the journal keeps: the state without task output, with start times.
-    fn journal_snapshot(&self) -> crate::core::snapshot::Snapshot {
+    fn journal_snapshot(&mut self) -> crate::core::snapshot::Snapshot {
+        self.read_starts();
         let mut snapshot = self.core.journal_snapshot(Instant::now());
         fill_starts(&mut snapshot, &self.starts);
         adopt::fill_holder_starts(&mut snapshot);
         snapshot
+    }
+
+    /// The start times not read yet, from `/proc` (see [`Shell::unread_starts`]).
+    fn read_starts(&mut self) {
+        for pid in self.unread_starts.drain() {
+            if let Some(start) = adopt::start_time(pid) {
+                self.starts.insert(pid, start);
+            }
+        }
     }
 
     /// Everything the next image needs.
@@ -540,6 +553,7 @@ impl Shell {
             self.feed(input);
         }
         self.sockets.hand_over();
+        self.read_starts();
         let mut snapshot = self.core.snapshot(Instant::now(), true);
         fill_starts(&mut snapshot, &self.starts);
         adopt::fill_holder_starts(&mut snapshot);
@@ -683,6 +697,7 @@ impl Shell {
             }
             self.programs.remove(&pid);
             self.starts.remove(&pid);
+            self.unread_starts.remove(&pid);
             // Output first, so that whoever joins the task sees all of it.
             while let Ok(input) = self.inputs.try_recv() {
                 self.feed(input);
@@ -862,9 +877,10 @@ impl Shell {
             },
             _ => {}
         }
-        let start = spawned.start_time;
-        if let Some(start) = start.or_else(|| adopt::start_time(spawned.pid)) {
+        if let Some(start) = spawned.start_time {
             self.starts.insert(spawned.pid, start);
+        } else {
+            self.unread_starts.insert(spawned.pid);
         }
         self.programs.insert(spawned.pid, spec.argv[0].clone());
         Input::Spawned {
