@@ -183,7 +183,7 @@ struct Pipe {
     fd: OwnedFd,
     stream: OutputStream,
     sink: Sink,
-    /// It is in [`OutputPipes::ready`] (an edge came, or its last read was full).
+    /// It is in [`OutputPipes::ready`] (an edge came).
     queued: bool,
 }
 
@@ -308,7 +308,7 @@ pub struct OutputPipes {
     free: Vec<u32>,
     /// The pipes of each live process.
     by_pid: HashMap<u32, Vec<Token>>,
-    /// Pipes to read: an edge came for them, or their last read was full.
+    /// Pipes to read: an edge came for them.
     ready: VecDeque<Token>,
     buffers: Buffers,
 }
@@ -488,21 +488,7 @@ impl OutputPipes {
             index,
             generation: slot.generation,
         };
-        let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: token.to_data(),
-        };
-        // SAFETY: both descriptors are open; the kernel copies `event`.
-        let added = unsafe {
-            libc::epoll_ctl(
-                self.set.get_ref().as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd.as_raw_fd(),
-                &mut event,
-            )
-        };
-        if added < 0 {
-            let error = io::Error::last_os_error();
+        if let Err(error) = control(&self.set, libc::EPOLL_CTL_ADD, &fd, token) {
             warn!(pid, %error, "cannot watch a process's output; it is not captured");
             self.free.push(index);
             return;
@@ -571,6 +557,13 @@ impl OutputPipes {
                 Ok(Ok(n)) => n,
                 Ok(Err(_)) | Err(_) => 0,
             };
+            if n > 0 && n < EVENTS {
+                // Everything pending was taken: the next events reach us
+                // through the runtime's own epoll, in its turn with every
+                // other task's (clients' connections among them), so a
+                // process writing flat out cannot hold the loop.
+                guard.clear_ready();
+            }
             drop(guard);
             {
                 for event in &events[..n] {
@@ -593,8 +586,8 @@ impl OutputPipes {
 
     /// One read of each pipe that was ready when called: task chunks for
     /// the core, in the order read; log lines are written. A pipe whose
-    /// read filled the buffer stays queued for the next turn; one at its
-    /// end is closed.
+    /// read filled the buffer is reported again by the set (a later turn
+    /// reads on); one at its end is closed.
     pub fn read_ready(&mut self) -> Vec<Input> {
         let mut chunks = Vec::new();
         for _ in 0..self.ready.len() {
@@ -613,10 +606,11 @@ impl OutputPipes {
             match pipe.read(buffers) {
                 Read::Data { chunk, full } => {
                     chunks.extend(chunk);
+                    pipe.queued = false;
                     if full {
-                        self.ready.push_back(token);
-                    } else {
-                        pipe.queued = false;
+                        // More may be waiting, and no edge comes for it:
+                        // re-arming makes the set report it again.
+                        rearm(&self.set, &pipe.fd, token);
                     }
                 }
                 Read::Empty => pipe.queued = false,
@@ -667,6 +661,30 @@ impl OutputPipes {
     #[cfg(test)]
     fn open(&self) -> usize {
         self.slots.iter().filter(|slot| slot.pipe.is_some()).count()
+    }
+}
+
+/// Adds (`EPOLL_CTL_ADD`) or re-arms (`EPOLL_CTL_MOD`) a pipe in the set,
+/// edge-triggered, its events carrying `token`.
+fn control(set: &AsyncFd<OwnedFd>, op: libc::c_int, fd: &OwnedFd, token: Token) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        u64: token.to_data(),
+    };
+    // SAFETY: both descriptors are open; the kernel copies `event`.
+    let done =
+        unsafe { libc::epoll_ctl(set.get_ref().as_raw_fd(), op, fd.as_raw_fd(), &mut event) };
+    if done < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes the set report `fd` again if it is still readable (a modify
+/// re-checks readiness): after a read that filled the buffer.
+fn rearm(set: &AsyncFd<OwnedFd>, fd: &OwnedFd, token: Token) {
+    if let Err(error) = control(set, libc::EPOLL_CTL_MOD, fd, token) {
+        warn!(%error, "cannot re-arm an output pipe; it is read on its next write");
     }
 }
 

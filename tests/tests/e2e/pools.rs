@@ -417,16 +417,18 @@ fn map_captures_every_short_tasks_output_exactly_and_in_order() {
 #[test]
 fn a_tasks_stderr_and_output_written_after_it_exited_are_captured() {
     let herd = Herd::start(POOL);
-    // The task exits at once; a process that left its group (so it is not
-    // killed with the task's leftovers) still holds its stdout and writes later.
-    let id = herd.submit(
-        "p",
-        &[
-            "/bin/sh",
-            "-c",
-            "echo first; echo oops >&2; setsid /bin/sh -c 'sleep 0.3; echo late' &",
-        ],
+    // The task exits once a process of its own has left its group (so it
+    // is not killed with the task's leftovers); that process still holds
+    // the task's stdout and writes to it once the task has been reaped.
+    let escaped = herd.path("escaped");
+    let script = format!(
+        "echo first; echo oops >&2; \
+         setsid /bin/sh -c 'touch \"$1\"; while kill -0 $2 2>/dev/null; do sleep 0.05; done; sleep 0.2; echo late' sh {} $$ & \
+         while [ ! -e {} ]; do sleep 0.01; done",
+        escaped.display(),
+        escaped.display()
     );
+    let id = herd.submit("p", &["/bin/sh", "-c", &script]);
     herd.ok(&["join", &id.to_string()]);
     assert_eq!(herd.ok(&["output", &id.to_string(), "--stderr"]), "oops\n");
     wait_until("the late line is captured", || {
