@@ -20,7 +20,7 @@ use super::journal::Journal;
 use super::listen::{self, Sockets};
 use super::logs::{LogHub, Origin};
 use super::notify::{Notification, NotifySocket};
-use super::output::{OutputPipes, QUEUED_CHUNKS};
+use super::output::OutputPipes;
 use super::probe::Probes;
 use super::reaper;
 use super::reexec::{self, Handover};
@@ -92,6 +92,8 @@ enum Wake {
     Request(Incoming),
     Input(Input),
     Notify(Notification),
+    /// Some output pipe has something to read.
+    Output,
     /// The core's deadline has come.
     Tick,
     /// The wall clock was set.
@@ -139,9 +141,6 @@ pub struct Shell {
     outputs: OutputPipes,
     /// The log files of instances (`log = "file"`).
     logs: Arc<LogHub>,
-    /// Task output, from the pipes' reader tasks: a bounded queue, so that
-    /// a flooding task is slowed down rather than herdd's memory grown.
-    chunks: mpsc::Receiver<Input>,
     /// Inputs from helper tasks: log errors, exits of adopted processes
     /// (at most one each per process: unbounded is bounded enough).
     inputs: mpsc::UnboundedReceiver<Input>,
@@ -156,6 +155,10 @@ pub struct Shell {
     journal_schedule: JournalSchedule,
     /// Kernel start time of each spawned pid, for the journal (pid reuse check).
     starts: HashMap<u32, u64>,
+    /// Spawned pids whose start time the spawn did not give: read from
+    /// `/proc` only when the journal needs it (most pool tasks have been
+    /// reaped by then). Until reaped, a pid is still our child's.
+    unread_starts: HashSet<u32>,
     /// A `daemon-reexec` reply has gone out: leave the loop and re-execute.
     reexec: bool,
     /// Where children report a failed exec.
@@ -196,15 +199,13 @@ impl Shell {
         let notify = NotifySocket::bind(&notify_path(&config.herd.socket))?;
         let (inputs_tx, inputs) = mpsc::unbounded_channel::<Input>();
         let probe_results = inputs_tx.clone();
-        let (chunks_tx, chunks) = mpsc::channel::<Input>(QUEUED_CHUNKS);
         let logs = LogHub::new(config, inputs_tx.clone());
         Ok(Shell {
             core: Supervisor::new(config),
             pending: HashMap::new(),
             next_request: 0,
             requests,
-            outputs: OutputPipes::new(chunks_tx),
-            chunks,
+            outputs: OutputPipes::new()?,
             logs,
             inputs,
             inputs_tx,
@@ -215,6 +216,7 @@ impl Shell {
             journal: Journal::open(&config.herd.state_dir)?,
             journal_schedule: JournalSchedule::default(),
             starts: HashMap::new(),
+            unread_starts: HashSet::new(),
             reexec: false,
             exec_errors: fork::ExecErrors::open()?,
             programs: HashMap::new(),
@@ -322,7 +324,7 @@ impl Shell {
             _ = self.signals.hangup.recv() => Wake::Hangup,
             Some(incoming) = self.requests.recv() => Wake::Request(incoming),
             Some(input) = self.inputs.recv() => Wake::Input(input),
-            Some(chunk) = self.chunks.recv() => Wake::Input(chunk),
+            _ = self.outputs.wait() => Wake::Output,
             notification = self.notify.recv() => Wake::Notify(notification),
             _ = sleep_until(deadline), if deadline.is_some() => Wake::Tick,
             _ = sleep_until(journal_due), if journal_due.is_some() => Wake::Journal,
@@ -352,6 +354,11 @@ impl Shell {
                 pgid: notification.pgid,
                 fields: notification.fields,
             }),
+            Wake::Output => {
+                for chunk in self.outputs.read_ready() {
+                    self.feed(chunk);
+                }
+            }
             Wake::Tick => self.feed(Input::Tick),
             // The timers' deadlines move; one that passed is the next Tick.
             Wake::ClockChanged => {
@@ -525,23 +532,32 @@ impl Shell {
         if self.journal.wants_new_log() {
             self.core.journal_log_anew();
         }
+        self.read_starts();
         let mut changes = self.core.journal_changes(Instant::now());
         fill_starts(&mut changes.snapshot, &self.starts);
         adopt::fill_holder_starts(&mut changes.snapshot);
         changes
     }
 
+    /// The start times not read yet, from `/proc` (see [`Shell::unread_starts`]).
+    fn read_starts(&mut self) {
+        for pid in self.unread_starts.drain() {
+            if let Some(start) = adopt::start_time(pid) {
+                self.starts.insert(pid, start);
+            }
+        }
+    }
+
     /// Everything the next image needs.
     pub fn handover(&mut self) -> Handover {
-        // Output already read from task pipes (and adopted exits) waits in
-        // the queues: into the state it goes, or it is lost with this image.
+        // Adopted exits wait in the queue: into the state they go, or they
+        // are lost with this image. (Output not read yet waits in its pipe,
+        // which the new image reads.)
         while let Ok(input) = self.inputs.try_recv() {
             self.feed(input);
         }
-        while let Ok(chunk) = self.chunks.try_recv() {
-            self.feed(chunk);
-        }
         self.sockets.hand_over();
+        self.read_starts();
         let mut snapshot = self.core.snapshot(Instant::now(), true);
         fill_starts(&mut snapshot, &self.starts);
         adopt::fill_holder_starts(&mut snapshot);
@@ -685,12 +701,10 @@ impl Shell {
             }
             self.programs.remove(&pid);
             self.starts.remove(&pid);
+            self.unread_starts.remove(&pid);
             // Output first, so that whoever joins the task sees all of it.
             while let Ok(input) = self.inputs.try_recv() {
                 self.feed(input);
-            }
-            while let Ok(chunk) = self.chunks.try_recv() {
-                self.feed(chunk);
             }
             for chunk in self.outputs.drain(pid) {
                 self.feed(chunk);
@@ -867,9 +881,10 @@ impl Shell {
             },
             _ => {}
         }
-        let start = spawned.start_time;
-        if let Some(start) = start.or_else(|| adopt::start_time(spawned.pid)) {
+        if let Some(start) = spawned.start_time {
             self.starts.insert(spawned.pid, start);
+        } else {
+            self.unread_starts.insert(spawned.pid);
         }
         self.programs.insert(spawned.pid, spec.argv[0].clone());
         Input::Spawned {

@@ -95,12 +95,13 @@
 //! descriptor herdd holds is copied into every fork and closed again at
 //! every exec.
 
+use super::environ::Environ;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::{pipe2, read};
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
@@ -122,7 +123,7 @@ pub struct ExecPlan {
     /// child's credentials, in its cwd), and herdd checks no file per spawn.
     paths: Vec<CString>,
     argv: Vec<CString>,
-    envp: Vec<CString>,
+    env: Environ,
     cwd: Option<CString>,
     stdout: Stdio,
     stderr: Stdio,
@@ -147,20 +148,16 @@ impl ExecPlan {
     pub fn new(
         program: &str,
         args: &[String],
-        env: Vec<(OsString, OsString)>,
+        env: Environ,
         cwd: Option<&Path>,
         stdout: Stdio,
         stderr: Stdio,
     ) -> Result<ExecPlan, io::Error> {
-        let search = env
-            .iter()
-            .rev()
-            .find(|(key, _)| key == "PATH")
-            .map(|(_, value)| value.clone());
+        let search = env.get(b"PATH").map(OsStr::from_bytes);
         let cstring = |bytes: &[u8]| {
             CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
         };
-        let paths = candidates(program, search.as_deref())?
+        let paths = candidates(program, search)?
             .iter()
             .map(|path| cstring(path.as_os_str().as_bytes()))
             .collect::<Result<_, _>>()?;
@@ -168,23 +165,16 @@ impl ExecPlan {
         for arg in args {
             argv.push(cstring(arg.as_bytes())?);
         }
-        let mut envp = Vec::with_capacity(env.len());
-        for (key, value) in env {
-            let mut pair = key.into_vec();
-            pair.push(b'=');
-            pair.extend_from_slice(value.as_bytes());
-            envp.push(cstring(&pair)?);
-        }
         let pid_slots = PID_VARIABLES.map(|prefix| {
-            envp.iter()
-                .position(|entry| entry.as_bytes() == prefix)
+            env.entries()
+                .position(|entry| entry.to_bytes() == prefix)
                 .map(|at| (at, prefix))
         });
         Ok(ExecPlan {
             pid_slots,
             paths,
             argv,
-            envp,
+            env,
             cwd: cwd
                 .map(|dir| cstring(dir.as_os_str().as_bytes()))
                 .transpose()?,
@@ -435,7 +425,12 @@ fn prepare<'a, F: Fn() -> io::Result<()>>(
         Stdio::Pipe => write.as_ref().map(AsRawFd::as_raw_fd),
     };
     let argv = pointers(&plan.argv);
-    let mut envp = pointers(&plan.envp);
+    let mut envp: Vec<*const libc::c_char> = plan
+        .env
+        .entries()
+        .map(CStr::as_ptr)
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
     let child = Child {
         plan,
         argv: argv.as_ptr(),
@@ -1435,14 +1430,16 @@ mod tests {
     use super::*;
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::Pid;
+    use std::ffi::OsString;
     use std::io::Read;
     use std::sync::atomic::AtomicUsize;
 
     fn plan(argv: &[&str], env: &[(&str, &str)]) -> ExecPlan {
-        let env = env
+        let env: Vec<(OsString, OsString)> = env
             .iter()
             .map(|(key, value)| (OsString::from(key), OsString::from(value)))
             .collect();
+        let env = Environ::from_pairs(&env).unwrap();
         let args: Vec<String> = argv[1..].iter().map(|arg| arg.to_string()).collect();
         ExecPlan::new(argv[0], &args, env, None, Stdio::Pipe, Stdio::Null).unwrap()
     }
@@ -1558,7 +1555,7 @@ mod tests {
         std::fs::write(denied.join("true"), "#!/bin/sh\n").unwrap();
         let path = |dirs: &[&Path]| std::env::join_paths(dirs).unwrap();
         let with_path = |program: &str, search: std::ffi::OsString| {
-            let env = vec![(OsString::from("PATH"), search)];
+            let env = Environ::from_pairs(&[(OsString::from("PATH"), search)]).unwrap();
             ExecPlan::new(program, &[], env, None, Stdio::Null, Stdio::Null).unwrap()
         };
         let runs = with_path("true", path(&[&empty, &denied, Path::new("/bin")]));

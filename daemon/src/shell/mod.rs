@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod clients;
 pub mod clock_changes;
 pub mod descriptors;
+pub mod environ;
 pub mod event_loop;
 pub mod events;
 pub mod fork;

@@ -1,36 +1,46 @@
 //! Captured output: the read ends of each process's stdout/stderr pipes.
 //!
-//! A reader task per pipe takes chunks as they come and hands them to the
-//! pipe's destination: a pool task's in-memory capture (`Input::Output` to
-//! the core), a unit instance's log file (written at once, on the event
-//! loop, see `logs/`), or whole lines handed to the forwarder for journald
-//! or herdd's stdout (`logs/forward.rs`). When the process exits, the event loop drains what is
-//! left in its pipes *before* reporting the exit, so a joined task's output
-//! is complete and an instance's last line is in its log. Exit is never
-//! detected by EOF: a background grandchild may hold a pipe open for ever;
-//! its later writes are still captured until EOF.
+//! Every pipe is in one private epoll set, edge-triggered, which the event
+//! loop waits on as one descriptor ([`OutputPipes::wait`]); it then reads
+//! the pipes that have something ([`OutputPipes::read_ready`]), one read
+//! each per turn, so a process writing as fast as it can gets its turn and
+//! not the whole loop. A pipe's bytes go to its destination: a pool task's
+//! in-memory capture (`Input::Output` for the core, fed at once), a unit
+//! instance's log file (written at once, see `logs/`), or whole lines
+//! handed to the forwarder for journald or herdd's stdout
+//! (`logs/forward.rs`). A task writing faster than herdd takes its output
+//! waits in its pipe (the kernel blocks its writes): herdd holds no chunk
+//! outside the pipe and the core.
+//!
+//! When the process exits, the event loop drains what is left in its pipes
+//! *before* reporting the exit, so a joined task's output is complete and
+//! an instance's last line is in its log. Exit is never detected by EOF: a
+//! background grandchild may hold a pipe open for ever; its later writes
+//! are still captured until EOF.
+//!
+//! A pipe costs herdd one `epoll_ctl` (the add) and its reads: at EOF its
+//! descriptor is closed, which takes it out of the set, since herdd holds
+//! the only reference to the read end (children get it close-on-exec).
+//! A child that is still between its clone and its exec may hold a copy
+//! for a moment; events of such a pipe carry a generation that no longer
+//! matches and are ignored (and edge-triggered, they come once per
+//! change, not on every wait).
 
 use super::logs::{lock, ForwardSink, LineSplitter, LogFile, LogHub, Origin, Stamp};
 use crate::core::{Input, InstanceId, LogTarget};
 use herd_common::protocol::{OutputStream, TaskId};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::mpsc;
 use tracing::warn;
 
+/// Reads of task pipes take up to this much at once.
 const READ_SIZE: usize = 64 * 1024;
-
-/// Chunks of task output queued for the core at most (4 MiB): beyond it,
-/// tasks' pipes wait (see `forward`).
-pub const QUEUED_CHUNKS: usize = 64;
 
 /// A log pipe that delivers at least half the kernel's default pipe size
 /// (64 KiB) in one read grows to this (the most an unprivileged process
@@ -46,14 +56,17 @@ const LOG_READ_SIZE: usize = 256 * 1024;
 /// bounded, so a grandchild that keeps writing cannot hold the loop.
 const DRAIN_READS: usize = 64;
 
+/// Events taken from the private epoll set per `epoll_wait`.
+const EVENTS: usize = 256;
+
 /// Where a pipe's bytes go.
 enum Sink {
     /// A pool task's capture, kept by the core.
     Task(TaskId),
     /// A unit instance's log file.
-    Log(Mutex<LogSink>),
+    Log(LogSink),
     /// A unit instance's lines for journald or herdd's stdout.
-    Forward(Mutex<ForwardedLines>),
+    Forward(ForwardedLines),
 }
 
 /// A pipe whose bytes are cut into lines on the event loop.
@@ -143,22 +156,6 @@ impl Drop for LogSink {
     }
 }
 
-/// Buffers shared by every pipe: reads and writes happen on the one
-/// event-loop thread, one at a time, so a thousand pipes need one pair.
-struct Scratch {
-    read: Vec<u8>,
-    out: Vec<u8>,
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = const {
-        RefCell::new(Scratch {
-            read: Vec::new(),
-            out: Vec::new(),
-        })
-    };
-}
-
 /// A log pipe handed to a re-executed herdd.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LogPipe {
@@ -181,123 +178,168 @@ fn log_file() -> LogTarget {
     LogTarget::File
 }
 
+/// One pipe in the set.
 struct Pipe {
-    fd: AsyncFd<OwnedFd>,
+    fd: OwnedFd,
     stream: OutputStream,
     sink: Sink,
-    /// A read found its end (EOF): its reader task stops without reading
-    /// it again. (Draining at a task's exit usually finds the end first.)
-    ended: AtomicBool,
+    /// It is in [`OutputPipes::ready`] (an edge came).
+    queued: bool,
+}
+
+/// What one read of a pipe came to.
+enum Read {
+    /// Bytes; `full` when they filled the buffer (more may be waiting).
+    Data { chunk: Option<Input>, full: bool },
+    /// Nothing to read now (`EAGAIN`): the next write brings an edge.
+    Empty,
+    /// EOF or an error: the pipe is done.
+    End,
 }
 
 impl Pipe {
-    /// One non-blocking read and what it became: `Ok(false)` at EOF,
-    /// `WouldBlock` when empty. A task pipe's chunk goes out through
-    /// `room`, its place in the queue, taken before reading.
-    fn step(&self, room: Option<mpsc::Permit<'_, Input>>) -> io::Result<bool> {
-        match (&self.sink, room) {
-            (Sink::Task(_), Some(room)) => match self.read_chunk()? {
-                Some(chunk) => {
-                    room.send(chunk);
-                    Ok(true)
-                }
-                None => Ok(false),
-            },
-            (Sink::Task(_), None) => Ok(false),
-            (Sink::Log(sink), _) => self.pump(sink),
-            (Sink::Forward(sink), _) => self.pump(sink),
-        }
-    }
-
-    /// Log and forwarded pipes: one read, its lines written or queued at once.
-    fn pump<L: Lines>(&self, sink: &Mutex<L>) -> io::Result<bool> {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let Scratch { read, out } = &mut *scratch;
-            if read.len() < LOG_READ_SIZE {
-                read.resize(LOG_READ_SIZE, 0);
-            }
-            let n = nix::unistd::read(self.fd.get_ref(), read).map_err(io::Error::from)?;
-            if n == 0 {
-                return Ok(false);
-            }
-            let mut sink = lock(sink);
-            if n >= READ_SIZE / 2 && !*sink.grown() {
-                *sink.grown() = true;
-                // Failure (EPERM over the user's pipe-buffer limit) leaves it as it was.
-                let _ = fcntl(
-                    self.fd.get_ref(),
-                    FcntlArg::F_SETPIPE_SZ(BUSY_PIPE_SIZE as libc::c_int),
-                );
-            }
-            sink.feed(&Stamp::now(), &read[..n], out);
-            Ok(true)
-        })
-    }
-
-    /// What is left in a line pipe, at its process's exit: read without
-    /// waiting, and an unfinished last line sent on (marked partial).
-    fn drain_lines<L: Lines>(&self, sink: &Mutex<L>) {
-        for _ in 0..DRAIN_READS {
-            if !matches!(self.pump(sink), Ok(true)) {
-                break;
-            }
-        }
-        lock(sink).finish();
-    }
-
-    /// Task pipes: one non-blocking read: `Ok(None)` at EOF (remembered:
-    /// see [`Pipe::ended`]), `WouldBlock` when empty. It reads into the
-    /// shared scratch buffer, so a read that finds nothing (most of them:
-    /// the EOF of a task that wrote nothing) costs no buffer to clear or
-    /// allocate.
-    fn read_chunk(&self) -> io::Result<Option<Input>> {
-        let Sink::Task(task) = self.sink else {
-            return Ok(None);
+    /// One non-blocking read, its bytes sent where they go: a task's as a
+    /// chunk for the core, a log pipe's lines written or queued at once.
+    fn read(&mut self, buffers: &mut Buffers) -> Read {
+        let size = match self.sink {
+            Sink::Task(_) => READ_SIZE,
+            Sink::Log(_) | Sink::Forward(_) => LOG_READ_SIZE,
         };
-        SCRATCH.with(|scratch| {
-            let read = &mut scratch.borrow_mut().read;
-            if read.len() < READ_SIZE {
-                read.resize(READ_SIZE, 0);
-            }
-            let buffer = &mut read[..READ_SIZE];
-            match nix::unistd::read(self.fd.get_ref(), buffer).map_err(io::Error::from)? {
-                0 => {
-                    self.ended.store(true, Ordering::Relaxed);
-                    Ok(None)
+        if buffers.read.len() < size {
+            buffers.read.resize(size, 0);
+        }
+        let n = match nix::unistd::read(&self.fd, &mut buffers.read[..size]) {
+            Ok(0) => return Read::End,
+            Ok(n) => n,
+            Err(nix::errno::Errno::EAGAIN) => return Read::Empty,
+            Err(nix::errno::Errno::EINTR) => {
+                return Read::Data {
+                    chunk: None,
+                    full: true,
                 }
-                n => Ok(Some(Input::Output {
-                    task,
-                    stream: self.stream,
-                    data: buffer[..n].to_vec(),
-                })),
             }
-        })
+            Err(_) => return Read::End,
+        };
+        let data = &buffers.read[..n];
+        let chunk = match &mut self.sink {
+            Sink::Task(task) => Some(Input::Output {
+                task: *task,
+                stream: self.stream,
+                data: data.to_vec(),
+            }),
+            Sink::Log(sink) => {
+                feed_lines(&self.fd, sink, data, &mut buffers.out);
+                None
+            }
+            Sink::Forward(sink) => {
+                feed_lines(&self.fd, sink, data, &mut buffers.out);
+                None
+            }
+        };
+        Read::Data {
+            chunk,
+            full: n == size,
+        }
+    }
+
+    /// At the end of the pipe, or when its process has exited and the pipe
+    /// was drained: an unfinished last line goes on, marked partial.
+    fn finish_lines(&mut self) {
+        match &mut self.sink {
+            Sink::Task(_) => {}
+            Sink::Log(sink) => Lines::finish(sink),
+            Sink::Forward(sink) => Lines::finish(sink),
+        }
     }
 }
 
-/// Pipes of live processes, by pid, and where chunks go.
+/// Cuts a log pipe's `data` into lines and sends them on; a pipe that
+/// delivers much at once is made bigger.
+fn feed_lines<L: Lines>(fd: &OwnedFd, sink: &mut L, data: &[u8], out: &mut Vec<u8>) {
+    if data.len() >= READ_SIZE / 2 && !*sink.grown() {
+        *sink.grown() = true;
+        // Failure (EPERM over the user's pipe-buffer limit) leaves it as it was.
+        let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(BUSY_PIPE_SIZE as libc::c_int));
+    }
+    sink.feed(&Stamp::now(), data, out);
+}
+
+/// Scratch space shared by every pipe: reads happen on the event loop, one
+/// at a time, so a thousand pipes need one pair.
+#[derive(Default)]
+struct Buffers {
+    read: Vec<u8>,
+    out: Vec<u8>,
+}
+
+/// A pipe's place: its index in [`OutputPipes::slots`] and the generation
+/// of that slot, which changes whenever the slot is given to another pipe.
+/// It is the epoll event's data.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Token {
+    index: u32,
+    generation: u32,
+}
+
+impl Token {
+    fn to_data(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    fn from_data(data: u64) -> Token {
+        Token {
+            index: data as u32,
+            generation: (data >> 32) as u32,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    pipe: Option<Pipe>,
+}
+
+/// The pipes of processes, in one private epoll set.
 pub struct OutputPipes {
-    by_pid: HashMap<u32, Vec<Arc<Pipe>>>,
-    chunks: mpsc::Sender<Input>,
+    /// The set (edge-triggered), registered with tokio's own.
+    set: AsyncFd<OwnedFd>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// The pipes of each live process.
+    by_pid: HashMap<u32, Vec<Token>>,
+    /// Pipes to read: an edge came for them.
+    ready: VecDeque<Token>,
+    buffers: Buffers,
 }
 
 impl OutputPipes {
-    /// Task output goes to `chunks`, a queue of at most [`QUEUED_CHUNKS`].
-    pub fn new(chunks: mpsc::Sender<Input>) -> Self {
-        OutputPipes {
-            by_pid: HashMap::new(),
-            chunks,
+    /// An empty set (its epoll descriptor registered with the runtime).
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: epoll_create1 reads no memory of ours.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
         }
+        // SAFETY: a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: the AsyncFd owns `fd`, which stays open and the same for its whole life.
+        let set = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(|err| err.into_parts().1)?;
+        Ok(OutputPipes {
+            set,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_pid: HashMap::new(),
+            ready: VecDeque::new(),
+            buffers: Buffers::default(),
+        })
     }
 
-    /// Starts forwarding a new task's output.
+    /// Starts capturing a new task's output.
     pub fn watch(&mut self, pid: u32, task: TaskId, stdout: OwnedFd, stderr: OwnedFd) {
-        let streams = [
-            (stdout, OutputStream::Stdout, Sink::Task(task)),
-            (stderr, OutputStream::Stderr, Sink::Task(task)),
-        ];
-        self.watch_streams(pid, streams.into());
+        self.add(pid, stdout, OutputStream::Stdout, Sink::Task(task));
+        self.add(pid, stderr, OutputStream::Stderr, Sink::Task(task));
     }
 
     /// Starts writing a new instance process's output to its log file.
@@ -308,15 +350,13 @@ impl OutputPipes {
         stdout: OwnedFd,
         stderr: OwnedFd,
     ) {
-        let streams = [
+        for (fd, stream) in [
             (stdout, OutputStream::Stdout),
             (stderr, OutputStream::Stderr),
-        ]
-        .map(|(fd, stream)| {
-            let sink = Sink::Log(Mutex::new(LogSink::new(file.clone(), stream)));
-            (fd, stream, sink)
-        });
-        self.watch_streams(pid, streams.into());
+        ] {
+            let sink = Sink::Log(LogSink::new(file.clone(), stream));
+            self.add(pid, fd, stream, sink);
+        }
     }
 
     /// Starts forwarding a new instance process's lines `to` journald or
@@ -331,67 +371,69 @@ impl OutputPipes {
     ) {
         let pid = origin.pid;
         let origin = Arc::new(origin);
-        let streams = [
+        for (fd, stream) in [
             (stdout, OutputStream::Stdout),
             (stderr, OutputStream::Stderr),
-        ]
-        .map(|(fd, stream)| {
+        ] {
             let sink = hub.forwarder().sink(origin.clone(), to, stream);
-            (fd, stream, forwarded(sink, stream))
-        });
-        self.watch_streams(pid, streams.into());
+            self.add(pid, fd, stream, forwarded(sink, stream));
+        }
     }
 
     /// The task pipes to hand to a re-executed herdd: (pid, task, stream, descriptor).
     pub fn export(&self) -> Vec<(u32, TaskId, OutputStream, i32)> {
-        self.by_pid
-            .iter()
-            .flat_map(|(pid, pipes)| {
-                pipes.iter().filter_map(|p| match p.sink {
-                    Sink::Task(task) => Some((*pid, task, p.stream, p.fd.get_ref().as_raw_fd())),
-                    Sink::Log(_) | Sink::Forward(_) => None,
-                })
-            })
-            .collect()
+        let mut exported = Vec::new();
+        for (pid, tokens) in &self.by_pid {
+            for pipe in tokens.iter().filter_map(|token| self.pipe(*token)) {
+                if let Sink::Task(task) = pipe.sink {
+                    exported.push((*pid, task, pipe.stream, pipe.fd.as_raw_fd()));
+                }
+            }
+        }
+        exported
     }
 
     /// The log pipes to hand to a re-executed herdd. Unfinished lines are
     /// written now (marked partial): the new image starts each pipe afresh.
-    pub fn export_logs(&self) -> Vec<LogPipe> {
+    pub fn export_logs(&mut self) -> Vec<LogPipe> {
         let mut exported = Vec::new();
-        for (pid, pipes) in &self.by_pid {
-            for pipe in pipes {
-                let (id, instance, to, process) = match &pipe.sink {
-                    Sink::Task(_) => continue,
-                    Sink::Log(sink) => {
-                        let mut sink = lock(sink);
-                        sink.finish();
-                        let file = lock(&sink.file);
-                        let instance = file.instance().to_string();
-                        (file.id().clone(), instance, LogTarget::File, *pid)
-                    }
-                    Sink::Forward(sink) => {
-                        let mut sink = lock(sink);
-                        Lines::finish(&mut *sink);
-                        let origin = sink.sink.origin();
-                        let id = InstanceId {
-                            unit: origin.unit.clone(),
-                            index: origin.index,
-                        };
-                        (id, origin.instance.clone(), sink.sink.target(), origin.pid)
-                    }
-                };
-                exported.push(LogPipe {
-                    pid: *pid,
-                    unit: id.unit,
-                    index: id.index,
-                    instance,
-                    stream: pipe.stream,
-                    fd: pipe.fd.get_ref().as_raw_fd(),
-                    to,
-                    process,
-                });
-            }
+        let tokens: Vec<(u32, Token)> = self
+            .by_pid
+            .iter()
+            .flat_map(|(pid, tokens)| tokens.iter().map(|token| (*pid, *token)))
+            .collect();
+        for (pid, token) in tokens {
+            let Some(pipe) = self.pipe_mut(token) else {
+                continue;
+            };
+            let (id, instance, to, process) = match &mut pipe.sink {
+                Sink::Task(_) => continue,
+                Sink::Log(sink) => {
+                    sink.finish();
+                    let file = lock(&sink.file);
+                    let instance = file.instance().to_string();
+                    (file.id().clone(), instance, LogTarget::File, pid)
+                }
+                Sink::Forward(sink) => {
+                    Lines::finish(sink);
+                    let origin = sink.sink.origin();
+                    let id = InstanceId {
+                        unit: origin.unit.clone(),
+                        index: origin.index,
+                    };
+                    (id, origin.instance.clone(), sink.sink.target(), origin.pid)
+                }
+            };
+            exported.push(LogPipe {
+                pid,
+                unit: id.unit,
+                index: id.index,
+                instance,
+                stream: pipe.stream,
+                fd: pipe.fd.as_raw_fd(),
+                to,
+                process,
+            });
         }
         exported
     }
@@ -399,7 +441,7 @@ impl OutputPipes {
     /// Takes over task pipes exported by the previous image.
     pub fn import(&mut self, pipes: Vec<(u32, TaskId, OutputStream, OwnedFd)>) {
         for (pid, task, stream, fd) in pipes {
-            self.watch_streams(pid, vec![(fd, stream, Sink::Task(task))]);
+            self.add(pid, fd, stream, Sink::Task(task));
         }
     }
 
@@ -413,7 +455,7 @@ impl OutputPipes {
                         index: pipe.index,
                     };
                     let file = hub.file(&id, &pipe.instance);
-                    Sink::Log(Mutex::new(LogSink::new(file, pipe.stream)))
+                    Sink::Log(LogSink::new(file, pipe.stream))
                 }
                 LogTarget::Journal | LogTarget::Console => {
                     let origin = Arc::new(Origin {
@@ -426,95 +468,232 @@ impl OutputPipes {
                     forwarded(sink, pipe.stream)
                 }
             };
-            self.watch_streams(pipe.pid, vec![(fd, pipe.stream, sink)]);
+            self.add(pipe.pid, fd, pipe.stream, sink);
         }
     }
 
-    fn watch_streams(&mut self, pid: u32, streams: Vec<(OwnedFd, OutputStream, Sink)>) {
-        let mut pipes = Vec::with_capacity(streams.len());
-        for (fd, stream, sink) in streams {
-            set_nonblocking(&fd);
-            // SAFETY: the AsyncFd owns `fd`, which stays open and the same for its whole life.
-            match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
-                Ok(fd) => pipes.push(Arc::new(Pipe {
-                    fd,
-                    stream,
-                    sink,
-                    ended: AtomicBool::new(false),
-                })),
-                Err(err) => {
-                    warn!(pid, error = %err, "cannot watch a process's output; it is not captured")
+    /// Puts a pipe of `pid` in the set. A pipe that cannot be added is
+    /// closed (its process then writes into nothing), and said.
+    fn add(&mut self, pid: u32, fd: OwnedFd, stream: OutputStream, sink: Sink) {
+        set_nonblocking(&fd);
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        let token = Token {
+            index,
+            generation: slot.generation,
+        };
+        if let Err(error) = control(&self.set, libc::EPOLL_CTL_ADD, &fd, token) {
+            warn!(pid, %error, "cannot watch a process's output; it is not captured");
+            self.free.push(index);
+            return;
+        }
+        slot.pipe = Some(Pipe {
+            fd,
+            stream,
+            sink,
+            queued: false,
+        });
+        self.by_pid.entry(pid).or_default().push(token);
+    }
+
+    fn pipe(&self, token: Token) -> Option<&Pipe> {
+        let slot = self.slots.get(token.index as usize)?;
+        slot.pipe
+            .as_ref()
+            .filter(|_| slot.generation == token.generation)
+    }
+
+    fn pipe_mut(&mut self, token: Token) -> Option<&mut Pipe> {
+        let slot = self.slots.get_mut(token.index as usize)?;
+        slot.pipe
+            .as_mut()
+            .filter(|_| slot.generation == token.generation)
+    }
+
+    /// Closes a pipe (which takes it out of the set) and frees its slot.
+    fn close(&mut self, token: Token) {
+        let Some(slot) = self.slots.get_mut(token.index as usize) else {
+            return;
+        };
+        if slot.generation != token.generation {
+            return;
+        }
+        if let Some(mut pipe) = slot.pipe.take() {
+            pipe.finish_lines();
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free.push(token.index);
+        }
+    }
+
+    /// Waits until some pipe may have something to read (or its end). Safe
+    /// to cancel: what it learnt is kept for [`OutputPipes::read_ready`].
+    pub async fn wait(&mut self) {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+        loop {
+            if !self.ready.is_empty() {
+                return;
+            }
+            let Ok(mut guard) = self.set.readable().await else {
+                return std::future::pending().await;
+            };
+            let taken = guard.try_io(|set| {
+                // SAFETY: `events` has room for EVENTS entries; timeout 0.
+                let n = unsafe {
+                    libc::epoll_wait(set.as_raw_fd(), events.as_mut_ptr(), EVENTS as i32, 0)
+                };
+                match n {
+                    n if n < 0 => Err(io::Error::last_os_error()),
+                    0 => Err(io::ErrorKind::WouldBlock.into()),
+                    n => Ok(n as usize),
+                }
+            });
+            let n = match taken {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) | Err(_) => 0,
+            };
+            if n > 0 && n < EVENTS {
+                // Everything pending was taken: the next events reach us
+                // through the runtime's own epoll, in its turn with every
+                // other task's (clients' connections among them), so a
+                // process writing flat out cannot hold the loop.
+                guard.clear_ready();
+            }
+            drop(guard);
+            {
+                for event in &events[..n] {
+                    self.mark_ready(Token::from_data(event.u64));
                 }
             }
         }
-        for pipe in &pipes {
-            tokio::spawn(forward(pipe.clone(), self.chunks.clone()));
-        }
-        self.by_pid.entry(pid).or_default().extend(pipes);
     }
 
-    /// Everything `pid` wrote that is still in its pipes, read without
-    /// waiting: task chunks to feed to the core; log lines are written (an
-    /// unfinished last line too, marked partial). The reader tasks keep
-    /// going until EOF (grandchildren may still write).
-    pub fn drain(&mut self, pid: u32) -> Vec<Input> {
+    /// Queues a pipe for reading, unless it is queued already or gone (an
+    /// event of a closed pipe's copy in a child not yet exec'd).
+    fn mark_ready(&mut self, token: Token) {
+        if let Some(pipe) = self.pipe_mut(token) {
+            if !pipe.queued {
+                pipe.queued = true;
+                self.ready.push_back(token);
+            }
+        }
+    }
+
+    /// One read of each pipe that was ready when called: task chunks for
+    /// the core, in the order read; log lines are written. A pipe whose
+    /// read filled the buffer is reported again by the set (a later turn
+    /// reads on); one at its end is closed.
+    pub fn read_ready(&mut self) -> Vec<Input> {
         let mut chunks = Vec::new();
-        for pipe in self.by_pid.remove(&pid).into_iter().flatten() {
-            match &pipe.sink {
-                Sink::Task(_) => {
-                    for _ in 0..DRAIN_READS {
-                        match pipe.read_chunk() {
-                            Ok(Some(chunk)) => chunks.push(chunk),
-                            Ok(None) | Err(_) => break,
-                        }
+        for _ in 0..self.ready.len() {
+            let Some(token) = self.ready.pop_front() else {
+                break;
+            };
+            let buffers = &mut self.buffers;
+            let Some(pipe) = self
+                .slots
+                .get_mut(token.index as usize)
+                .filter(|slot| slot.generation == token.generation)
+                .and_then(|slot| slot.pipe.as_mut())
+            else {
+                continue;
+            };
+            match pipe.read(buffers) {
+                Read::Data { chunk, full } => {
+                    chunks.extend(chunk);
+                    pipe.queued = false;
+                    if full {
+                        // More may be waiting, and no edge comes for it:
+                        // re-arming makes the set report it again.
+                        rearm(&self.set, &pipe.fd, token);
                     }
                 }
-                Sink::Log(sink) => pipe.drain_lines(sink),
-                Sink::Forward(sink) => pipe.drain_lines(sink),
+                Read::Empty => pipe.queued = false,
+                Read::End => self.close(token),
             }
         }
         chunks
     }
+
+    /// Everything `pid` wrote that is still in its pipes, read without
+    /// waiting: task chunks to feed to the core; log lines are written (an
+    /// unfinished last line too, marked partial). A pipe at its end is
+    /// closed; one that a grandchild still holds stays in the set until
+    /// its end.
+    pub fn drain(&mut self, pid: u32) -> Vec<Input> {
+        let mut chunks = Vec::new();
+        for token in self.by_pid.remove(&pid).into_iter().flatten() {
+            let mut ended = false;
+            for _ in 0..DRAIN_READS {
+                let buffers = &mut self.buffers;
+                let Some(pipe) = self
+                    .slots
+                    .get_mut(token.index as usize)
+                    .filter(|slot| slot.generation == token.generation)
+                    .and_then(|slot| slot.pipe.as_mut())
+                else {
+                    break;
+                };
+                match pipe.read(buffers) {
+                    Read::Data { chunk, .. } => chunks.extend(chunk),
+                    Read::Empty => break,
+                    Read::End => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            if ended {
+                self.close(token);
+            } else if let Some(pipe) = self.pipe_mut(token) {
+                pipe.finish_lines();
+            }
+        }
+        chunks
+    }
+
+    /// How many pipes are open (for tests).
+    #[cfg(test)]
+    fn open(&self) -> usize {
+        self.slots.iter().filter(|slot| slot.pipe.is_some()).count()
+    }
 }
 
-/// Forwards one pipe's chunks until EOF or an error. After each chunk it
-/// lets every other task run (control requests, other pipes): a process
-/// writing as fast as it can gets its turn, not the whole loop. A task's
-/// pipe is read only once its chunk has room in the queue: a task writing
-/// faster than herdd takes its output waits in its pipe (the kernel blocks
-/// its writes), instead of herdd's memory growing; and no chunk is ever
-/// held outside the queue, so draining the queue and then the pipe at
-/// exit keeps the output in order.
-async fn forward(pipe: Arc<Pipe>, chunks: mpsc::Sender<Input>) {
-    loop {
-        let Ok(mut ready) = pipe.fd.readable().await else {
-            return;
-        };
-        if pipe.ended.load(Ordering::Relaxed) {
-            return;
-        }
-        let room = match pipe.sink {
-            Sink::Task(_) => match chunks.reserve().await {
-                Ok(room) => Some(room),
-                // herdd is exiting.
-                Err(_) => return,
-            },
-            Sink::Log(_) | Sink::Forward(_) => None,
-        };
-        match ready.try_io(|_| pipe.step(room)) {
-            Ok(Ok(true)) => tokio::task::yield_now().await,
-            Ok(Ok(false)) | Ok(Err(_)) => return,
-            Err(_would_block) => continue,
-        }
+/// Adds (`EPOLL_CTL_ADD`) or re-arms (`EPOLL_CTL_MOD`) a pipe in the set,
+/// edge-triggered, its events carrying `token`.
+fn control(set: &AsyncFd<OwnedFd>, op: libc::c_int, fd: &OwnedFd, token: Token) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        u64: token.to_data(),
+    };
+    // SAFETY: both descriptors are open; the kernel copies `event`.
+    let done =
+        unsafe { libc::epoll_ctl(set.get_ref().as_raw_fd(), op, fd.as_raw_fd(), &mut event) };
+    if done < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes the set report `fd` again if it is still readable (a modify
+/// re-checks readiness): after a read that filled the buffer.
+fn rearm(set: &AsyncFd<OwnedFd>, fd: &OwnedFd, token: Token) {
+    if let Err(error) = control(set, libc::EPOLL_CTL_MOD, fd, token) {
+        warn!(%error, "cannot re-arm an output pipe; it is read on its next write");
     }
 }
 
 fn forwarded(sink: ForwardSink, stream: OutputStream) -> Sink {
-    Sink::Forward(Mutex::new(ForwardedLines {
+    Sink::Forward(ForwardedLines {
         sink,
         lines: LineSplitter::new(stream),
         grown: false,
-    }))
+    })
 }
 
 /// One `fcntl` rather than a read and a write of the flags: the read end of
@@ -528,47 +707,135 @@ fn set_nonblocking(fd: &OwnedFd) {
 mod tests {
     use super::*;
     use nix::errno::Errno;
+    use std::time::Duration;
+
+    /// Waits (at most 10 s) for something to read, and reads it.
+    async fn next_turn(pipes: &mut OutputPipes) -> Vec<Input> {
+        tokio::time::timeout(Duration::from_secs(10), pipes.wait())
+            .await
+            .expect("no output pipe became ready within 10 s");
+        pipes.read_ready()
+    }
+
+    /// (task, stream, bytes) of each chunk.
+    fn chunks(inputs: Vec<Input>) -> Vec<(TaskId, OutputStream, Vec<u8>)> {
+        inputs
+            .into_iter()
+            .map(|input| match input {
+                Input::Output { task, stream, data } => (task, stream, data),
+                _ => panic!("not an output chunk"),
+            })
+            .collect()
+    }
+
+    fn task_pipes(pipes: &mut OutputPipes, pid: u32, task: TaskId) -> (OwnedFd, OwnedFd) {
+        let (stdout, stdout_writer) = nix::unistd::pipe().unwrap();
+        let (stderr, stderr_writer) = nix::unistd::pipe().unwrap();
+        pipes.watch(pid, task, stdout, stderr);
+        (stdout_writer, stderr_writer)
+    }
 
     #[tokio::test]
-    async fn a_task_writing_faster_than_herdd_takes_its_output_waits_in_its_pipe() {
-        const CHUNK: usize = 64 * 1024;
-        let (chunks_tx, mut chunks) = mpsc::channel(2);
-        let mut pipes = OutputPipes::new(chunks_tx);
-        let (stdout, writer) = nix::unistd::pipe().unwrap();
-        let (stderr, _stderr_writer) = nix::unistd::pipe().unwrap();
-        pipes.watch(1, 7, stdout, stderr);
-        set_nonblocking(&writer);
-        let data = vec![b'x'; CHUNK];
+    async fn a_turn_reads_each_ready_pipe_once_and_everything_comes_in_order() {
+        let mut pipes = OutputPipes::new().unwrap();
+        let (a_out, a_err) = task_pipes(&mut pipes, 1, 7);
+        let (b_out, _b_err) = task_pipes(&mut pipes, 2, 8);
+        set_nonblocking(&a_out);
+        // `a` fills its pipe (the kernel's 64 KiB), `b` writes a line and so does `a`'s stderr.
+        let pattern: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let mut written = 0;
-        // Nobody takes the chunks: the writer must soon find its pipe full,
-        // however often the reader task gets to run.
-        let mut full_in_a_row = 0;
-        while full_in_a_row < 100 && written < 1000 * CHUNK {
-            match nix::unistd::write(&writer, &data) {
-                Ok(n) => {
-                    written += n;
-                    full_in_a_row = 0;
-                }
-                Err(Errno::EAGAIN) => full_in_a_row += 1,
+        while let Ok(n) = nix::unistd::write(&a_out, &pattern[written..]) {
+            written += n;
+        }
+        nix::unistd::write(&b_out, b"b\n").unwrap();
+        nix::unistd::write(&a_err, b"e\n").unwrap();
+
+        let first = chunks(next_turn(&mut pipes).await);
+        let mut tasks: Vec<_> = first
+            .iter()
+            .map(|(task, stream, _)| (*task, *stream))
+            .collect();
+        tasks.sort_by_key(|(task, stream)| (*task, *stream == OutputStream::Stderr));
+        assert_eq!(
+            tasks,
+            [
+                (7, OutputStream::Stdout),
+                (7, OutputStream::Stderr),
+                (8, OutputStream::Stdout)
+            ],
+            "one read of each ready pipe per turn"
+        );
+        // The rest of `a`'s stdout, as its writer goes on, in order.
+        let mut got: Vec<u8> = first
+            .into_iter()
+            .filter(|(task, stream, _)| (*task, *stream) == (7, OutputStream::Stdout))
+            .flat_map(|(_, _, data)| data)
+            .collect();
+        while got.len() < pattern.len() {
+            match nix::unistd::write(&a_out, &pattern[written..]) {
+                Ok(n) => written += n,
+                Err(Errno::EAGAIN) => {}
                 Err(err) => panic!("{err}"),
             }
-            tokio::task::yield_now().await;
-        }
-        // The queue (2 chunks) plus the pipe (64 KiB) plus one read in hand.
-        assert!(
-            written <= 4 * CHUNK,
-            "{written} bytes taken without a reader"
-        );
-
-        // Taking the chunks lets the rest through, all of it, in order.
-        drop(writer);
-        let mut taken = 0;
-        while taken < written {
-            match chunks.recv().await {
-                Some(Input::Output { task: 7, data, .. }) => taken += data.len(),
-                other => panic!("unexpected {:?}", other.is_some()),
+            for (task, stream, data) in chunks(next_turn(&mut pipes).await) {
+                assert_eq!((task, stream), (7, OutputStream::Stdout));
+                got.extend(data);
             }
         }
-        assert_eq!(taken, written);
+        assert_eq!(got, pattern);
+    }
+
+    #[tokio::test]
+    async fn a_pipe_a_grandchild_holds_is_read_after_the_exit_until_its_end() {
+        let mut pipes = OutputPipes::new().unwrap();
+        let (out, err) = task_pipes(&mut pipes, 1, 7);
+        nix::unistd::write(&out, b"before exit\n").unwrap();
+        drop(err); // the task's stderr ends with it; its stdout lives on in a grandchild
+        let drained = chunks(pipes.drain(1));
+        assert_eq!(
+            drained,
+            [(7, OutputStream::Stdout, b"before exit\n".to_vec())]
+        );
+        assert_eq!(
+            pipes.open(),
+            1,
+            "stderr, at its end, is closed; stdout is not"
+        );
+
+        nix::unistd::write(&out, b"after\n").unwrap();
+        let later = chunks(next_turn(&mut pipes).await);
+        assert_eq!(later, [(7, OutputStream::Stdout, b"after\n".to_vec())]);
+        drop(out);
+        while pipes.open() > 0 {
+            assert!(next_turn(&mut pipes).await.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn pipes_at_their_end_are_closed_at_the_exit_and_their_slots_reused() {
+        let mut pipes = OutputPipes::new().unwrap();
+        for pid in 1..=1000 {
+            let (out, err) = task_pipes(&mut pipes, pid, u64::from(pid));
+            nix::unistd::write(&out, format!("{pid}\n").as_bytes()).unwrap();
+            drop((out, err));
+            let got = chunks(pipes.drain(pid));
+            assert_eq!(
+                got,
+                [(
+                    u64::from(pid),
+                    OutputStream::Stdout,
+                    format!("{pid}\n").into_bytes()
+                )]
+            );
+            assert_eq!(pipes.open(), 0);
+        }
+        assert_eq!(
+            pipes.slots.len(),
+            2,
+            "each task reused the slots of the one before"
+        );
+        // Their events (still queued in the set when they were closed) are
+        // gone with them or ignored: nothing is read.
+        assert!(pipes.read_ready().is_empty());
     }
 }

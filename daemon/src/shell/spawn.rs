@@ -7,13 +7,12 @@
 //! allocation, no locks.
 
 use super::cgroup::{Cgroups, Placement};
+use super::environ::Environ;
 use super::fork::{fork_exec_all, sys, ExecPlan, ForkError, Launch, Stdio};
 use crate::core::{Output, Owner, SpawnSpec};
 use herd_config::Rlimit;
 use nix::errno::Errno;
 use nix::unistd::{getegid, geteuid};
-use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 
@@ -27,7 +26,7 @@ pub struct Spawned {
 }
 
 /// `PATH` of a `clear_env` process whose `env` sets none (systemd's default).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use super::environ::DEFAULT_PATH;
 
 /// Spawns `spec` in cgroups of its own, or a pool task without limits in
 /// its pool's, as far as this system allows (see `cgroup.rs`).
@@ -126,7 +125,8 @@ impl Ready {
                 .collect(),
             credentials,
         };
-        let env = environment(spec, from_files);
+        let env = environment(spec, &from_files)
+            .map_err(|err| format!("exec {program}: {}", describe(&err)))?;
         let (stdout, stderr) = match spec.output {
             Output::Capture | Output::Log { .. } => (Stdio::Pipe, Stdio::Pipe),
             Output::Discard => (Stdio::Null, Stdio::Null),
@@ -200,23 +200,11 @@ fn start_all<'a>(
 
 /// The child's environment: herdd's own (unless `clear_env`), then the
 /// variables of its `env_file`s, then the spec's `env` on top.
-fn environment(spec: &SpawnSpec, from_files: Vec<(String, String)>) -> Vec<(OsString, OsString)> {
-    let mut env: BTreeMap<OsString, OsString> = if spec.confinement.clear_env {
-        BTreeMap::from([(OsString::from("PATH"), OsString::from(DEFAULT_PATH))])
-    } else {
-        std::env::vars_os().collect()
-    };
-    env.extend(
-        from_files
-            .into_iter()
-            .map(|(key, value)| (OsString::from(key), OsString::from(value))),
-    );
-    env.extend(
-        spec.env
-            .iter()
-            .map(|(key, value)| (OsString::from(key), OsString::from(value))),
-    );
-    env.into_iter().collect()
+fn environment(spec: &SpawnSpec, from_files: &[(String, String)]) -> io::Result<Environ> {
+    let files = from_files.iter().map(|(key, value)| (key, value));
+    let vars = files.chain(&spec.env);
+    let vars = vars.map(|(key, value)| (key.as_bytes(), value.as_bytes()));
+    Environ::new(spec.confinement.clear_env, vars)
 }
 
 /// "No such file or directory" rather than "No such file or directory (os error 2)".

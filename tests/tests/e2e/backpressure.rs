@@ -17,10 +17,10 @@ fn peak_rss_kb(pid: u32) -> u64 {
 #[test]
 fn tasks_flooding_their_output_cannot_grow_herdd() {
     const TASKS: usize = 8;
-    // What herdd may keep: 4 MiB of capture per task (32 MiB), the output
-    // queue (4 MiB) and herdd itself, with the allocator's slack: a debug
-    // herdd peaks near 80 MB here. The queue's own bound is tested in
-    // shell/output.rs; this is the whole daemon's.
+    // What herdd may keep: 4 MiB of capture per task (32 MiB), one read
+    // buffer and herdd itself, with the allocator's slack: a debug herdd
+    // peaks near 80 MB here. Output waits in the tasks' pipes until herdd
+    // reads it (shell/output.rs); this is the whole daemon's bound.
     const MAX_PEAK_KB: u64 = 128 * 1024;
     let herd = Herd::start(
         r#"

@@ -388,3 +388,75 @@ keep_finished = 1
         tasks["tasks"].as_array().unwrap().len() == 1
     });
 }
+
+#[test]
+fn map_captures_every_short_tasks_output_exactly_and_in_order() {
+    let herd = Herd::start(POOL);
+    let items: String = (1..=600).map(|i| format!("{i}\n")).collect();
+    // Each task writes to both streams; stdout is what map prints.
+    let script =
+        "echo out $1; echo err $1 >&2; [ $(( $1 % 100 )) -ne 0 ] || head -c 100000 /dev/zero";
+    let out = herd.map(&["p", "--", "/bin/sh", "-c", script, "sh", "{}"], &items);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected: String = (1..=600)
+        .map(|i| {
+            let zeros = if i % 100 == 0 {
+                "\0".repeat(100_000)
+            } else {
+                String::new()
+            };
+            format!("out {i}\n{zeros}")
+        })
+        .collect();
+    assert!(
+        stdout(&out) == expected,
+        "map's stdout is not every task's, in order"
+    );
+}
+
+#[test]
+fn a_tasks_stderr_and_output_written_after_it_exited_are_captured() {
+    let herd = Herd::start(POOL);
+    // The task exits once a process of its own has left its group (so it
+    // is not killed with the task's leftovers); that process still holds
+    // the task's stdout and writes to it once the task has been reaped.
+    let escaped = herd.path("escaped");
+    let script = format!(
+        "echo first; echo oops >&2; \
+         setsid /bin/sh -c 'touch \"$1\"; while kill -0 $2 2>/dev/null; do sleep 0.05; done; sleep 0.2; echo late' sh {} $$ & \
+         while [ ! -e {} ]; do sleep 0.01; done",
+        escaped.display(),
+        escaped.display()
+    );
+    let id = herd.submit("p", &["/bin/sh", "-c", &script]);
+    herd.ok(&["join", &id.to_string()]);
+    assert_eq!(herd.ok(&["output", &id.to_string(), "--stderr"]), "oops\n");
+    wait_until("the late line is captured", || {
+        herd.ok(&["output", &id.to_string()]) == "first\nlate\n"
+    });
+}
+
+#[test]
+fn tasks_get_the_pools_env_as_a_reload_changes_it_and_herdds_own() {
+    let herd = Herd::start(
+        r#"
+[pool.p]
+size = 2
+env = { GREETING = "hello", PATH = "/usr/bin:/bin" }
+"#,
+    );
+    let run = |herd: &Herd| {
+        let id = herd.submit(
+            "p",
+            &["/bin/sh", "-c", "echo $GREETING $PATH $HERD_POOL $HERD_LOG"],
+        );
+        herd.ok(&["join", &id.to_string()]);
+        herd.ok(&["output", &id.to_string()])
+    };
+    // HERD_LOG comes from herdd's own environment (the harness sets it).
+    assert_eq!(run(&herd), "hello /usr/bin:/bin p debug\n");
+    let text = std::fs::read_to_string(&herd.config).unwrap();
+    std::fs::write(&herd.config, text.replace("\"hello\"", "\"bye\"")).unwrap();
+    herd.ok(&["reload"]);
+    assert_eq!(run(&herd), "bye /usr/bin:/bin p debug\n");
+}
