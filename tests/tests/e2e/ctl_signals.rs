@@ -51,10 +51,13 @@ fn exit_code(mut child: Child) -> (Option<i32>, String) {
             return (status.code(), err);
         }
         if started.elapsed() > DEADLINE {
+            let left = children(child.id());
             // SAFETY: killpg on the group of a process this test started.
             unsafe { libc::killpg(child.id() as i32, libc::SIGKILL) };
             let _ = child.wait();
-            panic!("herdctl did not exit");
+            let mut err = String::new();
+            let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("herdctl did not exit (its children then: {left:?}); its stderr: {err}");
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

@@ -81,6 +81,9 @@ daemon = true
     }
 }
 
+/// The task runs until the test lets it finish, which the test does only
+/// once the service got its stop signal: so the service was stopped at
+/// once, while the task ran on, and herdd waited for the task.
 #[test]
 fn shutdown_kills_daemons_at_once_and_joins_the_rest() {
     let mut herd = Herd::start(
@@ -89,18 +92,24 @@ fn shutdown_kills_daemons_at_once_and_joins_the_rest() {
 command = ["/bin/sh", "-c", "trap 'touch $DIR/web-stopped; exit 0' TERM; while :; do sleep 0.05; done"]
 
 [task.backup]
-command = ["/bin/sh", "-c", "sleep 0.5; touch $DIR/backup-done"]
+command = ["/bin/sh", "-c", "touch $DIR/backup-started; while [ ! -e $DIR/go ]; do sleep 0.05; done; touch $DIR/backup-done"]
 "#,
     );
     herd.wait_state("web", "running");
-    herd.wait_state("backup", "running");
+    wait_until("the task to run", || herd.path("backup-started").exists());
+    let (web_stopped, go) = (herd.path("web-stopped"), herd.path("go"));
+    let release = std::thread::spawn(move || {
+        wait_until("the service to get its stop signal", || {
+            web_stopped.exists()
+        });
+        std::fs::write(go, "").expect("let the task finish");
+    });
     let out = herd.ctl(&["shutdown"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    release
+        .join()
+        .expect("the service was stopped while the task ran");
     // `shutdown` waits for herdd to exit, and herdd exits only when all are reaped.
-    assert!(
-        herd.path("web-stopped").exists(),
-        "the daemon service got its stop signal"
-    );
     assert!(
         herd.path("backup-done").exists(),
         "the daemon = false task was joined, not killed"
