@@ -543,13 +543,7 @@ impl Writer {
             let path = self.files.task_log(generation);
             ensure_dir(&path)?;
             self.next_generation += 1;
-            // Read back when compacted.
-            let file = fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)?;
+            let file = new_log_file(&path)?;
             self.log = Some(TaskLog {
                 generation,
                 file,
@@ -588,12 +582,7 @@ impl Writer {
             let mut bytes = vec![0; length];
             log.file.read_exact_at(&mut bytes, 0)?;
             let compacted = task_log::compact(&bytes).map_err(std::io::Error::other)?;
-            let file = fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)?;
+            let file = new_log_file(&path)?;
             file.write_all_at(&compacted, 0)?;
             file.sync_data()?;
             let live = compacted.iter().filter(|b| **b == b'\n').count() as u64;
@@ -696,6 +685,16 @@ fn ensure_dir(file: &Path) -> std::io::Result<&Path> {
     let dir = file.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     Ok(dir)
+}
+
+/// A task log file, empty; readable too, since compaction reads it back.
+fn new_log_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
 }
 
 #[cfg(test)]

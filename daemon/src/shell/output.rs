@@ -510,10 +510,7 @@ impl OutputPipes {
     }
 
     fn pipe_mut(&mut self, token: Token) -> Option<&mut Pipe> {
-        let slot = self.slots.get_mut(token.index as usize)?;
-        slot.pipe
-            .as_mut()
-            .filter(|_| slot.generation == token.generation)
+        pipe_in(&mut self.slots, token)
     }
 
     /// Closes a pipe (which takes it out of the set) and frees its slot.
@@ -595,12 +592,7 @@ impl OutputPipes {
                 break;
             };
             let buffers = &mut self.buffers;
-            let Some(pipe) = self
-                .slots
-                .get_mut(token.index as usize)
-                .filter(|slot| slot.generation == token.generation)
-                .and_then(|slot| slot.pipe.as_mut())
-            else {
+            let Some(pipe) = pipe_in(&mut self.slots, token) else {
                 continue;
             };
             match pipe.read(buffers) {
@@ -631,12 +623,7 @@ impl OutputPipes {
             let mut ended = false;
             for _ in 0..DRAIN_READS {
                 let buffers = &mut self.buffers;
-                let Some(pipe) = self
-                    .slots
-                    .get_mut(token.index as usize)
-                    .filter(|slot| slot.generation == token.generation)
-                    .and_then(|slot| slot.pipe.as_mut())
-                else {
+                let Some(pipe) = pipe_in(&mut self.slots, token) else {
                     break;
                 };
                 match pipe.read(buffers) {
@@ -662,6 +649,14 @@ impl OutputPipes {
     fn open(&self) -> usize {
         self.slots.iter().filter(|slot| slot.pipe.is_some()).count()
     }
+}
+
+/// The pipe `token` names, unless its slot was freed (and maybe reused) since.
+fn pipe_in(slots: &mut [Slot], token: Token) -> Option<&mut Pipe> {
+    let slot = slots.get_mut(token.index as usize)?;
+    slot.pipe
+        .as_mut()
+        .filter(|_| slot.generation == token.generation)
 }
 
 /// Adds (`EPOLL_CTL_ADD`) or re-arms (`EPOLL_CTL_MOD`) a pipe in the set,
