@@ -234,9 +234,19 @@ impl Supervisor {
                 self.hold_results(client, submitted_from, read);
             }
             Input::ClientGone { client } => {
+                // Of what a client may leave behind, the journal keeps its
+                // held results and its semaphore slots and places in line.
+                // Most clients had neither (one `herdctl status`): their
+                // leaving is no reason for a journal write.
+                let holder = Holder::Client { client, pid: None };
+                let journaled =
+                    self.held.outstanding(client) > 0 || self.semaphores.involve(&holder);
                 self.client_gone(client, &mut out);
                 for id in self.held.client_gone(client) {
                     self.tasks.remove(&id);
+                }
+                if !journaled {
+                    self.generation -= 1;
                 }
             }
             Input::Spawned { owner, pid } => {

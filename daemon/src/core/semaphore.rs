@@ -105,6 +105,12 @@ impl Semaphore {
     fn leave_line(&mut self, holder: &Holder) {
         self.waiters.retain(|w| !w.holder.same(holder));
     }
+
+    /// Whether `holder` holds a slot or waits in line for one.
+    fn involves(&self, holder: &Holder) -> bool {
+        self.holders.iter().any(|h| h.same(holder))
+            || self.waiters.iter().any(|w| w.holder.same(holder))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -206,6 +212,11 @@ impl Semaphores {
     }
 
     /// Gives up every slot and queue place of `holder`.
+    /// Whether `holder` holds or waits for a slot of any semaphore.
+    pub fn involve(&self, holder: &Holder) -> bool {
+        self.by_name.values().any(|s| s.involves(holder))
+    }
+
     pub fn release(&mut self, holder: &Holder, label: &str, out: &mut Vec<Action>) {
         for (name, semaphore) in &mut self.by_name {
             semaphore.leave_line(holder);

@@ -147,6 +147,27 @@ fn join_times_out_at_its_deadline() {
     assert_eq!(h.core.next_deadline(), None);
 }
 
+/// The results a client leaves held are in the journal: its leaving is a
+/// change; a client that held none leaving is not.
+#[test]
+fn a_submitter_leaving_its_results_held_is_journaled() {
+    let mut h = Harness::with_pools(vec![], vec![task_pool("p", 2)]);
+    let a = h.submit_ok("p");
+    h.finish(a, Exit::Code(0));
+    let generation = h.core.generation();
+    h.feed(Input::ClientGone { client: 2 });
+    assert_eq!(
+        h.core.generation(),
+        generation,
+        "a client that held nothing"
+    );
+    h.feed(Input::ClientGone { client: 1 });
+    assert!(
+        h.core.generation() > generation,
+        "the submitter, holding a result"
+    );
+}
+
 #[test]
 fn unknown_and_evicted_tasks_are_told_apart() {
     let mut h = Harness::with_pools(

@@ -456,3 +456,28 @@ fn a_client_slot_outlives_herdd_with_its_process() {
     assert!(payload::<AcquireReport>(reply_to(other, &actions)).acquired);
     assert_eq!(h.sem_list().semaphores[0].holders, ["client 1 (pid 43)"]);
 }
+
+/// A client's leaving changes the journal only when it held a slot or had
+/// a place in line: a client that only read (one `herdctl status`) is no
+/// reason for a journal write.
+#[test]
+fn a_client_leaving_is_journaled_only_when_it_held_or_waited() {
+    let mut h = Harness::with_config(vec![], vec![], vec![semaphore("s", 1)], vec![]);
+    let acquire = Request::SemAcquire {
+        name: "s".into(),
+        timeout_ms: None,
+        pid: Some(42),
+    };
+    h.request_from(10, Request::SemList);
+    h.request_from(11, acquire.clone());
+    h.request_from(12, acquire);
+    let generation = h.core.generation();
+    h.feed(Input::ClientGone { client: 10 });
+    assert_eq!(h.core.generation(), generation, "a client that only read");
+    h.feed(Input::ClientGone { client: 12 });
+    assert!(h.core.generation() > generation, "a place in line");
+    let generation = h.core.generation();
+    h.feed(Input::ClientGone { client: 11 });
+    assert!(h.core.generation() > generation, "a slot");
+    assert!(h.sem_list().semaphores[0].holders.is_empty());
+}
