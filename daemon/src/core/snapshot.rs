@@ -634,33 +634,36 @@ impl super::Supervisor {
     }
 }
 
+/// A task of pool `p` running `/bin/true`, nothing else set: for tests.
+#[cfg(test)]
+pub(crate) fn test_task(id: TaskId, state: TaskState, pid: Option<u32>) -> TaskSnapshot {
+    TaskSnapshot {
+        id,
+        pool: "p".into(),
+        name: None,
+        command: vec!["/bin/true".into()],
+        state,
+        pid,
+        pid_start: None,
+        started_ago_ms: None,
+        ended_ago_ms: None,
+        exit: None,
+        reason: None,
+        cancelling: false,
+        deadline_in_ms: None,
+        killed: false,
+        stdout: None,
+        stderr: None,
+        adopted: false,
+        attempts: AttemptsSnapshot::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn task(id: TaskId, state: TaskState, pid: Option<u32>) -> TaskSnapshot {
-        TaskSnapshot {
-            id,
-            pool: "p".into(),
-            name: None,
-            command: vec!["/bin/true".into()],
-            state,
-            pid,
-            pid_start: None,
-            started_ago_ms: None,
-            ended_ago_ms: None,
-            exit: None,
-            reason: None,
-            cancelling: false,
-            deadline_in_ms: None,
-            killed: false,
-            stdout: None,
-            stderr: None,
-            adopted: false,
-            attempts: AttemptsSnapshot::default(),
-        }
-    }
-
+    use test_task as task;
     /// Tasks 1 (running with a pid), 2 (running, spawn not confirmed),
     /// 3 and 4 (queued; 3's start was recorded), 2 holding a slot of `s`.
     fn crashed() -> Snapshot {

@@ -117,28 +117,11 @@ pub(super) struct Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::snapshot::AttemptsSnapshot;
 
     fn queued(id: TaskId, command: &str) -> TaskSnapshot {
         TaskSnapshot {
-            id,
-            pool: "p".into(),
-            name: None,
             command: vec![command.into()],
-            state: TaskState::Queued,
-            pid: None,
-            pid_start: None,
-            started_ago_ms: None,
-            ended_ago_ms: None,
-            exit: None,
-            reason: None,
-            cancelling: false,
-            deadline_in_ms: None,
-            killed: false,
-            stdout: None,
-            stderr: None,
-            adopted: false,
-            attempts: AttemptsSnapshot::default(),
+            ..crate::core::snapshot::test_task(id, TaskState::Queued, None)
         }
     }
 

@@ -155,8 +155,8 @@ env = { HOG = "import time; b = b'x' * (60 << 20); time.sleep(600)" }
     }
 }
 
-#[test]
-fn status_without_usage_reads_none() {
+/// herdd with one `sleep` instance, `idle`, once its usage is read.
+fn idle_service() -> Herd {
     let herd = Herd::start(
         r#"
 [service.idle]
@@ -166,6 +166,12 @@ command = ["sleep", "600"]
     herd.wait_for("idle's usage", |h| {
         h.instance("idle")["processes"].as_u64() == Some(1)
     });
+    herd
+}
+
+#[test]
+fn status_without_usage_reads_none() {
+    let herd = idle_service();
     let report: serde_json::Value =
         serde_json::from_str(&herd.ok(&["--json", "status", "--no-usage"])).unwrap();
     let idle = &report["units"][0]["instances"][0];
@@ -205,15 +211,7 @@ fn documented_instance_fields() -> Vec<String> {
 
 #[test]
 fn a_running_instance_carries_the_documented_fields_with_and_without_usage() {
-    let herd = Herd::start(
-        r#"
-[service.idle]
-command = ["sleep", "600"]
-"#,
-    );
-    herd.wait_for("idle's usage", |h| {
-        h.instance("idle")["processes"].as_u64() == Some(1)
-    });
+    let herd = idle_service();
     let documented = documented_instance_fields();
     let usage = ["memory_bytes", "memory_peak_bytes", "cpu_usec", "processes"];
     for field in usage {
